@@ -1,0 +1,40 @@
+# `make install` sets up a fresh Debian machine (as root) and is safe to repeat.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iputils-arping \
+	ethtool iproute2 procps util-linux kmod python3-venv python3-dev gcc \
+	postgresql ovn-central ovn-host
+
+.PHONY: install demo test bench ovs clean
+
+install: .stamp-apt $(VENV)/.stamp ovs
+
+.stamp-apt:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null
+	touch $@
+
+$(VENV)/.stamp: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# OVS daemons: start them unless they already run (no systemd here).
+ovs:
+	@ovs-vsctl --timeout=2 show >/dev/null 2>&1 || \
+		/usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null 2>&1
+	@ovs-vsctl --timeout=5 show >/dev/null
+
+demo: install
+	$(VENV)/bin/floatip demo
+
+test: install
+	$(VENV)/bin/pytest -q -ra
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .stamp-apt

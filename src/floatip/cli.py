@@ -1,0 +1,261 @@
+"""``floatip`` command line."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from .layout import AgentConfig
+from .model import InvalidState, NeutronError, State, load
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Neutron-style virtual routers and floating IPs for Linux hosts.")
+out = Console()
+err = Console(stderr=True)
+
+
+class Ctx:
+    config: AgentConfig = AgentConfig()
+
+
+@app.callback()
+def main_options(
+    integration_bridge: str = typer.Option("br-int", envvar="FLOATIP_INTEGRATION_BRIDGE",
+                                           help="OVS bridge that tenant ports plug into."),
+    bridge_mapping: list[str] = typer.Option(["physnet1:br-ex"], envvar="FLOATIP_BRIDGE_MAPPINGS",
+                                             help="PHYSNET:BRIDGE for external networks."),
+    nat_driver: str = typer.Option("iptables", envvar="FLOATIP_NAT_DRIVER",
+                                   help="iptables or nftables."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        mappings = AgentConfig.parse_mappings(
+            [m for item in bridge_mapping for m in item.split(",") if m])
+        from .layout import check_ifname
+        Ctx.config = AgentConfig(check_ifname(integration_bridge), mappings, nat_driver)
+    except NeutronError as e:
+        fail(e)
+
+
+def fail(e: Exception, code: int = 2):
+    if isinstance(e, InvalidState):
+        for x in e.errors:
+            err.print(f"[red]error[/red] {x.type}: {x.message}", highlight=False)
+    else:
+        err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {e}", highlight=False)
+    raise typer.Exit(code)
+
+
+def read_state(path: Path) -> State:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        fail(e)
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        return load(doc or {})
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        fail(NeutronError(f"{path}: not valid YAML/JSON: {e}"))
+    except NeutronError as e:
+        fail(e)
+
+
+def dataplane():
+    if os.geteuid() != 0:
+        fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
+    from .dataplane import Dataplane
+    try:
+        return Dataplane(Ctx.config.nat_driver)
+    except Exception as e:  # noqa: BLE001
+        fail(NeutronError(f"cannot reach the dataplane: {e}"))
+
+
+def print_report(report, as_json: bool, dry_run: bool, datapath: str) -> None:
+    from .plan import commands, summary
+    if as_json:
+        print(json.dumps({
+            "dry_run": dry_run, "writes": report.writes, "seconds": round(report.seconds, 4),
+            "errors": report.errors,
+            "steps": [{"action": s.action, "target": s.target, "why": s.why,
+                       "commands": commands(s, datapath)} for s in report.plan.steps]}, indent=2))
+        return
+    if dry_run:
+        for s in report.plan.steps:
+            out.print(f"# {s.action} {s.target}: {s.why}", style="dim", highlight=False)
+            for c in commands(s, datapath):
+                print(c)
+        if not report.plan.steps:
+            out.print("# nothing to change", style="dim")
+    else:
+        for s in report.plan.steps:
+            out.print(f"[green]✓[/green] {summary(s)}", highlight=False, soft_wrap=True)
+        out.print(f"{len(report.plan.steps)} step(s), {report.writes} write(s) in "
+                  f"{report.seconds * 1000:.1f} ms" if report.plan.steps else
+                  f"nothing to change ({report.seconds * 1000:.1f} ms)")
+    for rid, e in report.errors.items():
+        err.print(f"[red]router {rid}[/red]: {e}", highlight=False)
+
+
+@app.command()
+def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
+                                                   help="Print the commands, change nothing."),
+          as_json: bool = typer.Option(False, "--json")):
+    """Make the kernel match FILE's routers and floating IPs (YAML or JSON)."""
+    from .agent import reconcile
+    state = read_state(file)
+    dp = dataplane()
+    try:
+        report = reconcile(dp, state, Ctx.config, dry_run=dry_run)
+        print_report(report, as_json, dry_run, dp.datapath_type)
+    except NeutronError as e:
+        fail(e)
+    finally:
+        dp.close()
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def diff(file: Path, as_json: bool = typer.Option(False, "--json")):
+    """What `apply FILE` would change, as shell commands."""
+    from .agent import reconcile
+    state = read_state(file)
+    dp = dataplane()
+    try:
+        report = reconcile(dp, state, Ctx.config, dry_run=True)
+        print_report(report, as_json, True, dp.datapath_type)
+    finally:
+        dp.close()
+    raise typer.Exit(1 if report.plan.steps else 0)
+
+
+@app.command()
+def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
+    """Remove the routers (namespaces, OVS ports, rules) that FILE describes."""
+    from .agent import reconcile
+    state = read_state(file)
+    dp = dataplane()
+    try:
+        report = reconcile(dp, State(), Ctx.config, remove=set(state.routers))
+        print_report(report, as_json, False, dp.datapath_type)
+    finally:
+        dp.close()
+
+
+@app.command()
+def show(as_json: bool = typer.Option(False, "--json")):
+    """What floatip owns in the kernel now, per router."""
+    dp = dataplane()
+    try:
+        obs = dp.observe()
+    finally:
+        dp.close()
+    routers = []
+    for ns, f in sorted(obs.namespaces.items()):
+        ports = {n: p for n, p in obs.ports.items() if p.router_id == f.router_id}
+        routers.append({
+            "router_id": f.router_id, "namespace": ns,
+            "devices": [{"name": l.name, "mac": l.mac, "mtu": l.mtu, "up": l.up,
+                         "addresses": sorted(l.addresses),
+                         "ovs": {"bridge": ports[n].bridge, "tag": ports[n].tag}
+                         if n in ports else None} for n, l in sorted(f.links.items())],
+            "default_route": {"via": f.default_route[0], "dev": f.default_route[1]}
+            if f.default_route else None,
+            "floating_ips": [{"floating_ip": k, "fixed_ip": v} for k, v in sorted(f.fip_map.items())],
+            "rules": _rules_text(f.nat),
+            "sysctls": f.sysctls})
+    if as_json:
+        print(json.dumps({"routers": routers,
+                          "foreign_namespaces": sorted(obs.foreign_namespaces)}, indent=2))
+        return
+    if not routers:
+        out.print("floatip owns no router on this host")
+    for r in routers:
+        out.rule(f"router {r['router_id']}  ({r['namespace']})")
+        t = Table("device", "ovs", "mac", "addresses")
+        for d in r["devices"]:
+            ovs = f"{d['ovs']['bridge']} tag={d['ovs']['tag']}" if d["ovs"] else "-"
+            t.add_row(d["name"], ovs, d["mac"], "\n".join(d["addresses"]))
+        out.print(t)
+        if r["default_route"]:
+            out.print(f"default via {r['default_route']['via']} dev {r['default_route']['dev']}")
+        if r["floating_ips"]:
+            t = Table("floating ip", "fixed ip")
+            for f in r["floating_ips"]:
+                t.add_row(f["floating_ip"], f["fixed_ip"])
+            out.print(t)
+        out.print("\n".join(r["rules"]), highlight=False, style="dim")
+
+
+def _rules_text(nat) -> list[str]:
+    if hasattr(nat, "chains"):
+        return [f"-t {t} {rule}" for (t, _), rules in sorted(nat.chains.items()) for rule in rules]
+    return nat.text().splitlines() if hasattr(nat, "text") else []
+
+
+@app.command()
+def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up."),
+         as_json: bool = typer.Option(False, "--json", help="With --keep: print the names."),
+         teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo.")):
+    """Build the seed's scenario in namespaces and check it: (a)-(e)."""
+    from . import demo as D
+    from .agent import reconcile
+    from .lab import Lab
+    from .model import load as load_state
+    if teardown_:
+        left = D.teardown(dataplane)
+        if left:
+            fail(NeutronError(f"could not remove: {', '.join(left)}"), 1)
+        out.print("demo removed")
+        return
+    t0 = __import__("time").perf_counter()
+    Ctx.config = D.CONFIG.__class__(D.CONFIG.integration_bridge, D.CONFIG.bridge_mappings,
+                                    Ctx.config.nat_driver)
+    state = load_state(D.SEED)
+    dp = dataplane()
+    lab = Lab(dp.datapath_type)
+    checks = []
+    try:
+        macs = {p.name: p.mac_address for p in state.ports.values()}
+        D.build_hosts(lab, macs)
+        report = reconcile(dp, state, Ctx.config)
+        if not as_json:
+            print_report(report, False, False, dp.datapath_type)
+        n = D.names()["addresses"]
+        checks = D.run_checks(D.UPSTREAM, D.VM4, D.VM5, n["floating_ip"], n["router_gateway"],
+                              n["no_floating_ip"], n["upstream"], lab)
+    finally:
+        if not keep:
+            rid = next(iter(state.routers))
+            reconcile(dp, State(), Ctx.config, remove={rid})
+            lab.cleanup()
+        dp.close()
+    elapsed = __import__("time").perf_counter() - t0
+    ok = bool(checks) and all(c.ok for c in checks)
+    if as_json:
+        print(json.dumps({**D.names(), "checks": [c.__dict__ for c in checks], "ok": ok,
+                          "seconds": round(elapsed, 2)}, indent=2))
+    else:
+        for c in checks:
+            mark = "[green]PASS[/green]" if c.ok else "[red]FAIL[/red]"
+            out.print(f"{mark} ({c.key}) {c.text}" + (f"  [dim]{c.detail}[/dim]" if c.detail else ""),
+                      highlight=False)
+        out.print(f"demo {'passed' if ok else 'FAILED'} in {elapsed:.2f} s"
+                  + ("; left up (floatip demo --teardown removes it)" if keep else ""))
+    raise typer.Exit(0 if ok else 1)
+
+
+def main():
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

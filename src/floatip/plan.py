@@ -1,0 +1,272 @@
+"""Observed kernel facts + desired layouts -> ordered steps. Pure: no I/O, no root.
+
+Each Step says what to change and why; ``commands(step)`` prints the same change as the
+shell commands a person would type (the seed's style), which is what ``--dry-run`` shows.
+The dataplane executes steps through netlink and OVSDB, not through those commands.
+"""
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from .layout import OWNER_KEY, RouterLayout, namespace_name
+
+# Phases: the plan runs every step of a phase, for every router, before the next phase.
+# NAT rules go in before floating IP addresses appear (Neutron's order: a FIP answers ARP
+# only once its DNAT is in place), conntrack is cleared after the rules changed.
+PHASES = ("bridge", "namespace", "ovs", "move", "link", "address", "route", "nat", "sysctl",
+          "fip", "conntrack", "cleanup")
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    mac: str
+    mtu: int
+    up: bool
+    addresses: frozenset[str]
+
+
+@dataclass(frozen=True)
+class OvsPort:
+    name: str
+    bridge: str
+    tag: int | None
+    type: str
+    router_id: str | None  # external_ids:floatip-router, set only on ports floatip made
+
+
+@dataclass
+class NsFacts:
+    name: str
+    router_id: str
+    links: dict[str, Link] = field(default_factory=dict)
+    default_route: tuple[str, str] | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    nat: Any = None                      # the NAT driver's own facts
+    fip_map: dict[str, str] = field(default_factory=dict)  # floating ip -> fixed, as programmed
+
+
+@dataclass
+class Observed:
+    bridges: set[str] = field(default_factory=set)
+    ports: dict[str, OvsPort] = field(default_factory=dict)   # floatip's ports by name
+    other_ports: set[str] = field(default_factory=set)       # port names floatip does not own
+    root_links: set[str] = field(default_factory=set)
+    namespaces: dict[str, NsFacts] = field(default_factory=dict)  # floatip's namespaces
+    foreign_namespaces: set[str] = field(default_factory=set)     # qrouter-* not made by floatip
+
+
+@dataclass(frozen=True)
+class Step:
+    phase: str
+    action: str
+    target: str            # namespace or bridge the step works in
+    args: tuple            # action-specific, see commands()
+    why: str
+
+    @property
+    def order(self) -> int:
+        return PHASES.index(self.phase)
+
+
+@dataclass
+class Plan:
+    steps: list[Step] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)  # router id -> why it was skipped
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+
+def plan(desired: dict[str, RouterLayout], observed: Observed, nat_driver,
+         remove: set[str] = frozenset(), prune: bool = False) -> Plan:
+    """Steps turning ``observed`` into ``desired``. Routers absent from ``desired`` are removed
+    when listed in ``remove``, or, with ``prune``, whenever floatip owns them."""
+    p = Plan()
+    for bridge in sorted({d.bridge for lay in desired.values() for d in lay.devices}):
+        if bridge not in observed.bridges:
+            p.steps.append(Step("bridge", "ensure_bridge", bridge, (), "bridge missing"))
+    for rid, lay in sorted(desired.items()):
+        if lay.namespace in observed.foreign_namespaces:
+            p.problems[rid] = f"namespace {lay.namespace} exists and was not made by floatip"
+            continue
+        clash = [d.name for d in lay.devices if d.name in observed.other_ports]
+        if clash:
+            p.problems[rid] = f"OVS ports {', '.join(clash)} exist and were not made by floatip"
+            continue
+        p.steps += _plan_router(lay, observed, nat_driver)
+    gone = set(remove)
+    if prune:
+        gone |= {f.router_id for f in observed.namespaces.values()}
+        gone |= {port.router_id for port in observed.ports.values()}
+    for rid in sorted(gone - set(desired)):
+        p.steps += _plan_removal(rid, observed)
+    p.steps.sort(key=lambda s: s.order)  # stable: keeps per-router order inside a phase
+    return p
+
+
+def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
+    ns = lay.namespace
+    steps: list[Step] = []
+    facts = obs.namespaces.get(ns)
+    if facts is None:
+        steps.append(Step("namespace", "create_namespace", ns, (lay.router_id,), "namespace missing"))
+        facts = NsFacts(ns, lay.router_id)
+    wanted = {d.name for d in lay.devices}
+    for dev in lay.devices:
+        port = obs.ports.get(dev.name)
+        link = facts.links.get(dev.name)
+        fresh = port is None or port.bridge != dev.bridge or \
+            (link is None and dev.name not in obs.root_links)
+        if fresh:
+            if port is not None:
+                steps.append(Step("ovs", "del_port", port.bridge, (dev.name,),
+                                  "port on the wrong bridge or its device vanished"))
+            ids = {"iface-id": dev.port_id, "iface-status": "active",
+                   "attached-mac": dev.mac, OWNER_KEY: lay.router_id}
+            steps.append(Step("ovs", "add_port", dev.bridge,
+                              (dev.name, dev.tag, tuple(sorted(ids.items()))), "port missing"))
+            link = None
+        elif port.tag != dev.tag:
+            steps.append(Step("ovs", "set_tag", dev.bridge, (dev.name, dev.tag),
+                              f"tag {port.tag} should be {dev.tag}"))
+        if link is None:
+            steps.append(Step("move", "move_link", ns, (dev.name,), "device not in namespace"))
+        if link is None or (link.mac, link.mtu, link.up) != (dev.mac, dev.mtu, True):
+            steps.append(Step("link", "set_link", ns, (dev.name, dev.mac, dev.mtu),
+                              "new device" if link is None else "mac, mtu or state differs"))
+        have = link.addresses if link else frozenset()
+        if dev.role == "qg":  # /32s on the gateway device are floating IPs, handled below
+            have = frozenset(a for a in have if not a.endswith("/32"))
+        for addr in sorted(dev.addresses - have):
+            steps.append(Step("address", "add_address", ns, (dev.name, addr), "address missing"))
+        for addr in sorted(have - dev.addresses):
+            steps.append(Step("address", "del_address", ns, (dev.name, addr), "address not wanted"))
+    for name, link in sorted(facts.links.items()):
+        port = obs.ports.get(name)
+        if name not in wanted and port is not None and port.router_id == lay.router_id:
+            steps.append(Step("cleanup", "del_port", port.bridge, (name,), "stale router port"))
+    for name, port in sorted(obs.ports.items()):
+        if port.router_id == lay.router_id and name not in wanted and name not in facts.links:
+            steps.append(Step("cleanup", "del_port", port.bridge, (name,), "stale router port"))
+    if facts.default_route != lay.default_route:
+        if lay.default_route:
+            steps.append(Step("route", "replace_default_route", ns, lay.default_route,
+                              f"default route is {facts.default_route}"))
+        else:
+            steps.append(Step("route", "del_default_route", ns, (), "no gateway"))
+    nat_step = nat_driver.plan(ns, lay.nat, facts.nat)
+    if nat_step is not None:
+        steps.append(nat_step)
+    diff = tuple((k, v) for k, v in lay.sysctls if facts.sysctls.get(k) != v)
+    if diff:
+        steps.append(Step("sysctl", "set_sysctls", ns, diff, "sysctls differ"))
+    qg = lay.gateway_device
+    link = facts.links.get(qg.name) if qg else None
+    have_fips = {a.split("/")[0] for a in link.addresses if a.endswith("/32")} if link else set()
+    if qg is not None:
+        add = sorted(lay.fip_addresses - have_fips, key=ipaddress.ip_address)
+        if add:
+            steps.append(Step("fip", "add_fips", ns, (qg.name, qg.mac, tuple(add)),
+                              f"{len(add)} floating IP address(es) missing"))
+    drop = sorted(have_fips - lay.fip_addresses, key=ipaddress.ip_address)
+    if drop and link is not None:
+        steps.append(Step("fip", "del_fips", ns, (qg.name, tuple(drop)),
+                          f"{len(drop)} floating IP address(es) no longer wanted"))
+    want_map = dict(lay.nat.fips)
+    flush = sorted((f for f, fixed in facts.fip_map.items() if want_map.get(f) != fixed),
+                   key=ipaddress.ip_address)
+    if flush:
+        steps.append(Step("conntrack", "flush_conntrack", ns, tuple(flush),
+                          "floating IP removed or moved: cut its flows"))
+    return steps
+
+
+def _plan_removal(rid: str, obs: Observed) -> list[Step]:
+    steps = [Step("cleanup", "del_port", port.bridge, (name,), "router removed")
+             for name, port in sorted(obs.ports.items()) if port.router_id == rid]
+    ns = namespace_name(rid)
+    if ns in obs.namespaces:
+        steps.append(Step("cleanup", "delete_namespace", ns, (), "router removed"))
+    return steps
+
+
+def summary(step: Step) -> str:
+    """One line for people: the action, what it acts on, and why."""
+    a = step.args
+    detail = {"add_port": lambda: f"{a[0]} on {step.target}" + (f" tag {a[1]}" if a[1] else ""),
+              "add_fips": lambda: f"{a[0]} " + " ".join(a[2][:3]) + (" ..." if len(a[2]) > 3 else ""),
+              "del_fips": lambda: f"{a[0]} " + " ".join(a[1][:3]) + (" ..." if len(a[1]) > 3 else ""),
+              "set_sysctls": lambda: " ".join(f"{k}={v}" for k, v in a),
+              "iptables_restore": lambda: f"{a[0].count(chr(10))} lines",
+              "nft": lambda: f"{a[0].count(chr(10))} lines",
+              "flush_conntrack": lambda: " ".join(a),
+              "create_namespace": lambda: "",
+              "delete_namespace": lambda: ""}.get(step.action,
+                                                  lambda: " ".join(str(x) for x in a))()
+    where = step.target if step.target.startswith("qrouter-") else ""
+    return f"{step.action} {detail}".strip() + (f"  [{where[:16]}…]" if where else "") \
+        + f"  ({step.why})"
+
+
+# ---------------------------------------------------------------------------------------
+# The same steps as shell commands, for --dry-run.
+
+def commands(step: Step, datapath_type: str = "netdev") -> list[str]:
+    q = shlex.quote
+    ns, a = step.target, step.args
+    inns = f"ip netns exec {q(ns)} "
+    match step.action:
+        case "ensure_bridge":
+            return [f"ovs-vsctl --may-exist add-br {q(ns)} -- set bridge {q(ns)} "
+                    f"datapath_type={datapath_type} external_ids:floatip-owned=true",
+                    f"ip link set {q(ns)} up"]
+        case "create_namespace":
+            return [f"ip netns add {q(ns)}", inns + "ip link set lo up",
+                    inns + f"ip link set lo alias {q('floatip router=' + a[0])}"]
+        case "add_port":
+            name, tag, ids = a
+            cmd = (f"ovs-vsctl -- --may-exist add-port {q(ns)} {name} -- set Interface {name} "
+                   "type=internal " + " ".join(f"external_ids:{k}={q(v)}" for k, v in ids))
+            return [cmd + (f" -- set Port {name} tag={tag}" if tag is not None else "")]
+        case "set_tag":
+            return [f"ovs-vsctl set Port {a[0]} tag={a[1]}" if a[1] is not None
+                    else f"ovs-vsctl clear Port {a[0]} tag"]
+        case "del_port":
+            return [f"ovs-vsctl --if-exists del-port {q(ns)} {a[0]}"]
+        case "move_link":
+            return [f"ip link set {a[0]} netns {q(ns)}"]
+        case "set_link":
+            return [inns + f"ip link set {a[0]} address {a[1]} mtu {a[2]} up"]
+        case "add_address" | "del_address":
+            net = ipaddress.ip_interface(a[1]).network
+            verb = "add" if step.action == "add_address" else "del"
+            return [inns + f"ip -4 addr {verb} {a[1]} brd {net.broadcast_address} scope global "
+                    f"dev {a[0]}"]
+        case "replace_default_route":
+            return [inns + f"ip route replace default via {a[0]} dev {a[1]}"]
+        case "del_default_route":
+            return [inns + "ip route del default"]
+        case "set_sysctls":
+            return [inns + "sysctl -w " + " ".join(f"{k}={v}" for k, v in a)]
+        case "add_fips":
+            dev, _mac, ips = a
+            return [line for ip in ips for line in (
+                inns + f"ip -4 addr add {ip}/32 brd {ip} scope global dev {dev}",
+                inns + f"arping -U -I {dev} -c 3 {ip} &")]
+        case "del_fips":
+            dev, ips = a
+            return [inns + f"ip -4 addr del {ip}/32 dev {dev}" for ip in ips]
+        case "flush_conntrack":
+            return [line for ip in a for line in (inns + f"conntrack -D -d {ip}",
+                                                  inns + f"conntrack -D -q {ip}")]
+        case "delete_namespace":
+            return [f"ip netns delete {q(ns)}"]
+        case "iptables_restore":
+            return [inns + "iptables-restore -n <<'EOF'\n" + a[0] + "EOF"]
+        case "nft":
+            return [inns + "nft -f - <<'EOF'\n" + a[0] + "EOF"]
+    raise ValueError(f"unknown step {step.action}")
