@@ -1,0 +1,69 @@
+"""Kernel fixtures: real namespaces, veths and OVS bridges with unique names, removed after
+each test whether it passed or not. Without root these tests skip, saying why."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+NAT_DRIVERS = ["iptables", "nftables"]
+
+
+def _kernel_ready() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (namespaces, OVS, netfilter)"
+    for tool in ("ovs-vsctl", "ip", "iptables-restore", "conntrack", "nsenter", "ethtool"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (run `make install`)"
+    if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode:
+        return "OVS is not running (run `make install`)"
+    return None
+
+
+KERNEL_SKIP = _kernel_ready()
+
+
+def pytest_collection_modifyitems(config, items):
+    if KERNEL_SKIP:
+        mark = pytest.mark.skip(reason=f"kernel test skipped: {KERNEL_SKIP}")
+        for item in items:
+            if "kernel" in item.keywords:
+                item.add_marker(mark)
+
+
+@pytest.fixture(params=NAT_DRIVERS)
+def nat_driver(request):
+    """Every kernel test that takes this runs once per NAT driver."""
+    if request.param == "nftables":
+        try:
+            from floatip.nftables import NftablesDriver  # noqa: F401
+        except ImportError:
+            pytest.skip("nftables driver not built yet")
+        if shutil.which("nft") is None:
+            pytest.skip("nft not installed")
+    return request.param
+
+
+@pytest.fixture
+def dataplane(nat_driver):
+    from floatip.dataplane import Dataplane
+    dp = Dataplane(nat_driver)
+    yield dp
+    dp.close()
+
+
+def short_id() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+@pytest.fixture
+def lab():
+    from floatip.lab import Lab
+    from floatip.dataplane import datapath_type
+    lb = Lab(datapath_type())
+    yield lb
+    left = lb.cleanup()
+    assert not left, f"could not clean up: {left}"
