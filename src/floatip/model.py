@@ -388,6 +388,10 @@ def load(doc: dict) -> State:
     for d in doc.get("subnets") or []:
         sid = ident("subnet", d)
         pools = tuple((p["start"], p["end"]) for p in d.get("allocation_pools") or [])
+        try:
+            ipaddress.ip_network(str(d.get("cidr", "")))
+        except ValueError:
+            errors.append(NeutronError(f"Invalid CIDR {d.get('cidr')!r} for subnet {d.get('name', sid)}"))
         subnets[sid] = Subnet(id=sid, name=d.get("name", ""),
                               network_id=ref("network", _get(d, "network", "network_id")) or "",
                               cidr=str(d.get("cidr", "")), gateway_ip=d.get("gateway_ip"),
