@@ -91,7 +91,8 @@ def print_report(report, as_json: bool, dry_run: bool, datapath: str) -> None:
         return
     if dry_run:
         for s in report.plan.steps:
-            out.print(f"# {s.action} {s.target}: {s.why}", style="dim", highlight=False)
+            out.print(f"# {s.action} {s.target}: {s.why}", style="dim", highlight=False,
+                      soft_wrap=True)
             for c in commands(s, datapath):
                 print(c)
         if not report.plan.steps:
