@@ -1167,14 +1167,16 @@ def desired_state(s: Session) -> M.State:
 
 
 def agent_snapshot(s: Session) -> dict:
-    """What an agent needs: the desired state, the VLAN of each VM port, the routers it may
-    prune, and the generation it reflects."""
+    """What an agent needs: the desired state, each VM port's VLAN and binding, the routers
+    it may prune (live and deleted ones), and the generation it reflects."""
     state = desired_state(s)
     vm_ports = {}
-    for p in state.ports.values():
+    for p in S.list_all(s, S.Port):
         net = state.networks.get(p.network_id)
-        if net is not None and not net.external:
-            vm_ports[p.id] = net.local_vlan
+        if p.device_owner in NETWORK_OWNERS or net is None or net.external:
+            continue
+        vm_ports[p.id] = {"tag": net.local_vlan, "admin_state_up": p.admin_state_up,
+                          "host": p.host_id, "status": p.status}
     return {"generation": S.generation(s), "state": state, "vm_ports": vm_ports,
             "known_routers": set(state.routers) | S.deleted_routers(s)}
 
