@@ -224,6 +224,8 @@ class Dataplane:
         return s
 
     def close(self) -> None:
+        if hasattr(self.nat, "close"):
+            self.nat.close()
         for s in self._sessions.values():
             s.close()
         self._sessions.clear()
@@ -437,6 +439,8 @@ class Dataplane:
             case "delete_namespace":
                 self._kill_our_processes(ns)
                 self._drop_session(ns)
+                if hasattr(self.nat, "forget"):
+                    self.nat.forget(ns)
                 pnetns.remove(ns)
             case "iptables_restore" | "nft":
                 self.nat.execute(s)
