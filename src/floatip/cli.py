@@ -109,9 +109,36 @@ def print_report(report, as_json: bool, dry_run: bool, datapath: str) -> None:
 
 @app.command()
 def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
-                                                   help="Print the commands, change nothing."),
+                                                   help="Print the commands, change nothing "
+                                                        "(implies --local)."),
+          local: bool = typer.Option(False, "--local",
+                                     help="Program the kernel directly, without the API."),
+          url: str = typer.Option("http://127.0.0.1:9696", "--url", envvar="FLOATIP_URL",
+                                  help="floatip API endpoint."),
           as_json: bool = typer.Option(False, "--json")):
-    """Make the kernel match FILE's routers and floating IPs (YAML or JSON)."""
+    """Create or update FILE's resources through the API (like kubectl apply); with --local,
+    make the kernel match FILE directly."""
+    if not (local or dry_run):
+        from .apiapply import apply_document
+        from .client import Client
+        try:
+            text = file.read_text()
+            doc = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, yaml.YAMLError, json.JSONDecodeError) as e:
+            fail(NeutronError(f"{file}: cannot read: {e}"))
+        try:
+            with Client(url) as c:
+                res = apply_document(c, doc or {})
+        except NeutronError as e:
+            fail(e, 1)
+        if as_json:
+            print(json.dumps({"created": res.created, "updated": res.updated,
+                              "unchanged": res.unchanged, "ids": res.ids}, indent=2))
+        else:
+            for what in ("created", "updated", "unchanged"):
+                for label in getattr(res, what):
+                    out.print(f"{label} {what}", highlight=False)
+        return
     from .agent import reconcile
     state = read_state(file)
     dp = dataplane()
@@ -207,44 +234,27 @@ def _rules_text(nat) -> list[str]:
 def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up."),
          as_json: bool = typer.Option(False, "--json", help="With --keep: print the names."),
          teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo.")):
-    """Build the seed's scenario in namespaces and check it: (a)-(e)."""
-    from . import demo as D
-    from .agent import reconcile
-    from .lab import Lab
-    from .model import load as load_state
+    """Start a server (throw-away SQLite, 127.0.0.1), build the seed through the API and
+    check it: (a)-(e)."""
+    from . import demo_api
+    if os.geteuid() != 0:
+        fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
     if teardown_:
-        left = D.teardown(dataplane)
+        left = demo_api.teardown(Ctx.config.nat_driver)
         if left:
             fail(NeutronError(f"could not remove: {', '.join(left)}"), 1)
         out.print("demo removed")
         return
-    t0 = __import__("time").perf_counter()
-    Ctx.config = D.CONFIG.__class__(D.CONFIG.integration_bridge, D.CONFIG.bridge_mappings,
-                                    Ctx.config.nat_driver)
-    state = load_state(D.SEED)
-    dp = dataplane()
-    lab = Lab(dp.datapath_type)
-    checks = []
-    try:
-        macs = {p.name: p.mac_address for p in state.ports.values()}
-        D.build_hosts(lab, macs)
-        report = reconcile(dp, state, Ctx.config)
-        if not as_json:
-            print_report(report, False, False, dp.datapath_type)
-        n = D.names()["addresses"]
-        checks = D.run_checks(D.UPSTREAM, D.VM4, D.VM5, n["floating_ip"], n["router_gateway"],
-                              n["no_floating_ip"], n["upstream"], lab)
-    finally:
-        if not keep:
-            rid = next(iter(state.routers))
-            reconcile(dp, State(), Ctx.config, remove={rid})
-            lab.cleanup()
-        dp.close()
-    elapsed = __import__("time").perf_counter() - t0
+    res = demo_api.run(Ctx.config.nat_driver, keep,
+                       log=(lambda m: None) if as_json else
+                       (lambda m: out.print(f"[dim]{m}[/dim]", highlight=False)))
+    checks = res.checks
+    elapsed = res.timings.get("total", 0.0)
     ok = bool(checks) and all(c.ok for c in checks)
     if as_json:
-        print(json.dumps({**D.names(), "checks": [c.__dict__ for c in checks], "ok": ok,
-                          "seconds": round(elapsed, 2)}, indent=2))
+        print(json.dumps({**demo_api.names(res.router_id), "checks": [c.__dict__ for c in checks],
+                          "ok": ok, "seconds": round(elapsed, 2),
+                          "timings": {k: round(v, 3) for k, v in res.timings.items()}}, indent=2))
     else:
         for c in checks:
             mark = "[green]PASS[/green]" if c.ok else "[red]FAIL[/red]"
@@ -253,6 +263,11 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
         out.print(f"demo {'passed' if ok else 'FAILED'} in {elapsed:.2f} s"
                   + ("; left up (floatip demo --teardown removes it)" if keep else ""))
     raise typer.Exit(0 if ok else 1)
+
+
+from . import cli_api as _cli_api  # noqa: E402 - the API commands
+
+_cli_api.register(app)
 
 
 def main():
