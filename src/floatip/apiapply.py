@@ -183,7 +183,7 @@ def apply_document(c: Client, doc: dict) -> ApplyResult:
         if net is not None:
             net_id = ref("network", net)
         else:
-            net_id = _external_network_for(c, addr)
+            net_id = _external_network_for(c, addr, port_id)
         body = {"floating_network_id": net_id}
         if addr:
             body["floating_ip_address"] = addr
@@ -207,9 +207,20 @@ def _gateway_differs(have: dict | None, want: dict | None) -> bool:
     return bool(want_ips) and want_ips != {x["ip_address"] for x in have["external_fixed_ips"]}
 
 
-def _external_network_for(c: Client, addr: str | None) -> str:
+def _external_network_for(c: Client, addr: str | None, port_id: str | None = None) -> str:
+    """The external network a floating IP belongs on: the gateway network of the router that
+    serves the port, else the external network whose subnet holds the address."""
     import ipaddress
-    for net in c.list("network", **{"router:external": "True"}):
+    candidates = c.list("network", **{"router:external": "True"})
+    if port_id:
+        for f in c.show("port", port_id)["fixed_ips"]:
+            for itf in c.list("port", device_owner="network:router_interface",
+                              fixed_ips=f"subnet_id={f['subnet_id']}"):
+                gw = c.show("router", itf["device_id"]).get("external_gateway_info")
+                if gw:
+                    candidates.sort(key=lambda n: n["id"] != gw["network_id"])
+                    break
+    for net in candidates:
         if addr is None:
             return net["id"]
         for sn in c.list("subnet", network_id=net["id"]):

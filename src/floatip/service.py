@@ -1018,9 +1018,10 @@ def _associate(s: Session, f: S.FloatingIP, port_id: Any, fixed_ip: Any) -> None
                                      fixed_port_id=pid, fixed_ip_address=fixed_ip) if x.id != f.id]
     if other:
         raise _already(f, pid, fixed_ip)
-    f.fixed_port_id, f.fixed_ip_address, f.router_id = pid, fixed_ip, router.id
+    s.flush()
     try:
-        with s.begin_nested():
+        with s.begin_nested():  # the unique key settles a race with a concurrent request
+            f.fixed_port_id, f.fixed_ip_address, f.router_id = pid, fixed_ip, router.id
             s.flush()
     except IntegrityError:  # a concurrent request associated the same fixed IP
         raise _already(f, pid, fixed_ip) from None
