@@ -145,7 +145,8 @@ def create_app(db: Database) -> FastAPI:
         with db.tx(notify=False) as s:
             snap = svc.agent_snapshot(s)
         return {"generation": db.generation, "state": svc.state_to_json(snap["state"]),
-                "vm_ports": snap["vm_ports"], "known_routers": sorted(snap["known_routers"])}
+                "vm_ports": snap["vm_ports"], "known_routers": sorted(snap["known_routers"]),
+                "fip_revisions": snap["fip_revisions"]}
 
     @app.get("/floatip/v1/changes")
     def changes(generation: int = -1, timeout: float = 30.0):

@@ -53,7 +53,8 @@ class RemoteBackend:
         from . import service as svc
         doc = self.client.agent_state()
         return {"generation": doc["generation"], "state": svc.state_from_json(doc["state"]),
-                "vm_ports": doc["vm_ports"], "known_routers": set(doc["known_routers"])}
+                "vm_ports": doc["vm_ports"], "known_routers": set(doc["known_routers"]),
+                "fip_revisions": doc.get("fip_revisions", {})}
 
     def report(self, floatingips, routers, ports) -> None:
         self.client.report(floatingips=floatingips, routers=routers, ports=ports)
@@ -200,7 +201,9 @@ class Agent:
             else:
                 fip_status[fid] = "ERROR" if router.id in report.errors else "ACTIVE"
         ports = self.binder.sync(snap["vm_ports"]) if self.binder is not None else {}
-        self.backend.report(fip_status, router_status, ports)
+        revisions = snap.get("fip_revisions", {})
+        self.backend.report({f: [st, revisions[f]] if f in revisions else st
+                             for f, st in fip_status.items()}, router_status, ports)
         self.stats.passes += 1
         self.stats.last_seconds = time.perf_counter() - t0
         self.stats.last_generation = snap["generation"]

@@ -1178,8 +1178,10 @@ def agent_snapshot(s: Session) -> dict:
             continue
         vm_ports[p.id] = {"tag": net.local_vlan, "admin_state_up": p.admin_state_up,
                           "host": p.host_id, "status": p.status}
+    revisions = {f.id: f.revision_number for f in S.list_all(s, S.FloatingIP)}
     return {"generation": S.generation(s), "state": state, "vm_ports": vm_ports,
-            "known_routers": set(state.routers) | S.deleted_routers(s)}
+            "known_routers": set(state.routers) | S.deleted_routers(s),
+            "fip_revisions": revisions}
 
 
 def report_status(s: Session, floatingips: dict[str, str] | None = None,
@@ -1190,6 +1192,12 @@ def report_status(s: Session, floatingips: dict[str, str] | None = None,
     changed = 0
     for fid, status in (floatingips or {}).items():
         f = S.get(s, S.FloatingIP, fid)
+        if isinstance(status, (list, tuple)):
+            # [status, revision]: a report about an older revision of the floating IP (it
+            # moved while the agent worked) must not mark the new association ACTIVE
+            status, revision = status
+            if f is not None and f.revision_number != revision:
+                continue
         if f is not None and f.status != status:
             f.status = status
             S.touch(f)
