@@ -245,39 +245,44 @@ def test_seed_scenario_through_openstacksdk(env, sdk_server):
 
 @pytest.fixture
 def cli_server(env, tmp_path):
-    """``floatip serve`` in a subprocess, on this test's bridges."""
+    """``floatip serve --no-agent`` and ``floatip agent --server URL`` as two processes, on
+    this test's bridges: the agent follows the API the way it does on a network node."""
     from floatip.server import free_port
     url = f"http://127.0.0.1:{free_port()}"
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen(
-        [f"{BIN}/floatip", "--integration-bridge", env.int_br, "--bridge-mapping",
-         f"physnet1:{env.ex_br}", "serve", "--listen", url.removeprefix("http://"),
-         "--db", f"sqlite:///{tmp_path}/floatip.db", "--prune", "known"],
-        stdout=log, stderr=subprocess.STDOUT)
+    glob = [f"{BIN}/floatip", "--integration-bridge", env.int_br, "--bridge-mapping",
+            f"physnet1:{env.ex_br}"]
+    procs = [subprocess.Popen([*glob, "serve", "--no-agent", "--listen",
+                               url.removeprefix("http://"), "--db",
+                               f"sqlite:///{tmp_path}/floatip.db"],
+                              stdout=log, stderr=subprocess.STDOUT)]
     try:
-        import httpx
-        wait_for(lambda: proc.poll() is not None or _answers(url), timeout=30,
+        wait_for(lambda: procs[0].poll() is not None or _answers(url), timeout=30,
                  what="floatip serve")
-        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        assert procs[0].poll() is None, (tmp_path / "serve.log").read_text()
+        procs.append(subprocess.Popen([*glob, "agent", "--server", url, "--prune", "known"],
+                                      stdout=log, stderr=subprocess.STDOUT))
         yield url
     finally:
         try:
             from floatip.client import Client
             from floatip.demo_api import remove_all
-            if proc.poll() is None:
+            if procs[0].poll() is None:
                 with Client(url) as c:
                     env.router_ids |= {r["id"] for r in c.list("router")}
                     remove_all(c)
                 time.sleep(1.0)  # the agent follows at once; give it a moment
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            for proc in reversed(procs):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
             log.close()
+            print((tmp_path / "serve.log").read_text()[-3000:])
 
 
 def _answers(url: str) -> bool:
