@@ -130,6 +130,9 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
             with Client(url) as c:
                 res = apply_document(c, doc or {})
         except NeutronError as e:
+            if e.type == "ConnectionFailed":
+                e.message += " (start `floatip serve`, or use `apply --local`)"
+                e.args = (e.message,)
             fail(e, 1)
         if as_json:
             print(json.dumps({"created": res.created, "updated": res.updated,
