@@ -51,6 +51,25 @@ def datapath_type() -> str:
     return "netdev"
 
 
+_libc = None
+
+
+def _setns(ns: str) -> None:
+    """Move the calling thread into the named network namespace."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+            import ctypes
+            e = ctypes.get_errno()
+            raise OSError(e, f"setns {ns}: {os.strerror(e)}")
+    finally:
+        os.close(fd)
+
+
 def run_in_netns(ns: str, fn, *args):
     """Run ``fn`` in a short-lived thread that entered ``ns``: sockets it opens and
     /proc/sys it reads belong to that namespace; the rest of the process stays put."""
@@ -58,7 +77,7 @@ def run_in_netns(ns: str, fn, *args):
 
     def target():
         try:
-            pnetns.setns(ns, flags=0)
+            _setns(ns)
             result.append((True, fn(*args)))
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             result.append((False, e))
@@ -77,6 +96,16 @@ def _read_sysctls(keys):
         try:
             with open("/proc/sys/" + k.replace(".", "/")) as f:
                 out[k] = f.read().strip()
+        except OSError:
+            pass
+    return out
+
+
+def _open_sysctls() -> dict[str, int]:
+    out = {}
+    for k, _ in ROUTER_SYSCTLS:
+        try:
+            out[k] = os.open("/proc/sys/" + k.replace(".", "/"), os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             pass
     return out
@@ -102,6 +131,7 @@ class IptablesDriver:
 
     def __init__(self):
         self.random_fully = self._supports_random_fully()
+        self._known: dict[str, iptables.Ruleset] = {}  # ns -> rules as last read or applied
 
     @staticmethod
     def _supports_random_fully() -> bool:
@@ -113,21 +143,65 @@ class IptablesDriver:
             return False
 
     def observe(self, ns: str) -> iptables.Ruleset:
-        return iptables.parse_save(nsexec(ns, ["iptables-save"]).stdout)
+        rs = iptables.parse_save(nsexec(ns, ["iptables-save"]).stdout)
+        self._known[ns] = rs
+        return rs
+
+    def known(self, ns: str) -> iptables.Ruleset | None:
+        return self._known.get(ns)
+
+    def forget(self, ns: str) -> None:
+        self._known.pop(ns, None)
 
     def plan(self, ns: str, spec: NatSpec, facts: iptables.Ruleset | None) -> Step | None:
-        text = iptables.restore_input(iptables.render(spec, self.random_fully),
-                                      facts or iptables.Ruleset())
+        want = iptables.render(spec, self.random_fully)
+        text = iptables.restore_input(want, facts or iptables.Ruleset())
         if text is None:
             return None
-        return Step("nat", "iptables_restore", ns, (text,), "rules differ")
+        return Step("nat", "iptables_restore", ns, (text, ("ruleset", want)), "rules differ")
+
+    def plan_fips(self, ns: str, facts: iptables.Ruleset, add: dict[str, str], remove,
+                  have: dict[str, str]) -> Step | None:
+        """Floating IPs added/moved and removed as rule deletes and appends: one restore."""
+        dels = [r for f in sorted(set(remove) | {f for f in add if f in have})
+                for r in iptables.fip_rules(f, have[f])]
+        adds = [r for f, x in add.items() for r in iptables.fip_rules(f, x)]
+        if not dels and not adds:
+            return None
+        lines = ["*nat"] + ["-D" + r[2:] for _, r in dels] + [r for _, r in adds] + ["COMMIT"]
+        return Step("nat", "iptables_restore", ns, ("\n".join(lines) + "\n", ("rules", (dels, adds))),
+                    "floating IPs changed")
 
     @staticmethod
     def fip_map(facts: iptables.Ruleset) -> dict[str, str]:
         return facts.fip_map()
 
     def execute(self, step: Step) -> None:
-        nsexec(step.target, ["iptables-restore", "-n", "-w", "5"], input=step.args[0])
+        ns = step.target
+        try:
+            nsexec(ns, ["iptables-restore", "-n", "-w", "5"], input=step.args[0])
+        except Exception:
+            self._known.pop(ns, None)
+            raise
+        extra = step.args[1] if len(step.args) > 1 else None
+        rs = self._known.get(ns)
+        if extra is None:
+            self._known.pop(ns, None)
+        elif extra[0] == "ruleset":
+            want = extra[1]
+            self._known[ns] = iptables.Ruleset({k: list(v) for k, v in want.chains.items()},
+                                               {k: list(v) for k, v in want.jumps.items()})
+            if rs is not None:  # callers holding the old object see the new rules too
+                rs.chains, rs.jumps = self._known[ns].chains, self._known[ns].jumps
+                self._known[ns] = rs
+        elif rs is not None:
+            dels, adds = extra[1]
+            for ch, r in dels:
+                lst = rs.chains.get(("nat", ch), [])
+                if r in lst:
+                    lst.remove(r)
+            for ch, r in adds:
+                rs.chains.setdefault(("nat", ch), []).append(r)
 
 
 def nat_driver(name: str):
@@ -137,6 +211,139 @@ def nat_driver(name: str):
         from .nftables import NftablesDriver
         return NftablesDriver()
     raise DataplaneError(f"unknown NAT driver {name!r} (iptables, nftables)")
+
+
+class RtBatch:
+    """A raw rtnetlink socket opened inside a namespace, for many address changes in few
+    system calls: requests are sent in chunks of hundreds and their acks read back, where
+    pyroute2 makes one round trip (and Neutron one ``ip`` process) per address."""
+
+    CHUNK = 512
+
+    def __init__(self, ns: str):
+        self.sock, self._fds = run_in_netns(ns, lambda: (
+            socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0), _open_sysctls()))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.bind((0, 0))
+        self.seq = int(time.monotonic() * 1000) & 0xffffff
+
+    def close(self) -> None:
+        self.sock.close()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+
+    @property
+    def sysctls(self) -> dict[str, str]:
+        """The router sysctls, read now through files opened inside the namespace (an open
+        /proc/sys file keeps the namespace it was opened in)."""
+        return {k: os.pread(fd, 64, 0).decode().strip() for k, fd in self._fds.items()}
+
+    def _dump(self, mtype: int, payload: bytes):
+        """One netlink dump: yields (message type, message bytes) until NLMSG_DONE."""
+        self.seq += 1
+        seq = self.seq
+        self.sock.send(struct.pack("=IHHII", 16 + len(payload), mtype, 0x301, seq, 0) + payload)
+        while True:
+            data = self.sock.recv(1 << 20)
+            off = 0
+            while off + 16 <= len(data):
+                length, t, _, mseq, _ = struct.unpack_from("=IHHII", data, off)
+                if length < 16:
+                    return
+                if mseq == seq:
+                    if t == 3:  # NLMSG_DONE
+                        return
+                    if t == 2:
+                        code = -struct.unpack_from("=i", data, off + 16)[0]
+                        if code:
+                            raise NetlinkError(code, os.strerror(code))
+                    else:
+                        yield t, data[off:off + length]
+                off += (length + 3) & ~3
+
+    @staticmethod
+    def _attrs(msg: bytes, off: int) -> dict[int, bytes]:
+        out = {}
+        while off + 4 <= len(msg):
+            alen, atype = struct.unpack_from("=HH", msg, off)
+            if alen < 4:
+                break
+            out[atype & 0x3fff] = msg[off + 4:off + alen]
+            off += (alen + 3) & ~3
+        return out
+
+    def links(self) -> list[dict]:
+        out = []
+        for _, m in self._dump(18, struct.pack("=BBHiII", 0, 0, 0, 0, 0, 0)):  # RTM_GETLINK
+            _, _, _, index, flags, _ = struct.unpack_from("=BBHiII", m, 16)
+            a = self._attrs(m, 32)
+            mac = a.get(1, b"")
+            out.append({"index": index, "flags": flags,
+                        "ifname": a.get(3, b"").rstrip(b"\0").decode(),
+                        "mac": ":".join(f"{b:02x}" for b in mac) if mac else None,
+                        "mtu": struct.unpack("=I", a[4])[0] if 4 in a else None,
+                        "alias": a[20].rstrip(b"\0").decode() if 20 in a else None})
+        return out
+
+    def addrs(self) -> list[tuple[int, str]]:
+        out = []
+        for _, m in self._dump(22, struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0)):
+            _, plen, _, _, index = struct.unpack_from("=BBBBI", m, 16)
+            a = self._attrs(m, 24)
+            addr = a.get(1) or a.get(2)
+            if addr:
+                out.append((index, f"{socket.inet_ntoa(addr)}/{plen}"))
+        return out
+
+    def default_route(self) -> tuple[str | None, int | None] | None:
+        for _, m in self._dump(26, struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):
+            _, dst_len, _, _, table, _, _, rtype, _ = struct.unpack_from("=BBBBBBBBI", m, 16)
+            if dst_len != 0 or rtype != 1:
+                continue
+            a = self._attrs(m, 28)
+            if 15 in a:
+                table = struct.unpack("=I", a[15])[0]
+            if table != 254:
+                continue
+            gw = socket.inet_ntoa(a[5]) if 5 in a else None
+            oif = struct.unpack("=I", a[4])[0] if 4 in a else None
+            return gw, oif
+        return None
+
+    def addresses(self, add: bool, index: int, ips) -> None:
+        """Add (or delete) each ip as a /32 on ``index``; an address already there (or
+        already gone) is fine. Raises on the first other error."""
+        mtype = 20 if add else 21  # RTM_NEWADDR / RTM_DELADDR
+        flags = 0x1 | 0x4 | (0x400 | 0x200 if add else 0)  # REQUEST|ACK [|CREATE|EXCL]
+        ok = 17 if add else 99  # EEXIST / EADDRNOTAVAIL
+        ips = list(ips)
+        for i in range(0, len(ips), self.CHUNK):
+            chunk = ips[i:i + self.CHUNK]
+            parts = []
+            first = self.seq + 1
+            for ip in chunk:
+                self.seq += 1
+                a = socket.inet_aton(ip)
+                parts.append(struct.pack("=IHHII", 48, mtype, flags, self.seq, 0)
+                             + struct.pack("=BBBBI", socket.AF_INET, 32, 0, 0, index)
+                             + struct.pack("=HH4sHH4sHH4s", 8, 2, a, 8, 1, a, 8, 4, a))
+            self.sock.send(b"".join(parts))
+            pending = set(range(first, self.seq + 1))
+            error = None
+            while pending:
+                data = self.sock.recv(1 << 20)
+                off = 0
+                while off + 16 <= len(data):
+                    length, t, _, seq, _ = struct.unpack_from("=IHHII", data, off)
+                    if t == 2:  # NLMSG_ERROR: 0 is the ack
+                        code = -struct.unpack_from("=i", data, off + 16)[0]
+                        if code not in (0, ok) and error is None:
+                            error = (code, chunk[seq - first] if 0 <= seq - first < len(chunk) else "?")
+                        pending.discard(seq)
+                    off += (length + 3) & ~3 if length else len(data)
+            if error is not None:
+                raise NetlinkError(error[0], f"address {error[1]}: {os.strerror(error[0])}")
 
 
 class Garp:
@@ -169,7 +376,7 @@ class Garp:
             pending = [p for p in pending if p[0] > now]
             for _, ns, dev, mac, ips in due:
                 try:
-                    pnetns.setns(ns, flags=0)
+                    _setns(ns)
                     self._send(dev, mac, ips)
                 except Exception as e:  # namespace or device gone: nothing to announce
                     log.debug("garp %s %s: %s", ns, dev, e)
@@ -201,7 +408,16 @@ class Dataplane:
         self.ovsdb = ovsdb
         self._ovs = None
         self._root = IPRoute()
+        try:  # a few descriptors per router namespace are kept open
+            import resource
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if soft < hard:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ImportError, ValueError, OSError):
+            pass
         self._sessions: dict[str, IPRoute] = {}
+        self._batches: dict[str, RtBatch] = {}
+        self._idx: dict[tuple[str, str], int] = {}  # (namespace, device) -> ifindex
         self.garp = Garp()
         self.writes = 0  # kernel and OVS changes made by this object, for tests and reports
 
@@ -229,15 +445,29 @@ class Dataplane:
         for s in self._sessions.values():
             s.close()
         self._sessions.clear()
+        for b in self._batches.values():
+            b.close()
+        self._batches.clear()
+        self._idx.clear()
         self._root.close()
         if self._ovs is not None:
             self._ovs.ovsdb_connection.stop()
             self._ovs = None
 
+    def batch(self, ns: str) -> RtBatch:
+        b = self._batches.get(ns)
+        if b is None:
+            b = self._batches[ns] = RtBatch(ns)
+        return b
+
     def _drop_session(self, ns: str) -> None:
         s = self._sessions.pop(ns, None)
         if s is not None:
             s.close()
+        b = self._batches.pop(ns, None)
+        if b is not None:
+            b.close()
+        self._idx = {k: v for k, v in self._idx.items() if k[0] != ns}
 
     # -- observe ----------------------------------------------------------------------
     def observe(self, routers: set[str] | None = None) -> Observed:
@@ -272,28 +502,30 @@ class Dataplane:
         return obs
 
     def _observe_ns(self, ns: str) -> NsFacts | None:
-        ipr = self.ipr(ns)
-        links = ipr.get_links()
-        lo = next((l for l in links if l.get("ifname") == "lo"), None)
-        mark = lo.get("IFLA_IFALIAS") if lo is not None else None
+        nl = self.batch(ns)
+        links = nl.links()
+        lo = next((l for l in links if l["ifname"] == "lo"), None)
+        mark = lo["alias"] if lo is not None else None
         if not mark or not mark.startswith(MARK_PREFIX):
             self._drop_session(ns)
             return None
         facts = NsFacts(ns, mark[len(MARK_PREFIX):])
         addrs: dict[int, set[str]] = {}
-        for a in ipr.get_addr(family=socket.AF_INET):
-            addrs.setdefault(a["index"], set()).add(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
+        for index, addr in nl.addrs():
+            addrs.setdefault(index, set()).add(addr)
+        byidx = {}
         for l in links:
-            name = l.get("ifname")
+            name = l["ifname"]
+            byidx[l["index"]] = name
+            self._idx[(ns, name)] = l["index"]
             if name == "lo":
                 continue
-            facts.links[name] = Link(name, l.get("IFLA_ADDRESS"), l.get("IFLA_MTU"),
-                                     bool(l["flags"] & 1), frozenset(addrs.get(l["index"], ())))
-        byidx = {l["index"]: l.get("ifname") for l in links}
-        for r in ipr.get_default_routes(family=socket.AF_INET):
-            if r.get("table") == 254 or r.get("RTA_TABLE") == 254:
-                facts.default_route = (r.get("RTA_GATEWAY"), byidx.get(r.get("RTA_OIF")))
-        facts.sysctls = run_in_netns(ns, _read_sysctls, [k for k, _ in ROUTER_SYSCTLS])
+            facts.links[name] = Link(name, l["mac"], l["mtu"], bool(l["flags"] & 1),
+                                     frozenset(addrs.get(l["index"], ())))
+        route = nl.default_route()
+        if route is not None:
+            facts.default_route = (route[0], byidx.get(route[1]))
+        facts.sysctls = nl.sysctls
         facts.nat = self.nat.observe(ns)
         facts.fip_map = self.nat.fip_map(facts.nat)
         return facts
@@ -378,11 +610,23 @@ class Dataplane:
             if s.action == "ensure_bridge":
                 self._root.link("set", index=self._root.link_lookup(ifname=s.target)[0], state="up")
 
-    def _index(self, ns: str, name: str) -> int:
+    def _index(self, ns: str, name: str, cached: bool = False) -> int:
+        """The device's ifindex; ``cached`` reuses the last lookup (the event path)."""
+        if cached and (ns, name) in self._idx:
+            return self._idx[(ns, name)]
         idx = self.ipr(ns).link_lookup(ifname=name)
         if not idx:
             raise DataplaneError(f"no device {name} in {ns}")
+        self._idx[(ns, name)] = idx[0]
         return idx[0]
+
+    def _fip_addresses(self, ns: str, dev: str, add: bool, ips) -> None:
+        try:
+            self.batch(ns).addresses(add, self._index(ns, dev, cached=True), ips)
+        except NetlinkError as e:
+            if e.code != 19:  # ENODEV: the device was replaced; look it up again
+                raise
+            self.batch(ns).addresses(add, self._index(ns, dev), ips)
 
     def _execute(self, s: Step) -> None:
         ns, a = s.target, s.args
@@ -413,27 +657,23 @@ class Dataplane:
                 self.ipr(ns).route("del", dst="0.0.0.0/0")
             case "set_sysctls":
                 run_in_netns(ns, _write_sysctls, a)
+
             case "add_fips":
                 dev, mac, ips = a
-                ipr, idx = self.ipr(ns), self._index(ns, dev)
-                for ip in ips:
-                    try:
-                        ipr.addr("add", index=idx, address=ip, prefixlen=32, broadcast=ip)
-                    except NetlinkError as e:
-                        if e.code != 17:  # EEXIST: already there is what we want
-                            raise
+                self._fip_addresses(ns, dev, True, ips)
                 self.garp.announce(ns, dev, mac, ips)
             case "del_fips":
                 dev, ips = a
-                ipr, idx = self.ipr(ns), self._index(ns, dev)
-                for ip in ips:
-                    try:
-                        ipr.addr("del", index=idx, address=ip, prefixlen=32)
-                    except NetlinkError as e:
-                        if e.code != 99:  # EADDRNOTAVAIL: already gone
-                            raise
+                self._fip_addresses(ns, dev, False, ips)
             case "flush_conntrack":
-                for ip in a:  # inbound (original destination) and outbound (reply destination)
+                # One dump, then deletes only for addresses that have flows: removing many
+                # floating IPs costs one process, not two per address.
+                ips = set(a)
+                if len(ips) > 2:
+                    listing = nsexec(ns, ["conntrack", "-L"], check=False).stdout
+                    seen = {w[4:] for w in listing.split() if w.startswith("dst=")}
+                    ips &= seen
+                for ip in sorted(ips):  # inbound (original dst) and outbound (reply dst)
                     nsexec(ns, ["conntrack", "-D", "-d", ip], check=False)
                     nsexec(ns, ["conntrack", "-D", "-q", ip], check=False)
             case "delete_namespace":

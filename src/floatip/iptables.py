@@ -37,6 +37,30 @@ JUMPS: tuple[tuple[str, str, str, bool], ...] = (
     ("mangle", "PREROUTING", f"{W}-PREROUTING", True),
 )
 TABLES = ("mangle", "nat", "filter")
+# Chains whose rules after an ordered head match disjoint packets (one per floating IP):
+# their order does not matter, so rules are appended and deleted one by one rather than
+# the chain rewritten. Value: how many leading rules keep their place.
+ORDER_FREE = {("nat", f"{W}-PREROUTING"): 1, ("nat", f"{W}-OUTPUT"): 0,
+              ("nat", f"{W}-float-snat"): 0}
+
+
+def fip_rules(fip: str, fixed: str) -> list[tuple[str, str]]:
+    """The three rules of one floating IP, as (chain, rule)."""
+    return [(f"{W}-PREROUTING", f"-A {W}-PREROUTING -d {fip}/32 -j DNAT --to-destination {fixed}"),
+            (f"{W}-OUTPUT", f"-A {W}-OUTPUT -d {fip}/32 -j DNAT --to-destination {fixed}"),
+            (f"{W}-float-snat", f"-A {W}-float-snat -s {fixed}/32 -j SNAT --to-source {fip}")]
+
+
+def _rule_delta(key, want: list[str], have: list[str]):
+    """(deletes, appends) turning ``have`` into ``want`` without a rewrite, or None when the
+    chain must be rewritten."""
+    head = ORDER_FREE.get(key)
+    if head is None or want[:head] != have[:head]:
+        return None
+    w, h = set(want[head:]), set(have[head:])
+    if len(w) != len(want) - head or len(h) != len(have) - head:
+        return None  # duplicates: keep exact order
+    return [r for r in have[head:] if r not in w], [r for r in want[head:] if r not in h]
 
 
 def owned(chain: str) -> bool:
@@ -145,11 +169,19 @@ def restore_input(desired: Ruleset, observed: Ruleset) -> str | None:
         want = {ch: r for (t, ch), r in desired.chains.items() if t == table}
         have = {ch: r for (t, ch), r in observed.chains.items() if t == table}
         changed = [ch for ch in want if have.get(ch) != want[ch]]
+        deltas = {}
+        for ch in list(changed):
+            if ch in have:
+                d = _rule_delta((table, ch), want[ch], have[ch])
+                if d is not None:
+                    deltas[ch] = d
+                    changed.remove(ch)
+        deltas = {ch: d for ch, d in deltas.items() if d[0] or d[1]}
         stale = [ch for ch in have if ch not in want]
         builtins = sorted({b for (t, b) in list(desired.jumps) + list(observed.jumps) if t == table})
         jump_fix = [b for b in builtins
                     if desired.jumps.get((table, b), []) != observed.jumps.get((table, b), [])]
-        if not (changed or stale or jump_fix):
+        if not (changed or stale or jump_fix or deltas):
             continue
         lines += [f":{ch} - [0:0]" for ch in changed + stale]  # declares, or flushes ours
         for b in jump_fix:
@@ -160,6 +192,9 @@ def restore_input(desired: Ruleset, observed: Ruleset) -> str | None:
             lines += [f"-A {b} -j {t}" for t in bottom]
         for ch in changed:
             lines += want[ch]
+        for ch, (dels, adds) in deltas.items():
+            lines += ["-D" + r[2:] for r in dels]
+            lines += adds
         lines += [f"-X {ch}" for ch in stale]
         blocks.append("\n".join([f"*{table}", *lines, "COMMIT"]))
     return "\n".join(blocks) + "\n" if blocks else None

@@ -463,7 +463,13 @@ class NftablesDriver:
             return None
         return Step("nat", "nft", ns, (script, ("table", want)), "rules differ")
 
-    def plan_fips(self, ns: str, facts: NftTable, add: dict[str, str], remove):
+    def known(self, ns: str) -> NftTable | None:
+        """What this driver last read or applied in ``ns`` (no kernel read)."""
+        c = self._cache.get(ns)
+        return c[1] if c else None
+
+    def plan_fips(self, ns: str, facts: NftTable, add: dict[str, str], remove,
+                  have: dict[str, str] | None = None):
         """Floating IPs added/moved (fip -> fixed) and removed, as element changes only."""
         from .plan import Step
         delta = fip_delta(facts, add, set(remove))
@@ -486,6 +492,8 @@ class NftablesDriver:
             raise
         extra = step.args[1] if len(step.args) > 1 else None
         cached = self._cache.get(ns)
+        if extra is not None and cached is None and extra[0] == "table":
+            cached = (0, NftTable())
         if extra is None or cached is None:
             self._cache.pop(ns, None)
             return

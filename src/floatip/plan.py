@@ -270,3 +270,37 @@ def commands(step: Step, datapath_type: str = "netdev") -> list[str]:
         case "nft":
             return [inns + "nft -f - <<'EOF'\n" + a[0] + "EOF"]
     raise ValueError(f"unknown step {step.action}")
+
+
+# ---------------------------------------------------------------------------------------
+# The event path: floating IPs added, moved or removed on routers that are otherwise known
+# to be converged. Nothing is observed; the steps are planned against what was last applied.
+
+def plan_fips(lay: RouterLayout, nat_driver, nat_facts, have: dict[str, str],
+              add: dict[str, str], remove: set[str]) -> list[Step]:
+    """Steps for floating IPs of one router: ``have`` maps each floating IP now programmed
+    to its fixed IP, ``add`` gives new or moved ones (floating -> fixed), ``remove`` the
+    floating IPs to drop. NAT element changes first, then addresses, then conntrack."""
+    ns = lay.namespace
+    qg = lay.gateway_device
+    add = {f: x for f, x in add.items() if have.get(f) != x}
+    remove = {f for f in remove if f in have and f not in add}
+    if not add and not remove:
+        return []
+    steps: list[Step] = []
+    nat_step = nat_driver.plan_fips(ns, nat_facts, add, remove, have)
+    if nat_step is not None:
+        steps.append(nat_step)
+    new = sorted((f for f in add if f not in have), key=ipaddress.ip_address)
+    if new and qg is not None:
+        steps.append(Step("fip", "add_fips", ns, (qg.name, qg.mac, tuple(new)),
+                          f"{len(new)} floating IP address(es) missing"))
+    if remove and qg is not None:
+        steps.append(Step("fip", "del_fips", ns,
+                          (qg.name, tuple(sorted(remove, key=ipaddress.ip_address))),
+                          f"{len(remove)} floating IP address(es) no longer wanted"))
+    flush = sorted(remove | {f for f in add if f in have}, key=ipaddress.ip_address)
+    if flush:
+        steps.append(Step("conntrack", "flush_conntrack", ns, tuple(flush),
+                          "floating IP removed or moved: cut its flows"))
+    return steps

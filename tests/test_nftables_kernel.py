@@ -1,0 +1,152 @@
+"""The nftables driver and the agent's event path on real namespaces, OVS and netfilter."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from floatip import lab as L
+from floatip.agent import Reconciler
+from floatip.dataplane import nsexec
+
+from topo import Topo
+
+pytestmark = pytest.mark.kernel
+FIP, FIP2 = "203.0.113.84", "203.0.113.86"
+
+
+@pytest.fixture
+def topo(lab, dataplane, nat_driver):
+    t = Topo(lab, dataplane, nat_driver)
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def nft_topo(topo):
+    if topo.config.nat_driver != "nftables":
+        pytest.skip("nftables only")
+    return topo
+
+
+def handles(ns: str) -> dict[str, str]:
+    """Handles of the table, its sets and chains and its static rules (not elements)."""
+    text = nsexec(ns, ["nft", "-a", "list", "table", "ip", "floatip"]).stdout
+    out = {}
+    for line in text.splitlines():
+        m = re.search(r"# handle (\d+)$", line)
+        if m and "elements" not in line:
+            out[line.split(" # handle")[0].strip()] = m.group(1)
+    return out
+
+
+def elements(ns: str, name: str) -> str:
+    return nsexec(ns, ["nft", "list", "map", "ip", "floatip", name]).stdout
+
+
+def test_event_path_adds_a_fip_as_elements_and_it_answers(topo):
+    """A Reconciler adds the second floating IP without observing or rebuilding anything;
+    the upstream reaches it, and the same state again makes no write."""
+    topo.vm("vm4", "198.51.100.84")
+    topo.vm("vm5", "198.51.100.85")
+    topo.fip(FIP, "vm4")
+    rec = Reconciler(topo.dp, topo.config)
+    rep = rec.sync(topo.state())
+    assert rep.ok, rep.errors
+    assert L.ping_until(topo.upstream, FIP)
+    before = handles(topo.ns) if topo.config.nat_driver == "nftables" else None
+    topo.fip(FIP2, "vm5")
+    rep = rec.sync(topo.state())
+    assert rep.ok, rep.errors
+    assert [s.action for s in rep.plan.steps] == [
+        "nft" if topo.config.nat_driver == "nftables" else "iptables_restore", "add_fips"]
+    assert rec.partial_syncs == 1 and rec.full_syncs == 1
+    assert L.ping_until(topo.upstream, FIP2)
+    if before is not None:
+        assert handles(topo.ns) == before, "static rules were rebuilt"
+        assert "203.0.113.86 : 198.51.100.85" in elements(topo.ns, "fip_dnat")
+    # nothing changed: no write, whether planned from memory or from a full observe
+    assert rec.sync(topo.state()).writes == 0
+    assert rec.sync(topo.state(), full=True).writes == 0
+    # and removing it again is an element delete, the address goes, the first FIP stays
+    topo.fip(FIP2, False)
+    rep = rec.sync(topo.state())
+    assert rep.ok and rep.writes, rep.errors
+    assert f"{FIP2}/32" not in L.sh("ip", "netns", "exec", topo.ns, "ip", "-4", "-o", "addr").stdout
+    assert not L.ping(topo.upstream, FIP2, count=1, timeout=0.5)
+    assert L.ping_until(topo.upstream, FIP)
+    if before is not None:
+        assert handles(topo.ns) == before
+    assert rec.sync(topo.state(), full=True).writes == 0
+
+
+def test_foreign_tables_are_never_touched(nft_topo):
+    topo = nft_topo
+    topo.vm("vm4", "198.51.100.84")
+    topo.fip(FIP, "vm4")
+    rec = Reconciler(topo.dp, topo.config)
+    assert rec.sync(topo.state()).ok
+    foreign = ("table ip other {\n\tchain c {\n\t\ttype nat hook prerouting priority -50; "
+               "policy accept;\n\t\tip daddr 192.0.2.7 counter\n\t}\n}\n"
+               "table inet floatip {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n}\n")
+    nsexec(topo.ns, ["nft", "-f", "-"], input=foreign)
+    listing = {t: nsexec(topo.ns, ["nft", "list", "table", *t.split()]).stdout
+               for t in ("ip other", "inet floatip")}
+    topo.vm("vm5", "198.51.100.85")
+    topo.fip(FIP2, "vm5")
+    assert rec.sync(topo.state()).ok                   # event path
+    topo.doc["routers"][0]["external_gateway_info"]["enable_snat"] = False
+    assert rec.sync(topo.state()).ok                   # static change, partial sync
+    assert rec.sync(topo.state(), full=True).writes == 0
+    for t, text in listing.items():
+        assert nsexec(topo.ns, ["nft", "list", "table", *t.split()]).stdout == text
+
+
+def test_changes_behind_our_back_are_repaired_by_a_full_sync(nft_topo):
+    topo = nft_topo
+    topo.vm("vm4", "198.51.100.84")
+    topo.fip(FIP, "vm4")
+    rec = Reconciler(topo.dp, topo.config)
+    assert rec.sync(topo.state()).ok
+    nsexec(topo.ns, ["nft", "delete", "element", "ip", "floatip", "fip_dnat", "{ 203.0.113.84 }"])
+    rep = rec.sync(topo.state(), full=True)
+    assert rep.ok and [s.action for s in rep.plan.steps] == ["nft"]
+    assert "add element ip floatip fip_dnat { 203.0.113.84 : 198.51.100.84 }" in rep.plan.steps[0].args[0]
+    assert L.ping_until(topo.upstream, FIP)
+    nsexec(topo.ns, ["nft", "delete", "table", "ip", "floatip"])
+    rep = rec.sync(topo.state(), full=True)
+    assert rep.ok and rep.writes == 1
+    assert L.ping_until(topo.upstream, FIP)
+    assert rec.sync(topo.state(), full=True).writes == 0
+
+
+def test_many_fips_in_one_change(topo):
+    """Hundreds of floating IPs at once: one NAT transaction, addresses in batches."""
+    topo.vm("vm4", "198.51.100.84")
+    rec = Reconciler(topo.dp, topo.config)
+    assert rec.sync(topo.state()).ok
+    for i in range(2, 202):
+        if i in (64, 84):  # 198.51.100.84 is vm4's; 203.0.113.84 is FIP
+            continue
+        topo.doc["ports"].append({"name": f"p{i}-{topo.sid}", "network": f"ten-{topo.sid}",
+                                  "fixed_ip": f"198.51.100.{i}"})
+        topo.doc["floatingips"].append({"floating_ip_address": f"203.0.113.{i + 20}",
+                                        "port": f"p{i}-{topo.sid}"})
+    topo.fip(FIP, "vm4")
+    want = len(topo.doc["floatingips"])
+    rep = rec.sync(topo.state())
+    assert rep.ok, rep.errors
+    nat = [s for s in rep.plan.steps if s.phase == "nat"]
+    assert len(nat) == 1
+    fips = [s for s in rep.plan.steps if s.action == "add_fips"]
+    assert len(fips) == 1 and len(fips[0].args[2]) == want
+    addrs = L.sh("ip", "netns", "exec", topo.ns, "ip", "-4", "-o", "addr").stdout
+    assert addrs.count("/32 ") == want
+    assert L.ping_until(topo.upstream, FIP)
+    assert rec.sync(topo.state(), full=True).writes == 0
+    topo.doc["floatingips"] = []
+    rep = rec.sync(topo.state())
+    assert rep.ok, rep.errors
+    addrs = L.sh("ip", "netns", "exec", topo.ns, "ip", "-4", "-o", "addr").stdout
+    assert "/32 " not in addrs
+    assert rec.sync(topo.state(), full=True).writes == 0
