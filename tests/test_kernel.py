@@ -110,7 +110,9 @@ def test_fip_removal_cuts_everything(seed, lab, nat_driver):
     seed.apply()
     assert f"{FIP}/32" not in addresses(seed.ns)
     assert FIP not in nat_text(seed.ns, nat_driver)
-    assert conntrack(seed.ns, FIP) == ""
+    # No flow is NATed to vm4 any more. (A late packet of the old flow, e.g. a delayed ACK
+    # arriving after a fast apply, may leave a fresh un-NATed entry: that one is harmless.)
+    assert "198.51.100.84" not in conntrack(seed.ns, FIP)
     conn.sock.settimeout(1.5)
     assert not conn.echo("after"), "an established connection survived FIP removal"
     conn.close()
