@@ -176,6 +176,17 @@ def test_seed_scenario_through_openstacksdk(env, sdk_server):
     assert net.get_port(vm1.id).binding_host_id
     wait_for(lambda: net.get_router(router.id).status == "ACTIVE", what="router ACTIVE")
     assert sdk_server.wait_for_agent()
+    # a router this agent cannot build (no bridge for its physical network) is ERROR and
+    # does not hold up the others
+    odd = net.create_network(name=f"fa-odd-{env.sfx}", is_router_external=True,
+                             provider_network_type="flat", provider_physical_network="fa-nomap")
+    net.create_subnet(network_id=odd.id, cidr="192.0.2.0/24", ip_version=4)
+    odd_router = net.create_router(name=f"fa-odd-{env.sfx}",
+                                   external_gateway_info={"network_id": odd.id})
+    env.router_ids.add(odd_router.id)
+    wait_for(lambda: net.get_router(odd_router.id).status == "ERROR", what="odd router ERROR")
+    assert net.get_router(router.id).status == "ACTIVE"
+    net.delete_router(odd_router)
     # no floating IP yet: both VMs leave through SNAT; nothing answers on the FIP address
     assert source_seen(env, env.vm1) == router_ip
     assert unreachable(env, FIP)

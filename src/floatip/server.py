@@ -173,6 +173,24 @@ class Agent:
                 backoff = min(backoff * 2, 10)
                 self.wake.set()
 
+    def _without_broken_routers(self, state: State) -> tuple[State, dict[str, str]]:
+        """Routers this agent cannot lay out (e.g. a gateway on a physical network without a
+        bridge mapping here) are left out of the pass and reported ERROR, so one of them does
+        not stop every other router."""
+        from dataclasses import replace
+        from .layout import router_layouts
+        broken = {}
+        for rid, r in state.routers.items():
+            try:
+                router_layouts(replace(state, routers={rid: r}, floatingips={}), self.config)
+            except NeutronError as e:
+                broken[rid] = e.message
+        if broken:
+            log.error("routers left out: %s", broken)
+            state = replace(state, routers={k: v for k, v in state.routers.items()
+                                            if k not in broken})
+        return state, broken
+
     def sync(self) -> None:
         from .agent import reconcile
         t0 = time.perf_counter()
@@ -188,9 +206,12 @@ class Agent:
             self.backend.report({f: "ERROR" for f in state.floatingips},
                                 {r: "ERROR" for r in state.routers}, {})
             return
+        state, broken = self._without_broken_routers(state)
         dp = self.dp
         view = ScopedDataplane(dp, snap["known_routers"]) if self.prune_scope == "known" else dp
         report = reconcile(view, state, self.config, prune=True)
+        report.errors.update(broken)
+        state = snap["state"]
         for rid, r in state.routers.items():
             router_status[rid] = "ERROR" if rid in report.errors else \
                 ("ACTIVE" if r.admin_state_up else "DOWN")
