@@ -16,6 +16,7 @@ from typing import Any, Callable
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import service as svc
@@ -52,6 +53,20 @@ def create_app(db: Database) -> FastAPI:
     async def _http(_req: Request, e: StarletteHTTPException):
         typ = {404: "HTTPNotFound", 405: "HTTPMethodNotAllowed"}.get(e.status_code, "HTTPError")
         return neutron_error(typ, str(e.detail), e.status_code)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_req: Request, e: IntegrityError):
+        # a constraint the rules above did not foresee, typically a concurrent change
+        # (a port deleted while a floating IP was being associated with it)
+        log.warning("integrity error: %s", e.orig)
+        return neutron_error("Conflict", "The request conflicts with a concurrent change; "
+                             "nothing was changed. Retry it.", 409)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_req: Request, e: OperationalError):
+        log.error("database error: %s", e.orig)
+        return neutron_error("ServiceUnavailable", "The database is not available; nothing "
+                             "was changed.", 503)
 
     @app.exception_handler(Exception)
     async def _crash(_req: Request, e: Exception):
