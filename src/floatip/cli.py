@@ -116,8 +116,7 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
           url: str = typer.Option("http://127.0.0.1:9696", "--url", envvar="FLOATIP_URL",
                                   help="floatip API endpoint."),
           as_json: bool = typer.Option(False, "--json")):
-    """Create or update FILE's resources through the API (like kubectl apply); with --local,
-    make the kernel match FILE directly."""
+    """Create or update FILE's resources through the API, like kubectl apply (--local: kernel)."""
     if not (local or dry_run):
         from .apiapply import apply_document
         from .client import Client
@@ -237,8 +236,7 @@ def _rules_text(nat) -> list[str]:
 def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up."),
          as_json: bool = typer.Option(False, "--json", help="With --keep: print the names."),
          teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo.")):
-    """Start a server (throw-away SQLite, 127.0.0.1), build the seed through the API and
-    check it: (a)-(e)."""
+    """Build the seed through a throw-away API server and check it: (a)-(e)."""
     from . import demo_api
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
@@ -270,7 +268,7 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
 
 from . import cli_api as _cli_api  # noqa: E402 - the API commands
 
-_cli_api.register(app)
+_cli_api.register(app, Ctx)
 
 
 def main():

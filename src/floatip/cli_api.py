@@ -246,14 +246,13 @@ def port_plug(ref: str, netns: str = typer.Option(..., "--netns", help="Network 
     """Plug PORT into a network namespace (a container): veth on the integration bridge with
     iface-id, MAC, fixed IP, default route via the subnet gateway."""
     from . import binding
-    from .cli import Ctx
     if os.geteuid() != 0:
         _fail(NeutronError("plugging changes links and OVS: run it as root"))
     with Client(url) as c:
         def go():
             port = c.find("port", ref)
             subnets = {f["subnet_id"]: c.show("subnet", f["subnet_id"]) for f in port["fixed_ips"]}
-            tap = binding.plug(port, subnets, netns, Ctx.config.integration_bridge, ifname)
+            tap = binding.plug(port, subnets, netns, _ctx().config.integration_bridge, ifname)
             c.sync()
             deadline = time.monotonic() + wait
             while wait and time.monotonic() < deadline:
@@ -267,7 +266,7 @@ def port_plug(ref: str, netns: str = typer.Option(..., "--netns", help="Network 
             print(json.dumps({"device": tap, "port": port}, indent=2))
         else:
             out.print(f"plugged port {port['id']} into {netns} ({tap} on "
-                      f"{Ctx.config.integration_bridge}); status {port['status']}")
+                      f"{_ctx().config.integration_bridge}); status {port['status']}")
         if wait and port["status"] != "ACTIVE":
             raise typer.Exit(1)
 
@@ -429,7 +428,6 @@ def serve(listen: str = typer.Option("127.0.0.1:9696", "--listen", help="HOST:PO
                                          "not want; known: only routers it ever had.")):
     """The Neutron v2.0 API and the agent, in one process."""
     import logging
-    from .cli import Ctx
     from .server import Server
     if agent and os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run as root, or "
@@ -439,7 +437,7 @@ def serve(listen: str = typer.Option("127.0.0.1:9696", "--listen", help="HOST:PO
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        srv = Server(db, listen, Ctx.config, agent=agent, interval=interval, prune_scope=prune)
+        srv = Server(db, listen, _ctx().config, agent=agent, interval=interval, prune_scope=prune)
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
@@ -453,7 +451,6 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
     """The agent alone: follows a remote floatip API (long poll + periodic resync)."""
     import logging
     import signal
-    from .cli import Ctx
     from .server import Agent, RemoteBackend
     if os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run it as root"))
@@ -461,7 +458,7 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
-    agent = Agent(RemoteBackend(server), Ctx.config, interval=interval, prune_scope=prune)
+    agent = Agent(RemoteBackend(server), _ctx().config, interval=interval, prune_scope=prune)
     agent.start()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -474,7 +471,21 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
         agent.stop()
 
 
-def register(app: typer.Typer) -> None:
+_CTX = None
+
+
+def _ctx():
+    """The main CLI's option holder (``cli.Ctx``), handed over by ``register`` so that
+    ``python -m floatip.cli`` and the ``floatip`` script see the same options."""
+    if _CTX is None:
+        from .cli import Ctx
+        return Ctx
+    return _CTX
+
+
+def register(app: typer.Typer, ctx=None) -> None:
+    global _CTX
+    _CTX = ctx
     app.add_typer(network_app, name="network")
     app.add_typer(subnet_app, name="subnet")
     app.add_typer(port_app, name="port")
