@@ -519,3 +519,45 @@ def test_native_cli_against_the_api(server):
         assert not second["created"] and not second["updated"]
     finally:
         os.unlink(fh.name)
+
+
+def test_migrations_match_the_models(server):
+    """The schema Alembic built is the one the models describe: a model change without a
+    migration fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from floatip.store import Base
+    with server.db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_agent_endpoints_state_and_long_poll(api, server):
+    """What ``floatip agent --server`` uses: the desired state and a long poll for changes."""
+    import time
+    t = Topo(api, tenant_cidr="100.64.13.0/24", pool=("203.0.113.170", "203.0.113.180"))
+    doc = ok(api.get("/floatip/v1/state"))
+    from floatip import model, service
+    state = service.state_from_json(doc["state"])
+    model.validate(state)
+    assert t.router["id"] in state.routers and t.router["id"] in doc["known_routers"]
+    gen = ok(api.get("/floatip/v1/changes", params={"generation": -1}))["generation"]
+    t0 = time.monotonic()
+    assert ok(api.get("/floatip/v1/changes", params={"generation": gen, "timeout": 0.3}))[
+        "generation"] == gen
+    assert time.monotonic() - t0 >= 0.25  # it waited: nothing changed
+
+    def later():
+        time.sleep(0.3)
+        with httpx.Client(base_url=server.url) as c:
+            c.put(f"/v2.0/networks/{t.net['id']}", json={"network": {"description": "x"}})
+    threading.Thread(target=later).start()
+    t0 = time.monotonic()
+    assert ok(api.get("/floatip/v1/changes", params={"generation": gen, "timeout": 10}))[
+        "generation"] != gen
+    assert time.monotonic() - t0 < 5  # woken by the change, not by the timeout
+    # a failed request is not a change
+    gen = ok(api.get("/floatip/v1/changes", params={"generation": -1}))["generation"]
+    neutron_error(t.fip(port_id=str(uuid.uuid4())), 404, "PortNotFound")
+    assert ok(api.get("/floatip/v1/changes", params={"generation": gen, "timeout": 0.2}))[
+        "generation"] == gen

@@ -244,6 +244,14 @@ def test_seed_scenario_through_openstacksdk(env, sdk_server):
             for name in (binding.tap_name(vm1.id), ("qr-" + qr.id)[:14])}
     assert len(tags) == 1 and tags != {"4095"}, tags
 
+    # a port that is administratively down goes to the dead VLAN, and comes back
+    net.update_port(vm2, is_admin_state_up=False)
+    wait_for(lambda: L.sh("ovs-vsctl", "get", "Port", binding.tap_name(vm2.id), "tag")
+             .stdout.strip() == "4095", what="admin-down port on VLAN 4095")
+    net.update_port(vm2, is_admin_state_up=True)
+    wait_for(lambda: L.sh("ovs-vsctl", "get", "Port", binding.tap_name(vm2.id), "tag")
+             .stdout.strip() in tags, what="admin-up port back on its VLAN")
+
     # removing the router through the API removes its namespace
     net.remove_interface_from_router(router, subnet=sub.id)
     net.delete_router(router)
