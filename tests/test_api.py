@@ -143,8 +143,8 @@ def test_network_defaults_filters_and_fields(api):
     assert one == {"mtu": 1500}
     upd = ok(api.put(f"/v2.0/networks/{net['id']}", json={"network": {"name": "fa-renamed",
                                                                        "mtu": 1400}}))["network"]
-    assert upd["mtu"] == 1400 and upd["revision_number"] == net["revision_number"] + 1 + 1 \
-        or upd["revision_number"] > net["revision_number"]
+    assert upd["mtu"] == 1400 and upd["name"] == "fa-renamed"
+    assert upd["revision_number"] > net["revision_number"]
 
 
 def test_vlan_and_local_vlans(api):
@@ -433,7 +433,6 @@ def test_parallel_associations_of_one_port(api):
 
 def test_state_survives_a_restart_and_feeds_the_model(server, db_url):
     from floatip import model, service
-    from floatip.store import Database
     with httpx.Client(base_url=server.url) as api:
         t = Topo(api, tenant_cidr="100.64.10.0/24", pool=("203.0.113.150", "203.0.113.160"))
         vm = t.port()
@@ -460,7 +459,6 @@ def test_state_survives_a_restart_and_feeds_the_model(server, db_url):
             assert p["status"] == "ACTIVE" and p["binding:host_id"] == "fa-host"
     finally:
         srv2.close()
-    _ = Database  # imported for the type: the server's Database is the real one
 
 
 def test_native_cli_against_the_api(server):
@@ -470,8 +468,7 @@ def test_native_cli_against_the_api(server):
     import subprocess
     import sys
     import tempfile
-    exe = [sys.executable, "-m", "floatip.cli"] if False else \
-        [os.path.join(os.path.dirname(sys.executable), "floatip")]
+    exe = [os.path.join(os.path.dirname(sys.executable), "floatip")]
     env = {**os.environ, "FLOATIP_URL": server.url, "COLUMNS": "200"}
 
     def run(*args, code=0):

@@ -37,7 +37,10 @@ def _kernel_skip() -> str | None:
 
 SKIP = _kernel_skip()
 pytestmark = [pytest.mark.kernel,
-              pytest.mark.skipif(SKIP is not None, reason=f"kernel test skipped: {SKIP}")]
+              pytest.mark.skipif(SKIP is not None, reason=f"kernel test skipped: {SKIP}"),
+              # openstacksdk's own notices about its future releases
+              pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:.*influxdb:DeprecationWarning")]
 
 BIN = os.path.dirname(sys.executable)
 EXT_CIDR, UPSTREAM_IP, EXT_GW = "203.0.113.0/24", "203.0.113.1", "203.0.113.1"
