@@ -447,6 +447,11 @@ def test_state_survives_a_restart_and_feeds_the_model(server, db_url):
         model.validate(state)  # what the agent gets is sound
         fip = state.floatingips[f["id"]]
         assert state.router_for_fip(fip).id == t.router["id"]
+        # the agent's index gives the same answer as the model for every floating IP
+        from floatip.server import fip_routers
+        assert fip_routers(state) == {
+            fid: r.id for fid, x in state.floatingips.items()
+            if (r := state.router_for_fip(x)) is not None}
         assert state.networks[t.net["id"]].local_vlan is not None
         # the agent's status report: DOWN -> ACTIVE, visible through the API
         with db.tx(notify=False) as s:

@@ -161,7 +161,8 @@ def create_app(db: Database) -> FastAPI:
             snap = svc.agent_snapshot(s)
         return {"generation": db.generation, "state": svc.state_to_json(snap["state"]),
                 "vm_ports": snap["vm_ports"], "known_routers": sorted(snap["known_routers"]),
-                "fip_revisions": snap["fip_revisions"]}
+                "fip_revisions": snap["fip_revisions"], "fip_status": snap["fip_status"],
+                "router_status": snap["router_status"]}
 
     @app.get("/floatip/v1/changes")
     def changes(generation: int = -1, timeout: float = 30.0):

@@ -54,7 +54,9 @@ class RemoteBackend:
         doc = self.client.agent_state()
         return {"generation": doc["generation"], "state": svc.state_from_json(doc["state"]),
                 "vm_ports": doc["vm_ports"], "known_routers": set(doc["known_routers"]),
-                "fip_revisions": doc.get("fip_revisions", {})}
+                "fip_revisions": doc.get("fip_revisions", {}),
+                "fip_status": doc.get("fip_status", {}),
+                "router_status": doc.get("router_status", {})}
 
     def report(self, floatingips, routers, ports) -> None:
         self.client.report(floatingips=floatingips, routers=routers, ports=ports)
@@ -103,7 +105,30 @@ class AgentStats:
     last_seconds: float = 0.0
     last_error: str | None = None
     last_generation: int = -1
+    last_full: bool = True
     fip_status: dict[str, str] = field(default_factory=dict)
+
+
+def fip_routers(state: State) -> dict[str, str]:
+    """floating IP id -> id of the router that carries it: ``State.router_for_fip`` for all
+    of them at once, through an index instead of a scan of every router per floating IP."""
+    order = {rid: i for i, rid in enumerate(state.routers)}
+    index: dict[tuple[str, str], str] = {}
+    for rid, r in state.routers.items():
+        if r.gateway is not None:
+            for itf in r.interfaces:
+                index.setdefault((itf.subnet_id, r.gateway.network_id), rid)
+    out = {}
+    for fid, f in state.floatingips.items():
+        port = state.ports.get(f.port_id) if f.port_id else None
+        if port is None:
+            continue
+        found = [index[key] for sid, ip in port.fixed_ips
+                 if f.fixed_ip_address in (None, ip)
+                 and (key := (sid, f.floating_network_id)) in index]
+        if found:
+            out[fid] = min(found, key=order.__getitem__)
+    return out
 
 
 class Agent:
@@ -118,6 +143,8 @@ class Agent:
         self.stop_event = threading.Event()
         self.passes_done = threading.Condition()
         self.stats = AgentStats()
+        self.applied: dict = {}                # router id -> layout applied without error
+        self.router_errors: dict[str, str] = {}  # router id -> why its last pass failed
         self._dp = None
         self.binder = None
         if bind_ports:
@@ -152,13 +179,16 @@ class Agent:
 
     def run(self) -> None:
         backoff = 0.2
+        full = True  # the first pass looks at everything
         while not self.stop_event.is_set():
-            self.wake.wait(timeout=self.interval)
+            retry = 2.0 if self.router_errors else self.interval
+            woken = self.wake.wait(timeout=min(self.interval, retry))
             if self.stop_event.is_set():
                 break
             self.wake.clear()
             try:
-                self.sync()
+                self.sync(full=full or not woken)
+                full = False
                 backoff = 0.2
             except Exception as e:  # noqa: BLE001 - the agent must survive and retry
                 log.exception("agent pass failed")
@@ -169,35 +199,41 @@ class Agent:
                     except Exception:  # noqa: BLE001
                         pass
                     self._dp = None
+                full = True
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 10)
                 self.wake.set()
 
-    def _without_broken_routers(self, state: State) -> tuple[State, dict[str, str]]:
-        """Routers this agent cannot lay out (e.g. a gateway on a physical network without a
-        bridge mapping here) are left out of the pass and reported ERROR, so one of them does
-        not stop every other router."""
+    def _layouts(self, state: State) -> tuple[dict, dict[str, str]]:
+        """Each router's layout, computed alone. A router this agent cannot lay out (e.g. a
+        gateway on a physical network without a bridge mapping here) is left out and
+        reported ERROR, so one of them does not stop every other router."""
         from dataclasses import replace
         from .layout import router_layouts
-        broken = {}
+        layouts, broken = {}, {}
+        owner = fip_routers(state)
         for rid, r in state.routers.items():
+            sub = replace(state, routers={rid: r},
+                          floatingips={f: x for f, x in state.floatingips.items()
+                                       if owner.get(f) == rid})
             try:
-                router_layouts(replace(state, routers={rid: r}, floatingips={}), self.config)
+                layouts.update(router_layouts(sub, self.config))
             except NeutronError as e:
                 broken[rid] = e.message
         if broken:
             log.error("routers left out: %s", broken)
-            state = replace(state, routers={k: v for k, v in state.routers.items()
-                                            if k not in broken})
-        return state, broken
+        return layouts, broken
 
-    def sync(self) -> None:
+    def sync(self, full: bool = True) -> None:
+        """One pass. ``full``: reconcile every router (``prune=True``): the first pass, the
+        periodic resync, after a failure. Otherwise only the routers whose layout changed
+        since the last pass are reconciled, and routers gone from the desired state are
+        removed: a floating IP change costs the same with 1 router or 1000."""
+        from dataclasses import replace
         from .agent import reconcile
         t0 = time.perf_counter()
         snap = self.backend.snapshot()
         state: State = snap["state"]
-        fip_status: dict[str, str] = {}
-        router_status: dict[str, str] = {}
         try:
             validate(state)
         except InvalidState as e:
@@ -206,33 +242,74 @@ class Agent:
             self.backend.report({f: "ERROR" for f in state.floatingips},
                                 {r: "ERROR" for r in state.routers}, {})
             return
-        state, broken = self._without_broken_routers(state)
+        layouts, broken = self._layouts(state)
+        owner = fip_routers(state)
         dp = self.dp
         view = ScopedDataplane(dp, snap["known_routers"]) if self.prune_scope == "known" else dp
-        report = reconcile(view, state, self.config, prune=True)
-        report.errors.update(broken)
-        state = snap["state"]
-        for rid, r in state.routers.items():
-            router_status[rid] = "ERROR" if rid in report.errors else \
-                ("ACTIVE" if r.admin_state_up else "DOWN")
+        if full:
+            good = replace(state, routers={r: x for r, x in state.routers.items()
+                                           if r not in broken})
+            report = reconcile(view, good, self.config, prune=True)
+            touched = set(state.routers) | set(self.applied)
+            steps = len(report.plan.steps)
+            self.applied = {}
+        else:
+            changed = {r for r, lay in layouts.items() if self.applied.get(r) != lay}
+            gone = set(self.applied) - set(layouts)
+            touched = changed | gone | set(broken)
+            steps = 0
+            report = None
+            if changed or gone:
+                sub = replace(state, routers={r: state.routers[r] for r in changed},
+                              floatingips={f: x for f, x in state.floatingips.items()
+                                           if owner.get(f) in changed})
+                report = reconcile(view, sub, self.config, remove=gone, prune=False)
+                steps = len(report.plan.steps)
+        errors = dict(report.errors) if report is not None else {}
+        errors.update(broken)
+        for rid in touched:
+            self.router_errors.pop(rid, None)
+            self.applied.pop(rid, None)
+            if rid in errors:
+                self.router_errors[rid] = errors[rid]
+            elif rid in layouts:
+                self.applied[rid] = layouts[rid]
+        for rid in list(self.router_errors):
+            if rid not in state.routers:
+                del self.router_errors[rid]
+        router_status = {rid: "ERROR" if rid in self.router_errors else
+                         ("ACTIVE" if r.admin_state_up else "DOWN")
+                         for rid, r in state.routers.items()}
+        fip_status: dict[str, str] = {}
         for fid, f in state.floatingips.items():
-            router = state.router_for_fip(f)
+            router = state.routers.get(owner.get(fid))
             if router is None or not router.admin_state_up:
                 fip_status[fid] = "DOWN"
             else:
-                fip_status[fid] = "ERROR" if router.id in report.errors else "ACTIVE"
+                fip_status[fid] = "ERROR" if router.id in self.router_errors else "ACTIVE"
         ports = self.binder.sync(snap["vm_ports"]) if self.binder is not None else {}
+        # report what differs from the database's view only
         revisions = snap.get("fip_revisions", {})
-        self.backend.report({f: [st, revisions[f]] if f in revisions else st
-                             for f, st in fip_status.items()}, router_status, ports)
+        have_fip, have_router = snap.get("fip_status", {}), snap.get("router_status", {})
+        vm = snap["vm_ports"]
+        fips = {f: [st, revisions[f]] if f in revisions else st
+                for f, st in fip_status.items() if have_fip.get(f) != st}
+        routers = {r: st for r, st in router_status.items() if have_router.get(r) != st}
+        ports = {p: v for p, v in ports.items()
+                 if vm.get(p, {}).get("status") != v.get("status")
+                 or (v.get("host") is not None and vm.get(p, {}).get("host") != v["host"])}
+        if fips or routers or ports:
+            self.backend.report(fips, routers, ports)
         self.stats.passes += 1
         self.stats.last_seconds = time.perf_counter() - t0
         self.stats.last_generation = snap["generation"]
-        self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in report.errors.items()) or None
+        self.stats.last_full = full
+        self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
+                                          self.router_errors.items()) or None
         self.stats.fip_status = fip_status
-        if report.plan.steps or report.errors:
-            log.info("pass: %d step(s), %d error(s) in %.1f ms", len(report.plan.steps),
-                     len(report.errors), self.stats.last_seconds * 1000)
+        if steps or errors:
+            log.info("%s pass: %d step(s), %d error(s) in %.1f ms", "full" if full else
+                     "incremental", steps, len(errors), self.stats.last_seconds * 1000)
         with self.passes_done:
             self.passes_done.notify_all()
 

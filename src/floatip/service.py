@@ -1124,38 +1124,58 @@ DELETE = {"network": delete_network, "subnet": delete_subnet, "port": delete_por
 # The agent's view: rows -> model.State, and statuses back
 
 def desired_state(s: Session) -> M.State:
+    return agent_snapshot(s)["state"]
+
+
+def agent_snapshot(s: Session) -> dict:
+    """What an agent needs, read as plain rows in one transaction (no ORM objects: this runs
+    after every change): the desired state, each VM port's VLAN and binding, the routers it
+    may prune (live and deleted ones), statuses as stored, and the generation it reflects."""
+    rows = S.snapshot_rows(s)
     networks = {n.id: M.Network(id=n.id, name=n.name, external=n.external,
                                 network_type=n.network_type, physical_network=n.physical_network,
                                 segmentation_id=n.segmentation_id, local_vlan=n.local_vlan,
                                 mtu=n.mtu)
-                for n in S.list_all(s, S.Network)}
+                for n in rows["networks"]}
     subnets = {x.id: M.Subnet(id=x.id, network_id=x.network_id, cidr=x.cidr,
                               gateway_ip=x.gateway_ip, name=x.name,
                               allocation_pools=tuple((p["start"], p["end"])
                                                      for p in x.allocation_pools))
-               for x in S.list_all(s, S.Subnet)}
-    all_ports = {p.id: p for p in S.list_all(s, S.Port)}
-    ports = {p.id: M.Port(id=p.id, network_id=p.network_id, name=p.name,
-                          fixed_ips=tuple((a.subnet_id, a.ip_address) for a in p.fixed_ips),
-                          mac_address=p.mac_address, device_owner=p.device_owner,
-                          device_id=p.device_id)
-             for p in all_ports.values() if p.device_owner not in NETWORK_OWNERS}
-    routers = {}
+               for x in rows["subnets"]}
+    fixed: dict[str, list[tuple[str, str]]] = {}
+    for a in rows["ipallocations"]:
+        fixed.setdefault(a.port_id, []).append((a.subnet_id, a.ip_address))
+    for v in fixed.values():
+        v.sort(key=lambda x: x[1])
+    all_ports = {p.id: p for p in rows["ports"]}
+    ports, vm_ports = {}, {}
+    for p in rows["ports"]:
+        if p.device_owner in NETWORK_OWNERS:
+            continue
+        ports[p.id] = M.Port(id=p.id, network_id=p.network_id, name=p.name,
+                             fixed_ips=tuple(fixed.get(p.id, ())), mac_address=p.mac_address,
+                             device_owner=p.device_owner, device_id=p.device_id)
+        net = networks.get(p.network_id)
+        if net is not None and not net.external:
+            vm_ports[p.id] = {"tag": net.local_vlan, "admin_state_up": p.admin_state_up,
+                              "host": p.host_id, "status": p.status}
     itfs: dict[str, list[M.Interface]] = {}
-    for rp in S.router_ports(s, port_type=OWNER_RI):
+    for rp in rows["routerports"]:
+        if rp.port_type != OWNER_RI:
+            continue
         p = all_ports[rp.port_id]
-        for a in p.fixed_ips:
+        for sid, ip in fixed.get(p.id, ()):
             itfs.setdefault(rp.router_id, []).append(
-                M.Interface(port_id=p.id, subnet_id=a.subnet_id, ip_address=a.ip_address,
+                M.Interface(port_id=p.id, subnet_id=sid, ip_address=ip,
                             mac_address=p.mac_address))
-    for r in S.list_all(s, S.Router):
+    routers = {}
+    for r in rows["routers"]:
         gw = None
         if r.gw_port_id:
             p = all_ports[r.gw_port_id]
-            a = p.fixed_ips[0]
-            gw = M.Gateway(network_id=p.network_id, port_id=p.id, subnet_id=a.subnet_id,
-                           ip_address=a.ip_address, mac_address=p.mac_address,
-                           enable_snat=r.enable_snat)
+            sid, ip = fixed[p.id][0]
+            gw = M.Gateway(network_id=p.network_id, port_id=p.id, subnet_id=sid,
+                           ip_address=ip, mac_address=p.mac_address, enable_snat=r.enable_snat)
         routers[r.id] = M.Router(id=r.id, name=r.name, gateway=gw,
                                  interfaces=tuple(sorted(itfs.get(r.id, []),
                                                          key=lambda i: i.port_id)),
@@ -1163,25 +1183,13 @@ def desired_state(s: Session) -> M.State:
     fips = {f.id: M.FloatingIP(id=f.id, floating_ip_address=f.floating_ip_address,
                                floating_network_id=f.floating_network_id,
                                port_id=f.fixed_port_id, fixed_ip_address=f.fixed_ip_address)
-            for f in S.list_all(s, S.FloatingIP)}
-    return M.State(networks, subnets, ports, routers, fips)
-
-
-def agent_snapshot(s: Session) -> dict:
-    """What an agent needs: the desired state, each VM port's VLAN and binding, the routers
-    it may prune (live and deleted ones), and the generation it reflects."""
-    state = desired_state(s)
-    vm_ports = {}
-    for p in S.list_all(s, S.Port):
-        net = state.networks.get(p.network_id)
-        if p.device_owner in NETWORK_OWNERS or net is None or net.external:
-            continue
-        vm_ports[p.id] = {"tag": net.local_vlan, "admin_state_up": p.admin_state_up,
-                          "host": p.host_id, "status": p.status}
-    revisions = {f.id: f.revision_number for f in S.list_all(s, S.FloatingIP)}
-    return {"generation": S.generation(s), "state": state, "vm_ports": vm_ports,
-            "known_routers": set(state.routers) | S.deleted_routers(s),
-            "fip_revisions": revisions}
+            for f in rows["floatingips"]}
+    state = M.State(networks, subnets, ports, routers, fips)
+    return {"generation": rows["generation"], "state": state, "vm_ports": vm_ports,
+            "known_routers": set(routers) | rows["deleted_routers"],
+            "fip_revisions": {f.id: f.revision_number for f in rows["floatingips"]},
+            "fip_status": {f.id: f.status for f in rows["floatingips"]},
+            "router_status": {r.id: r.status for r in rows["routers"]}}
 
 
 def report_status(s: Session, floatingips: dict[str, str] | None = None,

@@ -351,5 +351,20 @@ def generation(s: Session) -> int:
     return row.value if row else 0
 
 
+def snapshot_rows(s: Session) -> dict:
+    """Every row the agent needs, as plain rows (Core selects, no ORM identity map)."""
+    out = {}
+    for key, model in (("networks", Network), ("subnets", Subnet), ("ports", Port),
+                       ("ipallocations", IPAllocation), ("routerports", RouterPort),
+                       ("routers", Router), ("floatingips", FloatingIP)):
+        q = select(model.__table__)
+        if "created_at" in model.__table__.c:
+            q = q.order_by(model.__table__.c.created_at, model.__table__.c.id)
+        out[key] = list(s.execute(q))
+    out["deleted_routers"] = deleted_routers(s)
+    out["generation"] = generation(s)
+    return out
+
+
 def count(s: Session, model) -> int:
     return s.execute(select(func.count()).select_from(model)).scalar_one()
