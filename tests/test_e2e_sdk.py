@@ -205,6 +205,17 @@ def test_seed_scenario_through_openstacksdk(env, sdk_server):
                              UPSTREAM_IP, env.lab, TCP_PORT))
     assert [f.id for f in net.ips(port_id=vm1.id)] == [fip.id]
 
+    # drift: someone removes the FIP address from the router; a full resync repairs it
+    ns = f"qrouter-{router.id}"
+    qg = next(net.ports(device_id=router.id, device_owner="network:router_gateway"))
+    L.sh("ip", "netns", "exec", ns, "ip", "addr", "del", f"{FIP}/32", "dev", ("qg-" + qg.id)[:14])
+    wait_for(lambda: unreachable(env, FIP), what="FIP gone after the drift")
+    from floatip.client import Client
+    with Client(sdk_server.url) as c:
+        c.sync(full=True)
+    wait_for(lambda: L.ping(env.upstream, FIP, timeout=0.2), what="FIP repaired by resync")
+    assert sdk_server.agent.stats.last_full
+
     # move to vm2: the FIP now reaches vm2, vm1 falls back to SNAT
     fip = net.update_ip(fip, port_id=vm2.id)
     assert fip.fixed_ip_address == VM2_IP

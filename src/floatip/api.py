@@ -180,8 +180,12 @@ def create_app(db: Database) -> FastAPI:
         return {"changed": n}
 
     @app.post("/floatip/v1/sync")
-    def sync():
-        """Wake the agent now (``floatip port plug`` calls it after plugging)."""
+    def sync(full: bool = False):
+        """Wake the agent now (``floatip port plug`` calls it after plugging); ``full=true``
+        asks for a full pass that observes and repairs every router."""
+        if full:
+            for fn in list(db.resync_listeners):
+                fn()
         db.notify()
         return {"generation": db.generation}
 

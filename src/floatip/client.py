@@ -97,5 +97,5 @@ class Client:
     def report(self, **statuses) -> dict:
         return self.request("POST", "/floatip/v1/status", json=statuses)
 
-    def sync(self) -> None:
-        self.request("POST", "/floatip/v1/sync")
+    def sync(self, full: bool = False) -> None:
+        self.request("POST", "/floatip/v1/sync", params={"full": "true"} if full else None)

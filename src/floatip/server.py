@@ -145,6 +145,7 @@ class Agent:
         self.stats = AgentStats()
         self.applied: dict = {}                # router id -> layout applied without error
         self.router_errors: dict[str, str] = {}  # router id -> why its last pass failed
+        self._want_full = False
         self._dp = None
         self.binder = None
         if bind_ports:
@@ -158,6 +159,12 @@ class Agent:
             from .dataplane import Dataplane
             self._dp = Dataplane(self.config.nat_driver)
         return self._dp
+
+    def request_full(self) -> None:
+        """Ask for a full pass (every router observed and repaired, stale ones pruned) now
+        rather than at the next periodic resync."""
+        self._want_full = True
+        self.wake.set()
 
     def start(self) -> "Agent":
         self.backend.watch(self.wake, self.stop_event)
@@ -186,6 +193,8 @@ class Agent:
             if self.stop_event.is_set():
                 break
             self.wake.clear()
+            if self._want_full:
+                self._want_full, full = False, True
             try:
                 self.sync(full=full or not woken)
                 full = False
@@ -338,6 +347,8 @@ class Server:
         self.app = create_app(self.db)
         self.agent = Agent(LocalBackend(self.db), config, interval=interval,
                            prune_scope=prune_scope, host=host) if agent else None
+        if self.agent is not None:
+            self.db.resync_listeners.append(self.agent.request_full)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
                                                      log_level="warning", access_log=False))
         self.thread: threading.Thread | None = None

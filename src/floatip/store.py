@@ -204,7 +204,8 @@ class Database:
                      lambda sess, _ctx: sess.info.__setitem__("wrote", True))
         self.changed = threading.Condition()
         self.generation = 0
-        self.listeners: list = []
+        self.listeners: list = []          # told after every committed change
+        self.resync_listeners: list = []   # asked for a full resync (POST /floatip/v1/sync?full=true)
 
     @contextlib.contextmanager
     def tx(self, notify: bool = True) -> Iterator[Session]:
