@@ -135,7 +135,11 @@ class Reconciler:
 
     # -- syncs ------------------------------------------------------------------------
     def sync(self, state: State, *, remove: set[str] = frozenset(), prune: bool = False,
-             dry_run: bool = False, full: bool = False) -> Report:
+             dry_run: bool = False, full: bool = False, changed=None) -> Report:
+        """Make the kernel match ``state``. ``changed``, when the caller knows it (an API
+        event), names the floating IPs and ports that changed since the last sync, which
+        spares comparing every one of them; without it they are compared (mostly by
+        identity, so a state built from the previous one by replacing objects is cheap)."""
         due = self.resync_interval is not None and \
             time.monotonic() - self.last_full >= self.resync_interval
         if full or due or self.state is None:
@@ -145,8 +149,14 @@ class Reconciler:
         if not (_same(old.routers, state.routers) and _same(old.networks, state.networks)
                 and _same(old.subnets, state.subnets)) or remove:
             return self._partial_routers(state, remove, dry_run, t0)
-        fids = _changed(old.floatingips, state.floatingips)
-        for pid in _changed(old.ports, state.ports):
+        if changed is None:
+            fids = _changed(old.floatingips, state.floatingips)
+            pids = _changed(old.ports, state.ports)
+        else:
+            changed = set(changed)
+            fids = {x for x in changed if x in state.floatingips or x in old.floatingips}
+            pids = {x for x in changed if x in state.ports or x in old.ports}
+        for pid in pids:
             fids |= self.port_fips.get(pid, set())
         add: dict[str, dict[str, str]] = {}
         rem: dict[str, set[str]] = {}

@@ -239,27 +239,31 @@ class RtBatch:
         /proc/sys file keeps the namespace it was opened in)."""
         return {k: os.pread(fd, 64, 0).decode().strip() for k, fd in self._fds.items()}
 
-    def _dump(self, mtype: int, payload: bytes):
-        """One netlink dump: yields (message type, message bytes) until NLMSG_DONE."""
+    def _dump(self, mtype: int, payload: bytes) -> list[tuple[int, bytes]]:
+        """One netlink dump, read to its end: [(message type, message bytes)]."""
         self.seq += 1
         seq = self.seq
         self.sock.send(struct.pack("=IHHII", 16 + len(payload), mtype, 0x301, seq, 0) + payload)
+        out = []
+        error = 0
         while True:
             data = self.sock.recv(1 << 20)
             off = 0
             while off + 16 <= len(data):
                 length, t, _, mseq, _ = struct.unpack_from("=IHHII", data, off)
                 if length < 16:
-                    return
+                    break
                 if mseq == seq:
                     if t == 3:  # NLMSG_DONE
-                        return
+                        if error:
+                            raise NetlinkError(error, os.strerror(error))
+                        return out
                     if t == 2:
-                        code = -struct.unpack_from("=i", data, off + 16)[0]
-                        if code:
-                            raise NetlinkError(code, os.strerror(code))
-                    else:
-                        yield t, data[off:off + length]
+                        error = -struct.unpack_from("=i", data, off + 16)[0]
+                        if error:
+                            raise NetlinkError(error, os.strerror(error))
+                        return out
+                    out.append((t, data[off:off + length]))
                 off += (length + 3) & ~3
 
     @staticmethod
@@ -363,6 +367,12 @@ class Garp:
             self.thread = threading.Thread(target=self._run, name="garp", daemon=True)
             self.thread.start()
 
+    def busy(self) -> bool:
+        """True while announcements are queued or due (for benchmarks and tests)."""
+        return not self.q.empty() or self.pending > 0
+
+    pending = 0
+
     def _run(self) -> None:
         pending: list = []
         while True:
@@ -374,12 +384,14 @@ class Garp:
             now = time.monotonic()
             due = [p for p in pending if p[0] <= now]
             pending = [p for p in pending if p[0] > now]
+            self.pending = len(pending) + len(due)
             for _, ns, dev, mac, ips in due:
                 try:
                     _setns(ns)
                     self._send(dev, mac, ips)
                 except Exception as e:  # namespace or device gone: nothing to announce
                     log.debug("garp %s %s: %s", ns, dev, e)
+            self.pending = len(pending)
 
     @staticmethod
     def _send(dev: str, mac: str, ips) -> None:
@@ -420,6 +432,7 @@ class Dataplane:
         self._idx: dict[tuple[str, str], int] = {}  # (namespace, device) -> ifindex
         self.garp = Garp()
         self.writes = 0  # kernel and OVS changes made by this object, for tests and reports
+        self.seconds: dict[str, float] = {}  # time spent per step action, for benchmarks
 
     # -- sessions ---------------------------------------------------------------------
     @property
@@ -558,7 +571,9 @@ class Dataplane:
             if s.target in failed:
                 continue
             try:
+                t0 = time.perf_counter()
                 self._execute(s)
+                self.seconds[s.action] = self.seconds.get(s.action, 0.0) + time.perf_counter() - t0
                 res.steps.append(s)
             except Exception as e:  # noqa: BLE001
                 log.error("%s %s failed: %s", s.action, s.target, e)
