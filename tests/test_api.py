@@ -211,6 +211,15 @@ def test_ports_allocation_and_filters(api):
     upd = ok(api.put(f"/v2.0/ports/{q['id']}", json={"port": {"name": "fa-x",
                                                               "binding:host_id": "h1"}}))["port"]
     assert upd["binding:host_id"] == "h1" and upd["revision_number"] > q["revision_number"]
+    # fixed_ips update: replace the address; the old one goes back to the pool
+    moved = ok(api.put(f"/v2.0/ports/{q['id']}", json={"port": {"fixed_ips": [
+        {"ip_address": "100.64.1.60"}]}}))["port"]
+    assert [f["ip_address"] for f in moved["fixed_ips"]] == ["100.64.1.60"]
+    again = t.port(fixed_ips=[{"ip_address": "100.64.1.50"}])
+    assert again["fixed_ips"][0]["ip_address"] == "100.64.1.50"
+    neutron_error(api.put(f"/v2.0/ports/{q['id']}", json={"port": {"fixed_ips": [
+        {"ip_address": "100.64.1.50"}]}}), 409, "IpAddressAlreadyAllocated")
+    assert ok(api.get(f"/v2.0/ports/{q['id']}"))["port"]["fixed_ips"] == moved["fixed_ips"]
     ok(api.delete(f"/v2.0/ports/{q['id']}"), 204)
     neutron_error(api.get(f"/v2.0/ports/{q['id']}"), 404, "PortNotFound")
 

@@ -80,10 +80,11 @@ def body_of(body: Any, key: str) -> dict:
 
 def _check_keys(d: dict, allowed: Iterable[str], kind: str) -> None:
     extra = sorted(set(d) - set(allowed))
+    unknown = [k for k in extra if k not in _ALL_ATTRS[kind]]
+    if unknown:
+        raise bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
     if extra:
-        raise bad(f"Unrecognized attribute(s) '{', '.join(extra)}'" if not all(
-            k in _ALL_ATTRS[kind] for k in extra)
-            else f"Cannot update read-only attribute(s) {', '.join(extra)}")
+        raise bad(f"Attribute(s) {', '.join(extra)} of a {kind} cannot be set in this request")
 
 
 def _str(d: dict, key: str, default: str = "", maxlen: int = 255) -> str:
@@ -687,14 +688,14 @@ def create_port(s: Session, body: Any) -> dict:
                                                 for x in mac.split(":")):
             raise bad(f"Invalid input for mac_address. Reason: '{mac}' is not a valid MAC "
                       "address.")
+    if d.get("id"):
+        raise bad("Invalid input: id cannot be set on a port.")
     port = _new_port(s, net, owner=_str(d, "device_owner"), device_id=_str(d, "device_id"),
                      project_id=_str(d, "project_id", _str(d, "tenant_id")) or net.project_id,
                      name=_str(d, "name"), mac=mac, requests=fixed or [])
     port.description = _str(d, "description")
     port.admin_state_up = _bool(d, "admin_state_up", True)
     port.host_id = _str(d, "binding:host_id")
-    if d.get("id"):
-        raise bad("Invalid input: id cannot be set on a port.")
     s.flush()
     return port_dict(s, port)
 
