@@ -98,7 +98,8 @@ def api_latency(db_url: str, n: int) -> list[str]:
             row("POST /v2.0/floatingips with port_id", create_assoc)]
 
 
-def ping_after_associate(rounds: int) -> list[str]:
+def ping_after_associate(rounds: int, nat_driver: str = "iptables",
+                         samples_out: dict | None = None) -> list[str]:
     from floatip import binding
     from floatip import lab as L
     from floatip.agent import reconcile
@@ -107,7 +108,7 @@ def ping_after_associate(rounds: int) -> list[str]:
     from floatip.model import State
     sfx = uuid.uuid4().hex[:5]
     int_br, ex_br, up, vm = f"fb{sfx}i", f"fb{sfx}e", f"fb{sfx}up", f"fb{sfx}vm"
-    config = AgentConfig(int_br, {"physnet1": ex_br})
+    config = AgentConfig(int_br, {"physnet1": ex_br}, nat_driver)
     lab = L.Lab(datapath_type())
     tmp = tempfile.mkdtemp(prefix="fb-")
     srv = None
@@ -186,6 +187,8 @@ def ping_after_associate(rounds: int) -> list[str]:
                 dp.close()
         lab.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
+    if samples_out is not None:
+        samples_out.update(ping=samples, agent_pass=agent_pass)
     return [row("associate returned -> first ping reply through the FIP", samples),
             row("agent pass (reconcile + statuses) for that change", agent_pass)]
 
