@@ -4,9 +4,11 @@ libvirt and os-vif plug a VM's tap into the integration bridge with
 ``external_ids:iface-id=<port id>`` and ``attached-mac``. ``Binder`` watches the bridge through
 its own OVSDB connection (an IDL notification, not polling): an interface whose iface-id is a
 floatip port gets the port's local VLAN as its tag and the port is bound (``binding:host_id``,
-status ACTIVE); an unknown iface-id, or a port that is administratively down, stays on the
-dead VLAN 4095. Interfaces without an iface-id, and floatip's own router ports, are never
-touched.
+status ACTIVE). A port that is administratively down, or whose floatip port was deleted, goes
+to the dead VLAN 4095. An interface floatip never knew is never touched: it gets no tenant
+VLAN (``port plug`` parks its own interfaces on 4095 until the agent knows them), and its tag
+is not changed — the only OVS ports floatip changes are its own and those of floatip ports.
+Interfaces without an iface-id, and floatip's own router ports, are never touched.
 
 ``plug``/``unplug`` do the hypervisor's part for a network namespace (a container): a veth
 pair, the port's MAC and fixed IP, a default route via the subnet gateway.
@@ -25,6 +27,7 @@ from .model import NeutronError
 
 log = logging.getLogger("floatip.binding")
 DEAD_VLAN = 4095
+PLUGGED_KEY = "floatip-plugged"  # external_ids mark on the interfaces ``plug`` creates
 OVSDB = os.environ.get("FLOATIP_OVSDB", "unix:/var/run/openvswitch/db.sock")
 
 
@@ -37,6 +40,7 @@ class Binder:
         self.ovsdb = ovsdb
         self._api = None
         self._lock = threading.Lock()
+        self.managed: set[str] = set()  # OVS ports this binder tagged for a floatip port
 
     @property
     def api(self):
@@ -80,11 +84,11 @@ class Binder:
         carries the port's id, DOWN for ports bound to this host that have none any more."""
         with self._lock:
             api = self.api
-            bridge = next((b for b in api.tables["Bridge"].rows.values()
-                           if b.name == self.bridge), None)
+            bridge = next((b for b in _rows(api.tables["Bridge"]) if b.name == self.bridge),
+                          None)
             seen: set[str] = set()
             changes = []
-            for port in bridge.ports if bridge is not None else []:
+            for port in list(bridge.ports) if bridge is not None else []:
                 for itf in port.interfaces:
                     ids = itf.external_ids or {}
                     pid = ids.get("iface-id")
@@ -92,10 +96,13 @@ class Binder:
                         continue
                     info = vm_ports.get(pid)
                     tag = DEAD_VLAN
-                    if info is not None and info.get("admin_state_up", True) \
-                            and info.get("tag") is not None:
-                        tag = info["tag"]
-                        seen.add(pid)
+                    if info is not None:
+                        self.managed.add(port.name)
+                        if info.get("admin_state_up", True) and info.get("tag") is not None:
+                            tag = info["tag"]
+                            seen.add(pid)
+                    elif port.name not in self.managed and PLUGGED_KEY not in ids:
+                        continue  # never a floatip port: not ours to touch
                     have = port.tag[0] if port.tag else None
                     if have != tag:
                         changes.append((port.name, tag))
@@ -112,6 +119,16 @@ class Binder:
             elif info.get("host") in (self.host, "") and info.get("status") == "ACTIVE":
                 out[pid] = {"status": "DOWN"}
         return out
+
+
+def _rows(table) -> list:
+    """The rows of an IDL table; the IDL thread may change the dict while we copy it."""
+    for _ in range(50):
+        try:
+            return list(table.rows.values())
+        except RuntimeError:  # "dictionary changed size during iteration": copy again
+            continue
+    return list(table.rows.values())
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,7 +172,7 @@ def plug(port: dict, subnets: dict[str, dict], netns: str, bridge: str, ifname: 
         _run(["ovs-vsctl", "--", "--may-exist", "add-port", bridge, tap, "tag=%d" % DEAD_VLAN,
               "--", "set", "Interface", tap, f"external_ids:iface-id={port['id']}",
               f"external_ids:attached-mac={port['mac_address']}",
-              "external_ids:iface-status=active"])
+              "external_ids:iface-status=active", f"external_ids:{PLUGGED_KEY}=true"])
         if (datapath_type or dp_type()) == "netdev":
             # OVS' userspace datapath passes partial checksums through: offload off, both ends.
             _run(["ethtool", "-K", tap, "tx", "off"])

@@ -106,6 +106,7 @@ class AgentStats:
     last_error: str | None = None
     last_generation: int = -1
     last_full: bool = True
+    full_passes: int = 0
     fip_status: dict[str, str] = field(default_factory=dict)
 
 
@@ -313,6 +314,7 @@ class Agent:
         self.stats.last_seconds = time.perf_counter() - t0
         self.stats.last_generation = snap["generation"]
         self.stats.last_full = full
+        self.stats.full_passes += full
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
                                           self.router_errors.items()) or None
         self.stats.fip_status = fip_status
