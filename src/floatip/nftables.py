@@ -79,7 +79,11 @@ class NftTable:
 
 
 def _ip(text: str) -> str:
-    return str(ipaddress.IPv4Address(text))
+    """A dotted-quad IPv4 address in canonical form (nothing else reaches an nft script)."""
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
+    except (OSError, TypeError) as e:
+        raise ValueError(f"not an IPv4 address: {text!r}") from e
 
 
 def collapse(cidrs) -> frozenset[str]:
@@ -347,11 +351,13 @@ class NftContext:
         from .dataplane import run_in_netns
         self.lib = _Lib.get()
         self.lock = threading.Lock()
-        self.ctx = run_in_netns(ns, self.lib.nft_ctx_new, 0) if self.lib else None
+        lib = self.lib
+        self.ctx, self.gen = run_in_netns(ns, lambda: (
+            lib.nft_ctx_new(0) if lib else None,
+            socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)))
         if self.lib and self.ctx:
             self.lib.nft_ctx_buffer_output(self.ctx)
             self.lib.nft_ctx_buffer_error(self.ctx)
-        self.gen = run_in_netns(ns, socket.socket, socket.AF_NETLINK, socket.SOCK_RAW, 12)
         self.seq = 0
 
     def run(self, script: str) -> str:
