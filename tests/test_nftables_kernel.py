@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -150,3 +151,31 @@ def test_many_fips_in_one_change(topo):
     addrs = L.sh("ip", "netns", "exec", topo.ns, "ip", "-4", "-o", "addr").stdout
     assert "/32 " not in addrs
     assert rec.sync(topo.state(), full=True).writes == 0
+
+
+def test_conntrack_entries_are_deleted_in_process(topo, lab):
+    """ctnetlink (no conntrack process) deletes the flows of an address, both directions."""
+    from floatip.dataplane import CtNetlink
+    topo.vm("vm4", "198.51.100.84")
+    topo.fip(FIP, "vm4")
+    topo.apply()
+    lab.serve(topo.vms["vm4"], port=8080)
+    lab.serve(topo.upstream, port=8081)
+    inbound = L.TcpClient(topo.upstream, FIP, 8080)
+    outbound = L.TcpClient(topo.vms["vm4"], "203.0.113.1", 8081)
+    assert inbound.echo("in") and outbound.seen == FIP
+
+    def flows():
+        return nsexec(topo.ns, ["conntrack", "-L"], check=False).stdout
+
+    assert flows().count(FIP) >= 2
+    time.sleep(0.3)  # delayed ACKs out first: a late packet would open a fresh entry
+    ct = CtNetlink(topo.ns)
+    try:
+        assert ct.delete_by_address([FIP]) >= 2
+        assert ct.delete_by_address(["192.0.2.99"]) == 0
+    finally:
+        ct.close()
+    assert "198.51.100.84" not in flows()
+    inbound.close()
+    outbound.close()
