@@ -35,6 +35,13 @@ COLUMNS = {
 }
 
 
+LABELS = {"router:external": "external", "provider:network_type": "type",
+          "provider:physical_network": "physnet", "provider:segmentation_id": "segment",
+          "floating_ip_address": "floating ip", "fixed_ip_address": "fixed ip",
+          "binding:host_id": "host", "external_gateway_info": "gateway",
+          "admin_state_up": "up", "allocation_pools": "pools", "device_owner": "owner"}
+
+
 def _fail(e: Exception) -> None:
     err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {e}", highlight=False)
     raise typer.Exit(1)
@@ -52,7 +59,9 @@ def _print_list(kind: str, items: list[dict], as_json: bool) -> None:
     if as_json:
         print(json.dumps(items, indent=2))
         return
-    t = Table(*COLUMNS[kind])
+    t = Table()
+    for c in COLUMNS[kind]:
+        t.add_column(LABELS.get(c, c), overflow="fold")
     for d in items:
         t.add_row(*(_fmt(d.get(c)) for c in COLUMNS[kind]))
     out.print(t)
@@ -63,6 +72,7 @@ def _print_one(obj, as_json: bool) -> None:
         print(json.dumps(obj, indent=2))
         return
     t = Table("Field", "Value")
+    t.columns[1].overflow = "fold"
     for k, v in sorted(obj.items()):
         t.add_row(k, _fmt(v))
     out.print(t)
