@@ -142,7 +142,8 @@ def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
 
 
 def tap_name(port_id: str) -> str:
-    return ("tap" + port_id)[:14]
+    """Nova's and os-vif's name for a port's tap: ``tap`` + the port id, 14 characters."""
+    return check_ifname(("tap" + str(port_id))[:14])
 
 
 def check_netns(name: str) -> str:

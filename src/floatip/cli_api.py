@@ -285,6 +285,8 @@ def port_plug(ref: str, netns: str = typer.Option(..., "--netns", help="Network 
 def port_unplug(ref: str, url: str = URL):
     """Remove the veth and OVS port that ``port plug`` made for PORT."""
     from . import binding
+    if os.geteuid() != 0:
+        _fail(NeutronError("unplugging changes links and OVS: run it as root"))
     with Client(url) as c:
         port = _call(lambda: c.find("port", ref))
         found = binding.unplug(port["id"])
