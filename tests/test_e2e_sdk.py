@@ -194,6 +194,14 @@ def test_seed_scenario_through_openstacksdk(env, sdk_server):
     env.router_ids.add(odd_router.id)
     wait_for(lambda: net.get_router(odd_router.id).status == "ERROR", what="odd router ERROR")
     assert net.get_router(router.id).status == "ACTIVE"
+    odd_net = net.create_network(name=f"fa-oddn-{env.sfx}")
+    odd_sub = net.create_subnet(network_id=odd_net.id, cidr="100.64.20.0/24", ip_version=4)
+    net.add_interface_to_router(odd_router, subnet=odd_sub.id)
+    odd_port = net.create_port(network_id=odd_net.id)
+    odd_fip = net.create_ip(floating_network_id=odd.id, port_id=odd_port.id)
+    wait_for(lambda: net.get_ip(odd_fip.id).status == "ERROR", what="its floating IP ERROR")
+    net.delete_ip(odd_fip)
+    net.remove_interface_from_router(odd_router, subnet=odd_sub.id)
     net.delete_router(odd_router)
     # no floating IP yet: both VMs leave through SNAT; nothing answers on the FIP address
     assert source_seen(env, env.vm1) == router_ip
