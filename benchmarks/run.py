@@ -131,10 +131,6 @@ class Bench:
         try:
             lab.bridge(int_br)
             lab.bridge(ex_br)
-            up = lab.host(f"fb{s}u", ex_br, f"fb{s}up", f"{UP_IP}/12")
-            sh("ip", "netns", "exec", up, "ip", "route", "add", "100.96.0.0/11", "via",
-               w.routers[rid].gateway.ip_address)
-            vm = lab.host(f"fb{s}v", int_br, f"fb{s}vp", f"{vm_ip}/18", sub.gateway_ip, tag=100)
             rep = rec.sync(w.state(0), full=True)
             assert rep.ok, rep.errors
             for n in sizes:
@@ -177,18 +173,7 @@ class Bench:
                        "add_p99_ms": pct(adds, 99) * 1e3, "del_p50_ms": pct(dels, 50) * 1e3,
                        "resync_s": resync}
                 res["fip"][n] = row
-                if n in self.args.conn_sizes:
-                    self.measure_conns(dp, res, n, ns, up, vm, target.floating_ip_address, vm_ip)
                 print(f"  {driver} N={n}: {fmt_row(row)}", flush=True)
-            # once more at the smallest size, so both ends were measured at two moments of
-            # this shared machine's load
-            lo = min(self.args.conn_sizes)
-            if lo in sizes and len(self.args.conn_sizes) > 1:
-                rep = rec.sync(w.with_target(lo, tgt))
-                assert rep.ok, rep.errors
-                self.measure_conns(dp, res, lo, ns, up, vm, target.floating_ip_address, vm_ip)
-                print(f"  {driver} N={lo} again: {res['fip'][lo]['conn_per_s'] / 1e3:.0f}k conn/s "
-                      f"(best of {res['fip'][lo]['conn_tries']})", flush=True)
         finally:
             try:
                 reconcile(dp, State(), config, remove={rid})
@@ -199,23 +184,71 @@ class Bench:
                     print("could not remove:", left, file=sys.stderr)
         return res
 
-    def measure_conns(self, dp, res, n, ns, up, vm, fip, vm_ip) -> None:
-        deadline = time.monotonic() + 30
-        while dp.garp.busy() and time.monotonic() < deadline:
-            time.sleep(0.2)  # gratuitous ARP rounds go through OVS too
-        time.sleep(self.args.settle)
-        row = res["fip"][n]
-        # best of several: the machine is shared. The smallest size is measured twice (before
-        # and after the largest), so the largest gets as many tries in one go.
-        tries = self.args.conn_tries * (2 if n == max(self.args.conn_sizes) and
-                                        len(self.args.conn_sizes) > 1 else 1)
-        for _ in range(tries):
-            row.setdefault("conn_tries", []).append(round(self.conn_rate(ns, up, vm, fip)))
-            if n == min(self.args.conn_sizes):
-                res.setdefault("baseline_tries", []).append(round(self.conn_rate(ns, up, vm, vm_ip)))
-        row["conn_per_s"] = max(row["conn_tries"])
-        if "baseline_tries" in res:
-            res["baseline_conn_per_s"] = max(res["baseline_tries"])
+    def dataplane(self, driver: str) -> dict:
+        """New connections per second through two routers that exist side by side, one with
+        N=small and one with N=large floating IPs, flooded in turn (so the shared machine's
+        load falls on both alike), each aimed at its worst-case entry (the highest floating
+        IP: the last rule for iptables); and to the small router's VM without NAT."""
+        small, large = min(self.args.conn_sizes), max(self.args.conn_sizes)
+        w = World(2, 0)
+        rids = list(w.routers)
+        s = f"{self.sid}{driver[0]}"
+        int_br, ex_br = f"fb{s}di", f"fb{s}dx"
+        config = AgentConfig(int_br, {"physnet1": ex_br}, driver)
+        lab = Lab(datapath_type())
+        dp = Dataplane(driver)
+        ports: dict = {}
+        fips: dict = {}
+        hosts = []
+        for r, (rid, n) in enumerate(zip(rids, (small, large))):
+            net = next(x for x in w.nets.values() if x.segmentation_id == 100 + r)
+            sub = next(x for x in w.subs.values() if x.network_id == net.id)
+            base = int(ipaddress.ip_network(sub.cidr)[0])
+            for i in range(n):  # the last one is the target: highest address, the VM's ip
+                fixed = ip(base + (16000 if i == n - 1 else 2 + i))
+                p = Port(uid(), net.id, ((sub.id, fixed),))
+                f = FloatingIP(uid(), ip(FIP_BASE + r * 32768 + (20000 if i == n - 1 else i)),
+                               w.ext.id, p.id, fixed)
+                ports[p.id], fips[f.id] = p, f
+            hosts.append((rid, sub, ip(base + 16000), ip(FIP_BASE + r * 32768 + 20000)))
+        state = State(w.nets, w.subs, ports, w.routers, fips)
+        out: dict = {"n_small": small, "n_large": large}
+        try:
+            lab.bridge(int_br)
+            lab.bridge(ex_br)
+            up = lab.host(f"fb{s}du", ex_br, f"fb{s}dup", f"{UP_IP}/12")
+            vms = []
+            for r, (rid, sub, vm_ip, _) in enumerate(hosts):
+                vms.append(lab.host(f"fb{s}d{r}", int_br, f"fb{s}dp{r}", f"{vm_ip}/18",
+                                    sub.gateway_ip, tag=100 + r))
+            sh("ip", "netns", "exec", up, "ip", "route", "add", hosts[0][2], "via",
+               w.routers[rids[0]].gateway.ip_address)
+            rep = Reconciler(dp, config).sync(state)
+            assert rep.ok, rep.errors
+            deadline = time.monotonic() + 60
+            while dp.garp.busy() and time.monotonic() < deadline:
+                time.sleep(0.2)  # gratuitous ARP rounds go through OVS too
+            time.sleep(self.args.settle)
+            tries: dict = {"small": [], "large": [], "baseline": []}
+            for _ in range(self.args.conn_tries):
+                for key, r, dst in (("small", 0, hosts[0][3]), ("large", 1, hosts[1][3]),
+                                    ("baseline", 0, hosts[0][2])):
+                    tries[key].append(round(self.conn_rate(namespace_name(rids[r]), up, vms[r],
+                                                           dst)))
+            out["tries"] = tries
+            out.update({k: max(v) for k, v in tries.items()})
+        finally:
+            try:
+                reconcile(dp, State(), config, remove=set(rids))
+            finally:
+                dp.close()
+                left = lab.cleanup()
+                if left:
+                    print("could not remove:", left, file=sys.stderr)
+        print(f"  {driver} conn/s: N={small} {out['small'] / 1e3:.1f}k, N={large} "
+              f"{out['large'] / 1e3:.1f}k, no NAT {out['baseline'] / 1e3:.1f}k "
+              f"(best of {self.args.conn_tries}, interleaved: {tries})", flush=True)
+        return out
 
     def conn_rate(self, router_ns: str, up: str, vm: str, dst: str) -> float:
         sh("ip", "netns", "exec", router_ns, "conntrack", "-F", check=False)
@@ -311,6 +344,7 @@ class Bench:
             t0 = time.perf_counter()
             print(f"{d}:", flush=True)
             res = self.single_router(d)
+            res["conn"] = self.dataplane(d)
             res["restart"] = self.restart(d)
             if self.args.api_rounds:
                 res["api"] = self.api(d)
@@ -367,18 +401,17 @@ def table(results: dict) -> str:
                                           for r in rows)
                      + " | " + " | ".join(f"{r['resync_s']:.3f}" for r in rows) + " |")
     lines += ["", "| | " + " | ".join(drivers) + " |", "|---|" + "---:|" * len(drivers)]
-    conn_sizes = sorted({int(n) for d in drivers for n, r in results["drivers"][d]["fip"].items()
-                         if "conn_per_s" in r})
-    for n in conn_sizes:
-        lines.append(f"| new conn/s via FIP, N={n} (worst-case entry) | " + " | ".join(
-            f"{_fip(results, d, n)['conn_per_s'] / 1e3:.1f}k" for d in drivers) + " |")
-    if len(conn_sizes) >= 2:
-        lo, hi = conn_sizes[0], conn_sizes[-1]
-        lines.append(f"| conn/s N={hi} vs N={lo} | " + " | ".join(
-            f"{100 * _fip(results, d, hi)['conn_per_s'] / _fip(results, d, lo)['conn_per_s']:.0f} %"
-            for d in drivers) + " |")
+    c0 = results["drivers"][drivers[0]]["conn"]
+    lo, hi = c0["n_small"], c0["n_large"]
+    lines.append(f"| new conn/s via FIP, N={lo} (worst-case entry) | " + " | ".join(
+        f"{results['drivers'][d]['conn']['small'] / 1e3:.1f}k" for d in drivers) + " |")
+    lines.append(f"| new conn/s via FIP, N={hi} (worst-case entry) | " + " | ".join(
+        f"{results['drivers'][d]['conn']['large'] / 1e3:.1f}k" for d in drivers) + " |")
+    lines.append(f"| conn/s N={hi} vs N={lo} | " + " | ".join(
+        f"{100 * results['drivers'][d]['conn']['large'] / results['drivers'][d]['conn']['small']:.0f} %"
+        for d in drivers) + " |")
     lines.append("| new conn/s to the VM without NAT (baseline) | " + " | ".join(
-        f"{results['drivers'][d].get('baseline_conn_per_s', 0) / 1e3:.1f}k" for d in drivers) + " |")
+        f"{results['drivers'][d]['conn']['baseline'] / 1e3:.1f}k" for d in drivers) + " |")
     rs = results["drivers"][drivers[0]]["restart"]
     rf = f"{rs.get('routers', 100)} routers x {rs.get('fips_each', 100)} FIPs"
     lines.append(f"| restart, {rf}, nothing to change, new process (s) | " + " | ".join(
@@ -392,7 +425,7 @@ def table(results: dict) -> str:
                                   for d in drivers) + " |")
     else:
         lines.append("| API associate → first ping | not measured (--api-rounds 0 or failed) |")
-    lines += ["", "conn/s: best of one-second UDP floods (6 at each size; N=10 taken before and after N=10000; the machine is shared); +1/-1 FIP: "
+    lines += ["", "conn/s: two routers side by side (N small and large), one-second UDP floods taken in turn, best of 5 each (the machine is shared); +1/-1 FIP: "
               "the agent's event path (Reconciler.sync with the changed ids), kernel has it "
               "when the call returns; \"state diffed\": the same without the ids.", "", TARGETS]
     return "\n".join(lines) + "\n"
@@ -426,14 +459,12 @@ def plot(results: dict, path: Path) -> None:
         a.legend()
     labels, vals, colors = [], [], []
     for i, d in enumerate(drivers):
-        f = results["drivers"][d]["fip"]
-        for n in sorted(int(n) for n, r in f.items() if "conn_per_s" in r):
-            labels.append(f"{d}\nN={n}")
-            vals.append(_fip(results, d, n)["conn_per_s"] / 1e3)
-            colors.append(f"C{i}")
-        labels.append(f"{d}\nno NAT")
-        vals.append(results["drivers"][d].get("baseline_conn_per_s", 0) / 1e3)
-        colors.append("gray")
+        c = results["drivers"][d]["conn"]
+        for key, lab in (("small", f"N={c['n_small']}"), ("large", f"N={c['n_large']}"),
+                         ("baseline", "no NAT")):
+            labels.append(f"{d}\n{lab}")
+            vals.append(c[key] / 1e3)
+            colors.append("gray" if key == "baseline" else f"C{i}")
     ax[2].bar(range(len(vals)), vals, color=colors)
     ax[2].set_xticks(range(len(vals)), labels, fontsize=8)
     ax[2].set_ylabel("thousand new connections / s")
@@ -468,7 +499,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=40)
     ap.add_argument("--conn-seconds", type=float, default=1.0)
     ap.add_argument("--settle", type=float, default=0.5)
-    ap.add_argument("--conn-tries", type=int, default=3)
+    ap.add_argument("--conn-tries", type=int, default=5)
     ap.add_argument("--api-rounds", type=int, default=10,
                     help="associate -> first ping rounds through `floatip serve` (0: skip)")
     ap.add_argument("--restart", nargs=2, type=int, default=[100, 100], metavar=("R", "F"))
