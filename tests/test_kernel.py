@@ -261,7 +261,7 @@ def test_cli_dry_run_prints_commands_and_changes_nothing(topo, tmp_path):
     assert "DNAT" in text or "dnat" in text
     assert topo.ns not in L.sh("ip", "netns", "list").stdout, "dry run changed the kernel"
     # apply for real, then diff says nothing is left to do, and show lists the router
-    out = subprocess.run(base + ["apply", str(f)], capture_output=True, text=True)
+    out = subprocess.run(base + ["apply", "--local", str(f)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     out = subprocess.run(base + ["diff", str(f)], capture_output=True, text=True)
     assert out.returncode == 0 and "nothing to change" in out.stdout
