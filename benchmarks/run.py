@@ -442,12 +442,19 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     drivers = list(results["drivers"])
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
-    for d in drivers:
+    for i, d in enumerate(drivers):
         f = results["drivers"][d]["fip"]
         ns = sorted(int(n) for n in f)
-        ax[0].plot(ns, [_fip(results, d, n)["add_p50_ms"] for n in ns], "o-", label=f"{d} p50")
-        ax[0].plot(ns, [_fip(results, d, n)["add_p99_ms"] for n in ns], "x--", label=f"{d} p99")
-        ax[1].plot(ns, [_fip(results, d, n)["bulk_s"] for n in ns], "o-", label=d)
+        c = f"C{i}"
+        ax[0].plot(ns, [_fip(results, d, n)["add_p50_ms"] for n in ns], "o-", color=c,
+                   label=f"{d} p50")
+        ax[0].plot(ns, [_fip(results, d, n)["add_p99_ms"] for n in ns], "x--", color=c,
+                   label=f"{d} p99")
+        ax[0].plot(ns, [_fip(results, d, n)["add_address_p50_ms"] for n in ns], ":", color=c,
+                   label=f"{d}: the /32 address (kernel)")
+        ax[1].plot(ns, [_fip(results, d, n)["bulk_s"] for n in ns], "o-", color=c, label=d)
+        ax[1].plot(ns, [_fip(results, d, n)["bulk_addresses_s"] for n in ns], ":", color=c,
+                   label=f"{d}: the /32 addresses")
     ax[0].axhline(2, color="gray", lw=0.8, ls=":")
     ax[1].axhline(1, color="gray", lw=0.8, ls=":")
     for a, t, y in ((ax[0], "+1 floating IP (agent side)", "ms"), (ax[1], "bulk 0 → N", "s")):
@@ -456,7 +463,7 @@ def plot(results: dict, path: Path) -> None:
         a.set_xlabel("floating IPs on the router (N)")
         a.set_ylabel(y)
         a.set_title(t)
-        a.legend()
+        a.legend(fontsize=7)
     labels, vals, colors = [], [], []
     for i, d in enumerate(drivers):
         c = results["drivers"][d]["conn"]
