@@ -144,7 +144,8 @@ class Agent:
         self.stop_event = threading.Event()
         self.passes_done = threading.Condition()
         self.stats = AgentStats()
-        self.applied: dict = {}                # router id -> layout applied without error
+        self.reconciler = None                 # agent.Reconciler, one per Dataplane
+        self.reconciler_dp = None
         self.router_errors: dict[str, str] = {}  # router id -> why its last pass failed
         self._want_full = False
         self._dp = None
@@ -214,6 +215,31 @@ class Agent:
                 backoff = min(backoff * 2, 10)
                 self.wake.set()
 
+    def _quick_broken(self, state: State) -> dict[str, str]:
+        """The routers ``layout`` would refuse, found without laying every router out: a
+        gateway on a physical network this agent has no bridge for, an interface on a
+        network without a VLAN on the integration bridge."""
+        broken = {}
+        for rid, r in state.routers.items():
+            if not r.admin_state_up:
+                continue
+            gw = r.gateway
+            net = state.networks.get(gw.network_id) if gw is not None else None
+            if net is not None and (net.physical_network or "") not in \
+                    self.config.bridge_mappings:
+                broken[rid] = (f"No bridge mapped for physical network {net.physical_network} "
+                               f"(bridge mappings: {self.config.bridge_mappings})")
+                continue
+            for itf in r.interfaces:
+                sub = state.subnets.get(itf.subnet_id)
+                tnet = state.networks.get(sub.network_id) if sub is not None else None
+                if tnet is not None and tnet.local_vlan is None and tnet.segmentation_id is None:
+                    broken[rid] = f"Network {tnet.name or tnet.id} has no local VLAN"
+                    break
+        if broken:
+            log.error("routers left out: %s", broken)
+        return broken
+
     def _layouts(self, state: State) -> tuple[dict, dict[str, str]]:
         """Each router's layout, computed alone. A router this agent cannot lay out (e.g. a
         gateway on a physical network without a bridge mapping here) is left out and
@@ -235,12 +261,13 @@ class Agent:
         return layouts, broken
 
     def sync(self, full: bool = True) -> None:
-        """One pass. ``full``: reconcile every router (``prune=True``): the first pass, the
-        periodic resync, after a failure. Otherwise only the routers whose layout changed
-        since the last pass are reconciled, and routers gone from the desired state are
-        removed: a floating IP change costs the same with 1 router or 1000."""
+        """One pass through ``agent.Reconciler``. ``full``: every router observed and
+        reconciled with ``prune=True`` (the first pass, the periodic resync, after a failure,
+        on request). Otherwise a partial sync: only floating IP changes are planned (nothing
+        observed) when no router, network or subnet changed, else only the routers whose
+        layout changed are observed and reconciled, and routers gone are removed."""
         from dataclasses import replace
-        from .agent import reconcile
+        from .agent import Reconciler
         t0 = time.perf_counter()
         snap = self.backend.snapshot()
         state: State = snap["state"]
@@ -252,41 +279,31 @@ class Agent:
             self.backend.report({f: "ERROR" for f in state.floatingips},
                                 {r: "ERROR" for r in state.routers}, {})
             return
-        layouts, broken = self._layouts(state)
+        broken = self._quick_broken(state)
         owner = fip_routers(state)
         dp = self.dp
         view = ScopedDataplane(dp, snap["known_routers"]) if self.prune_scope == "known" else dp
-        if full:
-            good = replace(state, routers={r: x for r, x in state.routers.items()
-                                           if r not in broken})
-            report = reconcile(view, good, self.config, prune=True)
-            touched = set(state.routers) | set(self.applied)
-            steps = len(report.plan.steps)
-            self.applied = {}
-        else:
-            changed = {r for r, lay in layouts.items() if self.applied.get(r) != lay}
-            gone = set(self.applied) - set(layouts)
-            touched = changed | gone | set(broken)
-            steps = 0
-            report = None
-            if changed or gone:
-                sub = replace(state, routers={r: state.routers[r] for r in changed},
-                              floatingips={f: x for f, x in state.floatingips.items()
-                                           if owner.get(f) in changed})
-                report = reconcile(view, sub, self.config, remove=gone, prune=False)
-                steps = len(report.plan.steps)
-        errors = dict(report.errors) if report is not None else {}
+        if self.reconciler is None or self.reconciler_dp is not dp:
+            self.reconciler, self.reconciler_dp = Reconciler(view, self.config), dp
+            full = True
+        self.reconciler.dp = view
+
+        def without(bad):
+            return replace(state, routers={r: x for r, x in state.routers.items()
+                                           if r not in bad}) if bad else state
+        try:
+            report = self.reconciler.sync(without(broken), prune=True, full=full)
+        except NeutronError:  # a router the quick check missed: find it the slow way
+            _, broken = self._layouts(state)
+            report = self.reconciler.sync(without(broken), prune=True, full=full)
+        steps = len(report.plan.steps)
+        errors = dict(report.errors)
         errors.update(broken)
-        for rid in touched:
-            self.router_errors.pop(rid, None)
-            self.applied.pop(rid, None)
-            if rid in errors:
-                self.router_errors[rid] = errors[rid]
-            elif rid in layouts:
-                self.applied[rid] = layouts[rid]
-        for rid in list(self.router_errors):
-            if rid not in state.routers:
-                del self.router_errors[rid]
+        if not full:  # a router that failed before and was not retried is still failing
+            for rid, e in self.router_errors.items():
+                if rid not in errors and rid in self.reconciler.dirty:
+                    errors[rid] = e
+        self.router_errors = {rid: e for rid, e in errors.items() if rid in state.routers}
         router_status = {rid: "ERROR" if rid in self.router_errors else
                          ("ACTIVE" if r.admin_state_up else "DOWN")
                          for rid, r in state.routers.items()}
