@@ -99,9 +99,11 @@ def env():
         e = Env(lab)
         yield e
     finally:
-        if e is not None:
-            e.remove_routers()
-        left = lab.cleanup()
+        try:
+            if e is not None:
+                e.remove_routers()
+        finally:  # hosts and bridges go even if the router safety net failed
+            left = lab.cleanup()
         assert not left, f"could not clean up: {left}"
 
 
