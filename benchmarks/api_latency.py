@@ -177,16 +177,18 @@ def ping_after_associate(rounds: int, nat_driver: str = "iptables",
                 remove_all(fc)
             srv.wait_for_agent()
     finally:
-        if srv is not None:
-            srv.close()
-        if router_id:
-            dp = Dataplane(config.nat_driver)
-            try:
-                reconcile(dp, State(), config, remove={router_id})
-            finally:
-                dp.close()
-        lab.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            if srv is not None:
+                srv.close()
+            if router_id:
+                dp = Dataplane(config.nat_driver)
+                try:
+                    reconcile(dp, State(), config, remove={router_id})
+                finally:
+                    dp.close()
+        finally:  # hosts and bridges go whatever happened above
+            lab.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
     if samples_out is not None:
         samples_out.update(ping=samples, agent_pass=agent_pass)
     return [row("associate returned -> first ping reply through the FIP", samples),

@@ -110,17 +110,19 @@ def run(nat_driver: str = "iptables", keep: bool = False, log=print) -> DemoResu
         res.checks = D.run_checks(D.UPSTREAM, D.VM4, D.VM5, n["floating_ip"],
                                   n["router_gateway"], n["no_floating_ip"], n["upstream"], lab)
     finally:
-        if srv is not None:
+        try:
+            if srv is not None:
+                if not keep:
+                    try:
+                        remove_all(Client(srv.url))
+                        srv.wait_for_agent()
+                    except Exception as e:  # noqa: BLE001
+                        log(f"cleanup through the API failed: {e}")
+                srv.close()
+        finally:
             if not keep:
-                try:
-                    remove_all(Client(srv.url))
-                    srv.wait_for_agent()
-                except Exception as e:  # noqa: BLE001
-                    log(f"cleanup through the API failed: {e}")
-            srv.close()
-        if not keep:
-            lab.cleanup()
-            shutil.rmtree(dbdir, ignore_errors=True)
+                lab.cleanup()
+                shutil.rmtree(dbdir, ignore_errors=True)
     res.timings["total"] = time.perf_counter() - t0
     return res
 
