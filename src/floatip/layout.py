@@ -95,20 +95,8 @@ class RouterLayout:
 def router_layouts(state: State, config: AgentConfig) -> dict[str, RouterLayout]:
     """One RouterLayout per router that is administratively up."""
     fips_by_router: dict[str, list[tuple[str, str]]] = {}
-    # State.router_for_fip for every FIP, through an index: (external network, tenant
-    # subnet) -> the first router (in state order) with that gateway and an interface there.
-    index: dict[tuple[str, str], tuple[int, object]] = {}
-    for pos, router in enumerate(state.routers.values()):
-        if router.gateway is not None:
-            for itf in router.interfaces:
-                index.setdefault((router.gateway.network_id, itf.subnet_id), (pos, router))
     for fip in state.floatingips.values():
-        port = state.ports.get(fip.port_id) if fip.port_id else None
-        if port is None or not fip.fixed_ip_address:
-            continue
-        found = [index[k] for k in ((fip.floating_network_id, sid) for sid, ip in port.fixed_ips
-                                    if fip.fixed_ip_address in (None, ip)) if k in index]
-        router = min(found, key=lambda c: c[0])[1] if found else None
+        router = state.router_for_fip(fip) if fip.fixed_ip_address else None
         if router is not None:
             fips_by_router.setdefault(router.id, []).append(
                 (fip.floating_ip_address, fip.fixed_ip_address))

@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # Stable ids for resources a file names but gives no id: applying the same file twice
@@ -127,19 +128,27 @@ class State:
     routers: dict[str, Router] = field(default_factory=dict)
     floatingips: dict[str, FloatingIP] = field(default_factory=dict)
 
+    @cached_property
+    def _routers_by_gateway_and_subnet(self) -> dict[tuple[str, str], tuple[int, Router]]:
+        """(external network, tenant subnet) -> the first router with that gateway and an
+        interface on that subnet: the index behind router_for_fip."""
+        index: dict[tuple[str, str], tuple[int, Router]] = {}
+        for pos, router in enumerate(self.routers.values()):
+            if router.gateway is not None:
+                for itf in router.interfaces:
+                    index.setdefault((router.gateway.network_id, itf.subnet_id), (pos, router))
+        return index
+
     def router_for_fip(self, fip: FloatingIP) -> Router | None:
         """The router that carries ``fip``: it has an interface on the subnet of the port's
         fixed IP and its gateway on the FIP's external network (Neutron's rule)."""
-        if not fip.port_id or fip.port_id not in self.ports:
+        port = self.ports.get(fip.port_id) if fip.port_id else None
+        if port is None:
             return None
-        port = self.ports[fip.port_id]
-        subnets = {sid for sid, ip in port.fixed_ips
-                   if fip.fixed_ip_address in (None, ip)}
-        for router in self.routers.values():
-            if router.gateway and router.gateway.network_id == fip.floating_network_id \
-                    and any(i.subnet_id in subnets for i in router.interfaces):
-                return router
-        return None
+        index = self._routers_by_gateway_and_subnet
+        found = [index[k] for k in ((fip.floating_network_id, sid) for sid, ip in port.fixed_ips
+                                    if fip.fixed_ip_address in (None, ip)) if k in index]
+        return min(found, key=lambda c: c[0])[1] if found else None
 
 
 # ---------------------------------------------------------------------------------------
