@@ -179,3 +179,50 @@ def test_conntrack_entries_are_deleted_in_process(topo, lab):
     assert "198.51.100.84" not in flows()
     inbound.close()
     outbound.close()
+
+
+def test_flows_opened_before_the_fip_get_its_dnat(topo):
+    """A packet to a floating IP that arrives while it is gone opens an un-NATed flow; when
+    the floating IP comes back, that flow is cleared, so the next packet is DNATed."""
+    import socket
+    from floatip.dataplane import run_in_netns
+    topo.vm("vm4", "198.51.100.84")
+    topo.fip(FIP, "vm4")
+    rec = Reconciler(topo.dp, topo.config)
+    assert rec.sync(topo.state()).ok
+
+    def udp(ns, addr):
+        def make():
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(addr)
+            s.settimeout(1.0)
+            return s
+        return run_in_netns(ns, make)
+
+    rx = udp(topo.vms["vm4"], ("0.0.0.0", 7777))
+    tx = udp(topo.upstream, ("203.0.113.1", 5555))
+    try:
+        assert L.ping_until(topo.upstream, FIP)
+        tx.sendto(b"first", (FIP, 7777))
+        assert rx.recv(100) == b"first"
+        # upstream keeps the router's MAC for the address, as a busy peer would
+        mac = L.sh("ip", "netns", "exec", topo.upstream, "ip", "neigh", "show", FIP).stdout.split()
+        mac = mac[mac.index("lladdr") + 1]
+        L.sh("ip", "netns", "exec", topo.upstream, "ip", "neigh", "replace", FIP, "lladdr", mac,
+             "dev", "eth0", "nud", "permanent")
+        topo.fip(FIP, False)
+        assert rec.sync(topo.state()).ok
+        tx.sendto(b"late", (FIP, 7777))
+        time.sleep(0.2)
+        stale = nsexec(topo.ns, ["conntrack", "-L", "-d", FIP, "-p", "udp"], check=False).stdout
+        assert "dport=7777" in stale and "198.51.100.84" not in stale, stale
+        topo.fip(FIP, "vm4")
+        assert rec.sync(topo.state()).ok
+        deadline = time.monotonic() + 3
+        while topo.dp.garp.busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tx.sendto(b"again", (FIP, 7777))
+        assert rx.recv(100) == b"again"
+    finally:
+        rx.close()
+        tx.close()

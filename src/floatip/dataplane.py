@@ -386,8 +386,10 @@ class CtNetlink:
     delete per matching entry (what ``conntrack -D -d IP`` and ``-D -q IP`` do, without two
     processes per address)."""
 
-    def __init__(self, ns: str):
-        self.sock = run_in_netns(ns, socket.socket, socket.AF_NETLINK, socket.SOCK_RAW, 12)
+    def __init__(self, ns: str | None):
+        """``ns`` None: the calling thread's own namespace."""
+        self.sock = run_in_netns(ns, socket.socket, socket.AF_NETLINK, socket.SOCK_RAW, 12) \
+            if ns is not None else socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         self.sock.bind((0, 0))
         self.seq = 0
@@ -416,8 +418,10 @@ class CtNetlink:
         a, b = ipa[2]
         return msg[a + 4:b]
 
-    def delete_by_address(self, ips) -> int:
-        """Delete entries whose original or reply destination is one of ``ips``."""
+    def delete_by_address(self, ips, stale_only: bool = False) -> int:
+        """Delete entries whose original or reply destination is one of ``ips``; with
+        ``stale_only``, only entries to one of ``ips`` that were not DNATed (opened by packets
+        that came before the floating IP's DNAT: they would keep the flow un-NATed)."""
         want = {socket.inet_aton(ip) for ip in ips}
         self.seq += 1
         seq = self.seq
@@ -437,8 +441,14 @@ class CtNetlink:
                     else:
                         msg = data[off:off + length]
                         top = self._attrs(msg, 20, length)
-                        if (1 in top and self._dst(msg, top[1]) in want) or \
-                                (2 in top and self._dst(msg, top[2]) in want):
+                        if stale_only:
+                            st = top.get(3)  # CTA_STATUS, IPS_DST_NAT is 0x20
+                            hit = 1 in top and self._dst(msg, top[1]) in want and st is not None \
+                                and not struct.unpack_from("!I", msg, st[0] + 4)[0] & 0x20
+                        else:
+                            hit = (1 in top and self._dst(msg, top[1]) in want) or \
+                                (2 in top and self._dst(msg, top[2]) in want)
+                        if hit:
                             a, b = top[1]
                             extra = b""
                             if 18 in top:  # CTA_ZONE
@@ -461,7 +471,9 @@ class CtNetlink:
 class Garp:
     """Gratuitous ARP after a floating IP appears, off the apply path: a worker thread sends
     three rounds one second apart (Neutron: arping -U, 3 rounds) from a raw socket in the
-    router namespace."""
+    router namespace. With the first round it also deletes conntrack entries to the new
+    floating IPs that were not DNATed (packets that came before the rule, e.g. late packets
+    of a floating IP removed and added again), so those flows get the DNAT."""
 
     def __init__(self, rounds: int = 3, interval: float = 1.0):
         self.rounds, self.interval = rounds, interval
@@ -470,7 +482,7 @@ class Garp:
 
     def announce(self, ns: str, dev: str, mac: str, ips) -> None:
         for r in range(self.rounds):
-            self.q.put((time.monotonic() + r * self.interval, ns, dev, mac, tuple(ips)))
+            self.q.put((time.monotonic() + r * self.interval, ns, dev, mac, tuple(ips), r == 0))
         if self.thread is None or not self.thread.is_alive():
             self.thread = threading.Thread(target=self._run, name="garp", daemon=True)
             self.thread.start()
@@ -500,10 +512,16 @@ class Garp:
             due = [p for p in pending if p[0] <= now]
             pending = [p for p in pending if p[0] > now]
             self.pending = len(pending) + len(due)
-            for _, ns, dev, mac, ips in due:
+            for _, ns, dev, mac, ips, first in due:
                 try:
                     _setns(ns)
                     self._send(dev, mac, ips)
+                    if first:  # flows opened before the DNAT existed would stay un-NATed
+                        ct = CtNetlink(None)
+                        try:
+                            ct.delete_by_address(ips, stale_only=True)
+                        finally:
+                            ct.close()
                 except Exception as e:  # namespace or device gone: nothing to announce
                     log.debug("garp %s %s: %s", ns, dev, e)
             if due:
