@@ -22,6 +22,7 @@ import subprocess
 import threading
 from typing import Callable
 
+from .dataplane import idl_rows
 from .layout import OWNER_KEY, check_ifname
 from .model import NeutronError
 
@@ -84,7 +85,7 @@ class Binder:
         carries the port's id, DOWN for ports bound to this host that have none any more."""
         with self._lock:
             api = self.api
-            bridge = next((b for b in _rows(api.tables["Bridge"]) if b.name == self.bridge),
+            bridge = next((b for b in idl_rows(api.tables["Bridge"]) if b.name == self.bridge),
                           None)
             seen: set[str] = set()
             changes = []
@@ -119,16 +120,6 @@ class Binder:
             elif info.get("host") in (self.host, "") and info.get("status") == "ACTIVE":
                 out[pid] = {"status": "DOWN"}
         return out
-
-
-def _rows(table) -> list:
-    """The rows of an IDL table; the IDL thread may change the dict while we copy it."""
-    for _ in range(50):
-        try:
-            return list(table.rows.values())
-        except RuntimeError:  # "dictionary changed size during iteration": copy again
-            continue
-    return list(table.rows.values())
 
 
 # ---------------------------------------------------------------------------------------

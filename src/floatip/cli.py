@@ -32,8 +32,8 @@ def main_options(
                                            help="OVS bridge that tenant ports plug into."),
     bridge_mapping: list[str] = typer.Option(["physnet1:br-ex"], envvar="FLOATIP_BRIDGE_MAPPINGS",
                                              help="PHYSNET:BRIDGE for external networks."),
-    nat_driver: str = typer.Option("iptables", envvar="FLOATIP_NAT_DRIVER",
-                                   help="iptables or nftables."),
+    nat_driver: str = typer.Option("nftables", envvar="FLOATIP_NAT_DRIVER",
+                                   help="nftables (default) or iptables."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,

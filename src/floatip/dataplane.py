@@ -41,6 +41,16 @@ class DataplaneError(Exception):
     pass
 
 
+def idl_rows(table) -> list:
+    """The rows of an OVSDB IDL table; the IDL thread may change the dict while we copy it."""
+    for _ in range(50):
+        try:
+            return list(table.rows.values())
+        except RuntimeError:  # "dictionary changed size during iteration": copy again
+            continue
+    return list(table.rows.values())
+
+
 def datapath_type() -> str:
     """``system`` where the kernel has the openvswitch module, ``netdev`` (userspace) where not."""
     if os.path.exists("/sys/module/openvswitch"):
@@ -548,7 +558,7 @@ class Result:
 
 
 class Dataplane:
-    def __init__(self, nat: str = "iptables", ovsdb: str = OVSDB):
+    def __init__(self, nat: str = "nftables", ovsdb: str = OVSDB):
         self.nat = nat_driver(nat)
         self.datapath_type = datapath_type()
         log.info("OVS datapath type: %s", self.datapath_type)
@@ -577,7 +587,10 @@ class Dataplane:
             from ovsdbapp.backend.ovs_idl import connection
             from ovsdbapp.schema.open_vswitch import impl_idl
             idl = connection.OvsdbIdl.from_server(self.ovsdb, "Open_vSwitch")
-            self._ovs = impl_idl.OvsdbIdl(connection.Connection(idl=idl, timeout=10))
+            # ovsdbapp keeps one connection per API class; a class per Dataplane keeps
+            # close() of one from stopping the connection of another in the same process.
+            api_class = type("DataplaneOvs", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+            self._ovs = api_class(connection.Connection(idl=idl, timeout=10))
         return self._ovs
 
     def ipr(self, ns: str | None) -> IPRoute:
@@ -629,7 +642,7 @@ class Dataplane:
         """Read what floatip owns. ``routers`` limits the namespace reads to those ids."""
         obs = Observed()
         tables = self.ovs.tables
-        for br in tables["Bridge"].rows.values():
+        for br in idl_rows(tables["Bridge"]):
             obs.bridges.add(br.name)
             for port in br.ports:
                 owner = None

@@ -64,7 +64,7 @@ def remove_all(c: Client) -> None:
         c.delete("network", n["id"])
 
 
-def run(nat_driver: str = "iptables", keep: bool = False, log=print) -> DemoResult:
+def run(nat_driver: str = "nftables", keep: bool = False, log=print) -> DemoResult:
     from .dataplane import datapath_type
     config = AgentConfig(D.INT_BR, {"physnet1": D.EX_BR}, nat_driver)
     if keep:
@@ -127,7 +127,7 @@ def run(nat_driver: str = "iptables", keep: bool = False, log=print) -> DemoResu
     return res
 
 
-def teardown(nat_driver: str = "iptables") -> list[str]:
+def teardown(nat_driver: str = "nftables") -> list[str]:
     """Remove a kept demo: its routers through the API (the kept database), then hosts and
     bridges."""
     db = os.path.join(KEEP_DIR, "demo.db")

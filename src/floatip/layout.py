@@ -27,7 +27,7 @@ ROUTER_SYSCTLS: tuple[tuple[str, str], ...] = (
 class AgentConfig:
     integration_bridge: str = "br-int"
     bridge_mappings: dict[str, str] = field(default_factory=lambda: {"physnet1": "br-ex"})
-    nat_driver: str = "iptables"
+    nat_driver: str = "nftables"  # flat cost per FIP; see README "NAT drivers"
 
     @staticmethod
     def parse_mappings(items: list[str]) -> dict[str, str]:
