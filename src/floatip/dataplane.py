@@ -1,13 +1,17 @@
 """The shell: the only code that reads or changes the kernel and OVS.
 
 - netlink through pyroute2, one session per namespace kept open (no process per change);
+  the two hot paths, floating IP /32 addresses and conntrack deletes, use raw rtnetlink and
+  ctnetlink sockets opened in the namespace (RtBatch, CtNetlink): hundreds of requests per
+  system call where pyroute2 makes a round trip each;
 - OVSDB through ovsdbapp, consecutive OVS steps committed as one transaction;
-- NAT through a driver (``iptables`` here): one atomic restore per router per apply;
+- NAT through a driver (``nftables`` or ``iptables``): one transaction per router per apply;
 - sysctls and raw sockets (gratuitous ARP) from a thread that entered the namespace.
 
 Ownership: a router namespace is floatip's when its ``lo`` carries the alias
 ``floatip router=<id>`` (the mark lives and dies with the namespace); an OVS port is floatip's
-when its interface has ``external_ids:floatip-router``; rules live in floatip's own chains.
+when its interface has ``external_ids:floatip-router``; rules live in floatip's own chains
+(iptables) or its own ``ip floatip`` table (nftables).
 Anything else is read at most, never changed.
 """
 from __future__ import annotations
