@@ -270,6 +270,25 @@ def test_router_gateway_and_interfaces(api):
     neutron_error(api.get(f"/v2.0/routers/{rid}"), 404, "RouterNotFound")
 
 
+def test_router_extra_routes(api):
+    t = Topo(api, tenant_cidr="100.64.4.0/24")
+    rid = t.router["id"]
+    route = {"destination": "192.0.2.0/24", "nexthop": "100.64.4.9"}
+    r = ok(api.put(f"/v2.0/routers/{rid}", json={"router": {"routes": [route]}}))["router"]
+    assert r["routes"] == [route]
+    before = everything(api)
+    neutron_error(api.put(f"/v2.0/routers/{rid}", json={"router": {"routes": [
+        {"destination": "192.0.2.0/24", "nexthop": "100.64.99.9"}]}}), 400, "InvalidRoutes")
+    neutron_error(api.put(f"/v2.0/routers/{rid}", json={"router": {"routes": [
+        {"destination": "0.0.0.0/0", "nexthop": "100.64.4.9"}]}}), 400, "InvalidRoutes")
+    neutron_error(api.put(f"/v2.0/routers/{rid}/remove_router_interface",
+                          json={"subnet_id": t.subnet["id"]}), 409, "RouterInterfaceInUseByRoute")
+    assert everything(api) == before, "a rejected request changed something"
+    r = ok(api.put(f"/v2.0/routers/{rid}", json={"router": {"routes": []}}))["router"]
+    assert r["routes"] == []
+    ok(api.put(f"/v2.0/routers/{rid}/remove_router_interface", json={"subnet_id": t.subnet["id"]}))
+
+
 def test_floating_ip_lifecycle_and_errors(api):
     t = Topo(api, tenant_cidr="100.64.4.0/24")
     vm1, vm2 = t.port(), t.port()

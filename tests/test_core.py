@@ -261,3 +261,24 @@ def test_removal_and_foreign_namespaces():
     p = plan(desired, obs2, Driver(), prune=True)
     assert p.steps == [] and rid in p.problems
     assert set(PHASES) >= {s.phase for s in p.steps}
+
+
+def test_extra_routes_are_validated_laid_out_and_planned():
+    doc = seed()
+    doc["routers"][0]["routes"] = [{"destination": "192.0.2.0/24", "nexthop": "10.0.2.85"}]
+    desired = router_layouts(load(doc), CFG)
+    (lay,) = desired.values()
+    assert lay.extra_routes == {("192.0.2.0/24", "10.0.2.85")}
+    p = plan(desired, _observed_as(router_layouts(load(seed()), CFG)), Driver())
+    assert [(s.action, s.args) for s in p.steps] == [("replace_route", ("192.0.2.0/24", "10.0.2.85"))]
+    assert "ip route replace 192.0.2.0/24 via 10.0.2.85" in commands(p.steps[0])[0]
+    obs = _observed_as(desired)
+    for f in obs.namespaces.values():
+        f.extra_routes = lay.extra_routes
+    assert plan(desired, obs, Driver()).steps == []
+    assert [s.action for s in plan(router_layouts(load(seed()), CFG), obs, Driver()).steps] == \
+        ["del_route"]
+    doc["routers"][0]["routes"] = [{"destination": "192.0.2.0/24", "nexthop": "172.16.0.1"}]
+    assert errors_of(doc) == ["InvalidRoutes"]
+    doc["routers"][0]["routes"] = [{"destination": "0.0.0.0/0", "nexthop": "10.0.2.85"}]
+    assert errors_of(doc) == ["InvalidRoutes"]

@@ -273,6 +273,23 @@ def test_cli_dry_run_prints_commands_and_changes_nothing(topo, tmp_path):
     assert out.returncode == 0 and topo.ns not in L.sh("ip", "netns", "list").stdout
 
 
+def test_extra_routes_are_programmed_and_removed(seed):
+    """A router route (Neutron's extra routes) to 192.0.2.0/24 via vm5, which holds 192.0.2.1."""
+    vm5 = seed.vms["vm5"]
+    L.sh("ip", "netns", "exec", vm5, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
+    assert not L.ping(seed.ns, "192.0.2.1")
+    seed.doc["routers"][0]["routes"] = [{"destination": "192.0.2.0/24",
+                                         "nexthop": "198.51.100.85"}]
+    seed.apply()
+    shown = L.sh("ip", "netns", "exec", seed.ns, "ip", "route", "show", "192.0.2.0/24").stdout
+    assert "via 198.51.100.85" in shown
+    assert L.ping_until(seed.ns, "192.0.2.1")
+    assert seed.apply().writes == 0
+    seed.doc["routers"][0]["routes"] = []
+    seed.apply()
+    assert L.sh("ip", "netns", "exec", seed.ns, "ip", "route", "show", "192.0.2.0/24").stdout == ""
+
+
 def test_bad_file_is_rejected_with_a_clear_error(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("networks:\n  - name: ext\n    router:external: true\nsubnets:\n"

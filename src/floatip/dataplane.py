@@ -345,20 +345,23 @@ class RtBatch:
                 out.append((index, f"{socket.inet_ntoa(addr)}/{plen}"))
         return out
 
-    def default_route(self) -> tuple[str | None, int | None] | None:
+    def routes(self) -> list[tuple[str, str | None, int | None]]:
+        """Unicast routes of the main table: (destination CIDR, gateway, output index)."""
+        out = []
         for _, m in self._dump(26, struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):
             _, dst_len, _, _, table, _, _, rtype, _ = struct.unpack_from("=BBBBBBBBI", m, 16)
-            if dst_len != 0 or rtype != 1:
+            if rtype != 1:
                 continue
             a = self._attrs(m, 28)
             if 15 in a:
                 table = struct.unpack("=I", a[15])[0]
             if table != 254:
                 continue
+            dst = socket.inet_ntoa(a[1]) if 1 in a else "0.0.0.0"
             gw = socket.inet_ntoa(a[5]) if 5 in a else None
             oif = struct.unpack("=I", a[4])[0] if 4 in a else None
-            return gw, oif
-        return None
+            out.append((f"{dst}/{dst_len}", gw, oif))
+        return out
 
     def addresses(self, add: bool, index: int, ips) -> None:
         """Add (or delete) each ip as a /32 on ``index``; an address already there (or
@@ -694,9 +697,13 @@ class Dataplane:
                 continue
             facts.links[name] = Link(name, l["mac"], l["mtu"], bool(l["flags"] & 1),
                                      frozenset(addrs.get(l["index"], ())))
-        route = nl.default_route()
-        if route is not None:
-            facts.default_route = (route[0], byidx.get(route[1]))
+        extra = set()
+        for dst, gw, oif in nl.routes():
+            if dst == "0.0.0.0/0":
+                facts.default_route = (gw, byidx.get(oif))
+            elif gw is not None:  # connected routes (no gateway) come with the addresses
+                extra.add((dst, gw))
+        facts.extra_routes = frozenset(extra)
         facts.sysctls = nl.sysctls
         facts.nat = self.nat.observe(ns)
         facts.fip_map = self.nat.fip_map(facts.nat)
@@ -829,6 +836,9 @@ class Dataplane:
                                    oif=self._index(ns, a[1]))
             case "del_default_route":
                 self.ipr(ns).route("del", dst="0.0.0.0/0")
+            case "replace_route" | "del_route":
+                self.ipr(ns).route("replace" if s.action == "replace_route" else "del",
+                                   dst=a[0], gateway=a[1])
             case "set_sysctls":
                 run_in_netns(ns, _write_sysctls, a)
 

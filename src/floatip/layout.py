@@ -86,6 +86,7 @@ class RouterLayout:
     nat: NatSpec
     fip_addresses: frozenset[str]           # floating IPs, each a /32 on the gateway device
     sysctls: tuple[tuple[str, str], ...] = ROUTER_SYSCTLS
+    extra_routes: frozenset[tuple[str, str]] = frozenset()  # router "routes": (dest, nexthop)
 
     @property
     def gateway_device(self) -> Device | None:
@@ -153,4 +154,6 @@ def _layout(state: State, config: AgentConfig, router_id: str,
         fips=tuple(fips) if gw else ())
     return RouterLayout(router_id=router_id, namespace=namespace_name(router_id),
                         devices=tuple(devices), default_route=default_route, nat=nat,
-                        fip_addresses=frozenset(f for f, _ in nat.fips))
+                        fip_addresses=frozenset(f for f, _ in nat.fips),
+                        extra_routes=frozenset((str(ipaddress.ip_network(dest, strict=False)), hop)
+                                               for dest, hop in router.routes))

@@ -109,6 +109,7 @@ class Router:
     gateway: Gateway | None = None
     interfaces: tuple[Interface, ...] = ()
     admin_state_up: bool = True
+    routes: tuple[tuple[str, str], ...] = ()  # extra routes: (destination CIDR, nexthop)
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,21 @@ def validate(state: State) -> None:
                         f"Bad router request: Cidr {cidr} of subnet {sub.id} overlaps with "
                         f"another subnet of router {r.name or r.id}"))
                 cidrs.append(cidr)
+        connected = [ipaddress.ip_network(subnets[i].cidr) for i in
+                     [itf.subnet_id for itf in r.interfaces] + ([gw.subnet_id] if gw else [])
+                     if i in subnets]
+        for dest, nexthop in r.routes:
+            try:
+                if ipaddress.IPv4Network(dest, strict=False).prefixlen == 0:
+                    raise ValueError("the default route comes from the external gateway")
+            except ValueError:
+                errors.append(NeutronError(f"Invalid route destination {dest!r} on router "
+                                           f"{r.name or r.id}", "InvalidRoutes"))
+            hop = _ip(nexthop, f"nexthop of a route on router {r.name or r.id}", errors)
+            if hop is not None and not any(hop in c for c in connected):
+                errors.append(NeutronError(
+                    f"Invalid format for routes: the nexthop {nexthop} is not connected with "
+                    f"router {r.name or r.id}", "InvalidRoutes"))
     fixed_taken: dict[str, str] = {}
     for f in state.floatingips.values():
         _uuid(f.id, "floating IP", errors)
@@ -449,8 +465,11 @@ def load(doc: dict) -> State:
             port_id = i.get("port_id") or stable_id("interface-port", f"{rid}:{sid}")
             itfs.append(Interface(port_id=port_id, subnet_id=sid, ip_address=ip or "",
                                   mac_address=i.get("mac_address") or stable_mac(port_id)))
+        routes = tuple((str(rt.get("destination")), str(rt.get("nexthop")))
+                       for rt in d.get("routes") or [] if isinstance(rt, dict))
         routers[rid] = Router(id=rid, name=d.get("name", ""), gateway=gw, interfaces=tuple(itfs),
-                              admin_state_up=bool(d.get("admin_state_up", True)))
+                              admin_state_up=bool(d.get("admin_state_up", True)),
+                              routes=routes)
     fips: dict[str, FloatingIP] = {}
     for d in doc.get("floatingips") or []:
         addr = _get(d, "floating_ip_address", "address")

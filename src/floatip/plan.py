@@ -44,6 +44,7 @@ class NsFacts:
     router_id: str
     links: dict[str, Link] = field(default_factory=dict)
     default_route: tuple[str, str] | None = None
+    extra_routes: frozenset[tuple[str, str]] = frozenset()  # (destination, via), main table
     sysctls: dict[str, str] = field(default_factory=dict)
     nat: Any = None                      # the NAT driver's own facts
     fip_map: dict[str, str] = field(default_factory=dict)  # floating ip -> fixed, as programmed
@@ -158,6 +159,10 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
                               f"default route is {facts.default_route}"))
         else:
             steps.append(Step("route", "del_default_route", ns, (), "no gateway"))
+    for dest, via in sorted(lay.extra_routes - facts.extra_routes):
+        steps.append(Step("route", "replace_route", ns, (dest, via), "extra route missing"))
+    for dest, via in sorted(facts.extra_routes - lay.extra_routes):
+        steps.append(Step("route", "del_route", ns, (dest, via), "extra route not wanted"))
     nat_step = nat_driver.plan(ns, lay.nat, facts.nat)
     if nat_step is not None:
         steps.append(nat_step)
@@ -250,6 +255,10 @@ def commands(step: Step, datapath_type: str = "netdev") -> list[str]:
             return [inns + f"ip route replace default via {a[0]} dev {a[1]}"]
         case "del_default_route":
             return [inns + "ip route del default"]
+        case "replace_route":
+            return [inns + f"ip route replace {a[0]} via {a[1]}"]
+        case "del_route":
+            return [inns + f"ip route del {a[0]} via {a[1]}"]
         case "set_sysctls":
             return [inns + "sysctl -w " + " ".join(f"{k}={v}" for k, v in a)]
         case "add_fips":

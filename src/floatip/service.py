@@ -818,8 +818,24 @@ def _check_routes(s: Session, r: S.Router, routes: Any) -> list:
             dest = str(ipaddress.ip_network(rt["destination"], strict=False))
         except ValueError:
             raise bad(f"Invalid input for routes: bad destination {rt['destination']!r}") from None
-        out.append({"destination": dest, "nexthop": _ipv4(rt["nexthop"], "nexthop")})
+        if ipaddress.ip_network(dest).prefixlen == 0:
+            raise err("InvalidRoutes", 400, "Invalid format for routes: the default route "
+                      "comes from the external gateway.")
+        hop = _ipv4(rt["nexthop"], "nexthop")
+        if not any(ipaddress.ip_address(hop) in ipaddress.ip_network(c)
+                   for c in _connected_cidrs(s, r)):
+            raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, the nexthop "
+                      f"is not connected with router {r.id}.")
+        out.append({"destination": dest, "nexthop": hop})
     return out
+
+
+def _connected_cidrs(s: Session, r: S.Router) -> list[str]:
+    """The CIDRs of the subnets a router has a port on (interfaces and gateway)."""
+    ports = [rp.port_id for rp in S.router_ports(s, r.id, OWNER_RI)]
+    ports += [r.gw_port_id] if r.gw_port_id else []
+    return [S.get(s, S.Subnet, a.subnet_id).cidr
+            for pid in ports for a in S.get(s, S.Port, pid).fixed_ips]
 
 
 def create_router(s: Session, body: Any) -> dict:
@@ -832,10 +848,11 @@ def create_router(s: Session, body: Any) -> dict:
                  name=_str(d, "name"), description=_str(d, "description"),
                  admin_state_up=_bool(d, "admin_state_up", True), status="ACTIVE")
     S.add(s, r)
-    if d.get("routes"):
-        r.routes = _check_routes(s, r, d["routes"])
     if d.get("external_gateway_info") is not None:
         _gateway(s, r, d["external_gateway_info"])
+    if d.get("routes"):
+        s.flush()
+        r.routes = _check_routes(s, r, d["routes"])
     s.flush()
     return router_dict(s, r)
 
@@ -856,6 +873,7 @@ def update_router(s: Session, rid: str, body: Any) -> dict:
         info = d["external_gateway_info"]
         _gateway(s, r, info if info else None)
     if "routes" in d:
+        s.flush()
         r.routes = _check_routes(s, r, d["routes"] or [])
     S.touch(r)
     s.flush()
@@ -974,6 +992,12 @@ def remove_router_interface(s: Session, rid: str, body: Any) -> dict:
             raise err("RouterInterfaceInUseByFloatingIP", 409,
                       f"Router interface for subnet {next(iter(gone))} on router {rid} cannot "
                       f"be deleted, as it is required by one or more floating IPs.")
+    gone_cidrs = [ipaddress.ip_network(S.get(s, S.Subnet, sid).cidr) for sid in gone]
+    for rt in r.routes or []:
+        if any(ipaddress.ip_address(rt["nexthop"]) in c for c in gone_cidrs):
+            raise err("RouterInterfaceInUseByRoute", 409,
+                      f"Router interface for subnet {next(iter(gone))} on router {rid} cannot "
+                      f"be deleted, as it is required by one or more routes.")
     info = _interface_info(r, port)
     S.delete(s, port)
     S.touch(r)
@@ -1180,7 +1204,9 @@ def agent_snapshot(s: Session) -> dict:
         routers[r.id] = M.Router(id=r.id, name=r.name, gateway=gw,
                                  interfaces=tuple(sorted(itfs.get(r.id, []),
                                                          key=lambda i: i.port_id)),
-                                 admin_state_up=r.admin_state_up)
+                                 admin_state_up=r.admin_state_up,
+                                 routes=tuple((rt["destination"], rt["nexthop"])
+                                              for rt in r.routes or []))
     fips = {f.id: M.FloatingIP(id=f.id, floating_ip_address=f.floating_ip_address,
                                floating_network_id=f.floating_network_id,
                                port_id=f.fixed_port_id, fixed_ip_address=f.fixed_ip_address)
@@ -1248,7 +1274,8 @@ def state_from_json(doc: dict) -> M.State:
             for i, v in doc["subnets"].items()}
     ports = {i: M.Port(**{**v, "fixed_ips": tup(v["fixed_ips"])}) for i, v in doc["ports"].items()}
     routers = {i: M.Router(**{**v, "gateway": M.Gateway(**v["gateway"]) if v["gateway"] else None,
-                              "interfaces": tuple(M.Interface(**x) for x in v["interfaces"])})
+                              "interfaces": tuple(M.Interface(**x) for x in v["interfaces"]),
+                              "routes": tup(v.get("routes", ()))})
                for i, v in doc["routers"].items()}
     fips = {i: M.FloatingIP(**v) for i, v in doc["floatingips"].items()}
     return M.State(nets, subs, ports, routers, fips)
