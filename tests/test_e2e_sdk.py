@@ -262,6 +262,18 @@ def test_seed_scenario_through_openstacksdk(env, sdk_server):
     wait_for(lambda: unreachable(env, FIP), what="FIP unreachable after delete")
     assert source_seen(env, env.vm1) == router_ip
 
+    # extra routes: the router routes 192.0.2.0/24 via vm2, which holds 192.0.2.1
+    L.sh("ip", "netns", "exec", env.vm2, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
+    router = net.update_router(router, routes=[{"destination": "192.0.2.0/24",
+                                                "nexthop": VM2_IP}])
+    assert router.routes == [{"destination": "192.0.2.0/24", "nexthop": VM2_IP}]
+    assert sdk_server.wait_for_agent()
+    wait_for(lambda: L.ping(ns, "192.0.2.1", timeout=0.2), what="ping over the extra route")
+    net.update_router(router, routes=[])
+    assert sdk_server.wait_for_agent()
+    wait_for(lambda: L.sh("ip", "netns", "exec", ns, "ip", "route", "show", "192.0.2.0/24")
+             .stdout == "", what="extra route removed")
+
     # an interface whose iface-id floatip does not know gets no VLAN and is left alone
     stray = f"fa{env.sfx}x"
     L.sh("ip", "link", "add", stray, "type", "veth", "peer", "name", stray + "p")
