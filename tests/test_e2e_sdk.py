@@ -284,6 +284,12 @@ def test_seed_scenario_through_openstacksdk(env, sdk_server):
     time.sleep(0.3)
     assert sdk_server.wait_for_agent()
     assert L.sh("ovs-vsctl", "get", "Port", stray, "tag").stdout.strip() == "[]"
+    # ... but on an integration bridge floatip made itself, floatip is the L2 agent and parks
+    # it on the dead VLAN, as Neutron's OVS agent does
+    L.sh("ovs-vsctl", "br-set-external-id", env.int_br, "floatip-owned", "true")
+    sdk_server.agent.request_full()
+    wait_for(lambda: L.sh("ovs-vsctl", "get", "Port", stray, "tag").stdout.strip() == "4095",
+             what="unknown iface-id on the dead VLAN")
     # the VM's tap and the router's qr- port share the tenant network's local VLAN
     qr = next(net.ports(device_id=router.id, device_owner="network:router_interface"))
     tags = {L.sh("ovs-vsctl", "get", "Port", name, "tag").stdout.strip()

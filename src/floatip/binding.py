@@ -7,7 +7,10 @@ floatip port gets the port's local VLAN as its tag and the port is bound (``bind
 status ACTIVE). A port that is administratively down, or whose floatip port was deleted, goes
 to the dead VLAN 4095. An interface floatip never knew is never touched: it gets no tenant
 VLAN (``port plug`` parks its own interfaces on 4095 until the agent knows them), and its tag
-is not changed — the only OVS ports floatip changes are its own and those of floatip ports.
+is not changed — the only OVS ports floatip changes are its own and those of floatip ports —
+except on an integration bridge that floatip created itself (``external_ids:floatip-owned``):
+there floatip is the only L2 agent, and an unknown iface-id is parked on the dead VLAN 4095,
+as Neutron's OVS agent does.
 Interfaces without an iface-id, and floatip's own router ports, are never touched.
 
 ``plug``/``unplug`` do the hypervisor's part for a network namespace (a container): a veth
@@ -52,7 +55,7 @@ class Binder:
             # Only the columns that matter: Interface statistics change every few seconds
             # and must not wake the agent.
             helper.register_columns("Open_vSwitch", ["bridges", "cur_cfg", "next_cfg"])
-            helper.register_columns("Bridge", ["name", "ports"])
+            helper.register_columns("Bridge", ["name", "ports", "external_ids"])
             helper.register_columns("Port", ["name", "tag", "interfaces"])
             helper.register_columns("Interface", ["name", "external_ids", "ofport"])
             binder = self
@@ -87,6 +90,9 @@ class Binder:
             api = self.api
             bridge = next((b for b in idl_rows(api.tables["Bridge"]) if b.name == self.bridge),
                           None)
+            # on its own bridge floatip is the L2 agent: unknown iface-ids go to the dead VLAN
+            own_bridge = bridge is not None and \
+                (bridge.external_ids or {}).get("floatip-owned") == "true"
             seen: set[str] = set()
             changes = []
             for port in list(bridge.ports) if bridge is not None else []:
@@ -102,8 +108,9 @@ class Binder:
                         if info.get("admin_state_up", True) and info.get("tag") is not None:
                             tag = info["tag"]
                             seen.add(pid)
-                    elif port.name not in self.managed and PLUGGED_KEY not in ids:
-                        continue  # never a floatip port: not ours to touch
+                    elif port.name not in self.managed and PLUGGED_KEY not in ids \
+                            and not own_bridge:
+                        continue  # never a floatip port, on a bridge of others: not ours
                     have = port.tag[0] if port.tag else None
                     if have != tag:
                         changes.append((port.name, tag))
