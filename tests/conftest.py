@@ -67,3 +67,12 @@ def lab():
     yield lb
     left = lb.cleanup()
     assert not left, f"could not clean up: {left}"
+
+
+@pytest.fixture
+def topo(lab, dataplane, nat_driver):
+    """The seed's topology on documentation ranges (tests/topo.py), routers removed after."""
+    from topo import Topo
+    t = Topo(lab, dataplane, nat_driver)
+    yield t
+    t.close()

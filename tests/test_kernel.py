@@ -20,13 +20,6 @@ PORT = 8080
 
 
 @pytest.fixture
-def topo(lab, dataplane, nat_driver):
-    t = Topo(lab, dataplane, nat_driver)
-    yield t
-    t.close()
-
-
-@pytest.fixture
 def seed(topo):
     """vm4 with a floating IP, vm5 without, as in the seed."""
     topo.vm("vm4", "198.51.100.84")

@@ -10,17 +10,9 @@ from floatip import lab as L
 from floatip.agent import Reconciler
 from floatip.dataplane import nsexec
 
-from topo import Topo
 
 pytestmark = pytest.mark.kernel
 FIP, FIP2 = "203.0.113.84", "203.0.113.86"
-
-
-@pytest.fixture
-def topo(lab, dataplane, nat_driver):
-    t = Topo(lab, dataplane, nat_driver)
-    yield t
-    t.close()
 
 
 @pytest.fixture
