@@ -20,7 +20,6 @@ import ipaddress
 import json
 import os
 import pickle
-import statistics
 import subprocess
 import sys
 import time
@@ -114,7 +113,6 @@ class Bench:
         extra = self.args.repeats + 2
         w = World(1, max(sizes), extra)
         rid = next(iter(w.routers))
-        ns = namespace_name(rid)
         s = f"{self.sid}{driver[0]}"
         int_br, ex_br = f"fb{s}i", f"fb{s}x"
         config = AgentConfig(int_br, {"physnet1": ex_br}, driver)

@@ -9,7 +9,6 @@ namespaces and processes are removed in finalizers, whether the test passed or n
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,20 +23,7 @@ from floatip.demo import run_checks
 from floatip.layout import AgentConfig
 
 
-def _kernel_skip() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (namespaces, OVS, netfilter)"
-    for tool in ("ovs-vsctl", "ip", "iptables-restore", "conntrack", "ethtool"):
-        if shutil.which(tool) is None:
-            return f"{tool} not installed (run `make install`)"
-    if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode:
-        return "OVS is not running (run `make install`)"
-    return None
-
-
-SKIP = _kernel_skip()
-pytestmark = [pytest.mark.kernel,
-              pytest.mark.skipif(SKIP is not None, reason=f"kernel test skipped: {SKIP}"),
+pytestmark = [pytest.mark.kernel,  # conftest skips it, saying why, without root or OVS
               # openstacksdk's own notices about its future releases
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore:.*influxdb:DeprecationWarning")]

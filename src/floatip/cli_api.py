@@ -350,6 +350,12 @@ def router_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
         _print_one(_call(go), as_json)
 
 
+def _interface_body(c: Client, subnet: Optional[str], port: Optional[str]) -> dict:
+    """add/remove_router_interface takes a subnet or a port, by name or id."""
+    return {"subnet_id": c.find("subnet", subnet)["id"]} if subnet else \
+        {"port_id": c.find("port", port)["id"]}
+
+
 @router_app.command("add-interface")
 def router_add_interface(ref: str, subnet: Optional[str] = typer.Option(None, "--subnet"),
                          port: Optional[str] = typer.Option(None, "--port"),
@@ -357,8 +363,7 @@ def router_add_interface(ref: str, subnet: Optional[str] = typer.Option(None, "-
     """Attach a tenant subnet (the router takes its gateway IP) or an existing port."""
     with Client(url) as c:
         def go():
-            body = {"subnet_id": c.find("subnet", subnet)["id"]} if subnet else \
-                {"port_id": c.find("port", port)["id"]}
+            body = _interface_body(c, subnet, port)
             return c.add_interface(c.find("router", ref)["id"], **body)
         _print_one(_call(go), as_json)
 
@@ -370,8 +375,7 @@ def router_remove_interface(ref: str, subnet: Optional[str] = typer.Option(None,
     """Detach a subnet or port from the router."""
     with Client(url) as c:
         def go():
-            body = {"subnet_id": c.find("subnet", subnet)["id"]} if subnet else \
-                {"port_id": c.find("port", port)["id"]}
+            body = _interface_body(c, subnet, port)
             return c.remove_interface(c.find("router", ref)["id"], **body)
         _print_one(_call(go), as_json)
 

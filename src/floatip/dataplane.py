@@ -55,6 +55,28 @@ def idl_rows(table) -> list:
     return list(table.rows.values())
 
 
+def read_dump(sock: socket.socket, seq: int, bufsize: int):
+    """Yield (message type, message bytes) of the netlink dump answering request ``seq``,
+    up to NLMSG_DONE; an NLMSG_ERROR with a non-zero code raises NetlinkError."""
+    while True:
+        data = sock.recv(bufsize)
+        off = 0
+        while off + 16 <= len(data):
+            length, t, _, mseq, _ = struct.unpack_from("=IHHII", data, off)
+            if length < 16:
+                break
+            if mseq == seq:
+                if t == 3:  # NLMSG_DONE
+                    return
+                if t == 2:  # NLMSG_ERROR
+                    error = -struct.unpack_from("=i", data, off + 16)[0]
+                    if error:
+                        raise NetlinkError(error, os.strerror(error))
+                    return
+                yield t, data[off:off + length]
+            off += (length + 3) & ~3
+
+
 def datapath_type() -> str:
     """``system`` where the kernel has the openvswitch module, ``netdev`` (userspace) where not."""
     if os.path.exists("/sys/module/openvswitch"):
@@ -287,29 +309,8 @@ class RtBatch:
     def _dump(self, mtype: int, payload: bytes) -> list[tuple[int, bytes]]:
         """One netlink dump, read to its end: [(message type, message bytes)]."""
         self.seq += 1
-        seq = self.seq
-        self.sock.send(struct.pack("=IHHII", 16 + len(payload), mtype, 0x301, seq, 0) + payload)
-        out = []
-        error = 0
-        while True:
-            data = self.sock.recv(1 << 20)
-            off = 0
-            while off + 16 <= len(data):
-                length, t, _, mseq, _ = struct.unpack_from("=IHHII", data, off)
-                if length < 16:
-                    break
-                if mseq == seq:
-                    if t == 3:  # NLMSG_DONE
-                        if error:
-                            raise NetlinkError(error, os.strerror(error))
-                        return out
-                    if t == 2:
-                        error = -struct.unpack_from("=i", data, off + 16)[0]
-                        if error:
-                            raise NetlinkError(error, os.strerror(error))
-                        return out
-                    out.append((t, data[off:off + length]))
-                off += (length + 3) & ~3
+        self.sock.send(struct.pack("=IHHII", 16 + len(payload), mtype, 0x301, self.seq, 0) + payload)
+        return list(read_dump(self.sock, self.seq, 1 << 20))
 
     @staticmethod
     def _attrs(msg: bytes, off: int) -> dict[int, bytes]:
@@ -444,35 +445,22 @@ class CtNetlink:
         seq = self.seq
         self.sock.send(struct.pack("=IHHII", 20, 0x101, 0x301, seq, 0) + struct.pack("=BBH", 2, 0, 0))
         victims = []
-        done = False
-        while not done:
-            data = self.sock.recv(1 << 22)
-            off = 0
-            while off + 16 <= len(data):
-                length, t, _, mseq, _ = struct.unpack_from("=IHHII", data, off)
-                if length < 16:
-                    break
-                if mseq == seq:
-                    if t in (2, 3):  # error or done
-                        done = True
-                    else:
-                        msg = data[off:off + length]
-                        top = self._attrs(msg, 20, length)
-                        if stale_only:
-                            st = top.get(3)  # CTA_STATUS, IPS_DST_NAT is 0x20
-                            hit = 1 in top and self._dst(msg, top[1]) in want and st is not None \
-                                and not struct.unpack_from("!I", msg, st[0] + 4)[0] & 0x20
-                        else:
-                            hit = (1 in top and self._dst(msg, top[1]) in want) or \
-                                (2 in top and self._dst(msg, top[2]) in want)
-                        if hit:
-                            a, b = top[1]
-                            extra = b""
-                            if 18 in top:  # CTA_ZONE
-                                za, zb = top[18]
-                                extra = msg[za:zb] + b"\0" * ((4 - (zb - za) % 4) % 4)
-                            victims.append(msg[a:b] + b"\0" * ((4 - (b - a) % 4) % 4) + extra)
-                off += (length + 3) & ~3
+        for _, msg in read_dump(self.sock, seq, 1 << 22):
+            top = self._attrs(msg, 20, len(msg))
+            if stale_only:
+                st = top.get(3)  # CTA_STATUS, IPS_DST_NAT is 0x20
+                hit = 1 in top and self._dst(msg, top[1]) in want and st is not None \
+                    and not struct.unpack_from("!I", msg, st[0] + 4)[0] & 0x20
+            else:
+                hit = (1 in top and self._dst(msg, top[1]) in want) or \
+                    (2 in top and self._dst(msg, top[2]) in want)
+            if hit:
+                a, b = top[1]
+                extra = b""
+                if 18 in top:  # CTA_ZONE
+                    za, zb = top[18]
+                    extra = msg[za:zb] + b"\0" * ((4 - (zb - za) % 4) % 4)
+                victims.append(msg[a:b] + b"\0" * ((4 - (b - a) % 4) % 4) + extra)
         for tuple_attr in victims:
             self.seq += 1
             body = struct.pack("=BBH", 2, 0, 0) + tuple_attr
@@ -856,7 +844,7 @@ class Dataplane:
                 try:
                     ct = self._ct.get(ns) or self._ct.setdefault(ns, CtNetlink(ns))
                     ct.delete_by_address(a)
-                except OSError as e:
+                except (OSError, NetlinkError) as e:
                     log.info("ctnetlink in %s: %s; using conntrack", ns, e)
                     for ip in a:
                         nsexec(ns, ["conntrack", "-D", "-d", ip], check=False)
