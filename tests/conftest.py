@@ -39,7 +39,7 @@ def nat_driver(request):
     """Every kernel test that takes this runs once per NAT driver."""
     if request.param == "nftables":
         try:
-            from floatip.nftables import NftablesDriver  # noqa: F401
+            from floatip.dataplane.nat.nftables import NftablesDriver  # noqa: F401
         except ImportError:
             pytest.skip("nftables driver not built yet")
         if shutil.which("nft") is None:
@@ -49,7 +49,7 @@ def nat_driver(request):
 
 @pytest.fixture
 def dataplane(nat_driver):
-    from floatip.dataplane import Dataplane
+    from floatip.dataplane.kernel import Dataplane
     dp = Dataplane(nat_driver)
     yield dp
     dp.close()
@@ -62,7 +62,7 @@ def short_id() -> str:
 @pytest.fixture
 def lab():
     from floatip.lab import Lab
-    from floatip.dataplane import datapath_type
+    from floatip.dataplane.ovs import datapath_type
     lb = Lab(datapath_type())
     yield lb
     left = lb.cleanup()

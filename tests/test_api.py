@@ -460,7 +460,8 @@ def test_parallel_associations_of_one_port(api):
 
 
 def test_state_survives_a_restart_and_feeds_the_model(server, db_url):
-    from floatip import model, service
+    from floatip.core.validate import validate
+    from floatip.service import agent_view
     with httpx.Client(base_url=server.url) as api:
         t = Topo(api, tenant_cidr="100.64.10.0/24", pool=("203.0.113.150", "203.0.113.160"))
         vm = t.port()
@@ -471,19 +472,19 @@ def test_state_survives_a_restart_and_feeds_the_model(server, db_url):
             assert ok(api2.get(f"/v2.0/floatingips/{f['id']}"))["floatingip"] == f
         db = srv2.db
         with db.tx(notify=False) as s:
-            state = service.desired_state(s)
-        model.validate(state)  # what the agent gets is sound
+            state = agent_view.desired_state(s)
+        validate(state)  # what the agent gets is sound
         fip = state.floatingips[f["id"]]
         assert state.router_for_fip(fip).id == t.router["id"]
         # the agent's index gives the same answer as the model for every floating IP
-        from floatip.server import fip_routers
+        from floatip.agent.loop import fip_routers
         assert fip_routers(state) == {
             fid: r.id for fid, x in state.floatingips.items()
             if (r := state.router_for_fip(x)) is not None}
         assert state.networks[t.net["id"]].local_vlan is not None
         # the agent's status report: DOWN -> ACTIVE, visible through the API
         with db.tx(notify=False) as s:
-            assert service.report_status(s, {f["id"]: "ACTIVE"}, {t.router["id"]: "ACTIVE"},
+            assert agent_view.report_status(s, {f["id"]: "ACTIVE"}, {t.router["id"]: "ACTIVE"},
                                          {vm["id"]: {"status": "ACTIVE", "host": "fa-host"}}) == 2
         with httpx.Client(base_url=srv2.url) as api2:
             assert ok(api2.get(f"/v2.0/floatingips/{f['id']}"))["floatingip"]["status"] == \
@@ -556,7 +557,7 @@ def test_migrations_match_the_models(server):
     migration fails here."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
-    from floatip.store import Base
+    from floatip.store.tables import Base
     with server.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
@@ -567,9 +568,10 @@ def test_agent_endpoints_state_and_long_poll(api, server):
     import time
     t = Topo(api, tenant_cidr="100.64.13.0/24", pool=("203.0.113.170", "203.0.113.180"))
     doc = ok(api.get("/floatip/v1/state"))
-    from floatip import model, service
-    state = service.state_from_json(doc["state"])
-    model.validate(state)
+    from floatip.core import model
+    from floatip.core.validate import validate
+    state = model.state_from_json(doc["state"])
+    validate(state)
     assert t.router["id"] in state.routers and t.router["id"] in doc["known_routers"]
     gen = ok(api.get("/floatip/v1/changes", params={"generation": -1}))["generation"]
     t0 = time.monotonic()
