@@ -1,5 +1,5 @@
-"""The Neutron v2.0 API against real databases: SQLite always, PostgreSQL when
-FLOATIP_TEST_PG_URL names a server (a fresh database is created for the run and dropped after).
+"""The Neutron v2.0 API against real databases: SQLite, and PostgreSQL (a throw-away server
+started for the session, see conftest's ``pg_url``; a fresh database per module).
 
 The server under test is the real one (uvicorn on a free 127.0.0.1 port, agent off: these tests
 are about the API and the database; the agent is covered by test_e2e_sdk.py).
@@ -15,29 +15,15 @@ import httpx
 import pytest
 
 from floatip.server import Server, free_port
-
-PG_URL = os.environ.get("FLOATIP_TEST_PG_URL")
-
+from pgserver import fresh_database
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db_url(request, tmp_path_factory):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('fa-api')}/floatip.db"
         return
-    if not PG_URL:
-        pytest.skip("PostgreSQL tests need FLOATIP_TEST_PG_URL (CI sets it)")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    name = "floatip_test_" + uuid.uuid4().hex[:10]
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(request.getfixturevalue("pg_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
