@@ -9,12 +9,12 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from ..core.errors import InvalidState, NeutronError
+from ..core.errors import NeutronError
 from ..core.layout import AgentConfig, router_layouts
 from ..core.model import State
-from ..core.validate import validate
 from ..dataplane.kernel import Dataplane
 from .binding import Binder
+from .isolation import isolate
 from .reconciler import Reconciler
 
 log = logging.getLogger("floatip.agent")
@@ -46,7 +46,10 @@ class AgentStats:
     last_generation: int = -1
     last_full: bool = True
     full_passes: int = 0
+    last_pass_at: float = 0.0
     fip_status: dict[str, str] = field(default_factory=dict)
+    router_status: dict[str, list] = field(default_factory=dict)  # id -> [status, reason]
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
 def fip_routers(state: State) -> dict[str, str]:
@@ -85,7 +88,8 @@ class Agent:
         self.stats = AgentStats()
         self.reconciler = None                 # agent.Reconciler, one per Dataplane
         self.reconciler_dp = None
-        self.router_errors: dict[str, str] = {}  # router id -> why its last pass failed
+        self.router_errors: dict[str, str] = {}  # router id -> why it is in ERROR
+        self.retry_routers: dict[str, str] = {}  # routers whose apply failed: retried soon
         self._want_full = False
         self._dp = None
         self.binder = None
@@ -126,16 +130,22 @@ class Agent:
     def run(self) -> None:
         backoff = 0.2
         full = True  # the first pass looks at everything
+        last_full = time.monotonic()
         while not self.stop_event.is_set():
-            retry = 2.0 if self.router_errors else self.interval
-            woken = self.wake.wait(timeout=min(self.interval, retry))
+            # the full pass is due every ``interval`` seconds whatever wakes the agent
+            # meanwhile: a steady stream of API writes or OVS events cannot postpone it
+            due = last_full + self.interval
+            retry = 2.0 if self.retry_routers else self.interval
+            self.wake.wait(timeout=max(0.0, min(due - time.monotonic(), retry)))
             if self.stop_event.is_set():
                 break
             self.wake.clear()
-            if self._want_full:
+            if self._want_full or time.monotonic() >= due:
                 self._want_full, full = False, True
             try:
-                self.sync(full=full or not woken)
+                self.sync(full=full)
+                if full:
+                    last_full = time.monotonic()
                 full = False
                 backoff = 0.2
             except Exception as e:  # noqa: BLE001 - the agent must survive and retry
@@ -200,20 +210,16 @@ class Agent:
         reconciled with ``prune=True`` (the first pass, the periodic resync, after a failure,
         on request). Otherwise a partial sync: only floating IP changes are planned (nothing
         observed) when no router, network or subnet changed, else only the routers whose
-        layout changed are observed and reconciled, and routers gone are removed."""
+        layout changed are observed and reconciled, and routers gone are removed.
+
+        Objects are checked one by one: an invalid router or floating IP is reported ERROR
+        with its reason and left out (an invalid router's kernel state is left as it is);
+        every other router is applied."""
         t0 = time.perf_counter()
         snap = self.backend.snapshot()
-        state: State = snap["state"]
-        try:
-            validate(state)
-        except InvalidState as e:
-            log.error("desired state is invalid, not applied: %s", e)
-            self.stats.last_error = str(e)
-            self.backend.report({f: "ERROR" for f in state.floatingips},
-                                {r: "ERROR" for r in state.routers}, {})
-            return
-        broken = self._quick_broken(state)
-        owner = fip_routers(state)
+        whole: State = snap["state"]
+        state, invalid, fip_errors = isolate(whole)
+        invalid.update(self._quick_broken(state))
         dp = self.dp
         view = ScopedDataplane(dp, snap["known_routers"]) if self.prune_scope == "known" else dp
         if self.reconciler is None or self.reconciler_dp is not dp:
@@ -225,51 +231,80 @@ class Agent:
             return replace(state, routers={r: x for r, x in state.routers.items()
                                            if r not in bad}) if bad else state
         try:
-            report = self.reconciler.sync(without(broken), prune=True, full=full)
+            report = self.reconciler.sync(without(invalid), prune=True, full=full,
+                                          hold=set(invalid))
         except NeutronError:  # a router the quick check missed: find it the slow way
             _, broken = self._layouts(state)
-            report = self.reconciler.sync(without(broken), prune=True, full=full)
+            invalid.update(broken)
+            report = self.reconciler.sync(without(invalid), prune=True, full=full,
+                                          hold=set(invalid))
         steps = len(report.plan.steps)
-        errors = dict(report.errors)
-        errors.update(broken)
+        failed = {rid: e for rid, e in report.errors.items() if rid in state.routers}
         if not full:  # a router that failed before and was not retried is still failing
-            for rid, e in self.router_errors.items():
-                if rid not in errors and rid in self.reconciler.dirty:
-                    errors[rid] = e
-        self.router_errors = {rid: e for rid, e in errors.items() if rid in state.routers}
-        router_status = {rid: "ERROR" if rid in self.router_errors else
-                         ("ACTIVE" if r.admin_state_up else "DOWN")
-                         for rid, r in state.routers.items()}
-        fip_status: dict[str, str] = {}
-        for fid, f in state.floatingips.items():
-            router = state.routers.get(owner.get(fid))
-            if router is None or not router.admin_state_up:
-                fip_status[fid] = "DOWN"
-            else:
-                fip_status[fid] = "ERROR" if router.id in self.router_errors else "ACTIVE"
-        ports = self.binder.sync(snap["vm_ports"]) if self.binder is not None else {}
-        # report what differs from the database's view only
-        revisions = snap.get("fip_revisions", {})
-        have_fip, have_router = snap.get("fip_status", {}), snap.get("router_status", {})
-        vm = snap["vm_ports"]
-        fips = {f: [st, revisions[f]] if f in revisions else st
-                for f, st in fip_status.items() if have_fip.get(f) != st}
-        routers = {r: st for r, st in router_status.items() if have_router.get(r) != st}
-        ports = {p: v for p, v in ports.items()
-                 if vm.get(p, {}).get("status") != v.get("status")
-                 or (v.get("host") is not None and vm.get(p, {}).get("host") != v["host"])}
-        if fips or routers or ports:
-            self.backend.report(fips, routers, ports)
+            for rid, e in self.retry_routers.items():
+                if rid not in failed and rid in self.reconciler.dirty and rid in state.routers:
+                    failed[rid] = e
+        self.retry_routers = failed
+        self.router_errors = {**invalid, **failed}
+        router_status = {rid: ["ERROR", self.router_errors[rid]] if rid in self.router_errors
+                         else ["ACTIVE" if r.admin_state_up else "DOWN", None]
+                         for rid, r in whole.routers.items()}
+        fip_status = self._fip_status(whole, fip_errors)
+        self._report(snap, router_status, fip_status)
         self.stats.passes += 1
         self.stats.last_seconds = time.perf_counter() - t0
         self.stats.last_generation = snap["generation"]
         self.stats.last_full = full
         self.stats.full_passes += full
+        self.stats.last_pass_at = time.time()
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
                                           self.router_errors.items()) or None
-        self.stats.fip_status = fip_status
-        if steps or errors:
+        self.stats.fip_status = {f: v[0] for f, v in fip_status.items()}
+        self.stats.router_status = router_status
+        self.stats.repairs = dict(self.reconciler.repairs)
+        if steps or self.router_errors:
             log.info("%s pass: %d step(s), %d error(s) in %.1f ms", "full" if full else
-                     "incremental", steps, len(errors), self.stats.last_seconds * 1000)
+                     "incremental", steps, len(self.router_errors),
+                     self.stats.last_seconds * 1000)
         with self.passes_done:
             self.passes_done.notify_all()
+
+    def _fip_status(self, whole: State, fip_errors: dict[str, str]) -> dict[str, list]:
+        """floating IP id -> [status, reason]. ACTIVE only when the reconciler holds the
+        floating IP as programmed on its router (its steps succeeded)."""
+        owner = fip_routers(whole)
+        programmed = self.reconciler.fips
+        out: dict[str, list] = {}
+        for fid, f in whole.floatingips.items():
+            if fid in fip_errors:
+                out[fid] = ["ERROR", fip_errors[fid]]
+                continue
+            router = whole.routers.get(owner.get(fid))
+            if router is None or not router.admin_state_up or router.gateway is None:
+                out[fid] = ["DOWN", None]
+            elif router.id in self.router_errors:
+                out[fid] = ["ERROR", f"router {router.id}: {self.router_errors[router.id]}"]
+            elif f.fixed_ip_address and \
+                    programmed.get(router.id, {}).get(f.floating_ip_address) == f.fixed_ip_address:
+                out[fid] = ["ACTIVE", None]
+            else:
+                out[fid] = ["ERROR", "not programmed on this host"]
+        return out
+
+    def _report(self, snap: dict, router_status: dict, fip_status: dict) -> None:
+        """Send what differs from the database's view only."""
+        ports = self.binder.sync(snap["vm_ports"]) if self.binder is not None else {}
+        revisions = snap.get("fip_revisions", {})
+        have_fip, have_router = snap.get("fip_status", {}), snap.get("router_status", {})
+        have_fr, have_rr = snap.get("fip_reason", {}), snap.get("router_reason", {})
+        vm = snap["vm_ports"]
+        fips = {f: {"status": st, "reason": why, "revision": revisions.get(f)}
+                for f, (st, why) in fip_status.items()
+                if have_fip.get(f) != st or have_fr.get(f) != why}
+        routers = {r: {"status": st, "reason": why} for r, (st, why) in router_status.items()
+                   if have_router.get(r) != st or have_rr.get(r) != why}
+        ports = {p: v for p, v in ports.items()
+                 if vm.get(p, {}).get("status") != v.get("status")
+                 or (v.get("host") is not None and vm.get(p, {}).get("host") != v["host"])}
+        if fips or routers or ports:
+            self.backend.report(fips, routers, ports)

@@ -25,12 +25,13 @@ class Report:
 
 
 def reconcile(dp: Dataplane, state: State, config: AgentConfig, *, remove: set[str] = frozenset(),
-              prune: bool = False, dry_run: bool = False) -> Report:
+              prune: bool = False, dry_run: bool = False,
+              hold: set[str] = frozenset()) -> Report:
     t0 = time.perf_counter()
     layouts = router_layouts(state, config)
     scope = None if prune else set(layouts) | set(remove)
     observed = dp.observe(scope)
-    p = plan(layouts, observed, dp.nat, remove=set(remove), prune=prune)
+    p = plan(layouts, observed, dp.nat, remove=set(remove), prune=prune, hold=set(hold))
     report = Report(p, layouts=layouts)
     report.errors.update(p.problems)
     if not dry_run and p.steps:
@@ -99,6 +100,8 @@ class Reconciler:
         self.port_fips: dict[str, set[str]] = {}  # port id -> floating IP ids using it
         self.last_full = 0.0
         self.full_syncs = self.partial_syncs = 0
+        self.hold: set[str] = set()    # invalid routers: left as they are, neither applied nor removed
+        self.repairs: dict[str, int] = {}  # kind -> count (namespaces replaced, ...)
 
     # -- helpers ----------------------------------------------------------------------
     def _binding(self, state: State, fid: str):
@@ -134,12 +137,27 @@ class Reconciler:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
 
     # -- syncs ------------------------------------------------------------------------
+    def _check_namespaces(self) -> None:
+        """Routers whose namespace was deleted or replaced by hand (its identity, not its
+        name, changed) are observed again before anything is planned for them."""
+        check = getattr(self.dp, "changed_namespaces", None)
+        if check is None or not self.layouts:
+            return
+        for ns in check(lay.namespace for lay in self.layouts.values()):
+            rid = ns.removeprefix("qrouter-")
+            self.dirty.add(rid)
+            self.repairs["namespace"] = self.repairs.get("namespace", 0) + 1
+
     def sync(self, state: State, *, remove: set[str] = frozenset(), prune: bool = False,
-             dry_run: bool = False, full: bool = False, changed=None) -> Report:
+             dry_run: bool = False, full: bool = False, changed=None,
+             hold: set[str] = frozenset()) -> Report:
         """Make the kernel match ``state``. ``changed``, when the caller knows it (an API
         event), names the floating IPs and ports that changed since the last sync, which
         spares comparing every one of them; without it they are compared (mostly by
-        identity, so a state built from the previous one by replacing objects is cheap)."""
+        identity, so a state built from the previous one by replacing objects is cheap).
+        ``hold``: routers left as they are (invalid: not in ``state``, not removed)."""
+        self.hold = set(hold)
+        self._check_namespaces()
         due = self.resync_interval is not None and \
             time.monotonic() - self.last_full >= self.resync_interval
         if full or due or self.state is None:
@@ -218,7 +236,7 @@ class Reconciler:
             before.update({rid: prev[rid] for rid in self.stale if rid in prev})
         changed = {rid for rid, lay in layouts.items()
                    if rid in self.dirty or before.get(rid) != lay}
-        gone = (set(before) - set(layouts)) | set(remove)
+        gone = ((set(before) - set(layouts)) | set(remove)) - self.hold
         observed = self.dp.observe(changed | gone)
         p = plan({rid: layouts[rid] for rid in changed}, observed, self.dp.nat, remove=gone)
         report = Report(p, layouts=layouts)
@@ -240,7 +258,7 @@ class Reconciler:
     def full_sync(self, state: State, *, remove: set[str] = frozenset(), prune: bool = False,
                   dry_run: bool = False) -> Report:
         report = reconcile(self.dp, state, self.config, remove=remove, prune=prune,
-                           dry_run=dry_run)
+                           dry_run=dry_run, hold=self.hold)
         self.full_syncs += 1
         if not dry_run:
             failed = set(report.errors)

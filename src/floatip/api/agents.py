@@ -23,7 +23,8 @@ def router(db: Database) -> APIRouter:
         return {"generation": db.generation, "state": state_to_json(snap["state"]),
                 "vm_ports": snap["vm_ports"], "known_routers": sorted(snap["known_routers"]),
                 "fip_revisions": snap["fip_revisions"], "fip_status": snap["fip_status"],
-                "router_status": snap["router_status"]}
+                "router_status": snap["router_status"], "fip_reason": snap["fip_reason"],
+                "router_reason": snap["router_reason"]}
 
     @api.get("/floatip/v1/changes")
     def changes(generation: int = -1, timeout: float = 30.0):

@@ -23,7 +23,9 @@ class RemoteSource:
                 "vm_ports": doc["vm_ports"], "known_routers": set(doc["known_routers"]),
                 "fip_revisions": doc.get("fip_revisions", {}),
                 "fip_status": doc.get("fip_status", {}),
-                "router_status": doc.get("router_status", {})}
+                "router_status": doc.get("router_status", {}),
+                "fip_reason": doc.get("fip_reason", {}),
+                "router_reason": doc.get("router_reason", {})}
 
     def report(self, floatingips, routers, ports) -> None:
         self.client.report(floatingips=floatingips, routers=routers, ports=ports)

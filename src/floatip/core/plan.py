@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .layout import OWNER_KEY, RouterLayout, namespace_name
@@ -67,6 +67,7 @@ class Step:
     target: str            # namespace or bridge the step works in
     args: tuple            # action-specific, see commands()
     why: str
+    router: str = ""       # the router the step is for (errors are filed under it)
 
     @property
     def order(self) -> int:
@@ -83,9 +84,11 @@ class Plan:
 
 
 def plan(desired: dict[str, RouterLayout], observed: Observed, nat_driver,
-         remove: set[str] = frozenset(), prune: bool = False) -> Plan:
+         remove: set[str] = frozenset(), prune: bool = False,
+         hold: set[str] = frozenset()) -> Plan:
     """Steps turning ``observed`` into ``desired``. Routers absent from ``desired`` are removed
-    when listed in ``remove``, or, with ``prune``, whenever floatip owns them."""
+    when listed in ``remove``, or, with ``prune``, whenever floatip owns them; routers in
+    ``hold`` (invalid now: reported ERROR) are left as they are."""
     p = Plan()
     for bridge in sorted({d.bridge for lay in desired.values() for d in lay.devices}):
         if bridge not in observed.bridges:
@@ -98,13 +101,13 @@ def plan(desired: dict[str, RouterLayout], observed: Observed, nat_driver,
         if clash:
             p.problems[rid] = f"OVS ports {', '.join(clash)} exist and were not made by floatip"
             continue
-        p.steps += _plan_router(lay, observed, nat_driver)
+        p.steps += [replace(s, router=rid) for s in _plan_router(lay, observed, nat_driver)]
     gone = set(remove)
     if prune:
         gone |= {f.router_id for f in observed.namespaces.values()}
         gone |= {port.router_id for port in observed.ports.values()}
-    for rid in sorted(gone - set(desired)):
-        p.steps += _plan_removal(rid, observed)
+    for rid in sorted(gone - set(desired) - set(hold)):
+        p.steps += [replace(s, router=rid) for s in _plan_removal(rid, observed)]
     p.steps.sort(key=lambda s: s.order)  # stable: keeps per-router order inside a phase
     return p
 
@@ -292,8 +295,9 @@ def plan_fips(lay: RouterLayout, nat_driver, nat_facts, have: dict[str, str],
     floating IPs to drop. NAT element changes first, then addresses, then conntrack."""
     ns = lay.namespace
     qg = lay.gateway_device
-    add = {f: x for f, x in add.items() if have.get(f) != x}
+    # a floating IP removed and added again (deleted and re-created within one pass) stays
     remove = {f for f in remove if f in have and f not in add}
+    add = {f: x for f, x in add.items() if have.get(f) != x}
     if not add and not remove:
         return []
     steps: list[Step] = []
@@ -312,4 +316,4 @@ def plan_fips(lay: RouterLayout, nat_driver, nat_facts, have: dict[str, str],
     if flush:
         steps.append(Step("conntrack", "flush_conntrack", ns, tuple(flush),
                           "floating IP removed or moved: cut its flows"))
-    return steps
+    return [replace(s, router=lay.router_id) for s in steps]

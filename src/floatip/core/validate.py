@@ -29,9 +29,35 @@ def _uuid(value: str, what: str, errors: list) -> None:
         errors.append(NeutronError(f"'{value}' is not a valid UUID ({what})"))
 
 
+class _Errors(list):
+    """Errors, each also filed under the object being checked when it was found."""
+
+    def __init__(self):
+        super().__init__()
+        self.owner: tuple[str, str] = ("", "")
+        self.by_owner: dict[tuple[str, str], list[NeutronError]] = {}
+
+    def append(self, e: NeutronError) -> None:
+        super().append(e)
+        self.by_owner.setdefault(self.owner, []).append(e)
+
+
 def validate(state: State) -> None:
     """Raise InvalidState listing every problem of ``state``; return None if it is sound."""
-    errors: list[NeutronError] = []
+    errors = _check(state)
+    if errors:
+        raise InvalidState(list(errors))
+
+
+def problems(state: State) -> dict[tuple[str, str], list[NeutronError]]:
+    """Every problem of ``state``, filed under the object it was found on: ("network", id),
+    ("subnet", id), ("port", id), ("router", id) or ("floatingip", id). An address claimed
+    twice is the problem of the later claimant (ports, then routers, then floating IPs)."""
+    return _check(state).by_owner
+
+
+def _check(state: State) -> _Errors:
+    errors = _Errors()
     nets, subnets, ports = state.networks, state.subnets, state.ports
     used: dict[tuple[str, str], str] = {}  # (subnet id, ip) -> who holds it
 
@@ -61,6 +87,7 @@ def validate(state: State) -> None:
         return True
 
     for n in nets.values():
+        errors.owner = ("network", n.id)
         _uuid(n.id, f"network {n.name}", errors)
         if n.network_type not in ("flat", "vlan", "local"):
             errors.append(NeutronError(f"Network type {n.network_type} is not supported"))
@@ -74,6 +101,7 @@ def validate(state: State) -> None:
             errors.append(NeutronError(f"Network {n.name or n.id}: local VLAN {n.local_vlan} "
                                        "outside 1..4094"))
     for s in subnets.values():
+        errors.owner = ("subnet", s.id)
         _uuid(s.id, f"subnet {s.name}", errors)
         if s.network_id not in nets:
             errors.append(NeutronError(f"Network {s.network_id} could not be found",
@@ -95,6 +123,7 @@ def validate(state: State) -> None:
                 errors.append(NeutronError(f"Allocation pool {start}-{end} is reversed"))
     # Same tenant CIDR on two subnets of one router would make routing ambiguous.
     for p in ports.values():
+        errors.owner = ("port", p.id)
         _uuid(p.id, f"port {p.name}", errors)
         if p.network_id not in nets:
             errors.append(NeutronError(f"Network {p.network_id} could not be found (port "
@@ -105,6 +134,7 @@ def validate(state: State) -> None:
             if in_subnet(sid, ip, f"port {p.name or p.id}"):
                 claim(sid, ip, f"port {p.name or p.id}")
     for r in state.routers.values():
+        errors.owner = ("router", r.id)
         _uuid(r.id, f"router {r.name}", errors)
         gw = r.gateway
         if gw is not None:
@@ -153,6 +183,7 @@ def validate(state: State) -> None:
                     f"router {r.name or r.id}", "InvalidRoutes"))
     fixed_taken: dict[str, str] = {}
     for f in state.floatingips.values():
+        errors.owner = ("floatingip", f.id)
         _uuid(f.id, "floating IP", errors)
         net = nets.get(f.floating_network_id)
         if net is None:
@@ -200,5 +231,4 @@ def validate(state: State) -> None:
                 f"on external network {f.floating_network_id}.",
                 "FloatingIPPortAlreadyAssociated", 409))
         fixed_taken[key] = f.id
-    if errors:
-        raise InvalidState(errors)
+    return errors

@@ -67,6 +67,12 @@ class Dataplane:
         self._batches: dict[str, RtBatch] = {}
         self._ct: dict[str, CtNetlink] = {}
         self._idx: dict[tuple[str, str], int] = {}  # (namespace, device) -> ifindex
+        # namespace name -> identity (device, inode of /run/netns/<name>) of the namespace
+        # floatip made or read its mark in: a namespace deleted or replaced by hand under
+        # the same name is a different namespace, and sessions opened in the old one
+        # (which they keep alive) must not be used for the new one.
+        self._ident: dict[str, tuple[int, int]] = {}
+        self.replaced: list[str] = []  # namespaces found replaced or gone, for reports
         self.garp = Garp()
         self.writes = 0  # kernel and OVS changes made by this object, for tests and reports
         self.seconds: dict[str, float] = {}  # time spent per step action, for benchmarks
@@ -126,6 +132,33 @@ class Dataplane:
             c.close()
         self._idx = {k: v for k, v in self._idx.items() if k[0] != ns}
 
+    # -- namespace identity -------------------------------------------------------------
+    @staticmethod
+    def identity(ns: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(os.path.join(NETNS_DIR, ns))
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def changed_namespaces(self, names) -> set[str]:
+        """Of ``names`` (namespaces floatip made), those deleted or replaced since floatip
+        last saw them: one stat each, no netlink."""
+        out = set()
+        for ns in names:
+            have = self._ident.get(ns)
+            if have is not None and self.identity(ns) != have:
+                out.add(ns)
+        return out
+
+    def _forget_namespace(self, ns: str) -> None:
+        """Close everything opened in the namespace that had this name and drop what the
+        NAT driver knew of it."""
+        self._drop_session(ns)
+        if hasattr(self.nat, "forget"):
+            self.nat.forget(ns)
+        self._ident.pop(ns, None)
+
     # -- observe ----------------------------------------------------------------------
     def observe(self, routers: set[str] | None = None) -> Observed:
         """Read what floatip owns. ``routers`` limits the namespace reads to those ids."""
@@ -147,25 +180,43 @@ class Dataplane:
         obs.root_links = {l.get("ifname") for l in self._root.get_links()}
         names = sorted(n for n in (os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else [])
                        if n.startswith(NS_PREFIX))
+        for ns in set(self._ident) - set(names):  # deleted by hand
+            if routers is None or ns[len(NS_PREFIX):] in routers:
+                log.warning("namespace %s is gone; the router will be rebuilt", ns)
+                self.replaced.append(ns)
+                self._forget_namespace(ns)
         for ns in names:
             rid = ns[len(NS_PREFIX):]
             if routers is not None and rid not in routers:
                 continue
-            facts = self._observe_ns(ns)
+            adopt = None
+            have = self._ident.get(ns)
+            if have is not None and self.identity(ns) != have:
+                log.warning("namespace %s was replaced; the router is rebuilt in the new one",
+                            ns)
+                self.replaced.append(ns)
+                self._forget_namespace(ns)
+                adopt = rid  # the name was ours: the new namespace is the router's now
+            facts = self._observe_ns(ns, adopt)
             if facts is None:
                 obs.foreign_namespaces.add(ns)
             else:
                 obs.namespaces[ns] = facts
         return obs
 
-    def _observe_ns(self, ns: str) -> NsFacts | None:
+    def _observe_ns(self, ns: str, adopt: str | None = None) -> NsFacts | None:
+        ident = self.identity(ns)
         nl = self.batch(ns)
         links = nl.links()
         lo = next((l for l in links if l["ifname"] == "lo"), None)
         mark = lo["alias"] if lo is not None else None
+        if adopt is not None and not mark and lo is not None:
+            self._mark(ns, adopt)
+            mark = MARK_PREFIX + adopt
         if not mark or not mark.startswith(MARK_PREFIX):
             self._drop_session(ns)
             return None
+        self._ident[ns] = ident
         facts = NsFacts(ns, mark[len(MARK_PREFIX):])
         addrs: dict[int, set[str]] = {}
         for index, addr in nl.addrs():
@@ -194,7 +245,8 @@ class Dataplane:
     # -- apply ------------------------------------------------------------------------
     def apply(self, plan: Plan) -> Result:
         """Run the steps in order; consecutive OVS steps go in one OVSDB transaction.
-        A failing step stops the steps of its namespace or bridge, not the others."""
+        A failing step stops the steps of its router, not the others; its error is filed
+        under the router (``qrouter-<id>``), OVS steps included."""
         res = Result()
         failed: set[str] = set()
         steps = plan.steps
@@ -204,19 +256,13 @@ class Dataplane:
                 j = i
                 while j < len(steps) and steps[j].action in OVS_ACTIONS:
                     j += 1
-                batch = [s for s in steps[i:j] if self._router_of(s) not in failed]
-                try:
-                    self._ovs_batch(batch)
-                    res.steps += batch
-                except Exception as e:  # noqa: BLE001
-                    for s in batch:
-                        res.errors[s.target] = f"{s.action}: {e}"
-                        failed.add(self._router_of(s))
+                self._ovs_steps([s for s in steps[i:j] if self._owner(s) not in failed],
+                                res, failed)
                 i = j
                 continue
             s = steps[i]
             i += 1
-            if s.target in failed:
+            if self._owner(s) in failed:
                 continue
             try:
                 t0 = time.perf_counter()
@@ -225,14 +271,58 @@ class Dataplane:
                 res.steps.append(s)
             except Exception as e:  # noqa: BLE001
                 log.error("%s %s failed: %s", s.action, s.target, e)
-                res.errors[s.target] = f"{s.action}: {e}"
-                failed.add(s.target)
+                res.errors[self._owner(s)] = f"{s.action}: {e}"
+                failed.add(self._owner(s))
         res.writes = len(res.steps)
         self.writes += res.writes
         return res
 
+    def _ovs_steps(self, batch: list[Step], res: Result, failed: set[str]) -> None:
+        """One OVSDB transaction for the batch; if it fails, bridges first and then each
+        router's steps in a transaction of their own, so only the routers whose steps fail
+        are marked failed (a bridge that cannot be made fails the routers that use it)."""
+        try:
+            self._ovs_batch(batch)
+            res.steps += batch
+            return
+        except Exception as e:  # noqa: BLE001
+            if len({self._owner(s) for s in batch}) == 1:
+                owner = self._owner(batch[0])
+                log.error("OVS steps of %s failed: %s", owner, e)
+                res.errors[owner] = f"{batch[0].action}: {e}"
+                failed.add(owner)
+                return
+        groups: dict[str, list[Step]] = {}
+        for s in batch:
+            groups.setdefault(self._owner(s), []).append(s)
+        bridges = [s for s in batch if s.action == "ensure_bridge"]
+        bad_bridges = {}
+        for s in bridges:
+            try:
+                self._ovs_batch([s])
+                res.steps.append(s)
+            except Exception as e:  # noqa: BLE001
+                bad_bridges[s.target] = f"ensure_bridge {s.target}: {e}"
+        for owner, group in groups.items():
+            group = [s for s in group if s.action != "ensure_bridge"]
+            if not group:
+                continue
+            why = next((bad_bridges[s.target] for s in group if s.target in bad_bridges), None)
+            try:
+                if why is not None:
+                    raise DataplaneError(why)
+                self._ovs_batch(group)
+                res.steps += group
+            except Exception as e:  # noqa: BLE001
+                log.error("OVS steps of %s failed: %s", owner, e)
+                res.errors[owner] = f"{group[0].action}: {e}"
+                failed.add(owner)
+
     @staticmethod
-    def _router_of(step: Step) -> str:
+    def _owner(step: Step) -> str:
+        """Where the step's error is filed: its router's namespace, else its target."""
+        if step.router:
+            return NS_PREFIX + step.router
         if step.action == "add_port":
             return NS_PREFIX + dict(step.args[2])[OWNER_KEY]
         return step.target
@@ -295,9 +385,9 @@ class Dataplane:
         ns, a = s.target, s.args
         match s.action:
             case "create_namespace":
+                self._forget_namespace(ns)  # nothing opened in a namespace of that name stays
                 pnetns.create(ns)
-                ipr = self.ipr(ns)
-                ipr.link("set", index=1, state="up", ifalias=MARK_PREFIX + a[0])
+                self._mark(ns, a[0])
             case "move_link":
                 idx = self._root.link_lookup(ifname=a[0])
                 if not idx:
@@ -345,14 +435,16 @@ class Dataplane:
                         nsexec(ns, ["conntrack", "-D", "-q", ip], check=False)
             case "delete_namespace":
                 self._kill_our_processes(ns)
-                self._drop_session(ns)
-                if hasattr(self.nat, "forget"):
-                    self.nat.forget(ns)
+                self._forget_namespace(ns)
                 pnetns.remove(ns)
             case "iptables_restore" | "nft":
                 self.nat.execute(s)
             case _:
                 raise DataplaneError(f"unknown step {s.action}")
+
+    def _mark(self, ns: str, router_id: str) -> None:
+        self.ipr(ns).link("set", index=1, state="up", ifalias=MARK_PREFIX + router_id)
+        self._ident[ns] = self.identity(ns)
 
     @staticmethod
     def _kill_our_processes(ns: str) -> None:

@@ -1,6 +1,7 @@
 """The agent's view: database rows -> ``core.model.State`` in one read, and statuses back."""
 from __future__ import annotations
 
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from .. import store as S
@@ -33,9 +34,14 @@ def agent_snapshot(s: Session) -> dict:
     for v in fixed.values():
         v.sort(key=lambda x: x[1])
     all_ports = {p.id: p for p in rows["ports"]}
+    # ports that back a router or a floating IP, whatever their device_owner says (a label
+    # is not what makes them the router's): never VM ports
+    backing = {rp.port_id for rp in rows["routerports"]}
+    backing |= {r.gw_port_id for r in rows["routers"] if r.gw_port_id}
+    backing |= {f.floating_port_id for f in rows["floatingips"]}
     ports, vm_ports = {}, {}
     for p in rows["ports"]:
-        if p.device_owner in NETWORK_OWNERS:
+        if p.id in backing or p.device_owner in NETWORK_OWNERS:
             continue
         ports[p.id] = M.Port(id=p.id, network_id=p.network_id, name=p.name,
                              fixed_ips=tuple(fixed.get(p.id, ())), mac_address=p.mac_address,
@@ -76,42 +82,61 @@ def agent_snapshot(s: Session) -> dict:
             "known_routers": set(routers) | rows["deleted_routers"],
             "fip_revisions": {f.id: f.revision_number for f in rows["floatingips"]},
             "fip_status": {f.id: f.status for f in rows["floatingips"]},
-            "router_status": {r.id: r.status for r in rows["routers"]}}
+            "router_status": {r.id: r.status for r in rows["routers"]},
+            "fip_reason": {f.id: f.status_reason for f in rows["floatingips"]},
+            "router_reason": {r.id: r.status_reason for r in rows["routers"]}}
 
 
-def report_status(s: Session, floatingips: dict[str, str] | None = None,
-                  routers: dict[str, str] | None = None,
+def _status(value) -> tuple[str | None, int | None, str | None, bool]:
+    """A reported status: "ACTIVE", [status, revision] or {"status", "revision", "reason"}
+    -> (status, revision or None, reason, whether a reason was given)."""
+    if isinstance(value, dict):
+        return value.get("status"), value.get("revision"), value.get("reason"), True
+    if isinstance(value, (list, tuple)):
+        return value[0], value[1] if len(value) > 1 else None, None, False
+    return value, None, None, False
+
+
+def report_status(s: Session, floatingips: dict | None = None, routers: dict | None = None,
                   ports: dict[str, dict] | None = None) -> int:
-    """Statuses from the agent; returns how many rows changed. Does not bump revisions of
-    rows whose status is unchanged."""
+    """Statuses from the agent; returns how many rows changed. Plain UPDATEs guarded by
+    their WHERE: a row deleted meanwhile is simply not updated (no stale-data error), a
+    report about an older revision of a floating IP (it moved while the agent worked) does
+    not mark the new association ACTIVE, and rows whose status is unchanged keep their
+    revision."""
     changed = 0
-    for fid, status in (floatingips or {}).items():
-        f = S.get(s, S.FloatingIP, fid)
-        if isinstance(status, (list, tuple)):
-            # [status, revision]: a report about an older revision of the floating IP (it
-            # moved while the agent worked) must not mark the new association ACTIVE
-            status, revision = status
-            if f is not None and f.revision_number != revision:
+    for table, reports in ((S.FloatingIP, floatingips), (S.Router, routers)):
+        for oid, value in (reports or {}).items():
+            status, revision, reason, with_reason = _status(value)
+            if not isinstance(status, str):
                 continue
-        if f is not None and f.status != status:
-            f.status = status
-            S.touch(f)
-            changed += 1
-    for rid, status in (routers or {}).items():
-        r = S.get(s, S.Router, rid)
-        if r is not None and r.status != status:
-            r.status = status
-            S.touch(r)
-            changed += 1
+            cond = [table.id == oid]
+            if revision is not None and table is S.FloatingIP:
+                cond.append(table.revision_number == revision)
+            differs = table.status != status
+            values = {"status": status}
+            if with_reason:
+                reason = str(reason)[:1000] if reason else None
+                values["status_reason"] = reason
+                differs = or_(differs, table.status_reason.is_distinct_from(reason))
+            changed += s.execute(
+                update(table).where(*cond, differs)
+                .values(**values, revision_number=table.revision_number + 1,
+                        updated_at=S.utcnow())
+                .execution_options(synchronize_session=False)).rowcount
     for pid, info in (ports or {}).items():
-        p = S.get(s, S.Port, pid)
-        if p is None:
-            continue
         status, host = info.get("status"), info.get("host")
-        if (status and p.status != status) or (host is not None and p.host_id != host):
-            p.status = status or p.status
-            if host is not None:
-                p.host_id = host
-            S.touch(p)
-            changed += 1
+        values, differs = {}, []
+        if status:
+            values["status"] = status
+            differs.append(S.Port.status != status)
+        if host is not None:
+            values["host_id"] = host
+            differs.append(S.Port.host_id != host)
+        if values:
+            changed += s.execute(
+                update(S.Port).where(S.Port.id == pid, or_(*differs))
+                .values(**values, revision_number=S.Port.revision_number + 1,
+                        updated_at=S.utcnow())
+                .execution_options(synchronize_session=False)).rowcount
     return changed

@@ -17,4 +17,6 @@ EXTENSIONS = {
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields"),
     "project-id": ("project_id field enabled", "Extension that indicates project_id is enabled"),
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource"),
+    "floatip-status-reason": ("Status reason", "Adds status_reason to routers and floating IPs: "
+                              "why the agent reports them ERROR (null otherwise)"),
 }

@@ -49,6 +49,7 @@ def update_port(s: Session, pid: str, body: Any) -> dict:
                     "binding:host_id", "fixed_ips", "mac_address", "binding:profile",
                     "binding:vnic_type", "security_groups", "port_security_enabled",
                     "allowed_address_pairs"}, "port")
+    _check_owner_change(s, port, d)
     for key in ("name", "description", "device_id", "device_owner"):
         if key in d:
             setattr(port, key, _str(d, key))
@@ -92,8 +93,38 @@ def update_port(s: Session, pid: str, body: Any) -> dict:
     return port_dict(s, port)
 
 
+def _backs(s: Session, port: S.Port) -> str | None:
+    """What router or floating IP the port backs (its device_owner aside), or None."""
+    rp = S.router_port_of(s, port.id)
+    if rp is not None:
+        return f"router {rp.router_id}"
+    fip = next(iter(S.fips_where(s, floating_port_id=port.id)), None)
+    if fip is not None:
+        return f"floating IP {fip.id}"
+    router = S.routers_with_gateway(s, port.id)
+    return f"router {router[0]}" if router else None
+
+
+def _check_owner_change(s: Session, port: S.Port, d: dict) -> None:
+    """device_owner and device_id of router and floating IP ports are floatip's, and no
+    port becomes one by a label: either change would break another object."""
+    for key in ("device_owner", "device_id"):
+        if key not in d or _str(d, key) == getattr(port, key):
+            continue
+        backs = _backs(s, port)
+        if backs is not None or port.device_owner in NETWORK_OWNERS:
+            raise err("PortInUse", 409, f"Port {port.id} backs {backs or port.device_owner}: "
+                                        f"its {key} cannot be changed.")
+        if key == "device_owner" and _str(d, key) in NETWORK_OWNERS:
+            raise bad(f"Port {port.id}: device_owner {_str(d, key)} is set by floatip only "
+                      "(add a router interface or a floating IP instead).")
+
+
 def delete_port(s: Session, pid: str, internal: bool = False) -> None:
     port = _must(s, "port", pid, lock=True)
+    if not internal and _backs(s, port) is not None:
+        raise err("L3PortInUse", 409, f"Port {pid} backs {_backs(s, port)} and therefore "
+                                      "cannot be deleted directly via the port API.")
     if not internal and port.device_owner in NETWORK_OWNERS:
         raise err("L3PortInUse", 409, f"Port {pid} has owner {port.device_owner} and therefore "
                                       "cannot be deleted directly via the port API.")

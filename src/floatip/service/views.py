@@ -56,7 +56,7 @@ def router_dict(s: Session, r: S.Router) -> dict:
               "external_fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
                                      for a in port.fixed_ips]}
     return {**_std(r), "name": r.name, "admin_state_up": r.admin_state_up, "status": r.status,
-            "external_gateway_info": gw, "routes": list(r.routes), "distributed": False,
+            "status_reason": r.status_reason, "external_gateway_info": gw, "routes": list(r.routes), "distributed": False,
             "ha": False, "availability_zone_hints": [], "availability_zones": []}
 
 
@@ -71,7 +71,7 @@ def fip_dict(s: Session, f: S.FloatingIP) -> dict:
             "description": f.description, "floating_ip_address": f.floating_ip_address,
             "floating_network_id": f.floating_network_id, "router_id": f.router_id,
             "port_id": f.fixed_port_id, "fixed_ip_address": f.fixed_ip_address,
-            "status": f.status, "port_details": details, "port_forwardings": [],
+            "status": f.status, "status_reason": f.status_reason, "port_details": details, "port_forwardings": [],
             "qos_policy_id": None, "dns_name": "", "dns_domain": "",
             "revision_number": f.revision_number, "created_at": ts(f.created_at),
             "updated_at": ts(f.updated_at), "tags": []}

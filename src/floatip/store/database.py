@@ -14,6 +14,35 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .queries import bump_generation
+from .tables import (DeletedRouter, FloatingIP, IPAllocation, Network, Port, Router, RouterPort,
+                     Subnet)
+
+
+def changed_keys(obj) -> list[tuple[str, str]]:
+    """(resource, id) pairs in the agent's vocabulary that a changed row stands for."""
+    match obj:
+        case Network():
+            return [("network", obj.id)]
+        case Subnet():
+            return [("subnet", obj.id)]
+        case Port():
+            return [("port", obj.id)]
+        case IPAllocation():
+            return [("port", obj.port_id)]
+        case Router() | DeletedRouter():
+            return [("router", obj.id)]
+        case RouterPort():
+            return [("router", obj.router_id), ("port", obj.port_id)]
+        case FloatingIP():
+            return [("floatingip", obj.id)]
+    return []
+
+
+def _record(sess: Session, _ctx, _instances=None) -> None:
+    """before_flush: remember what this transaction changes (read when it commits)."""
+    keys = sess.info.setdefault("changed", set())
+    for obj in (*sess.new, *sess.dirty, *sess.deleted):
+        keys.update(changed_keys(obj))
 
 
 # ---------------------------------------------------------------------------------------
@@ -63,6 +92,7 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         event.listen(self.sessions, "after_flush",
                      lambda sess, _ctx: sess.info.__setitem__("wrote", True))
+        event.listen(self.sessions, "before_flush", _record)
         self.changed = threading.Condition()
         self.generation = 0
         self.listeners: list = []          # told after every committed change
@@ -77,7 +107,8 @@ class Database:
             with s.begin():
                 yield s
                 if notify and (s.new or s.dirty or s.deleted or s.info.get("wrote")):
-                    bump_generation(s)
+                    s.flush()
+                    bump_generation(s, s.info.get("changed", ()))
                     s.info["bumped"] = True
             bumped = s.info.get("bumped", False)
         if bumped:

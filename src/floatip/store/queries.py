@@ -1,25 +1,65 @@
 """The only queries: repository functions called by the service layer inside one transaction."""
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import delete as sa_delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .tables import (DeletedRouter, FloatingIP, IPAllocation, Meta, Network, Port, Router,
+from .tables import (Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta, Network, Port, Router,
                      RouterPort, Subnet, utcnow)
 
 
 # ---------------------------------------------------------------------------------------
 # Repository functions
 
-def bump_generation(s: Session) -> None:
-    row = s.get(Meta, "generation")
+def bump_generation(s: Session, changed: Iterable[tuple[str, str]] = ()) -> int:
+    """The next generation, and what this transaction changed under it, in the same
+    transaction. The generation row is locked until commit, so generations commit in order."""
+    q = select(Meta).where(Meta.key == "generation")
+    row = s.execute(q if s.bind.dialect.name == "sqlite" else q.with_for_update()).scalar()
     if row is None:
-        s.add(Meta(key="generation", value=1))
+        row = Meta(key="generation", value=1)
+        s.add(row)
     else:
         row.value += 1
+    s.flush()
+    keys = sorted(set(changed))
+    if keys:
+        s.execute(insert(Change), [{"generation": row.value, "resource": r, "resource_id": i}
+                                   for r, i in keys])
+    return row.value
+
+
+def changes_since(s: Session, gen: int) -> tuple[int, list[tuple[str, str]]] | None:
+    """(generation now, [(resource, id)] changed after ``gen``); None when the feed no longer
+    reaches back to ``gen`` (pruned): the caller reads everything."""
+    now = generation(s)
+    if gen >= now:
+        return now, []
+    oldest = s.execute(select(func.min(Change.generation))).scalar()
+    if oldest is None or oldest > gen + 1:
+        return None
+    rows = s.execute(select(Change.resource, Change.resource_id)
+                     .where(Change.generation > gen)).all()
+    return now, sorted({(r, i) for r, i in rows})
+
+
+def prune_changes(s: Session, keep: int) -> None:
+    """Forget changes older than the last ``keep`` generations."""
+    s.execute(sa_delete(Change).where(Change.generation <= generation(s) - keep))
+
+
+def instance_id(s: Session) -> str:
+    """This database's server instance id, made on first use and kept."""
+    row = s.get(Info, "instance_id")
+    if row is None:
+        row = Info(key="instance_id", value=uuid.uuid4().hex[:12])
+        s.add(row)
+        s.flush()
+    return row.value
 
 
 def get(s: Session, model, rid: str, lock: bool = False):
@@ -106,6 +146,10 @@ def fips_where(s: Session, **eq) -> list[FloatingIP]:
     for k, v in eq.items():
         q = q.where(getattr(FloatingIP, k) == v)
     return list(s.execute(q.order_by(FloatingIP.created_at, FloatingIP.id)).scalars())
+
+
+def routers_with_gateway(s: Session, port_id: str) -> list[str]:
+    return list(s.execute(select(Router.id).where(Router.gw_port_id == port_id)).scalars())
 
 
 def used_vlans(s: Session) -> set[int]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -65,7 +66,8 @@ class Subnet(_Standard, Base):
 
 class Port(_Standard, Base):
     __tablename__ = "ports"
-    __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uniq_ports0network_id0mac"),)
+    __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uniq_ports0network_id0mac"),
+                      Index("ix_ports_created_at_id", "created_at", "id"))
     network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
     mac_address: Mapped[str] = mapped_column(String(32))
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -94,6 +96,7 @@ class Router(_Standard, Base):
     gw_port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), nullable=True)
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
     routes: Mapped[list] = mapped_column(JSON, default=list)
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
 
 
 class RouterPort(Base):
@@ -108,7 +111,8 @@ class RouterPort(Base):
 class FloatingIP(Base):
     __tablename__ = "floatingips"
     __table_args__ = (UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address",
-                                       name="uniq_floatingips0floatingnetworkid0fixedportid0fixedipaddress"),)
+                                       name="uniq_floatingips0floatingnetworkid0fixedportid0fixedipaddress"),
+                      Index("ix_floatingips_created_at_id", "created_at", "id"))
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
     description: Mapped[str] = mapped_column(String(255), default="")
@@ -121,6 +125,7 @@ class FloatingIP(Base):
     fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     router_id: Mapped[str | None] = mapped_column(ForeignKey("routers.id"), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -139,6 +144,23 @@ class Meta(Base):
     __tablename__ = "floatip_meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Change(Base):
+    """What each commit changed: (generation, resource, id), written in the commit's own
+    transaction, so an agent at generation G reads exactly what happened after G."""
+    __tablename__ = "floatip_changes"
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resource: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class Info(Base):
+    """Text facts about this database: ``instance_id``, the stable id of the floatip server
+    that owns it (its routers, OVS ports and tables carry it)."""
+    __tablename__ = "floatip_info"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), default="")
 
 
 MODELS = {"network": Network, "subnet": Subnet, "port": Port, "router": Router,
