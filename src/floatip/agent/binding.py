@@ -61,14 +61,38 @@ class Binder:
             binder = self
 
             class Idl(connection.OvsdbIdl):
+                """Wakes the agent for VM interfaces (an iface-id, not floatip's) of the
+                integration bridge only: churn on other bridges of the host, and floatip's
+                own router ports, never wake it. Membership is checked after each IDL run,
+                when the Bridge, Port and Interface rows of an update are all in place."""
+                pending: set = set()
+                ours: set = set()   # uuids of VM interfaces last seen on the bridge
+
                 def notify(self, event, row, updates=None):
                     try:
-                        if row._table.name == "Interface":
-                            ids = getattr(row, "external_ids", {}) or {}
-                            if "iface-id" in ids and OWNER_KEY not in ids:
+                        if row._table.name != "Interface":
+                            return
+                        ids = getattr(row, "external_ids", {}) or {}
+                        if event == "delete":
+                            if row.uuid in self.ours:
+                                self.ours.discard(row.uuid)
                                 binder.on_change()
+                        elif "iface-id" in ids and OWNER_KEY not in ids:
+                            self.pending.add(row.uuid)
                     except Exception:  # noqa: BLE001 - a notification must never kill the IDL
                         pass
+
+                def run(self):
+                    out = super().run()
+                    if self.pending:
+                        pending, self.pending = self.pending, set()
+                        try:
+                            self.ours = binder._vm_interfaces(self)
+                            if pending & self.ours:
+                                binder.on_change()
+                        except Exception:  # noqa: BLE001
+                            binder.on_change()
+                    return out
 
             idl = Idl(self.ovsdb, helper)
             # ovsdbapp keeps one connection per API class: a class of our own keeps this
@@ -76,6 +100,17 @@ class Binder:
             api_class = type("BinderApi", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
             self._api = api_class(connection.Connection(idl=idl, timeout=10))
         return self._api
+
+    def _vm_interfaces(self, idl) -> set:
+        """uuids of the interfaces with an iface-id (not floatip's) on the bridge."""
+        bridge = next((b for b in idl_rows(idl.tables["Bridge"]) if b.name == self.bridge), None)
+        out = set()
+        for port in list(bridge.ports) if bridge is not None else []:
+            for itf in port.interfaces:
+                ids = itf.external_ids or {}
+                if "iface-id" in ids and OWNER_KEY not in ids:
+                    out.add(itf.uuid)
+        return out
 
     def close(self) -> None:
         if self._api is not None:

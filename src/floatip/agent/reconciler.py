@@ -137,16 +137,18 @@ class Reconciler:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
 
     # -- syncs ------------------------------------------------------------------------
-    def _check_namespaces(self) -> None:
+    def _check_namespaces(self) -> set[str]:
         """Routers whose namespace was deleted or replaced by hand (its identity, not its
-        name, changed) are observed again before anything is planned for them."""
+        name, changed): observed again and rebuilt at this pass."""
         check = getattr(self.dp, "changed_namespaces", None)
         if check is None or not self.layouts:
-            return
-        for ns in check(lay.namespace for lay in self.layouts.values()):
-            rid = ns.removeprefix("qrouter-")
-            self.dirty.add(rid)
-            self.repairs["namespace"] = self.repairs.get("namespace", 0) + 1
+            return set()
+        found = {ns.removeprefix("qrouter-")
+                 for ns in check(lay.namespace for lay in self.layouts.values())}
+        self.dirty |= found
+        if found:
+            self.repairs["namespace"] = self.repairs.get("namespace", 0) + len(found)
+        return found
 
     def sync(self, state: State, *, remove: set[str] = frozenset(), prune: bool = False,
              dry_run: bool = False, full: bool = False, changed=None,
@@ -157,12 +159,14 @@ class Reconciler:
         identity, so a state built from the previous one by replacing objects is cheap).
         ``hold``: routers left as they are (invalid: not in ``state``, not removed)."""
         self.hold = set(hold)
-        self._check_namespaces()
+        replaced = self._check_namespaces()
         due = self.resync_interval is not None and \
             time.monotonic() - self.last_full >= self.resync_interval
         if full or due or self.state is None:
             return self.full_sync(state, remove=remove, prune=prune, dry_run=dry_run)
         t0 = time.perf_counter()
+        if replaced:
+            return self._partial_routers(state, remove, dry_run, t0)
         old = self.state
         if not (_same(old.routers, state.routers) and _same(old.networks, state.networks)
                 and _same(old.subnets, state.subnets)) or remove:

@@ -330,6 +330,13 @@ class Dataplane:
     def _ovs_batch(self, batch: list[Step]) -> None:
         if not batch:
             return
+        readd = {s.args[0] for s in batch if s.action == "add_port"} & \
+            {s.args[0] for s in batch if s.action == "del_port"}
+        if readd:  # a port whose device vanished: vswitchd makes a new device only for a
+            # port it saw go away, so the delete gets a transaction of its own
+            first = [s for s in batch if s.action == "del_port" and s.args[0] in readd]
+            self._ovs_batch(first)
+            batch = [s for s in batch if s not in first]
         api = self.ovs
         with api.transaction(check_error=True) as txn:
             for s in batch:

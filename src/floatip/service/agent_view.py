@@ -41,7 +41,7 @@ def agent_snapshot(s: Session) -> dict:
     backing |= {f.floating_port_id for f in rows["floatingips"]}
     ports, vm_ports = {}, {}
     for p in rows["ports"]:
-        if p.id in backing or p.device_owner in NETWORK_OWNERS:
+        if p.id in backing:
             continue
         ports[p.id] = M.Port(id=p.id, network_id=p.network_id, name=p.name,
                              fixed_ips=tuple(fixed.get(p.id, ())), mac_address=p.mac_address,

@@ -1,0 +1,132 @@
+"""A floatip server with its agent on per-test bridges, and an API topology built through
+httpx: one external network (203.0.113.0/24, upstream host .1) and routers, each with its
+own tenant subnet, VMs plugged as a hypervisor would and floating IPs. Names carry the
+``fp`` prefix and a random suffix; everything is removed after the test."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+
+from floatip import lab as L
+from floatip.agent import binding
+from floatip.core.layout import AgentConfig
+
+UPSTREAM_IP = "203.0.113.1"
+
+
+def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def ok(r: httpx.Response, code: int = 200) -> dict:
+    assert r.status_code == code, r.text
+    return r.json() if r.content else {}
+
+
+class Cloud:
+    def __init__(self, lab: L.Lab, tmp_path, interval: float = 30.0, db_url: str | None = None):
+        from floatip.server import Server, free_port
+        self.sfx = uuid.uuid4().hex[:5]
+        self.lab = lab
+        self.int_br, self.ex_br = f"fp{self.sfx}i", f"fp{self.sfx}e"
+        self.upstream = f"fp{self.sfx}up"
+        self.config = AgentConfig(self.int_br, {"physnet1": self.ex_br})
+        lab.bridge(self.int_br)
+        lab.bridge(self.ex_br)
+        lab.host(self.upstream, self.ex_br, f"fp{self.sfx}u0", f"{UPSTREAM_IP}/24")
+        self.router_ids: set[str] = set()
+        self.server = Server(db_url or f"sqlite:///{tmp_path}/floatip.db",
+                             f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
+                             interval=interval).start()
+        self.api = httpx.Client(base_url=self.server.url, timeout=30)
+        self.ext = self.post("network", {"name": f"fp-ext-{self.sfx}", "router:external": True,
+                                         "provider:network_type": "flat",
+                                         "provider:physical_network": "physnet1"})
+        self.ext_sub = self.post("subnet", {
+            "network_id": self.ext["id"], "cidr": "203.0.113.0/24", "ip_version": 4,
+            "gateway_ip": UPSTREAM_IP, "enable_dhcp": False,
+            "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.99"}]})
+        self.vms = 0
+
+    @property
+    def agent(self):
+        return self.server.agent
+
+    def post(self, kind: str, body: dict) -> dict:
+        return ok(self.api.post(f"/v2.0/{kind}s", json={kind: body}), 201)[kind]
+
+    def get(self, kind: str, rid: str) -> dict:
+        return ok(self.api.get(f"/v2.0/{kind}s/{rid}"))[kind]
+
+    def put(self, kind: str, rid: str, body: dict) -> httpx.Response:
+        return self.api.put(f"/v2.0/{kind}s/{rid}", json={kind: body})
+
+    def router(self, cidr: str) -> dict:
+        """A router with a gateway and one tenant subnet ``cidr`` (gateway .1)."""
+        net = self.post("network", {"name": f"fp-n-{self.sfx}"})
+        sub = self.post("subnet", {"network_id": net["id"], "cidr": cidr, "ip_version": 4})
+        r = self.post("router", {"name": f"fp-r-{self.sfx}",
+                                 "external_gateway_info": {"network_id": self.ext["id"]}})
+        self.router_ids.add(r["id"])
+        ok(self.api.put(f"/v2.0/routers/{r['id']}/add_router_interface",
+                        json={"subnet_id": sub["id"]}))
+        r["net"], r["sub"] = net, sub
+        return r
+
+    def vm(self, router: dict) -> tuple[dict, str]:
+        """A VM port on the router's subnet, plugged into a new namespace."""
+        self.vms += 1
+        ns = f"fp{self.sfx}v{self.vms}"
+        L.sh("ip", "netns", "add", ns)
+        self.lab.namespaces.append(ns)
+        port = self.post("port", {"network_id": router["net"]["id"], "name": ns})
+        sub = router["sub"]
+        binding.plug(port, {sub["id"]: {"cidr": sub["cidr"], "gateway_ip": sub["gateway_ip"]}},
+                     ns, self.int_br)
+        return port, ns
+
+    def fip(self, port: dict | None, address: str | None = None) -> dict:
+        body = {"floating_network_id": self.ext["id"]}
+        if port is not None:
+            body["port_id"] = port["id"]
+        if address:
+            body["floating_ip_address"] = address
+        return self.post("floatingip", body)
+
+    def status(self, kind: str, rid: str, want: str, timeout: float = 20.0) -> dict:
+        return wait_for(lambda: (d := self.get(kind, rid))["status"] == want and d,
+                        timeout, f"{kind} {rid} {want}")
+
+    def reachable(self, ip: str, timeout: float = 20.0) -> bool:
+        return wait_for(lambda: L.ping(self.upstream, ip, timeout=0.3), timeout,
+                        f"ping {ip} from upstream")
+
+    def close(self) -> None:
+        """Routers through the API, then a safety net through floatip, then the server."""
+        from floatip.agent.reconciler import reconcile
+        from floatip.cli.demo_api import remove_all
+        from floatip.client import Client
+        from floatip.core.model import State
+        from floatip.dataplane.kernel import Dataplane
+        try:
+            with Client(self.server.url) as c:
+                self.router_ids |= {r["id"] for r in c.list("router")}
+                remove_all(c)
+            self.server.wait_for_agent()
+        finally:
+            self.api.close()
+            self.server.close()
+            dp = Dataplane(self.config.nat_driver)
+            try:
+                reconcile(dp, State(), self.config, remove=set(self.router_ids))
+            finally:
+                dp.close()
