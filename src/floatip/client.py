@@ -94,6 +94,12 @@ class Client:
                             params={"generation": generation, "timeout": timeout},
                             timeout=timeout + 10)["generation"]
 
+    def delta(self, generation: int, timeout: float = 0.0) -> dict:
+        """What changed after ``generation`` (waiting up to ``timeout`` seconds for it)."""
+        return self.request("GET", "/floatip/v1/changes",
+                            params={"generation": generation, "timeout": timeout,
+                                    "objects": "true"}, timeout=timeout + 30)
+
     def report(self, **statuses) -> dict:
         return self.request("POST", "/floatip/v1/status", json=statuses)
 

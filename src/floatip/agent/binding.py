@@ -117,10 +117,11 @@ class Binder:
             self._api.ovsdb_connection.stop()
             self._api = None
 
-    def sync(self, vm_ports: dict[str, dict]) -> dict[str, dict]:
+    def sync(self, vm_ports: dict[str, dict], report: set[str] | None = None) -> dict[str, dict]:
         """Tag every VM interface on the bridge; return ``{port_id: {status, host}}`` for the
-        ports of ``vm_ports`` (id -> {tag, admin_state_up, host}): ACTIVE where an interface
-        carries the port's id, DOWN for ports bound to this host that have none any more."""
+        ports of ``vm_ports`` (id -> {tag, admin_state_up, host}), or of ``report`` only when
+        given: ACTIVE where an interface carries the port's id, DOWN for ports bound to this
+        host that have none any more."""
         with self._lock:
             api = self.api
             bridge = next((b for b in idl_rows(api.tables["Bridge"]) if b.name == self.bridge),
@@ -156,7 +157,9 @@ class Binder:
                 for name, tag in changes:
                     log.info("VM port %s: tag %s", name, tag)
         out = {}
-        for pid, info in vm_ports.items():
+        todo = vm_ports.items() if report is None else \
+            [(p, vm_ports[p]) for p in report if p in vm_ports]
+        for pid, info in todo:
             if pid in seen:
                 out[pid] = {"status": "ACTIVE", "host": self.host}
             elif info.get("host") in (self.host, "") and info.get("status") == "ACTIVE":

@@ -14,7 +14,7 @@ from ..core.layout import AgentConfig, router_layouts
 from ..core.model import State
 from ..dataplane.kernel import Dataplane
 from .binding import Binder
-from .isolation import isolate
+from .desired import Desired
 from .reconciler import Reconciler
 
 log = logging.getLogger("floatip.agent")
@@ -47,7 +47,7 @@ class AgentStats:
     last_full: bool = True
     full_passes: int = 0
     last_pass_at: float = 0.0
-    fip_status: dict[str, str] = field(default_factory=dict)
+    last_read: str = "full"
     router_status: dict[str, list] = field(default_factory=dict)  # id -> [status, reason]
     repairs: dict[str, int] = field(default_factory=dict)
 
@@ -88,13 +88,17 @@ class Agent:
         self.stats = AgentStats()
         self.reconciler = None                 # agent.Reconciler, one per Dataplane
         self.reconciler_dp = None
+        self.desired = Desired()
+        self.fip_status: dict[str, list] = {}   # floating IP id -> [status, reason]
+        self.on_pass = None  # called after each pass (metrics)
+        self._ovs_woken = True
         self.router_errors: dict[str, str] = {}  # router id -> why it is in ERROR
         self.retry_routers: dict[str, str] = {}  # routers whose apply failed: retried soon
         self._want_full = False
         self._dp = None
         self.binder = None
         if bind_ports:
-            self.binder = Binder(config.integration_bridge, self.host, self.wake.set)
+            self.binder = Binder(config.integration_bridge, self.host, self._ovs_wake)
         self.thread: threading.Thread | None = None
 
     @property
@@ -102,6 +106,10 @@ class Agent:
         if self._dp is None:
             self._dp = Dataplane(self.config.nat_driver)
         return self._dp
+
+    def _ovs_wake(self) -> None:
+        self._ovs_woken = True
+        self.wake.set()
 
     def request_full(self) -> None:
         """Ask for a full pass (every router observed and repaired, stale ones pruned) now
@@ -205,23 +213,37 @@ class Agent:
             log.error("routers left out: %s", broken)
         return layouts, broken
 
+    def _read(self, full: bool) -> tuple[str, dict | None]:
+        """Move the in-memory desired state forward: a full consistent read when ``full``
+        (or when the source has no change feed / it does not reach back far enough),
+        else only the changes since our generation."""
+        d = self.desired
+        delta = None
+        if not full and d.state is not None and hasattr(self.backend, "delta"):
+            delta = self.backend.delta(d.generation)
+            if not delta.get("full"):
+                return "delta", d.apply(delta)
+        d.load(delta if delta is not None else self.backend.snapshot())
+        return "full", None
+
     def sync(self, full: bool = True) -> None:
-        """One pass through ``agent.Reconciler``. ``full``: every router observed and
-        reconciled with ``prune=True`` (the first pass, the periodic resync, after a failure,
-        on request). Otherwise a partial sync: only floating IP changes are planned (nothing
-        observed) when no router, network or subnet changed, else only the routers whose
-        layout changed are observed and reconciled, and routers gone are removed.
+        """One pass through ``agent.Reconciler``. ``full``: everything read again, every
+        router observed and reconciled with ``prune=True`` (the first pass, the periodic
+        resync, after a failure, on request). Otherwise only the changes since the last
+        pass are read and planned: floating IP changes without observing anything when no
+        router, network or subnet changed, else only the routers whose layout changed.
 
         Objects are checked one by one: an invalid router or floating IP is reported ERROR
         with its reason and left out (an invalid router's kernel state is left as it is);
         every other router is applied."""
         t0 = time.perf_counter()
-        snap = self.backend.snapshot()
-        whole: State = snap["state"]
-        state, invalid, fip_errors = isolate(whole)
+        read, changed = self._read(full)
+        d = self.desired
+        state = d.clean()
+        invalid = dict(d.invalid_routers)
         invalid.update(self._quick_broken(state))
         dp = self.dp
-        view = ScopedDataplane(dp, snap["known_routers"]) if self.prune_scope == "known" else dp
+        view = ScopedDataplane(dp, d.known_routers) if self.prune_scope == "known" else dp
         if self.reconciler is None or self.reconciler_dp is not dp:
             self.reconciler, self.reconciler_dp = Reconciler(view, self.config), dp
             full = True
@@ -230,14 +252,17 @@ class Agent:
         def without(bad):
             return replace(state, routers={r: x for r, x in state.routers.items()
                                            if r not in bad}) if bad else state
+        ids = None
+        if changed is not None:
+            ids = changed.get("floatingips", set()) | changed.get("ports", set())
         try:
             report = self.reconciler.sync(without(invalid), prune=True, full=full,
-                                          hold=set(invalid))
+                                          hold=set(invalid), changed=ids)
         except NeutronError:  # a router the quick check missed: find it the slow way
             _, broken = self._layouts(state)
             invalid.update(broken)
             report = self.reconciler.sync(without(invalid), prune=True, full=full,
-                                          hold=set(invalid))
+                                          hold=set(invalid), changed=ids)
         steps = len(report.plan.steps)
         failed = {rid: e for rid, e in report.errors.items() if rid in state.routers}
         if not full:  # a router that failed before and was not retried is still failing
@@ -245,23 +270,42 @@ class Agent:
                 if rid not in failed and rid in self.reconciler.dirty and rid in state.routers:
                     failed[rid] = e
         self.retry_routers = failed
+        before = self.router_errors
         self.router_errors = {**invalid, **failed}
+        whole = d.state
         router_status = {rid: ["ERROR", self.router_errors[rid]] if rid in self.router_errors
                          else ["ACTIVE" if r.admin_state_up else "DOWN", None]
                          for rid, r in whole.routers.items()}
-        fip_status = self._fip_status(whole, fip_errors)
-        self._report(snap, router_status, fip_status)
+        check = None
+        if changed is None or before != self.router_errors or \
+                set(changed) - {"ports", "floatingips"}:
+            self.fip_status = self._fip_status(whole, d.invalid_fips, whole.floatingips)
+        else:
+            fids = set(changed.get("floatingips", ()))
+            for pid in changed.get("ports", ()):
+                fids |= d.port_fips.get(pid, set())
+            for fid in fids - set(whole.floatingips):
+                self.fip_status.pop(fid, None)
+            check = {f for f in fids if f in whole.floatingips}
+            self.fip_status.update(self._fip_status(
+                whole, d.invalid_fips, {f: whole.floatingips[f] for f in check}))
+        ports_changed = None if changed is None or self._ovs_woken else \
+            set(changed.get("ports", ()))
+        self._ovs_woken = False
+        self._report(router_status, check, ports_changed)
         self.stats.passes += 1
         self.stats.last_seconds = time.perf_counter() - t0
-        self.stats.last_generation = snap["generation"]
+        self.stats.last_generation = d.generation
         self.stats.last_full = full
         self.stats.full_passes += full
+        self.stats.last_read = read
         self.stats.last_pass_at = time.time()
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
                                           self.router_errors.items()) or None
-        self.stats.fip_status = {f: v[0] for f, v in fip_status.items()}
         self.stats.router_status = router_status
         self.stats.repairs = dict(self.reconciler.repairs)
+        if self.on_pass is not None:
+            self.on_pass(self, full, self.stats.last_seconds, report)
         if steps or self.router_errors:
             log.info("%s pass: %d step(s), %d error(s) in %.1f ms", "full" if full else
                      "incremental", steps, len(self.router_errors),
@@ -269,17 +313,16 @@ class Agent:
         with self.passes_done:
             self.passes_done.notify_all()
 
-    def _fip_status(self, whole: State, fip_errors: dict[str, str]) -> dict[str, list]:
-        """floating IP id -> [status, reason]. ACTIVE only when the reconciler holds the
-        floating IP as programmed on its router (its steps succeeded)."""
-        owner = fip_routers(whole)
+    def _fip_status(self, whole: State, fip_errors: dict[str, str], fips: dict) -> dict:
+        """floating IP id -> [status, reason] for ``fips``. ACTIVE only when the reconciler
+        holds the floating IP as programmed on its router (its steps succeeded)."""
         programmed = self.reconciler.fips
         out: dict[str, list] = {}
-        for fid, f in whole.floatingips.items():
+        for fid, f in fips.items():
             if fid in fip_errors:
                 out[fid] = ["ERROR", fip_errors[fid]]
                 continue
-            router = whole.routers.get(owner.get(fid))
+            router = whole.router_for_fip(f) if f.port_id else None
             if router is None or not router.admin_state_up or router.gateway is None:
                 out[fid] = ["DOWN", None]
             elif router.id in self.router_errors:
@@ -291,20 +334,32 @@ class Agent:
                 out[fid] = ["ERROR", "not programmed on this host"]
         return out
 
-    def _report(self, snap: dict, router_status: dict, fip_status: dict) -> None:
-        """Send what differs from the database's view only."""
-        ports = self.binder.sync(snap["vm_ports"]) if self.binder is not None else {}
-        revisions = snap.get("fip_revisions", {})
-        have_fip, have_router = snap.get("fip_status", {}), snap.get("router_status", {})
-        have_fr, have_rr = snap.get("fip_reason", {}), snap.get("router_reason", {})
-        vm = snap["vm_ports"]
-        fips = {f: {"status": st, "reason": why, "revision": revisions.get(f)}
-                for f, (st, why) in fip_status.items()
-                if have_fip.get(f) != st or have_fr.get(f) != why}
+    def _report(self, router_status: dict, fips_to_check: set | None,
+                ports_to_check: set | None) -> None:
+        """Send what differs from the database's view only (``None``: check them all)."""
+        d = self.desired
+        db = d.db
+        ports = self.binder.sync(d.vm_ports, ports_to_check) if self.binder is not None else {}
+        whole = d.state
+        fips = {}
+        for f in (self.fip_status if fips_to_check is None else fips_to_check):
+            st, why = self.fip_status[f]
+            if db["fip_status"].get(f) != st or db["fip_reason"].get(f) != why:
+                x = whole.floatingips[f]
+                fips[f] = {"status": st, "reason": why, "port_id": x.port_id,
+                           "fixed_ip": x.fixed_ip_address}
         routers = {r: {"status": st, "reason": why} for r, (st, why) in router_status.items()
-                   if have_router.get(r) != st or have_rr.get(r) != why}
+                   if db["router_status"].get(r) != st or db["router_reason"].get(r) != why}
+        vm = d.vm_ports
         ports = {p: v for p, v in ports.items()
                  if vm.get(p, {}).get("status") != v.get("status")
                  or (v.get("host") is not None and vm.get(p, {}).get("host") != v["host"])}
         if fips or routers or ports:
             self.backend.report(fips, routers, ports)
+            for f, v in fips.items():
+                db["fip_status"][f], db["fip_reason"][f] = v["status"], v["reason"]
+            for r, v in routers.items():
+                db["router_status"][r], db["router_reason"][r] = v["status"], v["reason"]
+            for p, v in ports.items():
+                if p in vm:
+                    vm[p] = {**vm[p], **{k: x for k, x in v.items() if x is not None}}

@@ -1,36 +1,112 @@
 """``/floatip/v1/*``: what agents on other hosts (``floatip agent --server URL``) use: the
-desired state, a long poll for changes, status reports, a wake-up."""
+desired state, a long poll that returns the changes (like a watch), status reports, a
+wake-up.
+
+Long polls are coroutines waiting on an asyncio event, not worker threads: a thousand
+waiting agents cost no thread each, and ``GET /v2.0/networks`` stays as fast as with none.
+They are bounded (``MAX_LONG_POLLS``); beyond, a clear 503 tells the agent to come back.
+"""
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter, Body
+from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import NeutronError
-from ..core.model import state_to_json
+from ..core.model import objects_to_json, state_to_json
 from ..service import agent_view
 from ..store.database import Database
+
+MAX_LONG_POLLS = 512
+
+
+def snapshot_json(snap: dict) -> dict:
+    return {"generation": snap["generation"], "full": True,
+            "state": state_to_json(snap["state"]),
+            "vm_ports": snap["vm_ports"], "known_routers": sorted(snap["known_routers"]),
+            **{k: snap[k] for k in ("fip_revisions", "fip_status", "router_status",
+                                    "fip_reason", "router_reason")}}
+
+
+def delta_json(d: dict) -> dict:
+    if d.get("full"):
+        return snapshot_json(d)
+    return {**d, "upserts": objects_to_json(d["upserts"])}
+
+
+class Waiters:
+    """asyncio events set (from any thread) after every committed change."""
+
+    def __init__(self, db: Database):
+        self.events: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self.active = 0
+        db.listeners.append(self.wake)
+
+    def wake(self) -> None:
+        for loop, ev in list(self.events):
+            loop.call_soon_threadsafe(ev.set)
+
+    async def wait(self, timeout: float) -> None:
+        ev = asyncio.Event()
+        key = (asyncio.get_running_loop(), ev)
+        self.events.add(key)
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self.events.discard(key)
 
 
 def router(db: Database) -> APIRouter:
     api = APIRouter()
+    waiters = Waiters(db)
+
+    def read_snapshot() -> dict:
+        with db.read() as s:
+            return snapshot_json(agent_view.agent_snapshot(s))
+
+    def read_delta(since: int) -> dict:
+        with db.read() as s:
+            return delta_json(agent_view.agent_delta(s, since))
 
     # -- agents on other hosts ------------------------------------------------------------
     @api.get("/floatip/v1/state")
-    def agent_state():
-        with db.tx(notify=False) as s:
-            snap = agent_view.agent_snapshot(s)
-        return {"generation": db.generation, "state": state_to_json(snap["state"]),
-                "vm_ports": snap["vm_ports"], "known_routers": sorted(snap["known_routers"]),
-                "fip_revisions": snap["fip_revisions"], "fip_status": snap["fip_status"],
-                "router_status": snap["router_status"], "fip_reason": snap["fip_reason"],
-                "router_reason": snap["router_reason"]}
+    async def agent_state():
+        """Everything, read in one consistent transaction."""
+        return await run_in_threadpool(read_snapshot)
 
     @api.get("/floatip/v1/changes")
-    def changes(generation: int = -1, timeout: float = 30.0):
-        """Long poll: returns at once if the server's generation differs from ``generation``,
-        else when the next change commits, or after ``timeout`` seconds."""
-        return {"generation": db.wait(generation, max(0.0, min(timeout, 55.0)))}
+    async def changes(generation: int = -1, timeout: float = 30.0, objects: bool = False):
+        """Long poll. Returns at once when something committed after ``generation``, else
+        at the next commit, or after ``timeout`` seconds. With ``objects=true`` the answer
+        carries the changed objects (``agent_view.agent_delta``); without, the generation
+        only."""
+        if waiters.active >= MAX_LONG_POLLS:
+            raise NeutronError(f"Too many agents waiting for changes ({MAX_LONG_POLLS}); "
+                               "retry in a few seconds", "ServiceUnavailable", 503)
+        waiters.active += 1
+        try:
+            deadline = time.monotonic() + max(0.0, min(timeout, 55.0))
+            start = db.generation  # a wake-up (POST /floatip/v1/sync) also answers
+            while True:
+                local = db.generation
+                if objects:
+                    doc = await run_in_threadpool(read_delta, generation)
+                    gen = doc["generation"]
+                else:
+                    doc = None
+                    gen = local
+                left = deadline - time.monotonic()
+                if gen != generation or left <= 0 or (objects and local != start):
+                    return doc if doc is not None else {"generation": gen}
+                if db.generation == local:
+                    await waiters.wait(left)
+        finally:
+            waiters.active -= 1
 
     @api.post("/floatip/v1/status")
     def status(body: Any = Body(None)):
@@ -38,7 +114,7 @@ def router(db: Database) -> APIRouter:
             raise NeutronError("status report must be an object")
         with db.tx(notify=False) as s:
             n = agent_view.report_status(s, body.get("floatingips"), body.get("routers"),
-                                  body.get("ports"))
+                                         body.get("ports"))
         return {"changed": n}
 
     @api.post("/floatip/v1/sync")

@@ -12,8 +12,12 @@ class LocalSource:
         self.db = db
 
     def snapshot(self) -> dict:
-        with self.db.tx(notify=False) as s:
+        with self.db.read() as s:
             return agent_view.agent_snapshot(s)
+
+    def delta(self, since: int) -> dict:
+        with self.db.read() as s:
+            return agent_view.agent_delta(s, since)
 
     def report(self, floatingips, routers, ports) -> None:
         with self.db.tx(notify=False) as s:

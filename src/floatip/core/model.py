@@ -134,16 +134,30 @@ def state_to_json(state: State) -> dict:
             for k in ("networks", "subnets", "ports", "routers", "floatingips")}
 
 
+def _tup(x):
+    return tuple(tuple(i) if isinstance(i, list) else i for i in x)
+
+
+_FROM_JSON = {
+    "networks": lambda v: Network(**v),
+    "subnets": lambda v: Subnet(**{**v, "allocation_pools": _tup(v["allocation_pools"])}),
+    "ports": lambda v: Port(**{**v, "fixed_ips": _tup(v["fixed_ips"])}),
+    "routers": lambda v: Router(**{**v, "gateway": Gateway(**v["gateway"]) if v["gateway"]
+                                   else None,
+                                   "interfaces": tuple(Interface(**x) for x in v["interfaces"]),
+                                   "routes": _tup(v.get("routes", ()))}),
+    "floatingips": lambda v: FloatingIP(**v),
+}
+
+
 def state_from_json(doc: dict) -> State:
-    def tup(x):
-        return tuple(tuple(i) if isinstance(i, list) else i for i in x)
-    nets = {i: Network(**v) for i, v in doc["networks"].items()}
-    subs = {i: Subnet(**{**v, "allocation_pools": tup(v["allocation_pools"])})
-            for i, v in doc["subnets"].items()}
-    ports = {i: Port(**{**v, "fixed_ips": tup(v["fixed_ips"])}) for i, v in doc["ports"].items()}
-    routers = {i: Router(**{**v, "gateway": Gateway(**v["gateway"]) if v["gateway"] else None,
-                            "interfaces": tuple(Interface(**x) for x in v["interfaces"]),
-                            "routes": tup(v.get("routes", ()))})
-               for i, v in doc["routers"].items()}
-    fips = {i: FloatingIP(**v) for i, v in doc["floatingips"].items()}
-    return State(nets, subs, ports, routers, fips)
+    return State(*({i: _FROM_JSON[k](v) for i, v in doc[k].items()} for k in _FROM_JSON))
+
+
+def objects_to_json(objs: dict) -> dict:
+    """{kind: {id: model object}} (a delta's upserts) as JSON."""
+    return {k: {i: asdict(v) for i, v in d.items()} for k, d in objs.items()}
+
+
+def objects_from_json(doc: dict) -> dict:
+    return {k: {i: _FROM_JSON[k](v) for i, v in d.items()} for k, d in doc.items()}

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core import model as M
-from .common import NETWORK_OWNERS, OWNER_RI
+from .common import OWNER_RI
 
 
 def desired_state(s: Session) -> M.State:
@@ -14,15 +14,58 @@ def desired_state(s: Session) -> M.State:
 
 
 def agent_snapshot(s: Session) -> dict:
-    """What an agent needs, read as plain rows in one transaction (no ORM objects: this runs
-    after every change): the desired state, each VM port's VLAN and binding, the routers it
-    may prune (live and deleted ones), statuses as stored, and the generation it reflects."""
+    """What an agent needs, read as plain rows in one transaction (no ORM objects): the
+    desired state, each VM port's VLAN and binding, the routers it may prune (live and
+    deleted ones), statuses as stored, and the generation it reflects."""
     rows = S.snapshot_rows(s)
+    rows["fip_ports"] = {f.floating_port_id for f in rows["floatingips"]}
+    out = _build(rows, {n.id: n for n in rows["networks"]})
+    state = M.State(out["networks"], out["subnets"], out["ports"], out["routers"],
+                    out["floatingips"])
+    return {"generation": rows["generation"], "state": state, "vm_ports": out["vm_ports"],
+            "known_routers": set(out["routers"]) | rows["deleted_routers"],
+            **out["statuses"]}
+
+
+def agent_delta(s: Session, since: int) -> dict:
+    """What changed after generation ``since``, read in one transaction: ``{"generation",
+    "full": False, "upserts": {kind: {id: model object}}, "deletes": {kind: [ids]},
+    "vm_ports": {id: info}, "vm_ports_deleted": [ids], "known_routers": [ids], statuses}``.
+    When the change feed does not reach back that far, the whole snapshot with
+    ``"full": True``."""
+    found = S.changes_since(s, since)
+    if found is None:
+        return {**agent_snapshot(s), "full": True}
+    now, keys = found
+    ids: dict[str, set[str]] = {}
+    for kind, oid in keys:
+        ids.setdefault(kind, set()).add(oid)
+    rows = S.rows_for(s, ids)
+    nets = {n.id: n for n in rows["networks"]}
+    need = {p.network_id for p in rows["ports"]} - set(nets)
+    if need:
+        nets.update({n.id: n for n in S.rows_for(s, {"network": need})["networks"]})
+    out = _build(rows, nets)
+    kinds = ("networks", "subnets", "ports", "routers", "floatingips")
+    upserts = {k: out[k] for k in kinds}
+    upserts["networks"] = {i: n for i, n in out["networks"].items() if i in ids.get("network", ())}
+    deletes = {k: sorted(ids.get(k[:-1], set()) - set(out[k])) for k in kinds}
+    # a port that now backs a router or floating IP is no VM port any more
+    deletes["ports"] = sorted(set(deletes["ports"]) | (ids.get("port", set()) - set(out["ports"])))
+    return {"generation": now, "full": False, "upserts": upserts, "deletes": deletes,
+            "vm_ports": out["vm_ports"],
+            "vm_ports_deleted": sorted(ids.get("port", set()) - set(out["vm_ports"])),
+            "known_routers": sorted(set(out["routers"]) | rows["deleted_routers"]),
+            **out["statuses"]}
+
+
+def _build(rows: dict, nets: dict) -> dict:
+    """Model objects from rows (all of them, or those of a delta)."""
     networks = {n.id: M.Network(id=n.id, name=n.name, external=n.external,
                                 network_type=n.network_type, physical_network=n.physical_network,
                                 segmentation_id=n.segmentation_id, local_vlan=n.local_vlan,
                                 mtu=n.mtu)
-                for n in rows["networks"]}
+                for n in nets.values()}
     subnets = {x.id: M.Subnet(id=x.id, network_id=x.network_id, cidr=x.cidr,
                               gateway_ip=x.gateway_ip, name=x.name,
                               allocation_pools=tuple((p["start"], p["end"])
@@ -38,7 +81,7 @@ def agent_snapshot(s: Session) -> dict:
     # is not what makes them the router's): never VM ports
     backing = {rp.port_id for rp in rows["routerports"]}
     backing |= {r.gw_port_id for r in rows["routers"] if r.gw_port_id}
-    backing |= {f.floating_port_id for f in rows["floatingips"]}
+    backing |= rows["fip_ports"]
     ports, vm_ports = {}, {}
     for p in rows["ports"]:
         if p.id in backing:
@@ -46,13 +89,13 @@ def agent_snapshot(s: Session) -> dict:
         ports[p.id] = M.Port(id=p.id, network_id=p.network_id, name=p.name,
                              fixed_ips=tuple(fixed.get(p.id, ())), mac_address=p.mac_address,
                              device_owner=p.device_owner, device_id=p.device_id)
-        net = networks.get(p.network_id)
+        net = nets.get(p.network_id)
         if net is not None and not net.external:
             vm_ports[p.id] = {"tag": net.local_vlan, "admin_state_up": p.admin_state_up,
                               "host": p.host_id, "status": p.status}
     itfs: dict[str, list[M.Interface]] = {}
     for rp in rows["routerports"]:
-        if rp.port_type != OWNER_RI:
+        if rp.port_type != OWNER_RI or rp.port_id not in all_ports:
             continue
         p = all_ports[rp.port_id]
         for sid, ip in fixed.get(p.id, ()):
@@ -62,7 +105,7 @@ def agent_snapshot(s: Session) -> dict:
     routers = {}
     for r in rows["routers"]:
         gw = None
-        if r.gw_port_id:
+        if r.gw_port_id and fixed.get(r.gw_port_id):
             p = all_ports[r.gw_port_id]
             sid, ip = fixed[p.id][0]
             gw = M.Gateway(network_id=p.network_id, port_id=p.id, subnet_id=sid,
@@ -77,14 +120,13 @@ def agent_snapshot(s: Session) -> dict:
                                floating_network_id=f.floating_network_id,
                                port_id=f.fixed_port_id, fixed_ip_address=f.fixed_ip_address)
             for f in rows["floatingips"]}
-    state = M.State(networks, subnets, ports, routers, fips)
-    return {"generation": rows["generation"], "state": state, "vm_ports": vm_ports,
-            "known_routers": set(routers) | rows["deleted_routers"],
-            "fip_revisions": {f.id: f.revision_number for f in rows["floatingips"]},
-            "fip_status": {f.id: f.status for f in rows["floatingips"]},
-            "router_status": {r.id: r.status for r in rows["routers"]},
-            "fip_reason": {f.id: f.status_reason for f in rows["floatingips"]},
-            "router_reason": {r.id: r.status_reason for r in rows["routers"]}}
+    statuses = {"fip_revisions": {f.id: f.revision_number for f in rows["floatingips"]},
+                "fip_status": {f.id: f.status for f in rows["floatingips"]},
+                "router_status": {r.id: r.status for r in rows["routers"]},
+                "fip_reason": {f.id: f.status_reason for f in rows["floatingips"]},
+                "router_reason": {r.id: r.status_reason for r in rows["routers"]}}
+    return {"networks": networks, "subnets": subnets, "ports": ports, "routers": routers,
+            "floatingips": fips, "vm_ports": vm_ports, "statuses": statuses}
 
 
 def _status(value) -> tuple[str | None, int | None, str | None, bool]:
@@ -113,6 +155,10 @@ def report_status(s: Session, floatingips: dict | None = None, routers: dict | N
             cond = [table.id == oid]
             if revision is not None and table is S.FloatingIP:
                 cond.append(table.revision_number == revision)
+            if isinstance(value, dict) and "port_id" in value and table is S.FloatingIP:
+                # about the association the agent programmed, not a newer one
+                cond += [table.fixed_port_id.is_not_distinct_from(value["port_id"]),
+                         table.fixed_ip_address.is_not_distinct_from(value.get("fixed_ip"))]
             differs = table.status != status
             values = {"status": status}
             if with_reason:

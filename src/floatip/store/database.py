@@ -68,7 +68,9 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn):
             # Writers serialize at BEGIN: no read-then-upgrade deadlock between transactions.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read (Database.read) takes no lock: WAL gives it one snapshot throughout.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("floatip_read")
+                                 else "BEGIN IMMEDIATE")
         return engine
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
 
@@ -113,6 +115,21 @@ class Database:
             bumped = s.info.get("bumped", False)
         if bumped:
             self.notify()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction on one snapshot of the database, taking no write lock:
+        REPEATABLE READ on PostgreSQL (every SELECT sees the same commit), a deferred
+        transaction on SQLite (WAL: readers never block writers)."""
+        with self.sessions() as s:
+            opts = {"floatip_read": True}
+            if self.engine.dialect.name == "postgresql":
+                opts["isolation_level"] = "REPEATABLE READ"
+            s.connection(execution_options=opts)
+            try:
+                yield s
+            finally:
+                s.rollback()
 
     def notify(self) -> None:
         with self.changed:

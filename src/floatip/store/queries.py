@@ -184,5 +184,37 @@ def snapshot_rows(s: Session) -> dict:
     return out
 
 
+def rows_for(s: Session, ids: dict[str, set[str]]) -> dict:
+    """The rows ``snapshot_rows`` gives, for the objects named in ``ids`` (resource -> ids)
+    only, plus what building them needs: a router's ports and their addresses, the
+    routers a changed port belongs to. Indexed lookups, no scan."""
+    def where(model, col, values):
+        values = sorted(v for v in values if v)
+        if not values:
+            return []
+        t = model.__table__
+        return [r for i in range(0, len(values), 500)
+                for r in s.execute(select(t).where(t.c[col].in_(values[i:i + 500])))]
+    port_ids = set(ids.get("port", ()))
+    router_ids = set(ids.get("router", ()))
+    rp_of_ports = where(RouterPort, "port_id", port_ids)
+    router_ids |= {rp.router_id for rp in rp_of_ports}
+    router_ids |= {r.id for r in where(Router, "gw_port_id", port_ids)}
+    routers = where(Router, "id", router_ids)
+    routerports = where(RouterPort, "router_id", router_ids)
+    port_ids |= {rp.port_id for rp in routerports} | {r.gw_port_id for r in routers}
+    fips = where(FloatingIP, "id", ids.get("floatingip", ()))
+    return {"networks": where(Network, "id", ids.get("network", ())),
+            "subnets": where(Subnet, "id", ids.get("subnet", ())),
+            "ports": where(Port, "id", port_ids),
+            "ipallocations": where(IPAllocation, "port_id", port_ids),
+            "routerports": routerports + [rp for rp in rp_of_ports
+                                          if rp.router_id not in router_ids],
+            "routers": routers, "floatingips": fips,
+            "fip_ports": {f.floating_port_id for f in where(FloatingIP, "floating_port_id",
+                                                            port_ids)},
+            "deleted_routers": {r.id for r in where(DeletedRouter, "id", router_ids)}}
+
+
 def count(s: Session, model) -> int:
     return s.execute(select(func.count()).select_from(model)).scalar_one()

@@ -1,0 +1,123 @@
+"""The agent's copy of the desired state, kept in memory and moved forward by deltas.
+
+A full read (``load``) replaces everything; a delta (``apply``) replaces the changed
+objects only, so a floating IP change costs the same at 10 floating IPs and at 10,000.
+Validity is kept per object: after a delta that touches only ports and floating IPs, only
+those (and the floating IPs on those ports) are checked again; any other change checks
+the whole state again (networks, subnets and routers change rarely)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..core.model import State
+from ..core.validate import problems
+from .isolation import isolate
+
+KINDS = ("networks", "subnets", "ports", "routers", "floatingips")
+
+
+class Desired:
+    def __init__(self):
+        self.state: State | None = None
+        self.generation = -1
+        self.vm_ports: dict[str, dict] = {}
+        self.known_routers: set[str] = set()
+        # what the database holds as status, as last read or reported
+        self.db: dict[str, dict] = {k: {} for k in ("fip_status", "fip_reason",
+                                                     "router_status", "router_reason")}
+        self.invalid_routers: dict[str, str] = {}
+        self.invalid_fips: dict[str, str] = {}
+        self.port_fips: dict[str, set[str]] = {}   # port id -> floating IPs on it
+
+    # -- reading ------------------------------------------------------------------------
+    def load(self, snap: dict) -> None:
+        """A full read: everything replaced, everything checked."""
+        self.state = snap["state"]
+        self.generation = snap["generation"]
+        self.vm_ports = dict(snap["vm_ports"])
+        self.known_routers = set(snap["known_routers"])
+        for k in self.db:
+            self.db[k] = dict(snap.get(k, {}))
+        self.port_fips = {}
+        for fid, f in self.state.floatingips.items():
+            if f.port_id:
+                self.port_fips.setdefault(f.port_id, set()).add(fid)
+        self.check_all()
+
+    def apply(self, delta: dict) -> dict[str, set[str]]:
+        """A delta from ``agent_view.agent_delta``; returns the changed ids per kind."""
+        st = self.state
+        new = {}
+        changed: dict[str, set[str]] = {}
+        for kind in KINDS:
+            ups, dels = delta["upserts"].get(kind, {}), delta["deletes"].get(kind, ())
+            if not ups and not dels:
+                new[kind] = getattr(st, kind)
+                continue
+            d = dict(getattr(st, kind))
+            for i in dels:
+                d.pop(i, None)
+            d.update(ups)
+            new[kind] = d
+            changed[kind] = set(ups) | set(dels)
+        old_fips = st.floatingips
+        self.state = State(**new)
+        for fid in changed.get("floatingips", ()):
+            for f in (old_fips.get(fid), self.state.floatingips.get(fid)):
+                if f is not None and f.port_id:
+                    self.port_fips.setdefault(f.port_id, set()).add(fid)
+        for pid in delta.get("vm_ports_deleted", ()):
+            self.vm_ports.pop(pid, None)
+        self.vm_ports.update(delta.get("vm_ports", {}))
+        self.known_routers |= set(delta.get("known_routers", ()))
+        for k in self.db:
+            self.db[k].update(delta.get(k, {}))
+        self.generation = delta["generation"]
+        if set(changed) - {"ports", "floatingips"}:
+            self.check_all()
+        else:
+            self._check(changed.get("ports", set()), changed.get("floatingips", set()))
+        return changed
+
+    # -- validity -----------------------------------------------------------------------
+    def check_all(self) -> None:
+        _, self.invalid_routers, self.invalid_fips = isolate(self.state)
+
+    def _check(self, ports: set[str], fips: set[str]) -> None:
+        """Check again only the changed ports and floating IPs (and those on the ports)."""
+        st = self.state
+        for pid in ports:
+            fips |= self.port_fips.get(pid, set())
+        fips = {f for f in fips if f in st.floatingips}
+        for f in fips:
+            self.invalid_fips.pop(f, None)
+        if not fips:
+            return
+        ports = {st.floatingips[f].port_id for f in fips} & set(st.ports)
+        routers = {r.id: r for f in fips if (r := st.router_for_fip(st.floatingips[f]))}
+        sub = replace(st, ports={p: st.ports[p] for p in ports}, routers=routers,
+                      floatingips={f: st.floatingips[f] for f in fips})
+        for (kind, oid), errors in problems(sub).items():
+            text = "; ".join(e.message for e in errors)
+            if kind == "floatingip":
+                self.invalid_fips[oid] = text
+            elif kind == "port":
+                for f in self.port_fips.get(oid, ()):
+                    if f in fips:
+                        self.invalid_fips[f] = f"port {oid}: {text}"
+        for f in fips:  # a floating IP on an invalid router
+            if f not in self.invalid_fips:
+                router = st.router_for_fip(st.floatingips[f])
+                if router is not None and router.id in self.invalid_routers:
+                    self.invalid_fips[f] = (f"router {router.id}: "
+                                            f"{self.invalid_routers[router.id]}")
+
+    def clean(self) -> State:
+        """The state to apply: invalid routers and floating IPs left out."""
+        st = self.state
+        if not self.invalid_routers and not self.invalid_fips:
+            return st
+        return replace(st, routers={k: v for k, v in st.routers.items()
+                                    if k not in self.invalid_routers},
+                       floatingips={k: v for k, v in st.floatingips.items()
+                                    if k not in self.invalid_fips})
