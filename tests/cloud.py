@@ -33,7 +33,8 @@ def ok(r: httpx.Response, code: int = 200) -> dict:
 
 
 class Cloud:
-    def __init__(self, lab: L.Lab, tmp_path, interval: float = 30.0, db_url: str | None = None):
+    def __init__(self, lab: L.Lab, tmp_path, interval: float = 30.0, db_url: str | None = None,
+                 remote: bool = False):
         from floatip.server import Server, free_port
         self.sfx = uuid.uuid4().hex[:5]
         self.lab = lab
@@ -46,7 +47,14 @@ class Cloud:
         self.router_ids: set[str] = set()
         self.server = Server(db_url or f"sqlite:///{tmp_path}/floatip.db",
                              f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
-                             interval=interval).start()
+                             interval=interval, agent=not remote).start()
+        self.remote = None
+        if remote:  # the agent of another host: the API's long poll feeds it
+            from floatip.backends.kernel import KernelBackend
+            from floatip.backends.remote import RemoteSource
+            self.remote = KernelBackend(RemoteSource(self.server.url), self.config,
+                                        interval=interval, prune_scope="known")
+            self.remote.start()
         self.api = httpx.Client(base_url=self.server.url, timeout=30)
         self.ext = self.post("network", {"name": f"fp-ext-{self.sfx}", "router:external": True,
                                          "provider:network_type": "flat",
@@ -59,7 +67,15 @@ class Cloud:
 
     @property
     def agent(self):
-        return self.server.agent
+        return self.remote.agent if self.remote is not None else self.server.agent
+
+    def wait_for_agent(self, timeout: float = 30.0) -> bool:
+        if self.remote is None:
+            return self.server.wait_for_agent(timeout)
+        from floatip.store.queries import generation
+        with self.server.db.read() as s:
+            want = generation(s)
+        return self.remote.wait_synced(want, timeout)
 
     def post(self, kind: str, body: dict) -> dict:
         return ok(self.api.post(f"/v2.0/{kind}s", json={kind: body}), 201)[kind]
@@ -121,9 +137,11 @@ class Cloud:
             with Client(self.server.url) as c:
                 self.router_ids |= {r["id"] for r in c.list("router")}
                 remove_all(c)
-            self.server.wait_for_agent()
+            self.wait_for_agent()
         finally:
             self.api.close()
+            if self.remote is not None:
+                self.remote.stop()
             self.server.close()
             dp = Dataplane(self.config.nat_driver)
             try:

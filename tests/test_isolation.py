@@ -14,12 +14,12 @@ pytestmark = pytest.mark.kernel
 
 
 @pytest.fixture
-def cloud(tmp_path):
+def cloud(tmp_path, request):
     from floatip.dataplane.ovs import datapath_type
     lab = L.Lab(datapath_type())
     c = None
     try:
-        c = Cloud(lab, tmp_path, interval=30)
+        c = Cloud(lab, tmp_path, interval=30, remote=getattr(request, "param", "") == "remote")
         yield c
     finally:
         try:
@@ -211,3 +211,26 @@ def test_status_report_for_a_deleted_floating_ip_is_harmless(cloud):
             s, {fip["id"]: {"status": "ACTIVE", "revision": 0, "reason": None}},
             {a["id"]: {"status": "ACTIVE", "reason": None}}) == 0
 
+
+
+@pytest.mark.parametrize("cloud", ["local", "remote"], indirect=True)
+def test_agent_applies_only_the_changes(cloud):
+    """After its first (full) read the agent reads deltas: in process from the change feed,
+    on another host from the long poll's changed objects; ACTIVE means programmed."""
+    a = cloud.router("198.51.100.0/24")
+    vm, _ = cloud.vm(a)
+    cloud.status("router", a["id"], "ACTIVE")
+    full = cloud.agent.stats.full_passes
+    fip = cloud.fip(vm)
+    cloud.status("floatingip", fip["id"], "ACTIVE")
+    cloud.reachable(fip["floating_ip_address"])
+    assert cloud.agent.stats.last_read == "delta"
+    assert cloud.agent.stats.full_passes == full
+    # deleted and re-created with the same address: programmed at the end
+    addr = fip["floating_ip_address"]
+    assert cloud.api.delete(f"/v2.0/floatingips/{fip['id']}").status_code == 204
+    again = cloud.fip(vm, addr)
+    cloud.status("floatingip", again["id"], "ACTIVE")
+    assert cloud.wait_for_agent()
+    cloud.reachable(addr)
+    assert cloud.agent.stats.full_passes == full

@@ -4,7 +4,7 @@ from .queries import (add, allocated_ips, allocation_owner, allocations_on_subne
                       bump_generation, changes_since, count, delete, deleted_routers,
                       fips_where, generation, get, instance_id, list_all, ports_on_network,
                       prune_changes, record_router_deleted, router_port_of, router_ports, routers_with_gateway,
-                      rows_for,
+                      rows_for, select_changes,
                       snapshot_rows, subnets_of, touch, try_allocate, used_vlans)
 from .tables import (MODELS, Base, Change, DeletedRouter, FloatingIP, Info,  # noqa: F401
                      IPAllocation, Meta, Network, Port, Router, RouterPort, Subnet, utcnow)

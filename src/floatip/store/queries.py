@@ -47,6 +47,11 @@ def changes_since(s: Session, gen: int) -> tuple[int, list[tuple[str, str]]] | N
     return now, sorted({(r, i) for r, i in rows})
 
 
+def select_changes(gen: int):
+    """The change rows after ``gen`` (tests and tools read them)."""
+    return select(Change.__table__).where(Change.generation > gen).order_by(Change.generation)
+
+
 def prune_changes(s: Session, keep: int) -> None:
     """Forget changes older than the last ``keep`` generations."""
     s.execute(sa_delete(Change).where(Change.generation <= generation(s) - keep))

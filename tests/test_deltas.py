@@ -1,0 +1,184 @@
+"""Deltas, not snapshots (issue 8, item 1) and cheap long polls (item 6), on SQLite and
+PostgreSQL: every commit records what it changed in its own transaction, an agent reads
+exactly the changes since its generation, the full read is one consistent snapshot that
+takes no write lock, and the long poll returns changed objects without a thread each."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from floatip import store as S
+from floatip.server import Server, free_port
+from floatip.service import agent_view
+from pgserver import fresh_database
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory):
+    def start(url):
+        return Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
+    if request.param == "sqlite":
+        srv = start(f"sqlite:///{tmp_path_factory.mktemp('fp-delta')}/floatip.db")
+        yield srv
+        srv.close()
+        return
+    with fresh_database(request.getfixturevalue("pg_url")) as url:
+        srv = start(url)
+        yield srv
+        srv.close()
+
+
+@pytest.fixture
+def api(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def post(api, kind: str, body: dict) -> dict:
+    r = api.post(f"/v2.0/{kind}s", json={kind: body})
+    assert r.status_code == 201, r.text
+    return r.json()[kind]
+
+
+def topo(api) -> dict:
+    """An external network with a /22 pool, a tenant network, a router between them."""
+    n = uuid.uuid4().int % 200
+    ext = post(api, "network", {"name": "fp-ext", "router:external": True,
+                                "provider:network_type": "flat",
+                                "provider:physical_network": "physnet1"})
+    post(api, "subnet", {"network_id": ext["id"], "cidr": f"100.{64 + n % 60}.0.0/22",
+                         "ip_version": 4, "enable_dhcp": False})
+    net = post(api, "network", {"name": "fp-t"})
+    sub = post(api, "subnet", {"network_id": net["id"], "cidr": "198.51.100.0/24",
+                               "ip_version": 4})
+    r = post(api, "router", {"name": "fp-r", "external_gateway_info": {"network_id": ext["id"]}})
+    assert api.put(f"/v2.0/routers/{r['id']}/add_router_interface",
+                   json={"subnet_id": sub["id"]}).status_code == 200
+    return {"ext": ext, "net": net, "sub": sub, "router": r}
+
+
+def generation(server) -> int:
+    with server.db.read() as s:
+        return S.generation(s)
+
+
+def test_a_commit_records_what_it_changed_and_the_delta_carries_only_that(server, api):
+    t = topo(api)
+    port = post(api, "port", {"network_id": t["net"]["id"]})
+    g0 = generation(server)
+    fip = post(api, "floatingip", {"floating_network_id": t["ext"]["id"], "port_id": port["id"]})
+    g1 = generation(server)
+    assert g1 == g0 + 1  # one request, one commit, one generation
+    with server.db.read() as s:
+        rows = s.execute(S.select_changes(g0)).all()
+        d = agent_view.agent_delta(s, g0)
+    assert ("floatingip", fip["id"]) in {(r.resource, r.resource_id) for r in rows}
+    assert {r.generation for r in rows} == {g1}
+    assert d["generation"] == g1 and not d["full"]
+    assert set(d["upserts"]["floatingips"]) == {fip["id"]}
+    f = d["upserts"]["floatingips"][fip["id"]]
+    assert (f.port_id, f.fixed_ip_address) == (port["id"], port["fixed_ips"][0]["ip_address"])
+    assert not d["upserts"]["networks"] and not d["upserts"]["routers"]
+    # a delete is a delete
+    assert api.delete(f"/v2.0/floatingips/{fip['id']}").status_code == 204
+    with server.db.read() as s:
+        d = agent_view.agent_delta(s, g1)
+    assert d["deletes"]["floatingips"] == [fip["id"]]
+    # a router interface port changing is a router change
+    g2 = d["generation"]
+    net2 = post(api, "network", {"name": "fp-t2"})
+    sub2 = post(api, "subnet", {"network_id": net2["id"], "cidr": "192.0.2.0/24",
+                                "ip_version": 4})
+    g3 = generation(server)
+    assert api.put(f"/v2.0/routers/{t['router']['id']}/add_router_interface",
+                   json={"subnet_id": sub2["id"]}).status_code == 200
+    with server.db.read() as s:
+        d = agent_view.agent_delta(s, g3)
+        assert agent_view.agent_delta(s, g2)["upserts"]["subnets"].keys() == {sub2["id"]}
+    router = d["upserts"]["routers"][t["router"]["id"]]
+    assert {i.subnet_id for i in router.interfaces} == {t["sub"]["id"], sub2["id"]}
+
+
+def test_concurrent_commits_get_distinct_generations_and_lose_no_change(server, api):
+    t = topo(api)
+    g0 = generation(server)
+
+    def make(_):
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            return post(c, "floatingip", {"floating_network_id": t["ext"]["id"]})["id"]
+    with ThreadPoolExecutor(16) as ex:
+        ids = set(ex.map(make, range(64)))
+    with server.db.read() as s:
+        rows = s.execute(S.select_changes(g0)).all()
+        d = agent_view.agent_delta(s, g0)
+    fip_gens = {}
+    for r in rows:
+        if r.resource == "floatingip":
+            fip_gens[r.resource_id] = r.generation
+    assert set(fip_gens) == ids
+    assert len(set(fip_gens.values())) == 64  # one generation per commit
+    assert set(d["upserts"]["floatingips"]) == ids
+
+
+def test_full_read_is_one_snapshot_and_takes_no_write_lock(server, api):
+    with server.db.read() as s:
+        before = S.count(s, S.Network)
+        t0 = time.perf_counter()
+        post(api, "network", {"name": "fp-during-read"})  # commits while the read is open
+        write = time.perf_counter() - t0
+        assert S.count(s, S.Network) == before  # the read still sees its snapshot
+    assert write < 1.0, f"a write waited {write:.2f} s for an open read"
+    with server.db.read() as s:
+        assert S.count(s, S.Network) == before + 1
+
+
+def test_long_poll_returns_the_changed_objects(server, api):
+    t = topo(api)
+    g = generation(server)
+    box = {}
+
+    def poll():
+        box["doc"] = api.get("/floatip/v1/changes",
+                             params={"generation": g, "timeout": 20, "objects": "true"}).json()
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.3)
+    assert th.is_alive()  # nothing changed yet: it waits
+    fip = post(api, "floatingip", {"floating_network_id": t["ext"]["id"]})
+    th.join(10)
+    doc = box["doc"]
+    assert doc["generation"] == g + 1 and doc["full"] is False
+    assert list(doc["upserts"]["floatingips"]) == [fip["id"]]
+    assert doc["upserts"]["floatingips"][fip["id"]]["floating_ip_address"] == \
+        fip["floating_ip_address"]
+    # an agent too far behind (or new) gets everything
+    full = api.get("/floatip/v1/changes", params={"generation": -1, "objects": "true"}).json()
+    assert full["full"] is True and fip["id"] in full["state"]["floatingips"]
+
+
+def test_long_polls_take_no_worker_thread_and_are_bounded(server, monkeypatch):
+    from floatip.api import agents
+    monkeypatch.setattr(agents, "MAX_LONG_POLLS", 100)
+    g = generation(server)
+    with httpx.Client(base_url=server.url, timeout=60,
+                      limits=httpx.Limits(max_connections=200)) as c:
+        def poll(_):
+            return c.get("/floatip/v1/changes",
+                         params={"generation": g, "timeout": 3, "objects": "true"}).status_code
+        with ThreadPoolExecutor(100) as ex:
+            waiting = [ex.submit(poll, i) for i in range(100)]
+            time.sleep(1.0)  # all 100 wait now
+            t0 = time.perf_counter()
+            r = c.get("/v2.0/networks", params={"limit": 1})
+            took = time.perf_counter() - t0
+            over = c.get("/floatip/v1/changes", params={"generation": g, "timeout": 1})
+            codes = [f.result() for f in waiting]
+    assert r.status_code == 200 and took < 1.0, f"GET /v2.0/networks took {took:.2f} s"
+    assert over.status_code == 503
+    assert over.json()["NeutronError"]["type"] == "ServiceUnavailable"
+    assert codes == [200] * 100
