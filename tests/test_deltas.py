@@ -182,3 +182,29 @@ def test_long_polls_take_no_worker_thread_and_are_bounded(server, monkeypatch):
     assert over.status_code == 503
     assert over.json()["NeutronError"]["type"] == "ServiceUnavailable"
     assert codes == [200] * 100
+
+
+def test_paging_sorting_in_sql(server, api):
+    t = topo(api)
+    made = [post(api, "floatingip", {"floating_network_id": t["ext"]["id"]}) for _ in range(5)]
+    ids = {f["id"] for f in made}
+    net = {"floating_network_id": t["ext"]["id"]}
+    every = api.get("/v2.0/floatingips", params=net).json()["floatingips"]
+    assert {f["id"] for f in every} == ids
+    pages, marker = [], None
+    while True:
+        params = {**net, "limit": 2, **({"marker": marker} if marker else {})}
+        page = api.get("/v2.0/floatingips", params=params).json()["floatingips"]
+        if not page:
+            break
+        pages.append([f["id"] for f in page])
+        marker = page[-1]["id"]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert sum(pages, []) == [f["id"] for f in every]
+    desc = api.get("/v2.0/floatingips", params={**net, "sort_key": "floating_ip_address",
+                                                 "sort_dir": "desc", "limit": 3}).json()
+    addrs = [f["floating_ip_address"] for f in desc["floatingips"]]
+    assert addrs == sorted((f["floating_ip_address"] for f in made), reverse=True)[:3]
+    assert {f["id"] for f in desc["floatingips"]} <= ids
+    r = api.get("/v2.0/floatingips", params={"sort_key": "no_such_key"})
+    assert r.status_code == 400

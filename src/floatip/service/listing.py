@@ -48,6 +48,13 @@ def _fixed_ips_filter(port: dict, wanted: list[str]) -> bool:
     return True
 
 
+SORT_KEYS = {"id": "id", "name": "name", "created_at": "created_at",
+             "updated_at": "updated_at", "status": "status", "project_id": "project_id",
+             "tenant_id": "project_id", "floating_ip_address": "floating_ip_address",
+             "network_id": "network_id", "mac_address": "mac_address", "cidr": "cidr",
+             "device_id": "device_id", "device_owner": "device_owner"}
+
+
 def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[dict]:
     params: dict[str, list[str]] = {}
     for k, v in query:
@@ -55,14 +62,21 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
     sql = {SQL_FILTERS[kind][k]: v for k, v in params.items() if k in SQL_FILTERS[kind]
            and not (kind == "floatingip" and k in ("port_id", "router_id", "fixed_ip_address")
                     and v in (["None"], [""]))}
-    rows = S.list_all(s, S.MODELS[kind], sql)
+    rest = [k for k in params if k not in PAGING and not
+            (k in SQL_FILTERS[kind] and SQL_FILTERS[kind][k] in sql)]
+    model = S.MODELS[kind]
+    if not rest:  # every filter is a column: sorting and paging happen in SQL too
+        rows = S.page(s, model, sql, **_paging(model, params))
+        _preload(s, kind, rows)
+        return [select_fields(SERIALIZERS[kind](s, row), params.get("fields")) for row in rows]
+    rows = S.list_all(s, model, sql)
+    _preload(s, kind, rows)
     out = []
     for row in rows:
         d = SERIALIZERS[kind](s, row)
         ok = True
-        for k, wanted in params.items():
-            if k in PAGING or k in sql.keys() and SQL_FILTERS[kind].get(k) == k:
-                continue
+        for k in rest:
+            wanted = params[k]
             if k == "fixed_ips" and kind == "port":
                 ok = _fixed_ips_filter(d, wanted)
             elif k in d:
@@ -76,16 +90,34 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
     return [select_fields(d, params.get("fields")) for d in out]
 
 
-def _paginate(items: list[dict], params: dict) -> list[dict]:
-    marker = (params.get("marker") or [None])[0]
-    if marker:
-        ids = [d["id"] for d in items]
-        items = items[ids.index(marker) + 1:] if marker in ids else []
-    try:
-        limit = int(params["limit"][0])
-    except ValueError:
-        raise bad(f"Invalid limit {params['limit'][0]!r}") from None
-    return items[:limit] if limit > 0 else items
+def _paging(model, params: dict) -> dict:
+    """limit, marker, sort keys and directions from the query (Neutron's names)."""
+    keys = params.get("sort_key") or []
+    for k in keys:
+        if k not in SORT_KEYS or not hasattr(model, SORT_KEYS[k]):
+            raise bad(f"{k} is an invalid attribute for sort_key")
+    dirs = params.get("sort_dir") or []
+    if any(d not in ("asc", "desc") for d in dirs):
+        raise bad("sort_dir must be asc or desc")
+    limit = None
+    if params.get("limit"):
+        try:
+            limit = int(params["limit"][0])
+        except ValueError:
+            raise bad(f"Invalid limit {params['limit'][0]!r}") from None
+        limit = limit if limit > 0 else None
+    reverse = (params.get("page_reverse") or ["false"])[0].lower() == "true"
+    return {"sort": [SORT_KEYS[k] for k in keys], "dirs": dirs, "limit": limit,
+            "marker": (params.get("marker") or [None])[0], "reverse": reverse}
+
+
+def _preload(s: Session, kind: str, rows: list) -> None:
+    """Load in one query the rows each item's view looks up (a FIP's port, a router's
+    gateway port), so a list is a few queries, not one per item."""
+    if kind == "floatingip":
+        S.load_many(s, S.Port, {r.fixed_port_id for r in rows if r.fixed_port_id})
+    elif kind == "router":
+        S.load_many(s, S.Port, {r.gw_port_id for r in rows if r.gw_port_id})
 
 
 def select_fields(d: dict, fields: list[str] | None) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable
 
-from sqlalchemy import delete as sa_delete, func, insert, select
+from sqlalchemy import and_, delete as sa_delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,6 +83,47 @@ def list_all(s: Session, model, filters: dict[str, Iterable[Any]] | None = None)
     return list(s.execute(q).scalars())
 
 
+def page(s: Session, model, filters: dict[str, Iterable[Any]] | None = None, *,
+         sort: list[str] = (), dirs: list[str] = (), limit: int | None = None,
+         marker: str | None = None, reverse: bool = False) -> list:
+    """One page of ``model`` rows in SQL: filters, ORDER BY the sort keys (then the default
+    order, then id), rows after ``marker`` (keyset: a row-value comparison on the index),
+    LIMIT."""
+    cols = [getattr(model, k) for k in sort] or \
+        ([model.created_at] if hasattr(model, "created_at") else [])
+    asc = [(dirs[i] if i < len(dirs) else "asc") == "asc" for i in range(len(cols))]
+    cols.append(model.id)
+    asc.append(asc[-1] if asc else True)
+    if reverse:
+        asc = [not a for a in asc]
+    q = select(model)
+    for col, values in (filters or {}).items():
+        q = q.where(getattr(model, col).in_(list(values)))
+    if marker:
+        m = s.get(model, marker)
+        if m is None:
+            return []
+        # keyset paging: equal on the leading keys, past the marker on the next one
+        ors = []
+        for i, col in enumerate(cols):
+            val = getattr(m, col.key)
+            past = col > val if asc[i] else col < val
+            ors.append(and_(*[c == getattr(m, c.key) for c in cols[:i]], past))
+        q = q.where(or_(*ors))
+    q = q.order_by(*[c.asc() if a else c.desc() for c, a in zip(cols, asc)])
+    if limit:
+        q = q.limit(limit)
+    rows = list(s.execute(q).scalars())
+    return rows[::-1] if reverse else rows
+
+
+def load_many(s: Session, model, ids: set[str]) -> None:
+    """Into the session's identity map, in chunks of one IN query each."""
+    ids = sorted(ids)
+    for i in range(0, len(ids), 500):
+        s.execute(select(model).where(model.id.in_(ids[i:i + 500]))).scalars().all()
+
+
 def add(s: Session, row) -> Any:
     s.add(row)
     s.flush()
@@ -106,6 +147,13 @@ def subnets_of(s: Session, network_id: str) -> list[Subnet]:
 def allocated_ips(s: Session, subnet_id: str) -> set[str]:
     return set(s.execute(select(IPAllocation.ip_address)
                          .where(IPAllocation.subnet_id == subnet_id)).scalars())
+
+
+def allocated_among(s: Session, subnet_id: str, ips: list[str]) -> set[str]:
+    """Which of ``ips`` are taken in the subnet: one lookup on the primary key."""
+    return set(s.execute(select(IPAllocation.ip_address)
+                         .where(IPAllocation.subnet_id == subnet_id,
+                                IPAllocation.ip_address.in_(ips))).scalars())
 
 
 def try_allocate(s: Session, port: Port, subnet: Subnet, ip: str) -> bool:
