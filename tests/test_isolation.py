@@ -234,3 +234,21 @@ def test_agent_applies_only_the_changes(cloud):
     assert cloud.wait_for_agent()
     cloud.reachable(addr)
     assert cloud.agent.stats.full_passes == full
+
+
+def test_metrics(cloud):
+    """/metrics in Prometheus' format: pass durations by kind, objects programmed, repairs,
+    generations behind, API latency per route template."""
+    a = cloud.router("198.51.100.0/24")
+    vm, _ = cloud.vm(a)
+    fip = cloud.fip(vm)
+    cloud.status("floatingip", fip["id"], "ACTIVE")
+    assert cloud.wait_for_agent()
+    text = cloud.api.get("/metrics").text
+    assert 'floatip_agent_pass_seconds_count{kind="full"}' in text
+    assert 'floatip_agent_pass_seconds_count{kind="incremental"}' in text
+    assert "floatip_floatingips_programmed 1.0" in text
+    assert "floatip_generations_behind 0.0" in text
+    assert 'floatip_api_request_seconds_count{method="POST",route="/v2.0/floatingips"} 1.0' \
+        in text
+    assert 'route="/v2.0/floatingips/{rid}"' in text  # ids stay out of the labels

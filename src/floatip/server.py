@@ -40,6 +40,9 @@ class Server:
                                      prune_scope=prune_scope, host=host) if agent else None
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)
+            m = self.app.state.metrics
+            self.backend.agent.on_pass = m.on_pass
+            m.watch_generation(self.db_generation)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
                                                      log_level="warning", access_log=False))
         self.thread: threading.Thread | None = None
@@ -84,6 +87,10 @@ class Server:
         if self.backend is not None:
             self.backend.stop()
         self.db.close()
+
+    def db_generation(self) -> int:
+        with self.db.read() as s:
+            return generation(s)
 
     def wait_for_agent(self, timeout: float = 30.0) -> bool:
         """Block until the backend realised everything committed so far."""

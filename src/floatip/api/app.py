@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import metrics
 from ..core.errors import NeutronError
 from ..service.extensions import EXTENSIONS
 from ..store.database import Database
@@ -100,4 +101,5 @@ def create_app(db: Database) -> FastAPI:
 
     app.include_router(resource_routes.router(db))
     app.include_router(agents.router(db))
+    metrics.install(app)  # /metrics and per-route latency
     return app
