@@ -62,6 +62,7 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit is a write, not an fsync
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 

@@ -1,0 +1,323 @@
+"""The control plane at scale (issue 8's targets): a real server with its agent on
+throw-away bridges and namespaces (prefix ``fp``, removed at the end), SQLite by default.
+
+    .venv/bin/python benchmarks/control_plane.py --routers 1 --fips 10000
+    .venv/bin/python benchmarks/control_plane.py --routers 100 --fips 10000   # 100 x 100
+
+Measured, in this order, and printed as a markdown table:
+  1. N port + floating IP pairs (port_id set) created by 8 clients; time from the last
+     create until every floating IP is ACTIVE;
+  2. POST floatingip (allocate only) with the agent running, sequential: p50/p99;
+  3. GET /v2.0/floatingips (all N) and ``?limit=10``: p50;
+  4. API create (port_id set) -> first TCP connection through the floating IP succeeds,
+     from an upstream namespace to a VM namespace listening on 8080: p50/p99;
+  5. API writes (PUT floatingip) while a full pass runs: max and p99;
+  6. deleting every pair with 8 clients: total time.
+Needs root and OVS.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+import httpx  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from floatip import lab as L, store as S  # noqa: E402
+from floatip.agent import binding  # noqa: E402
+from floatip.core.layout import AgentConfig  # noqa: E402
+from floatip.dataplane.netns import setns  # noqa: E402
+from floatip.dataplane.ovs import datapath_type  # noqa: E402
+from floatip.server import Server, free_port  # noqa: E402
+
+UPSTREAM = "100.64.0.1"
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))] if s else float("nan")
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.1f}"
+
+
+class Connector:
+    """A thread inside the upstream namespace: connect to ip:port until it works."""
+
+    def __init__(self, ns: str):
+        self.q: queue.Queue = queue.Queue()
+        self.t = threading.Thread(target=self._run, args=(ns,), daemon=True)
+        self.t.start()
+
+    def _run(self, ns: str) -> None:
+        setns(ns)  # this thread only
+        while True:
+            ip, port, deadline, box, done = self.q.get()
+            while time.monotonic() < deadline:
+                s = socket.socket()
+                s.settimeout(0.02)
+                try:
+                    s.connect((ip, port))
+                    box.append(time.perf_counter())
+                    break
+                except OSError:
+                    time.sleep(0.0005)
+                finally:
+                    s.close()
+            done.set()
+
+    def first_connect(self, ip: str, port: int, timeout: float = 10.0) -> float | None:
+        box: list = []
+        done = threading.Event()
+        self.q.put((ip, port, time.monotonic() + timeout, box, done))
+        done.wait()
+        return box[0] if box else None
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        sfx = uuid.uuid4().hex[:4]
+        self.lab = L.Lab(datapath_type())
+        self.int_br, self.ex_br = f"fp{sfx}bi", f"fp{sfx}be"
+        self.upstream = f"fp{sfx}bu"
+        self.vm_ns = f"fp{sfx}bv"
+        self.config = AgentConfig(self.int_br, {"physnet1": self.ex_br})
+        self.lab.bridge(self.int_br)
+        self.lab.bridge(self.ex_br)
+        self.lab.host(self.upstream, self.ex_br, f"fp{sfx}bu0", f"{UPSTREAM}/16")
+        self.tmp = tempfile.mkdtemp(prefix="fp-bench-")
+        db = args.db or f"sqlite:///{self.tmp}/floatip.db"
+        self.server = Server(db, f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
+                             interval=args.interval).start()
+        self.c = httpx.Client(base_url=self.server.url, timeout=120)
+        self.results: list[tuple[str, str, str]] = []
+
+    def post(self, c, kind, body):
+        r = c.post(f"/v2.0/{kind}s", json={kind: body})
+        r.raise_for_status()
+        return r.json()[kind]
+
+    def setup(self):
+        c, a = self.c, self.args
+        self.ext = self.post(c, "network", {"name": "fp-ext", "router:external": True,
+                                            "provider:network_type": "flat",
+                                            "provider:physical_network": "physnet1"})
+        self.post(c, "subnet", {"network_id": self.ext["id"], "cidr": "100.64.0.0/16",
+                                "gateway_ip": UPSTREAM, "enable_dhcp": False,
+                                "allocation_pools": [{"start": "100.64.1.0",
+                                                      "end": "100.64.255.254"}]})
+        self.routers = []
+        for i in range(a.routers):
+            cidr = "100.80.0.0/16" if a.routers == 1 else f"100.80.{i}.0/24"
+            net = self.post(c, "network", {"name": f"fp-n{i}"})
+            sub = self.post(c, "subnet", {"network_id": net["id"], "cidr": cidr})
+            r = self.post(c, "router", {"name": f"fp-r{i}",
+                                        "external_gateway_info": {"network_id": self.ext["id"]}})
+            c.put(f"/v2.0/routers/{r['id']}/add_router_interface",
+                  json={"subnet_id": sub["id"]}).raise_for_status()
+            self.routers.append((r, net, sub))
+        r, net, sub = self.routers[0]
+        L.sh("ip", "netns", "add", self.vm_ns)
+        self.lab.namespaces.append(self.vm_ns)
+        self.vm = self.post(c, "port", {"network_id": net["id"], "name": "fp-vm"})
+        binding.plug(self.vm, {sub["id"]: {"cidr": sub["cidr"], "gateway_ip": sub["gateway_ip"]}},
+                     self.vm_ns, self.int_br)
+        self.lab.serve(self.vm_ns, port=8080)
+        assert self.server.wait_for_agent(300), "agent did not converge on the routers"
+
+    def count_active(self) -> int:
+        with self.server.db.read() as s:
+            return s.execute(select(func.count()).select_from(S.FloatingIP)
+                             .where(S.FloatingIP.status == "ACTIVE")).scalar_one()
+
+    def pairs(self):
+        """1: N port + FIP pairs by 8 clients; until all ACTIVE."""
+        n, routers = self.args.fips, self.routers
+        lat: list[float] = []
+        local = threading.local()
+
+        def make(i):
+            c = getattr(local, "c", None)
+            if c is None:
+                c = local.c = httpx.Client(base_url=self.server.url, timeout=120)
+            _, net, _ = routers[i % len(routers)]
+            p = self.post(c, "port", {"network_id": net["id"]})
+            t0 = time.perf_counter()
+            f = self.post(c, "floatingip", {"floating_network_id": self.ext["id"],
+                                            "port_id": p["id"]})
+            lat.append(time.perf_counter() - t0)
+            return p["id"], f["id"]
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as ex:
+            self.made = list(ex.map(make, range(n)))
+        last = time.perf_counter()
+        while self.count_active() < n:
+            if time.perf_counter() - last > 600:
+                break
+            time.sleep(0.05)
+        active = time.perf_counter() - last
+        self.results += [
+            (f"{n} port+FIP pairs by 8 clients: create wall time", f"{last - t0:.1f} s", ""),
+            ("  POST floatingip (port_id set) under that load, p50 / p99",
+             f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))} ms", ""),
+            ("  all ACTIVE after the last create", f"{active:.2f} s", "≤ 5 s")]
+
+    def post_latency(self):
+        """2: POST floatingip (allocate only), agent running."""
+        lat, ids = [], []
+        for _ in range(self.args.samples):
+            t0 = time.perf_counter()
+            f = self.post(self.c, "floatingip", {"floating_network_id": self.ext["id"]})
+            lat.append(time.perf_counter() - t0)
+            ids.append(f["id"])
+        for fid in ids:
+            self.c.delete(f"/v2.0/floatingips/{fid}")
+        self.results.append((f"POST floatingip at {self.args.fips} (agent running), p50 / p99",
+                             f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))} ms", "p50 ≤ 20 ms"))
+
+    def list_latency(self):
+        """3: GET list all / limit=10."""
+        full, page = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            self.c.get("/v2.0/floatingips").raise_for_status()
+            full.append(time.perf_counter() - t0)
+        for _ in range(self.args.samples):
+            t0 = time.perf_counter()
+            self.c.get("/v2.0/floatingips", params={"limit": 10}).raise_for_status()
+            page.append(time.perf_counter() - t0)
+        self.results += [(f"GET /v2.0/floatingips ({self.args.fips}), p50",
+                          f"{ms(pct(full, 50))} ms", "≤ 1 s"),
+                         ("GET /v2.0/floatingips?limit=10, p50", f"{ms(pct(page, 50))} ms",
+                          "≤ 20 ms")]
+
+    def first_tcp(self):
+        """4: API create (port_id) -> first TCP connection through the FIP."""
+        conn = Connector(self.upstream)
+        lat = []
+        for _ in range(self.args.tcp_samples):
+            t0 = time.perf_counter()
+            f = self.post(self.c, "floatingip", {"floating_network_id": self.ext["id"],
+                                                 "port_id": self.vm["id"]})
+            t1 = conn.first_connect(f["floating_ip_address"], 8080)
+            if t1 is not None:
+                lat.append(t1 - t0)
+            self.c.delete(f"/v2.0/floatingips/{f['id']}").raise_for_status()
+            self.server.wait_for_agent(30)
+        self.results.append((f"API create (port_id) -> first TCP through the FIP at "
+                             f"{self.args.fips}, p50 / p99 (n={len(lat)})",
+                             f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))} ms", "p50 ≤ 20 ms"))
+
+    def writes_during_full_pass(self):
+        """5: PUT latency while a full pass runs."""
+        _, fid = self.made[0]
+        agent = self.server.agent
+
+        def puts(seconds):
+            lat, end = [], time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                t0 = time.perf_counter()
+                self.c.put(f"/v2.0/floatingips/{fid}",
+                           json={"floatingip": {"description": str(t0)}}).raise_for_status()
+                lat.append(time.perf_counter() - t0)
+            return lat
+        self.server.wait_for_agent(60)
+        quiet = puts(1.0)
+        before = agent.stats.full_passes
+        self.c.post("/floatip/v1/sync", params={"full": "true"})
+        during = []
+        deadline = time.perf_counter() + 120
+        while agent.stats.full_passes == before and time.perf_counter() < deadline:
+            during += puts(0.2)
+        took = agent.stats.last_seconds
+        self.results += [
+            ("PUT floatingip, no pass running: max", f"{ms(max(quiet))} ms", ""),
+            (f"PUT floatingip during a full pass ({took:.2f} s, nothing to change): "
+             f"p99 / max (n={len(during)})",
+             f"{ms(pct(during, 99))} / {ms(max(during) if during else float('nan'))} ms",
+             "≤ 50 ms delay")]
+
+    def delete_all(self):
+        """6: delete every pair with 8 clients."""
+        local = threading.local()
+
+        def rm(pair):
+            c = getattr(local, "c", None)
+            if c is None:
+                c = local.c = httpx.Client(base_url=self.server.url, timeout=120)
+            pid, fid = pair
+            c.delete(f"/v2.0/floatingips/{fid}").raise_for_status()
+            c.delete(f"/v2.0/ports/{pid}").raise_for_status()
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as ex:
+            list(ex.map(rm, self.made))
+        self.server.wait_for_agent(600)
+        self.results.append((f"delete all {len(self.made)} pairs by 8 clients (agent caught up)",
+                             f"{time.perf_counter() - t0:.1f} s", "≤ 120 s"))
+
+    def close(self):
+        from floatip.agent.reconciler import reconcile
+        from floatip.cli.demo_api import remove_all
+        from floatip.client import Client
+        from floatip.core.model import State
+        from floatip.dataplane.kernel import Dataplane
+        rids = {r["id"] for r, _, _ in getattr(self, "routers", [])}
+        try:
+            with Client(self.server.url) as c:
+                remove_all(c)
+            self.server.wait_for_agent(300)
+        finally:
+            self.c.close()
+            self.server.close()
+            dp = Dataplane(self.config.nat_driver)
+            try:
+                reconcile(dp, State(), self.config, remove=rids)
+            finally:
+                dp.close()
+                self.lab.cleanup()
+
+    def run(self):
+        steps = [self.setup, self.pairs, self.post_latency, self.list_latency, self.first_tcp,
+                 self.writes_during_full_pass, self.delete_all]
+        try:
+            for step in steps:
+                t0 = time.perf_counter()
+                step()
+                print(f"# {step.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        finally:
+            self.close()
+        a = self.args
+        print(f"\n### {a.routers} router(s) x {a.fips // a.routers} FIPs "
+              f"({a.fips} in all), {'SQLite' if not a.db else a.db.split(':')[0]}\n")
+        print("| measure | value | target |\n|---|---|---|")
+        for name, value, target in self.results:
+            print(f"| {name} | {value} | {target} |")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--routers", type=int, default=1)
+    p.add_argument("--fips", type=int, default=10000)
+    p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--tcp-samples", type=int, default=20)
+    p.add_argument("--interval", type=float, default=30.0)
+    p.add_argument("--db", default=None)
+    Bench(p.parse_args()).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
