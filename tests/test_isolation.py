@@ -252,3 +252,26 @@ def test_metrics(cloud):
     assert 'floatip_api_request_seconds_count{method="POST",route="/v2.0/floatingips"} 1.0' \
         in text
     assert 'route="/v2.0/floatingips/{rid}"' in text  # ids stay out of the labels
+
+
+def test_floatip_status_per_router(cloud):
+    import json
+    from typer.testing import CliRunner
+    from floatip.cli.main import app
+    a, b = cloud.router("198.51.100.0/24"), cloud.router("100.64.1.0/24")
+    vm, _ = cloud.vm(a)
+    cloud.fip(vm)
+    _set_routes(cloud, b["id"], [{"destination": "2001:db8::/32", "nexthop": "100.64.1.5"}])
+    cloud.status("router", b["id"], "ERROR")
+    assert cloud.wait_for_agent()
+    r = CliRunner().invoke(app, ["status", "--url", cloud.server.url, "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["instance"] == cloud.server.instance
+    routers = doc["agent"]["routers"]
+    assert routers[a["id"]]["in_sync"] and routers[a["id"]]["floating_ips"] == 1
+    assert not routers[b["id"]]["in_sync"] and "2001:db8::/32" in routers[b["id"]]["reason"]
+    assert doc["agent"]["last_pass_at"] > 0 and doc["agent"]["passes"] >= 1
+    r = CliRunner().invoke(app, ["status", "--url", cloud.server.url])
+    assert r.exit_code == 0 and "2001:db8::/32" in r.output
+    _set_routes(cloud, b["id"], [])  # so the API can tear the router down

@@ -3,9 +3,11 @@ desired state leaves the API (``backends.base.Backend``): the kernel backend (th
 agent) or none (``--no-agent``: the API alone, agents on other hosts follow it)."""
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
+from dataclasses import replace
 
 import uvicorn
 
@@ -15,9 +17,21 @@ from .backends.local import LocalSource
 from .core.errors import NeutronError
 from .core.layout import AgentConfig
 from .store.database import Database
-from .store.queries import generation
+from .store.queries import generation, instance_id
 
 DEFAULT_DB = "sqlite:////var/lib/floatip/floatip.db"
+INSTANCES_DIR = "/run/floatip/instances"
+
+
+def instance_alive(instance: str) -> bool:
+    """A server instance runs on this host: its pid file names a live process."""
+    try:
+        with open(os.path.join(INSTANCES_DIR, instance + ".pid")) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -35,9 +49,14 @@ class Server:
                  interval: float = 30.0, prune_scope: str = "all", host: str | None = None):
         self.host, self.port = parse_listen(listen)
         self.db = Database(db_url)
+        with self.db.tx(notify=False) as s:
+            self.instance = instance_id(s)  # stable: kept in the database
+        config = replace(config, instance=self.instance)
         self.app = create_app(self.db)
         self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
                                      prune_scope=prune_scope, host=host) if agent else None
+        self.app.state.backend = self.backend
+        self.app.state.instance = self.instance
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)
             m = self.app.state.metrics
@@ -56,8 +75,25 @@ class Server:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _register(self) -> None:
+        """A pid file per running instance: ``cleanup --orphans`` removes the routers of
+        instances without one."""
+        try:
+            os.makedirs(INSTANCES_DIR, exist_ok=True)
+            with open(os.path.join(INSTANCES_DIR, self.instance + ".pid"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            pass
+
+    def _unregister(self) -> None:
+        try:
+            os.unlink(os.path.join(INSTANCES_DIR, self.instance + ".pid"))
+        except OSError:
+            pass
+
     def run(self) -> None:
         """Foreground: until SIGINT/SIGTERM."""
+        self._register()
         if self.backend is not None:
             self.backend.start()
         try:
@@ -67,6 +103,7 @@ class Server:
 
     def start(self) -> "Server":
         """Background thread (tests, demo); returns once the API answers."""
+        self._register()
         if self.backend is not None:
             self.backend.start()
         self.thread = threading.Thread(target=self.uvicorn.run, name="floatip-api", daemon=True)
@@ -87,6 +124,7 @@ class Server:
         if self.backend is not None:
             self.backend.stop()
         self.db.close()
+        self._unregister()
 
     def db_generation(self) -> int:
         with self.db.read() as s:

@@ -104,8 +104,24 @@ class Agent:
     @property
     def dp(self):
         if self._dp is None:
-            self._dp = Dataplane(self.config.nat_driver)
+            self._dp = Dataplane(self.config.nat_driver, instance=self.config.instance)
         return self._dp
+
+    def status(self) -> dict:
+        """For ``floatip status``: per router in sync or not, the last pass, repairs, errors."""
+        st, rec = self.stats, self.reconciler
+        routers = {}
+        for rid, (status, reason) in st.router_status.items():
+            routers[rid] = {"status": status, "reason": reason,
+                            "in_sync": rec is not None and rid not in self.router_errors
+                            and rid not in rec.dirty,
+                            "floating_ips": len(rec.fips.get(rid, {})) if rec else 0}
+        return {"host": self.host, "instance": self.config.instance,
+                "alive": self.thread is not None and self.thread.is_alive(),
+                "generation": st.last_generation, "passes": st.passes,
+                "full_passes": st.full_passes, "last_pass_at": st.last_pass_at,
+                "last_pass_seconds": st.last_seconds, "last_pass_full": st.last_full,
+                "repairs": dict(st.repairs), "routers": routers}
 
     def _ovs_wake(self) -> None:
         self._ovs_woken = True

@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import NeutronError
@@ -107,6 +107,14 @@ def router(db: Database) -> APIRouter:
                     await waiters.wait(left)
         finally:
             waiters.active -= 1
+
+    @api.get("/floatip/v1/agent")
+    def agent_status(request: Request):
+        """This server's agent: per router in sync or not, last pass, repairs, errors."""
+        backend = getattr(request.app.state, "backend", None)
+        agent = getattr(backend, "agent", None)
+        return {"instance": getattr(request.app.state, "instance", None),
+                "agent": agent.status() if agent is not None else None}
 
     @api.post("/floatip/v1/status")
     def status(body: Any = Body(None)):

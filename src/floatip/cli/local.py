@@ -164,10 +164,16 @@ def show(as_json: bool = typer.Option(False, "--json")):
             "sysctls": f.sysctls})
     if as_json:
         print(json.dumps({"routers": routers,
-                          "foreign_namespaces": sorted(obs.foreign_namespaces)}, indent=2))
+                          "foreign_namespaces": sorted(obs.foreign_namespaces),
+                          "other_instances": [{"router_id": r, "instance": i} for r, i in
+                                              sorted(obs.other_instances.items())]},
+                         indent=2))
         return
     if not routers:
         out.print("floatip owns no router on this host")
+    for rid, inst in sorted(obs.other_instances.items()):
+        out.print(f"router {rid}: made by floatip instance {inst} (another server)",
+                  highlight=False)
     for r in routers:
         out.rule(f"router {r['router_id']}  ({r['namespace']})")
         t = Table("device", "ovs", "mac", "addresses")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from . import local, resources, serve  # noqa: F401 - each registers its commands on ``app``
+from . import local, ops, resources, serve  # noqa: F401 - each registers its commands on ``app``
 from .app import app
 
 

@@ -29,6 +29,7 @@ class AgentConfig:
     integration_bridge: str = "br-int"
     bridge_mappings: dict[str, str] = field(default_factory=lambda: {"physnet1": "br-ex"})
     nat_driver: str = "nftables"  # flat cost per FIP; see README "NAT drivers"
+    instance: str | None = None   # the server's instance id: marks what it makes, prunes only that
 
     @staticmethod
     def parse_mappings(items: list[str]) -> dict[str, str]:

@@ -36,6 +36,7 @@ class OvsPort:
     tag: int | None
     type: str
     router_id: str | None  # external_ids:floatip-router, set only on ports floatip made
+    instance: str | None = None  # external_ids:floatip-instance: the server that made it
 
 
 @dataclass
@@ -48,6 +49,7 @@ class NsFacts:
     sysctls: dict[str, str] = field(default_factory=dict)
     nat: Any = None                      # the NAT driver's own facts
     fip_map: dict[str, str] = field(default_factory=dict)  # floating ip -> fixed, as programmed
+    instance: str | None = None          # the floatip server instance that made it
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Observed:
     root_links: set[str] = field(default_factory=set)
     namespaces: dict[str, NsFacts] = field(default_factory=dict)  # floatip's namespaces
     foreign_namespaces: set[str] = field(default_factory=set)     # qrouter-* not made by floatip
+    # routers another floatip server (instance) made on this host: router id -> instance
+    other_instances: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,14 @@ from .ovs import OVSDB, datapath_type, idl_rows
 
 log = logging.getLogger("floatip.dataplane")
 MARK_PREFIX = "floatip router="
+INSTANCE_MARK = " instance="
+INSTANCE_KEY = "floatip-instance"  # external_ids key: the server instance that made the port
+
+
+def parse_mark(mark: str) -> tuple[str, str | None]:
+    """``floatip router=<id>[ instance=<iid>]`` -> (router id, instance or None)."""
+    rid, _, inst = mark[len(MARK_PREFIX):].partition(INSTANCE_MARK)
+    return rid, inst or None
 OVS_ACTIONS = {"ensure_bridge", "add_port", "set_tag", "del_port"}
 
 
@@ -50,8 +58,10 @@ class Result:
 
 
 class Dataplane:
-    def __init__(self, nat: str = "nftables", ovsdb: str = OVSDB):
+    def __init__(self, nat: str = "nftables", ovsdb: str = OVSDB, instance: str | None = None):
         self.nat = nat_driver(nat)
+        # routers, namespaces and ports made by another instance are never touched
+        self.instance = instance
         self.datapath_type = datapath_type()
         log.info("OVS datapath type: %s", self.datapath_type)
         self.ovsdb = ovsdb
@@ -167,16 +177,19 @@ class Dataplane:
         for br in idl_rows(tables["Bridge"]):
             obs.bridges.add(br.name)
             for port in br.ports:
-                owner = None
+                owner = inst = None
                 ptype = ""
                 for itf in port.interfaces:
                     owner = itf.external_ids.get(OWNER_KEY) or owner
+                    inst = itf.external_ids.get(INSTANCE_KEY) or inst
                     ptype = itf.type
-                if owner is None:
+                if owner is None or not self._mine(inst):
                     obs.other_ports.add(port.name)
+                    if owner is not None:
+                        obs.other_instances[owner] = inst
                     continue
                 obs.ports[port.name] = OvsPort(port.name, br.name, port.tag[0] if port.tag else None,
-                                               ptype, owner)
+                                               ptype, owner, inst)
         obs.root_links = {l.get("ifname") for l in self._root.get_links()}
         names = sorted(n for n in (os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else [])
                        if n.startswith(NS_PREFIX))
@@ -200,6 +213,8 @@ class Dataplane:
             facts = self._observe_ns(ns, adopt)
             if facts is None:
                 obs.foreign_namespaces.add(ns)
+            elif not self._mine(facts.instance):
+                obs.other_instances[facts.router_id] = facts.instance
             else:
                 obs.namespaces[ns] = facts
         return obs
@@ -211,13 +226,16 @@ class Dataplane:
         lo = next((l for l in links if l["ifname"] == "lo"), None)
         mark = lo["alias"] if lo is not None else None
         if adopt is not None and not mark and lo is not None:
-            self._mark(ns, adopt)
-            mark = MARK_PREFIX + adopt
+            mark = self._mark(ns, adopt)
         if not mark or not mark.startswith(MARK_PREFIX):
             self._drop_session(ns)
             return None
+        rid, inst = parse_mark(mark)
+        facts = NsFacts(ns, rid, instance=inst)
+        if not self._mine(inst):
+            self._drop_session(ns)
+            return facts
         self._ident[ns] = ident
-        facts = NsFacts(ns, mark[len(MARK_PREFIX):])
         addrs: dict[int, set[str]] = {}
         for index, addr in nl.addrs():
             addrs.setdefault(index, set()).add(addr)
@@ -346,8 +364,9 @@ class Dataplane:
                                        ("external_ids", {"floatip-owned": "true"})))
                 elif s.action == "add_port":
                     name, tag, ids = s.args
+                    ids = dict(ids) | ({INSTANCE_KEY: self.instance} if self.instance else {})
                     txn.add(api.add_port(s.target, name, may_exist=True, type="internal",
-                                         external_ids=dict(ids)))
+                                         external_ids=ids))
                     if tag is not None:
                         txn.add(api.db_set("Port", name, ("tag", tag)))
                 elif s.action == "set_tag":
@@ -449,9 +468,15 @@ class Dataplane:
             case _:
                 raise DataplaneError(f"unknown step {s.action}")
 
-    def _mark(self, ns: str, router_id: str) -> None:
-        self.ipr(ns).link("set", index=1, state="up", ifalias=MARK_PREFIX + router_id)
+    def _mine(self, instance: str | None) -> bool:
+        """Made by this instance (or by a floatip that marks no instance)."""
+        return instance is None or instance == self.instance
+
+    def _mark(self, ns: str, router_id: str) -> str:
+        mark = MARK_PREFIX + router_id + (INSTANCE_MARK + self.instance if self.instance else "")
+        self.ipr(ns).link("set", index=1, state="up", ifalias=mark)
         self._ident[ns] = self.identity(ns)
+        return mark
 
     @staticmethod
     def _kill_our_processes(ns: str) -> None:
