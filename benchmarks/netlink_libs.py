@@ -42,7 +42,8 @@ from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_NEWADDR  # noqa: E402
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: E402
 
-from floatip.dataplane import CtNetlink, RtBatch  # noqa: E402
+from floatip.dataplane.conntrack import CtNetlink  # noqa: E402
+from floatip.dataplane.netlink import RtBatch  # noqa: E402
 
 CHUNK = RtBatch.CHUNK
 FIPS = ipaddress.ip_network("100.64.0.0/12")      # floating IPs
