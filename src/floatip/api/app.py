@@ -40,7 +40,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"0")
         too_big = not length.isdigit() or int(length) > self.limit
-        received, total = [], 0
+        received, total, msg = [], 0, {"more_body": True}
         while not too_big:
             msg = await receive()
             received.append(msg)
@@ -49,6 +49,10 @@ class BodyLimit:
             if msg["type"] != "http.request" or not msg.get("more_body"):
                 break
         if too_big:
+            # read (and drop) the rest, so the client, still sending, reads the answer
+            while total < 64 * self.limit and msg.get("more_body"):
+                msg = await receive()
+                total += len(msg.get("body", b""))
             response = neutron_error("HTTPRequestEntityTooLarge", f"Request body too large: "
                                      f"the limit is {self.limit} bytes.", 413)
             return await response(scope, receive, send)
