@@ -10,17 +10,44 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import NeutronError
 from ..core.model import objects_to_json, state_to_json
 from ..service import agent_view
 from ..store.database import Database
+from .schemas.agents import Generation, Id, PortStatus, Status, StatusChanged, StatusReport
+from .schemas.base import Int, Str
+from .schemas.errors import NeutronErrorBody
 
+ERR = {400: {"model": NeutronErrorBody}, 413: {"model": NeutronErrorBody},
+       500: {"model": NeutronErrorBody}, 503: {"model": NeutronErrorBody}}
 MAX_LONG_POLLS = 512
+
+
+class FipReport(BaseModel):
+    """A floating IP's status with its reason, about the association the agent programmed."""
+    model_config = ConfigDict(extra="forbid")
+    status: Status
+    reason: Str(1000) | None = None
+    revision: Int | None = None
+    port_id: Str(64) | None = None
+    fixed_ip: Str(64) | None = None
+
+
+class RouterReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status
+    reason: Str(1000) | None = None
+
+
+class AgentReport(StatusReport):
+    """``StatusReport``, plus the forms with a reason (``status_reason``)."""
+    floatingips: dict[Id, Status | tuple[Status, Int] | FipReport] | None = None
+    routers: dict[Id, Status | RouterReport] | None = None
+    ports: dict[Id, PortStatus] | None = None
 
 
 def snapshot_json(snap: dict) -> dict:
@@ -79,8 +106,9 @@ def router(db: Database) -> APIRouter:
         """Everything, read in one consistent transaction."""
         return await run_in_threadpool(read_snapshot)
 
-    @api.get("/floatip/v1/changes")
-    async def changes(generation: int = -1, timeout: float = 30.0, objects: bool = False):
+    @api.get("/floatip/v1/changes", responses={200: {"model": Generation}, **ERR})
+    async def changes(generation: int = -1, timeout: float = Query(30.0, ge=0, le=3600),
+                      objects: bool = False):
         """Long poll. Returns at once when something committed after ``generation``, else
         at the next commit, or after ``timeout`` seconds. With ``objects=true`` the answer
         carries the changed objects (``agent_view.agent_delta``); without, the generation
@@ -116,16 +144,15 @@ def router(db: Database) -> APIRouter:
         return {"instance": getattr(request.app.state, "instance", None),
                 "agent": agent.status() if agent is not None else None}
 
-    @api.post("/floatip/v1/status")
-    def status(body: Any = Body(None)):
-        if not isinstance(body, dict):
-            raise NeutronError("status report must be an object")
+    @api.post("/floatip/v1/status", responses={200: {"model": StatusChanged}, **ERR})
+    def status(body: AgentReport):
+        d = body.model_dump(exclude_unset=True)
         with db.tx(notify=False) as s:
-            n = agent_view.report_status(s, body.get("floatingips"), body.get("routers"),
-                                         body.get("ports"))
+            n = agent_view.report_status(s, d.get("floatingips"), d.get("routers"),
+                                         d.get("ports"))
         return {"changed": n}
 
-    @api.post("/floatip/v1/sync")
+    @api.post("/floatip/v1/sync", responses={200: {"model": Generation}, **ERR})
     def sync(full: bool = False):
         """Wake the agent now (``floatip port plug`` calls it after plugging); ``full=true``
         asks for a full pass that observes and repairs every router."""
