@@ -97,7 +97,7 @@ def _check_owner_change(s: Session, port: S.Port, d: dict) -> None:
             raise err("PortInUse", 409, f"Port {port.id} backs {backs or port.device_owner}: "
                                         f"its {key} cannot be changed.")
         if key == "device_owner" and (d[key] or "") in NETWORK_OWNERS:
-            raise bad(f"Port {port.id}: device_owner {(d[key] or "")} is set by floatip only "
+            raise bad(f"Port {port.id}: device_owner {d[key]} is set by floatip only "
                       "(add a router interface or a floating IP instead).")
 
 
