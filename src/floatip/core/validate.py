@@ -1,7 +1,10 @@
 """Validation of desired state: pure, every error collected, each with Neutron's type."""
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
+import socket
 import uuid
 
 from .errors import InvalidState, NeutronError
@@ -10,7 +13,21 @@ from .model import Network, State
 # ---------------------------------------------------------------------------------------
 # Validation: pure, every error collected, each with Neutron's exception type.
 
+@functools.lru_cache(maxsize=4096)
+def _network(cidr: str):
+    """Parsed once: a subnet's CIDR is checked against every address in it."""
+    return ipaddress.ip_network(cidr)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _ip(value: str, what: str, errors: list) -> ipaddress.IPv4Address | None:
+    try:  # a dotted quad, fast (10,000 floating IPs are checked on a full read)
+        return ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(socket.AF_INET, value),
+                                                    "big"))
+    except (OSError, TypeError):
+        pass
     try:
         addr = ipaddress.ip_address(value)
     except (ValueError, TypeError):
@@ -23,6 +40,8 @@ def _ip(value: str, what: str, errors: list) -> ipaddress.IPv4Address | None:
 
 
 def _uuid(value: str, what: str, errors: list) -> None:
+    if isinstance(value, str) and _UUID.fullmatch(value):
+        return
     try:
         uuid.UUID(str(value))
     except ValueError:
@@ -79,7 +98,7 @@ def _check(state: State) -> _Errors:
         addr = _ip(ip, what, errors)
         if addr is None:
             return False
-        net = ipaddress.ip_network(sub.cidr)
+        net = _network(sub.cidr)
         if addr not in net or addr in (net.network_address, net.broadcast_address):
             errors.append(NeutronError(f"IP address {ip} is not a valid IP for subnet "
                                        f"{sub.cidr} ({what})", "InvalidIpForSubnet"))
@@ -196,7 +215,7 @@ def _check(state: State) -> _Errors:
             continue
         addr = _ip(f.floating_ip_address, "floating IP", errors)
         ext = [s for s in subnets.values() if s.network_id == net.id and addr is not None
-               and addr in ipaddress.ip_network(s.cidr)]
+               and addr in _network(s.cidr)]
         if addr is not None and not ext:
             errors.append(NeutronError(f"Floating IP {f.floating_ip_address} is not in a subnet "
                                        f"of network {net.name or net.id}", "InvalidIpForNetwork"))
