@@ -31,15 +31,7 @@ def _associate(s: Session, f: S.FloatingIP, pid: str, fixed_ip: str | None) -> N
     else:
         fixed_ip = ips[0][1]
     sid = next(sid for sid, ip in ips if ip == fixed_ip)
-    router = None
-    for rp in S.router_ports(s, port_type=OWNER_RI):
-        rport = S.get(s, S.Port, rp.port_id)
-        if any(a.subnet_id == sid for a in rport.fixed_ips):
-            cand = S.get(s, S.Router, rp.router_id)
-            gw = S.get(s, S.Port, cand.gw_port_id) if cand.gw_port_id else None
-            if gw is not None and gw.network_id == f.floating_network_id:
-                router = cand
-                break
+    router = S.router_for_subnet(s, sid, f.floating_network_id, OWNER_RI)
     if router is None:
         raise err("ExternalGatewayForFloatingIPNotFound", 404,
                   f"External network {f.floating_network_id} is not reachable from subnet "

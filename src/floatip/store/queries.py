@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import and_, delete as sa_delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from .tables import (Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta, Network, Port, Router,
                      RouterPort, Subnet, utcnow)
@@ -203,6 +203,21 @@ def fips_where(s: Session, **eq) -> list[FloatingIP]:
 
 def routers_with_gateway(s: Session, port_id: str) -> list[str]:
     return list(s.execute(select(Router.id).where(Router.gw_port_id == port_id)).scalars())
+
+
+def router_for_subnet(s: Session, subnet_id: str, external_network_id: str,
+                      interface_type: str) -> Router | None:
+    """The first router (creation order, as the agent picks it) with an interface on the
+    subnet and its gateway on the external network: one indexed join, not a scan of every
+    router interface."""
+    gw = aliased(Port)
+    q = (select(Router).join(RouterPort, RouterPort.router_id == Router.id)
+         .join(IPAllocation, IPAllocation.port_id == RouterPort.port_id)
+         .join(gw, gw.id == Router.gw_port_id)
+         .where(RouterPort.port_type == interface_type, IPAllocation.subnet_id == subnet_id,
+                gw.network_id == external_network_id)
+         .order_by(Router.created_at, Router.id).limit(1))
+    return s.execute(q).scalar()
 
 
 def used_vlans(s: Session) -> set[int]:
