@@ -66,7 +66,7 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
             (k in SQL_FILTERS[kind] and SQL_FILTERS[kind][k] in sql)]
     model = S.MODELS[kind]
     if not rest:  # every filter is a column: sorting and paging happen in SQL too
-        rows = S.page(s, model, sql, **_paging(model, params))
+        rows = S.page(s, model, sql, **_paging(model, params), plain=kind == "floatingip")
         _preload(s, kind, rows)
         return [select_fields(SERIALIZERS[kind](s, row), params.get("fields")) for row in rows]
     rows = S.list_all(s, model, sql)

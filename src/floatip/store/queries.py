@@ -85,10 +85,11 @@ def list_all(s: Session, model, filters: dict[str, Iterable[Any]] | None = None)
 
 def page(s: Session, model, filters: dict[str, Iterable[Any]] | None = None, *,
          sort: list[str] = (), dirs: list[str] = (), limit: int | None = None,
-         marker: str | None = None, reverse: bool = False) -> list:
+         marker: str | None = None, reverse: bool = False, plain: bool = False) -> list:
     """One page of ``model`` rows in SQL: filters, ORDER BY the sort keys (then the default
     order, then id), rows after ``marker`` (keyset: a row-value comparison on the index),
-    LIMIT."""
+    LIMIT. ``plain``: Core rows (attribute access, no ORM objects: 10,000 of them are read
+    several times faster)."""
     cols = [getattr(model, k) for k in sort] or \
         ([model.created_at] if hasattr(model, "created_at") else [])
     asc = [(dirs[i] if i < len(dirs) else "asc") == "asc" for i in range(len(cols))]
@@ -96,7 +97,7 @@ def page(s: Session, model, filters: dict[str, Iterable[Any]] | None = None, *,
     asc.append(asc[-1] if asc else True)
     if reverse:
         asc = [not a for a in asc]
-    q = select(model)
+    q = select(model.__table__) if plain else select(model)
     for col, values in (filters or {}).items():
         q = q.where(getattr(model, col).in_(list(values)))
     if marker:
@@ -113,7 +114,7 @@ def page(s: Session, model, filters: dict[str, Iterable[Any]] | None = None, *,
     q = q.order_by(*[c.asc() if a else c.desc() for c, a in zip(cols, asc)])
     if limit:
         q = q.limit(limit)
-    rows = list(s.execute(q).scalars())
+    rows = list(s.execute(q)) if plain else list(s.execute(q).scalars())
     return rows[::-1] if reverse else rows
 
 
