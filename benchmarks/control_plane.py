@@ -281,25 +281,24 @@ class Bench:
                              f"{time.perf_counter() - t0:.1f} s", "≤ 120 s"))
 
     def close(self):
+        """The database is thrown away: stop the server, then remove the routers through
+        floatip and the VM's tap, then the lab (bridges, namespaces)."""
         from floatip.agent.reconciler import reconcile
-        from floatip.cli.demo_api import remove_all
-        from floatip.client import Client
         from floatip.core.model import State
         from floatip.dataplane.kernel import Dataplane
         rids = {r["id"] for r, _, _ in getattr(self, "routers", [])}
         try:
-            with Client(self.server.url) as c:
-                remove_all(c)
-            self.server.wait_for_agent(300)
-        finally:
             self.c.close()
             self.server.close()
-            dp = Dataplane(self.config.nat_driver)
+            dp = Dataplane(self.config.nat_driver, instance=self.server.instance)
             try:
                 reconcile(dp, State(), self.config, remove=rids)
             finally:
                 dp.close()
-                self.lab.cleanup()
+            if getattr(self, "vm", None):
+                binding.unplug(self.vm["id"], self.int_br)
+        finally:
+            self.lab.cleanup()
 
     def run(self):
         steps = [self.setup, self.pairs, self.post_latency, self.list_latency, self.first_tcp,
@@ -307,8 +306,11 @@ class Bench:
         try:
             for step in steps:
                 t0 = time.perf_counter()
+                done = len(self.results)
                 step()
                 print(f"# {step.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+                for name, value, target in self.results[done:]:
+                    print(f"#   {name}: {value}  (target {target or '-'})", file=sys.stderr)
         finally:
             self.close()
         a = self.args
