@@ -35,6 +35,9 @@ test: install
 
 bench: install
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/control_plane.py --routers 1 --fips 100
+	$(PY) benchmarks/control_plane.py --routers 1 --fips 10000
+	$(PY) benchmarks/control_plane.py --routers 100 --fips 10000
 
 clean:
 	rm -rf $(VENV) .stamp-apt
