@@ -208,3 +208,28 @@ def test_paging_sorting_in_sql(server, api):
     assert {f["id"] for f in desc["floatingips"]} <= ids
     r = api.get("/v2.0/floatingips", params={"sort_key": "no_such_key"})
     assert r.status_code == 400
+
+
+def test_status_report_for_a_deleted_or_moved_floating_ip_changes_nothing(server, api):
+    """A status written for a floating IP deleted meanwhile is no error (it was a
+    StaleDataError on PostgreSQL), and one about an association that moved is ignored."""
+    t = topo(api)
+    p1 = post(api, "port", {"network_id": t["net"]["id"]})
+    p2 = post(api, "port", {"network_id": t["net"]["id"]})
+    gone = post(api, "floatingip", {"floating_network_id": t["ext"]["id"]})
+    moved = post(api, "floatingip", {"floating_network_id": t["ext"]["id"], "port_id": p1["id"]})
+    assert api.delete(f"/v2.0/floatingips/{gone['id']}").status_code == 204
+    assert api.put(f"/v2.0/floatingips/{moved['id']}",
+                   json={"floatingip": {"port_id": p2["id"]}}).status_code == 200
+    r = api.post("/floatip/v1/status", json={"floatingips": {
+        gone["id"]: {"status": "ACTIVE"},
+        moved["id"]: {"status": "ACTIVE", "port_id": p1["id"],
+                      "fixed_ip": p1["fixed_ips"][0]["ip_address"]}}})
+    assert r.status_code == 200 and r.json() == {"changed": 0}
+    assert api.get(f"/v2.0/floatingips/{moved['id']}").json()["floatingip"]["status"] == "DOWN"
+    r = api.post("/floatip/v1/status", json={"floatingips": {
+        moved["id"]: {"status": "ERROR", "reason": "why", "port_id": p2["id"],
+                      "fixed_ip": p2["fixed_ips"][0]["ip_address"]}}})
+    assert r.json() == {"changed": 1}
+    f = api.get(f"/v2.0/floatingips/{moved['id']}").json()["floatingip"]
+    assert (f["status"], f["status_reason"]) == ("ERROR", "why")

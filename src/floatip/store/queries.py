@@ -15,6 +15,9 @@ from .tables import (Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta
 # ---------------------------------------------------------------------------------------
 # Repository functions
 
+KEEP_CHANGES = 100_000  # an agent further behind reads everything again
+
+
 def bump_generation(s: Session, changed: Iterable[tuple[str, str]] = ()) -> int:
     """The next generation, and what this transaction changed under it, in the same
     transaction. The generation row is locked until commit, so generations commit in order."""
@@ -30,6 +33,8 @@ def bump_generation(s: Session, changed: Iterable[tuple[str, str]] = ()) -> int:
     if keys:
         s.execute(insert(Change), [{"generation": row.value, "resource": r, "resource_id": i}
                                    for r, i in keys])
+    if row.value % 1000 == 0:  # the feed keeps the last KEEP_CHANGES generations
+        s.execute(sa_delete(Change).where(Change.generation <= row.value - KEEP_CHANGES))
     return row.value
 
 
