@@ -71,6 +71,9 @@ class Subnet:
     gateway_ip: str | None = None
     allocation_pools: tuple[tuple[str, str], ...] = ()
     name: str = ""
+    enable_dhcp: bool = False            # the API's default is True; files opt in
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, nexthop)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class Port:
     name: str = ""
     device_owner: str = ""
     device_id: str = ""
+    project_id: str = ""
+    # floatip's metadata extension: what the port's VM reads from 169.254.169.254
+    user_data: str | None = None
+    public_keys: tuple[tuple[str, str], ...] = ()  # (key name, OpenSSH public key)
 
 
 @dataclass(frozen=True)
