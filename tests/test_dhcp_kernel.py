@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from floatip.core.dhcp import OWNER_KEY
-from floatip.dhcp_agent import DhcpAgent
-from floatip.model import Network, Port, State, Subnet, stable_mac
+from floatip.agent.dhcp import DhcpAgent
+from floatip.core.model import Network, Port, State, Subnet, stable_mac
 
 from dhcpvm import Vm, sh
 

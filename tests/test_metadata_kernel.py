@@ -16,13 +16,14 @@ import uuid
 import pytest
 
 from floatip import lab as L
-from floatip.agent import reconcile
-from floatip.dataplane import Dataplane
-from floatip.dhcp_agent import DhcpAgent
-from floatip.layout import AgentConfig
+from floatip.agent.dhcp import DhcpAgent
+from floatip.agent.reconciler import reconcile
+from floatip.core.document import load
+from floatip.core.layout import AgentConfig
+from floatip.core.model import Port, State
+from floatip.dataplane.kernel import Dataplane
 from floatip.metadata.agent import MetadataAgent
 from floatip.metadata.service import sign
-from floatip.model import Port, State, load, stable_mac
 
 from dhcpvm import Vm
 

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from ..model import State
+from .model import State
 
 NS_PREFIX = "qdhcp-"
 OWNER_KEY = "floatip-dhcp"          # external_ids key on the taps floatip owns: the network id

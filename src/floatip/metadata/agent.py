@@ -2,7 +2,7 @@
 answering from the latest desired state the agent applied."""
 from __future__ import annotations
 
-from ..model import State
+from ..core.model import State
 from .content import Instance, find_instance
 from .proxy import PORT, Loop, MetadataProxies
 from .service import SOCKET, MetadataService

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from ..core.dhcp import hostname as dhcp_hostname
-from ..model import State
+from ..core.model import State
 
 EC2_VERSIONS = ("1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
                 "2008-02-01", "2008-09-01", "2009-04-04")

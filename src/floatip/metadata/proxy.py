@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 
-from ..dataplane import NETNS_DIR, run_in_netns
+from ..dataplane.netns import NETNS_DIR, run_in_netns
 from .http import BadRequest, read_request, response
 
 log = logging.getLogger("floatip.metadata")
