@@ -120,6 +120,7 @@ _ALL_ATTRS = {
              "device_owner", "admin_state_up", "binding:host_id", "binding:profile",
              "binding:vnic_type", "project_id", "tenant_id", "security_groups", "tags",
              "port_security_enabled", "allowed_address_pairs", "status", "revision_number",
+             "floatip:user_data", "floatip:public_keys",
              "created_at", "updated_at"},
     "router": {"id", "name", "description", "admin_state_up", "external_gateway_info", "routes",
                "project_id", "tenant_id", "distributed", "ha", "tags", "availability_zone_hints",

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from .common import (NETWORK_OWNERS, _ALL_ATTRS, _bool, _check_keys, _must, _str, _uuid, bad,
                      body_of, err)
+from .dhcp import set_metadata_attrs
 from .ipam import _allocate, _new_port
 from .views import port_dict
 
@@ -38,6 +39,7 @@ def create_port(s: Session, body: Any) -> dict:
     port.description = _str(d, "description")
     port.admin_state_up = _bool(d, "admin_state_up", True)
     port.host_id = _str(d, "binding:host_id")
+    set_metadata_attrs(port, d)
     s.flush()
     return port_dict(s, port)
 
@@ -48,7 +50,8 @@ def update_port(s: Session, pid: str, body: Any) -> dict:
     _check_keys(d, {"name", "description", "admin_state_up", "device_id", "device_owner",
                     "binding:host_id", "fixed_ips", "mac_address", "binding:profile",
                     "binding:vnic_type", "security_groups", "port_security_enabled",
-                    "allowed_address_pairs"}, "port")
+                    "allowed_address_pairs", "floatip:user_data", "floatip:public_keys"}, "port")
+    set_metadata_attrs(port, d)
     for key in ("name", "description", "device_id", "device_owner"):
         if key in d:
             setattr(port, key, _str(d, key))

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from .common import (_ALL_ATTRS, _bool, _check_keys, _int, _ipv4, _must, _str, _uuid, bad, body_of,
                      err, new_id)
+from .dhcp import check_subnet_options, normalized_routes, release_subnet, sync_dhcp_port
 from .views import subnet_dict
 
 
@@ -32,6 +33,7 @@ def create_subnet(s: Session, body: Any) -> dict:
     d = body_of(body, "subnet")
     _check_keys(d, _ALL_ATTRS["subnet"] - {"revision_number", "created_at", "updated_at"},
                 "subnet")
+    check_subnet_options(d)
     if "network_id" not in d:
         raise bad("Invalid input for network_id. Reason: network_id is required.")
     net = _must(s, "network", _uuid(d["network_id"], "network_id"), lock=True)
@@ -91,10 +93,12 @@ def create_subnet(s: Session, body: Any) -> dict:
                   name=_str(d, "name"), description=_str(d, "description"),
                   network_id=net.id, cidr=str(cidr), ip_version=4, gateway_ip=gateway,
                   enable_dhcp=_bool(d, "enable_dhcp", True), allocation_pools=pools,
-                  dns_nameservers=list(d.get("dns_nameservers") or []),
-                  host_routes=list(d.get("host_routes") or []))
+                  dns_nameservers=[_ipv4(x, "dns_nameservers")
+                                   for x in d.get("dns_nameservers") or []],
+                  host_routes=normalized_routes(d.get("host_routes") or []))
     S.add(s, sn)
     S.touch(net)
+    sync_dhcp_port(s, net.id)
     return subnet_dict(s, sn)
 
 
@@ -103,6 +107,7 @@ def update_subnet(s: Session, sid: str, body: Any) -> dict:
     sn = _must(s, "subnet", sid, lock=True)
     _check_keys(d, {"name", "description", "enable_dhcp", "dns_nameservers", "host_routes"},
                 "subnet")
+    check_subnet_options(d)
     if "name" in d:
         sn.name = _str(d, "name")
     if "description" in d:
@@ -112,15 +117,19 @@ def update_subnet(s: Session, sid: str, body: Any) -> dict:
     if "dns_nameservers" in d:
         sn.dns_nameservers = [_ipv4(x, "dns_nameservers") for x in d["dns_nameservers"] or []]
     if "host_routes" in d:
-        sn.host_routes = list(d["host_routes"] or [])
+        sn.host_routes = normalized_routes(d["host_routes"] or [])
     S.touch(sn)
     s.flush()
+    if "enable_dhcp" in d:
+        sync_dhcp_port(s, sn.network_id)
     return subnet_dict(s, sn)
 
 
 def delete_subnet(s: Session, sid: str) -> None:
     sn = _must(s, "subnet", sid, lock=True)
+    release_subnet(s, sid)
     if S.allocations_on_subnet(s, sid):
         raise err("SubnetInUse", 409, f"Unable to complete operation on subnet {sid}: One or "
                                       "more ports have an IP allocation from this subnet.")
     S.delete(s, sn)
+    sync_dhcp_port(s, sn.network_id)  # the DHCP port goes with its last subnet
