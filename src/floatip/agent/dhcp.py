@@ -25,15 +25,21 @@ class DhcpAgent:
         self.specs: dict[str, DhcpSpec] = {}
         self.errors: dict[str, str] = {}
 
-    def sync(self, state: State) -> dict[str, str]:
-        """One pass; returns {network id: error} for the networks that failed."""
+    def sync(self, state: State, full: bool = True) -> dict[str, str]:
+        """One pass; returns {network id: error} for the networks that failed. Not ``full``:
+        a network whose spec did not change since it was last ensured, and whose dnsmasq
+        lives, is not looked at further."""
         specs = dhcp_specs(state, self.bridge)
         self.known |= set(specs)
         observed = self.dp.observe()
         errors = {}
         for nid, spec in specs.items():
+            facts = observed.get(nid)
+            if not full and self.specs.get(nid) == spec and nid not in self.errors \
+                    and facts is not None and facts.namespace and facts.pid:
+                continue
             try:
-                self.dp.ensure(spec, observed.get(nid))
+                self.dp.ensure(spec, facts)
             except Exception as e:  # noqa: BLE001 - one network must not stop the others
                 log.error("DHCP for network %s: %s", nid, e)
                 errors[nid] = str(e)

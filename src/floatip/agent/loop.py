@@ -4,6 +4,7 @@ from a source (the in-process database, or a remote API), reconcile this host's 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -14,7 +15,9 @@ from ..core.layout import AgentConfig, router_layouts
 from ..core.model import State
 from ..core.validate import validate
 from ..dataplane.kernel import Dataplane
+from ..metadata.agent import MetadataAgent
 from .binding import Binder
+from .dhcp import DhcpAgent
 from .reconciler import Reconciler
 
 log = logging.getLogger("floatip.agent")
@@ -73,7 +76,9 @@ def fip_routers(state: State) -> dict[str, str]:
 
 class Agent:
     def __init__(self, backend, config: AgentConfig, *, interval: float = 30.0,
-                 prune_scope: str = "all", host: str | None = None, bind_ports: bool = True):
+                 prune_scope: str = "all", host: str | None = None, bind_ports: bool = True,
+                 dhcp: bool = True, metadata: bool = True, run_dir: str = "/run/floatip",
+                 nova_metadata_url: str | None = None, metadata_secret: str = ""):
         if prune_scope not in ("all", "known"):
             raise NeutronError(f"prune scope {prune_scope!r}: all or known")
         self.backend, self.config = backend, config
@@ -91,6 +96,13 @@ class Agent:
         self.binder = None
         if bind_ports:
             self.binder = Binder(config.integration_bridge, self.host, self.wake.set)
+        # DHCP (dnsmasq per network) and metadata (proxy per router -> service): run_dir
+        # holds the dnsmasq files and the metadata socket, unique per agent object
+        self.dhcp = DhcpAgent(config.integration_bridge, f"{run_dir}/dhcp",
+                              prune_scope=prune_scope) if dhcp else None
+        self.metadata_options = (f"{run_dir}/metadata-{os.getpid()}-{id(self):x}.sock",
+                                 nova_metadata_url, metadata_secret) if metadata else None
+        self.metadata: MetadataAgent | None = None
         self.thread: threading.Thread | None = None
 
     @property
@@ -119,6 +131,11 @@ class Agent:
             self.thread.join(timeout=30)
         if self.binder is not None:
             self.binder.close()
+        if self.dhcp is not None:  # dnsmasq keeps serving leases, as Neutron's does
+            self.dhcp.close()
+        if self.metadata is not None:
+            self.metadata.close()
+            self.metadata = None
         if self._dp is not None:
             self._dp.close()
             self._dp = None
@@ -195,6 +212,19 @@ class Agent:
             log.error("routers left out: %s", broken)
         return layouts, broken
 
+    def _services(self, state: State, broken: dict[str, str], full: bool) -> dict[str, str]:
+        """DHCP for the tenant networks, and a metadata proxy in each router built."""
+        errors: dict[str, str] = {}
+        if self.dhcp is not None:
+            errors.update(self.dhcp.sync(state, full=full))
+        if self.metadata_options is not None:
+            if self.metadata is None:
+                self.metadata = MetadataAgent(*self.metadata_options)
+            up = {rid for rid, r in state.routers.items() if r.admin_state_up
+                  and rid not in broken and rid not in self.router_errors}
+            errors.update(self.metadata.sync(state, up))
+        return errors
+
     def sync(self, full: bool = True) -> None:
         """One pass through ``agent.Reconciler``. ``full``: every router observed and
         reconciled with ``prune=True`` (the first pass, the periodic resync, after a failure,
@@ -248,6 +278,7 @@ class Agent:
             else:
                 fip_status[fid] = "ERROR" if router.id in self.router_errors else "ACTIVE"
         ports = self.binder.sync(snap["vm_ports"]) if self.binder is not None else {}
+        extra_errors = self._services(state, broken, full)
         # report what differs from the database's view only
         revisions = snap.get("fip_revisions", {})
         have_fip, have_router = snap.get("fip_status", {}), snap.get("router_status", {})
@@ -266,7 +297,7 @@ class Agent:
         self.stats.last_full = full
         self.stats.full_passes += full
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
-                                          self.router_errors.items()) or None
+                                          {**self.router_errors, **extra_errors}.items()) or None
         self.stats.fip_status = fip_status
         if steps or errors:
             log.info("%s pass: %d step(s), %d error(s) in %.1f ms", "full" if full else
