@@ -22,6 +22,7 @@ DHCP_OWNER = "network:dhcp"
 LEASE_SECONDS = 86400               # Neutron's dhcp_lease_duration
 DEV_LEN = 14
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 @dataclass(frozen=True)
@@ -92,20 +93,41 @@ def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
             continue
         hosts = []
         for p in sorted(state.ports.values(), key=lambda p: p.id):
-            if p.network_id != nid or p.id == dport.id or not p.mac_address:
+            # what reaches dnsmasq's files is checked here too: exact MACs and addresses
+            if p.network_id != nid or p.id == dport.id or not _MAC.match(p.mac_address.lower()):
                 continue
             for sid, ip in p.fixed_ips:
-                if sid in by_id:
+                if sid in by_id and _ipv4(ip):
                     hosts.append(DhcpHost(p.mac_address.lower(), ip, hostname(p.name, ip)))
         out[nid] = DhcpSpec(
             network_id=nid, namespace=namespace_name(nid), port_id=dport.id,
             device=tap_name(dport.id), mac=dport.mac_address.lower(), bridge=integration_bridge,
             tag=tag, mtu=net.mtu, addresses=addresses,
             subnets=tuple(DhcpSubnet(s.id, str(ipaddress.ip_network(s.cidr)), s.gateway_ip,
-                                     tuple(s.dns_nameservers), tuple(s.host_routes))
+                                     tuple(a for a in s.dns_nameservers if _ipv4(a)),
+                                     _routes(s.host_routes))
                           for s in subnets),
             hosts=tuple(hosts))
     return out
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        return str(ipaddress.IPv4Address(text)) == text
+    except ValueError:
+        return False
+
+
+def _routes(routes) -> tuple[tuple[str, str], ...]:
+    """Host routes in canonical form; anything else is left out."""
+    out = []
+    for dest, hop in routes:
+        try:
+            out.append((str(ipaddress.IPv4Network(dest, strict=False)),
+                        str(ipaddress.IPv4Address(hop))))
+        except ValueError:
+            continue
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------

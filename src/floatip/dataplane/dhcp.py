@@ -25,7 +25,7 @@ from pyroute2 import IPRoute, netns as pnetns
 from ..core.dhcp import MARK_PREFIX, NS_PREFIX, OWNER_KEY, DhcpSpec, dnsmasq_argv, \
     render_hosts, render_opts
 from .netns import NETNS_DIR, DataplaneError
-from .ovs import OVSDB, datapath_type, idl_rows
+from .ovs import OVSDB, idl_rows
 
 log = logging.getLogger("floatip.dhcp")
 STATE_DIR = "/run/floatip/dhcp"
@@ -73,9 +73,8 @@ class DhcpDataplane:
         self.state_dir = state_dir
         self.ovsdb = ovsdb
         self.dnsmasq = dnsmasq or shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        self.datapath_type = datapath_type()
         self._ovs = None
-        self._root = IPRoute()
+        self._root_ipr: IPRoute | None = None
         self.writes = 0           # namespaces, ports, files, signals, starts: for tests
         self.restarts = 0         # dnsmasq started again (dead, or command line changed)
 
@@ -89,8 +88,16 @@ class DhcpDataplane:
             self._ovs = api_class(connection.Connection(idl=idl, timeout=10))
         return self._ovs
 
+    @property
+    def _root(self) -> IPRoute:
+        if self._root_ipr is None:
+            self._root_ipr = IPRoute()
+        return self._root_ipr
+
     def close(self) -> None:
-        self._root.close()
+        if self._root_ipr is not None:
+            self._root_ipr.close()
+            self._root_ipr = None
         if self._ovs is not None:
             self._ovs.ovsdb_connection.stop()
             self._ovs = None
