@@ -213,16 +213,25 @@ class Agent:
         return layouts, broken
 
     def _services(self, state: State, broken: dict[str, str], full: bool) -> dict[str, str]:
-        """DHCP for the tenant networks, and a metadata proxy in each router built."""
+        """DHCP for the tenant networks, and a metadata proxy in each router built. Their
+        failures are logged and reported, never stop the routers' pass."""
         errors: dict[str, str] = {}
         if self.dhcp is not None:
-            errors.update(self.dhcp.sync(state, full=full))
+            try:
+                errors.update(self.dhcp.sync(state, full=full))
+            except Exception as e:  # noqa: BLE001
+                log.exception("DHCP pass failed")
+                errors["dhcp"] = str(e)
         if self.metadata_options is not None:
-            if self.metadata is None:
-                self.metadata = MetadataAgent(*self.metadata_options)
             up = {rid for rid, r in state.routers.items() if r.admin_state_up
                   and rid not in broken and rid not in self.router_errors}
-            errors.update(self.metadata.sync(state, up))
+            try:
+                if self.metadata is None:
+                    self.metadata = MetadataAgent(*self.metadata_options)
+                errors.update(self.metadata.sync(state, up))
+            except Exception as e:  # noqa: BLE001
+                log.exception("metadata pass failed")
+                errors["metadata"] = str(e)
         return errors
 
     def sync(self, full: bool = True) -> None:

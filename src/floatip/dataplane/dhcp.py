@@ -221,6 +221,14 @@ class DhcpDataplane:
         d = self.conf_dir(spec.network_id)
         os.makedirs(d, mode=0o755, exist_ok=True)
         os.chmod(d, 0o755)
+        # dnsmasq rereads its files after dropping root (as nobody): every directory above
+        # them must let others through, or it silently serves no host
+        parent = os.path.dirname(os.path.abspath(d))
+        while parent != "/":
+            if not os.stat(parent).st_mode & 0o001:
+                raise DataplaneError(f"{parent} is not traversable by others: dnsmasq could "
+                                     f"not read its files below it (choose another run dir)")
+            parent = os.path.dirname(parent)
         changed = _write_if_changed(os.path.join(d, "host"), render_hosts(spec))
         changed |= _write_if_changed(os.path.join(d, "opts"), render_opts(spec))
         argv = dnsmasq_argv(spec, d, self.dnsmasq)
