@@ -4,7 +4,6 @@ from a source (the in-process database, or a remote API), reconcile this host's 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -15,7 +14,6 @@ from ..core.layout import AgentConfig, router_layouts
 from ..core.model import State
 from ..core.validate import validate
 from ..dataplane.kernel import Dataplane
-from ..metadata.agent import MetadataAgent
 from .binding import Binder
 from .dhcp import DhcpAgent
 from .reconciler import Reconciler
@@ -77,8 +75,7 @@ def fip_routers(state: State) -> dict[str, str]:
 class Agent:
     def __init__(self, backend, config: AgentConfig, *, interval: float = 30.0,
                  prune_scope: str = "all", host: str | None = None, bind_ports: bool = True,
-                 dhcp: bool = True, metadata: bool = True, run_dir: str = "/run/floatip",
-                 nova_metadata_url: str | None = None, metadata_secret: str = ""):
+                 dhcp: bool = True, run_dir: str = "/run/floatip", hooks=()):
         if prune_scope not in ("all", "known"):
             raise NeutronError(f"prune scope {prune_scope!r}: all or known")
         self.backend, self.config = backend, config
@@ -96,13 +93,12 @@ class Agent:
         self.binder = None
         if bind_ports:
             self.binder = Binder(config.integration_bridge, self.host, self.wake.set)
-        # DHCP (dnsmasq per network) and metadata (proxy per router -> service): run_dir
-        # holds the dnsmasq files and the metadata socket, unique per agent object
+        # DHCP: a dnsmasq per tenant network, its files in run_dir/dhcp. hooks: services
+        # run after each pass from layers above (the metadata proxies): each has
+        # sync(state, routers built, full) -> {id: error} and close()
         self.dhcp = DhcpAgent(config.integration_bridge, f"{run_dir}/dhcp",
                               prune_scope=prune_scope) if dhcp else None
-        self.metadata_options = (f"{run_dir}/metadata-{os.getpid()}-{id(self):x}.sock",
-                                 nova_metadata_url, metadata_secret) if metadata else None
-        self.metadata: MetadataAgent | None = None
+        self.hooks = list(hooks)
         self.thread: threading.Thread | None = None
 
     @property
@@ -133,9 +129,8 @@ class Agent:
             self.binder.close()
         if self.dhcp is not None:  # dnsmasq keeps serving leases, as Neutron's does
             self.dhcp.close()
-        if self.metadata is not None:
-            self.metadata.close()
-            self.metadata = None
+        for hook in self.hooks:
+            hook.close()
         if self._dp is not None:
             self._dp.close()
             self._dp = None
@@ -213,8 +208,8 @@ class Agent:
         return layouts, broken
 
     def _services(self, state: State, broken: dict[str, str], full: bool) -> dict[str, str]:
-        """DHCP for the tenant networks, and a metadata proxy in each router built. Their
-        failures are logged and reported, never stop the routers' pass."""
+        """DHCP for the tenant networks, then the hooks (a metadata proxy in each router
+        built). Their failures are logged and reported, never stop the routers' pass."""
         errors: dict[str, str] = {}
         if self.dhcp is not None:
             try:
@@ -222,16 +217,14 @@ class Agent:
             except Exception as e:  # noqa: BLE001
                 log.exception("DHCP pass failed")
                 errors["dhcp"] = str(e)
-        if self.metadata_options is not None:
-            up = {rid for rid, r in state.routers.items() if r.admin_state_up
-                  and rid not in broken and rid not in self.router_errors}
+        up = {rid for rid, r in state.routers.items() if r.admin_state_up
+              and rid not in broken and rid not in self.router_errors}
+        for hook in self.hooks:
             try:
-                if self.metadata is None:
-                    self.metadata = MetadataAgent(*self.metadata_options)
-                errors.update(self.metadata.sync(state, up))
+                errors.update(hook.sync(state, up, full))
             except Exception as e:  # noqa: BLE001
-                log.exception("metadata pass failed")
-                errors["metadata"] = str(e)
+                log.exception("%s failed", type(hook).__name__)
+                errors[type(hook).__name__] = str(e)
         return errors
 
     def sync(self, full: bool = True) -> None:

@@ -11,6 +11,7 @@ import typer
 from ..agent.loop import Agent
 from ..backends.remote import RemoteSource
 from ..core.errors import NeutronError
+from ..metadata.agent import metadata_hooks
 from ..server import Server
 from .app import Ctx, app, err
 from .resources import _fail
@@ -78,7 +79,8 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
     agent = Agent(RemoteSource(server), Ctx.config, interval=interval, prune_scope=prune,
-                  **_services(dhcp, metadata, nova, secret, run_dir))
+                  dhcp=dhcp, run_dir=run_dir,
+                  hooks=metadata_hooks(run_dir, metadata, nova, secret))
     agent.start()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

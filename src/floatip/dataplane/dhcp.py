@@ -20,6 +20,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.schema.open_vswitch import impl_idl
 from pyroute2 import IPRoute, netns as pnetns
 
 from ..core.dhcp import MARK_PREFIX, NS_PREFIX, OWNER_KEY, DhcpSpec, dnsmasq_argv, \
@@ -81,8 +83,6 @@ class DhcpDataplane:
     @property
     def ovs(self):
         if self._ovs is None:
-            from ovsdbapp.backend.ovs_idl import connection
-            from ovsdbapp.schema.open_vswitch import impl_idl
             idl = connection.OvsdbIdl.from_server(self.ovsdb, "Open_vSwitch")
             api_class = type("DhcpOvs", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
             self._ovs = api_class(connection.Connection(idl=idl, timeout=10))
