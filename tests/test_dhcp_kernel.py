@@ -178,3 +178,18 @@ def test_an_unknown_mac_gets_no_address(net):
     vm = net.vm(stranger)
     with pytest.raises(Exception):
         vm.dhclient(timeout=8)
+
+
+def test_a_network_without_router_gets_its_integration_bridge(net, lab):
+    """DHCP alone (an isolated network): the agent makes the integration bridge it needs,
+    marked as floatip's, as the routers' agent does."""
+    bridge = f"fd-new-{net.sid}"
+    lab.bridges.append(bridge)  # removed by the lab whatever happens
+    net.agent.close()
+    net.agent = DhcpAgent(bridge, state_dir=os.path.join(net.workdir, "dhcp"),
+                          prune_scope="known")
+    net.bridge = bridge
+    p = net.port("a", "198.51.100.10")
+    net.sync()
+    assert sh("ovs-vsctl", "br-get-external-id", bridge, "floatip-owned").stdout.strip() == "true"
+    assert net.vm(p).dhclient()["new_ip_address"] == "198.51.100.10"

@@ -27,7 +27,7 @@ from pyroute2 import IPRoute, netns as pnetns
 from ..core.dhcp import MARK_PREFIX, NS_PREFIX, OWNER_KEY, DhcpSpec, dnsmasq_argv, \
     render_hosts, render_opts
 from .netns import NETNS_DIR, DataplaneError
-from .ovs import OVSDB, idl_rows
+from .ovs import OVSDB, datapath_type, idl_rows
 
 log = logging.getLogger("floatip.dhcp")
 STATE_DIR = "/run/floatip/dhcp"
@@ -178,23 +178,35 @@ class DhcpDataplane:
             return
         ids = {"iface-id": spec.port_id, "attached-mac": spec.mac, "iface-status": "active",
                OWNER_KEY: spec.network_id}
+        new_bridge = not any(b.name == spec.bridge for b in idl_rows(api.tables["Bridge"]))
         with api.transaction(check_error=True) as txn:  # tagged from the first moment
+            if new_bridge:  # a network with DHCP and no router yet: as the routers' agent does
+                txn.add(api.add_br(spec.bridge, may_exist=True, datapath_type=datapath_type()))
+                txn.add(api.db_set("Bridge", spec.bridge,
+                                   ("external_ids", {"floatip-owned": "true"})))
             txn.add(api.add_port(spec.bridge, spec.device, may_exist=True, type="internal",
                                  external_ids=ids))
             txn.add(api.db_set("Port", spec.device, ("tag", spec.tag)))
         self.writes += 1
+        if new_bridge:
+            idx = self._wait_device(spec.bridge)
+            self._root.link("set", index=idx, state="up")
+
+    def _wait_device(self, name: str) -> int:
+        """vswitchd creates internal devices after the commit."""
+        deadline = time.monotonic() + 15
+        while not (idx := self._root.link_lookup(ifname=name)):
+            if time.monotonic() > deadline:
+                raise DataplaneError(f"OVS did not create {name} (is ovs-vswitchd up?)")
+            time.sleep(0.005)
+        return idx[0]
 
     def _ensure_link(self, spec: DhcpSpec) -> None:
         ns = spec.namespace
         with IPRoute(netns=ns, flags=0) as ipr:
             idx = ipr.link_lookup(ifname=spec.device)
             if not idx:
-                deadline = time.monotonic() + 15
-                while not (root := self._root.link_lookup(ifname=spec.device)):
-                    if time.monotonic() > deadline:
-                        raise DataplaneError(f"OVS did not create {spec.device}")
-                    time.sleep(0.005)
-                self._root.link("set", index=root[0], net_ns_fd=ns)
+                self._root.link("set", index=self._wait_device(spec.device), net_ns_fd=ns)
                 idx = ipr.link_lookup(ifname=spec.device)
                 self.writes += 1
             link = ipr.get_links(idx[0])[0]
