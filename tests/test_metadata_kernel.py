@@ -9,7 +9,6 @@ import http.server
 import json
 import os
 import shutil
-import subprocess
 import threading
 import uuid
 
@@ -165,7 +164,7 @@ def test_a_vm_reads_only_its_own_metadata(cloud):
     vm5.dhclient()
     port4 = cloud.port("vm4")
     # spoofed identity headers are replaced by the proxy: vm5 still gets vm5's data
-    for h in (f"X-Forwarded-For: 198.51.100.84", f"X-Neutron-Router-ID: {uuid.uuid4()}",
+    for h in ("X-Forwarded-For: 198.51.100.84", f"X-Neutron-Router-ID: {uuid.uuid4()}",
               f"X-Instance-ID: {cloud.instance}"):
         assert curl(vm5, "/latest/meta-data/local-ipv4", h) == (200, "198.51.100.85")
         assert curl(vm5, "/latest/meta-data/instance-id", h) == (200, cloud.port("vm5").id)
@@ -241,3 +240,16 @@ def test_with_nova_configured_requests_are_forwarded_signed(lab, workdir):
     finally:
         c.close()
         nova.shutdown()
+
+
+def test_a_router_made_anew_gets_its_proxy_back(cloud):
+    cloud.sync()
+    vm4 = cloud.vm("vm4")
+    vm4.dhclient()
+    assert curl(vm4, "/latest/meta-data/local-ipv4") == (200, "198.51.100.84")
+    # the router's namespace goes and comes back (a new namespace under the same name)
+    reconcile(cloud.dp, State(), cloud.config, remove={cloud.router_id})
+    assert not cloud.metadata.sync(cloud.state, {cloud.router_id})
+    assert curl(vm4, "/latest/meta-data/local-ipv4")[0] != 200
+    cloud.sync()
+    assert curl(vm4, "/latest/meta-data/local-ipv4") == (200, "198.51.100.84")
