@@ -10,7 +10,7 @@ APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iput
 
 install: .stamp-apt $(VENV)/.stamp ovs
 
-.stamp-apt:
+.stamp-apt: Makefile
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null
 	touch $@
