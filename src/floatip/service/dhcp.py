@@ -7,14 +7,13 @@ Also the ``floatip-metadata`` port attributes: ``floatip:user_data`` and
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 import uuid
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from .common import _ipv4, bad
+from .common import bad
 from .ipam import _allocate, _new_port
 
 DHCP_OWNER = "network:dhcp"
@@ -108,26 +107,3 @@ def set_metadata_attrs(port: S.Port, d: dict) -> None:
 def metadata_attrs(port: S.Port) -> dict:
     return {"floatip:user_data": port.user_data,
             "floatip:public_keys": {n: k for n, k in (port.public_keys or [])}}
-
-
-def check_subnet_options(d: dict) -> None:
-    """dns_nameservers and host_routes end up in dnsmasq's options: exact forms only."""
-    for x in d.get("dns_nameservers") or []:
-        _ipv4(x, "dns_nameservers")
-    routes = d.get("host_routes") or []
-    if not isinstance(routes, list):
-        raise bad("Invalid input for host_routes. Reason: a list is required.")
-    for r in routes:
-        try:
-            dest = ipaddress.IPv4Network(r["destination"], strict=False)
-            ipaddress.IPv4Address(r["nexthop"])
-        except (KeyError, TypeError, ValueError):
-            raise bad(f"Invalid input for host_routes. Reason: {r!r} is not "
-                      "{destination: CIDR, nexthop: IPv4}.") from None
-        del dest
-
-
-def normalized_routes(routes: list) -> list[dict]:
-    return [{"destination": str(ipaddress.IPv4Network(r["destination"], strict=False)),
-             "nexthop": str(ipaddress.IPv4Address(r["nexthop"]))} for r in routes or []]
-
