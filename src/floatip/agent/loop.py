@@ -15,6 +15,7 @@ from ..core.model import State
 from ..dataplane.kernel import Dataplane
 from .binding import Binder
 from .desired import Desired
+from .dhcp import DhcpAgent
 from .reconciler import Reconciler
 
 log = logging.getLogger("floatip.agent")
@@ -48,6 +49,7 @@ class AgentStats:
     full_passes: int = 0
     last_pass_at: float = 0.0
     last_read: str = "full"
+    fip_status: dict = field(default_factory=dict)  # id -> [status, reason]
     router_status: dict[str, list] = field(default_factory=dict)  # id -> [status, reason]
     repairs: dict[str, int] = field(default_factory=dict)
 
@@ -76,7 +78,8 @@ def fip_routers(state: State) -> dict[str, str]:
 
 class Agent:
     def __init__(self, backend, config: AgentConfig, *, interval: float = 30.0,
-                 prune_scope: str = "all", host: str | None = None, bind_ports: bool = True):
+                 prune_scope: str = "all", host: str | None = None, bind_ports: bool = True,
+                 dhcp: bool = True, run_dir: str = "/run/floatip", hooks=()):
         if prune_scope not in ("all", "known"):
             raise NeutronError(f"prune scope {prune_scope!r}: all or known")
         self.backend, self.config = backend, config
@@ -99,6 +102,12 @@ class Agent:
         self.binder = None
         if bind_ports:
             self.binder = Binder(config.integration_bridge, self.host, self._ovs_wake)
+        # DHCP: a dnsmasq per tenant network, its files in run_dir/dhcp. hooks: services
+        # run after each pass from layers above (the metadata proxies): each has
+        # sync(state, routers built, full) -> {id: error} and close()
+        self.dhcp = DhcpAgent(config.integration_bridge, f"{run_dir}/dhcp",
+                              prune_scope=prune_scope) if dhcp else None
+        self.hooks = list(hooks)
         self.thread: threading.Thread | None = None
 
     @property
@@ -147,6 +156,10 @@ class Agent:
             self.thread.join(timeout=30)
         if self.binder is not None:
             self.binder.close()
+        if self.dhcp is not None:  # dnsmasq keeps serving leases, as Neutron's does
+            self.dhcp.close()
+        for hook in self.hooks:
+            hook.close()
         if self._dp is not None:
             self._dp.close()
             self._dp = None
@@ -241,6 +254,25 @@ class Agent:
                 return "delta", d.apply(delta)
         d.load(delta if delta is not None else self.backend.snapshot())
         return "full", None
+    def _services(self, state: State, broken: dict[str, str], full: bool) -> dict[str, str]:
+        """DHCP for the tenant networks, then the hooks (a metadata proxy in each router
+        built). Their failures are logged and reported, never stop the routers' pass."""
+        errors: dict[str, str] = {}
+        if self.dhcp is not None:
+            try:
+                errors.update(self.dhcp.sync(state, full=full))
+            except Exception as e:  # noqa: BLE001
+                log.exception("DHCP pass failed")
+                errors["dhcp"] = str(e)
+        up = {rid for rid, r in state.routers.items() if r.admin_state_up
+              and rid not in broken and rid not in self.router_errors}
+        for hook in self.hooks:
+            try:
+                errors.update(hook.sync(state, up, full))
+            except Exception as e:  # noqa: BLE001
+                log.exception("%s failed", type(hook).__name__)
+                errors[type(hook).__name__] = str(e)
+        return errors
 
     def sync(self, full: bool = True) -> None:
         """One pass through ``agent.Reconciler``. ``full``: everything read again, every
@@ -308,6 +340,7 @@ class Agent:
         ports_changed = None if changed is None or self._ovs_woken else \
             set(changed.get("ports", ()))
         self._ovs_woken = False
+        extra_errors = self._services(state, invalid, full)
         self._report(router_status, check, ports_changed)
         self.stats.passes += 1
         self.stats.last_seconds = time.perf_counter() - t0
@@ -317,8 +350,9 @@ class Agent:
         self.stats.last_read = read
         self.stats.last_pass_at = time.time()
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
-                                          self.router_errors.items()) or None
+                                          {**self.router_errors, **extra_errors}.items()) or None
         self.stats.router_status = router_status
+        self.stats.fip_status = self.fip_status
         self.stats.repairs = dict(self.reconciler.repairs)
         if self.on_pass is not None:
             self.on_pass(self, full, self.stats.last_seconds, report)

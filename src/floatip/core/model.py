@@ -45,6 +45,9 @@ class Subnet:
     gateway_ip: str | None = None
     allocation_pools: tuple[tuple[str, str], ...] = ()
     name: str = ""
+    enable_dhcp: bool = False            # the API's default is True; files opt in
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, nexthop)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class Port:
     name: str = ""
     device_owner: str = ""
     device_id: str = ""
+    project_id: str = ""
+    # floatip's metadata extension: what the port's VM reads from 169.254.169.254
+    user_data: str | None = None
+    public_keys: tuple[tuple[str, str], ...] = ()  # (key name, OpenSSH public key)
 
 
 @dataclass(frozen=True)
@@ -140,8 +147,11 @@ def _tup(x):
 
 _FROM_JSON = {
     "networks": lambda v: Network(**v),
-    "subnets": lambda v: Subnet(**{**v, "allocation_pools": _tup(v["allocation_pools"])}),
-    "ports": lambda v: Port(**{**v, "fixed_ips": _tup(v["fixed_ips"])}),
+    "subnets": lambda v: Subnet(**{**v, "allocation_pools": _tup(v["allocation_pools"]),
+                                   "dns_nameservers": _tup(v.get("dns_nameservers", ())),
+                                   "host_routes": _tup(v.get("host_routes", ()))}),
+    "ports": lambda v: Port(**{**v, "fixed_ips": _tup(v["fixed_ips"]),
+                               "public_keys": _tup(v.get("public_keys", ()))}),
     "routers": lambda v: Router(**{**v, "gateway": Gateway(**v["gateway"]) if v["gateway"]
                                    else None,
                                    "interfaces": tuple(Interface(**x) for x in v["interfaces"]),

@@ -19,4 +19,7 @@ EXTENSIONS = {
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource"),
     "floatip-status-reason": ("Status reason", "Adds status_reason to routers and floating IPs: "
                               "why the agent reports them ERROR (null otherwise)"),
+    "floatip-metadata": ("floatip instance metadata",
+                         "Port attributes floatip:user_data and floatip:public_keys, served to "
+                         "the port's VM at 169.254.169.254"),
 }

@@ -1,14 +1,14 @@
 """change feed, status reasons, instance id, paging indexes
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002_port_metadata
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0002'
-down_revision = '0001'
+revision = '0003'
+down_revision = '0002_port_metadata'
 branch_labels = None
 depends_on = None
 
