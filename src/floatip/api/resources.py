@@ -72,7 +72,7 @@ def router(db: Database) -> APIRouter:
     api = APIRouter()
 
     def run(fn: Callable, *args, write: bool = True):
-        with db.tx(notify=write) as s:
+        with db.tx() if write else db.read() as s:  # a read takes no write lock
             return fn(s, *args)
 
     # -- collections --------------------------------------------------------------------

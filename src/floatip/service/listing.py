@@ -67,10 +67,10 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
     model = S.MODELS[kind]
     if not rest:  # every filter is a column: sorting and paging happen in SQL too
         rows = S.page(s, model, sql, **_paging(model, params), plain=kind == "floatingip")
-        _preload(s, kind, rows)
+        held = _preload(s, kind, rows)  # noqa: F841 - alive while the views look them up
         return [select_fields(SERIALIZERS[kind](s, row), params.get("fields")) for row in rows]
     rows = S.list_all(s, model, sql)
-    _preload(s, kind, rows)
+    held = _preload(s, kind, rows)  # noqa: F841
     out = []
     for row in rows:
         d = SERIALIZERS[kind](s, row)
@@ -111,13 +111,15 @@ def _paging(model, params: dict) -> dict:
             "marker": (params.get("marker") or [None])[0], "reverse": reverse}
 
 
-def _preload(s: Session, kind: str, rows: list) -> None:
-    """Load in one query the rows each item's view looks up (a FIP's port, a router's
+def _preload(s: Session, kind: str, rows: list) -> list:
+    """Load in a few queries the rows each item's view looks up (a FIP's port, a router's
     gateway port), so a list is a few queries, not one per item."""
     if kind == "floatingip":
-        S.load_many(s, S.Port, {r.fixed_port_id for r in rows if r.fixed_port_id})
-    elif kind == "router":
-        S.load_many(s, S.Port, {r.gw_port_id for r in rows if r.gw_port_id})
+        return S.load_many(s, S.Port, {r.fixed_port_id for r in rows if r.fixed_port_id},
+                           relations=False)  # port_details needs no fixed IPs
+    if kind == "router":
+        return S.load_many(s, S.Port, {r.gw_port_id for r in rows if r.gw_port_id})
+    return []
 
 
 def select_fields(d: dict, fields: list[str] | None) -> dict:

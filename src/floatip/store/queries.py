@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import and_, delete as sa_delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from .tables import (Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta, Network, Port, Router,
                      RouterPort, Subnet, utcnow)
@@ -123,11 +123,15 @@ def page(s: Session, model, filters: dict[str, Iterable[Any]] | None = None, *,
     return rows[::-1] if reverse else rows
 
 
-def load_many(s: Session, model, ids: set[str]) -> None:
-    """Into the session's identity map, in chunks of one IN query each."""
+def load_many(s: Session, model, ids: set[str], relations: bool = True) -> list:
+    """Into the session's identity map, in chunks of one IN query each. The identity map
+    holds objects weakly: keep the returned list while the session is to find them."""
     ids = sorted(ids)
+    out = []
     for i in range(0, len(ids), 500):
-        s.execute(select(model).where(model.id.in_(ids[i:i + 500]))).scalars().all()
+        q = select(model).where(model.id.in_(ids[i:i + 500]))
+        out += s.execute(q if relations else q.options(lazyload("*"))).scalars().all()
+    return out
 
 
 def add(s: Session, row) -> Any:
