@@ -122,11 +122,13 @@ class FloatingIP(Base):
     floating_ip_address: Mapped[str] = mapped_column(String(64))
     floating_network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
     floating_subnet_id: Mapped[str] = mapped_column(String(36))
-    floating_port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"))
+    floating_port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                                  index=True)
     fixed_port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), nullable=True,
                                                       index=True)
     fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    router_id: Mapped[str | None] = mapped_column(ForeignKey("routers.id"), nullable=True)
+    router_id: Mapped[str | None] = mapped_column(ForeignKey("routers.id"), nullable=True,
+                                                  index=True)
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
     revision_number: Mapped[int] = mapped_column(Integer, default=0)

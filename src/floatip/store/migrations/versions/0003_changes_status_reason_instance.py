@@ -28,6 +28,9 @@ def upgrade() -> None:
     with op.batch_alter_table('floatingips', schema=None) as batch_op:
         batch_op.add_column(sa.Column('status_reason', sa.Text(), nullable=True))
         batch_op.create_index('ix_floatingips_created_at_id', ['created_at', 'id'], unique=False)
+        batch_op.create_index('ix_floatingips_floating_port_id', ['floating_port_id'],
+                              unique=False)
+        batch_op.create_index('ix_floatingips_router_id', ['router_id'], unique=False)
     with op.batch_alter_table('ports', schema=None) as batch_op:
         batch_op.create_index('ix_ports_created_at_id', ['created_at', 'id'], unique=False)
 
@@ -36,6 +39,8 @@ def downgrade() -> None:
     with op.batch_alter_table('ports', schema=None) as batch_op:
         batch_op.drop_index('ix_ports_created_at_id')
     with op.batch_alter_table('floatingips', schema=None) as batch_op:
+        batch_op.drop_index('ix_floatingips_router_id')
+        batch_op.drop_index('ix_floatingips_floating_port_id')
         batch_op.drop_index('ix_floatingips_created_at_id')
         batch_op.drop_column('status_reason')
     with op.batch_alter_table('routers', schema=None) as batch_op:
