@@ -211,7 +211,12 @@ class Dataplane:
                 self.replaced.append(ns)
                 self._forget_namespace(ns)
                 adopt = rid  # the name was ours: the new namespace is the router's now
-            facts = self._observe_ns(ns, adopt)
+            try:
+                facts = self._observe_ns(ns, adopt)
+            except (OSError, NetlinkError) as e:  # deleted while we looked: not there
+                log.info("namespace %s vanished while observed: %s", ns, e)
+                self._drop_session(ns)
+                continue
             if facts is None:
                 obs.foreign_namespaces.add(ns)
             elif not self._mine(facts.instance):
