@@ -47,13 +47,15 @@ class Cloud:
         self.router_ids: set[str] = set()
         self.server = Server(db_url or f"sqlite:///{tmp_path}/floatip.db",
                              f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
-                             interval=interval, agent=not remote).start()
+                             interval=interval, agent=not remote,
+                             agent_options={"dhcp": False, "metadata": False}).start()
         self.remote = None
         if remote:  # the agent of another host: the API's long poll feeds it
             from floatip.backends.kernel import KernelBackend
             from floatip.backends.remote import RemoteSource
             self.remote = KernelBackend(RemoteSource(self.server.url), self.config,
-                                        interval=interval, prune_scope="known")
+                                        interval=interval, prune_scope="known", dhcp=False,
+                                        metadata=False)
             self.remote.start()
         self.api = httpx.Client(base_url=self.server.url, timeout=30)
         self.ext = self.post("network", {"name": f"fp-ext-{self.sfx}", "router:external": True,
