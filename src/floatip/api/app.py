@@ -30,7 +30,8 @@ MAX_BODY = 1024 * 1024  # bytes; Neutron's default max_request_body_size is 1146
 
 
 class BodyLimit:
-    """Refuses a request body over ``limit`` bytes with 413 before anything parses it."""
+    """Refuses a request body over ``limit`` bytes with 413 before anything parses it.
+    (Starlette's RequestBodyLimitMiddleware answers in plain text, not Neutron's body.)"""
 
     def __init__(self, app, limit: int = MAX_BODY):
         self.app, self.limit = app, limit
@@ -77,7 +78,8 @@ def create_app(db: Database) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, e: StarletteHTTPException):
-        typ = {404: "HTTPNotFound", 405: "HTTPMethodNotAllowed"}.get(e.status_code, "HTTPError")
+        typ = {404: "HTTPNotFound", 405: "HTTPMethodNotAllowed",
+               413: "HTTPRequestEntityTooLarge"}.get(e.status_code, "HTTPError")
         return neutron_error(typ, str(e.detail), e.status_code)
 
     @app.exception_handler(IntegrityError)

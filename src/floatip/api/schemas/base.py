@@ -309,7 +309,7 @@ def envelope(data: Any, key: str, plural: str | None = None) -> Any:
     for a bulk create)."""
     if not isinstance(data, dict):
         raise refuse("Resource body required: a JSON object {\"%s\": {...}}" % key)
-    if key not in data and (plural is None or plural not in data):
+    if data.get(key) is None and (plural is None or data.get(plural) is None):
         raise refuse(f"Unable to find '{key}' in request body")
     return data
 
