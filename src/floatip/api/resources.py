@@ -22,7 +22,8 @@ RESOURCES = {"networks": "network", "subnets": "subnet", "ports": "port", "route
              "floatingips": "floatingip"}
 
 ERR = {"model": NeutronErrorBody}
-READ_ERRORS = {400: ERR, 404: ERR, 500: ERR, 503: ERR}
+LIST_ERRORS = {400: ERR, 500: ERR, 503: ERR}
+READ_ERRORS = {**LIST_ERRORS, 404: ERR}
 WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 413: ERR}
 PAGING = [("fields", {"type": "array", "items": {"type": "string"}},
            "attributes to show (repeatable)"),
@@ -110,7 +111,7 @@ def router(db: Database) -> APIRouter:
         for path in (f"/v2.0/{coll}", f"/v2.0/{coll}.json"):
             api.add_api_route(path, list_, methods=["GET"], name=f"list_{coll}", tags=tag,
                               response_model=None, responses={200: {"model": schemas.many},
-                                                               **READ_ERRORS},
+                                                               **LIST_ERRORS},
                               openapi_extra={"parameters": list_parameters(kind)},
                               include_in_schema=not path.endswith(".json"))
             api.add_api_route(path, create, methods=["POST"], name=f"create_{kind}", tags=tag,
