@@ -42,7 +42,8 @@ class PortCreate(PortUpdate):
 
 class CreatePortRequest(BaseModel):
     port: PortCreate | None = None
-    ports: list[PortCreate] | None = Field(None, description="bulk create")
+    ports: list[PortCreate] | None = Field(
+        None, min_length=1, description="bulk create")
 
     _envelope = model_validator(mode="before")(
         classmethod(lambda cls, d: envelope(d, "port", "ports")))

@@ -129,7 +129,8 @@ def check_versions(nameservers: list[str], routes: list) -> None:
 
 class CreateSubnetRequest(BaseModel):
     subnet: SubnetCreate | None = None
-    subnets: list[SubnetCreate] | None = Field(None, description="bulk create")
+    subnets: list[SubnetCreate] | None = Field(
+        None, min_length=1, description="bulk create")
 
     _envelope = model_validator(mode="before")(
         classmethod(lambda cls, d: envelope(d, "subnet", "subnets")))
