@@ -233,3 +233,23 @@ def test_dump_sees_a_change(server, topo):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         ok(c.put(f"/v2.0/networks/{topo['net']}", json={"network": {"description": uniq()}}))
     assert dump(server.db) != before
+
+
+def test_an_unexpected_error_is_a_neutron_500_and_logged(tmp_path, caplog):
+    """What the fuzzing must never find still answers in Neutron's body, and says so in the
+    log: the real server with one more route that fails the way a bug would."""
+    from floatip.server import Server, free_port
+
+    def broken():
+        raise RuntimeError("a bug")
+    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}", agent=False)
+    srv.app.add_api_route("/fa-broken", broken)
+    srv.start()
+    try:
+        r = httpx.get(f"{srv.url}/fa-broken", timeout=30)
+    finally:
+        srv.close()
+    assert r.status_code == 500
+    assert r.json()["NeutronError"]["type"] == "InternalServerError"
+    assert "a bug" not in r.text  # the log has the details, the client does not
+    assert any(rec.name == "floatip.api" and rec.exc_info for rec in caplog.records)
