@@ -183,6 +183,26 @@ CASES = [
      "IpAddressInUse"),
     ("vm-on-broadcast", "POST", PORT, port(fixed_ips=[{"ip_address": "100.64.30.255"}]), 400,
      "InvalidIpForSubnet"),
+    # IPv6 values: parsed, then refused where floatip is IPv4-only
+    ("v6-gateway", "POST", SUB, sub(gateway_ip="2001:db8::1"), 400, "InvalidInput"),
+    ("v6-nameserver", "PUT", SUB + "/{subnet}", {"subnet": {"dns_nameservers": ["2001:db8::53"]}},
+     400, "InvalidInput"),
+    ("v6-fixed-ip", "POST", PORT, port(fixed_ips=[{"ip_address": "2001:db8::5"}]), 400,
+     "BadRequest"),
+    ("v6-fip", "POST", FIP, fip(floating_ip_address="2001:db8::7"), 400, "BadRequest"),
+    ("v6-route", "PUT", RTR + "/{router}", {"router": {"routes": [
+        {"destination": "2001:db8:1::/64", "nexthop": "2001:db8::9"}]}}, 400, "InvalidRoutes"),
+    ("v6-subnet", "POST", SUB, sub("2001:db8::/64", ip_version=6), 400, "BadRequest"),
+    # addresses written the ways Neutron refuses
+    ("ip-leading-zero", "POST", PORT, port(fixed_ips=[{"ip_address": "100.64.030.9"}]), 400,
+     "HTTPBadRequest"),
+    ("ip-whitespace", "POST", FIP, fip(floating_ip_address=" 203.0.113.62"), 400,
+     "HTTPBadRequest"),
+    ("ip-short", "POST", SUB, sub(gateway_ip="100.64.31"), 400, "HTTPBadRequest"),
+    # a bulk create is all or nothing: the second subnet overlaps the first
+    ("bulk-second-fails", "POST", SUB, {"subnets": [
+        {"network_id": "{net}", "cidr": "100.64.32.0/24"},
+        {"network_id": "{net}", "cidr": "100.64.32.0/25"}]}, 400, "InvalidInput"),
     # a 20 MB body
     ("body-20mb", "POST", NET, '{"network": {"name": "' + "x" * 20_000_000 + '"}}', 413,
      "HTTPRequestEntityTooLarge"),
