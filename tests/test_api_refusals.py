@@ -203,6 +203,15 @@ CASES = [
     ("bulk-second-fails", "POST", SUB, {"subnets": [
         {"network_id": "{net}", "cidr": "100.64.32.0/24"},
         {"network_id": "{net}", "cidr": "100.64.32.0/25"}]}, 400, "InvalidInput"),
+    # the floatip-metadata port attributes are text too
+    ("user-data-surrogate", "PUT", PORT + "/{port}", {"port": {"floatip:user_data": S}}, 400,
+     "HTTPBadRequest"),
+    ("user-data-nul", "POST", PORT, port(**{"floatip:user_data": "#!/bin/sh\x00"}), 400,
+     "HTTPBadRequest"),
+    ("public-key-nul", "PUT", PORT + "/{port}", {"port": {"floatip:public_keys": {
+        "k": "ssh-ed25519 AAAA\x00"}}}, 400, "HTTPBadRequest"),
+    ("public-keys-list", "PUT", PORT + "/{port}", {"port": {"floatip:public_keys": ["k"]}},
+     400, "HTTPBadRequest"),
     # a 20 MB body
     ("body-20mb", "POST", NET, '{"network": {"name": "' + "x" * 20_000_000 + '"}}', 413,
      "HTTPRequestEntityTooLarge"),
