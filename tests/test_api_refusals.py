@@ -29,9 +29,16 @@ def topo(server):
         t = Topo(c, tenant_cidr="100.64.30.0/24", pool=("203.0.113.60", "203.0.113.70"))
         vm = t.port()
         fip = ok(t.fip(), 201)["floatingip"]
-    return {"ext": t.ext["id"], "ext_subnet": t.ext_subnet["id"], "net": t.net["id"],
-            "subnet": t.subnet["id"], "router": t.router["id"], "port": vm["id"],
-            "vm_ip": vm["fixed_ips"][0]["ip_address"], "fip": fip["id"],
+        # a port without owner on a subnet's gateway: about to become a router interface
+        lone = ok(c.post("/v2.0/networks", json={"network": {"name": uniq()}}), 201)["network"]
+        ok(c.post("/v2.0/subnets", json={"subnet": {"network_id": lone["id"],
+                                                    "cidr": "100.64.33.0/24"}}), 201)
+        gw_port = ok(c.post("/v2.0/ports", json={"port": {
+            "network_id": lone["id"], "fixed_ips": [{"ip_address": "100.64.33.1"}]}}),
+            201)["port"]
+    return {"gw_port": gw_port["id"], "ext": t.ext["id"], "ext_subnet": t.ext_subnet["id"],
+            "net": t.net["id"], "subnet": t.subnet["id"], "router": t.router["id"],
+            "port": vm["id"], "vm_ip": vm["fixed_ips"][0]["ip_address"], "fip": fip["id"],
             "fip_ip": fip["floating_ip_address"]}
 
 
@@ -181,6 +188,8 @@ CASES = [
     ("vm-on-gateway", "POST", PORT, port(device_owner="compute:nova",
                                          fixed_ips=[{"ip_address": "100.64.30.1"}]), 409,
      "IpAddressInUse"),
+    ("gateway-port-to-vm", "PUT", PORT + "/{gw_port}",
+     {"port": {"device_owner": "compute:nova"}}, 409, "IpAddressInUse"),
     ("vm-on-broadcast", "POST", PORT, port(fixed_ips=[{"ip_address": "100.64.30.255"}]), 400,
      "InvalidIpForSubnet"),
     # IPv6 values: parsed, then refused where floatip is IPv4-only
