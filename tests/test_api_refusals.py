@@ -273,6 +273,21 @@ def test_dump_sees_a_change(server, topo):
     assert dump(server.db) != before
 
 
+def test_status_reports_in_every_form_an_agent_sends(server, topo):
+    """The typed status report takes what agents send: plain statuses, [status, revision]
+    for floating IPs, port status and binding host."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        rev = ok(c.get(f"/v2.0/floatingips/{topo['fip']}"))["floatingip"]["revision_number"]
+        r = ok(c.post("/floatip/v1/status", json={
+            "floatingips": {topo["fip"]: ["ERROR", rev]}, "routers": {topo["router"]: "ACTIVE"},
+            "ports": {topo["port"]: {"status": "ACTIVE", "host": "fa-host"}}}))
+        assert r["changed"] >= 2
+        assert ok(c.get(f"/v2.0/floatingips/{topo['fip']}"))["floatingip"]["status"] == "ERROR"
+        p = ok(c.get(f"/v2.0/ports/{topo['port']}"))["port"]
+        assert p["status"] == "ACTIVE" and p["binding:host_id"] == "fa-host"
+        assert ok(c.post("/floatip/v1/status", json={}))["changed"] == 0
+
+
 def test_an_unexpected_error_is_a_neutron_500_and_logged(tmp_path, caplog):
     """What the fuzzing must never find still answers in Neutron's body, and says so in the
     log: the real server with one more route that fails the way a bug would."""
