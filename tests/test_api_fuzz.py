@@ -101,11 +101,20 @@ def test_no_server_errors_and_answers_as_documented(servers, tmp_path):
                *(["--seed", seed] if seed else [])]
         runs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True, cwd=tmp_path)
+    outputs = {}
+    try:
+        for name, proc in runs.items():
+            outputs[name] = proc.communicate(timeout=900)[0]
+    finally:
+        for proc in runs.values():  # a failed or timed-out wait leaves no fuzzer behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     total = 0
-    for name, proc in runs.items():
-        out, _ = proc.communicate(timeout=900)
+    for name, out in outputs.items():
         log = (tmp_path / f"serve-{name}.log").read_text()
-        assert proc.returncode == 0, f"{name}:\n{out[-20000:]}\nserver log:\n{log[-5000:]}"
+        assert runs[name].returncode == 0, \
+            f"{name}:\n{out[-20000:]}\nserver log:\n{log[-5000:]}"
         cases = re.search(r"(\d+) generated", out)
         assert cases and int(cases.group(1)) >= MIN_CASES, out[-3000:]
         assert "request failed" not in log, log[-5000:]
