@@ -1,0 +1,211 @@
+"""The OVN databases through ovsdbapp: the Northbound rows floatip owns (read from the IDL
+cache, written in one transaction per plan) and what the Southbound says (chassis, port
+bindings) plus NB_Global's nb_cfg / hv_cfg. No ``ovn-nbctl`` processes."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.schema.ovn_northbound import impl_idl as nb_impl
+
+from .diff import Actual, Plan
+from .translate import KEY, NAMED, OBJECT, OWNER, PARENT, TABLES, ChassisInfo
+
+log = logging.getLogger("floatip.ovn")
+
+SB_COLUMNS = {
+    "Chassis": ["name", "hostname", "other_config", "external_ids"],
+    "Chassis_Private": ["name", "nb_cfg", "chassis"],
+    "Port_Binding": ["logical_port", "chassis", "up"],
+}
+
+
+class _Idl(connection.OvsdbIdl):
+    """An IDL that tells the backend what changed, so it wakes at once (hand-made drift of
+    owned rows, chassis catching up, ports bound)."""
+
+    on_change: Callable[[str, object, object], None] | None = None
+
+    def notify(self, event, row, updates=None):
+        if self.on_change is not None:
+            try:
+                self.on_change(event, row, updates)
+            except Exception:  # noqa: BLE001 - never break the IDL thread
+                log.exception("change callback")
+
+
+def _connect(remote: str, schema: str, timeout: float, on_change, tables=None):
+    if tables:
+        from ovsdbapp.backend.ovs_idl import idlutils
+        helper = idlutils.get_schema_helper(remote, schema)
+        for t, cols in tables.items():
+            helper.register_columns(t, cols)
+        idl = _Idl(remote, helper)
+    else:
+        idl = _Idl.from_server(remote, schema)
+    idl.on_change = on_change
+    conn = connection.Connection(idl, timeout=timeout)
+    return idl, conn
+
+
+class Northbound:
+    def __init__(self, remote: str, owner: str, on_change: Callable[[str], None],
+                 timeout: float = 10.0):
+        self.owner = owner
+        self._cb = on_change
+        self.idl, self.conn = _connect(remote, "OVN_Northbound", timeout, self._notify)
+        # ovsdbapp keeps the connection in a class attribute: a class of our own per
+        # instance, or a second Northbound (another backend, a test) would take it over
+        api_cls = type("FloatipNbApi", (nb_impl.OvnNbApiIdlImpl,), {})
+        self.api = api_cls(self.conn)   # starts the connection thread
+
+    def _notify(self, event, row, updates) -> None:
+        table = row._table.name
+        if table == "NB_Global":
+            self._cb("hv")
+            return
+        if table not in PARENT and table not in ("Logical_Switch", "Logical_Router"):
+            return
+        for ext in (getattr(row, "external_ids", None),
+                    getattr(updates, "external_ids", None) if updates is not None else None):
+            if isinstance(ext, dict) and ext.get(OWNER) == self.owner and OBJECT in ext:
+                self._cb("drift:" + ext[OBJECT])
+
+    def close(self) -> None:
+        self.conn.stop(timeout=5)
+
+    # -- reading (from the IDL's cache, under the connection's lock) -------------------
+    def actual(self) -> tuple[dict[str, Actual], dict[str, set[str]]]:
+        """key -> owned row, and table -> names held by rows of other owners."""
+        owned: dict[str, Actual] = {}
+        foreign: dict[str, set[str]] = {t: set() for t in NAMED}
+        with self.conn.lock:
+            tables = self.idl.tables
+            holder: dict = {}   # child uuid -> (parent uuid, parent key or None)
+            for ptable, col in set(PARENT.values()):
+                for prow in tables[ptable].rows.values():
+                    pext = prow.external_ids
+                    pkey = pext.get(KEY) if pext.get(OWNER) == self.owner else None
+                    for child in getattr(prow, col):
+                        holder[child.uuid] = (prow.uuid, pkey)
+            for table in TABLES:
+                cols = [c for c in tables[table].columns if c != "external_ids"]
+                for row in tables[table].rows.values():
+                    ext = row.external_ids
+                    if ext.get(OWNER) != self.owner or KEY not in ext:
+                        if table in foreign:
+                            foreign[table].add(row.name)
+                        continue
+                    values = {c: getattr(row, c) for c in cols}
+                    values["external_ids"] = dict(ext)
+                    puuid, pkey = holder.get(row.uuid, (None, None))
+                    owned[ext[KEY]] = Actual(row.uuid, table, ext[KEY], ext.get(OBJECT),
+                                             values, pkey, puuid)
+        return owned, foreign
+
+    def cfg(self) -> tuple[int, int]:
+        """NB_Global (nb_cfg, hv_cfg)."""
+        with self.conn.lock:
+            g = next(iter(self.idl.tables["NB_Global"].rows.values()), None)
+            return (g.nb_cfg, g.hv_cfg) if g is not None else (0, 0)
+
+    # -- writing ------------------------------------------------------------------------
+    def apply(self, plan: Plan, actual: dict[str, Actual]) -> int:
+        """One transaction for the whole plan, raising NB_Global.nb_cfg with it (as
+        ``ovn-nbctl --wait=hv`` does); returns the nb_cfg the chassis must reach."""
+        api = self.api
+        cmds: dict[str, object] = {}
+        new_children: dict[str, dict[str, list]] = {}   # parent key -> column -> commands
+        gone = {a.uuid for a in plan.delete}
+        new_keys = {r.key for r in plan.create}
+        with api.transaction(check_error=True) as txn:
+            for row in plan.create:   # leaves first
+                cols = dict(row.columns)
+                for col, children in new_children.pop(row.key, {}).items():
+                    cols[col] = children
+                cmd = txn.add(api.db_create(row.table, **cols))
+                cmds[row.key] = cmd
+                if row.parent is not None:
+                    _, col = PARENT[row.table]
+                    if row.parent in new_keys:
+                        new_children.setdefault(row.parent, {}).setdefault(col, []).append(cmd)
+                    else:
+                        ptable, _ = PARENT[row.table]
+                        txn.add(api.db_add(ptable, actual[row.parent].uuid, col, cmd))
+            for row, have, cols in plan.update:
+                txn.add(api.db_set(row.table, have.uuid, *cols.items()))
+            for row, have in plan.attach:
+                ptable, col = PARENT[row.table]
+                parent = cmds.get(row.parent) or actual[row.parent].uuid
+                txn.add(api.db_add(ptable, parent, col, have.uuid))
+                if have.parent_uuid is not None and have.parent_uuid not in gone:
+                    txn.add(api.db_remove(ptable, have.parent_uuid, col, have.uuid))
+            for have in plan.delete:
+                if have.table not in PARENT:
+                    txn.add(api.db_destroy(have.table, have.uuid))
+                elif have.parent_uuid is not None and have.parent_uuid not in gone:
+                    ptable, col = PARENT[have.table]
+                    txn.add(api.db_remove(ptable, have.parent_uuid, col, have.uuid))
+                # a child no row holds is garbage collected by ovsdb-server already
+            nb_cfg, _ = self.cfg()
+            g = self._global_uuid()
+            if g is not None:
+                txn.add(api.db_set("NB_Global", g, ("nb_cfg", nb_cfg + 1)))
+        return nb_cfg + 1
+
+    def _global_uuid(self):
+        with self.conn.lock:
+            g = next(iter(self.idl.tables["NB_Global"].rows.values()), None)
+            return g.uuid if g is not None else None
+
+
+class Southbound:
+    def __init__(self, remote: str, on_change: Callable[[str], None], timeout: float = 10.0):
+        self._cb = on_change
+        self.idl, self.conn = _connect(remote, "OVN_Southbound", timeout, self._notify,
+                                       tables=SB_COLUMNS)
+        self.conn.start()
+
+    def _notify(self, event, row, updates) -> None:
+        self._cb("sb:" + row._table.name)
+
+    def close(self) -> None:
+        self.conn.stop(timeout=5)
+
+    def chassis(self) -> list[ChassisInfo]:
+        out = []
+        with self.conn.lock:
+            for c in self.idl.tables["Chassis"].rows.values():
+                cfg = {**c.external_ids, **c.other_config}
+                maps = {m.split(":", 1)[0] for m in cfg.get("ovn-bridge-mappings", "").split(",")
+                        if ":" in m}
+                gw = "enable-chassis-as-gw" in cfg.get("ovn-cms-options", "").split(",")
+                out.append(ChassisInfo(c.name, c.hostname or c.name, gw, frozenset(maps)))
+        return sorted(out, key=lambda c: c.name)
+
+    def bindings(self, ports) -> dict[str, tuple[str, str]]:
+        """port id -> (chassis name, hostname) for the ports a chassis has claimed."""
+        want = set(ports)
+        out = {}
+        with self.conn.lock:
+            for pb in self.idl.tables["Port_Binding"].rows.values():
+                if pb.logical_port in want and pb.chassis:
+                    ch = pb.chassis[0]
+                    out[pb.logical_port] = (ch.name, ch.hostname or ch.name)
+        return out
+
+    def chassis_cfg(self) -> dict[str, int]:
+        """chassis name -> the nb_cfg it has caught up with."""
+        with self.conn.lock:
+            return {p.name: p.nb_cfg for p in self.idl.tables["Chassis_Private"].rows.values()}
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        import time
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.conn.lock:
+                if self.idl.has_ever_connected():
+                    return True
+            time.sleep(0.02)
+        return False
