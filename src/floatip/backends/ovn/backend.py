@@ -86,7 +86,7 @@ class OvnBackend:
     def start(self) -> "OvnBackend":
         self.sb = Southbound(self.config.sb, self._note, self.config.timeout)
         self.nb = Northbound(self.config.nb, self.config.owner, self._note, self.config.timeout)
-        self.source.watch(self.wake, self.stop_event)
+        self.source.watch(_Wake(self._note, "source"), self.stop_event)
         self.request_full()
         self.thread = threading.Thread(target=self._run, name="floatip-ovn", daemon=True)
         self.thread.start()
@@ -171,8 +171,7 @@ class OvnBackend:
 
     def _pass(self, reasons: set[str], full: bool) -> None:
         t0 = time.perf_counter()
-        # the source woke us (the event without a reason of ours), or first/full pass
-        source_changed = full or self._snap is None or not reasons
+        source_changed = full or self._snap is None or "source" in reasons
         if source_changed:
             self._snap = self.source.snapshot()
             self._reported = {}
@@ -282,6 +281,17 @@ class OvnBackend:
             self._reported.update({"router:" + r: st for r, st in routers.items()})
             self._reported.update({"port:" + p: (v["status"], v.get("host"))
                                    for p, v in ports.items()})
+
+
+class _Wake(threading.Event):
+    """The event handed to the source: setting it records why, then wakes the loop."""
+
+    def __init__(self, note, reason: str):
+        super().__init__()
+        self._note_fn, self._reason = note, reason
+
+    def set(self) -> None:
+        self._note_fn(self._reason)
 
 
 def _changed_objects(old: Desired | None, new: Desired) -> set[str] | None:
