@@ -100,12 +100,13 @@ def api_latency(db_url: str, n: int) -> list[str]:
 
 def ping_after_associate(rounds: int, nat_driver: str = "iptables",
                          samples_out: dict | None = None) -> list[str]:
-    from floatip import binding
+    from floatip.agent import binding
     from floatip import lab as L
-    from floatip.agent import reconcile
-    from floatip.dataplane import Dataplane, datapath_type
-    from floatip.layout import AgentConfig
-    from floatip.model import State
+    from floatip.agent.reconciler import reconcile
+    from floatip.dataplane.kernel import Dataplane
+    from floatip.dataplane.ovs import datapath_type
+    from floatip.core.layout import AgentConfig
+    from floatip.core.model import State
     sfx = uuid.uuid4().hex[:5]
     int_br, ex_br, up, vm = f"fb{sfx}i", f"fb{sfx}e", f"fb{sfx}up", f"fb{sfx}vm"
     config = AgentConfig(int_br, {"physnet1": ex_br}, nat_driver)
@@ -172,7 +173,7 @@ def ping_after_associate(rounds: int, nat_driver: str = "iptables",
                 c.put(f"/v2.0/floatingips/{fip['id']}", json={"floatingip": {"port_id": None}})
                 srv.wait_for_agent()
             from floatip.client import Client
-            from floatip.demo_api import remove_all
+            from floatip.cli.demo_api import remove_all
             with Client(srv.url) as fc:
                 remove_all(fc)
             srv.wait_for_agent()

@@ -29,12 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from floatip.agent import Reconciler, reconcile  # noqa: E402
-from floatip.dataplane import Dataplane, datapath_type  # noqa: E402
+from floatip.agent.reconciler import Reconciler, reconcile  # noqa: E402
+from floatip.dataplane.kernel import Dataplane  # noqa: E402
+from floatip.dataplane.ovs import datapath_type  # noqa: E402
 from floatip.lab import Lab, sh  # noqa: E402
-from floatip.layout import AgentConfig, namespace_name  # noqa: E402
-from floatip.model import (FloatingIP, Gateway, Interface, Network, Port, Router,  # noqa: E402
-                           State, Subnet, stable_mac)
+from floatip.core.layout import AgentConfig, namespace_name  # noqa: E402
+from floatip.core.model import (FloatingIP, Gateway, Interface, Network, Port, Router,  # noqa: E402
+                                State, Subnet, stable_mac)
 
 OUT = ROOT / "bench-out"
 EXT = ipaddress.ip_network("100.64.0.0/12")       # external: upstream .1, gateways .2+

@@ -15,7 +15,7 @@ NAT_DRIVERS = ["iptables", "nftables"]
 def _kernel_ready() -> str | None:
     if os.geteuid() != 0:
         return "needs root (namespaces, OVS, netfilter)"
-    for tool in ("ovs-vsctl", "ip", "iptables-restore", "conntrack", "nsenter", "ethtool"):
+    for tool in ("ovs-vsctl", "ip", "iptables-restore", "nft", "conntrack", "nsenter", "ethtool"):
         if shutil.which(tool) is None:
             return f"{tool} not installed (run `make install`)"
     if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode:
@@ -34,22 +34,33 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(mark)
 
 
+@pytest.fixture(scope="session")
+def pg_url():
+    """An admin URL of a PostgreSQL server for this test session: FLOATIP_TEST_PG_URL if set,
+    else a throw-away server started here (tests/pgserver.py) and removed at the end."""
+    import pgserver
+    if os.environ.get("FLOATIP_TEST_PG_URL"):
+        yield os.environ["FLOATIP_TEST_PG_URL"]
+        return
+    why = pgserver.missing()
+    if why:
+        pytest.fail(f"PostgreSQL tests cannot run: {why}")
+    srv = pgserver.PgServer().start()
+    try:
+        yield srv.url
+    finally:
+        srv.stop()
+
+
 @pytest.fixture(params=NAT_DRIVERS)
 def nat_driver(request):
     """Every kernel test that takes this runs once per NAT driver."""
-    if request.param == "nftables":
-        try:
-            from floatip.nftables import NftablesDriver  # noqa: F401
-        except ImportError:
-            pytest.skip("nftables driver not built yet")
-        if shutil.which("nft") is None:
-            pytest.skip("nft not installed")
     return request.param
 
 
 @pytest.fixture
 def dataplane(nat_driver):
-    from floatip.dataplane import Dataplane
+    from floatip.dataplane.kernel import Dataplane
     dp = Dataplane(nat_driver)
     yield dp
     dp.close()
@@ -62,7 +73,7 @@ def short_id() -> str:
 @pytest.fixture
 def lab():
     from floatip.lab import Lab
-    from floatip.dataplane import datapath_type
+    from floatip.dataplane.ovs import datapath_type
     lb = Lab(datapath_type())
     yield lb
     left = lb.cleanup()

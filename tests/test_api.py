@@ -1,5 +1,5 @@
-"""The Neutron v2.0 API against real databases: SQLite always, PostgreSQL when
-FLOATIP_TEST_PG_URL names a server (a fresh database is created for the run and dropped after).
+"""The Neutron v2.0 API against real databases: SQLite, and PostgreSQL (a throw-away server
+started for the session, see conftest's ``pg_url``; a fresh database per module).
 
 The server under test is the real one (uvicorn on a free 127.0.0.1 port, agent off: these tests
 are about the API and the database; the agent is covered by test_e2e_sdk.py).
@@ -15,29 +15,15 @@ import httpx
 import pytest
 
 from floatip.server import Server, free_port
-
-PG_URL = os.environ.get("FLOATIP_TEST_PG_URL")
-
+from pgserver import fresh_database
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db_url(request, tmp_path_factory):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('fa-api')}/floatip.db"
         return
-    if not PG_URL:
-        pytest.skip("PostgreSQL tests need FLOATIP_TEST_PG_URL (CI sets it)")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    name = "floatip_test_" + uuid.uuid4().hex[:10]
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(request.getfixturevalue("pg_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -460,7 +446,8 @@ def test_parallel_associations_of_one_port(api):
 
 
 def test_state_survives_a_restart_and_feeds_the_model(server, db_url):
-    from floatip import model, service
+    from floatip.core.validate import validate
+    from floatip.service import agent_view
     with httpx.Client(base_url=server.url) as api:
         t = Topo(api, tenant_cidr="100.64.10.0/24", pool=("203.0.113.150", "203.0.113.160"))
         vm = t.port()
@@ -471,19 +458,19 @@ def test_state_survives_a_restart_and_feeds_the_model(server, db_url):
             assert ok(api2.get(f"/v2.0/floatingips/{f['id']}"))["floatingip"] == f
         db = srv2.db
         with db.tx(notify=False) as s:
-            state = service.desired_state(s)
-        model.validate(state)  # what the agent gets is sound
+            state = agent_view.desired_state(s)
+        validate(state)  # what the agent gets is sound
         fip = state.floatingips[f["id"]]
         assert state.router_for_fip(fip).id == t.router["id"]
         # the agent's index gives the same answer as the model for every floating IP
-        from floatip.server import fip_routers
+        from floatip.agent.loop import fip_routers
         assert fip_routers(state) == {
             fid: r.id for fid, x in state.floatingips.items()
             if (r := state.router_for_fip(x)) is not None}
         assert state.networks[t.net["id"]].local_vlan is not None
         # the agent's status report: DOWN -> ACTIVE, visible through the API
         with db.tx(notify=False) as s:
-            assert service.report_status(s, {f["id"]: "ACTIVE"}, {t.router["id"]: "ACTIVE"},
+            assert agent_view.report_status(s, {f["id"]: "ACTIVE"}, {t.router["id"]: "ACTIVE"},
                                          {vm["id"]: {"status": "ACTIVE", "host": "fa-host"}}) == 2
         with httpx.Client(base_url=srv2.url) as api2:
             assert ok(api2.get(f"/v2.0/floatingips/{f['id']}"))["floatingip"]["status"] == \
@@ -556,7 +543,7 @@ def test_migrations_match_the_models(server):
     migration fails here."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
-    from floatip.store import Base
+    from floatip.store.tables import Base
     with server.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
@@ -567,9 +554,10 @@ def test_agent_endpoints_state_and_long_poll(api, server):
     import time
     t = Topo(api, tenant_cidr="100.64.13.0/24", pool=("203.0.113.170", "203.0.113.180"))
     doc = ok(api.get("/floatip/v1/state"))
-    from floatip import model, service
-    state = service.state_from_json(doc["state"])
-    model.validate(state)
+    from floatip.core import model
+    from floatip.core.validate import validate
+    state = model.state_from_json(doc["state"])
+    validate(state)
     assert t.router["id"] in state.routers and t.router["id"] in doc["known_routers"]
     gen = ok(api.get("/floatip/v1/changes", params={"generation": -1}))["generation"]
     t0 = time.monotonic()

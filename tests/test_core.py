@@ -5,11 +5,13 @@ import copy
 
 import pytest
 
-from floatip import iptables
-from floatip.demo import SEED
-from floatip.layout import AgentConfig, router_layouts
-from floatip.model import InvalidState, load, stable_id
-from floatip.plan import PHASES, Link, NsFacts, Observed, OvsPort, commands, plan
+from floatip.dataplane.nat import iptables
+from floatip.cli.demo import SEED
+from floatip.core.layout import AgentConfig, router_layouts
+from floatip.core.document import load
+from floatip.core.errors import InvalidState
+from floatip.core.model import stable_id
+from floatip.core.plan import PHASES, Link, NsFacts, Observed, OvsPort, commands, plan
 
 CFG = AgentConfig("br-int", {"physnet1": "br-ex"})
 
@@ -18,7 +20,7 @@ class Driver:
     """The iptables driver's pure half, as the planner sees it."""
 
     def plan(self, ns, spec, facts):
-        from floatip.dataplane import IptablesDriver
+        from floatip.dataplane.nat.iptables import IptablesDriver
         return IptablesDriver.plan(self, ns, spec, facts)
 
     random_fully = True
@@ -103,8 +105,8 @@ def test_other_bad_input():
 
 
 def test_interface_names_are_validated():
-    from floatip.layout import check_ifname
-    from floatip.model import NeutronError
+    from floatip.core.layout import check_ifname
+    from floatip.core.errors import NeutronError
     assert check_ifname("br-ex") == "br-ex"
     for bad in ("", "x" * 16, "br ex", "br;rm", "../x", "a/b"):
         with pytest.raises(NeutronError):

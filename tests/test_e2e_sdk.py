@@ -17,10 +17,10 @@ import uuid
 
 import pytest
 
-from floatip import binding
+from floatip.agent import binding
 from floatip import lab as L
-from floatip.demo import run_checks
-from floatip.layout import AgentConfig
+from floatip.cli.demo import run_checks
+from floatip.core.layout import AgentConfig
 
 
 pytestmark = [pytest.mark.kernel,  # conftest skips it, saying why, without root or OVS
@@ -61,9 +61,9 @@ class Env:
         test's routers go, even if the agent failed."""
         if not self.router_ids:
             return
-        from floatip.agent import reconcile
-        from floatip.dataplane import Dataplane
-        from floatip.model import State
+        from floatip.agent.reconciler import reconcile
+        from floatip.dataplane.kernel import Dataplane
+        from floatip.core.model import State
         for attempt in range(5):
             dp = Dataplane(self.config.nat_driver)
             try:
@@ -78,7 +78,7 @@ class Env:
 
 @pytest.fixture
 def env():
-    from floatip.dataplane import datapath_type
+    from floatip.dataplane.ovs import datapath_type
     lab = L.Lab(datapath_type())
     e = None
     try:
@@ -133,7 +133,7 @@ def sdk_server(env, tmp_path):
     finally:
         try:
             from floatip.client import Client
-            from floatip.demo_api import remove_all
+            from floatip.cli.demo_api import remove_all
             with Client(srv.url) as c:
                 env.router_ids |= {r["id"] for r in c.list("router")}
                 remove_all(c)
@@ -334,7 +334,7 @@ def cli_server(env, tmp_path):
     finally:
         try:
             from floatip.client import Client
-            from floatip.demo_api import remove_all
+            from floatip.cli.demo_api import remove_all
             if procs[0].poll() is None:
                 with Client(url) as c:
                     env.router_ids |= {r["id"] for r in c.list("router")}

@@ -8,9 +8,11 @@ import time
 
 import pytest
 
-from floatip import demo, lab as L
-from floatip.agent import reconcile
-from floatip.dataplane import Dataplane, nsexec
+from floatip import lab as L
+from floatip.cli import demo
+from floatip.agent.reconciler import reconcile
+from floatip.dataplane.kernel import Dataplane
+from floatip.dataplane.netns import nsexec
 
 from topo import Topo
 
@@ -172,8 +174,8 @@ def test_two_routers_with_the_same_tenant_cidr(lab, dataplane, nat_driver):
 
 
 def test_foreign_namespace_and_rules_are_never_touched(seed, lab, nat_driver):
-    from floatip.layout import namespace_name
-    from floatip.model import stable_id
+    from floatip.core.layout import namespace_name
+    from floatip.core.model import stable_id
     # a qrouter- namespace floatip did not make (say, a real Neutron's), one of them with the
     # very name a desired router would use
     foreign = namespace_name(stable_id("router", f"other-{seed.sid}"))
@@ -196,7 +198,7 @@ def test_foreign_namespace_and_rules_are_never_touched(seed, lab, nat_driver):
     assert stable_id("router", f"other-{seed.sid}") in report.errors
     assert L.sh("ip", "netns", "exec", foreign, "ip", "-o", "link").stdout.count("\n") == 1
     # pruning removes floatip's routers only
-    from floatip.model import State
+    from floatip.core.model import State
     reconcile(seed.dp, State(), seed.config, prune=False, remove={seed.router_id})
     assert foreign in L.sh("ip", "netns", "list").stdout
 
@@ -242,7 +244,7 @@ def test_cli_dry_run_prints_commands_and_changes_nothing(topo, tmp_path):
     topo.fip(FIP, "vm4")
     f = tmp_path / "state.yaml"
     f.write_text(yaml.safe_dump(topo.doc))
-    base = [sys.executable, "-m", "floatip.cli", "--integration-bridge", topo.int_br,
+    base = [sys.executable, "-m", "floatip.cli.main", "--integration-bridge", topo.int_br,
             "--bridge-mapping", f"physnet1:{topo.ex_br}", "--nat-driver", topo.config.nat_driver]
     out = subprocess.run(base + ["apply", str(f), "--dry-run"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -288,7 +290,7 @@ def test_bad_file_is_rejected_with_a_clear_error(tmp_path):
     f.write_text("networks:\n  - name: ext\n    router:external: true\nsubnets:\n"
                  "  - name: s\n    network: ext\n    cidr: 203.0.113.0/24\n"
                  "    gateway_ip: 198.51.100.1\n")
-    out = subprocess.run([sys.executable, "-m", "floatip.cli", "apply", str(f), "--dry-run"],
+    out = subprocess.run([sys.executable, "-m", "floatip.cli.main", "apply", str(f), "--dry-run"],
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert "InvalidIpForSubnet" in out.stderr and "198.51.100.1" in out.stderr

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from floatip import lab as L
-from floatip.agent import Reconciler
-from floatip.dataplane import nsexec
+from floatip.agent.reconciler import Reconciler
+from floatip.dataplane.netns import nsexec
 
 
 pytestmark = pytest.mark.kernel
@@ -147,7 +147,7 @@ def test_many_fips_in_one_change(topo):
 
 def test_conntrack_entries_are_deleted_in_process(topo, lab):
     """ctnetlink (no conntrack process) deletes the flows of an address, both directions."""
-    from floatip.dataplane import CtNetlink
+    from floatip.dataplane.conntrack import CtNetlink
     topo.vm("vm4", "198.51.100.84")
     topo.fip(FIP, "vm4")
     topo.apply()
@@ -177,7 +177,7 @@ def test_flows_opened_before_the_fip_get_its_dnat(topo):
     """A packet to a floating IP that arrives while it is gone opens an un-NATed flow; when
     the floating IP comes back, that flow is cleared, so the next packet is DNATed."""
     import socket
-    from floatip.dataplane import run_in_netns
+    from floatip.dataplane.netns import run_in_netns
     topo.vm("vm4", "198.51.100.84")
     topo.fip(FIP, "vm4")
     rec = Reconciler(topo.dp, topo.config)

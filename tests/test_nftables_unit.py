@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from floatip import iptables
-from floatip.agent import _changed
-from floatip.layout import NatSpec, RouterLayout, Device
-from floatip.nftables import (NftTable, NftablesDriver, diff_script, element_script, fip_delta,
+from floatip.dataplane.nat import iptables
+from floatip.agent.reconciler import _changed
+from floatip.core.layout import NatSpec, RouterLayout, Device
+from floatip.dataplane.nat.nftables import (NftTable, NftablesDriver, diff_script, element_script, fip_delta,
                               parse, render, render_script)
-from floatip.plan import plan_fips
+from floatip.core.plan import plan_fips
 
 QG = "qg-1234567890a"
 SPEC = NatSpec(QG, "203.0.113.11", ("198.51.100.0/24",),
@@ -201,7 +201,7 @@ def test_event_path_plans_elements_addresses_and_conntrack():
 
 
 def test_iptables_event_path_appends_and_deletes_rules():
-    from floatip.dataplane import IptablesDriver
+    from floatip.dataplane.nat.iptables import IptablesDriver
     drv = IptablesDriver()
     rs = iptables.render(SPEC)
     step = drv.plan_fips("qrouter-r1", rs, {"203.0.113.86": "198.51.100.86"}, {"203.0.113.85"},

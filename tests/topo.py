@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 import uuid
 
-from floatip.agent import reconcile
-from floatip.layout import AgentConfig, namespace_name
-from floatip.model import State, load
+from floatip.agent.reconciler import reconcile
+from floatip.core.layout import AgentConfig, namespace_name
+from floatip.core.document import load
+from floatip.core.model import State
 
 EXT_GW, UPSTREAM_IP = "203.0.113.1", "203.0.113.1"
 

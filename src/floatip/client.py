@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from .model import NeutronError
+from .core.errors import NeutronError
 
 DEFAULT_URL = os.environ.get("FLOATIP_URL", "http://127.0.0.1:9696")
 COLLECTIONS = {"network": "networks", "subnet": "subnets", "port": "ports", "router": "routers",

@@ -12,7 +12,7 @@ import threading
 
 from pyroute2 import netns as pnetns
 
-from .dataplane import run_in_netns
+from .dataplane.netns import run_in_netns
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,349 +1,24 @@
-"""``floatip serve``: the API and the agent in one process; ``floatip agent --server URL``:
-the agent alone, following a remote API.
-
-The agent wakes on an event — set in-process after each committed change (or, remotely, when
-a long poll returns a new generation), and by OVSDB notifications about VM interfaces — and
-also every ``interval`` seconds. Each wake is one full pass: desired state -> ``reconcile(...,
-prune=True)`` -> VM port tags -> statuses (FIP ACTIVE/ERROR/DOWN, router ACTIVE/ERROR/DOWN,
-port binding) reported back.
-"""
+"""``floatip serve``: the API and one backend in one process. The backend is where the
+desired state leaves the API (``backends.base.Backend``): the kernel backend (this host's
+agent) or none (``--no-agent``: the API alone, agents on other hosts follow it)."""
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 
-from .layout import AgentConfig
-from .model import InvalidState, NeutronError, State, validate
+import uvicorn
 
-log = logging.getLogger("floatip.agent")
+from .api.app import create_app
+from .backends.kernel import KernelBackend
+from .backends.local import LocalSource
+from .core.errors import NeutronError
+from .core.layout import AgentConfig
+from .store.database import Database
+from .store.queries import generation
+
 DEFAULT_DB = "sqlite:////var/lib/floatip/floatip.db"
 
-
-# ---------------------------------------------------------------------------------------
-# Backends: where the agent reads the desired state and reports statuses
-
-class LocalBackend:
-    def __init__(self, db):
-        self.db = db
-
-    def snapshot(self) -> dict:
-        from . import service as svc
-        with self.db.tx(notify=False) as s:
-            return svc.agent_snapshot(s)
-
-    def report(self, floatingips, routers, ports) -> None:
-        from . import service as svc
-        with self.db.tx(notify=False) as s:
-            svc.report_status(s, floatingips, routers, ports)
-
-    def watch(self, wake: threading.Event, stop: threading.Event) -> None:
-        self.db.listeners.append(wake.set)
-
-
-class RemoteBackend:
-    def __init__(self, url: str):
-        from .client import Client
-        self.client = Client(url)
-        self.url = url
-
-    def snapshot(self) -> dict:
-        from . import service as svc
-        doc = self.client.agent_state()
-        return {"generation": doc["generation"], "state": svc.state_from_json(doc["state"]),
-                "vm_ports": doc["vm_ports"], "known_routers": set(doc["known_routers"]),
-                "fip_revisions": doc.get("fip_revisions", {}),
-                "fip_status": doc.get("fip_status", {}),
-                "router_status": doc.get("router_status", {})}
-
-    def report(self, floatingips, routers, ports) -> None:
-        self.client.report(floatingips=floatingips, routers=routers, ports=ports)
-
-    def watch(self, wake: threading.Event, stop: threading.Event) -> None:
-        def loop():
-            from .client import Client
-            c = Client(self.url)
-            gen = -1
-            while not stop.is_set():
-                try:
-                    new = c.changes(gen, timeout=25)
-                except NeutronError as e:
-                    log.warning("long poll: %s", e)
-                    stop.wait(2)
-                    continue
-                if new != gen:
-                    gen = new
-                    wake.set()
-        threading.Thread(target=loop, name="floatip-watch", daemon=True).start()
-
-
-# ---------------------------------------------------------------------------------------
-
-class ScopedDataplane:
-    """The dataplane as seen by an agent that prunes only routers its database knows (live
-    or deleted): other floatip routers on the host (another server, ``apply --local``,
-    tests) are invisible to it and so never removed."""
-
-    def __init__(self, dp, known: set[str]):
-        self.dp, self.known = dp, known
-
-    def observe(self, scope=None):
-        obs = self.dp.observe(scope)
-        obs.namespaces = {ns: f for ns, f in obs.namespaces.items() if f.router_id in self.known}
-        obs.ports = {n: p for n, p in obs.ports.items() if p.router_id in self.known}
-        return obs
-
-    def __getattr__(self, name):
-        return getattr(self.dp, name)
-
-
-@dataclass
-class AgentStats:
-    passes: int = 0
-    last_seconds: float = 0.0
-    last_error: str | None = None
-    last_generation: int = -1
-    last_full: bool = True
-    full_passes: int = 0
-    fip_status: dict[str, str] = field(default_factory=dict)
-
-
-def fip_routers(state: State) -> dict[str, str]:
-    """floating IP id -> id of the router that carries it: ``State.router_for_fip`` for all
-    of them at once, through an index instead of a scan of every router per floating IP."""
-    order = {rid: i for i, rid in enumerate(state.routers)}
-    index: dict[tuple[str, str], str] = {}
-    for rid, r in state.routers.items():
-        if r.gateway is not None:
-            for itf in r.interfaces:
-                index.setdefault((itf.subnet_id, r.gateway.network_id), rid)
-    out = {}
-    for fid, f in state.floatingips.items():
-        port = state.ports.get(f.port_id) if f.port_id else None
-        if port is None:
-            continue
-        found = [index[key] for sid, ip in port.fixed_ips
-                 if f.fixed_ip_address in (None, ip)
-                 and (key := (sid, f.floating_network_id)) in index]
-        if found:
-            out[fid] = min(found, key=order.__getitem__)
-    return out
-
-
-class Agent:
-    def __init__(self, backend, config: AgentConfig, *, interval: float = 30.0,
-                 prune_scope: str = "all", host: str | None = None, bind_ports: bool = True):
-        if prune_scope not in ("all", "known"):
-            raise NeutronError(f"prune scope {prune_scope!r}: all or known")
-        self.backend, self.config = backend, config
-        self.interval, self.prune_scope = interval, prune_scope
-        self.host = host or socket.gethostname()
-        self.wake = threading.Event()
-        self.stop_event = threading.Event()
-        self.passes_done = threading.Condition()
-        self.stats = AgentStats()
-        self.reconciler = None                 # agent.Reconciler, one per Dataplane
-        self.reconciler_dp = None
-        self.router_errors: dict[str, str] = {}  # router id -> why its last pass failed
-        self._want_full = False
-        self._dp = None
-        self.binder = None
-        if bind_ports:
-            from .binding import Binder
-            self.binder = Binder(config.integration_bridge, self.host, self.wake.set)
-        self.thread: threading.Thread | None = None
-
-    @property
-    def dp(self):
-        if self._dp is None:
-            from .dataplane import Dataplane
-            self._dp = Dataplane(self.config.nat_driver)
-        return self._dp
-
-    def request_full(self) -> None:
-        """Ask for a full pass (every router observed and repaired, stale ones pruned) now
-        rather than at the next periodic resync."""
-        self._want_full = True
-        self.wake.set()
-
-    def start(self) -> "Agent":
-        self.backend.watch(self.wake, self.stop_event)
-        self.wake.set()
-        self.thread = threading.Thread(target=self.run, name="floatip-agent", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.wake.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
-        if self.binder is not None:
-            self.binder.close()
-        if self._dp is not None:
-            self._dp.close()
-            self._dp = None
-
-    def run(self) -> None:
-        backoff = 0.2
-        full = True  # the first pass looks at everything
-        while not self.stop_event.is_set():
-            retry = 2.0 if self.router_errors else self.interval
-            woken = self.wake.wait(timeout=min(self.interval, retry))
-            if self.stop_event.is_set():
-                break
-            self.wake.clear()
-            if self._want_full:
-                self._want_full, full = False, True
-            try:
-                self.sync(full=full or not woken)
-                full = False
-                backoff = 0.2
-            except Exception as e:  # noqa: BLE001 - the agent must survive and retry
-                log.exception("agent pass failed")
-                self.stats.last_error = str(e)
-                if self._dp is not None:
-                    try:
-                        self._dp.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                    self._dp = None
-                full = True
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, 10)
-                self.wake.set()
-
-    def _quick_broken(self, state: State) -> dict[str, str]:
-        """The routers ``layout`` would refuse, found without laying every router out: a
-        gateway on a physical network this agent has no bridge for, an interface on a
-        network without a VLAN on the integration bridge."""
-        broken = {}
-        for rid, r in state.routers.items():
-            if not r.admin_state_up:
-                continue
-            gw = r.gateway
-            net = state.networks.get(gw.network_id) if gw is not None else None
-            if net is not None and (net.physical_network or "") not in \
-                    self.config.bridge_mappings:
-                broken[rid] = (f"No bridge mapped for physical network {net.physical_network} "
-                               f"(bridge mappings: {self.config.bridge_mappings})")
-                continue
-            for itf in r.interfaces:
-                sub = state.subnets.get(itf.subnet_id)
-                tnet = state.networks.get(sub.network_id) if sub is not None else None
-                if tnet is not None and tnet.local_vlan is None and tnet.segmentation_id is None:
-                    broken[rid] = f"Network {tnet.name or tnet.id} has no local VLAN"
-                    break
-        if broken:
-            log.error("routers left out: %s", broken)
-        return broken
-
-    def _layouts(self, state: State) -> tuple[dict, dict[str, str]]:
-        """Each router's layout, computed alone. A router this agent cannot lay out (e.g. a
-        gateway on a physical network without a bridge mapping here) is left out and
-        reported ERROR, so one of them does not stop every other router."""
-        from dataclasses import replace
-        from .layout import router_layouts
-        layouts, broken = {}, {}
-        owner = fip_routers(state)
-        for rid, r in state.routers.items():
-            sub = replace(state, routers={rid: r},
-                          floatingips={f: x for f, x in state.floatingips.items()
-                                       if owner.get(f) == rid})
-            try:
-                layouts.update(router_layouts(sub, self.config))
-            except NeutronError as e:
-                broken[rid] = e.message
-        if broken:
-            log.error("routers left out: %s", broken)
-        return layouts, broken
-
-    def sync(self, full: bool = True) -> None:
-        """One pass through ``agent.Reconciler``. ``full``: every router observed and
-        reconciled with ``prune=True`` (the first pass, the periodic resync, after a failure,
-        on request). Otherwise a partial sync: only floating IP changes are planned (nothing
-        observed) when no router, network or subnet changed, else only the routers whose
-        layout changed are observed and reconciled, and routers gone are removed."""
-        from dataclasses import replace
-        from .agent import Reconciler
-        t0 = time.perf_counter()
-        snap = self.backend.snapshot()
-        state: State = snap["state"]
-        try:
-            validate(state)
-        except InvalidState as e:
-            log.error("desired state is invalid, not applied: %s", e)
-            self.stats.last_error = str(e)
-            self.backend.report({f: "ERROR" for f in state.floatingips},
-                                {r: "ERROR" for r in state.routers}, {})
-            return
-        broken = self._quick_broken(state)
-        owner = fip_routers(state)
-        dp = self.dp
-        view = ScopedDataplane(dp, snap["known_routers"]) if self.prune_scope == "known" else dp
-        if self.reconciler is None or self.reconciler_dp is not dp:
-            self.reconciler, self.reconciler_dp = Reconciler(view, self.config), dp
-            full = True
-        self.reconciler.dp = view
-
-        def without(bad):
-            return replace(state, routers={r: x for r, x in state.routers.items()
-                                           if r not in bad}) if bad else state
-        try:
-            report = self.reconciler.sync(without(broken), prune=True, full=full)
-        except NeutronError:  # a router the quick check missed: find it the slow way
-            _, broken = self._layouts(state)
-            report = self.reconciler.sync(without(broken), prune=True, full=full)
-        steps = len(report.plan.steps)
-        errors = dict(report.errors)
-        errors.update(broken)
-        if not full:  # a router that failed before and was not retried is still failing
-            for rid, e in self.router_errors.items():
-                if rid not in errors and rid in self.reconciler.dirty:
-                    errors[rid] = e
-        self.router_errors = {rid: e for rid, e in errors.items() if rid in state.routers}
-        router_status = {rid: "ERROR" if rid in self.router_errors else
-                         ("ACTIVE" if r.admin_state_up else "DOWN")
-                         for rid, r in state.routers.items()}
-        fip_status: dict[str, str] = {}
-        for fid, f in state.floatingips.items():
-            router = state.routers.get(owner.get(fid))
-            if router is None or not router.admin_state_up:
-                fip_status[fid] = "DOWN"
-            else:
-                fip_status[fid] = "ERROR" if router.id in self.router_errors else "ACTIVE"
-        ports = self.binder.sync(snap["vm_ports"]) if self.binder is not None else {}
-        # report what differs from the database's view only
-        revisions = snap.get("fip_revisions", {})
-        have_fip, have_router = snap.get("fip_status", {}), snap.get("router_status", {})
-        vm = snap["vm_ports"]
-        fips = {f: [st, revisions[f]] if f in revisions else st
-                for f, st in fip_status.items() if have_fip.get(f) != st}
-        routers = {r: st for r, st in router_status.items() if have_router.get(r) != st}
-        ports = {p: v for p, v in ports.items()
-                 if vm.get(p, {}).get("status") != v.get("status")
-                 or (v.get("host") is not None and vm.get(p, {}).get("host") != v["host"])}
-        if fips or routers or ports:
-            self.backend.report(fips, routers, ports)
-        self.stats.passes += 1
-        self.stats.last_seconds = time.perf_counter() - t0
-        self.stats.last_generation = snap["generation"]
-        self.stats.last_full = full
-        self.stats.full_passes += full
-        self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
-                                          self.router_errors.items()) or None
-        self.stats.fip_status = fip_status
-        if steps or errors:
-            log.info("%s pass: %d step(s), %d error(s) in %.1f ms", "full" if full else
-                     "incremental", steps, len(errors), self.stats.last_seconds * 1000)
-        with self.passes_done:
-            self.passes_done.notify_all()
-
-
-# ---------------------------------------------------------------------------------------
-# Server
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
@@ -358,19 +33,21 @@ class Server:
     def __init__(self, db_url: str = DEFAULT_DB, listen: str = "127.0.0.1:9696",
                  config: AgentConfig = AgentConfig(), *, agent: bool = True,
                  interval: float = 30.0, prune_scope: str = "all", host: str | None = None):
-        import uvicorn
-        from .api import create_app
-        from .store import Database
         self.host, self.port = parse_listen(listen)
         self.db = Database(db_url)
         self.app = create_app(self.db)
-        self.agent = Agent(LocalBackend(self.db), config, interval=interval,
-                           prune_scope=prune_scope, host=host) if agent else None
-        if self.agent is not None:
-            self.db.resync_listeners.append(self.agent.request_full)
+        self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
+                                     prune_scope=prune_scope, host=host) if agent else None
+        if self.backend is not None:
+            self.db.resync_listeners.append(self.backend.request_full)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
                                                      log_level="warning", access_log=False))
         self.thread: threading.Thread | None = None
+
+    @property
+    def agent(self):
+        """The kernel backend's agent (tests and the demo read its stats)."""
+        return getattr(self.backend, "agent", None)
 
     @property
     def url(self) -> str:
@@ -378,8 +55,8 @@ class Server:
 
     def run(self) -> None:
         """Foreground: until SIGINT/SIGTERM."""
-        if self.agent is not None:
-            self.agent.start()
+        if self.backend is not None:
+            self.backend.start()
         try:
             self.uvicorn.run()
         finally:
@@ -387,8 +64,8 @@ class Server:
 
     def start(self) -> "Server":
         """Background thread (tests, demo); returns once the API answers."""
-        if self.agent is not None:
-            self.agent.start()
+        if self.backend is not None:
+            self.backend.start()
         self.thread = threading.Thread(target=self.uvicorn.run, name="floatip-api", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -404,25 +81,17 @@ class Server:
         if self.thread is not None:
             self.thread.join(timeout=10)
             self.thread = None
-        if self.agent is not None:
-            self.agent.stop()
+        if self.backend is not None:
+            self.backend.stop()
         self.db.close()
 
     def wait_for_agent(self, timeout: float = 30.0) -> bool:
-        """Block until the agent finished a pass that reflects everything committed so far."""
-        if self.agent is None:
+        """Block until the backend realised everything committed so far."""
+        if self.backend is None:
             return True
-        deadline = time.monotonic() + timeout
         with self.db.tx(notify=False) as s:
-            from .store import generation
             want = generation(s)
-        with self.agent.passes_done:
-            while self.agent.stats.last_generation < want or self.agent.wake.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.agent.passes_done.wait(min(left, 0.5))
-        return True
+        return self.backend.wait_synced(want, timeout)
 
 
 def free_port() -> int:

@@ -1,0 +1,252 @@
+"""One reconcile pass: desired state -> layouts -> observe -> plan -> apply -> report."""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..core.layout import AgentConfig, RouterLayout, router_layouts
+from ..core.model import State
+from ..core.plan import Plan, plan, plan_fips
+from ..dataplane.kernel import Dataplane
+
+
+@dataclass
+class Report:
+    plan: Plan
+    writes: int = 0
+    errors: dict[str, str] = field(default_factory=dict)   # router id -> error
+    seconds: float = 0.0
+    layouts: Mapping[str, RouterLayout] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def reconcile(dp: Dataplane, state: State, config: AgentConfig, *, remove: set[str] = frozenset(),
+              prune: bool = False, dry_run: bool = False) -> Report:
+    t0 = time.perf_counter()
+    layouts = router_layouts(state, config)
+    scope = None if prune else set(layouts) | set(remove)
+    observed = dp.observe(scope)
+    p = plan(layouts, observed, dp.nat, remove=set(remove), prune=prune)
+    report = Report(p, layouts=layouts)
+    report.errors.update(p.problems)
+    if not dry_run and p.steps:
+        res = dp.apply(p)
+        report.writes = res.writes
+        for target, err in res.errors.items():
+            report.errors[target.removeprefix("qrouter-")] = err
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# ---------------------------------------------------------------------------------------
+# Partial and full syncs (kube-proxy's model): a Reconciler remembers what it applied and
+# plans a state change against that, observing nothing when only floating IPs changed,
+# and only the routers that changed otherwise. A full sync observes everything: the first
+# sync, every ``resync_interval`` seconds, on request, and for routers whose apply failed.
+
+def _changed(old: dict, new: dict) -> set:
+    """Keys whose values differ; unchanged objects are usually the same object, so the
+    identity test settles almost all of them without a field-by-field comparison."""
+    get = old.get
+    out = {k for k, v in new.items() if get(k) is not v}
+    out = {k for k in out if get(k) != new[k]}
+    added = sum(1 for k in out if k not in old)
+    if len(old) != len(new) - added:  # something was removed
+        out |= old.keys() - new.keys()
+    return out
+
+
+def _same(old: dict, new: dict) -> bool:
+    return old is new or old == new
+
+
+class LazyLayouts(Mapping):
+    """``router_layouts(state, config)``, computed on first use (the event path does not
+    need them, and building them costs O(floating IPs))."""
+
+    def __init__(self, state: State, config: AgentConfig):
+        self._args = (state, config)
+        self._d: dict[str, RouterLayout] | None = None
+
+    def _get(self) -> dict[str, RouterLayout]:
+        if self._d is None:
+            self._d = router_layouts(*self._args)
+        return self._d
+
+    def __getitem__(self, k):
+        return self._get()[k]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self):
+        return len(self._get())
+
+
+class Reconciler:
+    def __init__(self, dp: Dataplane, config: AgentConfig, resync_interval: float | None = None):
+        self.dp, self.config = dp, config
+        self.resync_interval = resync_interval
+        self.state: State | None = None          # the state last applied
+        self.layouts: dict[str, RouterLayout] = {}
+        self.fips: dict[str, dict[str, str]] = {}  # router -> {floating: fixed} programmed
+        self.stale: set[str] = set()   # routers whose self.layouts lag self.fips
+        self.dirty: set[str] = set()   # routers to observe before trusting what we know
+        self.port_fips: dict[str, set[str]] = {}  # port id -> floating IP ids using it
+        self.last_full = 0.0
+        self.full_syncs = self.partial_syncs = 0
+
+    # -- helpers ----------------------------------------------------------------------
+    def _binding(self, state: State, fid: str):
+        fip = state.floatingips.get(fid)
+        if fip is None or not fip.fixed_ip_address:
+            return None
+        router = state.router_for_fip(fip)
+        if router is None or not router.admin_state_up or router.gateway is None:
+            return None
+        return router.id, fip.floating_ip_address, fip.fixed_ip_address
+
+    def _remember(self, state: State, layouts, ok: set[str], gone: set[str]) -> None:
+        for rid in gone:
+            for d in (self.layouts, self.fips):
+                d.pop(rid, None)
+            self.stale.discard(rid)
+            self.dirty.discard(rid)
+        for rid in ok:
+            lay = layouts[rid]
+            self.layouts[rid] = lay
+            self.fips[rid] = dict(lay.nat.fips)
+            self.stale.discard(rid)
+            if self.dp.nat.known(lay.namespace) is None and lay.nat.gateway_device:
+                self.dirty.add(rid)  # the NAT driver cannot vouch for its rules
+            else:
+                self.dirty.discard(rid)
+        self.state = state
+
+    def _index_ports(self, state: State) -> None:
+        self.port_fips = {}
+        for fid, f in state.floatingips.items():
+            if f.port_id:
+                self.port_fips.setdefault(f.port_id, set()).add(fid)
+
+    # -- syncs ------------------------------------------------------------------------
+    def sync(self, state: State, *, remove: set[str] = frozenset(), prune: bool = False,
+             dry_run: bool = False, full: bool = False, changed=None) -> Report:
+        """Make the kernel match ``state``. ``changed``, when the caller knows it (an API
+        event), names the floating IPs and ports that changed since the last sync, which
+        spares comparing every one of them; without it they are compared (mostly by
+        identity, so a state built from the previous one by replacing objects is cheap)."""
+        due = self.resync_interval is not None and \
+            time.monotonic() - self.last_full >= self.resync_interval
+        if full or due or self.state is None:
+            return self.full_sync(state, remove=remove, prune=prune, dry_run=dry_run)
+        t0 = time.perf_counter()
+        old = self.state
+        if not (_same(old.routers, state.routers) and _same(old.networks, state.networks)
+                and _same(old.subnets, state.subnets)) or remove:
+            return self._partial_routers(state, remove, dry_run, t0)
+        if changed is None:
+            fids = _changed(old.floatingips, state.floatingips)
+            pids = _changed(old.ports, state.ports)
+        else:
+            changed = set(changed)
+            fids = {x for x in changed if x in state.floatingips or x in old.floatingips}
+            pids = {x for x in changed if x in state.ports or x in old.ports}
+        for pid in pids:
+            fids |= self.port_fips.get(pid, set())
+        add: dict[str, dict[str, str]] = {}
+        rem: dict[str, set[str]] = {}
+        for fid in fids:
+            ob, nb = self._binding(old, fid), self._binding(state, fid)
+            if ob == nb:
+                continue
+            if ob is not None:
+                rem.setdefault(ob[0], set()).add(ob[1])
+            if nb is not None:
+                add.setdefault(nb[0], {})[nb[1]] = nb[2]
+        routers = set(add) | set(rem)
+        if routers & self.dirty or not routers <= set(self.fips):
+            return self._partial_routers(state, remove, dry_run, t0)
+        p = Plan()
+        for rid in sorted(routers):
+            lay = self.layouts[rid]
+            facts = self.dp.nat.known(lay.namespace)
+            if facts is None and lay.nat.gateway_device:
+                return self._partial_routers(state, remove, dry_run, t0)
+            p.steps += plan_fips(lay, self.dp.nat, facts, self.fips[rid],
+                                 add.get(rid, {}), rem.get(rid, set()))
+        p.steps.sort(key=lambda s: s.order)
+        report = Report(p, layouts=LazyLayouts(state, self.config))
+        self.partial_syncs += 1
+        if dry_run:
+            report.seconds = time.perf_counter() - t0
+            return report
+        if p.steps:
+            res = self.dp.apply(p)
+            report.writes = res.writes
+            for target, err in res.errors.items():
+                report.errors[target.removeprefix("qrouter-")] = err
+        for fid in fids:  # keep the port index current
+            for fmap in (old.floatingips, state.floatingips):
+                f = fmap.get(fid)
+                if f is not None and f.port_id:
+                    self.port_fips.setdefault(f.port_id, set()).add(fid)
+        for rid in routers:
+            if rid in report.errors:
+                self.dirty.add(rid)
+                continue
+            have = self.fips[rid]
+            for f in rem.get(rid, ()):
+                have.pop(f, None)
+            have.update(add.get(rid, {}))
+            self.stale.add(rid)
+        self.state = state
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _partial_routers(self, state: State, remove, dry_run: bool, t0: float) -> Report:
+        """Routers, networks or subnets changed: observe and plan only the routers whose
+        layout differs from what was applied (or that failed before)."""
+        layouts = router_layouts(state, self.config)
+        before = dict(self.layouts)
+        if self.stale:
+            prev = router_layouts(self.state, self.config)
+            before.update({rid: prev[rid] for rid in self.stale if rid in prev})
+        changed = {rid for rid, lay in layouts.items()
+                   if rid in self.dirty or before.get(rid) != lay}
+        gone = (set(before) - set(layouts)) | set(remove)
+        observed = self.dp.observe(changed | gone)
+        p = plan({rid: layouts[rid] for rid in changed}, observed, self.dp.nat, remove=gone)
+        report = Report(p, layouts=layouts)
+        report.errors.update(p.problems)
+        self.partial_syncs += 1
+        if not dry_run:
+            if p.steps:
+                res = self.dp.apply(p)
+                report.writes = res.writes
+                for target, err in res.errors.items():
+                    report.errors[target.removeprefix("qrouter-")] = err
+            failed = set(report.errors)
+            self.dirty |= failed & set(layouts)
+            self._remember(state, layouts, changed - failed, gone)
+            self._index_ports(state)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def full_sync(self, state: State, *, remove: set[str] = frozenset(), prune: bool = False,
+                  dry_run: bool = False) -> Report:
+        report = reconcile(self.dp, state, self.config, remove=remove, prune=prune,
+                           dry_run=dry_run)
+        self.full_syncs += 1
+        if not dry_run:
+            failed = set(report.errors)
+            self.layouts, self.fips, self.stale, self.dirty = {}, {}, set(), set()
+            self.dirty = failed & set(report.layouts)
+            self._remember(state, report.layouts, set(report.layouts) - failed, set())
+            self._index_ports(state)
+            self.last_full = time.monotonic()
+        return report

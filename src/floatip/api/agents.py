@@ -1,0 +1,53 @@
+"""``/floatip/v1/*``: what agents on other hosts (``floatip agent --server URL``) use: the
+desired state, a long poll for changes, status reports, a wake-up."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+
+from ..core.errors import NeutronError
+from ..core.model import state_to_json
+from ..service import agent_view
+from ..store.database import Database
+
+
+def router(db: Database) -> APIRouter:
+    api = APIRouter()
+
+    # -- agents on other hosts ------------------------------------------------------------
+    @api.get("/floatip/v1/state")
+    def agent_state():
+        with db.tx(notify=False) as s:
+            snap = agent_view.agent_snapshot(s)
+        return {"generation": db.generation, "state": state_to_json(snap["state"]),
+                "vm_ports": snap["vm_ports"], "known_routers": sorted(snap["known_routers"]),
+                "fip_revisions": snap["fip_revisions"], "fip_status": snap["fip_status"],
+                "router_status": snap["router_status"]}
+
+    @api.get("/floatip/v1/changes")
+    def changes(generation: int = -1, timeout: float = 30.0):
+        """Long poll: returns at once if the server's generation differs from ``generation``,
+        else when the next change commits, or after ``timeout`` seconds."""
+        return {"generation": db.wait(generation, max(0.0, min(timeout, 55.0)))}
+
+    @api.post("/floatip/v1/status")
+    def status(body: Any = Body(None)):
+        if not isinstance(body, dict):
+            raise NeutronError("status report must be an object")
+        with db.tx(notify=False) as s:
+            n = agent_view.report_status(s, body.get("floatingips"), body.get("routers"),
+                                  body.get("ports"))
+        return {"changed": n}
+
+    @api.post("/floatip/v1/sync")
+    def sync(full: bool = False):
+        """Wake the agent now (``floatip port plug`` calls it after plugging); ``full=true``
+        asks for a full pass that observes and repairs every router."""
+        if full:
+            for fn in list(db.resync_listeners):
+                fn()
+        db.notify()
+        return {"generation": db.generation}
+
+    return api

@@ -1,0 +1,42 @@
+"""The seam where desired state leaves the API.
+
+A ``Backend`` realises the desired state somewhere (this host's kernel, an OVN deployment) and
+writes statuses back; the server holds exactly one. A ``StateSource`` is where a backend reads
+the desired state and reports to: the in-process database (``LocalSource``) or a floatip API
+on another host (``RemoteSource``). A new backend is one new module or package here that
+implements ``Backend``; nothing above this layer changes.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+
+class StateSource(Protocol):
+    def snapshot(self) -> dict:
+        """``{"generation", "state": core.model.State, "vm_ports", "known_routers",
+        "fip_revisions", "fip_status", "router_status"}``, read consistently."""
+
+    def report(self, floatingips: dict, routers: dict, ports: dict) -> None:
+        """Statuses: FIP id -> status or [status, revision]; router id -> status;
+        port id -> {"status", "host"}."""
+
+    def watch(self, wake: threading.Event, stop: threading.Event) -> None:
+        """Set ``wake`` after every committed change, until ``stop`` is set."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def request_full(self) -> None:
+        """Observe and repair everything at the next pass, not only what changed."""
+
+    def wait_synced(self, generation: int, timeout: float) -> bool:
+        """Block until the state of ``generation`` is realised; False on timeout."""
+
+    def agents(self) -> list[dict]:
+        """What realises the state, for ``GET /v2.0/agents``: one dict per agent/chassis."""

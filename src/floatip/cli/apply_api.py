@@ -1,0 +1,231 @@
+"""``floatip apply FILE`` as an API client, like ``kubectl apply``: each resource of the file
+(the same document ``model.load`` reads) is found by name — floating IPs by address — and
+created when missing or updated when it differs. The API stays the one source of truth;
+the agent that follows it does the kernel work.
+
+Router interfaces converge to the file's list. Nothing else is deleted: resources the file
+does not mention are left alone.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ..client import Client
+from ..core.document import _get
+from ..core.errors import NeutronError
+
+
+@dataclass
+class ApplyResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    ids: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> name -> id
+
+    def note(self, what: str, label: str) -> None:
+        getattr(self, what).append(label)
+
+
+def _by_name(c: Client, kind: str, name: str) -> dict | None:
+    found = c.list(kind, name=name)
+    if len(found) > 1:
+        raise NeutronError(f"More than one {kind} is named {name!r}: names must be unique for "
+                           "apply", "Conflict", 409)
+    return found[0] if found else None
+
+
+def _diff(have: dict, want: dict) -> dict:
+    return {k: v for k, v in want.items() if have.get(k) != v}
+
+
+def apply_document(c: Client, doc: dict) -> ApplyResult:
+    if not isinstance(doc, dict):
+        raise NeutronError("A desired-state document must be a mapping")
+    unknown = set(doc) - {"networks", "subnets", "ports", "routers", "floatingips"}
+    if unknown:
+        raise NeutronError(f"Unknown top-level keys: {', '.join(sorted(unknown))}")
+    res = ApplyResult(ids={k: {} for k in ("network", "subnet", "port", "router")})
+
+    def ref(kind: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value in res.ids[kind]:
+            return res.ids[kind][value]
+        return c.find(kind, value)["id"]
+
+    def ensure(kind: str, name: str, create: dict, mutable: dict) -> dict:
+        have = _by_name(c, kind, name)
+        if have is None:
+            obj = c.create(kind, name=name, **create)
+            res.note("created", f"{kind} {name}")
+        else:
+            changes = _diff(have, mutable)
+            if changes:
+                obj = c.update(kind, have["id"], **changes)
+                res.note("updated", f"{kind} {name}")
+            else:
+                obj = have
+                res.note("unchanged", f"{kind} {name}")
+        if kind in res.ids:
+            res.ids[kind][name] = obj["id"]
+        return obj
+
+    def name_of(kind: str, d: dict) -> str:
+        if not isinstance(d, dict) or not d.get("name"):
+            raise NeutronError(f"apply through the API needs a name for each {kind}: {d!r}")
+        return d["name"]
+
+    for d in doc.get("networks") or []:
+        ext = bool(_get(d, "router:external", "external", default=False))
+        create = {"router:external": ext}
+        for key, alias in (("provider:network_type", "network_type"),
+                           ("provider:physical_network", "physical_network"),
+                           ("provider:segmentation_id", "segmentation_id")):
+            v = _get(d, key, alias)
+            if v is not None:
+                create[key] = v
+        mutable = {k: d[k] for k in ("mtu", "admin_state_up", "description") if k in d}
+        ensure("network", name_of("network", d), {**create, **mutable}, mutable)
+    for d in doc.get("subnets") or []:
+        create = {"network_id": ref("network", _get(d, "network", "network_id")),
+                  "cidr": d.get("cidr"), "ip_version": 4}
+        for k in ("gateway_ip", "allocation_pools", "enable_dhcp", "dns_nameservers"):
+            if k in d:
+                create[k] = d[k]
+        mutable = {k: d[k] for k in ("enable_dhcp", "dns_nameservers", "description") if k in d}
+        ensure("subnet", name_of("subnet", d), create, mutable)
+    for d in doc.get("ports") or []:
+        net = ref("network", _get(d, "network", "network_id"))
+        fixed = []
+        for f in d.get("fixed_ips") or ([{"ip_address": d["fixed_ip"]}] if "fixed_ip" in d else []):
+            item = {}
+            if _get(f, "subnet", "subnet_id"):
+                item["subnet_id"] = ref("subnet", _get(f, "subnet", "subnet_id"))
+            if f.get("ip_address"):
+                item["ip_address"] = f["ip_address"]
+            fixed.append(item)
+        create = {"network_id": net, "device_owner": d.get("device_owner", "compute:floatip")}
+        if fixed:
+            create["fixed_ips"] = fixed
+        for k in ("mac_address", "device_id", "admin_state_up", "description"):
+            if k in d:
+                create[k] = d[k]
+        mutable = {k: d[k] for k in ("admin_state_up", "description", "device_id") if k in d}
+        port = ensure("port", name_of("port", d), create, mutable)
+        want_ips = {f["ip_address"] for f in fixed if f.get("ip_address")}
+        have_ips = {f["ip_address"] for f in port["fixed_ips"]}
+        if want_ips and want_ips != have_ips:
+            c.update("port", port["id"], fixed_ips=[f for f in fixed])
+            res.note("updated", f"port {port['name']} fixed_ips")
+    for d in doc.get("routers") or []:
+        name = name_of("router", d)
+        g = _get(d, "external_gateway_info", "external_gateway")
+        gw = None
+        if g:
+            gw = {"network_id": ref("network", _get(g, "network", "network_id")),
+                  "enable_snat": bool(g.get("enable_snat", True))}
+            ips = g.get("external_fixed_ips") or ([{"ip_address": g["ip_address"]}]
+                                                  if g.get("ip_address") else [])
+            if ips:
+                gw["external_fixed_ips"] = [
+                    {k: (ref("subnet", v) if k == "subnet_id" else v) for k, v in x.items()}
+                    for x in ips]
+        router = _by_name(c, "router", name)
+        body = {"admin_state_up": bool(d.get("admin_state_up", True))}
+        if router is None:
+            router = c.create("router", name=name, external_gateway_info=gw, **body)
+            res.note("created", f"router {name}")
+        else:
+            changes = _diff(router, body)
+            have = router.get("external_gateway_info")
+            if _gateway_differs(have, gw):
+                changes["external_gateway_info"] = gw
+            if changes:
+                router = c.update("router", router["id"], **changes)
+                res.note("updated", f"router {name}")
+            else:
+                res.note("unchanged", f"router {name}")
+        res.ids["router"][name] = router["id"]
+        want = []
+        for i in d.get("interfaces") or []:
+            i = {"subnet": i} if isinstance(i, str) else i
+            want.append(ref("subnet", _get(i, "subnet", "subnet_id")))
+        have = {}
+        for p in c.list("port", device_id=router["id"], device_owner="network:router_interface"):
+            for f in p["fixed_ips"]:
+                have[f["subnet_id"]] = p["id"]
+        for sid in want:
+            if sid not in have:
+                c.add_interface(router["id"], subnet_id=sid)
+                res.note("updated", f"router {name} interface {sid}")
+        for sid, pid in have.items():
+            if sid not in want:
+                c.remove_interface(router["id"], port_id=pid)
+                res.note("updated", f"router {name} interface {sid} removed")
+    for d in doc.get("floatingips") or []:
+        addr = _get(d, "floating_ip_address", "address")
+        port_id = ref("port", _get(d, "port", "port_id"))
+        net = _get(d, "floating_network", "floating_network_id")
+        fixed = d.get("fixed_ip_address")
+        existing = c.list("floatingip", floating_ip_address=addr) if addr else []
+        if existing:
+            f = existing[0]
+            changes = {}
+            if f["port_id"] != port_id or (fixed and f["fixed_ip_address"] != fixed):
+                changes["port_id"] = port_id
+                if fixed:
+                    changes["fixed_ip_address"] = fixed
+            if changes:
+                c.update("floatingip", f["id"], **changes)
+                res.note("updated", f"floating IP {addr}")
+            else:
+                res.note("unchanged", f"floating IP {addr}")
+            continue
+        if net is not None:
+            net_id = ref("network", net)
+        else:
+            net_id = _external_network_for(c, addr, port_id)
+        body = {"floating_network_id": net_id}
+        if addr:
+            body["floating_ip_address"] = addr
+        if port_id:
+            body["port_id"] = port_id
+        if fixed:
+            body["fixed_ip_address"] = fixed
+        f = c.create("floatingip", **body)
+        res.note("created", f"floating IP {f['floating_ip_address']}")
+    return res
+
+
+def _gateway_differs(have: dict | None, want: dict | None) -> bool:
+    if (have is None) != (want is None):
+        return True
+    if have is None:
+        return False
+    if have["network_id"] != want["network_id"] or have["enable_snat"] != want["enable_snat"]:
+        return True
+    want_ips = {x.get("ip_address") for x in want.get("external_fixed_ips", [])} - {None}
+    return bool(want_ips) and want_ips != {x["ip_address"] for x in have["external_fixed_ips"]}
+
+
+def _external_network_for(c: Client, addr: str | None, port_id: str | None = None) -> str:
+    """The external network a floating IP belongs on: the gateway network of the router that
+    serves the port, else the external network whose subnet holds the address."""
+    candidates = c.list("network", **{"router:external": "True"})
+    if port_id:
+        for f in c.show("port", port_id)["fixed_ips"]:
+            for itf in c.list("port", device_owner="network:router_interface",
+                              fixed_ips=f"subnet_id={f['subnet_id']}"):
+                gw = c.show("router", itf["device_id"]).get("external_gateway_info")
+                if gw:
+                    candidates.sort(key=lambda n: n["id"] != gw["network_id"])
+                    break
+    for net in candidates:
+        if addr is None:
+            return net["id"]
+        for sn in c.list("subnet", network_id=net["id"]):
+            if ipaddress.ip_address(addr) in ipaddress.ip_network(sn["cidr"]):
+                return net["id"]
+    raise NeutronError(f"No external network holds floating IP {addr}",
+                       "ExternalGatewayForFloatingIPNotFound", 404)

@@ -1,0 +1,157 @@
+"""``floatip demo`` through the API: a server with a throw-away SQLite database on a free
+127.0.0.1 port (API and agent in this process), the seed built with API calls
+(``apiapply.apply_document(demo.SEED)``), the VMs plugged as containers (iface-id, the agent
+tags and binds them), then the five checks (a)-(e) of ``demo.run_checks``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from .. import lab as L
+from ..agent import binding
+from ..client import Client
+from ..core.layout import AgentConfig, namespace_name
+from ..dataplane.ovs import datapath_type
+from ..server import Server, free_port
+from . import demo as D
+from .apply_api import apply_document
+
+KEEP_DIR = "/run/floatip-demo"  # the database of a kept demo, for --teardown
+
+
+@dataclass
+class DemoResult:
+    checks: list = field(default_factory=list)
+    router_id: str | None = None
+    url: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    db: str | None = None
+
+
+def _wait_active(c: Client, port_ids: list[str], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(c.show("port", p)["status"] == "ACTIVE" for p in port_ids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _wait_fips(c: Client, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fips = c.list("floatingip")
+        if fips and all(f["status"] == "ACTIVE" for f in fips):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def remove_all(c: Client) -> None:
+    """Delete everything through the API, in dependency order."""
+    for f in c.list("floatingip"):
+        c.delete("floatingip", f["id"])
+    for r in c.list("router"):
+        for p in c.list("port", device_id=r["id"], device_owner="network:router_interface"):
+            c.remove_interface(r["id"], port_id=p["id"])
+        c.delete("router", r["id"])
+    for p in c.list("port"):
+        c.delete("port", p["id"])
+    for n in c.list("network"):
+        c.delete("network", n["id"])
+
+
+def run(nat_driver: str = "nftables", keep: bool = False, log=print) -> DemoResult:
+    config = AgentConfig(D.INT_BR, {"physnet1": D.EX_BR}, nat_driver)
+    if keep:
+        os.makedirs(KEEP_DIR, exist_ok=True)
+        dbdir = KEEP_DIR
+        if os.path.exists(os.path.join(dbdir, "demo.db")):
+            os.remove(os.path.join(dbdir, "demo.db"))
+    else:
+        dbdir = tempfile.mkdtemp(prefix="floatip-demo-")
+    res = DemoResult(db=os.path.join(dbdir, "demo.db"))
+    lab = L.Lab(datapath_type())
+    srv = None
+    t0 = time.perf_counter()
+    try:
+        lab.bridge(D.INT_BR)
+        lab.bridge(D.EX_BR)
+        srv = Server(f"sqlite:///{res.db}", f"127.0.0.1:{free_port()}", config,
+                     prune_scope="known").start()
+        res.url = srv.url
+        c = Client(srv.url)
+        log(f"API and agent on {srv.url} (SQLite {res.db})")
+        t = time.perf_counter()
+        applied = apply_document(c, D.SEED)
+        res.timings["api_build"] = time.perf_counter() - t
+        log(f"built the seed through the API: {len(applied.created)} resources in "
+            f"{res.timings['api_build'] * 1000:.0f} ms")
+        res.router_id = applied.ids["router"]["router02"]
+        lab.host(D.UPSTREAM, D.EX_BR, D.VETHS[D.UPSTREAM], "10.255.253.1/24")
+        subnets = {s["id"]: s for s in c.list("subnet")}
+        ports = []
+        for name, ns in (("vm4", D.VM4), ("vm5", D.VM5)):
+            L.sh("ip", "netns", "add", ns)
+            lab.namespaces.append(ns)
+            port = c.find("port", name)
+            binding.plug(port, subnets, ns, D.INT_BR)
+            ports.append(port["id"])
+        c.sync()
+        ok = _wait_active(c, ports) and _wait_fips(c)
+        res.timings["converged"] = time.perf_counter() - t
+        log(f"agent bound the VM ports and programmed the router: "
+            f"{'ok' if ok else 'NOT converged'} after {res.timings['converged'] * 1000:.0f} ms")
+        n = D.names()["addresses"]
+        res.checks = D.run_checks(D.UPSTREAM, D.VM4, D.VM5, n["floating_ip"],
+                                  n["router_gateway"], n["no_floating_ip"], n["upstream"], lab)
+    finally:
+        try:
+            if srv is not None:
+                if not keep:
+                    try:
+                        remove_all(Client(srv.url))
+                        srv.wait_for_agent()
+                    except Exception as e:  # noqa: BLE001
+                        log(f"cleanup through the API failed: {e}")
+                srv.close()
+        finally:
+            if not keep:
+                lab.cleanup()
+                shutil.rmtree(dbdir, ignore_errors=True)
+    res.timings["total"] = time.perf_counter() - t0
+    return res
+
+
+def teardown(nat_driver: str = "nftables") -> list[str]:
+    """Remove a kept demo: its routers through the API (the kept database), then hosts and
+    bridges."""
+    db = os.path.join(KEEP_DIR, "demo.db")
+    if os.path.exists(db):
+        config = AgentConfig(D.INT_BR, {"physnet1": D.EX_BR}, nat_driver)
+        srv = Server(f"sqlite:///{db}", f"127.0.0.1:{free_port()}", config,
+                     prune_scope="known").start()
+        try:
+            remove_all(Client(srv.url))
+            srv.wait_for_agent()
+        finally:
+            srv.close()
+        shutil.rmtree(KEEP_DIR, ignore_errors=True)
+    lab = L.Lab()
+    existing = set(L.sh("ip", "netns", "list").stdout.split())
+    lab.namespaces = [ns for ns in (D.UPSTREAM, D.VM4, D.VM5) if ns in existing]
+    lab.veths = [D.VETHS[D.UPSTREAM]]
+    lab.bridges = [b for b in (D.INT_BR, D.EX_BR)
+                   if L.sh("ovs-vsctl", "br-exists", b, check=False).returncode == 0]
+    return lab.cleanup()
+
+
+def names(router_id: str | None) -> dict:
+    n = D.names()
+    if router_id:
+        n["router_id"], n["router_namespace"] = router_id, namespace_name(router_id)
+    return n

@@ -1,0 +1,224 @@
+"""Commands that work on this host's kernel directly (``apply --local``, ``diff``,
+``teardown``, ``show``), ``apply FILE`` through the API, and the demo."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+import yaml
+from rich.table import Table
+
+from ..agent.reconciler import reconcile
+from ..client import Client
+from ..core.document import load
+from ..core.errors import NeutronError
+from ..core.model import State
+from ..core.plan import commands, summary
+from ..dataplane.kernel import Dataplane
+from . import demo_api
+from .app import Ctx, app, err, fail, out
+from .apply_api import apply_document
+
+
+def read_state(path: Path) -> State:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        fail(e)
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        return load(doc or {})
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        fail(NeutronError(f"{path}: not valid YAML/JSON: {e}"))
+    except NeutronError as e:
+        fail(e)
+
+
+def dataplane():
+    if os.geteuid() != 0:
+        fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
+    try:
+        return Dataplane(Ctx.config.nat_driver)
+    except Exception as e:  # noqa: BLE001
+        fail(NeutronError(f"cannot reach the dataplane: {e}"))
+
+
+def print_report(report, as_json: bool, dry_run: bool, datapath: str) -> None:
+    if as_json:
+        print(json.dumps({
+            "dry_run": dry_run, "writes": report.writes, "seconds": round(report.seconds, 4),
+            "errors": report.errors,
+            "steps": [{"action": s.action, "target": s.target, "why": s.why,
+                       "commands": commands(s, datapath)} for s in report.plan.steps]}, indent=2))
+        return
+    if dry_run:
+        for s in report.plan.steps:
+            out.print(f"# {s.action} {s.target}: {s.why}", style="dim", highlight=False,
+                      soft_wrap=True)
+            for c in commands(s, datapath):
+                print(c)
+        if not report.plan.steps:
+            out.print("# nothing to change", style="dim")
+    else:
+        for s in report.plan.steps:
+            out.print(f"[green]✓[/green] {summary(s)}", highlight=False, soft_wrap=True)
+        out.print(f"{len(report.plan.steps)} step(s), {report.writes} write(s) in "
+                  f"{report.seconds * 1000:.1f} ms" if report.plan.steps else
+                  f"nothing to change ({report.seconds * 1000:.1f} ms)")
+    for rid, e in report.errors.items():
+        err.print(f"[red]router {rid}[/red]: {e}", highlight=False)
+
+
+@app.command()
+def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
+                                                   help="Print the commands, change nothing "
+                                                        "(implies --local)."),
+          local: bool = typer.Option(False, "--local",
+                                     help="Program the kernel directly, without the API."),
+          url: str = typer.Option("http://127.0.0.1:9696", "--url", envvar="FLOATIP_URL",
+                                  help="floatip API endpoint."),
+          as_json: bool = typer.Option(False, "--json")):
+    """Create or update FILE's resources through the API, like kubectl apply (--local: kernel)."""
+    if not (local or dry_run):
+        try:
+            text = file.read_text()
+            doc = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, yaml.YAMLError, json.JSONDecodeError) as e:
+            fail(NeutronError(f"{file}: cannot read: {e}"))
+        try:
+            with Client(url) as c:
+                res = apply_document(c, doc or {})
+        except NeutronError as e:
+            if e.type == "ConnectionFailed":
+                e.message += " (start `floatip serve`, or use `apply --local`)"
+                e.args = (e.message,)
+            fail(e, 1)
+        if as_json:
+            print(json.dumps({"created": res.created, "updated": res.updated,
+                              "unchanged": res.unchanged, "ids": res.ids}, indent=2))
+        else:
+            for what in ("created", "updated", "unchanged"):
+                for label in getattr(res, what):
+                    out.print(f"{label} {what}", highlight=False)
+        return
+    state = read_state(file)
+    dp = dataplane()
+    try:
+        report = reconcile(dp, state, Ctx.config, dry_run=dry_run)
+        print_report(report, as_json, dry_run, dp.datapath_type)
+    except NeutronError as e:
+        fail(e)
+    finally:
+        dp.close()
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def diff(file: Path, as_json: bool = typer.Option(False, "--json")):
+    """What `apply FILE` would change, as shell commands."""
+    state = read_state(file)
+    dp = dataplane()
+    try:
+        report = reconcile(dp, state, Ctx.config, dry_run=True)
+        print_report(report, as_json, True, dp.datapath_type)
+    finally:
+        dp.close()
+    raise typer.Exit(1 if report.plan.steps else 0)
+
+
+@app.command()
+def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
+    """Remove the routers (namespaces, OVS ports, rules) that FILE describes."""
+    state = read_state(file)
+    dp = dataplane()
+    try:
+        report = reconcile(dp, State(), Ctx.config, remove=set(state.routers))
+        print_report(report, as_json, False, dp.datapath_type)
+    finally:
+        dp.close()
+
+
+@app.command()
+def show(as_json: bool = typer.Option(False, "--json")):
+    """What floatip owns in the kernel now, per router."""
+    dp = dataplane()
+    try:
+        obs = dp.observe()
+    finally:
+        dp.close()
+    routers = []
+    for ns, f in sorted(obs.namespaces.items()):
+        ports = {n: p for n, p in obs.ports.items() if p.router_id == f.router_id}
+        routers.append({
+            "router_id": f.router_id, "namespace": ns,
+            "devices": [{"name": l.name, "mac": l.mac, "mtu": l.mtu, "up": l.up,
+                         "addresses": sorted(l.addresses),
+                         "ovs": {"bridge": ports[n].bridge, "tag": ports[n].tag}
+                         if n in ports else None} for n, l in sorted(f.links.items())],
+            "default_route": {"via": f.default_route[0], "dev": f.default_route[1]}
+            if f.default_route else None,
+            "floating_ips": [{"floating_ip": k, "fixed_ip": v} for k, v in sorted(f.fip_map.items())],
+            "rules": _rules_text(f.nat),
+            "sysctls": f.sysctls})
+    if as_json:
+        print(json.dumps({"routers": routers,
+                          "foreign_namespaces": sorted(obs.foreign_namespaces)}, indent=2))
+        return
+    if not routers:
+        out.print("floatip owns no router on this host")
+    for r in routers:
+        out.rule(f"router {r['router_id']}  ({r['namespace']})")
+        t = Table("device", "ovs", "mac", "addresses")
+        for d in r["devices"]:
+            ovs = f"{d['ovs']['bridge']} tag={d['ovs']['tag']}" if d["ovs"] else "-"
+            t.add_row(d["name"], ovs, d["mac"], "\n".join(d["addresses"]))
+        out.print(t)
+        if r["default_route"]:
+            out.print(f"default via {r['default_route']['via']} dev {r['default_route']['dev']}")
+        if r["floating_ips"]:
+            t = Table("floating ip", "fixed ip")
+            for f in r["floating_ips"]:
+                t.add_row(f["floating_ip"], f["fixed_ip"])
+            out.print(t)
+        out.print("\n".join(r["rules"]), highlight=False, style="dim")
+
+
+def _rules_text(nat) -> list[str]:
+    if hasattr(nat, "chains"):
+        return [f"-t {t} {rule}" for (t, _), rules in sorted(nat.chains.items()) for rule in rules]
+    return nat.text().splitlines() if hasattr(nat, "text") else []
+
+
+@app.command()
+def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up."),
+         as_json: bool = typer.Option(False, "--json", help="With --keep: print the names."),
+         teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo.")):
+    """Build the seed through a throw-away API server and check it: (a)-(e)."""
+    if os.geteuid() != 0:
+        fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
+    if teardown_:
+        left = demo_api.teardown(Ctx.config.nat_driver)
+        if left:
+            fail(NeutronError(f"could not remove: {', '.join(left)}"), 1)
+        out.print("demo removed")
+        return
+    res = demo_api.run(Ctx.config.nat_driver, keep,
+                       log=(lambda m: None) if as_json else
+                       (lambda m: out.print(f"[dim]{m}[/dim]", highlight=False)))
+    checks = res.checks
+    elapsed = res.timings.get("total", 0.0)
+    ok = bool(checks) and all(c.ok for c in checks)
+    if as_json:
+        print(json.dumps({**demo_api.names(res.router_id), "checks": [c.__dict__ for c in checks],
+                          "ok": ok, "seconds": round(elapsed, 2),
+                          "timings": {k: round(v, 3) for k, v in res.timings.items()}}, indent=2))
+    else:
+        for c in checks:
+            mark = "[green]PASS[/green]" if c.ok else "[red]FAIL[/red]"
+            out.print(f"{mark} ({c.key}) {c.text}" + (f"  [dim]{c.detail}[/dim]" if c.detail else ""),
+                      highlight=False)
+        out.print(f"demo {'passed' if ok else 'FAILED'} in {elapsed:.2f} s"
+                  + ("; left up (floatip demo --teardown removes it)" if keep else ""))
+    raise typer.Exit(0 if ok else 1)

@@ -1,0 +1,18 @@
+"""Entry point: the typer app with every command registered."""
+from __future__ import annotations
+
+import sys
+
+from . import local, resources, serve  # noqa: F401 - each registers its commands on ``app``
+from .app import app
+
+
+def main():
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""``floatip serve`` (the API and a backend) and ``floatip agent --server URL``."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+import typer
+
+from ..agent.loop import Agent
+from ..backends.remote import RemoteSource
+from ..core.errors import NeutronError
+from ..server import Server
+from .app import Ctx, app, err
+from .resources import _fail
+
+
+@app.command("serve")
+def serve(listen: str = typer.Option("127.0.0.1:9696", "--listen", help="HOST:PORT"),
+          db: str = typer.Option("sqlite:////var/lib/floatip/floatip.db", "--db",
+                                 envvar="FLOATIP_DB", help="SQLAlchemy URL."),
+          agent: bool = typer.Option(True, "--agent/--no-agent",
+                                     help="Run the agent in this process."),
+          interval: float = typer.Option(30.0, "--interval",
+                                         help="Full resync every N seconds."),
+          prune: str = typer.Option("all", "--prune",
+                                    help="all: remove every floatip router this database does "
+                                         "not want; known: only routers it ever had.")):
+    """The Neutron v2.0 API and the agent, in one process."""
+    if agent and os.geteuid() != 0:
+        _fail(NeutronError("the agent changes namespaces, links and OVS: run as root, or "
+                           "use --no-agent"))
+    logging.getLogger("floatip").setLevel(min(logging.getLogger().level, logging.INFO))
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        srv = Server(db, listen, Ctx.config, agent=agent, interval=interval, prune_scope=prune)
+    except NeutronError as e:
+        _fail(e)
+    err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
+              + (", agent on" if agent else ""), highlight=False)
+    srv.run()
+
+
+@app.command("agent")
+def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to follow."),
+              interval: float = typer.Option(30.0, "--interval"),
+              prune: str = typer.Option("all", "--prune", help="all or known")):
+    """The agent alone: follows a remote floatip API (long poll + periodic resync)."""
+    if os.geteuid() != 0:
+        _fail(NeutronError("the agent changes namespaces, links and OVS: run it as root"))
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("floatip").setLevel(logging.INFO)
+    agent = Agent(RemoteSource(server), Ctx.config, interval=interval, prune_scope=prune)
+    agent.start()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    try:
+        while not stop:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        agent.stop()

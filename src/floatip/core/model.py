@@ -1,0 +1,149 @@
+"""Desired state in Neutron's vocabulary: networks, subnets, ports, routers, floating IPs.
+
+Pure data; nothing here touches the kernel (validation: ``validate``). The API persists the same
+resources; a YAML/JSON file (``floatip apply FILE``) loads into them through ``load``.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+# Stable ids for resources a file names but gives no id: applying the same file twice
+# must address the same router, namespace and ports.
+_ID_NAMESPACE = uuid.UUID("5f0c1d6e-8a53-4c38-9a4e-6f3d1c2b7a90")
+
+
+def stable_id(kind: str, name: str) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{kind}:{name}"))
+
+
+def stable_mac(port_id: str) -> str:
+    """Neutron's default base MAC fa:16:3e, the rest derived from the port id."""
+    h = hashlib.sha256(port_id.encode()).digest()
+    return "fa:16:3e:%02x:%02x:%02x" % (h[0], h[1], h[2])
+
+
+@dataclass(frozen=True)
+class Network:
+    id: str
+    name: str = ""
+    external: bool = False
+    network_type: str = "local"          # flat | vlan | local
+    physical_network: str | None = None  # external/flat networks: mapped to a bridge by agent config
+    segmentation_id: int | None = None   # vlan: the VLAN id
+    local_vlan: int | None = None        # tenant networks: the tag on the integration bridge
+    mtu: int = 1500
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    network_id: str
+    cidr: str
+    gateway_ip: str | None = None
+    allocation_pools: tuple[tuple[str, str], ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Port:
+    id: str
+    network_id: str
+    fixed_ips: tuple[tuple[str, str], ...]  # (subnet_id, ip address)
+    mac_address: str = ""
+    name: str = ""
+    device_owner: str = ""
+    device_id: str = ""
+
+
+@dataclass(frozen=True)
+class Gateway:
+    network_id: str
+    port_id: str
+    subnet_id: str
+    ip_address: str
+    mac_address: str
+    enable_snat: bool = True
+
+
+@dataclass(frozen=True)
+class Interface:
+    port_id: str
+    subnet_id: str
+    ip_address: str
+    mac_address: str
+
+
+@dataclass(frozen=True)
+class Router:
+    id: str
+    name: str = ""
+    gateway: Gateway | None = None
+    interfaces: tuple[Interface, ...] = ()
+    admin_state_up: bool = True
+    routes: tuple[tuple[str, str], ...] = ()  # extra routes: (destination CIDR, nexthop)
+
+
+@dataclass(frozen=True)
+class FloatingIP:
+    id: str
+    floating_ip_address: str
+    floating_network_id: str
+    port_id: str | None = None
+    fixed_ip_address: str | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    networks: dict[str, Network] = field(default_factory=dict)
+    subnets: dict[str, Subnet] = field(default_factory=dict)
+    ports: dict[str, Port] = field(default_factory=dict)
+    routers: dict[str, Router] = field(default_factory=dict)
+    floatingips: dict[str, FloatingIP] = field(default_factory=dict)
+
+    @cached_property
+    def _routers_by_gateway_and_subnet(self) -> dict[tuple[str, str], tuple[int, Router]]:
+        """(external network, tenant subnet) -> the first router with that gateway and an
+        interface on that subnet: the index behind router_for_fip."""
+        index: dict[tuple[str, str], tuple[int, Router]] = {}
+        for pos, router in enumerate(self.routers.values()):
+            if router.gateway is not None:
+                for itf in router.interfaces:
+                    index.setdefault((router.gateway.network_id, itf.subnet_id), (pos, router))
+        return index
+
+    def router_for_fip(self, fip: FloatingIP) -> Router | None:
+        """The router that carries ``fip``: it has an interface on the subnet of the port's
+        fixed IP and its gateway on the FIP's external network (Neutron's rule)."""
+        port = self.ports.get(fip.port_id) if fip.port_id else None
+        if port is None:
+            return None
+        index = self._routers_by_gateway_and_subnet
+        found = [index[k] for k in ((fip.floating_network_id, sid) for sid, ip in port.fixed_ips
+                                    if fip.fixed_ip_address in (None, ip)) if k in index]
+        return min(found, key=lambda c: c[0])[1] if found else None
+
+
+# ---------------------------------------------------------------------------------------
+# JSON for a remote agent (``/floatip/v1/state``)
+
+def state_to_json(state: State) -> dict:
+    return {k: {i: asdict(v) for i, v in getattr(state, k).items()}
+            for k in ("networks", "subnets", "ports", "routers", "floatingips")}
+
+
+def state_from_json(doc: dict) -> State:
+    def tup(x):
+        return tuple(tuple(i) if isinstance(i, list) else i for i in x)
+    nets = {i: Network(**v) for i, v in doc["networks"].items()}
+    subs = {i: Subnet(**{**v, "allocation_pools": tup(v["allocation_pools"])})
+            for i, v in doc["subnets"].items()}
+    ports = {i: Port(**{**v, "fixed_ips": tup(v["fixed_ips"])}) for i, v in doc["ports"].items()}
+    routers = {i: Router(**{**v, "gateway": Gateway(**v["gateway"]) if v["gateway"] else None,
+                            "interfaces": tuple(Interface(**x) for x in v["interfaces"]),
+                            "routes": tup(v.get("routes", ()))})
+               for i, v in doc["routers"].items()}
+    fips = {i: FloatingIP(**v) for i, v in doc["floatingips"].items()}
+    return State(nets, subs, ports, routers, fips)

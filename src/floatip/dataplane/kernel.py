@@ -1,0 +1,367 @@
+"""The shell: the only code that reads or changes the kernel and OVS.
+
+- netlink through pyroute2, one session per namespace kept open (no process per change);
+  the two hot paths, floating IP /32 addresses and conntrack deletes, use raw rtnetlink and
+  ctnetlink sockets opened in the namespace (RtBatch, CtNetlink): hundreds of requests per
+  system call where pyroute2 makes a round trip each;
+- OVSDB through ovsdbapp, consecutive OVS steps committed as one transaction;
+- NAT through a driver (``nftables`` or ``iptables``): one transaction per router per apply;
+- sysctls and raw sockets (gratuitous ARP) from a thread that entered the namespace.
+
+Ownership: a router namespace is floatip's when its ``lo`` carries the alias
+``floatip router=<id>`` (the mark lives and dies with the namespace); an OVS port is floatip's
+when its interface has ``external_ids:floatip-router``; rules live in floatip's own chains
+(iptables) or its own ``ip floatip`` table (nftables).
+Anything else is read at most, never changed.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+
+from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.schema.open_vswitch import impl_idl
+from pyroute2 import IPRoute, netns as pnetns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ..core.layout import NS_PREFIX, OWNER_KEY
+from ..core.plan import Link, NsFacts, Observed, OvsPort, Plan, Step
+from .conntrack import CtNetlink
+from .garp import Garp
+from .nat import nat_driver
+from .netlink import RtBatch
+from .netns import NETNS_DIR, DataplaneError, nsexec, run_in_netns, write_sysctls
+from .ovs import OVSDB, datapath_type, idl_rows
+
+log = logging.getLogger("floatip.dataplane")
+MARK_PREFIX = "floatip router="
+OVS_ACTIONS = {"ensure_bridge", "add_port", "set_tag", "del_port"}
+
+
+@dataclass
+class Result:
+    writes: int = 0
+    steps: list[Step] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # target -> error
+
+
+class Dataplane:
+    def __init__(self, nat: str = "nftables", ovsdb: str = OVSDB):
+        self.nat = nat_driver(nat)
+        self.datapath_type = datapath_type()
+        log.info("OVS datapath type: %s", self.datapath_type)
+        self.ovsdb = ovsdb
+        self._ovs = None
+        self._root = IPRoute()
+        try:  # a few descriptors per router namespace are kept open
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if soft < hard:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+        self._sessions: dict[str, IPRoute] = {}
+        self._batches: dict[str, RtBatch] = {}
+        self._ct: dict[str, CtNetlink] = {}
+        self._idx: dict[tuple[str, str], int] = {}  # (namespace, device) -> ifindex
+        self.garp = Garp()
+        self.writes = 0  # kernel and OVS changes made by this object, for tests and reports
+        self.seconds: dict[str, float] = {}  # time spent per step action, for benchmarks
+
+    # -- sessions ---------------------------------------------------------------------
+    @property
+    def ovs(self):
+        if self._ovs is None:
+            idl = connection.OvsdbIdl.from_server(self.ovsdb, "Open_vSwitch")
+            # ovsdbapp keeps one connection per API class; a class per Dataplane keeps
+            # close() of one from stopping the connection of another in the same process.
+            api_class = type("DataplaneOvs", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+            self._ovs = api_class(connection.Connection(idl=idl, timeout=10))
+        return self._ovs
+
+    def ipr(self, ns: str | None) -> IPRoute:
+        if ns is None:
+            return self._root
+        s = self._sessions.get(ns)
+        if s is None:
+            s = self._sessions[ns] = IPRoute(netns=ns, flags=0)
+        return s
+
+    def close(self) -> None:
+        if hasattr(self.nat, "close"):
+            self.nat.close()
+        for s in self._sessions.values():
+            s.close()
+        self._sessions.clear()
+        for b in self._batches.values():
+            b.close()
+        self._batches.clear()
+        for c in self._ct.values():
+            c.close()
+        self._ct.clear()
+        self._idx.clear()
+        self._root.close()
+        if self._ovs is not None:
+            self._ovs.ovsdb_connection.stop()
+            self._ovs = None
+
+    def batch(self, ns: str) -> RtBatch:
+        b = self._batches.get(ns)
+        if b is None:
+            b = self._batches[ns] = RtBatch(ns)
+        return b
+
+    def _drop_session(self, ns: str) -> None:
+        s = self._sessions.pop(ns, None)
+        if s is not None:
+            s.close()
+        b = self._batches.pop(ns, None)
+        if b is not None:
+            b.close()
+        c = self._ct.pop(ns, None)
+        if c is not None:
+            c.close()
+        self._idx = {k: v for k, v in self._idx.items() if k[0] != ns}
+
+    # -- observe ----------------------------------------------------------------------
+    def observe(self, routers: set[str] | None = None) -> Observed:
+        """Read what floatip owns. ``routers`` limits the namespace reads to those ids."""
+        obs = Observed()
+        tables = self.ovs.tables
+        for br in idl_rows(tables["Bridge"]):
+            obs.bridges.add(br.name)
+            for port in br.ports:
+                owner = None
+                ptype = ""
+                for itf in port.interfaces:
+                    owner = itf.external_ids.get(OWNER_KEY) or owner
+                    ptype = itf.type
+                if owner is None:
+                    obs.other_ports.add(port.name)
+                    continue
+                obs.ports[port.name] = OvsPort(port.name, br.name, port.tag[0] if port.tag else None,
+                                               ptype, owner)
+        obs.root_links = {l.get("ifname") for l in self._root.get_links()}
+        names = sorted(n for n in (os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else [])
+                       if n.startswith(NS_PREFIX))
+        for ns in names:
+            rid = ns[len(NS_PREFIX):]
+            if routers is not None and rid not in routers:
+                continue
+            facts = self._observe_ns(ns)
+            if facts is None:
+                obs.foreign_namespaces.add(ns)
+            else:
+                obs.namespaces[ns] = facts
+        return obs
+
+    def _observe_ns(self, ns: str) -> NsFacts | None:
+        nl = self.batch(ns)
+        links = nl.links()
+        lo = next((l for l in links if l["ifname"] == "lo"), None)
+        mark = lo["alias"] if lo is not None else None
+        if not mark or not mark.startswith(MARK_PREFIX):
+            self._drop_session(ns)
+            return None
+        facts = NsFacts(ns, mark[len(MARK_PREFIX):])
+        addrs: dict[int, set[str]] = {}
+        for index, addr in nl.addrs():
+            addrs.setdefault(index, set()).add(addr)
+        byidx = {}
+        for l in links:
+            name = l["ifname"]
+            byidx[l["index"]] = name
+            self._idx[(ns, name)] = l["index"]
+            if name == "lo":
+                continue
+            facts.links[name] = Link(name, l["mac"], l["mtu"], bool(l["flags"] & 1),
+                                     frozenset(addrs.get(l["index"], ())))
+        extra = set()
+        for dst, gw, oif in nl.routes():
+            if dst == "0.0.0.0/0":
+                facts.default_route = (gw, byidx.get(oif))
+            elif gw is not None:  # connected routes (no gateway) come with the addresses
+                extra.add((dst, gw))
+        facts.extra_routes = frozenset(extra)
+        facts.sysctls = nl.sysctls
+        facts.nat = self.nat.observe(ns)
+        facts.fip_map = self.nat.fip_map(facts.nat)
+        return facts
+
+    # -- apply ------------------------------------------------------------------------
+    def apply(self, plan: Plan) -> Result:
+        """Run the steps in order; consecutive OVS steps go in one OVSDB transaction.
+        A failing step stops the steps of its namespace or bridge, not the others."""
+        res = Result()
+        failed: set[str] = set()
+        steps = plan.steps
+        i = 0
+        while i < len(steps):
+            if steps[i].action in OVS_ACTIONS:
+                j = i
+                while j < len(steps) and steps[j].action in OVS_ACTIONS:
+                    j += 1
+                batch = [s for s in steps[i:j] if self._router_of(s) not in failed]
+                try:
+                    self._ovs_batch(batch)
+                    res.steps += batch
+                except Exception as e:  # noqa: BLE001
+                    for s in batch:
+                        res.errors[s.target] = f"{s.action}: {e}"
+                        failed.add(self._router_of(s))
+                i = j
+                continue
+            s = steps[i]
+            i += 1
+            if s.target in failed:
+                continue
+            try:
+                t0 = time.perf_counter()
+                self._execute(s)
+                self.seconds[s.action] = self.seconds.get(s.action, 0.0) + time.perf_counter() - t0
+                res.steps.append(s)
+            except Exception as e:  # noqa: BLE001
+                log.error("%s %s failed: %s", s.action, s.target, e)
+                res.errors[s.target] = f"{s.action}: {e}"
+                failed.add(s.target)
+        res.writes = len(res.steps)
+        self.writes += res.writes
+        return res
+
+    @staticmethod
+    def _router_of(step: Step) -> str:
+        if step.action == "add_port":
+            return NS_PREFIX + dict(step.args[2])[OWNER_KEY]
+        return step.target
+
+    def _ovs_batch(self, batch: list[Step]) -> None:
+        if not batch:
+            return
+        api = self.ovs
+        with api.transaction(check_error=True) as txn:
+            for s in batch:
+                if s.action == "ensure_bridge":
+                    txn.add(api.add_br(s.target, may_exist=True, datapath_type=self.datapath_type))
+                    txn.add(api.db_set("Bridge", s.target,
+                                       ("external_ids", {"floatip-owned": "true"})))
+                elif s.action == "add_port":
+                    name, tag, ids = s.args
+                    txn.add(api.add_port(s.target, name, may_exist=True, type="internal",
+                                         external_ids=dict(ids)))
+                    if tag is not None:
+                        txn.add(api.db_set("Port", name, ("tag", tag)))
+                elif s.action == "set_tag":
+                    name, tag = s.args
+                    txn.add(api.db_set("Port", name, ("tag", tag)) if tag is not None
+                            else api.db_clear("Port", name, "tag"))
+                elif s.action == "del_port":
+                    txn.add(api.del_port(s.args[0], if_exists=True))
+        # vswitchd creates internal devices after the commit: wait for them, and bring
+        # new bridges' own devices up.
+        waits = [s.args[0] for s in batch if s.action == "add_port"]
+        waits += [s.target for s in batch if s.action == "ensure_bridge"]
+        deadline = time.monotonic() + 15
+        for name in waits:
+            while not self._root.link_lookup(ifname=name):
+                if time.monotonic() > deadline:
+                    raise DataplaneError(f"OVS did not create device {name} (is ovs-vswitchd up?)")
+                time.sleep(0.005)
+        for s in batch:
+            if s.action == "ensure_bridge":
+                self._root.link("set", index=self._root.link_lookup(ifname=s.target)[0], state="up")
+
+    def _index(self, ns: str, name: str, cached: bool = False) -> int:
+        """The device's ifindex; ``cached`` reuses the last lookup (the event path)."""
+        if cached and (ns, name) in self._idx:
+            return self._idx[(ns, name)]
+        idx = self.ipr(ns).link_lookup(ifname=name)
+        if not idx:
+            raise DataplaneError(f"no device {name} in {ns}")
+        self._idx[(ns, name)] = idx[0]
+        return idx[0]
+
+    def _fip_addresses(self, ns: str, dev: str, add: bool, ips) -> None:
+        try:
+            self.batch(ns).addresses(add, self._index(ns, dev, cached=True), ips)
+        except NetlinkError as e:
+            if e.code != 19:  # ENODEV: the device was replaced; look it up again
+                raise
+            self.batch(ns).addresses(add, self._index(ns, dev), ips)
+
+    def _execute(self, s: Step) -> None:
+        ns, a = s.target, s.args
+        match s.action:
+            case "create_namespace":
+                pnetns.create(ns)
+                ipr = self.ipr(ns)
+                ipr.link("set", index=1, state="up", ifalias=MARK_PREFIX + a[0])
+            case "move_link":
+                idx = self._root.link_lookup(ifname=a[0])
+                if not idx:
+                    raise DataplaneError(f"device {a[0]} not found in the root namespace")
+                self._root.link("set", index=idx[0], net_ns_fd=ns)
+            case "set_link":
+                name, mac, mtu = a
+                self.ipr(ns).link("set", index=self._index(ns, name), address=mac, mtu=mtu,
+                                  state="up")
+            case "add_address" | "del_address":
+                itf = ipaddress.ip_interface(a[1])
+                self.ipr(ns).addr("add" if s.action == "add_address" else "del",
+                                  index=self._index(ns, a[0]), address=str(itf.ip),
+                                  prefixlen=itf.network.prefixlen,
+                                  broadcast=str(itf.network.broadcast_address))
+            case "replace_default_route":
+                self.ipr(ns).route("replace", dst="0.0.0.0/0", gateway=a[0],
+                                   oif=self._index(ns, a[1]))
+            case "del_default_route":
+                self.ipr(ns).route("del", dst="0.0.0.0/0")
+            case "replace_route" | "del_route":
+                self.ipr(ns).route("replace" if s.action == "replace_route" else "del",
+                                   dst=a[0], gateway=a[1])
+            case "set_sysctls":
+                run_in_netns(ns, write_sysctls, a)
+
+            case "add_fips":
+                dev, mac, ips = a
+                self._fip_addresses(ns, dev, True, ips)
+                self.garp.announce(ns, dev, mac, ips)
+            case "del_fips":
+                dev, ips = a
+                self._fip_addresses(ns, dev, False, ips)
+            case "flush_conntrack":
+                # Entries whose original or reply destination is the address (inbound flows
+                # and the float-SNATed outbound ones): one ctnetlink dump and the deletes, in
+                # process; the conntrack tool is the fallback.
+                try:
+                    ct = self._ct.get(ns) or self._ct.setdefault(ns, CtNetlink(ns))
+                    ct.delete_by_address(a)
+                except (OSError, NetlinkError) as e:
+                    log.info("ctnetlink in %s: %s; using conntrack", ns, e)
+                    for ip in a:
+                        nsexec(ns, ["conntrack", "-D", "-d", ip], check=False)
+                        nsexec(ns, ["conntrack", "-D", "-q", ip], check=False)
+            case "delete_namespace":
+                self._kill_our_processes(ns)
+                self._drop_session(ns)
+                if hasattr(self.nat, "forget"):
+                    self.nat.forget(ns)
+                pnetns.remove(ns)
+            case "iptables_restore" | "nft":
+                self.nat.execute(s)
+            case _:
+                raise DataplaneError(f"unknown step {s.action}")
+
+    @staticmethod
+    def _kill_our_processes(ns: str) -> None:
+        """floatip starts no long-lived process in a router namespace today; a process found
+        there that floatip started (it carries FLOATIP_ROUTER in its environment) is ended."""
+        for pid in pnetns.ns_pids().get(ns, []):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if b"FLOATIP_ROUTER=" in f.read():
+                        os.kill(pid, 15)
+            except OSError:
+                pass

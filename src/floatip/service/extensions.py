@@ -1,0 +1,20 @@
+"""The Neutron API extensions floatip implements, as listed by ``/v2.0/extensions``."""
+from __future__ import annotations
+
+
+
+
+EXTENSIONS = {
+    "router": ("Neutron L3 Router", "Router abstraction for layer 3 forwarding"),
+    "external-net": ("Neutron external network", "Adds external network attribute"),
+    "provider": ("Provider Network", "Expose mapping of virtual networks to physical networks"),
+    "ext-gw-mode": ("Neutron L3 Configurable external gateway mode",
+                    "Extension of the router abstraction for specifying whether SNAT should occur"),
+    "binding": ("Port Binding", "Expose port bindings of a virtual port to external application"),
+    "fip-port-details": ("Floating IP Port Details", "Add port_details attribute to Floating IP"),
+    "standard-attr-description": ("standard-attr-description", "Extension to add descriptions"),
+    "standard-attr-revisions": ("Resource revision numbers", "Adds revision_number"),
+    "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields"),
+    "project-id": ("project_id field enabled", "Extension that indicates project_id is enabled"),
+    "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource"),
+}

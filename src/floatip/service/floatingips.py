@@ -1,0 +1,145 @@
+"""Floating IPs: allocation on the external network, association with a port's fixed IP."""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .. import store as S
+from ..core.errors import NeutronError
+from .common import (NETWORK_OWNERS, OWNER_FIP, OWNER_RI, _ALL_ATTRS, _check_keys, _ignored_ok,
+                     _ipv4, _must, _str, _uuid, bad, body_of, err, new_id, not_found)
+from .ipam import _new_port
+from .views import fip_dict
+
+
+def _associate(s: Session, f: S.FloatingIP, port_id: Any, fixed_ip: Any) -> None:
+    pid = _uuid(port_id, "port_id")
+    port = _must(s, "port", pid)
+    if port.device_owner in NETWORK_OWNERS:
+        raise bad(f"Bad floatingip request: Port {pid} has owner {port.device_owner} and "
+                  "therefore cannot be associated with a floating IP.")
+    ips = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
+    if fixed_ip is not None:
+        fixed_ip = _ipv4(fixed_ip, "fixed_ip_address")
+        if fixed_ip not in {ip for _, ip in ips}:
+            raise bad(f"Bad floatingip request: Port {pid} does not have fixed ip {fixed_ip}.")
+    elif not ips:
+        raise bad(f"Bad floatingip request: Port {pid} does not have any IPv4 address.")
+    elif len(ips) > 1:
+        raise bad(f"Bad floatingip request: Port {pid} has multiple fixed IPv4 addresses. Must "
+                  "provide a specific IPv4 address when assigning a floating IP.")
+    else:
+        fixed_ip = ips[0][1]
+    sid = next(sid for sid, ip in ips if ip == fixed_ip)
+    router = None
+    for rp in S.router_ports(s, port_type=OWNER_RI):
+        rport = S.get(s, S.Port, rp.port_id)
+        if any(a.subnet_id == sid for a in rport.fixed_ips):
+            cand = S.get(s, S.Router, rp.router_id)
+            gw = S.get(s, S.Port, cand.gw_port_id) if cand.gw_port_id else None
+            if gw is not None and gw.network_id == f.floating_network_id:
+                router = cand
+                break
+    if router is None:
+        raise err("ExternalGatewayForFloatingIPNotFound", 404,
+                  f"External network {f.floating_network_id} is not reachable from subnet "
+                  f"{sid}.  Therefore, cannot associate Port {pid} with a Floating IP.")
+    other = [x for x in S.fips_where(s, floating_network_id=f.floating_network_id,
+                                     fixed_port_id=pid, fixed_ip_address=fixed_ip) if x.id != f.id]
+    if other:
+        raise _already(f, pid, fixed_ip)
+    s.flush()
+    try:
+        with s.begin_nested():  # the unique key settles a race with a concurrent request
+            f.fixed_port_id, f.fixed_ip_address, f.router_id = pid, fixed_ip, router.id
+            s.flush()
+    except IntegrityError:  # a concurrent request associated the same fixed IP
+        raise _already(f, pid, fixed_ip) from None
+
+
+def _already(f: S.FloatingIP, pid: str, fixed_ip: str) -> NeutronError:
+    return err("FloatingIPPortAlreadyAssociated", 409,
+               f"Cannot associate floating IP {f.floating_ip_address} ({f.id}) with port {pid} "
+               f"using fixed IP {fixed_ip}, as that fixed IP already has a floating IP on "
+               f"external network {f.floating_network_id}.")
+
+
+def create_floatingip(s: Session, body: Any) -> dict:
+    d = body_of(body, "floatingip")
+    _check_keys(d, _ALL_ATTRS["floatingip"] - {"router_id", "status", "revision_number",
+                                               "created_at", "updated_at", "id"}, "floatingip")
+    if not d.get("floating_network_id"):
+        raise bad("Invalid input for floating_network_id. Reason: floating_network_id is "
+                  "required.")
+    nid = _uuid(d["floating_network_id"], "floating_network_id")
+    net = _must(s, "network", nid)
+    if not net.external:
+        raise bad(f"Bad floatingip request: Network {nid} is not a valid external network.")
+    subnets = S.subnets_of(s, nid)
+    req: dict = {}
+    if d.get("subnet_id"):
+        sid = _uuid(d["subnet_id"], "subnet_id")
+        if sid not in {x.id for x in subnets}:
+            if S.get(s, S.Subnet, sid) is None:
+                raise not_found("subnet", sid)
+            raise bad(f"Bad floatingip request: Subnet {sid} is not on network {nid}.")
+        req["subnet_id"] = sid
+    if d.get("floating_ip_address"):
+        ip = _ipv4(d["floating_ip_address"], "floating_ip_address")
+        sn = next((x for x in subnets if ipaddress.ip_address(ip) in
+                   ipaddress.ip_network(x.cidr)), None)
+        if sn is None or req.get("subnet_id") not in (None, sn.id):
+            raise err("InvalidIpForNetwork", 400, f"IP address {ip} is not a valid IP for any "
+                                                  f"of the subnets on the specified network.")
+        req.update(subnet_id=sn.id, ip_address=ip)
+    if not subnets:
+        raise err("ExternalIpAddressExhausted", 400, f"Unable to find any IP address on "
+                                                     f"external network {nid}.")
+    fid = new_id()
+    port = _new_port(s, net, owner=OWNER_FIP, device_id=fid, requests=[req] if req else [],
+                     in_use_error="IpAddressInUse", status="N/A")
+    alloc = port.fixed_ips[0]
+    f = S.FloatingIP(id=fid, project_id=_str(d, "project_id", _str(d, "tenant_id")),
+                     description=_str(d, "description"), floating_ip_address=alloc.ip_address,
+                     floating_network_id=nid, floating_subnet_id=alloc.subnet_id,
+                     floating_port_id=port.id, status="DOWN")
+    S.add(s, f)
+    if d.get("port_id"):
+        _associate(s, f, d["port_id"], d.get("fixed_ip_address"))
+    s.flush()
+    return fip_dict(s, f)
+
+
+def update_floatingip(s: Session, fid: str, body: Any) -> dict:
+    d = body_of(body, "floatingip")
+    f = _must(s, "floatingip", fid, lock=True)
+    _check_keys(d, {"port_id", "fixed_ip_address", "description", "qos_policy_id"},
+                "floatingip")
+    _ignored_ok(d, "qos_policy_id", (None,))
+    if "description" in d:
+        f.description = _str(d, "description")
+    if "port_id" in d or "fixed_ip_address" in d:
+        before = (f.fixed_port_id, f.fixed_ip_address)
+        pid = d.get("port_id", f.fixed_port_id) if "port_id" in d else f.fixed_port_id
+        if pid is None:
+            if d.get("fixed_ip_address"):
+                raise bad("Bad floatingip request: fixed_ip_address needs a port_id.")
+            f.fixed_port_id = f.fixed_ip_address = f.router_id = None
+        else:
+            _associate(s, f, pid, d.get("fixed_ip_address"))
+        if (f.fixed_port_id, f.fixed_ip_address) != before:
+            f.status = "DOWN"  # until the agent has programmed the change
+    S.touch(f)
+    s.flush()
+    return fip_dict(s, f)
+
+
+def delete_floatingip(s: Session, fid: str) -> None:
+    f = _must(s, "floatingip", fid, lock=True)
+    port = S.get(s, S.Port, f.floating_port_id)
+    S.delete(s, f)
+    if port is not None:
+        S.delete(s, port)

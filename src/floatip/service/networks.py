@@ -1,0 +1,123 @@
+"""Networks: provider attributes, external networks, the local VLAN on the integration bridge."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .. import store as S
+from .common import (DEFAULT_PHYSNET, _ALL_ATTRS, _bool, _check_keys, _int, _must, _str, _uuid,
+                     bad, body_of, err, new_id)
+from .views import network_dict
+
+
+def create_network(s: Session, body: Any) -> dict:
+    d = body_of(body, "network")
+    _check_keys(d, _ALL_ATTRS["network"] - {"status", "subnets", "revision_number",
+                                            "created_at", "updated_at"}, "network")
+    external = _bool(d, "router:external", False)
+    ntype = d.get("provider:network_type") or ("flat" if external else "local")
+    if ntype not in ("flat", "vlan", "local"):
+        raise err("InvalidInput", 400, f"Invalid input for operation: network_type value "
+                                       f"'{ntype}' not supported (flat, vlan, local).")
+    physnet = d.get("provider:physical_network")
+    seg = d.get("provider:segmentation_id")
+    if ntype == "local":
+        if physnet or seg is not None:
+            raise err("InvalidInput", 400, "Invalid input for operation: provider attributes "
+                                           "are not allowed for local networks.")
+        if external:
+            raise err("InvalidInput", 400, "Invalid input for operation: an external network "
+                                           "needs a physical network (flat or vlan).")
+    else:
+        physnet = _str({"p": physnet or DEFAULT_PHYSNET}, "p", maxlen=64)
+    if ntype == "flat":
+        if seg is not None:
+            raise err("InvalidInput", 400, "Invalid input for operation: segmentation_id "
+                                           "requires a vlan network.")
+        if not external:
+            raise err("InvalidInput", 400, "Invalid input for operation: flat networks are "
+                                           "supported as external networks only; use local or "
+                                           "vlan for tenant networks.")
+    if ntype == "vlan":
+        if seg is None:
+            raise err("InvalidInput", 400, "Invalid input for operation: segmentation_id "
+                                           "required for VLAN provider network.")
+        seg = _int(seg, "provider:segmentation_id")
+        if not 1 <= seg <= 4094:
+            raise err("InvalidInput", 400, f"Invalid input for operation: segmentation_id "
+                                           f"{seg} out of range (1 through 4094).")
+    mtu = _int(d.get("mtu", 1500), "mtu")
+    if not 68 <= mtu <= 9216:
+        raise bad(f"Invalid input for mtu. Reason: {mtu} not in 68..9216.")
+    net = S.Network(id=_uuid(d["id"], "id") if d.get("id") else new_id(),
+                    project_id=_str(d, "project_id", _str(d, "tenant_id")),
+                    name=_str(d, "name"), description=_str(d, "description"),
+                    admin_state_up=_bool(d, "admin_state_up", True),
+                    shared=_bool(d, "shared", False), external=external, mtu=mtu,
+                    network_type=ntype, physical_network=physnet, segmentation_id=seg)
+    if S.get(s, S.Network, net.id) is not None:
+        raise err("Conflict", 409, f"Network {net.id} already exists.")
+    S.add(s, net)
+    if not external:  # the tag of this network on the integration bridge
+        if ntype == "vlan":
+            if not _try_vlan(s, net, seg):
+                raise err("VlanIdInUse", 409, f"Unable to create the network. The VLAN {seg} "
+                                              f"on physical network {physnet} is in use.")
+        else:
+            _allocate_local_vlan(s, net)
+    return network_dict(s, net)
+
+
+def _try_vlan(s: Session, net: S.Network, vlan: int) -> bool:
+    try:
+        with s.begin_nested():
+            net.local_vlan = vlan
+            s.flush()
+        return True
+    except IntegrityError:
+        net.local_vlan = None
+        return False
+
+
+def _allocate_local_vlan(s: Session, net: S.Network) -> None:
+    used = S.used_vlans(s)
+    for vlan in range(1, 4095):
+        if vlan not in used and _try_vlan(s, net, vlan):
+            return
+    raise err("NoNetworkAvailable", 503, "Unable to create the network. No local VLAN is "
+                                         "available on the integration bridge.")
+
+
+def update_network(s: Session, nid: str, body: Any) -> dict:
+    d = body_of(body, "network")
+    net = _must(s, "network", nid, lock=True)
+    _check_keys(d, {"name", "description", "admin_state_up", "mtu", "shared"}, "network")
+    if "name" in d:
+        net.name = _str(d, "name")
+    if "description" in d:
+        net.description = _str(d, "description")
+    if "admin_state_up" in d:
+        net.admin_state_up = _bool(d, "admin_state_up", True)
+    if "shared" in d:
+        net.shared = _bool(d, "shared", False)
+    if "mtu" in d:
+        mtu = _int(d["mtu"], "mtu")
+        if not 68 <= mtu <= 9216:
+            raise bad(f"Invalid input for mtu. Reason: {mtu} not in 68..9216.")
+        net.mtu = mtu
+    S.touch(net)
+    s.flush()
+    return network_dict(s, net)
+
+
+def delete_network(s: Session, nid: str) -> None:
+    net = _must(s, "network", nid, lock=True)
+    ports = S.ports_on_network(s, nid)
+    if any(p.device_owner not in ("network:dhcp",) for p in ports):
+        raise err("NetworkInUse", 409, f"Unable to complete operation on network {nid}. "
+                                       "There are one or more ports still in use on the network.")
+    for sn in S.subnets_of(s, nid):
+        S.delete(s, sn)
+    S.delete(s, net)

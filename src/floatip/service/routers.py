@@ -1,0 +1,251 @@
+"""Routers: external gateway, interfaces, extra routes."""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .. import store as S
+from .common import (OWNER_GW, OWNER_RI, _ALL_ATTRS, _bool, _check_keys, _ignored_ok, _ipv4, _must,
+                     _str, _uuid, bad, body_of, err, new_id, not_found)
+from .ipam import _new_port
+from .views import router_dict
+
+
+def _gateway(s: Session, r: S.Router, info: Any) -> None:
+    """Set, change or clear the external gateway of ``r``."""
+    if info is not None and not isinstance(info, dict):
+        raise bad("Invalid input for external_gateway_info. Reason: an object or null.")
+    if info is not None and not info.get("network_id"):
+        if r.gw_port_id and "enable_snat" in info:
+            r.enable_snat = _bool(info, "enable_snat", True)
+            return
+        raise bad("Invalid input for external_gateway_info. Reason: network_id is required.")
+    current = S.get(s, S.Port, r.gw_port_id) if r.gw_port_id else None
+    if info is not None:
+        nid = _uuid(info["network_id"], "network_id")
+        net = _must(s, "network", nid)
+        if not net.external:
+            raise bad(f"Bad router request: Network {nid} is not an external network.")
+        r.enable_snat = _bool(info, "enable_snat", True)
+        fixed = info.get("external_fixed_ips") or []
+        if not isinstance(fixed, list):
+            raise bad("Invalid input for external_fixed_ips. Reason: a list is required.")
+        if current is not None and current.network_id == nid:
+            want = {(f.get("subnet_id"), f.get("ip_address")) for f in fixed}
+            have = {(a.subnet_id, a.ip_address) for a in current.fixed_ips}
+            if not fixed or all(any(w[1] in (None, h[1]) and w[0] in (None, h[0]) for h in have)
+                                for w in want):
+                return  # same network and addresses: only enable_snat may change
+    if current is not None:
+        if S.fips_where(s, router_id=r.id):
+            raise err("RouterExternalGatewayInUseByFloatingIp", 409,
+                      f"Gateway cannot be updated for router {r.id}, since a gateway to external "
+                      f"network {current.network_id} is required by one or more floating IPs.")
+        r.gw_port_id = None
+        s.flush()
+        S.delete(s, current)
+    if info is not None:
+        port = _new_port(s, net, owner=OWNER_GW, device_id=r.id, requests=fixed,
+                         in_use_error="IpAddressInUse", status="ACTIVE")
+        S.add(s, S.RouterPort(router_id=r.id, port_id=port.id, port_type=OWNER_GW))
+        r.gw_port_id = port.id
+
+
+def _check_routes(s: Session, r: S.Router, routes: Any) -> list:
+    if not isinstance(routes, list):
+        raise bad("Invalid input for routes. Reason: a list is required.")
+    out = []
+    for rt in routes:
+        if not isinstance(rt, dict) or "destination" not in rt or "nexthop" not in rt:
+            raise bad("Invalid input for routes. Reason: each route needs destination and "
+                      "nexthop.")
+        try:
+            dest = str(ipaddress.ip_network(rt["destination"], strict=False))
+        except ValueError:
+            raise bad(f"Invalid input for routes: bad destination {rt['destination']!r}") from None
+        if ipaddress.ip_network(dest).prefixlen == 0:
+            raise err("InvalidRoutes", 400, "Invalid format for routes: the default route "
+                      "comes from the external gateway.")
+        hop = _ipv4(rt["nexthop"], "nexthop")
+        if not any(ipaddress.ip_address(hop) in ipaddress.ip_network(c)
+                   for c in _connected_cidrs(s, r)):
+            raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, the nexthop "
+                      f"is not connected with router {r.id}.")
+        out.append({"destination": dest, "nexthop": hop})
+    return out
+
+
+def _connected_cidrs(s: Session, r: S.Router) -> list[str]:
+    """The CIDRs of the subnets a router has a port on (interfaces and gateway)."""
+    ports = [rp.port_id for rp in S.router_ports(s, r.id, OWNER_RI)]
+    ports += [r.gw_port_id] if r.gw_port_id else []
+    return [S.get(s, S.Subnet, a.subnet_id).cidr
+            for pid in ports for a in S.get(s, S.Port, pid).fixed_ips]
+
+
+def create_router(s: Session, body: Any) -> dict:
+    d = body_of(body, "router")
+    _check_keys(d, _ALL_ATTRS["router"] - {"status", "revision_number", "created_at",
+                                           "updated_at"}, "router")
+    _ignored_ok(d, "distributed", (False,))
+    _ignored_ok(d, "ha", (False,))
+    r = S.Router(id=new_id(), project_id=_str(d, "project_id", _str(d, "tenant_id")),
+                 name=_str(d, "name"), description=_str(d, "description"),
+                 admin_state_up=_bool(d, "admin_state_up", True), status="ACTIVE")
+    S.add(s, r)
+    if d.get("external_gateway_info") is not None:
+        _gateway(s, r, d["external_gateway_info"])
+    if d.get("routes"):
+        s.flush()
+        r.routes = _check_routes(s, r, d["routes"])
+    s.flush()
+    return router_dict(s, r)
+
+
+def update_router(s: Session, rid: str, body: Any) -> dict:
+    d = body_of(body, "router")
+    r = _must(s, "router", rid, lock=True)
+    _check_keys(d, {"name", "description", "admin_state_up", "external_gateway_info", "routes",
+                    "distributed", "ha"}, "router")
+    _ignored_ok(d, "distributed", (False,))
+    _ignored_ok(d, "ha", (False,))
+    for key in ("name", "description"):
+        if key in d:
+            setattr(r, key, _str(d, key))
+    if "admin_state_up" in d:
+        r.admin_state_up = _bool(d, "admin_state_up", True)
+    if "external_gateway_info" in d:
+        info = d["external_gateway_info"]
+        _gateway(s, r, info if info else None)
+    if "routes" in d:
+        s.flush()
+        r.routes = _check_routes(s, r, d["routes"] or [])
+    S.touch(r)
+    s.flush()
+    return router_dict(s, r)
+
+
+def delete_router(s: Session, rid: str) -> None:
+    r = _must(s, "router", rid, lock=True)
+    if S.router_ports(s, rid, OWNER_RI):
+        raise err("RouterInUse", 409, f"Router {rid} still has ports")
+    if S.fips_where(s, router_id=rid):
+        raise err("RouterInUse", 409, f"Router {rid} still has floating IPs")
+    gw = r.gw_port_id
+    r.gw_port_id = None
+    s.flush()
+    if gw:
+        S.delete(s, S.get(s, S.Port, gw))
+    S.delete(s, r)
+    S.record_router_deleted(s, rid)
+
+
+def _router_subnets(s: Session, rid: str) -> dict[str, str]:
+    """subnet id -> router interface port id."""
+    out = {}
+    for rp in S.router_ports(s, rid, OWNER_RI):
+        for a in S.get(s, S.Port, rp.port_id).fixed_ips:
+            out[a.subnet_id] = rp.port_id
+    return out
+
+
+def _interface_info(r: S.Router, port: S.Port) -> dict:
+    sids = [a.subnet_id for a in port.fixed_ips]
+    return {"id": r.id, "subnet_id": sids[0] if sids else None, "subnet_ids": sids,
+            "port_id": port.id, "network_id": port.network_id, "project_id": r.project_id,
+            "tenant_id": r.project_id, "tags": []}
+
+
+def _check_interface_subnet(s: Session, r: S.Router, sn: S.Subnet) -> None:
+    net = S.get(s, S.Network, sn.network_id)
+    if net.external:
+        raise bad(f"Bad router request: Subnet {sn.id} is on external network {net.id}; use it "
+                  "as the router's gateway.")
+    existing = _router_subnets(s, r.id)
+    if sn.id in existing:
+        raise bad(f"Bad router request: Router already has a port on subnet {sn.id}.")
+    cidr = ipaddress.ip_network(sn.cidr)
+    for other_id in existing:
+        other = S.get(s, S.Subnet, other_id)
+        if ipaddress.ip_network(other.cidr).overlaps(cidr):
+            raise bad(f"Bad router request: Cidr {cidr} of subnet {sn.id} overlaps with cidr "
+                      f"{other.cidr} of subnet {other.id}.")
+
+
+def add_router_interface(s: Session, rid: str, body: Any) -> dict:
+    r = _must(s, "router", rid, lock=True)
+    if not isinstance(body, dict) or not (body.get("subnet_id") or body.get("port_id")):
+        raise bad("Bad router request: Either subnet_id or port_id must be specified.")
+    if body.get("subnet_id") and body.get("port_id"):
+        raise bad("Bad router request: Cannot specify both subnet-id and port-id.")
+    if body.get("port_id"):
+        port = _must(s, "port", _uuid(body["port_id"], "port_id"), lock=True)
+        if port.device_id or port.device_owner:
+            raise err("PortInUse", 409, f"Unable to complete operation on port {port.id} for "
+                                        f"network {port.network_id}. Port already has an "
+                                        f"attached device {port.device_id or port.device_owner}.")
+        if len(port.fixed_ips) != 1:
+            raise bad(f"Bad router request: Router port {port.id} must have exactly one fixed "
+                      "IPv4 address.")
+        _check_interface_subnet(s, r, S.get(s, S.Subnet, port.fixed_ips[0].subnet_id))
+        port.device_owner, port.device_id = OWNER_RI, r.id
+        port.status = "ACTIVE"
+        S.touch(port)
+    else:
+        sn = _must(s, "subnet", _uuid(body["subnet_id"], "subnet_id"))
+        if not sn.gateway_ip:
+            raise bad(f"Bad router request: Subnet {sn.id} does not have a gateway IP.")
+        _check_interface_subnet(s, r, sn)
+        port = _new_port(s, _must(s, "network", sn.network_id), owner=OWNER_RI, device_id=r.id,
+                         project_id=r.project_id,
+                         requests=[{"subnet_id": sn.id, "ip_address": sn.gateway_ip}],
+                         status="ACTIVE")
+    S.add(s, S.RouterPort(router_id=r.id, port_id=port.id, port_type=OWNER_RI))
+    S.touch(r)
+    s.flush()
+    return _interface_info(r, port)
+
+
+def remove_router_interface(s: Session, rid: str, body: Any) -> dict:
+    r = _must(s, "router", rid, lock=True)
+    if not isinstance(body, dict) or not (body.get("subnet_id") or body.get("port_id")):
+        raise bad("Bad router request: Either subnet_id or port_id must be specified.")
+    subnets = _router_subnets(s, rid)
+    if body.get("port_id"):
+        pid = str(body["port_id"])
+        rp = S.router_port_of(s, pid)
+        if rp is None or rp.router_id != rid or rp.port_type != OWNER_RI:
+            raise err("RouterInterfaceNotFound", 404, f"Router {rid} does not have an "
+                                                      f"interface with id {pid}")
+        port = S.get(s, S.Port, pid)
+        if body.get("subnet_id") and body["subnet_id"] not in [a.subnet_id for a in port.fixed_ips]:
+            raise err("SubnetMismatchForPort", 400, f"Subnet {body['subnet_id']} does not match "
+                                                    f"with port {pid}")
+    else:
+        sid = str(body["subnet_id"])
+        if S.get(s, S.Subnet, sid) is None:
+            raise not_found("subnet", sid)
+        if sid not in subnets:
+            raise err("RouterInterfaceNotFoundForSubnet", 404, f"Router {rid} has no interface "
+                                                               f"on subnet {sid}")
+        port = S.get(s, S.Port, subnets[sid])
+    gone = {a.subnet_id for a in port.fixed_ips}
+    for f in S.fips_where(s, router_id=rid):
+        fixed = S.get(s, S.Port, f.fixed_port_id) if f.fixed_port_id else None
+        if fixed and any(a.subnet_id in gone and a.ip_address == f.fixed_ip_address
+                         for a in fixed.fixed_ips):
+            raise err("RouterInterfaceInUseByFloatingIP", 409,
+                      f"Router interface for subnet {next(iter(gone))} on router {rid} cannot "
+                      f"be deleted, as it is required by one or more floating IPs.")
+    gone_cidrs = [ipaddress.ip_network(S.get(s, S.Subnet, sid).cidr) for sid in gone]
+    for rt in r.routes or []:
+        if any(ipaddress.ip_address(rt["nexthop"]) in c for c in gone_cidrs):
+            raise err("RouterInterfaceInUseByRoute", 409,
+                      f"Router interface for subnet {next(iter(gone))} on router {rid} cannot "
+                      f"be deleted, as it is required by one or more routes.")
+    info = _interface_info(r, port)
+    S.delete(s, port)
+    S.touch(r)
+    return info

@@ -1,0 +1,81 @@
+"""Database rows -> Neutron's response bodies."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from .. import store as S
+from .common import ts
+
+
+def _std(row, project: bool = True) -> dict:
+    return {"id": row.id, "project_id": row.project_id, "tenant_id": row.project_id,
+            "description": row.description, "revision_number": row.revision_number,
+            "created_at": ts(row.created_at), "updated_at": ts(row.updated_at), "tags": []}
+
+
+def network_dict(s: Session, n: S.Network) -> dict:
+    return {**_std(n), "name": n.name, "admin_state_up": n.admin_state_up, "status": n.status,
+            "shared": n.shared, "router:external": n.external, "mtu": n.mtu,
+            "provider:network_type": n.network_type,
+            "provider:physical_network": n.physical_network,
+            "provider:segmentation_id": n.segmentation_id,
+            "subnets": [sn.id for sn in S.subnets_of(s, n.id)],
+            "availability_zone_hints": [], "availability_zones": [],
+            "port_security_enabled": False, "is_default": False, "l2_adjacency": True,
+            "ipv4_address_scope": None, "ipv6_address_scope": None}
+
+
+def subnet_dict(s: Session, sn: S.Subnet) -> dict:
+    return {**_std(sn), "name": sn.name, "network_id": sn.network_id, "cidr": sn.cidr,
+            "ip_version": sn.ip_version, "gateway_ip": sn.gateway_ip,
+            "allocation_pools": [dict(p) for p in sn.allocation_pools],
+            "enable_dhcp": sn.enable_dhcp, "dns_nameservers": list(sn.dns_nameservers),
+            "host_routes": list(sn.host_routes), "ipv6_ra_mode": None,
+            "ipv6_address_mode": None, "subnetpool_id": None, "service_types": [],
+            "segment_id": None, "dns_publish_fixed_ip": False}
+
+
+def port_dict(s: Session, p: S.Port) -> dict:
+    return {**_std(p), "name": p.name, "network_id": p.network_id,
+            "mac_address": p.mac_address, "admin_state_up": p.admin_state_up,
+            "status": p.status, "device_id": p.device_id, "device_owner": p.device_owner,
+            "fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                          for a in p.fixed_ips],
+            "binding:host_id": p.host_id, "binding:vif_type": "ovs" if p.host_id else "unbound",
+            "binding:vnic_type": "normal", "binding:profile": {},
+            "binding:vif_details": {"port_filter": False} if p.host_id else {},
+            "security_groups": [], "allowed_address_pairs": [], "extra_dhcp_opts": [],
+            "port_security_enabled": False}
+
+
+def router_dict(s: Session, r: S.Router) -> dict:
+    gw = None
+    if r.gw_port_id:
+        port = S.get(s, S.Port, r.gw_port_id)
+        gw = {"network_id": port.network_id, "enable_snat": r.enable_snat,
+              "external_fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                                     for a in port.fixed_ips]}
+    return {**_std(r), "name": r.name, "admin_state_up": r.admin_state_up, "status": r.status,
+            "external_gateway_info": gw, "routes": list(r.routes), "distributed": False,
+            "ha": False, "availability_zone_hints": [], "availability_zones": []}
+
+
+def fip_dict(s: Session, f: S.FloatingIP) -> dict:
+    details = None
+    if f.fixed_port_id:
+        p = S.get(s, S.Port, f.fixed_port_id)
+        details = {"name": p.name, "network_id": p.network_id, "mac_address": p.mac_address,
+                   "admin_state_up": p.admin_state_up, "status": p.status,
+                   "device_id": p.device_id, "device_owner": p.device_owner}
+    return {"id": f.id, "project_id": f.project_id, "tenant_id": f.project_id,
+            "description": f.description, "floating_ip_address": f.floating_ip_address,
+            "floating_network_id": f.floating_network_id, "router_id": f.router_id,
+            "port_id": f.fixed_port_id, "fixed_ip_address": f.fixed_ip_address,
+            "status": f.status, "port_details": details, "port_forwardings": [],
+            "qos_policy_id": None, "dns_name": "", "dns_domain": "",
+            "revision_number": f.revision_number, "created_at": ts(f.created_at),
+            "updated_at": ts(f.updated_at), "tags": []}
+
+
+SERIALIZERS = {"network": network_dict, "subnet": subnet_dict, "port": port_dict,
+               "router": router_dict, "floatingip": fip_dict}

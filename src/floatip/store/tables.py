@@ -1,0 +1,145 @@
+"""Persistent state: SQLAlchemy models and the repository functions. The only module that
+builds queries; the service layer calls these functions inside one transaction per request.
+
+Uniqueness that matters for correctness lives in the database, not only in Python:
+- ``ipallocations``: one row per (subnet, address) -> two ports (router gateways, floating IPs,
+  VM ports) can never hold the same address, whatever the interleaving of requests;
+- ``floatingips``: one per (floating network, fixed port, fixed address), as in Neutron;
+- ``networks.local_vlan``: one tenant network per tag on the integration bridge;
+- ``ports.mac_address`` per network.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class _Standard:
+    """Neutron's standard attributes."""
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Network(_Standard, Base):
+    __tablename__ = "networks"
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
+    mtu: Mapped[int] = mapped_column(Integer, default=1500)
+    network_type: Mapped[str] = mapped_column(String(16), default="local")
+    physical_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    segmentation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    local_vlan: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    subnets: Mapped[list["Subnet"]] = relationship(back_populates="network",
+                                                   order_by="Subnet.created_at")
+
+
+class Subnet(_Standard, Base):
+    __tablename__ = "subnets"
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    cidr: Mapped[str] = mapped_column(String(64))
+    ip_version: Mapped[int] = mapped_column(Integer, default=4)
+    gateway_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
+    allocation_pools: Mapped[list] = mapped_column(JSON, default=list)
+    dns_nameservers: Mapped[list] = mapped_column(JSON, default=list)
+    host_routes: Mapped[list] = mapped_column(JSON, default=list)
+    network: Mapped[Network] = relationship(back_populates="subnets")
+
+
+class Port(_Standard, Base):
+    __tablename__ = "ports"
+    __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uniq_ports0network_id0mac"),)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    mac_address: Mapped[str] = mapped_column(String(32))
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    device_owner: Mapped[str] = mapped_column(String(255), default="", index=True)
+    host_id: Mapped[str] = mapped_column(String(255), default="")
+    fixed_ips: Mapped[list["IPAllocation"]] = relationship(
+        back_populates="port", cascade="all, delete-orphan", order_by="IPAllocation.ip_address",
+        lazy="selectin")
+
+
+class IPAllocation(Base):
+    __tablename__ = "ipallocations"
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id"), primary_key=True)
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), index=True)
+    network_id: Mapped[str] = mapped_column(String(36))
+    port: Mapped[Port] = relationship(back_populates="fixed_ips")
+
+
+class Router(_Standard, Base):
+    __tablename__ = "routers"
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    gw_port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), nullable=True)
+    enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    routes: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class RouterPort(Base):
+    __tablename__ = "routerports"
+    router_id: Mapped[str] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"),
+                                           index=True)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    port_type: Mapped[str] = mapped_column(String(255))
+
+
+class FloatingIP(Base):
+    __tablename__ = "floatingips"
+    __table_args__ = (UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address",
+                                       name="uniq_floatingips0floatingnetworkid0fixedportid0fixedipaddress"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    floating_ip_address: Mapped[str] = mapped_column(String(64))
+    floating_network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
+    floating_subnet_id: Mapped[str] = mapped_column(String(36))
+    floating_port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"))
+    fixed_port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), nullable=True,
+                                                      index=True)
+    fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    router_id: Mapped[str | None] = mapped_column(ForeignKey("routers.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DeletedRouter(Base):
+    """Routers deleted through the API: an agent that missed the deletion still knows the
+    namespace it finds is one of its own to remove."""
+    __tablename__ = "deleted_routers"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deleted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Meta(Base):
+    """Key/value facts about the database itself: ``generation`` counts committed changes."""
+    __tablename__ = "floatip_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+MODELS = {"network": Network, "subnet": Subnet, "port": Port, "router": Router,
+          "floatingip": FloatingIP}
