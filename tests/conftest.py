@@ -119,6 +119,7 @@ def ovn_nb(ovn_lab):
     from ovsdbapp.schema.ovn_northbound import impl_idl
     idl = connection.OvsdbIdl.from_server(ovn_lab.nb, "OVN_Northbound")
     conn = connection.Connection(idl, timeout=10)
-    api = impl_idl.OvnNbApiIdlImpl(conn)
+    # ovsdbapp keeps the connection per class: a class of this fixture's own
+    api = type("LabNbApi", (impl_idl.OvnNbApiIdlImpl,), {})(conn)
     yield api
     conn.stop()

@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 
 from floatip import lab as L
-from floatip.demo import run_checks
+from floatip.cli.demo import run_checks
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
@@ -57,10 +57,10 @@ def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
 
 def _kernel(tmp_path):
     from test_e2e_sdk import Env
-    from floatip import binding
+    from floatip.agent import binding
     from floatip.client import Client
-    from floatip.dataplane import datapath_type
-    from floatip.demo_api import remove_all
+    from floatip.dataplane.ovs import datapath_type
+    from floatip.cli.demo_api import remove_all
     from floatip.server import Server, free_port
     lab = L.Lab(datapath_type())
     env = srv = None
@@ -96,18 +96,21 @@ def ovn_deployment(tmp_path, distributed: bool = False):
     database. VMs go on the second chassis (not the gateway)."""
     from floatip.backends.ovn import OvnBackend, OvnConfig
     from floatip.client import Client
-    from floatip.demo_api import remove_all
+    from floatip.cli.demo_api import remove_all
     from floatip.ovnlab import OvnLab
-    from floatip.server import LocalBackend, Server, free_port
+    from floatip.backends.local import LocalSource
+    from floatip.server import Server, free_port
     lab = OvnLab("fo", mappings="all" if distributed else "gateway")
     lab.start()
     srv = backend = None
     try:
+        # the server's backend slot, wired as ``floatip serve --backend ovn`` will do it
         srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
-                     agent=False).start()
-        backend = OvnBackend(LocalBackend(srv.db), OvnConfig(
-            lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed)).start()
+                     agent=False)
+        backend = srv.backend = OvnBackend(LocalSource(srv.db), OvnConfig(
+            lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed))
         srv.db.resync_listeners.append(backend.request_full)
+        srv.start()
 
         def plug(name, port, subnets):
             ip = port["fixed_ips"][0]
@@ -115,7 +118,7 @@ def ovn_deployment(tmp_path, distributed: bool = False):
             prefix = ipaddress.ip_network(sub["cidr"]).prefixlen
             return lab.vm(name, 1, port["id"], port["mac_address"],
                           f"{ip['ip_address']}/{prefix}", sub["gateway_ip"])
-        yield Deployment("ovn", srv.url, lab.upstream, lab, plug, backend.wait_synced,
+        yield Deployment("ovn", srv.url, lab.upstream, lab, plug, srv.wait_for_agent,
                          expected_host=lab.chassis[1].name, extra=(lab, backend))
     finally:
         try:
@@ -124,13 +127,11 @@ def ovn_deployment(tmp_path, distributed: bool = False):
                     with Client(srv.url) as c:
                         remove_all(c)
                     if backend is not None:
-                        assert backend.wait_synced(20), f"OVN backend did not catch up: {backend.stats} {backend._pending} {backend.nb.cfg()} {backend._reasons}"
+                        assert srv.wait_for_agent(20), f"OVN backend did not catch up: {backend.stats}"
                         owned, _ = backend.nb.actual()
                         assert owned == {}, f"owned NB rows left: {sorted(owned)}"
                 finally:
-                    if backend is not None:
-                        backend.stop()
-                    srv.close()
+                    srv.close()   # stops the backend too
         finally:
             left = lab.close()
         assert not left, f"could not clean up: {left}"

@@ -133,9 +133,11 @@ def test_distributed_fip_leaves_from_the_vm_chassis(ovn_distributed):
     before = (link_packets(d, 0), link_packets(d, 1))
     assert L.ping(d.upstream, FIP, count=20, timeout=1)
     after = (link_packets(d, 0), link_packets(d, 1))
-    assert after[1] - before[1] >= 40, (before, after)
-    # (the gateway's link only carries its own periodic GARPs and floods meanwhile)
-    assert after[0] - before[0] < 20, (before, after)
+    vm_link, gw_link = after[1] - before[1], after[0] - before[0]
+    assert vm_link >= 40, (before, after)   # 20 requests in, 20 replies out
+    # the gateway's link carries only background: the GARPs OVN sends (in bursts after
+    # a change) and broadcasts
+    assert gw_link * 2 < vm_link, (before, after)
     assert source_seen(d, sc.ns["vm1"]) == FIP
     # the VM without a floating IP still leaves through the gateway chassis (SNAT)
     assert source_seen(d, sc.ns["vm2"]) == sc.router_ip

@@ -7,7 +7,7 @@ import uuid
 from floatip.backends.ovn.diff import Actual, diff
 from floatip.backends.ovn.translate import (KEY, OBJECT, OWNER, TABLES, ChassisInfo, Options,
                                             fip_mac, gateway_chassis_for, translate)
-from floatip.model import load
+from floatip.core.document import load
 
 OPTS = Options("floatip@test")
 GW1 = ChassisInfo("gw1", "gw1", True, frozenset({"physnet1"}))

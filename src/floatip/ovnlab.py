@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from pyroute2 import netns as pnetns
 
-from .lab import sh
+from .lab import TcpServer, sh
 
 OVN_SCHEMAS = "/usr/share/ovn"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -271,7 +271,6 @@ class OvnLab:
         ch.vsctl("--if-exists", "del-port", "br-int", tap)
 
     def serve(self, ns: str, ip: str = "0.0.0.0", port: int = 8080):
-        from .lab import TcpServer
         srv = TcpServer(ns, ip, port)
         self.servers.append(srv)
         return srv

@@ -17,7 +17,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ...model import InvalidState, State, validate
+from ...core.errors import InvalidState
+from ...core.model import State
+from ...core.validate import validate
 from .diff import diff
 from .nb import Northbound, Southbound
 from .translate import ChassisInfo, Desired, Options, translate
@@ -63,6 +65,8 @@ class OvnStats:
 
 
 class OvnBackend:
+    name = "ovn"
+
     def __init__(self, source, config):
         self.source = source
         self.config = OvnConfig.of(config)
@@ -107,10 +111,10 @@ class OvnBackend:
         self._want_full = True
         self.wake.set()
 
-    def wait_synced(self, timeout: float = 30.0) -> bool:
-        """True once a pass reflected everything the source had when called, and every
-        chassis caught up with what that pass wrote (``ovn-nbctl --wait=hv``)."""
-        want = self.source.snapshot()["generation"]
+    def wait_synced(self, generation: int | None = None, timeout: float = 30.0) -> bool:
+        """True once a pass reflected ``generation`` (default: what the source has now) and
+        every chassis caught up with what was written (``ovn-nbctl --wait=hv``)."""
+        want = self.source.snapshot()["generation"] if generation is None else generation
         deadline = time.monotonic() + timeout
         with self.done:
             while True:

@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
-from ...model import State, stable_mac
+from ...core.model import State, stable_mac
 
 OWNER = "floatip:owner"
 KEY = "floatip:key"
