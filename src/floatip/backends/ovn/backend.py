@@ -22,7 +22,7 @@ from ...core.model import State
 from ...core.validate import validate
 from .diff import diff
 from .nb import Northbound, Southbound
-from .translate import ChassisInfo, Desired, Options, translate
+from .translate import ChassisInfo, Desired, Options, fip_routers, translate
 
 log = logging.getLogger("floatip.ovn")
 
@@ -151,15 +151,19 @@ class OvnBackend:
 
     def _run(self) -> None:
         backoff = 0.2
+        last_full = 0.0
         while not self.stop_event.is_set():
-            woken = self.wake.wait(timeout=self.config.interval)
+            self.wake.wait(timeout=self.config.interval)
             if self.stop_event.is_set():
                 break
             self.wake.clear()
             with self._lock:
                 reasons, self._reasons = self._reasons, set()
-            full = self._want_full or not woken
+            # the periodic full compare, even while wakes keep coming
+            full = self._want_full or time.monotonic() - last_full >= self.config.interval
             self._want_full = False
+            if full:
+                last_full = time.monotonic()
             try:
                 self._pass(reasons, full)
                 backoff = 0.2
@@ -237,9 +241,8 @@ class OvnBackend:
             or None
 
     def _report(self, state: State, bindings, errors: dict[str, str], snap=None) -> None:
-        from .translate import _fip_routers
         snap = snap or {}
-        owner = _fip_routers(state)
+        owner = fip_routers(state)
         routers = {}
         for rid, r in state.routers.items():
             obj = f"router:{rid}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl as nb_impl
 
 from .diff import Actual, Plan
@@ -37,7 +37,6 @@ class _Idl(connection.OvsdbIdl):
 
 def _connect(remote: str, schema: str, timeout: float, on_change, tables=None):
     if tables:
-        from ovsdbapp.backend.ovs_idl import idlutils
         helper = idlutils.get_schema_helper(remote, schema)
         for t, cols in tables.items():
             helper.register_columns(t, cols)
@@ -199,13 +198,3 @@ class Southbound:
         """chassis name -> the nb_cfg it has caught up with."""
         with self.conn.lock:
             return {p.name: p.nb_cfg for p in self.idl.tables["Chassis_Private"].rows.values()}
-
-    def wait_connected(self, timeout: float = 10.0) -> bool:
-        import time
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.conn.lock:
-                if self.idl.has_ever_connected():
-                    return True
-            time.sleep(0.02)
-        return False

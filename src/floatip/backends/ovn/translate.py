@@ -150,7 +150,7 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
     for router in state.routers.values():
         _router(d, state, router, opts, chassis)
 
-    owner_router = _fip_routers(state)
+    owner_router = fip_routers(state)
     for fip in state.floatingips.values():
         router = state.routers.get(owner_router.get(fip.id, ""))
         port = state.ports.get(fip.port_id) if fip.port_id else None
@@ -230,7 +230,7 @@ def _fixed_on_router(state: State, router, port) -> str | None:
     return next((ip for sid, ip in port.fixed_ips if sid in subnets), None)
 
 
-def _fip_routers(state: State) -> dict[str, str]:
+def fip_routers(state: State) -> dict[str, str]:
     """floating IP id -> the id of the router carrying it (Neutron's rule, as the kernel
     agent applies it: the first router with the FIP's network as gateway and an interface
     on the port's subnet)."""
