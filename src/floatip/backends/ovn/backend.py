@@ -62,6 +62,8 @@ class OvnStats:
     last_generation: int = -1
     nb_cfg: int = 0                     # the nb_cfg of our last write
     errors: dict[str, str] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)   # last pass, ms per step
+    write_timing: dict[str, float] = field(default_factory=dict)  # last pass that wrote
 
 
 class OvnBackend:
@@ -179,14 +181,25 @@ class OvnBackend:
 
     def _pass(self, reasons: set[str], full: bool) -> None:
         t0 = time.perf_counter()
+        timing = self.stats.timing = {}
+
+        def lap(what: str) -> None:
+            nonlocal t0
+            now = time.perf_counter()
+            timing[what] = (now - t0) * 1000
+            t0 = now
+        start = t0
         source_changed = full or self._snap is None or "source" in reasons
         if source_changed:
             self._snap = self.source.snapshot()
             self._reported = {}
+            lap("snapshot")
         snap = self._snap
         state: State = snap["state"]
         try:
-            validate(state)
+            if source_changed:
+                validate(state)
+                lap("validate")
         except InvalidState as e:
             log.error("desired state is invalid, not applied: %s", e)
             self.stats.last_error = str(e)
@@ -203,9 +216,11 @@ class OvnBackend:
         if source_changed or sb_changed or self._desired is None:
             desired = translate(state, self.opts, chassis,
                                 {p: ch for p, (ch, _) in bindings.items()}, snap["vm_ports"])
+            lap("translate")
             if not full:
                 changed = _changed_objects(self._desired, desired)
                 scope = None if changed is None else changed | drift
+                lap("changed")
             self._desired = desired
         else:
             desired = self._desired
@@ -214,9 +229,13 @@ class OvnBackend:
             scope = None
         if scope is None or scope:
             actual, foreign = self.nb.actual()
+            lap("read NB")
             plan = diff(desired, actual, foreign, scope)
+            lap("diff")
             if plan:
                 nb_cfg = self.nb.apply(plan, actual)
+                lap("write NB")
+                self.stats.write_timing = timing
                 for obj in plan.objects:
                     self._pending[obj] = nb_cfg
                 self.stats.nb_cfg = nb_cfg
@@ -227,16 +246,19 @@ class OvnBackend:
             if plan.deferred:
                 for obj in plan.deferred:
                     self._note("drift:" + obj)
-            errors = dict(desired.problems)
+            errors = {} if scope is None else \
+                {o: e for o, e in self.stats.errors.items() if o not in scope}
+            errors.update(desired.problems)
             errors.update(plan.conflicts)
             self.stats.errors = errors
         _, hv_cfg = self.nb.cfg()
         self._pending = {o: c for o, c in self._pending.items() if c > hv_cfg}
         self._report(state, bindings, self.stats.errors, snap)
+        lap("report")
         self.stats.passes += 1
         self.stats.full_passes += full
         self.stats.last_generation = snap["generation"]
-        self.stats.last_seconds = time.perf_counter() - t0
+        self.stats.last_seconds = time.perf_counter() - start
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in self.stats.errors.items()) \
             or None
 
