@@ -14,15 +14,52 @@ from typing import Any
 from .translate import NAMED, TABLES, Desired, Row
 
 
-@dataclass
+_UNSET = object()
+
+
 class Actual:
-    uuid: Any
-    table: str
-    key: str
-    obj: str | None
-    columns: dict
-    parent: str | None = None      # key of the owned row that holds it (None: not held by one)
-    parent_uuid: Any = None        # uuid of whichever row holds it
+    """An owned NB row. Read from the IDL, its columns and the row holding it are looked up
+    only when asked (``loader``): a per-object sync touches few rows among many."""
+
+    def __init__(self, uuid: Any, table: str, key: str, obj: str | None, columns: Any = _UNSET,
+                 parent: Any = _UNSET, parent_uuid: Any = _UNSET, loader: Any = None):
+        self.uuid, self.table, self.key, self.obj = uuid, table, key, obj
+        self._columns, self._parent, self._parent_uuid = columns, parent, parent_uuid
+        self._loader = loader
+
+    def __repr__(self) -> str:
+        return f"Actual({self.table}, {self.key})"
+
+    @property
+    def columns(self) -> dict:
+        if self._columns is _UNSET:
+            self._columns = self._loader.columns(self) if self._loader else {}
+        return self._columns
+
+    @property
+    def parent(self) -> str | None:
+        """Key of the owned row holding it (None: no owned row holds it)."""
+        if self._parent is _UNSET:
+            self._parent = self._loader.holder(self)[1] if self._loader else None
+        return self._parent
+
+    @parent.setter
+    def parent(self, value: str | None) -> None:
+        self._parent = value
+
+    @property
+    def parent_uuid(self) -> Any:
+        """Uuid of whichever row holds it."""
+        if self._parent_uuid is _UNSET:
+            self._parent_uuid = self._loader.holder(self)[0] if self._loader else None
+        return self._parent_uuid
+
+    def held_by(self, parent: "Actual | None") -> bool:
+        if parent is None:
+            return False
+        if self._loader is not None and self._parent is _UNSET:
+            return self._loader.holds(parent, self)
+        return self.parent == parent.key
 
 
 @dataclass
@@ -100,7 +137,8 @@ def diff(desired: Desired, actual: dict[str, Actual], foreign: dict[str, set[str
         cols = changed_columns(row.columns, have.columns)
         if cols:
             plan.update.append((row, have, cols))
-        if row.parent is not None and have.parent != row.parent:
+        if row.parent is not None and row.parent in actual and \
+                not have.held_by(actual[row.parent]):
             plan.attach.append((row, have))
     plan.create = sorted(creates, key=lambda r: rank[r.table])
     for key, have in actual.items():

@@ -48,6 +48,62 @@ def _connect(remote: str, schema: str, timeout: float, on_change, tables=None):
     return idl, conn
 
 
+class _Loader:
+    """Reads what a sync pass needs of NB rows, when it needs it, from the IDL cache."""
+
+    def __init__(self, nb: "Northbound"):
+        self.nb = nb
+        self._holder: dict | None = None
+        self._children: dict = {}
+        self._foreign: dict[str, set[str]] = {}
+
+    def _row(self, table: str, uuid):
+        return self.nb.idl.tables[table].rows.get(uuid)
+
+    def columns(self, a: Actual) -> dict:
+        with self.nb.conn.lock:
+            row = self._row(a.table, a.uuid)
+            if row is None:
+                return {}
+            return {c: getattr(row, c) for c in row._table.columns}
+
+    def holds(self, parent: Actual, child: Actual) -> bool:
+        key = (parent.table, parent.uuid)
+        if key not in self._children:
+            with self.nb.conn.lock:
+                row = self._row(parent.table, parent.uuid)
+                cols = {c for t, (pt, c) in PARENT.items() if pt == parent.table}
+                self._children[key] = {x.uuid for c in cols for x in getattr(row, c)} \
+                    if row is not None else set()
+        return child.uuid in self._children[key]
+
+    def holder(self, a: Actual) -> tuple:
+        """(uuid, owned key or None) of the row holding ``a``; one scan for the pass."""
+        if self._holder is None:
+            self._holder = {}
+            owner = self.nb.owner
+            with self.nb.conn.lock:
+                for ptable, col in set(PARENT.values()):
+                    for prow in self.nb.idl.tables[ptable].rows.values():
+                        pext = prow.external_ids
+                        pkey = pext.get(KEY) if pext.get(OWNER) == owner else None
+                        for child in getattr(prow, col):
+                            self._holder[child.uuid] = (prow.uuid, pkey)
+        return self._holder.get(a.uuid, (None, None))
+
+    def get(self, table: str, default=()):
+        """Names of ``table`` held by rows floatip does not own (indexed tables only)."""
+        if table not in NAMED:
+            return default
+        if table not in self._foreign:
+            owner = self.nb.owner
+            with self.nb.conn.lock:
+                self._foreign[table] = {
+                    r.name for r in self.nb.idl.tables[table].rows.values()
+                    if r.external_ids.get(OWNER) != owner or KEY not in r.external_ids}
+        return self._foreign[table]
+
+
 class Northbound:
     def __init__(self, remote: str, owner: str, on_change: Callable[[str], None],
                  timeout: float = 10.0):
@@ -75,33 +131,20 @@ class Northbound:
         self.conn.stop(timeout=5)
 
     # -- reading (from the IDL's cache, under the connection's lock) -------------------
-    def actual(self) -> tuple[dict[str, Actual], dict[str, set[str]]]:
-        """key -> owned row, and table -> names held by rows of other owners."""
+    def actual(self) -> tuple[dict[str, "Actual"], "_Loader"]:
+        """key -> owned row (columns and holder read on demand), and the names held by rows
+        of other owners (``loader.get(table)``)."""
         owned: dict[str, Actual] = {}
-        foreign: dict[str, set[str]] = {t: set() for t in NAMED}
+        loader = _Loader(self)
         with self.conn.lock:
             tables = self.idl.tables
-            holder: dict = {}   # child uuid -> (parent uuid, parent key or None)
-            for ptable, col in set(PARENT.values()):
-                for prow in tables[ptable].rows.values():
-                    pext = prow.external_ids
-                    pkey = pext.get(KEY) if pext.get(OWNER) == self.owner else None
-                    for child in getattr(prow, col):
-                        holder[child.uuid] = (prow.uuid, pkey)
             for table in TABLES:
-                cols = [c for c in tables[table].columns if c != "external_ids"]
                 for row in tables[table].rows.values():
                     ext = row.external_ids
-                    if ext.get(OWNER) != self.owner or KEY not in ext:
-                        if table in foreign:
-                            foreign[table].add(row.name)
-                        continue
-                    values = {c: getattr(row, c) for c in cols}
-                    values["external_ids"] = dict(ext)
-                    puuid, pkey = holder.get(row.uuid, (None, None))
-                    owned[ext[KEY]] = Actual(row.uuid, table, ext[KEY], ext.get(OBJECT),
-                                             values, pkey, puuid)
-        return owned, foreign
+                    if ext.get(OWNER) == self.owner and KEY in ext:
+                        owned[ext[KEY]] = Actual(row.uuid, table, ext[KEY], ext.get(OBJECT),
+                                                 loader=loader)
+        return owned, loader
 
     def cfg(self) -> tuple[int, int]:
         """NB_Global (nb_cfg, hv_cfg)."""
