@@ -147,3 +147,27 @@ def test_distributed_fip_leaves_from_the_vm_chassis(ovn_distributed):
     wait_for(lambda: unreachable(d, FIP), what="FIP unreachable after disassociate")
     assert FIP not in nbctl(d, "lr-nat-list", lr)
     _ = UPSTREAM_IP
+
+
+def test_demo_on_ovn_keep_and_teardown():
+    """``floatip demo --backend ovn --keep``: checks (a)-(e) pass, the named namespaces are
+    there to probe after the demo returned; ``--teardown`` removes everything."""
+    from conftest import KERNEL_SKIP, _ovn_ready
+    from floatip.cli import demo_ovn
+    why = KERNEL_SKIP or _ovn_ready()
+    if why:
+        pytest.skip(why)
+    try:
+        res, names = demo_ovn.run(keep=True, log=lambda m: None)
+        assert res.checks and all(c.ok for c in res.checks), \
+            [(c.key, c.detail) for c in res.checks if not c.ok]
+        listed = L.sh("ip", "netns", "list").stdout
+        for ns in [names["upstream"], *names["vms"].values(),
+                   *[c["namespace"] for c in names["chassis"]]]:
+            assert ns in listed
+        # the routers live in the OVN databases: still answering without the API server
+        assert L.ping(names["upstream"], names["addresses"]["floating_ip"], count=2)
+    finally:
+        assert demo_ovn.teardown() == []
+    listed = L.sh("ip", "netns", "list").stdout
+    assert demo_ovn.NAME not in listed

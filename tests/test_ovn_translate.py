@@ -174,3 +174,15 @@ def test_diff_defers_missing_rows_of_objects_out_of_scope():
     del actual[fip_key]
     plan = diff(d, actual, objects=set())
     assert not plan and plan.deferred == {d.rows[fip_key].obj}
+
+
+def test_tenant_vlan_networks_are_overlays_unless_provider_networks_are_asked_for():
+    doc = copy.deepcopy(DOC)
+    doc["networks"][1] = {"name": "ten", "provider:network_type": "vlan",
+                          "provider:segmentation_id": 3, "provider:physical_network": "physnet1"}
+    st = load(doc)
+    ten = next(n for n in st.networks.values() if n.name == "ten")
+    assert f"provnet:{ten.id}" not in translate(st, OPTS, [GW1]).rows
+    row = translate(st, Options("floatip@test", provider_tenant_networks=True), [GW1]).rows[
+        f"provnet:{ten.id}"]
+    assert row.columns["tag"] == [3] and row.columns["options"] == {"network_name": "physnet1"}

@@ -71,18 +71,30 @@ class Chassis:
         return sh("ip", "netns", "exec", self.ns, *argv, check=check)
 
 
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie nobody reaped yet (orphans of a kept lab)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class OvnLab:
     """``OvnLab(prefix).start()``: central + ``chassis`` chassis (the first is the gateway)
     + upstream. ``nb`` / ``sb`` are the connection strings for ovsdbapp."""
 
     def __init__(self, prefix: str = "fo", chassis: int = 2, mappings: str = "gateway",
-                 upstream_cidr: str = "203.0.113.1/24", base: str = "/tmp"):
+                 upstream_cidr: str = "203.0.113.1/24", base: str = "/tmp",
+                 name: str | None = None):
+        """``name``: fixed names instead of ``prefix`` + a random suffix (a kept demo, which
+        ``reattach`` finds again)."""
         if mappings not in ("gateway", "all"):
             raise ValueError("mappings: gateway or all")
-        self.sfx = uuid.uuid4().hex[:5]
+        self.sfx = name[-5:] if name else uuid.uuid4().hex[:5]
         self.prefix = prefix
-        self.tag = f"{prefix}{self.sfx}"                  # every name below starts with it
-        self.dir = os.path.join(base, f"{prefix}-ovn-{self.sfx}")
+        self.tag = name or f"{prefix}{self.sfx}"          # every name below starts with it
+        self.dir = os.path.join(base, name or f"{prefix}-ovn-{self.sfx}")
         self.central_ns = f"{self.tag}-c"
         self.upstream = f"{self.tag}-up"
         self.upstream_cidr = upstream_cidr
@@ -288,18 +300,44 @@ class OvnLab:
                 "vms": {ns: ch.name for ns, (ch, _) in self.vms.items()}}
 
     # ------------------------------------------------------------------ teardown
+    @classmethod
+    def reattach(cls, name: str, base: str, chassis: int = 2) -> "OvnLab":
+        """The lab a former process left up under ``name`` (``floatip demo --keep``): its
+        processes found by their pidfiles, its namespaces by name; ``close()`` removes it."""
+        lab = cls(name=name, base=base, chassis=chassis)
+        existing = set(sh("ip", "netns", "list").stdout.split())
+        lab.namespaces = [ns for ns in existing if ns.startswith(name + "-")]
+        lab.namespaces.sort(key=lambda ns: (ns != lab.central_ns, ns != lab.upstream, ns))
+
+        def pid(path: str) -> int | None:
+            try:
+                with open(path) as f:
+                    return int(f.read().strip())
+            except (OSError, ValueError):
+                return None
+        for ch in lab.chassis:
+            for d in ("ovn-controller", "ovs-vswitchd", "ovsdb-server"):
+                if (p := pid(f"{ch.run}/{d}.pid")) is not None:
+                    ch.pids[d] = p
+        for d, f in (("northd", "ovn-northd"), ("ovsdb-sb", "ovsdb-sb"), ("ovsdb-nb", "ovsdb-nb")):
+            if (p := pid(f"{lab.dir}/c/{f}.pid")) is not None:
+                lab.central_pids[d] = p
+        return lab
+
     def _kill(self, pid: int, timeout: float = 5.0) -> None:
+        proc = next((p for p in self.procs if p.pid == pid), None)
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             return
-        proc = next((p for p in self.procs if p.pid == pid), None)
-        if proc is not None:
-            try:
-                proc.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None:
+                if proc.poll() is not None:
+                    return
+            elif not _alive(pid):
                 return
-            except subprocess.TimeoutExpired:
-                pass
+            time.sleep(0.02)
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -33,6 +33,7 @@ class OvnConfig:
     sb: str
     owner: str = ""                          # external_ids floatip:owner; default floatip@HOST
     distributed_fip: bool = False
+    provider_tenant_networks: bool = False   # tenant VLAN networks on their physnet (Neutron)
     interval: float = 30.0                   # full compare every so often
     timeout: float = 10.0                    # OVSDB operations
 
@@ -44,7 +45,8 @@ class OvnConfig:
             c = cls(**{k.replace("-", "_").removeprefix("ovn_"): v for k, v in config.items()})
         else:  # anything with attributes of these names (an argparse/typer namespace)
             c = cls(**{k: getattr(config, k) for k in
-                       ("nb", "sb", "owner", "distributed_fip", "interval", "timeout")
+                       ("nb", "sb", "owner", "distributed_fip", "provider_tenant_networks",
+                        "interval", "timeout")
                        if hasattr(config, k)})
         if not c.owner:
             c.owner = f"floatip@{socket.gethostname()}"
@@ -72,7 +74,8 @@ class OvnBackend:
     def __init__(self, source, config):
         self.source = source
         self.config = OvnConfig.of(config)
-        self.opts = Options(self.config.owner, self.config.distributed_fip)
+        self.opts = Options(self.config.owner, self.config.distributed_fip,
+                            self.config.provider_tenant_networks)
         self.wake = threading.Event()
         self.stop_event = threading.Event()
         self.done = threading.Condition()

@@ -1,8 +1,8 @@
 """floatip's desired state -> the OVN Northbound rows that realise it. Pure: no I/O.
 
 Names follow Neutron's ML2/OVN driver, so operators find what they know: a logical switch
-``neutron-<network id>`` per network, a ``localnet`` port ``provnet-<network id>`` on networks
-with a physical network, a logical switch port named by the port id (VMs bind by iface-id),
+``neutron-<network id>`` per network, a ``localnet`` port ``provnet-<network id>`` on external
+networks (tenant networks are Geneve overlays unless ``provider_tenant_networks``), a logical switch port named by the port id (VMs bind by iface-id),
 a logical router ``neutron-<router id>`` with ports ``lrp-<port id>`` (their peers on the
 switches are LSPs named by the router port's id, type ``router``), the gateway port scheduled
 on ``Gateway_Chassis`` rows, ``snat`` per tenant subnet and ``dnat_and_snat`` per floating IP.
@@ -46,6 +46,10 @@ MAX_GATEWAY_CHASSIS = 5  # as Neutron
 class Options:
     owner: str                       # this server's marker value, e.g. "floatip:host-a"
     distributed_fip: bool = False    # dnat_and_snat with external_mac + logical_port
+    # floatip's tenant VLAN networks are local to the integration bridge (the kernel backend
+    # tags br-int ports with it), so on OVN they are Geneve overlays like any tenant network.
+    # True: Neutron's reading instead, a localnet port on their physical network + tag.
+    provider_tenant_networks: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
         d.add("Logical_Switch", f"ls:{net.id}", obj, {
             "name": ls_name(net.id),
             "external_ids": {"neutron:network_name": net.name}}, owner=own)
-        if net.physical_network:
+        if net.physical_network and (net.external or opts.provider_tenant_networks):
             d.add("Logical_Switch_Port", f"provnet:{net.id}", obj, {
                 "name": f"provnet-{net.id}", "type": "localnet", "addresses": ["unknown"],
                 "options": {"network_name": net.physical_network},
