@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10)
     args = ap.parse_args()
     n = args.fips
-    ext_net = ipaddress.ip_network("100.64.0.0/16" if n > 200 else "203.0.113.0/24")
+    ext_net = ipaddress.ip_network("100.72.0.0/16" if n > 200 else "203.0.113.0/24")
     up_ip = str(ext_net.network_address + 1)
     lab = OvnLab("fo", upstream_cidr=f"{up_ip}/{ext_net.prefixlen}").start()
     tmp = tempfile.mkdtemp(prefix="fo-bench-")

@@ -211,7 +211,10 @@ class OvnBackend:
                                      [f"fip:{f}" for f in state.floatingips]}, {})
             self.stats.last_generation = snap["generation"]
             return
-        sb_changed = any(r.startswith("sb:") for r in reasons)
+        # what changes the translation: chassis (gateway scheduling, mappings), and port
+        # bindings when FIPs follow their VM's chassis; the rest only changes statuses
+        sb_changed = "sb:Chassis" in reasons or (
+            self.opts.distributed_fip and "sb:Port_Binding" in reasons)
         drift = {r[6:] for r in reasons if r.startswith("drift:")}
         chassis = self.sb.chassis()
         bindings = self.sb.bindings(state.ports)
