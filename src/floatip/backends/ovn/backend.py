@@ -234,7 +234,7 @@ class OvnBackend:
         if full:
             scope = None
         if scope is None or scope:
-            actual, foreign = self.nb.actual()
+            actual, foreign = self.nb.actual(rescan=full)
             lap("read NB")
             plan = diff(desired, actual, foreign, scope)
             lap("diff")
@@ -333,13 +333,12 @@ def _changed_objects(old: Desired | None, new: Desired) -> set[str] | None:
     """The objects whose rows differ between two translations (None: compare all)."""
     if old is None:
         return None
-    a: dict[str, list] = {}
-    b: dict[str, list] = {}
-    for r in old.rows.values():
-        a.setdefault(r.obj, []).append(r)
-    for r in new.rows.values():
-        b.setdefault(r.obj, []).append(r)
-    return {o for o in a.keys() | b.keys() if a.get(o) != b.get(o)}
+    out = set()
+    for key in old.rows.keys() | new.rows.keys():
+        a, b = old.rows.get(key), new.rows.get(key)
+        if a != b:
+            out.update(r.obj for r in (a, b) if r is not None)
+    return out
 
 
 __all__ = ["OvnBackend", "OvnConfig", "ChassisInfo"]
