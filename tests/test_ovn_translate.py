@@ -186,3 +186,18 @@ def test_tenant_vlan_networks_are_overlays_unless_provider_networks_are_asked_fo
     row = translate(st, Options("floatip@test", provider_tenant_networks=True), [GW1]).rows[
         f"provnet:{ten.id}"]
     assert row.columns["tag"] == [3] and row.columns["options"] == {"network_name": "physnet1"}
+
+
+def test_changed_objects_and_config():
+    from floatip.backends.ovn.backend import OvnConfig, _changed_objects
+    st = state()
+    before = translate(st, OPTS, [GW1])
+    doc = copy.deepcopy(DOC)
+    doc["floatingips"][0]["port"] = "vm2"
+    after = translate(load(doc), OPTS, [GW1])
+    assert _changed_objects(before, after) == {f"fip:{next(iter(st.floatingips))}"}
+    assert _changed_objects(before, before) == set()
+    assert _changed_objects(None, after) is None
+    c = OvnConfig.of({"ovn-nb": "tcp:a:6641", "ovn_sb": "tcp:a:6642", "distributed_fip": True})
+    assert (c.nb, c.sb, c.distributed_fip) == ("tcp:a:6641", "tcp:a:6642", True)
+    assert c.owner.startswith("floatip@")
