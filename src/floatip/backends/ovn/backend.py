@@ -63,6 +63,7 @@ class OvnStats:
     last_error: str | None = None
     last_generation: int = -1
     nb_cfg: int = 0                     # the nb_cfg of our last write
+    last_write_at: float = 0.0          # time.monotonic() when it committed
     errors: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)   # last pass, ms per step
     write_timing: dict[str, float] = field(default_factory=dict)  # last pass that wrote
@@ -242,6 +243,7 @@ class OvnBackend:
                 nb_cfg = self.nb.apply(plan, actual)
                 lap("write NB")
                 self.stats.write_timing = timing
+                self.stats.last_write_at = time.monotonic()
                 for obj in plan.objects:
                     self._pending[obj] = nb_cfg
                 self.stats.nb_cfg = nb_cfg
