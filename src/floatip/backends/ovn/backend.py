@@ -95,7 +95,13 @@ class OvnBackend:
     # -- the Backend protocol -------------------------------------------------------------
     def start(self) -> "OvnBackend":
         self.sb = Southbound(self.config.sb, self._note, self.config.timeout)
-        self.nb = Northbound(self.config.nb, self.config.owner, self._note, self.config.timeout)
+        try:
+            self.nb = Northbound(self.config.nb, self.config.owner, self._note,
+                                 self.config.timeout)
+        except Exception:
+            self.sb.close()
+            self.sb = None
+            raise
         self.source.watch(_Wake(self._note, "source"), self.stop_event)
         self.request_full()
         self.thread = threading.Thread(target=self._run, name="floatip-ovn", daemon=True)
