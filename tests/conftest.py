@@ -106,7 +106,7 @@ def ovn_lab(tmp_path_factory):
     if why:
         pytest.skip(why)
     from floatip.ovnlab import OvnLab
-    lab = OvnLab("fo", mappings=getattr(ovn_lab, "mappings", "gateway")).start()
+    lab = OvnLab("fo").start()
     yield lab
     left = lab.close()
     assert not left, f"could not clean up: {left}"
