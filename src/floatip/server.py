@@ -32,12 +32,14 @@ class Server:
 
     def __init__(self, db_url: str = DEFAULT_DB, listen: str = "127.0.0.1:9696",
                  config: AgentConfig = AgentConfig(), *, agent: bool = True,
-                 interval: float = 30.0, prune_scope: str = "all", host: str | None = None):
+                 interval: float = 30.0, prune_scope: str = "all", host: str | None = None,
+                 agent_options: dict | None = None):
         self.host, self.port = parse_listen(listen)
         self.db = Database(db_url)
         self.app = create_app(self.db)
         self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
-                                     prune_scope=prune_scope, host=host) if agent else None
+                                     prune_scope=prune_scope, host=host,
+                                     **(agent_options or {})) if agent else None
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,

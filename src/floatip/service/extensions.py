@@ -17,4 +17,7 @@ EXTENSIONS = {
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields"),
     "project-id": ("project_id field enabled", "Extension that indicates project_id is enabled"),
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource"),
+    "floatip-metadata": ("floatip instance metadata",
+                         "Port attributes floatip:user_data and floatip:public_keys, served to "
+                         "the port's VM at 169.254.169.254"),
 }
