@@ -109,6 +109,21 @@ def test_router_without_gateway_chassis_is_error_and_agents_list_chassis(ovn):
     net.delete_router(odd_router)
 
 
+def test_backend_rides_out_a_restart_of_the_central_databases(ovn):
+    d = ovn
+    lab, backend = d.extra
+    sc = Scenario(d)
+    wait_for(lambda: sc.net.get_router(sc.router.id).status == "ACTIVE", what="router ACTIVE")
+    lab.restart_db("nb")
+    lab.restart_db("sb")
+    fip = sc.net.create_ip(floating_network_id=sc.ext.id, floating_ip_address=FIP,
+                           port_id=sc.ports["vm1"].id)
+    wait_for(lambda: sc.net.get_ip(fip.id).status == "ACTIVE", timeout=40,
+             what="floating IP ACTIVE after the restart")
+    assert d.wait_synced()
+    assert_checks(sc.checks("vm1", "vm2"))
+
+
 def link_packets(d, i: int) -> int:
     """Packets both ways on chassis ``i``'s external link, counted at the upstream's end."""
     stats = "/sys/class/net/ch%d/statistics/" % (i + 1)

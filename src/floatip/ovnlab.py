@@ -185,6 +185,17 @@ class OvnLab:
             "ovn-northd", f"--ovnnb-db={self.nb}", f"--ovnsb-db={self.sb}",
             *self._common(run, "ovn-northd")])
 
+    def restart_db(self, db: str) -> None:
+        """Stop and start the central "nb" or "sb" ovsdb-server on the same file and socket
+        (what a client sees when the central host restarts)."""
+        run = f"{self.dir}/c"
+        self._kill(self.central_pids.pop(f"ovsdb-{db}"))
+        pid = self._spawn(self.central_ns, run, f"ovsdb-{db}", [
+            "ovsdb-server", f"{run}/{db}.db", f"--remote=punix:{run}/{db}.sock",
+            *self._common(run, f"ovsdb-{db}")])
+        self.central_pids[f"ovsdb-{db}"] = pid
+        self._wait_file(f"{run}/{db}.sock", pid)
+
     def _start_upstream(self) -> None:
         ns = self._netns(self.upstream)
         inns = ["ip", "netns", "exec", ns]
