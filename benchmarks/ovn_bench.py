@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -127,6 +128,7 @@ def main() -> None:
             srv.wait_for_agent(120)
     finally:
         srv.close()
+        shutil.rmtree(tmp, ignore_errors=True)
         left = lab.close()
         if left:
             print("could not clean up:", left, file=sys.stderr)
