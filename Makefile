@@ -35,6 +35,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/ovn_bench.py --fips 100
 
 clean:
 	rm -rf $(VENV) .stamp-apt

@@ -46,9 +46,20 @@ def serve(listen: str = typer.Option("127.0.0.1:9696", "--listen", help="HOST:PO
                                     help="all: remove every floatip router this database does "
                                          "not want; known: only routers it ever had."),
           dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
-          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT):
-    """The Neutron v2.0 API and the agent, in one process."""
-    if agent and os.geteuid() != 0:
+          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT,
+          backend: str = typer.Option("kernel", "--backend", envvar="FLOATIP_BACKEND",
+                                      help="kernel: this host's agent; ovn: OVN Northbound."),
+          ovn_nb: str = typer.Option("unix:/var/run/ovn/ovnnb_db.sock", "--ovn-nb",
+                                     envvar="FLOATIP_OVN_NB", help="OVN Northbound (ovsdb)."),
+          ovn_sb: str = typer.Option("unix:/var/run/ovn/ovnsb_db.sock", "--ovn-sb",
+                                     envvar="FLOATIP_OVN_SB", help="OVN Southbound (ovsdb)."),
+          ovn_distributed_fip: bool = typer.Option(
+              False, "--ovn-distributed-fip",
+              help="Floating IPs on the VM's chassis when it maps the external network."),
+          ovn_owner: str = typer.Option("", "--ovn-owner",
+                                        help="Marker in external_ids (default floatip@HOST).")):
+    """The Neutron v2.0 API and a backend (the agent, or OVN), in one process."""
+    if agent and backend == "kernel" and os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run as root, or "
                            "use --no-agent"))
     logging.getLogger("floatip").setLevel(min(logging.getLogger().level, logging.INFO))
@@ -57,11 +68,13 @@ def serve(listen: str = typer.Option("127.0.0.1:9696", "--listen", help="HOST:PO
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         srv = Server(db, listen, Ctx.config, agent=agent, interval=interval, prune_scope=prune,
-                     agent_options=_services(dhcp, metadata, nova, secret, run_dir))
+                     agent_options=_services(dhcp, metadata, nova, secret, run_dir),
+                     backend=backend, ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
+                                           "distributed_fip": ovn_distributed_fip})
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
-              + (", agent on" if agent else ""), highlight=False)
+              + (f", backend {backend}" if agent else ""), highlight=False)
     srv.run()
 
 
