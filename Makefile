@@ -6,7 +6,7 @@ APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iput
 	ethtool iproute2 procps util-linux kmod python3-venv python3-dev gcc \
 	postgresql ovn-central ovn-host
 
-.PHONY: install demo test bench ovs clean
+.PHONY: install demo test bench ovs clean keystone-venv tempest-venv tempest
 
 install: .stamp-apt $(VENV)/.stamp ovs
 
@@ -36,5 +36,27 @@ test: install
 bench: install
 	$(PY) benchmarks/run.py
 
+# Keystone and Tempest live in their own virtualenvs (their pins must not touch floatip's).
+KVENV := .venv-keystone
+TVENV := .venv-tempest
+
+keystone-venv: $(KVENV)/.stamp
+$(KVENV)/.stamp:
+	test -x $(KVENV)/bin/python || python3 -m venv $(KVENV)
+	$(KVENV)/bin/pip install -q --upgrade pip
+	$(KVENV)/bin/pip install -q keystone gunicorn python-openstackclient
+	touch $@
+
+tempest-venv: $(TVENV)/.stamp
+$(TVENV)/.stamp:
+	test -x $(TVENV)/bin/python || python3 -m venv $(TVENV)
+	$(TVENV)/bin/pip install -q --upgrade pip
+	$(TVENV)/bin/pip install -q tempest
+	touch $@
+
+# Tempest's tempest.api.network (IPv4) against a throw-away Keystone and floatip server.
+tempest: install keystone-venv tempest-venv
+	$(PY) -m floatip.harness.tempest
+
 clean:
-	rm -rf $(VENV) .stamp-apt
+	rm -rf $(VENV) $(KVENV) $(TVENV) .stamp-apt

@@ -3,6 +3,7 @@ desired state leaves the API (``backends.base.Backend``): the kernel backend (th
 agent) or none (``--no-agent``: the API alone, agents on other hosts follow it)."""
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ import time
 import uvicorn
 
 from .api.app import create_app
+from .api.auth import AuthSettings
 from .backends.kernel import KernelBackend
 from .backends.local import LocalSource
 from .core.errors import NeutronError
@@ -32,12 +34,19 @@ class Server:
 
     def __init__(self, db_url: str = DEFAULT_DB, listen: str = "127.0.0.1:9696",
                  config: AgentConfig = AgentConfig(), *, agent: bool = True,
-                 interval: float = 30.0, prune_scope: str = "all", host: str | None = None):
+                 interval: float = 30.0, prune_scope: str = "all", host: str | None = None,
+                 auth: AuthSettings | None = None, policy_file: str | None = None):
         self.host, self.port = parse_listen(listen)
+        auth = auth or AuthSettings()
+        if auth.strategy == "noauth" and not is_loopback(self.host):
+            raise NeutronError(f"auth_strategy = noauth lets every caller act as admin: it is "
+                               f"allowed only on a loopback address, not {self.host}. Set "
+                               f"auth_strategy = keystone (and [keystone_authtoken]) or listen "
+                               f"on 127.0.0.1.")
         self.db = Database(db_url)
-        self.app = create_app(self.db)
         self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
                                      prune_scope=prune_scope, host=host) if agent else None
+        self.app = create_app(self.db, auth, policy_file, self.backend)
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
@@ -92,6 +101,15 @@ class Server:
         with self.db.tx(notify=False) as s:
             want = generation(s)
         return self.backend.wait_synced(want, timeout)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def free_port() -> int:

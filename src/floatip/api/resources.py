@@ -7,14 +7,20 @@ from typing import Any, Callable
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..service import listing, resources as svc, routers
+from ..service.access import Access
+from ..service.policy import ADMIN, Context
 from ..store.database import Database
 
 RESOURCES = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
              "floatingips": "floatingip"}
 
 
-def router(db: Database) -> APIRouter:
+def ctx_of(request: Request) -> Context:
+    """The caller, from ``api.auth.AuthMiddleware`` (the app without it: an admin)."""
+    return getattr(request.state, "ctx", ADMIN)
+
+
+def router(db: Database, access: Access) -> APIRouter:
     api = APIRouter()
 
     def run(fn: Callable, *args, write: bool = True):
@@ -24,26 +30,27 @@ def router(db: Database) -> APIRouter:
     # -- collections --------------------------------------------------------------------
     def register(coll: str, kind: str) -> None:
         def list_(request: Request):
-            items = run(listing.list_resources, kind, list(request.query_params.multi_items()),
-                        write=False)
+            items = run(access.list, ctx_of(request), kind,
+                        list(request.query_params.multi_items()), write=False)
             return {coll: items}
 
         def show(rid: str, request: Request):
-            return {kind: run(listing.show, kind, rid, request.query_params.getlist("fields"),
-                              write=False)}
+            return {kind: run(access.show, ctx_of(request), kind, rid,
+                              request.query_params.getlist("fields"), write=False)}
 
-        def create(body: Any = Body(None)):
+        def create(request: Request, body: Any = Body(None)):
+            ctx = ctx_of(request)
             if isinstance(body, dict) and isinstance(body.get(coll), list):  # bulk create
                 with db.tx() as s:
-                    items = [svc.CREATE[kind](s, {kind: item}) for item in body[coll]]
+                    items = [access.create(s, ctx, kind, {kind: item}) for item in body[coll]]
                 return JSONResponse({coll: items}, status_code=201)
-            return JSONResponse({kind: run(svc.CREATE[kind], body)}, status_code=201)
+            return JSONResponse({kind: run(access.create, ctx, kind, body)}, status_code=201)
 
-        def update(rid: str, body: Any = Body(None)):
-            return {kind: run(svc.UPDATE[kind], rid, body)}
+        def update(rid: str, request: Request, body: Any = Body(None)):
+            return {kind: run(access.update, ctx_of(request), kind, rid, body)}
 
-        def delete(rid: str):
-            run(svc.DELETE[kind], rid)
+        def delete(rid: str, request: Request):
+            run(access.delete, ctx_of(request), kind, rid)
             return Response(status_code=204)
 
         for path in (f"/v2.0/{coll}", f"/v2.0/{coll}.json"):
@@ -56,12 +63,12 @@ def router(db: Database) -> APIRouter:
 
     # The router actions come before the generic routes so {rid} does not swallow them.
     @api.put("/v2.0/routers/{rid}/add_router_interface")
-    def add_router_interface(rid: str, body: Any = Body(None)):
-        return run(routers.add_router_interface, rid, body)
+    def add_router_interface(rid: str, request: Request, body: Any = Body(None)):
+        return run(access.router_interface, ctx_of(request), "add", rid, body)
 
     @api.put("/v2.0/routers/{rid}/remove_router_interface")
-    def remove_router_interface(rid: str, body: Any = Body(None)):
-        return run(routers.remove_router_interface, rid, body)
+    def remove_router_interface(rid: str, request: Request, body: Any = Body(None)):
+        return run(access.router_interface, ctx_of(request), "remove", rid, body)
 
     for coll, kind in RESOURCES.items():
         register(coll, kind)
