@@ -22,6 +22,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+import webob.exc
+from keystonemiddleware import auth_token
+from keystonemiddleware.auth_token import _request
 from starlette.concurrency import run_in_threadpool
 
 from ..service.policy import ADMIN, Context
@@ -60,9 +63,6 @@ class KeystoneValidator:
     """keystonemiddleware's token validation without its WSGI pipeline."""
 
     def __init__(self, conf: dict):
-        from keystonemiddleware import auth_token
-        from keystonemiddleware.auth_token import _request
-        import webob.exc
         self._req_class = _request._AuthTokenRequest
         self._http_exc = webob.exc.HTTPException
         # The app argument is never called: we use process_request only.

@@ -8,6 +8,7 @@ IPs are narrowed to the caller's project in SQL; every row is checked before it 
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable
 
 from sqlalchemy.orm import Session
@@ -70,9 +71,13 @@ class Access:
             raise not_found(kind, rid)
         return d
 
-    def _must_see(self, s: Session, ctx: Context, kind: str, rid: Any) -> dict:
-        if not isinstance(rid, str):
-            raise bad(f"Invalid input for {kind}_id. Reason: '{rid}' is not a valid UUID.")
+    def _must_see(self, s: Session, ctx: Context, kind: str, rid: Any) -> dict | None:
+        """A referenced resource the caller must see; None for a malformed id (the service
+        then answers 400 with Neutron's message)."""
+        try:
+            rid = str(uuid.UUID(str(rid)))
+        except ValueError:
+            return None
         return self._seen(s, ctx, kind, rid)
 
     # -- read ---------------------------------------------------------------------------
@@ -126,7 +131,7 @@ class Access:
                 self._must_see(s, ctx, "network", d["floating_network_id"])
             if d.get("port_id"):
                 port = self._must_see(s, ctx, "port", d["port_id"])
-                if not ctx.is_admin and port["project_id"] != project:
+                if port and not ctx.is_admin and port["project_id"] != project:
                     raise not_found("port", d["port_id"])
 
     def create(self, s: Session, ctx: Context, kind: str, body: Any) -> dict:
@@ -166,7 +171,7 @@ class Access:
             for kind in ("subnet", "port"):
                 if body.get(f"{kind}_id"):
                     other = self._must_see(s, ctx, kind, body[f"{kind}_id"])
-                    if other["project_id"] != r["project_id"] and not (
+                    if other and other["project_id"] != r["project_id"] and not (
                             kind == "subnet" and self.target(s, kind, other).get(
                                 "network:shared")):
                         self.policy.require(ctx, "admin_only", other)

@@ -12,6 +12,7 @@ groups, RBAC (``access_as_shared``), address scopes, port forwardings, DVR/HA in
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from oslo_config import cfg
@@ -146,6 +147,8 @@ class Policy:
     rule names) overrides rules, as ``[oslo_policy] policy_file`` does for Neutron."""
 
     def __init__(self, policy_file: str | None = None):
+        if policy_file and not os.path.isfile(policy_file):
+            raise NeutronError(f"policy file {policy_file} not found")
         conf = cfg.ConfigOpts()
         conf([], project="floatip", default_config_files=[], default_config_dirs=[])
         self.enforcer = oslo.Enforcer(conf, policy_file=policy_file or "floatip-policy.yaml")
