@@ -56,7 +56,7 @@ $(TVENV)/.stamp:
 
 # Tempest's tempest.api.network (IPv4) against a throw-away Keystone and floatip server.
 tempest: install keystone-venv tempest-venv
-	$(PY) -m floatip.harness.tempest
+	$(PY) tests/tempest/run.py
 
 clean:
 	rm -rf $(VENV) $(KVENV) $(TVENV) .stamp-apt

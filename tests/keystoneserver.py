@@ -82,6 +82,9 @@ key_repository = {d}/fernet-keys
 key_repository = {d}/credential-keys
 [cache]
 enabled = False
+[identity]
+# the cheapest bcrypt: Tempest creates users and projects for every test class
+password_hash_rounds = 4
 """)
         (d / "keystone_wsgi.py").write_text(WSGI)
         km = [str(KVENV / "bin/keystone-manage"), "--config-file", str(d / "keystone.conf")]

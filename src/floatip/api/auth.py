@@ -66,7 +66,6 @@ class KeystoneValidator:
         self._req_class = _request._AuthTokenRequest
         self._http_exc = webob.exc.HTTPException
         # The app argument is never called: we use process_request only.
-        conf = {"log_name": "floatip.keystonemiddleware", **conf}
         self._mw = auth_token.AuthProtocol(None, conf)
 
     def validate(self, scope: dict) -> Context | tuple[int, list, bytes]:

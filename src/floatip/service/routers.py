@@ -95,7 +95,7 @@ def create_router(s: Session, body: Any) -> dict:
                  name=_str(d, "name"), description=_str(d, "description"),
                  admin_state_up=_bool(d, "admin_state_up", True), status="ACTIVE")
     S.add(s, r)
-    if d.get("external_gateway_info") is not None:
+    if d.get("external_gateway_info"):  # {} is "no gateway", as in Neutron
         _gateway(s, r, d["external_gateway_info"])
     if d.get("routes"):
         s.flush()

@@ -101,8 +101,13 @@ def create_subnet(s: Session, body: Any) -> dict:
 def update_subnet(s: Session, sid: str, body: Any) -> dict:
     d = body_of(body, "subnet")
     sn = _must(s, "subnet", sid, lock=True)
-    _check_keys(d, {"name", "description", "enable_dhcp", "dns_nameservers", "host_routes"},
-                "subnet")
+    _check_keys(d, {"name", "description", "enable_dhcp", "dns_nameservers", "host_routes",
+                    "gateway_ip", "allocation_pools"}, "subnet")
+    if "gateway_ip" in d:
+        _update_gateway(s, sn, d["gateway_ip"])
+    if "allocation_pools" in d and d["allocation_pools"] != sn.allocation_pools:
+        raise bad("Updating allocation_pools is not supported by floatip; delete and "
+                  "recreate the subnet.")
     if "name" in d:
         sn.name = _str(d, "name")
     if "description" in d:
@@ -116,6 +121,30 @@ def update_subnet(s: Session, sid: str, body: Any) -> dict:
     S.touch(sn)
     s.flush()
     return subnet_dict(s, sn)
+
+
+def _update_gateway(s: Session, sn: S.Subnet, value: Any) -> None:
+    """Neutron's rules: a host address of the subnet, outside the allocation pools, not an
+    address a port holds; the old gateway may not be in use by a router interface."""
+    new = None if value in (None, "") else _ipv4(value, "gateway_ip")
+    if new == sn.gateway_ip:
+        return
+    cidr = ipaddress.ip_network(sn.cidr)
+    if new is not None:
+        ip = ipaddress.ip_address(new)
+        if not cidr.network_address < ip < cidr.broadcast_address:
+            raise err("InvalidInput", 400, f"Invalid input for operation: Gateway IP {new} is "
+                                           f"not a host address of {cidr}.")
+        if any(ipaddress.ip_address(p["start"]) <= ip <= ipaddress.ip_address(p["end"])
+               for p in sn.allocation_pools):
+            raise err("GatewayConflictWithAllocationPools", 409,
+                      f"Gateway ip {new} conflicts with allocation pool "
+                      f"{sn.allocation_pools}.")
+    for a in S.allocations_on_subnet(s, sn.id):
+        if a.ip_address in (sn.gateway_ip, new):
+            raise err("GatewayIpInUse", 409, f"Gateway ip {a.ip_address} is in use by port "
+                                             f"{a.port_id}. Unable to update.")
+    sn.gateway_ip = new
 
 
 def delete_subnet(s: Session, sid: str) -> None:
