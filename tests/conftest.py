@@ -87,3 +87,18 @@ def topo(lab, dataplane, nat_driver):
     t = Topo(lab, dataplane, nat_driver)
     yield t
     t.close()
+
+
+@pytest.fixture(scope="session")
+def keystone():
+    """A real Keystone for this session (tests/keystoneserver.py: its own virtualenv, SQLite,
+    gunicorn on a free loopback port), removed at the end."""
+    import keystoneserver
+    why = keystoneserver.missing()
+    if why:
+        pytest.skip(f"Keystone tests skipped: {why}")
+    ks = keystoneserver.Keystone().start()
+    try:
+        yield ks
+    finally:
+        ks.stop()
