@@ -341,21 +341,24 @@ def test_floating_ip_lifecycle_and_errors(api):
 def test_not_found_everywhere(api, kind, type_):
     rid = str(uuid.uuid4())
     neutron_error(api.get(f"/v2.0/{kind}/{rid}"), 404, type_)
-    neutron_error(api.put(f"/v2.0/{kind}/{rid}", json={kind[:-1]: {"name": "x"}}), 404, type_)
+    neutron_error(api.put(f"/v2.0/{kind}/{rid}", json={kind[:-1]: {"description": "x"}}), 404,
+                  type_)
     neutron_error(api.delete(f"/v2.0/{kind}/{rid}"), 404, type_)
 
 
 def test_malformed_bodies_are_bad_requests(api):
     for path in ("/v2.0/networks", "/v2.0/ports", "/v2.0/floatingips", "/v2.0/routers"):
         neutron_error(api.post(path, content=b"{not json",
-                               headers={"Content-Type": "application/json"}), 400, "BadRequest")
-        neutron_error(api.post(path, json=[1, 2]), 400, "BadRequest")
-        neutron_error(api.post(path, json={"wrong": {}}), 400, "BadRequest")
+                               headers={"Content-Type": "application/json"}), 400,
+                      "HTTPBadRequest")
+        neutron_error(api.post(path, json=[1, 2]), 400, "HTTPBadRequest")
+        neutron_error(api.post(path, json={"wrong": {}}), 400, "HTTPBadRequest")
     neutron_error(api.post("/v2.0/networks", json={"network": {"admin_state_up": "maybe"}}),
-                  400, "BadRequest")
-    neutron_error(api.post("/v2.0/networks", json={"network": {"bogus": 1}}), 400, "BadRequest")
+                  400, "HTTPBadRequest")
+    neutron_error(api.post("/v2.0/networks", json={"network": {"bogus": 1}}), 400,
+                  "HTTPBadRequest")
     neutron_error(api.post("/v2.0/floatingips", json={"floatingip": {
-        "floating_network_id": "not-a-uuid"}}), 400, "BadRequest")
+        "floating_network_id": "not-a-uuid"}}), 400, "HTTPBadRequest")
 
 
 def test_rejected_requests_change_nothing(api):
@@ -373,8 +376,8 @@ def test_rejected_requests_change_nothing(api):
                                                                      "ip_address": "203.0.113.10"
                                                                  }]}}}), 409, "IpAddressInUse")
     neutron_error(api.post("/v2.0/ports", json={"port": {
-        "network_id": t.net["id"], "fixed_ips": [{"ip_address": "100.64.6.77"},
-                                                 {"ip_address": "100.64.6.77"}]}}), 409,
+        "network_id": t.net["id"], "fixed_ips": [
+            {"ip_address": "100.64.6.77"}, vm["fixed_ips"][0]]}}), 409,
         "IpAddressAlreadyAllocated")
     neutron_error(api.post("/v2.0/subnets", json={"subnet": {
         "network_id": t.net["id"], "cidr": "100.64.6.0/25"}}), 400, "InvalidInput")

@@ -179,8 +179,8 @@ def test_no_leak_between_projects_and_no_write_for_readers(cloud):
                 got = ok(ca.get(f"/v2.0/{coll}", params=q))[coll]
                 leaks += [f"list {coll}?{q}: {d['id']}" for d in got]
             for method, code in (("GET", 404), ("PUT", 404), ("DELETE", 404)):
-                r = ca.request(method, f"/v2.0/{coll}/{rid}",
-                               json={kind: {"name": "stolen"}} if method == "PUT" else None)
+                r = ca.request(method, f"/v2.0/{coll}/{rid}", json={
+                    kind: {"description": "stolen"}} if method == "PUT" else None)
                 if r.status_code != code:
                     leaks.append(f"{method} {coll}/{rid}: {r.status_code} {r.text}")
         rid = theirs["router"]["id"]
@@ -210,19 +210,24 @@ def test_no_leak_between_projects_and_no_write_for_readers(cloud):
         # B's resources are unchanged
         for kind, coll in COLLECTIONS.items():
             now = ok(cb.get(f"/v2.0/{coll}/{theirs[kind]['id']}"))[kind]
-            if now.get("name") == "stolen":
+            if now.get("description") == "stolen":
                 leaks.append(f"{kind} renamed by A")
         assert not leaks, "\n".join(leaks)
 
         # a reader of A sees A's resources and changes nothing
         writes = []
+        new = {"network": {"name": "r"}, "router": {"name": "r"},
+               "subnet": {"network_id": mine["network"]["id"], "cidr": "100.64.8.0/24",
+                          "ip_version": 4},
+               "port": {"network_id": mine["network"]["id"]},
+               "floatingip": {"floating_network_id": ext}}
         for kind, coll in COLLECTIONS.items():
             rid = mine[kind]["id"]
             ok(cr.get(f"/v2.0/{coll}/{rid}"))
             assert rid in {d["id"] for d in ok(cr.get(f"/v2.0/{coll}"))[coll]}
             for method, path, body in (
-                    ("POST", f"/v2.0/{coll}", {kind: {"name": "r"}}),
-                    ("PUT", f"/v2.0/{coll}/{rid}", {kind: {"name": "r"}}),
+                    ("POST", f"/v2.0/{coll}", {kind: new[kind]}),
+                    ("PUT", f"/v2.0/{coll}/{rid}", {kind: {"description": "r"}}),
                     ("DELETE", f"/v2.0/{coll}/{rid}", None)):
                 r = cr.request(method, path, json=body)
                 if r.status_code != 403:

@@ -57,8 +57,9 @@ def main() -> int:
                                admin.get("/v2.0/extensions").json()["extensions"]))
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         env.pop("OS_CLOUD", None)
-        subprocess.run([str(TVENV / "bin/tempest"), "init", str(ws / "ws")], env=env,
-                       check=True, capture_output=True)
+        name = ws.name  # tempest init registers workspaces by name in ~/.tempest
+        subprocess.run([str(TVENV / "bin/tempest"), "init", "--name", name, str(ws / "ws")],
+                       env=env, check=True, capture_output=True)
         conf = (HERE / "tempest.conf.in").read_text()
         for key, value in {"WS": str(ws / "ws"), "ADMIN_PASSWORD": ks.admin_password,
                            "KEYSTONE": ks.url, "PUBLIC_NET_ID": net["id"],
@@ -85,6 +86,8 @@ def main() -> int:
               f"log {ws}/tempest-out.log", flush=True)
         return 0 if r.returncode == 0 else 1
     finally:
+        subprocess.run([str(TVENV / "bin/tempest"), "workspace", "remove", "--name", ws.name],
+                       capture_output=True)
         if srv is not None:
             srv.close()
         ks.stop()

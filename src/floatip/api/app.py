@@ -24,10 +24,45 @@ from ..service.policy import Policy
 from ..store.database import Database
 from . import agent_list, agents, resources as resource_routes
 from .auth import AuthMiddleware, AuthSettings
-from .errors import neutron_error
+from .errors import from_validation, neutron_error
 from .resources import RESOURCES
 
 log = logging.getLogger("floatip.api")
+
+MAX_BODY = 1024 * 1024  # bytes; Neutron's default max_request_body_size is 114688
+
+
+class BodyLimit:
+    """Refuses a request body over ``limit`` bytes with 413 before anything parses it."""
+
+    def __init__(self, app, limit: int = MAX_BODY):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        too_big = not length.isdigit() or int(length) > self.limit
+        received, total, msg = [], 0, {"more_body": True}
+        while not too_big:
+            msg = await receive()
+            received.append(msg)
+            total += len(msg.get("body", b""))
+            too_big = total > self.limit
+            if msg["type"] != "http.request" or not msg.get("more_body"):
+                break
+        if too_big:
+            # read (and drop) the rest, so the client, still sending, reads the answer
+            while total < 64 * self.limit and msg.get("more_body"):
+                msg = await receive()
+                total += len(msg.get("body", b""))
+            response = neutron_error("HTTPRequestEntityTooLarge", f"Request body too large: "
+                                     f"the limit is {self.limit} bytes.", 413)
+            return await response(scope, receive, send)
+
+        async def replay():
+            return received.pop(0) if received else await receive()
+        await self.app(scope, replay, send)
 
 
 def create_app(db: Database, auth: AuthSettings | None = None,
@@ -42,9 +77,7 @@ def create_app(db: Database, auth: AuthSettings | None = None,
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, e: RequestValidationError):
-        first = e.errors()[0] if e.errors() else {}
-        return neutron_error("BadRequest", "Malformed request body: "
-                             + str(first.get("msg", "invalid JSON")), 400)
+        return neutron_error(*from_validation(list(e.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, e: StarletteHTTPException):
@@ -106,5 +139,7 @@ def create_app(db: Database, auth: AuthSettings | None = None,
     app.include_router(resource_routes.router(db, access))
     app.include_router(agents.router(db))
     app.include_router(agent_list.router(access.policy, backend))
+    # outermost first to run: who is calling, then the body limit
+    app.add_middleware(BodyLimit)
     app.add_middleware(AuthMiddleware, settings=auth or AuthSettings())
     return app

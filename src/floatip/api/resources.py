@@ -1,18 +1,72 @@
 """Neutron's resource routes: list, show, create (also bulk), update, delete per collection,
-and the router interface actions. One database transaction per request."""
-from __future__ import annotations
+and the router interface actions. One database transaction per request. Bodies are the typed
+models of ``schemas`` (FastAPI validates them; ``app`` answers a refusal as Neutron does);
+the service layer gets the validated attributes as a plain dict."""
+# no `from __future__ import annotations`: FastAPI reads each route's body type from the
+# closures below at definition time
+from typing import Callable
 
-from typing import Any, Callable
-
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..core.errors import NeutronError
 from ..service.access import Access
+from ..service.common import not_found
 from ..service.policy import ADMIN, Context
 from ..store.database import Database
+from .schemas import SCHEMAS
+from .schemas.base import clean_text
+from .schemas.errors import NeutronErrorBody
+from .schemas.routers import InterfaceRequest, RouterInterface
 
 RESOURCES = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
              "floatingips": "floatingip"}
+
+ERR = {"model": NeutronErrorBody}
+READ_ERRORS = {400: ERR, 404: ERR, 500: ERR, 503: ERR}
+WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 413: ERR}
+PAGING = [("fields", {"type": "array", "items": {"type": "string"}},
+           "attributes to show (repeatable)"),
+          ("limit", {"type": "integer", "minimum": 0}, "at most this many"),
+          ("marker", {"type": "string", "format": "uuid"}, "start after this id"),
+          ("sort_key", {"type": "string"}, "accepted, not applied"),
+          ("sort_dir", {"type": "string", "enum": ["asc", "desc"]}, "accepted, not applied")]
+
+
+def checked_id(kind: str, rid: str) -> str:
+    """An id from the path: text the database can compare, else the resource is not found."""
+    if clean_text(rid) or len(rid) > 255:
+        raise not_found(kind, rid)
+    return rid
+
+
+def checked_query(query: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    for k, v in query:
+        if clean_text(k) or clean_text(v):
+            raise NeutronError(f"Invalid filter {k!r}: NUL characters and invalid Unicode are "
+                               "not allowed", "HTTPBadRequest", 400)
+    return query
+
+
+def list_parameters(kind: str) -> list[dict]:
+    """The query filters of a collection: every attribute of the resource (repeatable: any of
+    the values matches), and paging."""
+    item = SCHEMAS[kind].item
+    params = [{"name": f.alias or n, "in": "query", "required": False,
+               "description": "filter: resources whose attribute equals one of the values",
+               "schema": {"type": "array", "items": {"type": "string", "maxLength": 255}},
+               "style": "form", "explode": True}
+              for n, f in item.model_fields.items()]
+    if kind == "port":
+        params.append({"name": "fixed_ips", "in": "query", "required": False,
+                       "description": "ip_address=ADDR or subnet_id=ID",
+                       "schema": {"type": "array", "items": {"type": "string"}},
+                       "style": "form", "explode": True})
+    names = {p["name"] for p in params}
+    params += [{"name": n, "in": "query", "required": False, "description": d, "schema": s,
+                **({"style": "form", "explode": True} if s["type"] == "array" else {})}
+               for n, s, d in PAGING if n not in names]
+    return params
 
 
 def ctx_of(request: Request) -> Context:
@@ -29,46 +83,73 @@ def router(db: Database, access: Access) -> APIRouter:
 
     # -- collections --------------------------------------------------------------------
     def register(coll: str, kind: str) -> None:
+        schemas = SCHEMAS[kind]
+        tag = [coll]
+
         def list_(request: Request):
-            items = run(access.list, ctx_of(request), kind,
-                        list(request.query_params.multi_items()), write=False)
-            return {coll: items}
+            query = checked_query(list(request.query_params.multi_items()))
+            return {coll: run(access.list, ctx_of(request), kind, query, write=False)}
 
         def show(rid: str, request: Request):
-            return {kind: run(access.show, ctx_of(request), kind, rid,
-                              request.query_params.getlist("fields"), write=False)}
+            fields = checked_query([("fields", f) for f in request.query_params.getlist(
+                "fields")])
+            return {kind: run(access.show, ctx_of(request), kind, checked_id(kind, rid),
+                              [f for _, f in fields], write=False)}
 
-        def create(request: Request, body: Any = Body(None)):
+        def create(request: Request, body: schemas.create):
             ctx = ctx_of(request)
-            if isinstance(body, dict) and isinstance(body.get(coll), list):  # bulk create
+            many = getattr(body, coll)
+            if many is not None:  # bulk create: all or nothing
                 with db.tx() as s:
-                    items = [access.create(s, ctx, kind, {kind: item}) for item in body[coll]]
+                    items = [access.create(s, ctx, kind, item.attrs()) for item in many]
                 return JSONResponse({coll: items}, status_code=201)
-            return JSONResponse({kind: run(access.create, ctx, kind, body)}, status_code=201)
+            return JSONResponse({kind: run(access.create, ctx, kind,
+                                           getattr(body, kind).attrs())}, status_code=201)
 
-        def update(rid: str, request: Request, body: Any = Body(None)):
-            return {kind: run(access.update, ctx_of(request), kind, rid, body)}
+        def update(rid: str, request: Request, body: schemas.update):
+            return {kind: run(access.update, ctx_of(request), kind, checked_id(kind, rid),
+                              getattr(body, kind).attrs())}
 
         def delete(rid: str, request: Request):
-            run(access.delete, ctx_of(request), kind, rid)
+            run(access.delete, ctx_of(request), kind, checked_id(kind, rid))
             return Response(status_code=204)
 
         for path in (f"/v2.0/{coll}", f"/v2.0/{coll}.json"):
-            api.add_api_route(path, list_, methods=["GET"], name=f"list_{coll}")
-            api.add_api_route(path, create, methods=["POST"], name=f"create_{kind}")
-        api.add_api_route(f"/v2.0/{coll}/{{rid}}", show, methods=["GET"], name=f"show_{kind}")
-        api.add_api_route(f"/v2.0/{coll}/{{rid}}", update, methods=["PUT"], name=f"update_{kind}")
-        api.add_api_route(f"/v2.0/{coll}/{{rid}}", delete, methods=["DELETE"],
-                          name=f"delete_{kind}")
+            api.add_api_route(path, list_, methods=["GET"], name=f"list_{coll}", tags=tag,
+                              response_model=None, responses={200: {"model": schemas.many},
+                                                               **READ_ERRORS},
+                              openapi_extra={"parameters": list_parameters(kind)},
+                              include_in_schema=not path.endswith(".json"))
+            api.add_api_route(path, create, methods=["POST"], name=f"create_{kind}", tags=tag,
+                              status_code=201, response_model=None,
+                              responses={201: {"model": schemas.one}, **WRITE_ERRORS},
+                              include_in_schema=not path.endswith(".json"))
+        item_path = f"/v2.0/{coll}/{{rid}}"
+        api.add_api_route(item_path, show, methods=["GET"], name=f"show_{kind}", tags=tag,
+                          response_model=None, responses={200: {"model": schemas.one},
+                                                          **READ_ERRORS},
+                          openapi_extra={"parameters": [p for p in list_parameters(kind)
+                                                        if p["name"] == "fields"]})
+        api.add_api_route(item_path, update, methods=["PUT"], name=f"update_{kind}", tags=tag,
+                          response_model=None, responses={200: {"model": schemas.one},
+                                                          **WRITE_ERRORS})
+        api.add_api_route(item_path, delete, methods=["DELETE"], name=f"delete_{kind}",
+                          tags=tag, status_code=204, response_model=None,
+                          responses={204: {"description": "deleted"}, **WRITE_ERRORS})
 
     # The router actions come before the generic routes so {rid} does not swallow them.
-    @api.put("/v2.0/routers/{rid}/add_router_interface")
-    def add_router_interface(rid: str, request: Request, body: Any = Body(None)):
-        return run(access.router_interface, ctx_of(request), "add", rid, body)
+    interface_docs = {"response_model": None, "tags": ["routers"],
+                      "responses": {200: {"model": RouterInterface}, **WRITE_ERRORS}}
 
-    @api.put("/v2.0/routers/{rid}/remove_router_interface")
-    def remove_router_interface(rid: str, request: Request, body: Any = Body(None)):
-        return run(access.router_interface, ctx_of(request), "remove", rid, body)
+    @api.put("/v2.0/routers/{rid}/add_router_interface", **interface_docs)
+    def add_router_interface(rid: str, request: Request, body: InterfaceRequest):
+        return run(access.router_interface, ctx_of(request), "add", checked_id("router", rid),
+                   body.model_dump(exclude_unset=True))
+
+    @api.put("/v2.0/routers/{rid}/remove_router_interface", **interface_docs)
+    def remove_router_interface(rid: str, request: Request, body: InterfaceRequest):
+        return run(access.router_interface, ctx_of(request), "remove",
+                   checked_id("router", rid), body.model_dump(exclude_unset=True))
 
     for coll, kind in RESOURCES.items():
         register(coll, kind)

@@ -8,10 +8,11 @@ from .netlink import read_dump
 from .netns import run_in_netns
 
 
+# hand, not pyroute2 Conntrack: 10,000 entries dumped 0.08 s vs 4.4 s, 5,000 deleted 0.16 s vs 11.3 s
 class CtNetlink:
     """conntrack through ctnetlink on a socket opened inside the namespace: one dump, then a
     delete per matching entry (what ``conntrack -D -d IP`` and ``-D -q IP`` do, without two
-    processes per address)."""
+    processes per address). Numbers from benchmarks/netlink_libs.py (pyroute2 0.9.7)."""
 
     def __init__(self, ns: str | None):
         """``ns`` None: the calling thread's own namespace."""

@@ -36,8 +36,10 @@ def read_dump(sock: socket.socket, seq: int, bufsize: int):
 
 class RtBatch:
     """A raw rtnetlink socket opened inside a namespace, for many address changes in few
-    system calls: requests are sent in chunks of hundreds and their acks read back, where
-    pyroute2 makes one round trip (and Neutron one ``ip`` process) per address."""
+    system calls: requests are sent in chunks of hundreds and their acks read back (Neutron
+    runs one ``ip`` process per address). pyroute2 can batch too (IPBatch,
+    nlm_request_batch), but its per-message Python work makes it slower: numbers beside
+    each method, from benchmarks/netlink_libs.py (pyroute2 0.9.7)."""
 
     CHUNK = 512
 
@@ -90,6 +92,7 @@ class RtBatch:
                         "alias": a[20].rstrip(b"\0").decode() if 20 in a else None})
         return out
 
+    # hand, not IPRoute.addr("dump"): 10,000 addresses read in 0.03 s against 1.2 s (36x)
     def addrs(self) -> list[tuple[int, str]]:
         out = []
         for _, m in self._dump(22, struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0)):
@@ -118,6 +121,7 @@ class RtBatch:
             out.append((f"{dst}/{dst_len}", gw, oif))
         return out
 
+    # hand: 10,000 /32s add 2.8 s, delete 1.2 s; IPBatch 5.3/4.4 s, nlm_request_batch 3.5/2.3 s
     def addresses(self, add: bool, index: int, ips) -> None:
         """Add (or delete) each ip as a /32 on ``index``; an address already there (or
         already gone) is fine. Raises on the first other error."""

@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from . import listing, resources as svc, routers
-from .common import bad, body_of, not_found
+from .common import bad, not_found
 from .policy import Context, Policy
-from .views import SERIALIZERS
 
 # Values that count as "not explicitly set" on create (Neutron checks only set attributes).
 DEFAULTS = {
@@ -134,8 +133,9 @@ class Access:
                 if port and not ctx.is_admin and port["project_id"] != project:
                     raise not_found("port", d["port_id"])
 
-    def create(self, s: Session, ctx: Context, kind: str, body: Any) -> dict:
-        d = dict(body_of(body, kind))
+    def create(self, s: Session, ctx: Context, kind: str, attrs: dict) -> dict:
+        """``attrs``: the validated attributes the request set (``schemas``' ``attrs()``)."""
+        d = dict(attrs)
         pid, tid = d.get("project_id"), d.get("tenant_id")
         if pid and tid and pid != tid:
             raise bad("'project_id' and 'tenant_id' do not match")
@@ -147,16 +147,15 @@ class Access:
         self.policy.require(ctx, f"create_{kind}", target)
         self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
                     target, create=True)
-        return self._strip(ctx, kind, svc.CREATE[kind](s, {kind: d}))
+        return self._strip(ctx, kind, svc.CREATE[kind](s, d))
 
-    def update(self, s: Session, ctx: Context, kind: str, rid: str, body: Any) -> dict:
+    def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:
         current = self._seen(s, ctx, kind, rid)
-        d = body_of(body, kind)
         target = self.target(s, kind, current)
         self.policy.require(ctx, f"update_{kind}", target)
         self._attrs(ctx, "update", kind, d, target, create=False)
         self._references(s, ctx, kind, d, current["project_id"])
-        return self._strip(ctx, kind, svc.UPDATE[kind](s, rid, body))
+        return self._strip(ctx, kind, svc.UPDATE[kind](s, rid, d))
 
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
         current = self._seen(s, ctx, kind, rid)

@@ -1,10 +1,12 @@
-"""Shared by the service modules: Neutron's device owners, errors, and the request-body checks."""
+"""Shared by the service modules: Neutron's device owners, errors, and the checks of requested
+addresses against the state. Request bodies arrive validated (``api.schemas``): the service
+functions take the attributes a request set, as a dict with Neutron's names."""
 from __future__ import annotations
 
 import ipaddress
 import random
 import uuid
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,8 @@ OWNER_FIP = "network:floatingip"
 NETWORK_OWNERS = (OWNER_RI, OWNER_GW, OWNER_FIP)
 DEFAULT_PHYSNET = "physnet1"
 DEAD_VLAN = 4095
+
+
 def err(type_: str, code: int, message: str) -> NeutronError:
     return NeutronError(message, type_, code)
 
@@ -46,48 +50,8 @@ def random_mac() -> str:
 
 
 
-def body_of(body: Any, key: str) -> dict:
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise bad(f"Resource body required: expected a JSON object {{\"{key}\": {{...}}}}")
-    return body[key]
-
-
-def _check_keys(d: dict, allowed: Iterable[str], kind: str) -> None:
-    extra = sorted(set(d) - set(allowed))
-    unknown = [k for k in extra if k not in _ALL_ATTRS[kind]]
-    if unknown:
-        raise bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
-    if extra:
-        raise bad(f"Attribute(s) {', '.join(extra)} of a {kind} cannot be set in this request")
-
-
-def _str(d: dict, key: str, default: str = "", maxlen: int = 255) -> str:
-    v = d.get(key, default)
-    if v is None:
-        v = ""
-    if not isinstance(v, str) or len(v) > maxlen:
-        raise bad(f"Invalid input for {key}. Reason: '{v}' is not a valid string.")
-    return v
-
-
-def _bool(d: dict, key: str, default: bool) -> bool:
-    v = d.get(key, default)
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("true", "false", "1", "0"):
-        return v.lower() in ("true", "1")
-    raise bad(f"Invalid input for {key}. Reason: '{v}' cannot be converted to boolean.")
-
-
-def _int(v: Any, key: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, str)):
-        raise bad(f"Invalid input for {key}. Reason: '{v}' is not an integer.")
-    try:
-        return int(v)
-    except ValueError:
-        raise bad(f"Invalid input for {key}. Reason: '{v}' is not an integer.") from None
-
-
+# _uuid and _ipv4 re-check addresses and ids deep in allocation (ipam), where an IPv6 value
+# that the schemas let through meets an IPv4-only subnet.
 def _uuid(v: Any, key: str) -> str:
     try:
         return str(uuid.UUID(str(v)))
@@ -105,32 +69,6 @@ def _ipv4(v: Any, key: str) -> str:
     return str(addr)
 
 
-_ALL_ATTRS = {
-    "network": {"id", "name", "description", "admin_state_up", "shared", "router:external", "mtu",
-                "provider:network_type", "provider:physical_network", "provider:segmentation_id",
-                "project_id", "tenant_id", "port_security_enabled", "availability_zone_hints",
-                "tags", "is_default", "status", "subnets", "revision_number", "created_at",
-                "updated_at"},
-    "subnet": {"id", "name", "description", "network_id", "cidr", "ip_version", "gateway_ip",
-               "allocation_pools", "enable_dhcp", "dns_nameservers", "host_routes", "project_id",
-               "tenant_id", "tags", "ipv6_ra_mode", "ipv6_address_mode", "subnetpool_id",
-               "use_default_subnetpool", "prefixlen", "service_types", "segment_id",
-               "revision_number", "created_at", "updated_at"},
-    "port": {"id", "name", "description", "network_id", "fixed_ips", "mac_address", "device_id",
-             "device_owner", "admin_state_up", "binding:host_id", "binding:profile",
-             "binding:vnic_type", "project_id", "tenant_id", "security_groups", "tags",
-             "port_security_enabled", "allowed_address_pairs", "status", "revision_number",
-             "created_at", "updated_at"},
-    "router": {"id", "name", "description", "admin_state_up", "external_gateway_info", "routes",
-               "project_id", "tenant_id", "distributed", "ha", "tags", "availability_zone_hints",
-               "status", "revision_number", "created_at", "updated_at"},
-    "floatingip": {"id", "floating_network_id", "floating_ip_address", "subnet_id", "port_id",
-                   "fixed_ip_address", "description", "project_id", "tenant_id", "tags",
-                   "dns_name", "dns_domain", "qos_policy_id", "router_id", "status",
-                   "revision_number", "created_at", "updated_at"},
-}
-
-
 def _ignored_ok(d: dict, key: str, allowed_values: tuple) -> None:
     if key in d and d[key] not in allowed_values:
         raise bad(f"Invalid input for {key}: floatip supports only {allowed_values}")
@@ -141,3 +79,28 @@ def _must(s: Session, kind: str, rid: Any, lock: bool = False):
     if row is None:
         raise not_found(kind, str(rid))
     return row
+
+
+def check_requested(s: Session, net: S.Network, requests: list[dict], owner: str) -> None:
+    """Addresses asked for on ``net``: host addresses of their subnet (not its network or
+    broadcast address), and never the subnet's gateway unless the port is, or is made to
+    become (no owner yet), a router interface: a floating IP or router gateway on the
+    upstream gateway's address would answer ARP for it and pull in other routers' traffic."""
+    subnets = S.subnets_of(s, net.id)
+    for req in requests:
+        ip = req.get("ip_address")
+        if not ip:
+            continue
+        addr = ipaddress.ip_address(ip)
+        sn = next((x for x in subnets if x.id == req.get("subnet_id")
+                   or (not req.get("subnet_id") and addr in ipaddress.ip_network(x.cidr))), None)
+        if sn is None or addr not in ipaddress.ip_network(sn.cidr):
+            continue  # allocation says why (InvalidIpForNetwork / InvalidIpForSubnet)
+        cidr = ipaddress.ip_network(sn.cidr)
+        if addr in (cidr.network_address, cidr.broadcast_address):
+            raise err("InvalidIpForSubnet", 400, f"IP address {ip} is not a valid IP for the "
+                                                 f"specified subnet.")
+        if ip == sn.gateway_ip and owner not in ("", OWNER_RI):
+            raise err("IpAddressInUse", 409, f"Unable to complete operation for network "
+                                             f"{net.id}. The IP address {ip} is in use: it is "
+                                             f"the gateway of subnet {sn.id}.")

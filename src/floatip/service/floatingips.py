@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
-
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from .common import (NETWORK_OWNERS, OWNER_FIP, OWNER_RI, _ALL_ATTRS, _check_keys, _ignored_ok,
-                     _ipv4, _must, _str, _uuid, bad, body_of, err, new_id, not_found)
+from .common import (NETWORK_OWNERS, OWNER_FIP, OWNER_RI, _ignored_ok, _ipv4, _must, bad,
+                     check_requested, err, new_id, not_found)
 from .ipam import _new_port
 from .views import fip_dict
 
 
-def _associate(s: Session, f: S.FloatingIP, port_id: Any, fixed_ip: Any) -> None:
-    pid = _uuid(port_id, "port_id")
+def _associate(s: Session, f: S.FloatingIP, pid: str, fixed_ip: str | None) -> None:
     port = _must(s, "port", pid)
     if port.device_owner in NETWORK_OWNERS:
         raise bad(f"Bad floatingip request: Port {pid} has owner {port.device_owner} and "
@@ -67,21 +64,24 @@ def _already(f: S.FloatingIP, pid: str, fixed_ip: str) -> NeutronError:
                f"external network {f.floating_network_id}.")
 
 
-def create_floatingip(s: Session, body: Any) -> dict:
-    d = body_of(body, "floatingip")
-    _check_keys(d, _ALL_ATTRS["floatingip"] - {"router_id", "status", "revision_number",
-                                               "created_at", "updated_at", "id"}, "floatingip")
-    if not d.get("floating_network_id"):
-        raise bad("Invalid input for floating_network_id. Reason: floating_network_id is "
-                  "required.")
-    nid = _uuid(d["floating_network_id"], "floating_network_id")
+def _fixed_needs_port(d: dict) -> None:
+    if d.get("fixed_ip_address") and not d.get("port_id"):  # Neutron's l3_db rule
+        raise bad("Bad floatingip request: fixed_ip_address cannot be specified without a "
+                  "port_id.")
+
+
+def create_floatingip(s: Session, d: dict) -> dict:
+    """``d``: the attributes the request set, validated (``api.schemas.floatingips``)."""
+    _fixed_needs_port(d)
+    _ignored_ok(d, "qos_policy_id", (None,))
+    nid = d["floating_network_id"]
     net = _must(s, "network", nid)
     if not net.external:
         raise bad(f"Bad floatingip request: Network {nid} is not a valid external network.")
     subnets = S.subnets_of(s, nid)
     req: dict = {}
     if d.get("subnet_id"):
-        sid = _uuid(d["subnet_id"], "subnet_id")
+        sid = d["subnet_id"]
         if sid not in {x.id for x in subnets}:
             if S.get(s, S.Subnet, sid) is None:
                 raise not_found("subnet", sid)
@@ -95,6 +95,7 @@ def create_floatingip(s: Session, body: Any) -> dict:
             raise err("InvalidIpForNetwork", 400, f"IP address {ip} is not a valid IP for any "
                                                   f"of the subnets on the specified network.")
         req.update(subnet_id=sn.id, ip_address=ip)
+        check_requested(s, net, [req], OWNER_FIP)
     if not subnets:
         raise err("ExternalIpAddressExhausted", 400, f"Unable to find any IP address on "
                                                      f"external network {nid}.")
@@ -102,8 +103,8 @@ def create_floatingip(s: Session, body: Any) -> dict:
     port = _new_port(s, net, owner=OWNER_FIP, device_id=fid, requests=[req] if req else [],
                      in_use_error="IpAddressInUse", status="N/A")
     alloc = port.fixed_ips[0]
-    f = S.FloatingIP(id=fid, project_id=_str(d, "project_id", _str(d, "tenant_id")),
-                     description=_str(d, "description"), floating_ip_address=alloc.ip_address,
+    f = S.FloatingIP(id=fid, project_id=d.get("project_id") or d.get("tenant_id", ""),
+                     description=d.get("description", ""), floating_ip_address=alloc.ip_address,
                      floating_network_id=nid, floating_subnet_id=alloc.subnet_id,
                      floating_port_id=port.id, status="DOWN")
     S.add(s, f)
@@ -113,20 +114,16 @@ def create_floatingip(s: Session, body: Any) -> dict:
     return fip_dict(s, f)
 
 
-def update_floatingip(s: Session, fid: str, body: Any) -> dict:
-    d = body_of(body, "floatingip")
+def update_floatingip(s: Session, fid: str, d: dict) -> dict:
     f = _must(s, "floatingip", fid, lock=True)
-    _check_keys(d, {"port_id", "fixed_ip_address", "description", "qos_policy_id"},
-                "floatingip")
+    _fixed_needs_port(d)
     _ignored_ok(d, "qos_policy_id", (None,))
     if "description" in d:
-        f.description = _str(d, "description")
-    if "port_id" in d or "fixed_ip_address" in d:
+        f.description = d["description"]
+    if "port_id" in d:
         before = (f.fixed_port_id, f.fixed_ip_address)
-        pid = d.get("port_id", f.fixed_port_id) if "port_id" in d else f.fixed_port_id
+        pid = d["port_id"]
         if pid is None:
-            if d.get("fixed_ip_address"):
-                raise bad("Bad floatingip request: fixed_ip_address needs a port_id.")
             f.fixed_port_id = f.fixed_ip_address = f.router_id = None
         else:
             _associate(s, f, pid, d.get("fixed_ip_address"))

@@ -1,22 +1,23 @@
 """Networks: provider attributes, external networks, the local VLAN on the integration bridge."""
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from .common import (DEFAULT_PHYSNET, _ALL_ATTRS, _bool, _check_keys, _int, _must, _str, _uuid,
-                     bad, body_of, err, new_id)
+from .common import DEFAULT_PHYSNET, _must, bad, err, new_id
 from .views import network_dict
 
 
-def create_network(s: Session, body: Any) -> dict:
-    d = body_of(body, "network")
-    _check_keys(d, _ALL_ATTRS["network"] - {"status", "subnets", "revision_number",
-                                            "created_at", "updated_at"}, "network")
-    external = _bool(d, "router:external", False)
+def _mtu(mtu: int) -> int:
+    if not 68 <= mtu <= 9216:
+        raise bad(f"Invalid input for mtu. Reason: {mtu} not in 68..9216.")
+    return mtu
+
+
+def create_network(s: Session, d: dict) -> dict:
+    """``d``: the attributes the request set, validated (``api.schemas.networks``)."""
+    external = d.get("router:external", False)
     ntype = d.get("provider:network_type") or ("flat" if external else "local")
     if ntype not in ("flat", "vlan", "local"):
         raise err("InvalidInput", 400, f"Invalid input for operation: network_type value "
@@ -31,7 +32,7 @@ def create_network(s: Session, body: Any) -> dict:
             raise err("InvalidInput", 400, "Invalid input for operation: an external network "
                                            "needs a physical network (flat or vlan).")
     else:
-        physnet = _str({"p": physnet or DEFAULT_PHYSNET}, "p", maxlen=64)
+        physnet = physnet or DEFAULT_PHYSNET
     if ntype == "flat":
         if seg is not None:
             raise err("InvalidInput", 400, "Invalid input for operation: segmentation_id "
@@ -44,18 +45,15 @@ def create_network(s: Session, body: Any) -> dict:
         if seg is None:
             raise err("InvalidInput", 400, "Invalid input for operation: segmentation_id "
                                            "required for VLAN provider network.")
-        seg = _int(seg, "provider:segmentation_id")
         if not 1 <= seg <= 4094:
             raise err("InvalidInput", 400, f"Invalid input for operation: segmentation_id "
                                            f"{seg} out of range (1 through 4094).")
-    mtu = _int(d.get("mtu", 1500), "mtu")
-    if not 68 <= mtu <= 9216:
-        raise bad(f"Invalid input for mtu. Reason: {mtu} not in 68..9216.")
-    net = S.Network(id=_uuid(d["id"], "id") if d.get("id") else new_id(),
-                    project_id=_str(d, "project_id", _str(d, "tenant_id")),
-                    name=_str(d, "name"), description=_str(d, "description"),
-                    admin_state_up=_bool(d, "admin_state_up", True),
-                    shared=_bool(d, "shared", False), external=external, mtu=mtu,
+    mtu = _mtu(d.get("mtu", 1500))
+    net = S.Network(id=d.get("id") or new_id(),
+                    project_id=d.get("project_id") or d.get("tenant_id", ""),
+                    name=d.get("name", ""), description=d.get("description", ""),
+                    admin_state_up=d.get("admin_state_up", True),
+                    shared=d.get("shared", False), external=external, mtu=mtu,
                     network_type=ntype, physical_network=physnet, segmentation_id=seg)
     if S.get(s, S.Network, net.id) is not None:
         raise err("Conflict", 409, f"Network {net.id} already exists.")
@@ -90,26 +88,15 @@ def _allocate_local_vlan(s: Session, net: S.Network) -> None:
                                          "available on the integration bridge.")
 
 
-def update_network(s: Session, nid: str, body: Any) -> dict:
-    d = body_of(body, "network")
+def update_network(s: Session, nid: str, d: dict) -> dict:
     net = _must(s, "network", nid, lock=True)
-    _check_keys(d, {"name", "description", "admin_state_up", "mtu", "shared",
-                    "router:external"}, "network")
     if "router:external" in d:
-        _set_external(s, net, _bool(d, "router:external", False))
-    if "name" in d:
-        net.name = _str(d, "name")
-    if "description" in d:
-        net.description = _str(d, "description")
-    if "admin_state_up" in d:
-        net.admin_state_up = _bool(d, "admin_state_up", True)
-    if "shared" in d:
-        net.shared = _bool(d, "shared", False)
+        _set_external(s, net, bool(d["router:external"]))
+    for key in ("name", "description", "admin_state_up", "shared"):
+        if key in d:
+            setattr(net, key, d[key])
     if "mtu" in d:
-        mtu = _int(d["mtu"], "mtu")
-        if not 68 <= mtu <= 9216:
-            raise bad(f"Invalid input for mtu. Reason: {mtu} not in 68..9216.")
-        net.mtu = mtu
+        net.mtu = _mtu(d["mtu"])
     S.touch(net)
     s.flush()
     return network_dict(s, net)

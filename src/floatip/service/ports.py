@@ -1,74 +1,55 @@
 """Ports: create, update (fixed IPs, MAC, binding), delete."""
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from .common import (NETWORK_OWNERS, _ALL_ATTRS, _bool, _check_keys, _must, _str, _uuid, bad,
-                     body_of, err)
+from .common import NETWORK_OWNERS, _must, bad, check_requested, err
 from .ipam import _allocate, _new_port
 from .views import port_dict
 
 
-def create_port(s: Session, body: Any) -> dict:
-    d = body_of(body, "port")
-    _check_keys(d, _ALL_ATTRS["port"] - {"status", "revision_number", "created_at",
-                                         "updated_at"}, "port")
-    if "network_id" not in d:
-        raise bad("Invalid input for network_id. Reason: network_id is required.")
-    net = _must(s, "network", _uuid(d["network_id"], "network_id"))
-    fixed = d.get("fixed_ips")
-    if fixed is not None and not isinstance(fixed, list):
-        raise bad("Invalid input for fixed_ips. Reason: a list is required.")
-    mac = d.get("mac_address")
-    if mac is not None:
-        mac = str(mac).lower()
-        if len(mac.split(":")) != 6 or not all(len(x) == 2 and all(c in "0123456789abcdef"
-                                                                     for c in x)
-                                                for x in mac.split(":")):
-            raise bad(f"Invalid input for mac_address. Reason: '{mac}' is not a valid MAC "
-                      "address.")
-    if d.get("id"):
-        raise bad("Invalid input: id cannot be set on a port.")
-    port = _new_port(s, net, owner=_str(d, "device_owner"), device_id=_str(d, "device_id"),
-                     project_id=_str(d, "project_id", _str(d, "tenant_id")) or net.project_id,
-                     name=_str(d, "name"), mac=mac, requests=fixed or [])
-    port.description = _str(d, "description")
-    port.admin_state_up = _bool(d, "admin_state_up", True)
-    port.host_id = _str(d, "binding:host_id")
+def create_port(s: Session, d: dict) -> dict:
+    """``d``: the attributes the request set, validated (``api.schemas.ports``)."""
+    net = _must(s, "network", d["network_id"])
+    fixed = d.get("fixed_ips") or []
+    owner = d.get("device_owner", "")
+    check_requested(s, net, fixed, owner)
+    port = _new_port(s, net, owner=owner, device_id=d.get("device_id", ""),
+                     project_id=d.get("project_id") or d.get("tenant_id") or net.project_id,
+                     name=d.get("name", ""), mac=d.get("mac_address"), requests=fixed)
+    port.description = d.get("description", "")
+    port.admin_state_up = d.get("admin_state_up", True)
+    port.host_id = d.get("binding:host_id", "")
     s.flush()
     return port_dict(s, port)
 
 
-def update_port(s: Session, pid: str, body: Any) -> dict:
-    d = body_of(body, "port")
+def update_port(s: Session, pid: str, d: dict) -> dict:
     port = _must(s, "port", pid, lock=True)
-    _check_keys(d, {"name", "description", "admin_state_up", "device_id", "device_owner",
-                    "binding:host_id", "fixed_ips", "mac_address", "binding:profile",
-                    "binding:vnic_type", "security_groups", "port_security_enabled",
-                    "allowed_address_pairs"}, "port")
-    for key in ("name", "description", "device_id", "device_owner"):
+    for key in ("name", "description", "device_id", "device_owner", "admin_state_up"):
         if key in d:
-            setattr(port, key, _str(d, key))
-    if "admin_state_up" in d:
-        port.admin_state_up = _bool(d, "admin_state_up", True)
+            setattr(port, key, d[key])
     if "binding:host_id" in d:
-        port.host_id = _str(d, "binding:host_id")
-    if "mac_address" in d and d["mac_address"] != port.mac_address:
+        port.host_id = d["binding:host_id"]
+    if d.get("mac_address") and d["mac_address"] != port.mac_address:
         if port.status == "ACTIVE":
             raise err("PortBound", 409, f"Unable to complete operation on port {pid}: the MAC "
                                         "of a bound port cannot change.")
-        port.mac_address = str(d["mac_address"]).lower()
+        if S.list_all(s, S.Port, {"network_id": [port.network_id],
+                                  "mac_address": [d["mac_address"]]}):
+            raise err("MacAddressInUse", 409, f"Unable to complete operation for network "
+                                              f"{port.network_id}. The mac address "
+                                              f"{d['mac_address']} is in use.")
+        port.mac_address = d["mac_address"]
     if "fixed_ips" in d:
         if port.device_owner in NETWORK_OWNERS:
             raise bad(f"Port {pid} has owner {port.device_owner}: its fixed_ips are managed by "
                       "the router or floating IP.")
-        if not isinstance(d["fixed_ips"], list):
-            raise bad("Invalid input for fixed_ips. Reason: a list is required.")
+        check_requested(s, _must(s, "network", port.network_id), d["fixed_ips"],
+                        port.device_owner)
         keep = {(f.get("subnet_id"), f.get("ip_address")) for f in d["fixed_ips"]
-                if isinstance(f, dict) and f.get("ip_address")}
+                if f.get("ip_address")}
         new = []
         for a in list(port.fixed_ips):
             if (a.subnet_id, a.ip_address) in keep or (None, a.ip_address) in keep:
@@ -82,7 +63,7 @@ def update_port(s: Session, pid: str, body: Any) -> dict:
         s.flush()
         have = {a.ip_address for a in port.fixed_ips}
         for f in d["fixed_ips"]:
-            if isinstance(f, dict) and f.get("ip_address") in have:
+            if f.get("ip_address") in have:
                 continue
             new.append(f)
         if new:

@@ -2,36 +2,31 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from .common import (OWNER_GW, OWNER_RI, _ALL_ATTRS, _bool, _check_keys, _ignored_ok, _ipv4, _must,
-                     _str, _uuid, bad, body_of, err, new_id, not_found)
+from .common import (OWNER_GW, OWNER_RI, _ignored_ok, _must, bad, check_requested, err, new_id,
+                     not_found)
 from .ipam import _new_port
 from .views import router_dict
 
 
-def _gateway(s: Session, r: S.Router, info: Any) -> None:
+def _gateway(s: Session, r: S.Router, info: dict | None) -> None:
     """Set, change or clear the external gateway of ``r``."""
-    if info is not None and not isinstance(info, dict):
-        raise bad("Invalid input for external_gateway_info. Reason: an object or null.")
     if info is not None and not info.get("network_id"):
         if r.gw_port_id and "enable_snat" in info:
-            r.enable_snat = _bool(info, "enable_snat", True)
+            r.enable_snat = info["enable_snat"]
             return
         raise bad("Invalid input for external_gateway_info. Reason: network_id is required.")
     current = S.get(s, S.Port, r.gw_port_id) if r.gw_port_id else None
     if info is not None:
-        nid = _uuid(info["network_id"], "network_id")
+        nid = info["network_id"]
         net = _must(s, "network", nid)
         if not net.external:
             raise bad(f"Bad router request: Network {nid} is not an external network.")
-        r.enable_snat = _bool(info, "enable_snat", True)
+        r.enable_snat = info.get("enable_snat", True)
         fixed = info.get("external_fixed_ips") or []
-        if not isinstance(fixed, list):
-            raise bad("Invalid input for external_fixed_ips. Reason: a list is required.")
+        check_requested(s, net, fixed, OWNER_GW)
         if current is not None and current.network_id == nid:
             want = {(f.get("subnet_id"), f.get("ip_address")) for f in fixed}
             have = {(a.subnet_id, a.ip_address) for a in current.fixed_ips}
@@ -53,22 +48,18 @@ def _gateway(s: Session, r: S.Router, info: Any) -> None:
         r.gw_port_id = port.id
 
 
-def _check_routes(s: Session, r: S.Router, routes: Any) -> list:
-    if not isinstance(routes, list):
-        raise bad("Invalid input for routes. Reason: a list is required.")
+def _check_routes(s: Session, r: S.Router, routes: list[dict]) -> list:
+    """Routes arrive well-formed (``api.schemas``); here: IPv4, not the default route, and a
+    next hop on a subnet the router is connected to."""
     out = []
     for rt in routes:
-        if not isinstance(rt, dict) or "destination" not in rt or "nexthop" not in rt:
-            raise bad("Invalid input for routes. Reason: each route needs destination and "
-                      "nexthop.")
-        try:
-            dest = str(ipaddress.ip_network(rt["destination"], strict=False))
-        except ValueError:
-            raise bad(f"Invalid input for routes: bad destination {rt['destination']!r}") from None
+        dest, hop = rt["destination"], rt["nexthop"]
+        if ipaddress.ip_network(dest).version != 4 or ipaddress.ip_address(hop).version != 4:
+            raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, floatip "
+                      "supports IPv4 routes only.")
         if ipaddress.ip_network(dest).prefixlen == 0:
             raise err("InvalidRoutes", 400, "Invalid format for routes: the default route "
                       "comes from the external gateway.")
-        hop = _ipv4(rt["nexthop"], "nexthop")
         if not any(ipaddress.ip_address(hop) in ipaddress.ip_network(c)
                    for c in _connected_cidrs(s, r)):
             raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, the nexthop "
@@ -85,15 +76,13 @@ def _connected_cidrs(s: Session, r: S.Router) -> list[str]:
             for pid in ports for a in S.get(s, S.Port, pid).fixed_ips]
 
 
-def create_router(s: Session, body: Any) -> dict:
-    d = body_of(body, "router")
-    _check_keys(d, _ALL_ATTRS["router"] - {"status", "revision_number", "created_at",
-                                           "updated_at"}, "router")
+def create_router(s: Session, d: dict) -> dict:
+    """``d``: the attributes the request set, validated (``api.schemas.routers``)."""
     _ignored_ok(d, "distributed", (False,))
     _ignored_ok(d, "ha", (False,))
-    r = S.Router(id=new_id(), project_id=_str(d, "project_id", _str(d, "tenant_id")),
-                 name=_str(d, "name"), description=_str(d, "description"),
-                 admin_state_up=_bool(d, "admin_state_up", True), status="ACTIVE")
+    r = S.Router(id=new_id(), project_id=d.get("project_id") or d.get("tenant_id", ""),
+                 name=d.get("name", ""), description=d.get("description", ""),
+                 admin_state_up=d.get("admin_state_up", True), status="ACTIVE")
     S.add(s, r)
     if d.get("external_gateway_info"):  # {} is "no gateway", as in Neutron
         _gateway(s, r, d["external_gateway_info"])
@@ -104,18 +93,13 @@ def create_router(s: Session, body: Any) -> dict:
     return router_dict(s, r)
 
 
-def update_router(s: Session, rid: str, body: Any) -> dict:
-    d = body_of(body, "router")
+def update_router(s: Session, rid: str, d: dict) -> dict:
     r = _must(s, "router", rid, lock=True)
-    _check_keys(d, {"name", "description", "admin_state_up", "external_gateway_info", "routes",
-                    "distributed", "ha"}, "router")
     _ignored_ok(d, "distributed", (False,))
     _ignored_ok(d, "ha", (False,))
-    for key in ("name", "description"):
+    for key in ("name", "description", "admin_state_up"):
         if key in d:
-            setattr(r, key, _str(d, key))
-    if "admin_state_up" in d:
-        r.admin_state_up = _bool(d, "admin_state_up", True)
+            setattr(r, key, d[key])
     if "external_gateway_info" in d:
         info = d["external_gateway_info"]
         _gateway(s, r, info if info else None)
@@ -174,14 +158,15 @@ def _check_interface_subnet(s: Session, r: S.Router, sn: S.Subnet) -> None:
                       f"{other.cidr} of subnet {other.id}.")
 
 
-def add_router_interface(s: Session, rid: str, body: Any) -> dict:
+def add_router_interface(s: Session, rid: str, body: dict) -> dict:
+    """``body``: {subnet_id} or {port_id}, validated (``api.schemas.routers``)."""
     r = _must(s, "router", rid, lock=True)
-    if not isinstance(body, dict) or not (body.get("subnet_id") or body.get("port_id")):
+    if not (body.get("subnet_id") or body.get("port_id")):
         raise bad("Bad router request: Either subnet_id or port_id must be specified.")
     if body.get("subnet_id") and body.get("port_id"):
         raise bad("Bad router request: Cannot specify both subnet-id and port-id.")
     if body.get("port_id"):
-        port = _must(s, "port", _uuid(body["port_id"], "port_id"), lock=True)
+        port = _must(s, "port", body["port_id"], lock=True)
         if port.device_id or port.device_owner:
             raise err("PortInUse", 409, f"Unable to complete operation on port {port.id} for "
                                         f"network {port.network_id}. Port already has an "
@@ -194,7 +179,7 @@ def add_router_interface(s: Session, rid: str, body: Any) -> dict:
         port.status = "ACTIVE"
         S.touch(port)
     else:
-        sn = _must(s, "subnet", _uuid(body["subnet_id"], "subnet_id"))
+        sn = _must(s, "subnet", body["subnet_id"])
         if not sn.gateway_ip:
             raise bad(f"Bad router request: Subnet {sn.id} does not have a gateway IP.")
         _check_interface_subnet(s, r, sn)
@@ -208,9 +193,9 @@ def add_router_interface(s: Session, rid: str, body: Any) -> dict:
     return _interface_info(r, port)
 
 
-def remove_router_interface(s: Session, rid: str, body: Any) -> dict:
+def remove_router_interface(s: Session, rid: str, body: dict) -> dict:
     r = _must(s, "router", rid, lock=True)
-    if not isinstance(body, dict) or not (body.get("subnet_id") or body.get("port_id")):
+    if not (body.get("subnet_id") or body.get("port_id")):
         raise bad("Bad router request: Either subnet_id or port_id must be specified.")
     subnets = _router_subnets(s, rid)
     if body.get("port_id"):

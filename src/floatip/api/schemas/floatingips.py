@@ -1,0 +1,81 @@
+"""Floating IPs: create and update bodies, the response."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from .base import STANDARD, UUID, IPAddress, Resource, Str, Str255, StrList, envelope
+
+ATTRS = STANDARD | {"floating_network_id", "floating_ip_address", "subnet_id", "port_id",
+                    "fixed_ip_address", "dns_name", "dns_domain", "qos_policy_id", "router_id",
+                    "status", "port_details", "port_forwardings"}
+
+
+class FloatingIPUpdate(Resource):
+    ATTRS = ATTRS
+    METHOD = "PUT"
+    port_id: UUID | None = Field(None, description="associate with this port; null: "
+                                                   "disassociate")
+    fixed_ip_address: IPAddress | None = Field(None, description="needs port_id")
+    description: Str255 = ""
+    qos_policy_id: UUID | None = Field(None, description="null only")
+
+
+class FloatingIPCreate(FloatingIPUpdate):
+    METHOD = "POST"
+    project_id: Str255 = ""
+    tenant_id: Str255 = ""
+    floating_network_id: UUID
+    floating_ip_address: IPAddress | None = None
+    subnet_id: UUID | None = None
+    tags: StrList = []
+    dns_name: Str(255) = ""
+    dns_domain: Str(255) = ""
+
+
+class CreateFloatingIPRequest(BaseModel):
+    floatingip: FloatingIPCreate | None = None
+    floatingips: list[FloatingIPCreate] | None = Field(None, description="bulk create")
+
+    _envelope = model_validator(mode="before")(
+        classmethod(lambda cls, d: envelope(d, "floatingip", "floatingips")))
+
+
+class UpdateFloatingIPRequest(BaseModel):
+    floatingip: FloatingIPUpdate
+
+    _envelope = model_validator(mode="before")(
+        classmethod(lambda cls, d: envelope(d, "floatingip")))
+
+
+class PortDetails(BaseModel):
+    name: str
+    network_id: str
+    mac_address: str
+    admin_state_up: bool
+    status: str
+    device_id: str
+    device_owner: str
+
+
+class FloatingIP(BaseModel):
+    id: str
+    project_id: str
+    tenant_id: str
+    description: str
+    floating_ip_address: str
+    floating_network_id: str
+    router_id: str | None
+    port_id: str | None
+    fixed_ip_address: str | None
+    status: str
+    port_details: PortDetails | None
+    port_forwardings: list[Any]
+    qos_policy_id: Any
+    dns_name: str
+    dns_domain: str
+    tags: list[str]
+    revision_number: int
+    created_at: str | None
+    updated_at: str | None

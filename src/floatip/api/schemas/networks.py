@@ -1,0 +1,85 @@
+"""Networks: create and update bodies, the response."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from .base import STANDARD, UUID, Bool, Int, Name, Resource, Str, Str255, StrList, envelope
+
+ATTRS = STANDARD | {"name", "admin_state_up", "shared", "router:external", "mtu",
+                    "provider:network_type", "provider:physical_network",
+                    "provider:segmentation_id", "port_security_enabled",
+                    "availability_zone_hints", "is_default", "status", "subnets"}
+
+
+class NetworkUpdate(Resource):
+    ATTRS = ATTRS
+    METHOD = "PUT"
+    name: Name = ""
+    description: Str255 = ""
+    admin_state_up: Bool = True
+    shared: Bool = False
+    mtu: Int = Field(1500, description="68 through 9216")
+    external: Bool = Field(False, alias="router:external",
+                           description="admins only; the network must have no ports")
+
+
+class NetworkCreate(NetworkUpdate):
+    METHOD = "POST"
+    id: UUID | None = None
+    project_id: Str255 = ""
+    tenant_id: Str255 = ""
+    external: Bool = Field(False, alias="router:external")
+    network_type: Str(16) | None = Field(
+        None, alias="provider:network_type",
+        description="flat (external networks), vlan or local (the default for tenant networks)")
+    physical_network: Str(64) | None = Field(None, alias="provider:physical_network")
+    segmentation_id: Int | None = Field(None, alias="provider:segmentation_id",
+                                        description="VLAN id, 1 through 4094")
+    port_security_enabled: Bool = False
+    availability_zone_hints: StrList = []
+    tags: StrList = []
+    is_default: Bool = False
+
+
+class CreateNetworkRequest(BaseModel):
+    network: NetworkCreate | None = None
+    networks: list[NetworkCreate] | None = Field(None, description="bulk create")
+
+    _envelope = model_validator(mode="before")(
+        classmethod(lambda cls, d: envelope(d, "network", "networks")))
+
+
+class UpdateNetworkRequest(BaseModel):
+    network: NetworkUpdate
+
+    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "network")))
+
+
+class Network(BaseModel):
+    id: str
+    name: str
+    description: str
+    project_id: str
+    tenant_id: str
+    admin_state_up: bool
+    status: str
+    shared: bool
+    external: bool = Field(alias="router:external")
+    mtu: int
+    network_type: str = Field(alias="provider:network_type")
+    physical_network: str | None = Field(alias="provider:physical_network")
+    segmentation_id: int | None = Field(alias="provider:segmentation_id")
+    subnets: list[str]
+    availability_zone_hints: list[str]
+    availability_zones: list[str]
+    port_security_enabled: bool
+    is_default: bool
+    l2_adjacency: bool
+    ipv4_address_scope: Any
+    ipv6_address_scope: Any
+    tags: list[str]
+    revision_number: int
+    created_at: str | None
+    updated_at: str | None
