@@ -30,7 +30,7 @@ ovs:
 demo: install
 	$(VENV)/bin/floatip demo
 
-test: install
+test: install keystone-venv
 	$(VENV)/bin/pytest -q -ra
 
 bench: install

@@ -41,8 +41,8 @@ class Server:
         if auth.strategy == "noauth" and not is_loopback(self.host):
             raise NeutronError(f"auth_strategy = noauth lets every caller act as admin: it is "
                                f"allowed only on a loopback address, not {self.host}. Set "
-                               f"auth_strategy = keystone (and [keystone_authtoken]) or listen "
-                               f"on 127.0.0.1.")
+                               f"auth_strategy = keystone (and its keystone_authtoken section) "
+                               f"or listen on 127.0.0.1.")
         self.db = Database(db_url)
         self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
                                      prune_scope=prune_scope, host=host) if agent else None

@@ -83,7 +83,7 @@ class Config:
         if strategy == "keystone":
             need = [k for k in ("auth_url", "username", "password") if not self.authtoken.get(k)]
             if need:
-                raise NeutronError("auth_strategy = keystone needs [keystone_authtoken] "
+                raise NeutronError("auth_strategy = keystone needs, in the keystone_authtoken section: "
                                    + ", ".join(need))
         return AuthSettings(strategy, dict(self.authtoken),
                             self.get("agent", "shared_secret"))
