@@ -66,7 +66,15 @@ class KeystoneValidator:
         self._req_class = _request._AuthTokenRequest
         self._http_exc = webob.exc.HTTPException
         # The app argument is never called: we use process_request only.
-        self._mw = auth_token.AuthProtocol(None, conf)
+        # Given as a dict, the auth plugin's options (username, password, ...) are read by the
+        # plugin loader, yet keystonemiddleware warns they are "not known": mute that one.
+        noisy = logging.getLogger("keystonemiddleware._common.config")
+        level = noisy.level
+        noisy.setLevel(logging.ERROR)
+        try:
+            self._mw = auth_token.AuthProtocol(None, conf)
+        finally:
+            noisy.setLevel(level)
 
     def validate(self, scope: dict) -> Context | tuple[int, list, bytes]:
         req = self._req_class(_environ(scope))
