@@ -4,13 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iputils-arping \
 	ethtool iproute2 procps util-linux kmod python3-venv python3-dev gcc \
-	postgresql ovn-central ovn-host
+	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client curl cloud-init
 
 .PHONY: install demo test bench ovs clean keystone-venv tempest-venv tempest
 
 install: .stamp-apt $(VENV)/.stamp ovs
 
-.stamp-apt:
+.stamp-apt: Makefile
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null
 	touch $@

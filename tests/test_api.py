@@ -175,7 +175,7 @@ def test_ports_allocation_and_filters(api):
     t = Topo(api, tenant_cidr="100.64.1.0/24")
     p = t.port()
     assert p["fixed_ips"][0]["subnet_id"] == t.subnet["id"]
-    assert p["fixed_ips"][0]["ip_address"] == "100.64.1.2"  # .1 is the router's
+    assert p["fixed_ips"][0]["ip_address"] == "100.64.1.3"  # .1 the router's, .2 the DHCP port
     assert p["mac_address"].startswith("fa:16:3e:") and p["status"] == "DOWN"
     q = t.port(fixed_ips=[{"ip_address": "100.64.1.50"}])
     assert q["fixed_ips"] == [{"subnet_id": t.subnet["id"], "ip_address": "100.64.1.50"}]

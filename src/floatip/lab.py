@@ -6,8 +6,11 @@ building failed half-way. Names are the caller's; keep them unique per run.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 
 from pyroute2 import netns as pnetns
@@ -22,6 +25,25 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return r
 
 
+# dhclient's client script for lab hosts: configures the interface inside the namespace
+# only (never /etc/resolv.conf or the hostname, which the namespace shares with the host).
+DHCLIENT_SCRIPT = """#!/bin/sh
+case "$reason" in
+PREINIT) ip link set dev "$interface" up ;;
+BOUND|RENEW|REBIND|REBOOT)
+    [ -n "$new_interface_mtu" ] && ip link set dev "$interface" mtu "$new_interface_mtu"
+    ip -4 addr flush dev "$interface"
+    ip -4 addr add "$new_ip_address/$new_subnet_mask" dev "$interface"
+    if [ -n "$new_routers" ]; then
+        set -- $new_routers
+        ip -4 route replace default via "$1" dev "$interface"
+    fi ;;
+EXPIRE|FAIL|RELEASE|STOP) ip -4 addr flush dev "$interface" ;;
+esac
+exit 0
+"""
+
+
 class Lab:
     def __init__(self, datapath_type: str = "netdev"):
         self.datapath_type = datapath_type
@@ -29,6 +51,28 @@ class Lab:
         self.bridges: list[str] = []
         self.veths: list[str] = []
         self.servers: list[TcpServer] = []
+        self.tmp: str | None = None   # dhclient's lease, pid and script files
+
+    def dhcp(self, ns: str, ifname: str = "eth0", timeout: float = 30) -> str | None:
+        """Configure ``ifname`` in ``ns`` with ISC dhclient (one exchange, then it stays to
+        renew until ``cleanup``); returns the address it got, or None."""
+        if self.tmp is None:
+            self.tmp = tempfile.mkdtemp(prefix="floatip-lab-")
+            with open(os.path.join(self.tmp, "dhclient-script"), "w") as f:
+                f.write(DHCLIENT_SCRIPT)
+            os.chmod(os.path.join(self.tmp, "dhclient-script"), 0o755)
+        files = os.path.join(self.tmp, f"{ns}-{ifname}")
+        try:
+            r = subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-1", "-4",
+                                "-lf", files + ".lease", "-pf", files + ".pid",
+                                "-sf", os.path.join(self.tmp, "dhclient-script"), ifname],
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if r.returncode:
+            return None
+        out = sh("ip", "netns", "exec", ns, "ip", "-4", "-o", "addr", "show", "dev", ifname).stdout
+        return out.split()[3].split("/")[0] if out.split() else None
 
     def bridge(self, name: str) -> str:
         sh("ovs-vsctl", "--may-exist", "add-br", name, "--", "set", "bridge", name,
@@ -85,6 +129,9 @@ class Lab:
             if sh("ovs-vsctl", "--if-exists", "del-br", br, check=False).returncode:
                 left.append(br)
         self.namespaces, self.veths, self.bridges, self.servers = [], [], [], []
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
         return left
 
 
@@ -171,6 +218,32 @@ class TcpClient:
     def close(self):
         self.file.close()
         self.sock.close()
+
+
+def http_get(ns: str, ip: str, path: str, port: int = 80,
+             timeout: float = 3.0) -> tuple[int, str]:
+    """GET ``path`` from ``ns`` (a socket opened there): (status, body); (0, error) when the
+    connection fails."""
+    try:
+        s = run_in_netns(ns, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError as e:
+        return 0, str(e)
+    try:
+        s.settimeout(timeout)
+        s.connect((ip, port))
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    except OSError as e:
+        return 0, str(e)
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    try:
+        return int(head.split()[1]), body.decode(errors="replace")
+    except (IndexError, ValueError):
+        return 0, "bad response"
 
 
 def tcp_source(ns: str, ip: str, port: int, timeout: float = 2.0) -> str | None:

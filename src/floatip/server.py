@@ -35,7 +35,8 @@ class Server:
     def __init__(self, db_url: str = DEFAULT_DB, listen: str = "127.0.0.1:9696",
                  config: AgentConfig = AgentConfig(), *, agent: bool = True,
                  interval: float = 30.0, prune_scope: str = "all", host: str | None = None,
-                 auth: AuthSettings | None = None, policy_file: str | None = None):
+                 agent_options: dict | None = None, auth: AuthSettings | None = None,
+                 policy_file: str | None = None):
         self.host, self.port = parse_listen(listen)
         auth = auth or AuthSettings()
         if auth.strategy == "noauth" and not is_loopback(self.host):
@@ -45,7 +46,8 @@ class Server:
                                f"or listen on 127.0.0.1.")
         self.db = Database(db_url)
         self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
-                                     prune_scope=prune_scope, host=host) if agent else None
+                                     prune_scope=prune_scope, host=host,
+                                     **(agent_options or {})) if agent else None
         self.app = create_app(self.db, auth, policy_file, self.backend)
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)

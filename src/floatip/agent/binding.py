@@ -152,9 +152,9 @@ def check_netns(name: str) -> str:
 
 
 def plug(port: dict, subnets: dict[str, dict], netns: str, bridge: str, ifname: str = "eth0",
-         datapath_type: str | None = None) -> str:
+         datapath_type: str | None = None, addresses: bool = True) -> str:
     """Wire ``port`` (an API port dict) into ``netns``; ``subnets`` maps subnet id -> API
-    subnet dict. The OVS port starts on the dead VLAN; the agent sets the real tag when it
+    subnet dict. ``addresses=False`` leaves the fixed IP and route to DHCP. The OVS port starts on the dead VLAN; the agent sets the real tag when it
     sees the iface-id. Returns the host-side device name."""
     check_netns(netns)
     check_ifname(ifname)
@@ -180,7 +180,7 @@ def plug(port: dict, subnets: dict[str, dict], netns: str, bridge: str, ifname: 
         _run([*inns, "ip", "link", "set", "lo", "up"])
         _run([*inns, "ip", "link", "set", ifname, "up"])
         gateway = None
-        for f in port["fixed_ips"]:
+        for f in port["fixed_ips"] if addresses else ():
             sn = subnets[f["subnet_id"]]
             prefix = ipaddress.ip_network(sn["cidr"]).prefixlen
             _run([*inns, "ip", "addr", "add", f"{f['ip_address']}/{prefix}", "dev", ifname])

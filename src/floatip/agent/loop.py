@@ -15,6 +15,7 @@ from ..core.model import State
 from ..core.validate import validate
 from ..dataplane.kernel import Dataplane
 from .binding import Binder
+from .dhcp import DhcpAgent
 from .reconciler import Reconciler
 
 log = logging.getLogger("floatip.agent")
@@ -73,7 +74,8 @@ def fip_routers(state: State) -> dict[str, str]:
 
 class Agent:
     def __init__(self, backend, config: AgentConfig, *, interval: float = 30.0,
-                 prune_scope: str = "all", host: str | None = None, bind_ports: bool = True):
+                 prune_scope: str = "all", host: str | None = None, bind_ports: bool = True,
+                 dhcp: bool = True, run_dir: str = "/run/floatip", hooks=()):
         if prune_scope not in ("all", "known"):
             raise NeutronError(f"prune scope {prune_scope!r}: all or known")
         self.backend, self.config = backend, config
@@ -91,6 +93,12 @@ class Agent:
         self.binder = None
         if bind_ports:
             self.binder = Binder(config.integration_bridge, self.host, self.wake.set)
+        # DHCP: a dnsmasq per tenant network, its files in run_dir/dhcp. hooks: services
+        # run after each pass from layers above (the metadata proxies): each has
+        # sync(state, routers built, full) -> {id: error} and close()
+        self.dhcp = DhcpAgent(config.integration_bridge, f"{run_dir}/dhcp",
+                              prune_scope=prune_scope) if dhcp else None
+        self.hooks = list(hooks)
         self.thread: threading.Thread | None = None
 
     @property
@@ -119,6 +127,10 @@ class Agent:
             self.thread.join(timeout=30)
         if self.binder is not None:
             self.binder.close()
+        if self.dhcp is not None:  # dnsmasq keeps serving leases, as Neutron's does
+            self.dhcp.close()
+        for hook in self.hooks:
+            hook.close()
         if self._dp is not None:
             self._dp.close()
             self._dp = None
@@ -195,6 +207,26 @@ class Agent:
             log.error("routers left out: %s", broken)
         return layouts, broken
 
+    def _services(self, state: State, broken: dict[str, str], full: bool) -> dict[str, str]:
+        """DHCP for the tenant networks, then the hooks (a metadata proxy in each router
+        built). Their failures are logged and reported, never stop the routers' pass."""
+        errors: dict[str, str] = {}
+        if self.dhcp is not None:
+            try:
+                errors.update(self.dhcp.sync(state, full=full))
+            except Exception as e:  # noqa: BLE001
+                log.exception("DHCP pass failed")
+                errors["dhcp"] = str(e)
+        up = {rid for rid, r in state.routers.items() if r.admin_state_up
+              and rid not in broken and rid not in self.router_errors}
+        for hook in self.hooks:
+            try:
+                errors.update(hook.sync(state, up, full))
+            except Exception as e:  # noqa: BLE001
+                log.exception("%s failed", type(hook).__name__)
+                errors[type(hook).__name__] = str(e)
+        return errors
+
     def sync(self, full: bool = True) -> None:
         """One pass through ``agent.Reconciler``. ``full``: every router observed and
         reconciled with ``prune=True`` (the first pass, the periodic resync, after a failure,
@@ -248,6 +280,7 @@ class Agent:
             else:
                 fip_status[fid] = "ERROR" if router.id in self.router_errors else "ACTIVE"
         ports = self.binder.sync(snap["vm_ports"]) if self.binder is not None else {}
+        extra_errors = self._services(state, broken, full)
         # report what differs from the database's view only
         revisions = snap.get("fip_revisions", {})
         have_fip, have_router = snap.get("fip_status", {}), snap.get("router_status", {})
@@ -266,7 +299,7 @@ class Agent:
         self.stats.last_full = full
         self.stats.full_passes += full
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
-                                          self.router_errors.items()) or None
+                                          {**self.router_errors, **extra_errors}.items()) or None
         self.stats.fip_status = fip_status
         if steps or errors:
             log.info("%s pass: %d step(s), %d error(s) in %.1f ms", "full" if full else

@@ -5,14 +5,21 @@ import time
 
 from ..agent.loop import Agent
 from ..core.layout import AgentConfig
+from ..metadata.agent import metadata_hooks
 from .base import StateSource
 
 
 class KernelBackend:
     name = "kernel"
 
-    def __init__(self, source: StateSource, config: AgentConfig, **agent_options):
-        self.agent = Agent(source, config, **agent_options)
+    def __init__(self, source: StateSource, config: AgentConfig, *, metadata: bool = True,
+                 nova_metadata_url: str | None = None, metadata_secret: str = "",
+                 **agent_options):
+        """``agent_options`` go to ``agent.loop.Agent`` (dhcp, run_dir, interval, ...); the
+        metadata proxies are its hook."""
+        hooks = metadata_hooks(agent_options.get("run_dir", "/run/floatip"), metadata,
+                               nova_metadata_url, metadata_secret)
+        self.agent = Agent(source, config, hooks=hooks, **agent_options)
 
     def start(self) -> None:
         self.agent.start()

@@ -1,7 +1,9 @@
 """``floatip demo`` through the API: a server with a throw-away SQLite database on a free
 127.0.0.1 port (API and agent in this process), the seed built with API calls
 (``apiapply.apply_document(demo.SEED)``), the VMs plugged as containers (iface-id, the agent
-tags and binds them), then the five checks (a)-(e) of ``demo.run_checks``.
+tags and binds them) and configured by DHCP (dhclient, answered by the agent's dnsmasq), then
+the five checks (a)-(e) of ``demo.run_checks`` and (f): vm4 reads its floating IP from
+169.254.169.254.
 """
 from __future__ import annotations
 
@@ -95,11 +97,12 @@ def run(nat_driver: str = "nftables", keep: bool = False, log=print) -> DemoResu
         lab.host(D.UPSTREAM, D.EX_BR, D.VETHS[D.UPSTREAM], "10.255.253.1/24")
         subnets = {s["id"]: s for s in c.list("subnet")}
         ports = []
+        use_dhcp = shutil.which("dhclient") is not None
         for name, ns in (("vm4", D.VM4), ("vm5", D.VM5)):
             L.sh("ip", "netns", "add", ns)
             lab.namespaces.append(ns)
             port = c.find("port", name)
-            binding.plug(port, subnets, ns, D.INT_BR)
+            binding.plug(port, subnets, ns, D.INT_BR, addresses=not use_dhcp)
             ports.append(port["id"])
         c.sync()
         ok = _wait_active(c, ports) and _wait_fips(c)
@@ -107,8 +110,22 @@ def run(nat_driver: str = "nftables", keep: bool = False, log=print) -> DemoResu
         log(f"agent bound the VM ports and programmed the router: "
             f"{'ok' if ok else 'NOT converged'} after {res.timings['converged'] * 1000:.0f} ms")
         n = D.names()["addresses"]
+        if use_dhcp:
+            t = time.perf_counter()
+            got = {ns: lab.dhcp(ns) for ns in (D.VM4, D.VM5)}
+            res.timings["dhcp"] = time.perf_counter() - t
+            log("vm4 and vm5 configured by DHCP: " + ", ".join(
+                f"{ns} {ip or 'NO LEASE'}" for ns, ip in got.items())
+                + f" in {res.timings['dhcp'] * 1000:.0f} ms")
+        else:
+            log("dhclient not installed: vm4 and vm5 configured statically")
         res.checks = D.run_checks(D.UPSTREAM, D.VM4, D.VM5, n["floating_ip"],
                                   n["router_gateway"], n["no_floating_ip"], n["upstream"], lab)
+        status, body = L.http_get(D.VM4, "169.254.169.254", "/latest/meta-data/public-ipv4")
+        res.checks.append(D.Check("f", f"vm4 reads public-ipv4 = {n['floating_ip']} from "
+                                       "169.254.169.254",
+                                  (status, body.strip()) == (200, n["floating_ip"]),
+                                  f"HTTP {status}: {body.strip()[:60]}"))
     finally:
         try:
             if srv is not None:

@@ -195,7 +195,7 @@ def _rules_text(nat) -> list[str]:
 def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up."),
          as_json: bool = typer.Option(False, "--json", help="With --keep: print the names."),
          teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo.")):
-    """Build the seed through a throw-away API server and check it: (a)-(e)."""
+    """Build the seed through a throw-away API server and check it: (a)-(f)."""
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
     if teardown_:

@@ -12,10 +12,28 @@ import typer
 from ..agent.loop import Agent
 from ..backends.remote import RemoteSource
 from ..core.errors import NeutronError
+from ..metadata.agent import metadata_hooks
 from ..server import Server
 from .app import Ctx, app, err
 from .config import load as load_config
 from .resources import _fail
+
+# DHCP and metadata options, shared by ``serve`` and ``agent``
+DHCP_OPT = typer.Option(True, "--dhcp/--no-dhcp", help="dnsmasq per tenant network with DHCP.")
+METADATA_OPT = typer.Option(True, "--metadata/--no-metadata",
+                            help="A metadata proxy in each router namespace (port 9697).")
+NOVA_OPT = typer.Option(None, "--nova-metadata-url", envvar="FLOATIP_NOVA_METADATA_URL",
+                        help="Forward metadata requests to Nova (signed, as Neutron's "
+                             "metadata agent); without it floatip answers itself.")
+SECRET_OPT = typer.Option("", "--metadata-secret", envvar="FLOATIP_METADATA_SECRET",
+                          help="Nova's metadata_proxy_shared_secret.")
+RUN_DIR_OPT = typer.Option("/run/floatip", "--run-dir",
+                           help="dnsmasq files and the metadata socket.")
+
+
+def _services(dhcp: bool, metadata: bool, nova: str | None, secret: str, run_dir: str) -> dict:
+    return {"dhcp": dhcp, "metadata": metadata, "nova_metadata_url": nova,
+            "metadata_secret": secret, "run_dir": run_dir}
 
 
 @app.command("serve")
@@ -39,7 +57,9 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
           prune: Optional[str] = typer.Option(None, "--prune",
                                               help="all: remove every floatip router this "
                                                    "database does not want; known: only "
-                                                   "routers it ever had [all].")):
+                                                   "routers it ever had [all]."),
+          dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
+          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT):
     """The Neutron v2.0 API and the agent, in one process."""
     host, _, port = (listen or "").rpartition(":") if listen else (None, None, None)
     try:
@@ -65,7 +85,8 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
     try:
         srv = Server(cfg.get("database", "connection"), cfg.listen, Ctx.config, agent=agent,
                      interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
-                     policy_file=cfg.get("oslo_policy", "policy_file") or None)
+                     policy_file=cfg.get("oslo_policy", "policy_file") or None,
+                     agent_options=_services(dhcp, metadata, nova, secret, run_dir))
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
@@ -78,7 +99,9 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
               config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP_CONFIG",
                                                    help="INI file; [agent] shared_secret."),
               interval: float = typer.Option(30.0, "--interval"),
-              prune: str = typer.Option("all", "--prune", help="all or known")):
+              prune: str = typer.Option("all", "--prune", help="all or known"),
+              dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
+              secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT):
     """The agent alone: follows a remote floatip API (long poll + periodic resync)."""
     if os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run it as root"))
@@ -87,10 +110,12 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
     try:
-        secret = load_config(config).get("agent", "shared_secret") or None
+        agent_secret = load_config(config).get("agent", "shared_secret") or None
     except NeutronError as e:
         _fail(e)
-    agent = Agent(RemoteSource(server, secret=secret), Ctx.config, interval=interval, prune_scope=prune)
+    agent = Agent(RemoteSource(server, secret=agent_secret), Ctx.config, interval=interval,
+                  prune_scope=prune, dhcp=dhcp, run_dir=run_dir,
+                  hooks=metadata_hooks(run_dir, metadata, nova, secret))
     agent.start()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

@@ -45,6 +45,9 @@ class Subnet:
     gateway_ip: str | None = None
     allocation_pools: tuple[tuple[str, str], ...] = ()
     name: str = ""
+    enable_dhcp: bool = False            # the API's default is True; files opt in
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, nexthop)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class Port:
     name: str = ""
     device_owner: str = ""
     device_id: str = ""
+    project_id: str = ""
+    # floatip's metadata extension: what the port's VM reads from 169.254.169.254
+    user_data: str | None = None
+    public_keys: tuple[tuple[str, str], ...] = ()  # (key name, OpenSSH public key)
 
 
 @dataclass(frozen=True)
@@ -138,9 +145,13 @@ def state_from_json(doc: dict) -> State:
     def tup(x):
         return tuple(tuple(i) if isinstance(i, list) else i for i in x)
     nets = {i: Network(**v) for i, v in doc["networks"].items()}
-    subs = {i: Subnet(**{**v, "allocation_pools": tup(v["allocation_pools"])})
+    subs = {i: Subnet(**{**v, "allocation_pools": tup(v["allocation_pools"]),
+                         "dns_nameservers": tup(v.get("dns_nameservers", ())),
+                         "host_routes": tup(v.get("host_routes", ()))})
             for i, v in doc["subnets"].items()}
-    ports = {i: Port(**{**v, "fixed_ips": tup(v["fixed_ips"])}) for i, v in doc["ports"].items()}
+    ports = {i: Port(**{**v, "fixed_ips": tup(v["fixed_ips"]),
+                        "public_keys": tup(v.get("public_keys", ()))})
+             for i, v in doc["ports"].items()}
     routers = {i: Router(**{**v, "gateway": Gateway(**v["gateway"]) if v["gateway"] else None,
                             "interfaces": tuple(Interface(**x) for x in v["interfaces"]),
                             "routes": tup(v.get("routes", ()))})

@@ -25,7 +25,11 @@ def agent_snapshot(s: Session) -> dict:
     subnets = {x.id: M.Subnet(id=x.id, network_id=x.network_id, cidr=x.cidr,
                               gateway_ip=x.gateway_ip, name=x.name,
                               allocation_pools=tuple((p["start"], p["end"])
-                                                     for p in x.allocation_pools))
+                                                     for p in x.allocation_pools),
+                              enable_dhcp=x.enable_dhcp,
+                              dns_nameservers=tuple(x.dns_nameservers or ()),
+                              host_routes=tuple((r["destination"], r["nexthop"])
+                                                for r in x.host_routes or ()))
                for x in rows["subnets"]}
     fixed: dict[str, list[tuple[str, str]]] = {}
     for a in rows["ipallocations"]:
@@ -39,7 +43,9 @@ def agent_snapshot(s: Session) -> dict:
             continue
         ports[p.id] = M.Port(id=p.id, network_id=p.network_id, name=p.name,
                              fixed_ips=tuple(fixed.get(p.id, ())), mac_address=p.mac_address,
-                             device_owner=p.device_owner, device_id=p.device_id)
+                             device_owner=p.device_owner, device_id=p.device_id,
+                             project_id=p.project_id, user_data=p.user_data,
+                             public_keys=tuple((n, k) for n, k in p.public_keys or ()))
         net = networks.get(p.network_id)
         if net is not None and not net.external:
             vm_ports[p.id] = {"tag": net.local_vlan, "admin_state_up": p.admin_state_up,

@@ -21,4 +21,7 @@ EXTENSIONS = {
     "agent": ("agent", "The agent management extension."),
     "subnet-external-network": ("Subnet External Network", "Informs if the subnet is "
                                 "associated to an external network."),
+    "floatip-metadata": ("floatip instance metadata",
+                         "Port attributes floatip:user_data and floatip:public_keys, served to "
+                         "the port's VM at 169.254.169.254"),
 }

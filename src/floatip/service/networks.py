@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from .common import DEFAULT_PHYSNET, _must, bad, err, new_id
+from .dhcp import DHCP_OWNER, delete_dhcp_ports
 from .views import network_dict
 
 
@@ -139,9 +140,10 @@ def delete_network(s: Session, nid: str) -> None:
             if port is not None:
                 S.delete(s, port)
     ports = S.ports_on_network(s, nid)
-    if any(p.device_owner not in ("network:dhcp",) for p in ports):
+    if any(p.device_owner != DHCP_OWNER for p in ports):
         raise err("NetworkInUse", 409, f"Unable to complete operation on network {nid}. "
                                        "There are one or more ports still in use on the network.")
+    delete_dhcp_ports(s, nid)  # floatip's own: they do not keep a network alive
     for sn in S.subnets_of(s, nid):
         S.delete(s, sn)
     S.delete(s, net)

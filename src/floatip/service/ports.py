@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from .common import NETWORK_OWNERS, _must, bad, check_requested, err
+from .dhcp import set_metadata_attrs
 from .ipam import _allocate, _new_port
 from .views import port_dict
 
@@ -21,6 +22,7 @@ def create_port(s: Session, d: dict) -> dict:
     port.description = d.get("description", "")
     port.admin_state_up = d.get("admin_state_up", True)
     port.host_id = d.get("binding:host_id", "")
+    set_metadata_attrs(port, d)
     s.flush()
     return port_dict(s, port)
 
@@ -43,6 +45,7 @@ def _same_addresses(port: S.Port, fixed_ips: list[dict]) -> bool:
 
 def update_port(s: Session, pid: str, d: dict) -> dict:
     port = _must(s, "port", pid, lock=True)
+    set_metadata_attrs(port, d)
     for key in ("name", "description", "device_id", "device_owner", "admin_state_up"):
         if key in d:
             setattr(port, key, d[key])

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from .common import _must, err, new_id
+from .dhcp import release_subnet, sync_dhcp_port
 from .views import subnet_dict
 
 
@@ -52,6 +53,7 @@ def create_subnet(s: Session, d: dict) -> dict:
                   host_routes=d.get("host_routes", []))
     S.add(s, sn)
     S.touch(net)
+    sync_dhcp_port(s, net.id)
     return subnet_dict(s, sn)
 
 
@@ -64,6 +66,8 @@ def update_subnet(s: Session, sid: str, d: dict) -> dict:
             setattr(sn, key, d[key])
     S.touch(sn)
     s.flush()
+    if "enable_dhcp" in d:
+        sync_dhcp_port(s, sn.network_id)
     return subnet_dict(s, sn)
 
 
@@ -93,7 +97,9 @@ def _update_gateway(s: Session, sn: S.Subnet, value: str | None) -> None:
 
 def delete_subnet(s: Session, sid: str) -> None:
     sn = _must(s, "subnet", sid, lock=True)
+    release_subnet(s, sid)  # the DHCP port gives its address back, as in Neutron
     if S.allocations_on_subnet(s, sid):
         raise err("SubnetInUse", 409, f"Unable to complete operation on subnet {sid}: One or "
                                       "more ports have an IP allocation from this subnet.")
     S.delete(s, sn)
+    sync_dhcp_port(s, sn.network_id)  # the DHCP port goes with its last subnet

@@ -46,7 +46,10 @@ def port_dict(s: Session, p: S.Port) -> dict:
             "binding:vnic_type": "normal", "binding:profile": {},
             "binding:vif_details": {"port_filter": False} if p.host_id else {},
             "security_groups": [], "allowed_address_pairs": [], "extra_dhcp_opts": [],
-            "port_security_enabled": False}
+            "port_security_enabled": False,
+            # floatip-metadata extension
+            "floatip:user_data": p.user_data,
+            "floatip:public_keys": {n: k for n, k in (p.public_keys or [])}}
 
 
 def router_dict(s: Session, r: S.Router) -> dict:

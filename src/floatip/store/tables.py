@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -73,6 +73,9 @@ class Port(_Standard, Base):
     device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
     device_owner: Mapped[str] = mapped_column(String(255), default="", index=True)
     host_id: Mapped[str] = mapped_column(String(255), default="")
+    # floatip-metadata extension: what the port's VM reads from 169.254.169.254
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    public_keys: Mapped[list] = mapped_column(JSON, default=list)  # [[name, key], ...]
     fixed_ips: Mapped[list["IPAllocation"]] = relationship(
         back_populates="port", cascade="all, delete-orphan", order_by="IPAllocation.ip_address",
         lazy="selectin")

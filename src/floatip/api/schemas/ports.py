@@ -11,7 +11,8 @@ from .base import (STANDARD, UUID, Bool, Dict, FixedIPs, MacAddress, Name, Resou
 ATTRS = STANDARD | {"name", "network_id", "fixed_ips", "mac_address", "device_id",
                     "device_owner", "admin_state_up", "binding:host_id", "binding:profile",
                     "binding:vnic_type", "security_groups", "port_security_enabled",
-                    "allowed_address_pairs", "status"}
+                    "allowed_address_pairs", "status", "floatip:user_data",
+                    "floatip:public_keys"}
 
 
 class PortUpdate(Resource):
@@ -30,6 +31,11 @@ class PortUpdate(Resource):
     security_groups: StrList = []
     port_security_enabled: Bool = False
     allowed_address_pairs: list[Dict] | None = []
+    # floatip-metadata extension (checked in service.dhcp.set_metadata_attrs)
+    user_data: Any = Field(None, alias="floatip:user_data",
+                           description="user data served to the port's VM, or null")
+    public_keys: Any = Field({}, alias="floatip:public_keys",
+                             description="{name: OpenSSH public key}")
 
 
 class PortCreate(PortUpdate):
@@ -81,6 +87,8 @@ class Port(BaseModel):
     allowed_address_pairs: list[Any]
     extra_dhcp_opts: list[Any]
     port_security_enabled: bool
+    user_data: str | None = Field(None, alias="floatip:user_data")
+    public_keys: dict = Field({}, alias="floatip:public_keys")
     tags: list[str]
     revision_number: int
     created_at: str | None

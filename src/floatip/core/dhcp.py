@@ -1,0 +1,178 @@
+"""DHCP for tenant networks the way Neutron's DHCP agent does it with dnsmasq. Pure.
+
+Desired state -> per network a ``DhcpSpec``: the namespace ``qdhcp-<network id>``, the
+``tap<port id>`` device of the network's DHCP port (``device_owner: network:dhcp``) on the
+integration bridge with the network's VLAN, and the hosts dnsmasq answers (MAC -> fixed IP,
+hostname). A spec renders into dnsmasq's command line (changes only when the subnets or
+the DHCP port's addresses change: a restart) and its hosts and options files (every port
+change: rewritten, then SIGHUP).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from .model import State
+
+NS_PREFIX = "qdhcp-"
+OWNER_KEY = "floatip-dhcp"          # external_ids key on the taps floatip owns: the network id
+MARK_PREFIX = "floatip dhcp="       # the ``lo`` alias marking a DHCP namespace as floatip's
+DHCP_OWNER = "network:dhcp"
+LEASE_SECONDS = 86400               # Neutron's dhcp_lease_duration
+DEV_LEN = 14
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class DhcpSubnet:
+    id: str
+    cidr: str
+    gateway_ip: str | None
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DhcpHost:
+    mac: str
+    ip: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class DhcpSpec:
+    network_id: str
+    namespace: str
+    port_id: str
+    device: str
+    mac: str
+    bridge: str
+    tag: int
+    mtu: int
+    addresses: tuple[str, ...]          # the DHCP port's "ip/prefix"
+    subnets: tuple[DhcpSubnet, ...]
+    hosts: tuple[DhcpHost, ...]
+
+
+def namespace_name(network_id: str) -> str:
+    return NS_PREFIX + network_id
+
+
+def tap_name(port_id: str) -> str:
+    return ("tap" + port_id)[:DEV_LEN]
+
+
+def hostname(port_name: str, ip: str) -> str:
+    """The port's name when it is a valid DNS label, else Neutron's ``host-<ip dashed>``."""
+    name = (port_name or "").lower()
+    return name if _LABEL.match(name) else "host-" + ip.replace(".", "-")
+
+
+def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
+    """A spec per tenant network that has a DHCP port and a subnet with DHCP enabled."""
+    dhcp_ports = {}
+    for p in state.ports.values():
+        if p.device_owner == DHCP_OWNER and p.network_id not in dhcp_ports:
+            dhcp_ports[p.network_id] = p
+    out = {}
+    for nid, dport in sorted(dhcp_ports.items()):
+        net = state.networks.get(nid)
+        if net is None or net.external:
+            continue
+        tag = net.local_vlan if net.local_vlan is not None else net.segmentation_id
+        subnets = sorted((s for s in state.subnets.values()
+                          if s.network_id == nid and s.enable_dhcp), key=lambda s: s.id)
+        if tag is None or not subnets:
+            continue
+        by_id = {s.id: s for s in subnets}
+        addresses = tuple(f"{ip}/{ipaddress.ip_network(by_id[sid].cidr).prefixlen}"
+                          for sid, ip in dport.fixed_ips if sid in by_id)
+        if not addresses:
+            continue
+        hosts = []
+        for p in sorted(state.ports.values(), key=lambda p: p.id):
+            # what reaches dnsmasq's files is checked here too: exact MACs and addresses
+            if p.network_id != nid or p.id == dport.id or not _MAC.match(p.mac_address.lower()):
+                continue
+            for sid, ip in p.fixed_ips:
+                if sid in by_id and _ipv4(ip):
+                    hosts.append(DhcpHost(p.mac_address.lower(), ip, hostname(p.name, ip)))
+        out[nid] = DhcpSpec(
+            network_id=nid, namespace=namespace_name(nid), port_id=dport.id,
+            device=tap_name(dport.id), mac=dport.mac_address.lower(), bridge=integration_bridge,
+            tag=tag, mtu=net.mtu, addresses=addresses,
+            subnets=tuple(DhcpSubnet(s.id, str(ipaddress.ip_network(s.cidr)), s.gateway_ip,
+                                     tuple(a for a in s.dns_nameservers if _ipv4(a)),
+                                     _routes(s.host_routes))
+                          for s in subnets),
+            hosts=tuple(hosts))
+    return out
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        return str(ipaddress.IPv4Address(text)) == text
+    except ValueError:
+        return False
+
+
+def _routes(routes) -> tuple[tuple[str, str], ...]:
+    """Host routes in canonical form; anything else is left out."""
+    out = []
+    for dest, hop in routes:
+        try:
+            out.append((str(ipaddress.IPv4Network(dest, strict=False)),
+                        str(ipaddress.IPv4Address(hop))))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------
+# dnsmasq's inputs (Neutron's formats: neutron/agent/linux/dhcp.py)
+
+def render_hosts(spec: DhcpSpec) -> str:
+    """``--dhcp-hostsfile``: one ``mac,hostname,ip`` per fixed IP."""
+    return "".join(f"{h.mac},{h.hostname},{h.ip}\n" for h in spec.hosts)
+
+
+def render_opts(spec: DhcpSpec) -> str:
+    """``--dhcp-optsfile``: per subnet the router (the gateway, or none), DNS servers, host
+    routes as classless static routes (121, and 249 for Windows; RFC 3442 clients ignore
+    the router option when they get these, so the default route goes in them too) and MTU."""
+    lines = []
+    for s in spec.subnets:
+        tag = f"tag:subnet-{s.id}"
+        if s.dns_nameservers:
+            lines.append(f"{tag},option:dns-server,{','.join(s.dns_nameservers)}")
+        if s.host_routes:
+            routes = [f"{dest},{hop}" for dest, hop in s.host_routes
+                      if ipaddress.ip_network(dest, strict=False).prefixlen > 0]
+            if s.gateway_ip:
+                routes.append(f"0.0.0.0/0,{s.gateway_ip}")
+            lines.append(f"{tag},option:classless-static-route,{','.join(routes)}")
+            lines.append(f"{tag},249,{','.join(routes)}")
+        lines.append(f"{tag},option:router,{s.gateway_ip}" if s.gateway_ip
+                     else f"{tag},option:router")
+        lines.append(f"{tag},option:mtu,{spec.mtu}")
+    return "".join(line + "\n" for line in lines)
+
+
+def dnsmasq_argv(spec: DhcpSpec, conf_dir: str, binary: str = "dnsmasq") -> list[str]:
+    """The command line: static ranges only (no dynamic pool: unknown MACs get nothing), no
+    DNS service (``--port=0``), files in ``conf_dir``, bound to the tap alone."""
+    argv = [binary, "--no-hosts", "--no-resolv", "--port=0", "--conf-file=/dev/null",
+            f"--pid-file={conf_dir}/pid", f"--dhcp-hostsfile={conf_dir}/host",
+            f"--dhcp-optsfile={conf_dir}/opts", f"--dhcp-leasefile={conf_dir}/leases",
+            f"--log-facility={conf_dir}/log", f"--interface={spec.device}",
+            "--except-interface=lo", "--bind-interfaces", "--dhcp-authoritative"]
+    size = 0
+    for s in spec.subnets:
+        net = ipaddress.ip_network(s.cidr)
+        size += net.num_addresses
+        argv.append(f"--dhcp-range=set:subnet-{s.id},{net.network_address},static,"
+                    f"{net.netmask},{LEASE_SECONDS}s")
+    argv.append(f"--dhcp-lease-max={max(size, 16)}")
+    return argv

@@ -1,0 +1,322 @@
+"""The DHCP namespaces in the kernel and OVS, and the dnsmasq in each: the only code that
+touches them.
+
+A DHCP namespace is floatip's when its ``lo`` carries the alias ``floatip dhcp=<network id>``;
+a tap is floatip's when its interface has ``external_ids:floatip-dhcp=<network id>``; a
+dnsmasq is floatip's when it runs in such a namespace with the network's config directory on
+its command line and ``FLOATIP_DHCP=<network id>`` in its environment. Nothing else is
+changed. dnsmasq is started without a shell (``nsenter`` then dnsmasq, an argv list), forks
+into the background and writes its pid file; a port change rewrites its hosts/options files
+and sends SIGHUP; a changed command line (subnets, the DHCP port's addresses) restarts it.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.schema.open_vswitch import impl_idl
+from pyroute2 import IPRoute, netns as pnetns
+
+from ..core.dhcp import MARK_PREFIX, NS_PREFIX, OWNER_KEY, DhcpSpec, dnsmasq_argv, \
+    render_hosts, render_opts
+from .netns import NETNS_DIR, DataplaneError
+from .ovs import OVSDB, datapath_type, idl_rows
+
+log = logging.getLogger("floatip.dhcp")
+STATE_DIR = "/run/floatip/dhcp"
+ENV_KEY = "FLOATIP_DHCP"
+
+
+@dataclass
+class DhcpFacts:
+    network_id: str
+    namespace: str | None = None        # marked namespace, if there
+    ports: dict[str, str] = field(default_factory=dict)  # our taps: name -> bridge
+    pid: int | None = None              # live dnsmasq
+
+
+def _pid_alive(pid: int, conf_dir: str) -> bool:
+    """A live (not zombie) process whose command line names ``conf_dir``."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f"={conf_dir}/pid".encode() in f.read()
+    except (OSError, IndexError):
+        return False
+
+
+def _write_if_changed(path: str, text: str) -> bool:
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except OSError:
+        pass
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)  # dnsmasq rereads them after dropping root
+    os.replace(tmp, path)
+    return True
+
+
+class DhcpDataplane:
+    def __init__(self, state_dir: str = STATE_DIR, ovsdb: str = OVSDB,
+                 dnsmasq: str | None = None):
+        self.state_dir = state_dir
+        self.ovsdb = ovsdb
+        self.dnsmasq = dnsmasq or shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        self._ovs = None
+        self._root_ipr: IPRoute | None = None
+        self.writes = 0           # namespaces, ports, files, signals, starts: for tests
+        self.restarts = 0         # dnsmasq started again (dead, or command line changed)
+
+    @property
+    def ovs(self):
+        if self._ovs is None:
+            idl = connection.OvsdbIdl.from_server(self.ovsdb, "Open_vSwitch")
+            api_class = type("DhcpOvs", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+            self._ovs = api_class(connection.Connection(idl=idl, timeout=10))
+        return self._ovs
+
+    @property
+    def _root(self) -> IPRoute:
+        if self._root_ipr is None:
+            self._root_ipr = IPRoute()
+        return self._root_ipr
+
+    def close(self) -> None:
+        if self._root_ipr is not None:
+            self._root_ipr.close()
+            self._root_ipr = None
+        if self._ovs is not None:
+            self._ovs.ovsdb_connection.stop()
+            self._ovs = None
+
+    def conf_dir(self, network_id: str) -> str:
+        return os.path.join(self.state_dir, network_id)
+
+    # -- observe ------------------------------------------------------------------------
+    def observe(self) -> dict[str, DhcpFacts]:
+        """floatip's DHCP namespaces, taps and live dnsmasqs, by network id."""
+        out: dict[str, DhcpFacts] = {}
+        for br in idl_rows(self.ovs.tables["Bridge"]):
+            for port in br.ports:
+                for itf in port.interfaces:
+                    nid = (itf.external_ids or {}).get(OWNER_KEY)
+                    if nid:
+                        out.setdefault(nid, DhcpFacts(nid)).ports[port.name] = br.name
+        names = os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else []
+        for ns in sorted(n for n in names if n.startswith(NS_PREFIX)):
+            nid = self._marked(ns)
+            if nid is not None:
+                out.setdefault(nid, DhcpFacts(nid)).namespace = ns
+        for nid, facts in out.items():
+            facts.pid = self._pid(nid)
+        return out
+
+    @staticmethod
+    def _marked(ns: str) -> str | None:
+        try:
+            with IPRoute(netns=ns, flags=0) as ipr:
+                lo = ipr.get_links(ifname="lo")
+        except Exception:  # noqa: BLE001 - a namespace going away under us
+            return None
+        alias = lo[0].get_attr("IFLA_IFALIAS") if lo else None
+        if alias and alias.startswith(MARK_PREFIX) and ns == NS_PREFIX + alias[len(MARK_PREFIX):]:
+            return alias[len(MARK_PREFIX):]
+        return None
+
+    def _pid(self, network_id: str) -> int | None:
+        d = self.conf_dir(network_id)
+        try:
+            with open(os.path.join(d, "pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid, d) else None
+
+    # -- ensure -------------------------------------------------------------------------
+    def ensure(self, spec: DhcpSpec, facts: DhcpFacts | None) -> None:
+        """Make the namespace, tap, files and dnsmasq of ``spec`` what they should be."""
+        ns = spec.namespace
+        if facts is None or facts.namespace is None:
+            if os.path.exists(os.path.join(NETNS_DIR, ns)):
+                raise DataplaneError(f"namespace {ns} exists and is not floatip's")
+            pnetns.create(ns)
+            with IPRoute(netns=ns, flags=0) as ipr:
+                ipr.link("set", index=1, state="up", ifalias=MARK_PREFIX + spec.network_id)
+            self.writes += 1
+        for name in (facts.ports if facts else {}):
+            if name != spec.device:  # the DHCP port was replaced
+                self._del_port(name)
+        self._ensure_port(spec)
+        self._ensure_link(spec)
+        self._ensure_dnsmasq(spec, facts.pid if facts else None)
+
+    def _ensure_port(self, spec: DhcpSpec) -> None:
+        api = self.ovs
+        port = next((p for p in idl_rows(api.tables["Port"]) if p.name == spec.device), None)
+        if port is not None:
+            ids = {}
+            for itf in port.interfaces:
+                ids = itf.external_ids or {}
+            if ids.get(OWNER_KEY) != spec.network_id:
+                raise DataplaneError(f"OVS port {spec.device} exists and is not floatip's")
+            if (port.tag[0] if port.tag else None) != spec.tag:
+                api.db_set("Port", spec.device, ("tag", spec.tag)).execute(check_error=True)
+                self.writes += 1
+            return
+        ids = {"iface-id": spec.port_id, "attached-mac": spec.mac, "iface-status": "active",
+               OWNER_KEY: spec.network_id}
+        new_bridge = not any(b.name == spec.bridge for b in idl_rows(api.tables["Bridge"]))
+        with api.transaction(check_error=True) as txn:  # tagged from the first moment
+            if new_bridge:  # a network with DHCP and no router yet: as the routers' agent does
+                txn.add(api.add_br(spec.bridge, may_exist=True, datapath_type=datapath_type()))
+                txn.add(api.db_set("Bridge", spec.bridge,
+                                   ("external_ids", {"floatip-owned": "true"})))
+            txn.add(api.add_port(spec.bridge, spec.device, may_exist=True, type="internal",
+                                 external_ids=ids))
+            txn.add(api.db_set("Port", spec.device, ("tag", spec.tag)))
+        self.writes += 1
+        if new_bridge:
+            idx = self._wait_device(spec.bridge)
+            self._root.link("set", index=idx, state="up")
+
+    def _wait_device(self, name: str) -> int:
+        """vswitchd creates internal devices after the commit."""
+        deadline = time.monotonic() + 15
+        while not (idx := self._root.link_lookup(ifname=name)):
+            if time.monotonic() > deadline:
+                raise DataplaneError(f"OVS did not create {name} (is ovs-vswitchd up?)")
+            time.sleep(0.005)
+        return idx[0]
+
+    def _ensure_link(self, spec: DhcpSpec) -> None:
+        ns = spec.namespace
+        with IPRoute(netns=ns, flags=0) as ipr:
+            idx = ipr.link_lookup(ifname=spec.device)
+            if not idx:
+                self._root.link("set", index=self._wait_device(spec.device), net_ns_fd=ns)
+                idx = ipr.link_lookup(ifname=spec.device)
+                self.writes += 1
+            link = ipr.get_links(idx[0])[0]
+            if link.get_attr("IFLA_ADDRESS") != spec.mac or link.get_attr("IFLA_MTU") != spec.mtu \
+                    or not link["flags"] & 1:
+                ipr.link("set", index=idx[0], address=spec.mac, mtu=spec.mtu, state="up")
+                self.writes += 1
+            have = {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                    for a in ipr.get_addr(index=idx[0], family=2)}
+            # old ones first: deleting a primary address takes its secondaries along
+            for cidr in sorted(have - set(spec.addresses)):
+                itf = ipaddress.ip_interface(cidr)
+                ipr.addr("del", index=idx[0], address=str(itf.ip),
+                         prefixlen=itf.network.prefixlen)
+                self.writes += 1
+            for cidr in sorted(set(spec.addresses) - have):
+                itf = ipaddress.ip_interface(cidr)
+                ipr.addr("add", index=idx[0], address=str(itf.ip),
+                         prefixlen=itf.network.prefixlen,
+                         broadcast=str(itf.network.broadcast_address))
+                self.writes += 1
+
+    def _ensure_dnsmasq(self, spec: DhcpSpec, pid: int | None) -> None:
+        d = self.conf_dir(spec.network_id)
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        os.chmod(d, 0o755)
+        # dnsmasq rereads its files after dropping root (as nobody): every directory above
+        # them must let others through, or it silently serves no host
+        parent = os.path.dirname(os.path.abspath(d))
+        while parent != "/":
+            if not os.stat(parent).st_mode & 0o001:
+                raise DataplaneError(f"{parent} is not traversable by others: dnsmasq could "
+                                     f"not read its files below it (choose another run dir)")
+            parent = os.path.dirname(parent)
+        changed = _write_if_changed(os.path.join(d, "host"), render_hosts(spec))
+        changed |= _write_if_changed(os.path.join(d, "opts"), render_opts(spec))
+        argv = dnsmasq_argv(spec, d, self.dnsmasq)
+        if pid is not None and not self._same_argv(pid, argv):
+            self._kill(pid)
+            pid = None
+        if pid is None:
+            if os.path.exists(os.path.join(d, "pid")):
+                self.restarts += 1
+            self._start(spec, argv)
+        elif changed:
+            os.kill(pid, signal.SIGHUP)  # rereads hosts and options, keeps its leases
+            self.writes += 1
+
+    @staticmethod
+    def _same_argv(pid: int, argv: list[str]) -> bool:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                have = f.read().split(b"\0")
+        except OSError:
+            return False
+        # ours: nsenter exec'd dnsmasq, so the process' argv is argv itself
+        return [a.decode() for a in have if a][1:] == argv[1:]
+
+    def _start(self, spec: DhcpSpec, argv: list[str]) -> None:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", ENV_KEY: spec.network_id}
+        r = subprocess.run(["nsenter", f"--net={NETNS_DIR}/{spec.namespace}", "--", *argv],
+                           capture_output=True, text=True, env=env, timeout=30)
+        if r.returncode != 0:
+            raise DataplaneError(f"dnsmasq for {spec.network_id} did not start: "
+                                 f"{r.stderr.strip()}")
+        self.writes += 1
+        log.info("dnsmasq started for network %s", spec.network_id)
+
+    @staticmethod
+    def _kill(pid: int, timeout: float = 5.0) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        return
+            except (OSError, IndexError):
+                return
+            time.sleep(0.01)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    # -- remove -------------------------------------------------------------------------
+    def remove(self, facts: DhcpFacts) -> None:
+        """dnsmasq killed by its pid (and any other process of ours in the namespace), the
+        taps and the namespace deleted, the config directory removed."""
+        if facts.pid is not None:
+            self._kill(facts.pid)
+        if facts.namespace is not None:
+            for pid in pnetns.ns_pids().get(facts.namespace, []):
+                try:
+                    with open(f"/proc/{pid}/environ", "rb") as f:
+                        if f"{ENV_KEY}={facts.network_id}".encode() in f.read().split(b"\0"):
+                            self._kill(pid)
+                except OSError:
+                    pass
+        for name in facts.ports:
+            self._del_port(name)
+        if facts.namespace is not None:
+            pnetns.remove(facts.namespace)
+            self.writes += 1
+        shutil.rmtree(self.conf_dir(facts.network_id), ignore_errors=True)
+        log.info("DHCP for network %s removed", facts.network_id)
+
+    def _del_port(self, name: str) -> None:
+        self.ovs.del_port(name, if_exists=True).execute(check_error=True)
+        self.writes += 1
