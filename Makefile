@@ -44,7 +44,7 @@ keystone-venv: $(KVENV)/.stamp
 $(KVENV)/.stamp:
 	test -x $(KVENV)/bin/python || python3 -m venv $(KVENV)
 	$(KVENV)/bin/pip install -q --upgrade pip
-	$(KVENV)/bin/pip install -q keystone gunicorn python-openstackclient
+	$(KVENV)/bin/pip install -q keystone gunicorn python-openstackclient psycopg2-binary
 	touch $@
 
 tempest-venv: $(TVENV)/.stamp

@@ -51,7 +51,11 @@ def free_port() -> int:
 class Keystone:
     REGION = "RegionOne"
 
-    def __init__(self):
+    def __init__(self, db_url: str | None = None, workers: int = 1, threads: int = 1):
+        """``db_url``: a PostgreSQL database for Keystone (then ``workers``/``threads`` may be
+        more than 1); default SQLite in the temp dir, served by one thread."""
+        self.db_url = db_url
+        self.workers, self.threads = workers, threads
         self.dir = Path(tempfile.mkdtemp(prefix="fk-keystone-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v3"
@@ -70,7 +74,7 @@ class Keystone:
         (d / "keystone.conf").write_text(f"""[DEFAULT]
 log_file = {d}/log/keystone.log
 [database]
-connection = sqlite:///{d}/keystone.db
+connection = {self.db_url or f"sqlite:///{d}/keystone.db"}
 [token]
 provider = fernet
 expiration = 86400
@@ -108,7 +112,8 @@ password_hash_rounds = 4
         log = open(d / "log" / "gunicorn.log", "ab")
         self.proc = subprocess.Popen(
             [str(KVENV / "bin/gunicorn"), "--chdir", str(d), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--threads", "1", "--timeout", "120",
+             "--workers", str(self.workers), "--threads", str(self.threads),
+             "--timeout", "120",
              "keystone_wsgi:application"],
             env=genv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)

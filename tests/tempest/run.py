@@ -8,6 +8,7 @@ failure. ``TEMPEST_REGEX`` narrows the run, ``TEMPEST_CONCURRENCY`` (default 2).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 
 import keystoneserver  # noqa: E402
+import pgserver  # noqa: E402
 from floatip.api.auth import AuthSettings  # noqa: E402
 from floatip.server import Server, free_port  # noqa: E402
 
@@ -38,7 +40,21 @@ def main() -> int:
         return 2
     ws = Path(tempfile.mkdtemp(prefix="fk-tempest-"))
     t0 = time.monotonic()
-    ks = keystoneserver.Keystone().start()
+    # Keystone on PostgreSQL with several workers: Tempest creates a project and users per
+    # test class, and one SQLite writer made Keystone the bottleneck
+    pg = pgserver.PgServer().start() if not pgserver.missing() else None
+    with contextlib.ExitStack() as stack:
+        if pg is not None:
+            stack.callback(pg.stop)
+            url = stack.enter_context(pgserver.fresh_database(pg.url))
+            ks = keystoneserver.Keystone(url, workers=3, threads=2)
+        else:
+            ks = keystoneserver.Keystone()
+        return run(ws, ks, t0)
+
+
+def run(ws: Path, ks, t0: float) -> int:
+    ks.start()
     srv = None
     try:
         srv = Server(f"sqlite:///{ws}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
@@ -73,7 +89,7 @@ def main() -> int:
         t1 = time.monotonic()
         r = subprocess.run([str(TVENV / "bin/tempest"), "run", "--config-file", str(cf),
                             "--regex", REGEX, "--concurrency",
-                            os.environ.get("TEMPEST_CONCURRENCY", "2")],
+                            os.environ.get("TEMPEST_CONCURRENCY", "3")],
                            cwd=ws / "ws", env=env, capture_output=True, text=True)
         out = r.stdout + r.stderr
         (ws / "tempest-out.log").write_text(out)
