@@ -93,9 +93,10 @@ def run(ws: Path, ks, t0: float) -> int:
                            cwd=ws / "ws", env=env, capture_output=True, text=True)
         out = r.stdout + r.stderr
         (ws / "tempest-out.log").write_text(out)
-        fails = re.findall(r"\{\d+\} (\S+) \[[\d.]+s\] \.\.\. FAILED", out)
-        for name in fails:
-            print("FAILED", name)
+        lines = out.splitlines()
+        for i, line in enumerate(lines):  # each failure with its traceback, for CI logs
+            if line.endswith("... FAILED"):
+                print("\n".join(lines[i:i + 60]))
         totals = re.search(r"Totals\n=+\n(.*?)\n\n", out, re.S)
         print(totals.group(1) if totals else out[-3000:])
         print(f"tempest run {time.monotonic() - t1:.0f}s (setup {t1 - t0:.0f}s); "
