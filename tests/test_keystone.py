@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import uuid
 
 import httpx
@@ -310,3 +311,38 @@ def test_main_steps_with_the_openstack_cli_as_a_member(cloud):
                  ("router", "remove", "subnet", router["id"], "cli-subnet"),
                  ("router", "delete", router["id"]), ("network", "delete", net["id"])):
         subprocess.run([f"{BIN}/openstack", *args], env=env, check=True, timeout=120)
+
+
+def test_floatip_serve_with_a_config_file(cloud, tmp_path):
+    """``floatip serve --config FILE`` as an operator runs it: keystone auth from the file,
+    the password in the file only (not in ``ps``, not in the log)."""
+    ks, a = cloud["ks"], cloud["users"]["a"]
+    port = free_port()
+    conf = tmp_path / "floatip.conf"
+    authtoken = "\n".join(f"{k} = {v}" for k, v in ks.authtoken().items())
+    conf.write_text(f"[DEFAULT]\nbind_port = {port}\nauth_strategy = keystone\nagent = false\n"
+                    f"[database]\nconnection = sqlite:///{tmp_path}/floatip.db\n"
+                    f"[keystone_authtoken]\n{authtoken}\n")
+    conf.chmod(0o600)
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([f"{BIN}/floatip", "serve", "--config", str(conf)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                httpx.get(url + "/", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.1)
+        assert httpx.get(url + "/v2.0/networks").status_code == 401
+        r = httpx.get(url + "/v2.0/networks", headers={"X-Auth-Token": a.token})
+        assert r.status_code == 200, r.text
+        cmdline = open(f"/proc/{proc.pid}/cmdline", "rb").read().decode()
+        assert ks.service_password not in cmdline
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert ks.service_password not in log.read_text()
