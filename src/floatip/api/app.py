@@ -14,6 +14,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,6 +27,7 @@ from . import agent_list, agents, resources as resource_routes
 from .auth import AuthMiddleware, AuthSettings
 from .errors import from_validation, neutron_error
 from .resources import RESOURCES
+from .schemas.errors import NeutronErrorBody
 
 log = logging.getLogger("floatip.api")
 
@@ -33,7 +35,8 @@ MAX_BODY = 1024 * 1024  # bytes; Neutron's default max_request_body_size is 1146
 
 
 class BodyLimit:
-    """Refuses a request body over ``limit`` bytes with 413 before anything parses it."""
+    """Refuses a request body over ``limit`` bytes with 413 before anything parses it.
+    (Starlette's RequestBodyLimitMiddleware answers in plain text, not Neutron's body.)"""
 
     def __init__(self, app, limit: int = MAX_BODY):
         self.app, self.limit = app, limit
@@ -65,6 +68,20 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document without its 422 answers: refusals here are Neutron's 400."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        for ops in doc["paths"].values():
+            for op in ops.values():
+                op.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            doc.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
 def create_app(db: Database, auth: AuthSettings | None = None,
                policy_file: str | None = None, backend=None) -> FastAPI:
     app = FastAPI(title="floatip", description="Neutron v2.0 API for floating IPs",
@@ -76,12 +93,15 @@ def create_app(db: Database, auth: AuthSettings | None = None,
         return neutron_error(e.type, e.message, e.code)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_req: Request, e: RequestValidationError):
-        return neutron_error(*from_validation(list(e.errors())))
+    async def _invalid(req: Request, e: RequestValidationError):
+        path = req.url.path
+        enveloped = path.startswith("/v2.0/") and not path.endswith("_interface")
+        return neutron_error(*from_validation(list(e.errors()), enveloped))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, e: StarletteHTTPException):
-        typ = {404: "HTTPNotFound", 405: "HTTPMethodNotAllowed"}.get(e.status_code, "HTTPError")
+        typ = {404: "HTTPNotFound", 405: "HTTPMethodNotAllowed",
+               413: "HTTPRequestEntityTooLarge"}.get(e.status_code, "HTTPError")
         return neutron_error(typ, str(e.detail), e.status_code)
 
     @app.exception_handler(IntegrityError)
@@ -128,7 +148,7 @@ def create_app(db: Database, auth: AuthSettings | None = None,
     def extensions():
         return {"extensions": [ext(a) for a in EXTENSIONS]}
 
-    @app.get("/v2.0/extensions/{alias}")
+    @app.get("/v2.0/extensions/{alias}", responses={404: {"model": NeutronErrorBody}})
     def extension(alias: str):
         if alias not in EXTENSIONS:
             raise NeutronError(f"Extension with alias {alias} does not exist",
@@ -139,6 +159,7 @@ def create_app(db: Database, auth: AuthSettings | None = None,
     app.include_router(resource_routes.router(db, access))
     app.include_router(agents.router(db))
     app.include_router(agent_list.router(access.policy, backend))
+    app.openapi = lambda: _openapi(app)
     # outermost first to run: who is calling, then the body limit
     app.add_middleware(BodyLimit)
     app.add_middleware(AuthMiddleware, settings=auth or AuthSettings())

@@ -23,7 +23,8 @@ RESOURCES = {"networks": "network", "subnets": "subnet", "ports": "port", "route
              "floatingips": "floatingip"}
 
 ERR = {"model": NeutronErrorBody}
-READ_ERRORS = {400: ERR, 404: ERR, 500: ERR, 503: ERR}
+LIST_ERRORS = {400: ERR, 500: ERR, 503: ERR}
+READ_ERRORS = {**LIST_ERRORS, 404: ERR}
 WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 413: ERR}
 PAGING = [("fields", {"type": "array", "items": {"type": "string"}},
            "attributes to show (repeatable)"),
@@ -116,17 +117,18 @@ def router(db: Database, access: Access) -> APIRouter:
 
         for path in (f"/v2.0/{coll}", f"/v2.0/{coll}.json"):
             api.add_api_route(path, list_, methods=["GET"], name=f"list_{coll}", tags=tag,
-                              response_model=None, responses={200: {"model": schemas.many},
-                                                               **READ_ERRORS},
+                              response_model=None, responses={200: {"model": schemas.listed},
+                                                               **LIST_ERRORS},
                               openapi_extra={"parameters": list_parameters(kind)},
                               include_in_schema=not path.endswith(".json"))
             api.add_api_route(path, create, methods=["POST"], name=f"create_{kind}", tags=tag,
                               status_code=201, response_model=None,
-                              responses={201: {"model": schemas.one}, **WRITE_ERRORS},
+                              responses={201: {"model": schemas.one | schemas.many},
+                                         **WRITE_ERRORS},
                               include_in_schema=not path.endswith(".json"))
         item_path = f"/v2.0/{coll}/{{rid}}"
         api.add_api_route(item_path, show, methods=["GET"], name=f"show_{kind}", tags=tag,
-                          response_model=None, responses={200: {"model": schemas.one},
+                          response_model=None, responses={200: {"model": schemas.shown},
                                                           **READ_ERRORS},
                           openapi_extra={"parameters": [p for p in list_parameters(kind)
                                                         if p["name"] == "fields"]})

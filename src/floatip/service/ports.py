@@ -49,6 +49,10 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
     for key in ("name", "description", "device_id", "device_owner", "admin_state_up"):
         if key in d:
             setattr(port, key, d[key])
+    if d.get("device_owner") and "fixed_ips" not in d:  # a new owner may not hold a gateway
+        check_requested(s, _must(s, "network", port.network_id),
+                        [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                         for a in port.fixed_ips], port.device_owner)
     if "binding:host_id" in d:
         port.host_id = d["binding:host_id"]
     if d.get("mac_address") and d["mac_address"] != port.mac_address:

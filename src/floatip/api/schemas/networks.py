@@ -45,7 +45,8 @@ class NetworkCreate(NetworkUpdate):
 
 class CreateNetworkRequest(BaseModel):
     network: NetworkCreate | None = None
-    networks: list[NetworkCreate] | None = Field(None, description="bulk create")
+    networks: list[NetworkCreate] | None = Field(
+        None, min_length=1, description="bulk create")
 
     _envelope = model_validator(mode="before")(
         classmethod(lambda cls, d: envelope(d, "network", "networks")))
