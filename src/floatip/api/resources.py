@@ -23,7 +23,7 @@ RESOURCES = {"networks": "network", "subnets": "subnet", "ports": "port", "route
              "floatingips": "floatingip"}
 
 ERR = {"model": NeutronErrorBody}
-LIST_ERRORS = {400: ERR, 500: ERR, 503: ERR}
+LIST_ERRORS = {400: ERR, 401: ERR, 403: ERR, 500: ERR, 503: ERR}  # 401, 403: keystone, policy
 READ_ERRORS = {**LIST_ERRORS, 404: ERR}
 WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 413: ERR}
 PAGING = [("fields", {"type": "array", "items": {"type": "string"}},
