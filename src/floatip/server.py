@@ -14,6 +14,7 @@ from .api.app import create_app
 from .api.auth import AuthSettings
 from .backends.kernel import KernelBackend
 from .backends.local import LocalSource
+from .backends.ovn import OvnBackend, OvnConfig
 from .core.errors import NeutronError
 from .core.layout import AgentConfig
 from .store.database import Database
@@ -35,8 +36,11 @@ class Server:
     def __init__(self, db_url: str = DEFAULT_DB, listen: str = "127.0.0.1:9696",
                  config: AgentConfig = AgentConfig(), *, agent: bool = True,
                  interval: float = 30.0, prune_scope: str = "all", host: str | None = None,
-                 agent_options: dict | None = None, auth: AuthSettings | None = None,
+                 agent_options: dict | None = None, backend: str = "kernel",
+                 ovn: OvnConfig | dict | None = None, auth: AuthSettings | None = None,
                  policy_file: str | None = None):
+        """``backend``: "kernel" (this host's agent) or "ovn" (``ovn``: NB/SB addresses and
+        options, see backends.ovn.OvnConfig); ``agent=False``: none."""
         self.host, self.port = parse_listen(listen)
         auth = auth or AuthSettings()
         if auth.strategy == "noauth" and not is_loopback(self.host):
@@ -45,9 +49,17 @@ class Server:
                                f"auth_strategy = keystone (and its keystone_authtoken section) "
                                f"or listen on 127.0.0.1.")
         self.db = Database(db_url)
-        self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
-                                     prune_scope=prune_scope, host=host,
-                                     **(agent_options or {})) if agent else None
+        if not agent:
+            self.backend = None
+        elif backend == "ovn":
+            self.backend = OvnBackend(LocalSource(self.db), {"interval": interval, **(
+                ovn.__dict__ if isinstance(ovn, OvnConfig) else dict(ovn or {}))})
+        elif backend == "kernel":
+            self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
+                                         prune_scope=prune_scope, host=host,
+                                         **(agent_options or {}))
+        else:
+            raise NeutronError(f"backend {backend!r}: kernel or ovn")
         self.app = create_app(self.db, auth, policy_file, self.backend)
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)

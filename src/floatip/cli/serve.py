@@ -59,8 +59,19 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                                    "database does not want; known: only "
                                                    "routers it ever had [all]."),
           dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
-          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT):
-    """The Neutron v2.0 API and the agent, in one process."""
+          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT,
+          backend: str = typer.Option("kernel", "--backend", envvar="FLOATIP_BACKEND",
+                                      help="kernel: this host's agent; ovn: OVN Northbound."),
+          ovn_nb: str = typer.Option("unix:/var/run/ovn/ovnnb_db.sock", "--ovn-nb",
+                                     envvar="FLOATIP_OVN_NB", help="OVN Northbound (ovsdb)."),
+          ovn_sb: str = typer.Option("unix:/var/run/ovn/ovnsb_db.sock", "--ovn-sb",
+                                     envvar="FLOATIP_OVN_SB", help="OVN Southbound (ovsdb)."),
+          ovn_distributed_fip: bool = typer.Option(
+              False, "--ovn-distributed-fip",
+              help="Floating IPs on the VM's chassis when it maps the external network."),
+          ovn_owner: str = typer.Option("", "--ovn-owner",
+                                        help="Marker in external_ids (default floatip@HOST).")):
+    """The Neutron v2.0 API and a backend (the agent, or OVN), in one process."""
     host, _, port = (listen or "").rpartition(":") if listen else (None, None, None)
     try:
         cfg = load_config(config, {("DEFAULT", "bind_host"): host or None,
@@ -75,7 +86,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
         interval = float(cfg.get("DEFAULT", "interval"))
     except (NeutronError, ValueError) as e:
         _fail(NeutronError(str(e)))
-    if agent and os.geteuid() != 0:
+    if agent and backend == "kernel" and os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run as root, or "
                            "use --no-agent"))
     logging.getLogger("floatip").setLevel(min(logging.getLogger().level, logging.INFO))
@@ -86,11 +97,14 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
         srv = Server(cfg.get("database", "connection"), cfg.listen, Ctx.config, agent=agent,
                      interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
-                     agent_options=_services(dhcp, metadata, nova, secret, run_dir))
+                     agent_options=_services(dhcp, metadata, nova, secret, run_dir),
+                     backend=backend, ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
+                                           "distributed_fip": ovn_distributed_fip})
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
-              + (", agent on" if agent else "") + f", auth {auth.strategy}", highlight=False)
+              + (f", backend {backend}" if agent else "") + f", auth {auth.strategy}",
+              highlight=False)
     srv.run()
 
 
