@@ -123,3 +123,16 @@ def ovn_nb(ovn_lab):
     api = type("LabNbApi", (impl_idl.OvnNbApiIdlImpl,), {})(conn)
     yield api
     conn.stop()
+@pytest.fixture(scope="session")
+def keystone():
+    """A real Keystone for this session (tests/keystoneserver.py: its own virtualenv, SQLite,
+    gunicorn on a free loopback port), removed at the end."""
+    import keystoneserver
+    why = keystoneserver.missing()
+    if why:
+        pytest.skip(f"Keystone tests skipped: {why}")
+    ks = keystoneserver.Keystone().start()
+    try:
+        yield ks
+    finally:
+        ks.stop()

@@ -3,6 +3,7 @@ desired state leaves the API (``backends.base.Backend``): the kernel backend (th
 agent) or none (``--no-agent``: the API alone, agents on other hosts follow it)."""
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ import time
 import uvicorn
 
 from .api.app import create_app
+from .api.auth import AuthSettings
 from .backends.kernel import KernelBackend
 from .backends.local import LocalSource
 from .backends.ovn import OvnBackend, OvnConfig
@@ -35,12 +37,18 @@ class Server:
                  config: AgentConfig = AgentConfig(), *, agent: bool = True,
                  interval: float = 30.0, prune_scope: str = "all", host: str | None = None,
                  agent_options: dict | None = None, backend: str = "kernel",
-                 ovn: OvnConfig | dict | None = None):
+                 ovn: OvnConfig | dict | None = None, auth: AuthSettings | None = None,
+                 policy_file: str | None = None):
         """``backend``: "kernel" (this host's agent) or "ovn" (``ovn``: NB/SB addresses and
         options, see backends.ovn.OvnConfig); ``agent=False``: none."""
         self.host, self.port = parse_listen(listen)
+        auth = auth or AuthSettings()
+        if auth.strategy == "noauth" and not is_loopback(self.host):
+            raise NeutronError(f"auth_strategy = noauth lets every caller act as admin: it is "
+                               f"allowed only on a loopback address, not {self.host}. Set "
+                               f"auth_strategy = keystone (and its keystone_authtoken section) "
+                               f"or listen on 127.0.0.1.")
         self.db = Database(db_url)
-        self.app = create_app(self.db)
         if not agent:
             self.backend = None
         elif backend == "ovn":
@@ -52,6 +60,7 @@ class Server:
                                          **(agent_options or {}))
         else:
             raise NeutronError(f"backend {backend!r}: kernel or ovn")
+        self.app = create_app(self.db, auth, policy_file, self.backend)
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
@@ -106,6 +115,15 @@ class Server:
         with self.db.tx(notify=False) as s:
             want = generation(s)
         return self.backend.wait_synced(want, timeout)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def free_port() -> int:

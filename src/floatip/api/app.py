@@ -19,9 +19,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import NeutronError
+from ..service.access import Access
 from ..service.extensions import EXTENSIONS
+from ..service.policy import Policy
 from ..store.database import Database
-from . import agents, resources as resource_routes
+from . import agent_list, agents, resources as resource_routes
+from .auth import AuthMiddleware, AuthSettings
 from .errors import from_validation, neutron_error
 from .resources import RESOURCES
 from .schemas.errors import NeutronErrorBody
@@ -79,7 +82,8 @@ def _openapi(app: FastAPI) -> dict:
     return app.openapi_schema
 
 
-def create_app(db: Database) -> FastAPI:
+def create_app(db: Database, auth: AuthSettings | None = None,
+               policy_file: str | None = None, backend=None) -> FastAPI:
     app = FastAPI(title="floatip", description="Neutron v2.0 API for floating IPs",
                   version="2.0", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.db = db
@@ -151,8 +155,12 @@ def create_app(db: Database) -> FastAPI:
                                "ExtensionNotFound", 404)
         return {"extension": ext(alias)}
 
-    app.include_router(resource_routes.router(db))
+    access = Access(Policy(policy_file))
+    app.include_router(resource_routes.router(db, access))
     app.include_router(agents.router(db))
+    app.include_router(agent_list.router(access.policy, backend))
     app.openapi = lambda: _openapi(app)
+    # outermost first to run: who is calling, then the body limit
     app.add_middleware(BodyLimit)
+    app.add_middleware(AuthMiddleware, settings=auth or AuthSettings())
     return app

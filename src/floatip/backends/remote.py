@@ -13,9 +13,10 @@ log = logging.getLogger("floatip.agent")
 
 
 class RemoteSource:
-    def __init__(self, url: str):
-        self.client = Client(url)
+    def __init__(self, url: str, secret: str | None = None):
+        self.client = Client(url, secret=secret)
         self.url = url
+        self.secret = secret
 
     def snapshot(self) -> dict:
         doc = self.client.agent_state()
@@ -30,7 +31,7 @@ class RemoteSource:
 
     def watch(self, wake: threading.Event, stop: threading.Event) -> None:
         def loop():
-            c = Client(self.url)
+            c = Client(self.url, secret=self.secret)
             gen = -1
             while not stop.is_set():
                 try:

@@ -17,6 +17,10 @@ EXTENSIONS = {
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields"),
     "project-id": ("project_id field enabled", "Extension that indicates project_id is enabled"),
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource"),
+    "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
+    "agent": ("agent", "The agent management extension."),
+    "subnet-external-network": ("Subnet External Network", "Informs if the subnet is "
+                                "associated to an external network."),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

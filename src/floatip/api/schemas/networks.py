@@ -21,6 +21,8 @@ class NetworkUpdate(Resource):
     admin_state_up: Bool = True
     shared: Bool = False
     mtu: Int = Field(1500, description="68 through 9216")
+    external: Bool = Field(False, alias="router:external",
+                           description="admins only; the network must have no ports")
 
 
 class NetworkCreate(NetworkUpdate):

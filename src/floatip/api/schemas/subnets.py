@@ -30,6 +30,9 @@ class SubnetUpdate(Resource):
     enable_dhcp: Bool = True
     dns_nameservers: Nameservers = []
     host_routes: HostRoutes = []
+    gateway_ip: IPAddress | None = Field(
+        None, description="a host address outside the allocation pools, not in use; "
+                          "null: no gateway")
 
     @model_validator(mode="after")
     def _versions(self) -> "SubnetUpdate":
