@@ -30,8 +30,11 @@ ovs:
 demo: install
 	$(VENV)/bin/floatip demo
 
-test: install keystone-venv
+# Everything: the pytest suite (kernel, OVN, Keystone, PostgreSQL: each started by its fixtures),
+# then Tempest's network API tests against a throw-away Keystone and floatip server.
+test: install keystone-venv tempest-venv
 	$(VENV)/bin/pytest -q -ra
+	$(PY) tests/tempest/run.py
 
 bench: install
 	$(PY) benchmarks/run.py
