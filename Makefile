@@ -6,7 +6,7 @@ APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iput
 	ethtool iproute2 procps util-linux kmod python3-venv python3-dev gcc \
 	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client curl cloud-init
 
-.PHONY: install demo test bench ovs clean
+.PHONY: install demo test bench ovs clean keystone-venv tempest-venv tempest
 
 install: .stamp-apt $(VENV)/.stamp ovs
 
@@ -30,14 +30,40 @@ ovs:
 demo: install
 	$(VENV)/bin/floatip demo
 
-test: install
+# Everything: the pytest suite (kernel, OVN, Keystone, PostgreSQL: each started by its fixtures),
+# then Tempest's network API tests against a throw-away Keystone and floatip server.
+test: install keystone-venv tempest-venv
 	$(VENV)/bin/pytest -q -ra
+	$(PY) tests/tempest/run.py
 
 bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/control_plane.py --routers 1 --fips 100
 	$(PY) benchmarks/control_plane.py --routers 1 --fips 10000
 	$(PY) benchmarks/control_plane.py --routers 100 --fips 10000
+	$(PY) benchmarks/ovn_bench.py --fips 100
+
+# Keystone and Tempest live in their own virtualenvs (their pins must not touch floatip's).
+KVENV := .venv-keystone
+TVENV := .venv-tempest
+
+keystone-venv: $(KVENV)/.stamp
+$(KVENV)/.stamp:
+	test -x $(KVENV)/bin/python || python3 -m venv $(KVENV)
+	$(KVENV)/bin/pip install -q --upgrade pip
+	$(KVENV)/bin/pip install -q keystone gunicorn python-openstackclient psycopg2-binary
+	touch $@
+
+tempest-venv: $(TVENV)/.stamp
+$(TVENV)/.stamp:
+	test -x $(TVENV)/bin/python || python3 -m venv $(TVENV)
+	$(TVENV)/bin/pip install -q --upgrade pip
+	$(TVENV)/bin/pip install -q tempest
+	touch $@
+
+# Tempest's tempest.api.network (IPv4) against a throw-away Keystone and floatip server.
+tempest: install keystone-venv tempest-venv
+	$(PY) tests/tempest/run.py
 
 clean:
-	rm -rf $(VENV) .stamp-apt
+	rm -rf $(VENV) $(KVENV) $(TVENV) .stamp-apt

@@ -87,3 +87,52 @@ def topo(lab, dataplane, nat_driver):
     t = Topo(lab, dataplane, nat_driver)
     yield t
     t.close()
+
+
+def _ovn_ready() -> str | None:
+    for tool in ("ovn-northd", "ovn-controller", "ovsdb-server", "ovs-vswitchd", "ovsdb-tool"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (run `make install`)"
+    return None
+
+
+@pytest.fixture
+def ovn_lab(tmp_path_factory):
+    """Two OVN chassis (the first a gateway with the upstream host), central NB/SB and
+    northd, all in namespaces and run directories of this test (prefix ``fo``)."""
+    if KERNEL_SKIP:
+        pytest.skip(KERNEL_SKIP)
+    why = _ovn_ready()
+    if why:
+        pytest.skip(why)
+    from floatip.ovnlab import OvnLab
+    lab = OvnLab("fo").start()
+    yield lab
+    left = lab.close()
+    assert not left, f"could not clean up: {left}"
+
+
+@pytest.fixture
+def ovn_nb(ovn_lab):
+    """An ovsdbapp OVN Northbound API on the lab's NB database."""
+    from ovsdbapp.backend.ovs_idl import connection
+    from ovsdbapp.schema.ovn_northbound import impl_idl
+    idl = connection.OvsdbIdl.from_server(ovn_lab.nb, "OVN_Northbound")
+    conn = connection.Connection(idl, timeout=10)
+    # ovsdbapp keeps the connection per class: a class of this fixture's own
+    api = type("LabNbApi", (impl_idl.OvnNbApiIdlImpl,), {})(conn)
+    yield api
+    conn.stop()
+@pytest.fixture(scope="session")
+def keystone():
+    """A real Keystone for this session (tests/keystoneserver.py: its own virtualenv, SQLite,
+    gunicorn on a free loopback port), removed at the end."""
+    import keystoneserver
+    why = keystoneserver.missing()
+    if why:
+        pytest.skip(f"Keystone tests skipped: {why}")
+    ks = keystoneserver.Keystone().start()
+    try:
+        yield ks
+    finally:
+        ks.stop()

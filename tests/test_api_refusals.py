@@ -29,9 +29,16 @@ def topo(server):
         t = Topo(c, tenant_cidr="100.64.30.0/24", pool=("203.0.113.60", "203.0.113.70"))
         vm = t.port()
         fip = ok(t.fip(), 201)["floatingip"]
-    return {"ext": t.ext["id"], "ext_subnet": t.ext_subnet["id"], "net": t.net["id"],
-            "subnet": t.subnet["id"], "router": t.router["id"], "port": vm["id"],
-            "vm_ip": vm["fixed_ips"][0]["ip_address"], "fip": fip["id"],
+        # a port without owner on a subnet's gateway: about to become a router interface
+        lone = ok(c.post("/v2.0/networks", json={"network": {"name": uniq()}}), 201)["network"]
+        ok(c.post("/v2.0/subnets", json={"subnet": {"network_id": lone["id"],
+                                                    "cidr": "100.64.33.0/24"}}), 201)
+        gw_port = ok(c.post("/v2.0/ports", json={"port": {
+            "network_id": lone["id"], "fixed_ips": [{"ip_address": "100.64.33.1"}]}}),
+            201)["port"]
+    return {"gw_port": gw_port["id"], "ext": t.ext["id"], "ext_subnet": t.ext_subnet["id"],
+            "net": t.net["id"], "subnet": t.subnet["id"], "router": t.router["id"],
+            "port": vm["id"], "vm_ip": vm["fixed_ips"][0]["ip_address"], "fip": fip["id"],
             "fip_ip": fip["floating_ip_address"]}
 
 
@@ -181,8 +188,39 @@ CASES = [
     ("vm-on-gateway", "POST", PORT, port(device_owner="compute:nova",
                                          fixed_ips=[{"ip_address": "100.64.30.1"}]), 409,
      "IpAddressInUse"),
+    ("gateway-port-to-vm", "PUT", PORT + "/{gw_port}",
+     {"port": {"device_owner": "compute:nova"}}, 409, "IpAddressInUse"),
     ("vm-on-broadcast", "POST", PORT, port(fixed_ips=[{"ip_address": "100.64.30.255"}]), 400,
      "InvalidIpForSubnet"),
+    # IPv6 values: parsed, then refused where floatip is IPv4-only
+    ("v6-gateway", "POST", SUB, sub(gateway_ip="2001:db8::1"), 400, "InvalidInput"),
+    ("v6-nameserver", "PUT", SUB + "/{subnet}", {"subnet": {"dns_nameservers": ["2001:db8::53"]}},
+     400, "InvalidInput"),
+    ("v6-fixed-ip", "POST", PORT, port(fixed_ips=[{"ip_address": "2001:db8::5"}]), 400,
+     "BadRequest"),
+    ("v6-fip", "POST", FIP, fip(floating_ip_address="2001:db8::7"), 400, "BadRequest"),
+    ("v6-route", "PUT", RTR + "/{router}", {"router": {"routes": [
+        {"destination": "2001:db8:1::/64", "nexthop": "2001:db8::9"}]}}, 400, "InvalidRoutes"),
+    ("v6-subnet", "POST", SUB, sub("2001:db8::/64", ip_version=6), 400, "BadRequest"),
+    # addresses written the ways Neutron refuses
+    ("ip-leading-zero", "POST", PORT, port(fixed_ips=[{"ip_address": "100.64.030.9"}]), 400,
+     "HTTPBadRequest"),
+    ("ip-whitespace", "POST", FIP, fip(floating_ip_address=" 203.0.113.62"), 400,
+     "HTTPBadRequest"),
+    ("ip-short", "POST", SUB, sub(gateway_ip="100.64.31"), 400, "HTTPBadRequest"),
+    # a bulk create is all or nothing: the second subnet overlaps the first
+    ("bulk-second-fails", "POST", SUB, {"subnets": [
+        {"network_id": "{net}", "cidr": "100.64.32.0/24"},
+        {"network_id": "{net}", "cidr": "100.64.32.0/25"}]}, 400, "InvalidInput"),
+    # the floatip-metadata port attributes are text too
+    ("user-data-surrogate", "PUT", PORT + "/{port}", {"port": {"floatip:user_data": S}}, 400,
+     "HTTPBadRequest"),
+    ("user-data-nul", "POST", PORT, port(**{"floatip:user_data": "#!/bin/sh\x00"}), 400,
+     "HTTPBadRequest"),
+    ("public-key-nul", "PUT", PORT + "/{port}", {"port": {"floatip:public_keys": {
+        "k": "ssh-ed25519 AAAA\x00"}}}, 400, "HTTPBadRequest"),
+    ("public-keys-list", "PUT", PORT + "/{port}", {"port": {"floatip:public_keys": ["k"]}},
+     400, "HTTPBadRequest"),
     # a 20 MB body
     ("body-20mb", "POST", NET, '{"network": {"name": "' + "x" * 20_000_000 + '"}}', 413,
      "HTTPRequestEntityTooLarge"),
@@ -233,3 +271,38 @@ def test_dump_sees_a_change(server, topo):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         ok(c.put(f"/v2.0/networks/{topo['net']}", json={"network": {"description": uniq()}}))
     assert dump(server.db) != before
+
+
+def test_status_reports_in_every_form_an_agent_sends(server, topo):
+    """The typed status report takes what agents send: plain statuses, [status, revision]
+    for floating IPs, port status and binding host."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        rev = ok(c.get(f"/v2.0/floatingips/{topo['fip']}"))["floatingip"]["revision_number"]
+        r = ok(c.post("/floatip/v1/status", json={
+            "floatingips": {topo["fip"]: ["ERROR", rev]}, "routers": {topo["router"]: "ACTIVE"},
+            "ports": {topo["port"]: {"status": "ACTIVE", "host": "fa-host"}}}))
+        assert r["changed"] >= 2
+        assert ok(c.get(f"/v2.0/floatingips/{topo['fip']}"))["floatingip"]["status"] == "ERROR"
+        p = ok(c.get(f"/v2.0/ports/{topo['port']}"))["port"]
+        assert p["status"] == "ACTIVE" and p["binding:host_id"] == "fa-host"
+        assert ok(c.post("/floatip/v1/status", json={}))["changed"] == 0
+
+
+def test_an_unexpected_error_is_a_neutron_500_and_logged(tmp_path, caplog):
+    """What the fuzzing must never find still answers in Neutron's body, and says so in the
+    log: the real server with one more route that fails the way a bug would."""
+    from floatip.server import Server, free_port
+
+    def broken():
+        raise RuntimeError("a bug")
+    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}", agent=False)
+    srv.app.add_api_route("/fa-broken", broken)
+    srv.start()
+    try:
+        r = httpx.get(f"{srv.url}/fa-broken", timeout=30)
+    finally:
+        srv.close()
+    assert r.status_code == 500
+    assert r.json()["NeutronError"]["type"] == "InternalServerError"
+    assert "a bug" not in r.text  # the log has the details, the client does not
+    assert any(rec.name == "floatip.api" and rec.exc_info for rec in caplog.records)

@@ -41,17 +41,18 @@ TCP_PORT = 8080
 class Env:
     """Bridges, an upstream host on the external bridge and two empty VM namespaces."""
 
-    def __init__(self, lab: L.Lab):
+    def __init__(self, lab: L.Lab, prefix: str = "fa"):
         sfx = uuid.uuid4().hex[:5]
         self.sfx = sfx
         self.lab = lab
-        self.int_br, self.ex_br = f"fa{sfx}i", f"fa{sfx}e"
-        self.upstream, self.vm1, self.vm2 = f"fa{sfx}up", f"fa{sfx}v1", f"fa{sfx}v2"
+        p = prefix
+        self.int_br, self.ex_br = f"{p}{sfx}i", f"{p}{sfx}e"
+        self.upstream, self.vm1, self.vm2 = f"{p}{sfx}up", f"{p}{sfx}v1", f"{p}{sfx}v2"
         self.config = AgentConfig(self.int_br, {"physnet1": self.ex_br})
         self.router_ids: set[str] = set()
         lab.bridge(self.int_br)
         lab.bridge(self.ex_br)
-        lab.host(self.upstream, self.ex_br, f"fa{sfx}u0", f"{UPSTREAM_IP}/24")
+        lab.host(self.upstream, self.ex_br, f"{p}{sfx}u0", f"{UPSTREAM_IP}/24")
         for ns in (self.vm1, self.vm2):
             L.sh("ip", "netns", "add", ns)
             lab.namespaces.append(ns)
@@ -77,12 +78,12 @@ class Env:
 
 
 @pytest.fixture
-def env():
+def env(request):
     from floatip.dataplane.ovs import datapath_type
     lab = L.Lab(datapath_type())
     e = None
     try:
-        e = Env(lab)
+        e = Env(lab, getattr(request.module, "NAME_PREFIX", "fa"))
         yield e
     finally:
         try:

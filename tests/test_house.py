@@ -8,8 +8,9 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "floatip"
 
 # A module may import from its own layer and the layers below it.
-LAYERS = {"core": 0, "store": 1, "dataplane": 1, "client": 1, "metrics": 1, "service": 2, "agent": 2,
-          "lab": 2, "api": 3, "backends": 3, "metadata": 3, "server": 4, "cli": 5}
+LAYERS = {"core": 0, "store": 1, "dataplane": 1, "client": 1, "metrics": 1, "service": 2,
+          "agent": 2, "lab": 2, "ovnlab": 2, "api": 3, "backends": 3, "metadata": 3, "server": 4,
+          "cli": 5}
 
 
 def modules() -> dict[str, Path]:

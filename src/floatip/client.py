@@ -15,10 +15,15 @@ COLLECTIONS = {"network": "networks", "subnet": "subnets", "port": "ports", "rou
 
 
 class Client:
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0):
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0,
+                 secret: str | None = None):
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout,
-                                 headers={"X-Auth-Token": "notused"})
+        # FLOATIP_TOKEN: a Keystone token for a server with auth_strategy = keystone;
+        # secret: the agents' shared secret ([agent] shared_secret)
+        headers = {"X-Auth-Token": os.environ.get("FLOATIP_TOKEN") or "notused"}
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self.http.close()

@@ -4,6 +4,7 @@ agent) or none (``--no-agent``: the API alone, agents on other hosts follow it).
 from __future__ import annotations
 
 import os
+import ipaddress
 import socket
 import threading
 import time
@@ -12,8 +13,10 @@ from dataclasses import replace
 import uvicorn
 
 from .api.app import create_app
+from .api.auth import AuthSettings
 from .backends.kernel import KernelBackend
 from .backends.local import LocalSource
+from .backends.ovn import OvnBackend, OvnConfig
 from .core.errors import NeutronError
 from .core.layout import AgentConfig
 from .store.database import Database
@@ -47,22 +50,41 @@ class Server:
     def __init__(self, db_url: str = DEFAULT_DB, listen: str = "127.0.0.1:9696",
                  config: AgentConfig = AgentConfig(), *, agent: bool = True,
                  interval: float = 30.0, prune_scope: str = "all", host: str | None = None,
-                 agent_options: dict | None = None):
+                 agent_options: dict | None = None, backend: str = "kernel",
+                 ovn: OvnConfig | dict | None = None, auth: AuthSettings | None = None,
+                 policy_file: str | None = None):
+        """``backend``: "kernel" (this host's agent) or "ovn" (``ovn``: NB/SB addresses and
+        options, see backends.ovn.OvnConfig); ``agent=False``: none."""
         self.host, self.port = parse_listen(listen)
+        auth = auth or AuthSettings()
+        if auth.strategy == "noauth" and not is_loopback(self.host):
+            raise NeutronError(f"auth_strategy = noauth lets every caller act as admin: it is "
+                               f"allowed only on a loopback address, not {self.host}. Set "
+                               f"auth_strategy = keystone (and its keystone_authtoken section) "
+                               f"or listen on 127.0.0.1.")
         self.db = Database(db_url)
         with self.db.tx(notify=False) as s:
             self.instance = instance_id(s)  # stable: kept in the database
         config = replace(config, instance=self.instance)
-        self.app = create_app(self.db)
-        self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
-                                     prune_scope=prune_scope, host=host,
-                                     **(agent_options or {})) if agent else None
+        if not agent:
+            self.backend = None
+        elif backend == "ovn":
+            self.backend = OvnBackend(LocalSource(self.db), {"interval": interval, **(
+                ovn.__dict__ if isinstance(ovn, OvnConfig) else dict(ovn or {}))})
+        elif backend == "kernel":
+            self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
+                                         prune_scope=prune_scope, host=host,
+                                         **(agent_options or {}))
+        else:
+            raise NeutronError(f"backend {backend!r}: kernel or ovn")
+        self.app = create_app(self.db, auth, policy_file, self.backend)
         self.app.state.backend = self.backend
         self.app.state.instance = self.instance
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)
             m = self.app.state.metrics
-            self.backend.agent.on_pass = m.on_pass
+            if getattr(self.backend, "agent", None) is not None:  # the kernel backend's
+                self.backend.agent.on_pass = m.on_pass
             m.watch_generation(self.db_generation)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
                                                      log_level="warning", access_log=False))
@@ -139,6 +161,15 @@ class Server:
         with self.db.tx(notify=False) as s:
             want = generation(s)
         return self.backend.wait_synced(want, timeout)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def free_port() -> int:

@@ -14,16 +14,21 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import metrics
 from ..core.errors import NeutronError
+from ..service.access import Access
 from ..service.extensions import EXTENSIONS
+from ..service.policy import Policy
 from ..store.database import Database
-from . import agents, resources as resource_routes
+from . import agent_list, agents, resources as resource_routes
+from .auth import AuthMiddleware, AuthSettings
 from .errors import from_validation, neutron_error
 from .resources import RESOURCES
+from .schemas.errors import NeutronErrorBody
 
 log = logging.getLogger("floatip.api")
 
@@ -31,7 +36,8 @@ MAX_BODY = 1024 * 1024  # bytes; Neutron's default max_request_body_size is 1146
 
 
 class BodyLimit:
-    """Refuses a request body over ``limit`` bytes with 413 before anything parses it."""
+    """Refuses a request body over ``limit`` bytes with 413 before anything parses it.
+    (Starlette's RequestBodyLimitMiddleware answers in plain text, not Neutron's body.)"""
 
     def __init__(self, app, limit: int = MAX_BODY):
         self.app, self.limit = app, limit
@@ -63,7 +69,22 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(db: Database) -> FastAPI:
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document without its 422 answers: refusals here are Neutron's 400."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        for ops in doc["paths"].values():
+            for op in ops.values():
+                op.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            doc.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def create_app(db: Database, auth: AuthSettings | None = None,
+               policy_file: str | None = None, backend=None) -> FastAPI:
     app = FastAPI(title="floatip", description="Neutron v2.0 API for floating IPs",
                   version="2.0", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.db = db
@@ -73,12 +94,15 @@ def create_app(db: Database) -> FastAPI:
         return neutron_error(e.type, e.message, e.code)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_req: Request, e: RequestValidationError):
-        return neutron_error(*from_validation(list(e.errors())))
+    async def _invalid(req: Request, e: RequestValidationError):
+        path = req.url.path
+        enveloped = path.startswith("/v2.0/") and not path.endswith("_interface")
+        return neutron_error(*from_validation(list(e.errors()), enveloped))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, e: StarletteHTTPException):
-        typ = {404: "HTTPNotFound", 405: "HTTPMethodNotAllowed"}.get(e.status_code, "HTTPError")
+        typ = {404: "HTTPNotFound", 405: "HTTPMethodNotAllowed",
+               413: "HTTPRequestEntityTooLarge"}.get(e.status_code, "HTTPError")
         return neutron_error(typ, str(e.detail), e.status_code)
 
     @app.exception_handler(IntegrityError)
@@ -125,15 +149,20 @@ def create_app(db: Database) -> FastAPI:
     def extensions():
         return {"extensions": [ext(a) for a in EXTENSIONS]}
 
-    @app.get("/v2.0/extensions/{alias}")
+    @app.get("/v2.0/extensions/{alias}", responses={404: {"model": NeutronErrorBody}})
     def extension(alias: str):
         if alias not in EXTENSIONS:
             raise NeutronError(f"Extension with alias {alias} does not exist",
                                "ExtensionNotFound", 404)
         return {"extension": ext(alias)}
 
-    app.include_router(resource_routes.router(db))
+    access = Access(Policy(policy_file))
+    app.include_router(resource_routes.router(db, access))
     app.include_router(agents.router(db))
+    app.include_router(agent_list.router(access.policy, backend))
+    app.openapi = lambda: _openapi(app)
+    # outermost first to run: who is calling, then the body limit
     app.add_middleware(BodyLimit)
+    app.add_middleware(AuthMiddleware, settings=auth or AuthSettings())
     metrics.install(app)  # /metrics and per-route latency
     return app

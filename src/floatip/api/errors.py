@@ -35,15 +35,21 @@ REASONS = {
 }
 
 
+# the keys of Neutron's request envelopes: {"network": {...}}, {"networks": [...]}
+ENVELOPES = {kind + plural for kind in ("network", "subnet", "port", "router", "floatingip")
+             for plural in ("", "s")}
+
+
 def neutron_error(type_: str, message: str, code: int) -> JSONResponse:
     # a message may quote what the client sent: escape what UTF-8 cannot encode
-    message = message.encode("utf-8", "backslashreplace").decode()
+    message = message.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
     return JSONResponse({"NeutronError": {"type": type_, "message": message, "detail": ""}},
                         status_code=code)
 
 
-def from_validation(errors: list[dict[str, Any]]) -> tuple[str, str, int]:
-    """The first refusal of a request, as Neutron states it: (type, message, code)."""
+def from_validation(errors: list[dict[str, Any]], enveloped: bool = True) -> tuple[str, str, int]:
+    """The first refusal of a request, as Neutron states it: (type, message, code).
+    ``enveloped``: the body is a resource envelope ({"network": {...}})."""
     if not errors:
         return "HTTPBadRequest", "Malformed request body", 400
     e = errors[0]
@@ -57,8 +63,11 @@ def from_validation(errors: list[dict[str, Any]]) -> tuple[str, str, int]:
     if where == "body":
         if not names:
             return "HTTPBadRequest", "Resource body required", 400
-        names = names[1:]  # the envelope key ("network")
+        if enveloped and names[0] in ENVELOPES:
+            names = names[1:]
     attr = names[0] if names else None
+    if kind == "extra_forbidden" and len(names) == 1:
+        return "HTTPBadRequest", f"Unrecognized attribute(s) '{shown(attr)}'", 400
     if kind == "missing":
         if len(names) == 1:
             return "HTTPBadRequest", (f"Failed to parse request. Required attribute "

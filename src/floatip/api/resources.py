@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..core.errors import NeutronError
-from ..service import listing, resources as svc, routers
+from ..service.access import Access
 from ..service.common import not_found
+from ..service.policy import ADMIN, Context
 from ..store.database import Database
 from .schemas import SCHEMAS
 from .schemas.base import clean_text
@@ -22,7 +23,8 @@ RESOURCES = {"networks": "network", "subnets": "subnet", "ports": "port", "route
              "floatingips": "floatingip"}
 
 ERR = {"model": NeutronErrorBody}
-READ_ERRORS = {400: ERR, 404: ERR, 500: ERR, 503: ERR}
+LIST_ERRORS = {400: ERR, 401: ERR, 403: ERR, 500: ERR, 503: ERR}  # 401, 403: keystone, policy
+READ_ERRORS = {**LIST_ERRORS, 404: ERR}
 WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 413: ERR}
 PAGING = [("fields", {"type": "array", "items": {"type": "string"}},
            "attributes to show (repeatable)"),
@@ -68,7 +70,12 @@ def list_parameters(kind: str) -> list[dict]:
     return params
 
 
-def router(db: Database) -> APIRouter:
+def ctx_of(request: Request) -> Context:
+    """The caller, from ``api.auth.AuthMiddleware`` (the app without it: an admin)."""
+    return getattr(request.state, "ctx", ADMIN)
+
+
+def router(db: Database, access: Access) -> APIRouter:
     api = APIRouter()
 
     def run(fn: Callable, *args, write: bool = True):
@@ -82,44 +89,46 @@ def router(db: Database) -> APIRouter:
 
         def list_(request: Request):
             query = checked_query(list(request.query_params.multi_items()))
-            return {coll: run(listing.list_resources, kind, query, write=False)}
+            return {coll: run(access.list, ctx_of(request), kind, query, write=False)}
 
         def show(rid: str, request: Request):
             fields = checked_query([("fields", f) for f in request.query_params.getlist(
                 "fields")])
-            return {kind: run(listing.show, kind, checked_id(kind, rid), [f for _, f in fields],
-                              write=False)}
+            return {kind: run(access.show, ctx_of(request), kind, checked_id(kind, rid),
+                              [f for _, f in fields], write=False)}
 
-        def create(body: schemas.create):
+        def create(request: Request, body: schemas.create):
+            ctx = ctx_of(request)
             many = getattr(body, coll)
             if many is not None:  # bulk create: all or nothing
                 with db.tx() as s:
-                    items = [svc.CREATE[kind](s, item.attrs()) for item in many]
+                    items = [access.create(s, ctx, kind, item.attrs()) for item in many]
                 return JSONResponse({coll: items}, status_code=201)
-            return JSONResponse({kind: run(svc.CREATE[kind], getattr(body, kind).attrs())},
-                                status_code=201)
+            return JSONResponse({kind: run(access.create, ctx, kind,
+                                           getattr(body, kind).attrs())}, status_code=201)
 
-        def update(rid: str, body: schemas.update):
-            return {kind: run(svc.UPDATE[kind], checked_id(kind, rid),
+        def update(rid: str, request: Request, body: schemas.update):
+            return {kind: run(access.update, ctx_of(request), kind, checked_id(kind, rid),
                               getattr(body, kind).attrs())}
 
-        def delete(rid: str):
-            run(svc.DELETE[kind], checked_id(kind, rid))
+        def delete(rid: str, request: Request):
+            run(access.delete, ctx_of(request), kind, checked_id(kind, rid))
             return Response(status_code=204)
 
         for path in (f"/v2.0/{coll}", f"/v2.0/{coll}.json"):
             api.add_api_route(path, list_, methods=["GET"], name=f"list_{coll}", tags=tag,
-                              response_model=None, responses={200: {"model": schemas.many},
-                                                               **READ_ERRORS},
+                              response_model=None, responses={200: {"model": schemas.listed},
+                                                               **LIST_ERRORS},
                               openapi_extra={"parameters": list_parameters(kind)},
                               include_in_schema=not path.endswith(".json"))
             api.add_api_route(path, create, methods=["POST"], name=f"create_{kind}", tags=tag,
                               status_code=201, response_model=None,
-                              responses={201: {"model": schemas.one}, **WRITE_ERRORS},
+                              responses={201: {"model": schemas.one | schemas.many},
+                                         **WRITE_ERRORS},
                               include_in_schema=not path.endswith(".json"))
         item_path = f"/v2.0/{coll}/{{rid}}"
         api.add_api_route(item_path, show, methods=["GET"], name=f"show_{kind}", tags=tag,
-                          response_model=None, responses={200: {"model": schemas.one},
+                          response_model=None, responses={200: {"model": schemas.shown},
                                                           **READ_ERRORS},
                           openapi_extra={"parameters": [p for p in list_parameters(kind)
                                                         if p["name"] == "fields"]})
@@ -135,14 +144,14 @@ def router(db: Database) -> APIRouter:
                       "responses": {200: {"model": RouterInterface}, **WRITE_ERRORS}}
 
     @api.put("/v2.0/routers/{rid}/add_router_interface", **interface_docs)
-    def add_router_interface(rid: str, body: InterfaceRequest):
-        return run(routers.add_router_interface, checked_id("router", rid),
+    def add_router_interface(rid: str, request: Request, body: InterfaceRequest):
+        return run(access.router_interface, ctx_of(request), "add", checked_id("router", rid),
                    body.model_dump(exclude_unset=True))
 
     @api.put("/v2.0/routers/{rid}/remove_router_interface", **interface_docs)
-    def remove_router_interface(rid: str, body: InterfaceRequest):
-        return run(routers.remove_router_interface, checked_id("router", rid),
-                   body.model_dump(exclude_unset=True))
+    def remove_router_interface(rid: str, request: Request, body: InterfaceRequest):
+        return run(access.router_interface, ctx_of(request), "remove",
+                   checked_id("router", rid), body.model_dump(exclude_unset=True))
 
     for coll, kind in RESOURCES.items():
         register(coll, kind)

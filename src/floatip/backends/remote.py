@@ -22,11 +22,12 @@ def _snapshot(doc: dict) -> dict:
 
 
 class RemoteSource:
-    def __init__(self, url: str):
-        self.client = Client(url)
+    def __init__(self, url: str, secret: str | None = None):
+        self.client = Client(url, secret=secret)
         self.url = url
         self._lock = threading.Lock()
         self._stash: tuple[int, dict] | None = None  # (since, answer) from the long poll
+        self.secret = secret
 
     def snapshot(self) -> dict:
         return _snapshot(self.client.agent_state())
@@ -47,7 +48,7 @@ class RemoteSource:
 
     def watch(self, wake: threading.Event, stop: threading.Event) -> None:
         def loop():
-            c = Client(self.url)
+            c = Client(self.url, secret=self.secret)
             gen = -1
             while not stop.is_set():
                 try:

@@ -17,7 +17,7 @@ from ..core.errors import NeutronError
 from ..core.model import State
 from ..core.plan import commands, summary
 from ..dataplane.kernel import Dataplane
-from . import demo_api
+from . import demo_api, demo_ovn
 from .app import Ctx, app, err, fail, out
 from .apply_api import apply_document
 
@@ -200,24 +200,34 @@ def _rules_text(nat) -> list[str]:
 @app.command()
 def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up."),
          as_json: bool = typer.Option(False, "--json", help="With --keep: print the names."),
-         teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo.")):
+         teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo."),
+         backend: str = typer.Option("kernel", "--backend",
+                                     help="kernel, or ovn: two OVN chassis on this machine "
+                                          "(checks (a)-(e)).")):
     """Build the seed through a throw-away API server and check it: (a)-(f)."""
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
+    if backend not in ("kernel", "ovn"):
+        fail(NeutronError(f"--backend {backend}: kernel or ovn"))
     if teardown_:
-        left = demo_api.teardown(Ctx.config.nat_driver)
+        left = demo_ovn.teardown() if backend == "ovn" else \
+            demo_api.teardown(Ctx.config.nat_driver)
         if left:
             fail(NeutronError(f"could not remove: {', '.join(left)}"), 1)
         out.print("demo removed")
         return
-    res = demo_api.run(Ctx.config.nat_driver, keep,
-                       log=(lambda m: None) if as_json else
-                       (lambda m: out.print(f"[dim]{m}[/dim]", highlight=False)))
+    log = (lambda m: None) if as_json else \
+        (lambda m: out.print(f"[dim]{m}[/dim]", highlight=False))
+    if backend == "ovn":
+        res, names = demo_ovn.run(keep, log=log)
+    else:
+        res = demo_api.run(Ctx.config.nat_driver, keep, log=log)
+        names = demo_api.names(res.router_id)
     checks = res.checks
     elapsed = res.timings.get("total", 0.0)
     ok = bool(checks) and all(c.ok for c in checks)
     if as_json:
-        print(json.dumps({**demo_api.names(res.router_id), "checks": [c.__dict__ for c in checks],
+        print(json.dumps({**names, "checks": [c.__dict__ for c in checks],
                           "ok": ok, "seconds": round(elapsed, 2),
                           "timings": {k: round(v, 3) for k, v in res.timings.items()}}, indent=2))
     else:
@@ -226,5 +236,6 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
             out.print(f"{mark} ({c.key}) {c.text}" + (f"  [dim]{c.detail}[/dim]" if c.detail else ""),
                       highlight=False)
         out.print(f"demo {'passed' if ok else 'FAILED'} in {elapsed:.2f} s"
-                  + ("; left up (floatip demo --teardown removes it)" if keep else ""))
+                  + (f"; left up (floatip demo{' --backend ovn' if backend == 'ovn' else ''}"
+                     " --teardown removes it)" if keep else ""))
     raise typer.Exit(0 if ok else 1)

@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import time
+from typing import Optional
 
 import typer
 
@@ -14,6 +15,7 @@ from ..core.errors import NeutronError
 from ..metadata.agent import metadata_hooks
 from ..server import Server
 from .app import Ctx, app, err
+from .config import load as load_config
 from .resources import _fail
 
 # DHCP and metadata options, shared by ``serve`` and ``agent``
@@ -35,20 +37,56 @@ def _services(dhcp: bool, metadata: bool, nova: str | None, secret: str, run_dir
 
 
 @app.command("serve")
-def serve(listen: str = typer.Option("127.0.0.1:9696", "--listen", help="HOST:PORT"),
-          db: str = typer.Option("sqlite:////var/lib/floatip/floatip.db", "--db",
-                                 envvar="FLOATIP_DB", help="SQLAlchemy URL."),
-          agent: bool = typer.Option(True, "--agent/--no-agent",
-                                     help="Run the agent in this process."),
-          interval: float = typer.Option(30.0, "--interval",
-                                         help="Full resync every N seconds."),
-          prune: str = typer.Option("all", "--prune",
-                                    help="all: remove every floatip router this database does "
-                                         "not want; known: only routers it ever had."),
+def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP_CONFIG",
+                                               help="INI file like neutron.conf (see "
+                                                    "docs/config.md)."),
+          listen: Optional[str] = typer.Option(None, "--listen",
+                                               help="HOST:PORT [127.0.0.1:9696]"),
+          db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL [sqlite:////var/"
+                                           "lib/floatip/floatip.db]; env FLOATIP_DB."),
+          auth_strategy: Optional[str] = typer.Option(None, "--auth-strategy",
+                                                      help="noauth (loopback only) or keystone; "
+                                                           "env FLOATIP_AUTH_STRATEGY."),
+          policy_file: Optional[str] = typer.Option(None, "--policy-file",
+                                                    help="Neutron-style policy overrides; env "
+                                                         "FLOATIP_POLICY_FILE."),
+          agent: Optional[bool] = typer.Option(None, "--agent/--no-agent",
+                                               help="Run the agent in this process [agent]."),
+          interval: Optional[float] = typer.Option(None, "--interval",
+                                                   help="Full resync every N seconds [30]."),
+          prune: Optional[str] = typer.Option(None, "--prune",
+                                              help="all: remove every floatip router this "
+                                                   "database does not want; known: only "
+                                                   "routers it ever had [all]."),
           dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
-          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT):
-    """The Neutron v2.0 API and the agent, in one process."""
-    if agent and os.geteuid() != 0:
+          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT,
+          backend: str = typer.Option("kernel", "--backend", envvar="FLOATIP_BACKEND",
+                                      help="kernel: this host's agent; ovn: OVN Northbound."),
+          ovn_nb: str = typer.Option("unix:/var/run/ovn/ovnnb_db.sock", "--ovn-nb",
+                                     envvar="FLOATIP_OVN_NB", help="OVN Northbound (ovsdb)."),
+          ovn_sb: str = typer.Option("unix:/var/run/ovn/ovnsb_db.sock", "--ovn-sb",
+                                     envvar="FLOATIP_OVN_SB", help="OVN Southbound (ovsdb)."),
+          ovn_distributed_fip: bool = typer.Option(
+              False, "--ovn-distributed-fip",
+              help="Floating IPs on the VM's chassis when it maps the external network."),
+          ovn_owner: str = typer.Option("", "--ovn-owner",
+                                        help="Marker in external_ids (default floatip@HOST).")):
+    """The Neutron v2.0 API and a backend (the agent, or OVN), in one process."""
+    host, _, port = (listen or "").rpartition(":") if listen else (None, None, None)
+    try:
+        cfg = load_config(config, {("DEFAULT", "bind_host"): host or None,
+                                   ("DEFAULT", "bind_port"): port or None,
+                                   ("database", "connection"): db,
+                                   ("DEFAULT", "auth_strategy"): auth_strategy,
+                                   ("oslo_policy", "policy_file"): policy_file,
+                                   ("DEFAULT", "agent"): agent, ("DEFAULT", "interval"): interval,
+                                   ("DEFAULT", "prune"): prune})
+        auth = cfg.auth()
+        agent = cfg.bool("DEFAULT", "agent")
+        interval = float(cfg.get("DEFAULT", "interval"))
+    except (NeutronError, ValueError) as e:
+        _fail(NeutronError(str(e)))
+    if agent and backend == "kernel" and os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run as root, or "
                            "use --no-agent"))
     logging.getLogger("floatip").setLevel(min(logging.getLogger().level, logging.INFO))
@@ -56,17 +94,24 @@ def serve(listen: str = typer.Option("127.0.0.1:9696", "--listen", help="HOST:PO
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        srv = Server(db, listen, Ctx.config, agent=agent, interval=interval, prune_scope=prune,
-                     agent_options=_services(dhcp, metadata, nova, secret, run_dir))
+        srv = Server(cfg.get("database", "connection"), cfg.listen, Ctx.config, agent=agent,
+                     interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
+                     policy_file=cfg.get("oslo_policy", "policy_file") or None,
+                     agent_options=_services(dhcp, metadata, nova, secret, run_dir),
+                     backend=backend, ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
+                                           "distributed_fip": ovn_distributed_fip})
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
-              + (", agent on" if agent else ""), highlight=False)
+              + (f", backend {backend}" if agent else "") + f", auth {auth.strategy}",
+              highlight=False)
     srv.run()
 
 
 @app.command("agent")
 def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to follow."),
+              config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP_CONFIG",
+                                                   help="INI file; [agent] shared_secret."),
               interval: float = typer.Option(30.0, "--interval"),
               prune: str = typer.Option("all", "--prune", help="all or known"),
               dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
@@ -78,8 +123,12 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
-    agent = Agent(RemoteSource(server), Ctx.config, interval=interval, prune_scope=prune,
-                  dhcp=dhcp, run_dir=run_dir,
+    try:
+        agent_secret = load_config(config).get("agent", "shared_secret") or None
+    except NeutronError as e:
+        _fail(e)
+    agent = Agent(RemoteSource(server, secret=agent_secret), Ctx.config, interval=interval,
+                  prune_scope=prune, dhcp=dhcp, run_dir=run_dir,
                   hooks=metadata_hooks(run_dir, metadata, nova, secret))
     agent.start()
     stop = []

@@ -19,6 +19,10 @@ EXTENSIONS = {
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource"),
     "floatip-status-reason": ("Status reason", "Adds status_reason to routers and floating IPs: "
                               "why the agent reports them ERROR (null otherwise)"),
+    "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
+    "agent": ("agent", "The agent management extension."),
+    "subnet-external-network": ("Subnet External Network", "Informs if the subnet is "
+                                "associated to an external network."),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

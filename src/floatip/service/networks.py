@@ -91,6 +91,8 @@ def _allocate_local_vlan(s: Session, net: S.Network) -> None:
 
 def update_network(s: Session, nid: str, d: dict) -> dict:
     net = _must(s, "network", nid, lock=True)
+    if "router:external" in d:
+        _set_external(s, net, bool(d["router:external"]))
     for key in ("name", "description", "admin_state_up", "shared"):
         if key in d:
             setattr(net, key, d[key])
@@ -101,8 +103,42 @@ def update_network(s: Session, nid: str, d: dict) -> dict:
     return network_dict(s, net)
 
 
+def _set_external(s: Session, net: S.Network, external: bool) -> None:
+    """An external network is a flat or VLAN network on a physical network, without a tag on
+    the integration bridge; a local tenant network made external becomes flat on the default
+    physical network (Neutron leaves the segment to the ML2 driver), and back."""
+    if external == net.external:
+        return
+    if S.ports_on_network(s, net.id):
+        raise err("NetworkInUse", 409, f"Unable to complete operation on network {net.id}. "
+                                       "There are one or more ports still in use on the network.")
+    net.external = external
+    if external:
+        net.local_vlan = None
+        if net.network_type == "local":
+            net.network_type, net.physical_network = "flat", DEFAULT_PHYSNET
+    else:
+        if net.network_type == "flat":
+            net.network_type, net.physical_network = "local", None
+        s.flush()
+        if net.network_type == "vlan" and _try_vlan(s, net, net.segmentation_id):
+            return
+        _allocate_local_vlan(s, net)
+    s.flush()
+
+
 def delete_network(s: Session, nid: str) -> None:
     net = _must(s, "network", nid, lock=True)
+    if net.external:  # Neutron deletes the unassociated floating IPs with the network
+        fips = S.fips_where(s, floating_network_id=nid)
+        if any(f.fixed_port_id for f in fips):
+            raise err("NetworkInUse", 409, f"Unable to complete operation on network {nid}. "
+                                           "There are one or more floating IPs associated.")
+        for f in fips:
+            port = S.get(s, S.Port, f.floating_port_id)
+            S.delete(s, f)
+            if port is not None:
+                S.delete(s, port)
     ports = S.ports_on_network(s, nid)
     if any(p.device_owner != DHCP_OWNER for p in ports):
         raise err("NetworkInUse", 409, f"Unable to complete operation on network {nid}. "

@@ -27,6 +27,22 @@ def create_port(s: Session, d: dict) -> dict:
     return port_dict(s, port)
 
 
+def _same_addresses(port: S.Port, fixed_ips: list[dict]) -> bool:
+    """Does the request name exactly the addresses the port has (an entry with only a
+    subnet_id names the port's address on that subnet)?"""
+    have = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
+    if len(fixed_ips) != len(have):
+        return False
+    left = list(have)
+    for f in fixed_ips:
+        match = next((h for h in left if f.get("subnet_id") in (None, h[0])
+                      and f.get("ip_address") in (None, h[1])), None)
+        if match is None:
+            return False
+        left.remove(match)
+    return True
+
+
 def update_port(s: Session, pid: str, d: dict) -> dict:
     port = _must(s, "port", pid, lock=True)
     _check_owner_change(s, port, d)
@@ -34,6 +50,10 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
     for key in ("name", "description", "device_id", "device_owner", "admin_state_up"):
         if key in d:
             setattr(port, key, d[key])
+    if d.get("device_owner") and "fixed_ips" not in d:  # a new owner may not hold a gateway
+        check_requested(s, _must(s, "network", port.network_id),
+                        [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                         for a in port.fixed_ips], port.device_owner)
     if "binding:host_id" in d:
         port.host_id = d["binding:host_id"]
     if d.get("mac_address") and d["mac_address"] != port.mac_address:
@@ -46,7 +66,10 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
                                               f"{port.network_id}. The mac address "
                                               f"{d['mac_address']} is in use.")
         port.mac_address = d["mac_address"]
-    if "fixed_ips" in d:
+    if "fixed_ips" in d and port.device_owner in NETWORK_OWNERS and \
+            _same_addresses(port, d["fixed_ips"]):
+        pass  # Neutron: a subnet-only entry keeps the port's address on that subnet
+    elif "fixed_ips" in d:
         if port.device_owner in NETWORK_OWNERS:
             raise bad(f"Port {pid} has owner {port.device_owner}: its fixed_ips are managed by "
                       "the router or floating IP.")

@@ -84,7 +84,7 @@ def create_router(s: Session, d: dict) -> dict:
                  name=d.get("name", ""), description=d.get("description", ""),
                  admin_state_up=d.get("admin_state_up", True), status="ACTIVE")
     S.add(s, r)
-    if d.get("external_gateway_info") is not None:
+    if d.get("external_gateway_info"):  # {} is "no gateway", as in Neutron
         _gateway(s, r, d["external_gateway_info"])
     if d.get("routes"):
         s.flush()

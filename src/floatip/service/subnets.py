@@ -59,6 +59,8 @@ def create_subnet(s: Session, d: dict) -> dict:
 
 def update_subnet(s: Session, sid: str, d: dict) -> dict:
     sn = _must(s, "subnet", sid, lock=True)
+    if "gateway_ip" in d:
+        _update_gateway(s, sn, d["gateway_ip"])
     for key in ("name", "description", "enable_dhcp", "dns_nameservers", "host_routes"):
         if key in d:
             setattr(sn, key, d[key])
@@ -67,6 +69,30 @@ def update_subnet(s: Session, sid: str, d: dict) -> dict:
     if "enable_dhcp" in d:
         sync_dhcp_port(s, sn.network_id)
     return subnet_dict(s, sn)
+
+
+def _update_gateway(s: Session, sn: S.Subnet, value: str | None) -> None:
+    """Neutron's rules: a host address of the subnet, outside the allocation pools, not an
+    address a port holds; the old gateway may not be in use by a router interface."""
+    new = None if value in (None, "") else str(ipaddress.ip_address(value))
+    if new == sn.gateway_ip:
+        return
+    cidr = ipaddress.ip_network(sn.cidr)
+    if new is not None:
+        ip = ipaddress.ip_address(new)
+        if not cidr.network_address < ip < cidr.broadcast_address:
+            raise err("InvalidInput", 400, f"Invalid input for operation: Gateway IP {new} is "
+                                           f"not a host address of {cidr}.")
+        if any(ipaddress.ip_address(p["start"]) <= ip <= ipaddress.ip_address(p["end"])
+               for p in sn.allocation_pools):
+            raise err("GatewayConflictWithAllocationPools", 409,
+                      f"Gateway ip {new} conflicts with allocation pool "
+                      f"{sn.allocation_pools}.")
+    for a in S.allocations_on_subnet(s, sn.id):
+        if a.ip_address in (sn.gateway_ip, new):
+            raise err("GatewayIpInUse", 409, f"Gateway ip {a.ip_address} is in use by port "
+                                             f"{a.port_id}. Unable to update.")
+    sn.gateway_ip = new
 
 
 def delete_subnet(s: Session, sid: str) -> None:

@@ -32,7 +32,8 @@ def subnet_dict(s: Session, sn: S.Subnet) -> dict:
             "enable_dhcp": sn.enable_dhcp, "dns_nameservers": list(sn.dns_nameservers),
             "host_routes": list(sn.host_routes), "ipv6_ra_mode": None,
             "ipv6_address_mode": None, "subnetpool_id": None, "service_types": [],
-            "segment_id": None, "dns_publish_fixed_ip": False}
+            "segment_id": None, "dns_publish_fixed_ip": False,
+            "router:external": S.get(s, S.Network, sn.network_id).external}
 
 
 def port_dict(s: Session, p: S.Port) -> dict:

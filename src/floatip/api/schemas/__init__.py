@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 from . import floatingips, networks, ports, routers, subnets
 
@@ -14,14 +14,25 @@ class Schemas:
     create: type[BaseModel]     # {"<resource>": {...}} or {"<collection>": [...]}
     update: type[BaseModel]     # {"<resource>": {...}}
     item: type[BaseModel]       # the resource as the API shows it
-    one: type[BaseModel]        # {"<resource>": item}
-    many: type[BaseModel]       # {"<collection>": [item]}
+    one: type[BaseModel]        # {"<resource>": item}: what create and update answer
+    many: type[BaseModel]       # {"<collection>": [item]}: a bulk create
+    shown: type[BaseModel]      # show: any attribute may be left out by ?fields=
+    listed: type[BaseModel]     # list: likewise
+
+
+def _fields(item: type[BaseModel]) -> type[BaseModel]:
+    """``item`` with every attribute optional: what ``?fields=`` leaves of it."""
+    return create_model(f"{item.__name__}Fields", **{
+        n: (f.annotation, Field(None, alias=f.alias)) for n, f in item.model_fields.items()})
 
 
 def _schemas(kind: str, coll: str, create, update, item) -> Schemas:
-    one = create_model(f"{item.__name__}Response", **{kind: (item, ...)})
-    many = create_model(f"{item.__name__}ListResponse", **{coll: (list[item], ...)})
-    return Schemas(create, update, item, one, many)
+    name, fields = item.__name__, _fields(item)
+    return Schemas(create, update, item,
+                   create_model(f"{name}Response", **{kind: (item, ...)}),
+                   create_model(f"{name}BulkResponse", **{coll: (list[item], ...)}),
+                   create_model(f"{name}ShowResponse", **{kind: (fields, ...)}),
+                   create_model(f"{name}ListResponse", **{coll: (list[fields], ...)}))
 
 
 SCHEMAS = {

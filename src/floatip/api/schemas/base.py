@@ -137,7 +137,16 @@ def ip_address(v: Any) -> str:
     try:
         return str(ipaddress.ip_address(v))
     except ValueError:
-        raise reason(f"'{shown(v)}' is not a valid IP address") from None
+        pass
+    parts = v.split(".")
+    if all(p.isdigit() and len(p) <= 4 for p in parts):  # leading zeros: octal or decimal?
+        try:
+            plain = ipaddress.ip_address(".".join(str(int(p)) for p in parts))
+        except ValueError:
+            plain = None
+        if plain is not None:
+            raise reason(f"'{v}' is not an accepted IP address, '{plain}' is recommended")
+    raise reason(f"'{shown(v)}' is not a valid IP address")
 
 
 IPAddress = Annotated[str, BeforeValidator(ip_address), WithJsonSchema(_IP_SCHEMA)]
@@ -309,7 +318,7 @@ def envelope(data: Any, key: str, plural: str | None = None) -> Any:
     for a bulk create)."""
     if not isinstance(data, dict):
         raise refuse("Resource body required: a JSON object {\"%s\": {...}}" % key)
-    if key not in data and (plural is None or plural not in data):
+    if data.get(key) is None and (plural is None or data.get(plural) is None):
         raise refuse(f"Unable to find '{key}' in request body")
     return data
 

@@ -36,7 +36,8 @@ class FloatingIPCreate(FloatingIPUpdate):
 
 class CreateFloatingIPRequest(BaseModel):
     floatingip: FloatingIPCreate | None = None
-    floatingips: list[FloatingIPCreate] | None = Field(None, description="bulk create")
+    floatingips: list[FloatingIPCreate] | None = Field(
+        None, min_length=1, description="bulk create")
 
     _envelope = model_validator(mode="before")(
         classmethod(lambda cls, d: envelope(d, "floatingip", "floatingips")))

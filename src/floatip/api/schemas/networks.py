@@ -21,6 +21,8 @@ class NetworkUpdate(Resource):
     admin_state_up: Bool = True
     shared: Bool = False
     mtu: Int = Field(1500, description="68 through 9216")
+    external: Bool = Field(False, alias="router:external",
+                           description="admins only; the network must have no ports")
 
 
 class NetworkCreate(NetworkUpdate):
@@ -43,7 +45,8 @@ class NetworkCreate(NetworkUpdate):
 
 class CreateNetworkRequest(BaseModel):
     network: NetworkCreate | None = None
-    networks: list[NetworkCreate] | None = Field(None, description="bulk create")
+    networks: list[NetworkCreate] | None = Field(
+        None, min_length=1, description="bulk create")
 
     _envelope = model_validator(mode="before")(
         classmethod(lambda cls, d: envelope(d, "network", "networks")))

@@ -1,12 +1,16 @@
 """Ports: create and update bodies, the response."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
+from ...service.dhcp import USER_DATA_MAX
 from .base import (STANDARD, UUID, Bool, Dict, FixedIPs, MacAddress, Name, Resource, Str,
                    Str255, StrList, envelope)
+
+PublicKeys = Annotated[dict[Str(255, none_ok=False), Str(16384, none_ok=False)],
+                      BeforeValidator(lambda v: {} if v is None else v)]
 
 ATTRS = STANDARD | {"name", "network_id", "fixed_ips", "mac_address", "device_id",
                     "device_owner", "admin_state_up", "binding:host_id", "binding:profile",
@@ -31,11 +35,13 @@ class PortUpdate(Resource):
     security_groups: StrList = []
     port_security_enabled: Bool = False
     allowed_address_pairs: list[Dict] | None = []
-    # floatip-metadata extension (checked in service.dhcp.set_metadata_attrs)
-    user_data: Any = Field(None, alias="floatip:user_data",
-                           description="user data served to the port's VM, or null")
-    public_keys: Any = Field({}, alias="floatip:public_keys",
-                             description="{name: OpenSSH public key}")
+    # floatip-metadata extension: text here, its format checked in
+    # service.dhcp.set_metadata_attrs
+    user_data: Str(USER_DATA_MAX, none_ok=False) | None = Field(
+        None, alias="floatip:user_data", description="user data served to the port's VM "
+                                                     f"(at most {USER_DATA_MAX} bytes), or null")
+    public_keys: PublicKeys = Field({}, alias="floatip:public_keys",
+                                    description="{name: OpenSSH public key}")
 
 
 class PortCreate(PortUpdate):
@@ -48,7 +54,8 @@ class PortCreate(PortUpdate):
 
 class CreatePortRequest(BaseModel):
     port: PortCreate | None = None
-    ports: list[PortCreate] | None = Field(None, description="bulk create")
+    ports: list[PortCreate] | None = Field(
+        None, min_length=1, description="bulk create")
 
     _envelope = model_validator(mode="before")(
         classmethod(lambda cls, d: envelope(d, "port", "ports")))

@@ -40,7 +40,8 @@ class RouterCreate(RouterUpdate):
 
 class CreateRouterRequest(BaseModel):
     router: RouterCreate | None = None
-    routers: list[RouterCreate] | None = Field(None, description="bulk create")
+    routers: list[RouterCreate] | None = Field(
+        None, min_length=1, description="bulk create")
 
     _envelope = model_validator(mode="before")(
         classmethod(lambda cls, d: envelope(d, "router", "routers")))

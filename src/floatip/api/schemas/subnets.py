@@ -30,6 +30,14 @@ class SubnetUpdate(Resource):
     enable_dhcp: Bool = True
     dns_nameservers: Nameservers = []
     host_routes: HostRoutes = []
+    gateway_ip: IPAddress | None = Field(
+        None, description="a host address outside the allocation pools, not in use; "
+                          "null: no gateway")
+
+    @model_validator(mode="after")
+    def _versions(self) -> "SubnetUpdate":
+        check_versions(self.dns_nameservers, self.host_routes)
+        return self
 
 
 class SubnetCreate(SubnetUpdate):
@@ -107,7 +115,6 @@ class SubnetCreate(SubnetUpdate):
                     raise refuse(f"Found overlapping allocation pools: {a}-{b} and {qa}-{qb} "
                                  f"for subnet {cidr}.", "OverlappingAllocationPools", 409)
             pools.append((a, b))
-        check_versions(self.dns_nameservers, self.host_routes)
         return self
 
 
@@ -123,23 +130,17 @@ def check_versions(nameservers: list[str], routes: list) -> None:
                           "ip_version '4'")
 
 
-class SubnetUpdateChecked(SubnetUpdate):
-    @model_validator(mode="after")
-    def _rules(self) -> "SubnetUpdateChecked":
-        check_versions(self.dns_nameservers, self.host_routes)
-        return self
-
-
 class CreateSubnetRequest(BaseModel):
     subnet: SubnetCreate | None = None
-    subnets: list[SubnetCreate] | None = Field(None, description="bulk create")
+    subnets: list[SubnetCreate] | None = Field(
+        None, min_length=1, description="bulk create")
 
     _envelope = model_validator(mode="before")(
         classmethod(lambda cls, d: envelope(d, "subnet", "subnets")))
 
 
 class UpdateSubnetRequest(BaseModel):
-    subnet: SubnetUpdateChecked
+    subnet: SubnetUpdate
 
     _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "subnet")))
 

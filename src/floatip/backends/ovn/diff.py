@@ -1,0 +1,148 @@
+"""Desired NB rows vs the rows floatip owns in the NB database -> what to write. Pure.
+
+The NB side comes in as ``Actual`` records read from the IDL by ``nb.Northbound``; the
+answer is a ``Plan`` that ``nb.Northbound.apply`` turns into one ovsdbapp transaction.
+``objects`` limits the comparison to some floatip objects (the per-object sync after a
+change); ``None`` compares everything and removes every owned row nothing wants (the full
+sync, which repairs hand-made drift).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .translate import NAMED, TABLES, Desired, Row
+
+
+_UNSET = object()
+
+
+class Actual:
+    """An owned NB row. Read from the IDL, its columns and the row holding it are looked up
+    only when asked (``loader``): a per-object sync touches few rows among many."""
+
+    def __init__(self, uuid: Any, table: str, key: str, obj: str | None, columns: Any = _UNSET,
+                 parent: Any = _UNSET, parent_uuid: Any = _UNSET, loader: Any = None):
+        self.uuid, self.table, self.key, self.obj = uuid, table, key, obj
+        self._columns, self._parent, self._parent_uuid = columns, parent, parent_uuid
+        self._loader = loader
+
+    def __repr__(self) -> str:
+        return f"Actual({self.table}, {self.key})"
+
+    @property
+    def columns(self) -> dict:
+        if self._columns is _UNSET:
+            self._columns = self._loader.columns(self) if self._loader else {}
+        return self._columns
+
+    @property
+    def parent(self) -> str | None:
+        """Key of the owned row holding it (None: no owned row holds it)."""
+        if self._parent is _UNSET:
+            self._parent = self._loader.holder(self)[1] if self._loader else None
+        return self._parent
+
+    @parent.setter
+    def parent(self, value: str | None) -> None:
+        self._parent = value
+
+    @property
+    def parent_uuid(self) -> Any:
+        """Uuid of whichever row holds it."""
+        if self._parent_uuid is _UNSET:
+            self._parent_uuid = self._loader.holder(self)[0] if self._loader else None
+        return self._parent_uuid
+
+    def held_by(self, parent: "Actual | None") -> bool:
+        if parent is None:
+            return False
+        if self._loader is not None and self._parent is _UNSET:
+            return self._loader.holds(parent, self)
+        return self.parent == parent.key
+
+
+@dataclass
+class Plan:
+    create: list[Row] = field(default_factory=list)            # leaves first
+    update: list[tuple[Row, Actual, dict]] = field(default_factory=list)
+    attach: list[tuple[Row, Actual]] = field(default_factory=list)  # held by the wrong parent
+    delete: list[Actual] = field(default_factory=list)
+    conflicts: dict[str, str] = field(default_factory=dict)    # object -> why not written
+    deferred: set[str] = field(default_factory=set)   # out-of-scope objects with rows missing
+
+    @property
+    def objects(self) -> set[str]:
+        """The floatip objects whose rows this plan writes."""
+        return ({r.obj for r in self.create} | {r.obj for r, _, _ in self.update}
+                | {r.obj for r, _ in self.attach} | {a.obj for a in self.delete if a.obj})
+
+    def __bool__(self) -> bool:
+        return bool(self.create or self.update or self.attach or self.delete)
+
+    def summary(self) -> str:
+        return (f"{len(self.create)} create, {len(self.update)} update, "
+                f"{len(self.attach)} attach, {len(self.delete)} delete")
+
+
+def _norm(v):
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return sorted((_norm(x) for x in v), key=repr)
+    if isinstance(v, dict):
+        return {str(k): _norm(x) for k, x in v.items()}
+    return v
+
+
+def changed_columns(want: dict, have: dict) -> dict:
+    return {c: v for c, v in want.items() if _norm(v) != _norm(have.get(c))}
+
+
+def diff(desired: Desired, actual: dict[str, Actual], foreign: dict[str, set[str]] | None = None,
+         objects: set[str] | None = None) -> Plan:
+    """``actual``: key -> the owned row; ``foreign``: table -> names held by rows of other
+    owners (a name the schema indexes cannot be taken twice)."""
+    foreign = foreign or {}
+    plan = Plan()
+    rank = {t: i for i, t in enumerate(TABLES)}
+
+    def scoped(obj: str | None) -> bool:
+        return objects is None or obj in objects
+
+    # roots first: a row whose parent cannot exist is not written either
+    blocked: set[str] = set()
+    creates: list[Row] = []
+    created: set[str] = set()
+    for row in sorted(desired.rows.values(), key=lambda r: -rank[r.table]):
+        if row.parent is not None and (row.parent in blocked or (
+                row.parent not in desired.rows and row.parent not in actual)):
+            blocked.add(row.key)
+            continue
+        have = actual.get(row.key)
+        if have is None or have.table != row.table:
+            name = row.columns.get("name")
+            if row.table in NAMED and name in foreign.get(row.table, ()):
+                plan.conflicts[row.obj] = (f"{row.table} {name} exists and is not floatip's "
+                                           f"(no {row.obj.split(':')[0]} row written)")
+                blocked.add(row.key)
+                continue
+            if scoped(row.obj) or row.parent in created:
+                creates.append(row)
+                created.add(row.key)
+            else:  # out of scope: the caller syncs that object next
+                plan.deferred.add(row.obj)
+                blocked.add(row.key)
+            continue
+        if not scoped(row.obj):
+            continue
+        cols = changed_columns(row.columns, have.columns)
+        if cols:
+            plan.update.append((row, have, cols))
+        if row.parent is not None and row.parent in actual and \
+                not have.held_by(actual[row.parent]):
+            plan.attach.append((row, have))
+    plan.create = sorted(creates, key=lambda r: rank[r.table])
+    for key, have in actual.items():
+        row = desired.rows.get(key)
+        if (row is None or row.table != have.table) and (objects is None or have.obj in objects):
+            plan.delete.append(have)
+    return plan

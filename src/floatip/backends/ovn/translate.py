@@ -1,0 +1,256 @@
+"""floatip's desired state -> the OVN Northbound rows that realise it. Pure: no I/O.
+
+Names follow Neutron's ML2/OVN driver, so operators find what they know: a logical switch
+``neutron-<network id>`` per network, a ``localnet`` port ``provnet-<network id>`` on external
+networks (tenant networks are Geneve overlays unless ``provider_tenant_networks``), a logical switch port named by the port id (VMs bind by iface-id),
+a logical router ``neutron-<router id>`` with ports ``lrp-<port id>`` (their peers on the
+switches are LSPs named by the router port's id, type ``router``), the gateway port scheduled
+on ``Gateway_Chassis`` rows, ``snat`` per tenant subnet and ``dnat_and_snat`` per floating IP.
+
+Every row carries in ``external_ids`` the owner marker (``floatip:owner``), its key
+(``floatip:key``, unique per owner) and the floatip object it realises (``floatip:object``:
+``network:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``), so a sync can be limited to
+some objects, and rows of another owner (Neutron, an admin, another floatip) are never
+read as ours.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+
+from ...core.model import State, stable_mac
+
+OWNER = "floatip:owner"
+KEY = "floatip:key"
+OBJECT = "floatip:object"
+
+# child table -> (parent table, the parent's column referring to it). Tables not listed
+# (Logical_Switch, Logical_Router) are root tables.
+PARENT = {
+    "Logical_Switch_Port": ("Logical_Switch", "ports"),
+    "Logical_Router_Port": ("Logical_Router", "ports"),
+    "NAT": ("Logical_Router", "nat"),
+    "Logical_Router_Static_Route": ("Logical_Router", "static_routes"),
+    "Gateway_Chassis": ("Logical_Router_Port", "gateway_chassis"),
+}
+# leaves first: a new parent is created with its new children already in the transaction
+TABLES = ("Gateway_Chassis", "Logical_Router_Static_Route", "NAT", "Logical_Router_Port",
+          "Logical_Switch_Port", "Logical_Router", "Logical_Switch")
+# tables whose "name" the NB schema indexes: a name held by a row we do not own is a conflict
+NAMED = ("Logical_Switch_Port", "Logical_Router_Port", "Gateway_Chassis")
+MAX_GATEWAY_CHASSIS = 5  # as Neutron
+
+
+@dataclass(frozen=True)
+class Options:
+    owner: str                       # this server's marker value, e.g. "floatip:host-a"
+    distributed_fip: bool = False    # dnat_and_snat with external_mac + logical_port
+    # floatip's tenant VLAN networks are local to the integration bridge (the kernel backend
+    # tags br-int ports with it), so on OVN they are Geneve overlays like any tenant network.
+    # True: Neutron's reading instead, a localnet port on their physical network + tag.
+    provider_tenant_networks: bool = False
+
+
+@dataclass(frozen=True)
+class ChassisInfo:
+    name: str
+    hostname: str = ""
+    gateway: bool = False                       # ovn-cms-options has enable-chassis-as-gw
+    physnets: frozenset[str] = frozenset()      # from ovn-bridge-mappings
+
+
+@dataclass(frozen=True)
+class Row:
+    table: str
+    key: str
+    obj: str
+    columns: dict
+    parent: str | None = None  # key of the parent row (child tables only)
+
+
+@dataclass
+class Desired:
+    rows: dict[str, Row] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)   # object -> why it is ERROR
+
+    def add(self, table: str, key: str, obj: str, columns: dict, parent: str | None = None,
+            owner: str = "") -> None:
+        ext = dict(columns.pop("external_ids", {}))
+        ext.update({OWNER: owner, KEY: key, OBJECT: obj})
+        columns["external_ids"] = ext
+        self.rows[key] = Row(table, key, obj, columns, parent)
+
+    def objects(self) -> set[str]:
+        return {r.obj for r in self.rows.values()}
+
+
+def ls_name(network_id: str) -> str:
+    return f"neutron-{network_id}"
+
+
+def lr_name(router_id: str) -> str:
+    return f"neutron-{router_id}"
+
+
+def lrp_name(port_id: str) -> str:
+    return f"lrp-{port_id}"
+
+
+def fip_mac(fip_id: str) -> str:
+    """The MAC a distributed floating IP answers with (Neutron uses the FIP port's MAC;
+    floatip has no port for it, so it derives one from the FIP id)."""
+    return stable_mac("fip:" + fip_id)
+
+
+def gateway_chassis_for(router_id: str, physnet: str | None,
+                        chassis: list[ChassisInfo]) -> list[tuple[str, int]]:
+    """(chassis, priority) for a router's gateway port: gateway chassis that map the
+    external network's physical network, highest priority first, the order rotated per
+    router so that routers spread over the gateways; stable while the chassis set is."""
+    cands = sorted(c.name for c in chassis if c.gateway and physnet in c.physnets)
+    if not cands:
+        return []
+    k = int(hashlib.sha256(router_id.encode()).hexdigest(), 16) % len(cands)
+    order = (cands[k:] + cands[:k])[:MAX_GATEWAY_CHASSIS]
+    return [(name, len(order) - i) for i, name in enumerate(order)]
+
+
+def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
+              port_chassis: dict[str, str] | None = None,
+              vm_ports: dict[str, dict] | None = None) -> Desired:
+    """The NB rows for ``state``. ``chassis``: the SB chassis (for gateway scheduling and
+    distributed FIPs); ``port_chassis``: port id -> chassis that bound it; ``vm_ports``:
+    the snapshot's per-port info (``admin_state_up``)."""
+    d = Desired()
+    port_chassis = port_chassis or {}
+    vm_ports = vm_ports or {}
+    by_name = {c.name: c for c in chassis}
+    own = opts.owner
+
+    for net in state.networks.values():
+        obj = f"network:{net.id}"
+        d.add("Logical_Switch", f"ls:{net.id}", obj, {
+            "name": ls_name(net.id),
+            "external_ids": {"neutron:network_name": net.name}}, owner=own)
+        if net.physical_network and (net.external or opts.provider_tenant_networks):
+            d.add("Logical_Switch_Port", f"provnet:{net.id}", obj, {
+                "name": f"provnet-{net.id}", "type": "localnet", "addresses": ["unknown"],
+                "options": {"network_name": net.physical_network},
+                "tag": [net.segmentation_id] if net.network_type == "vlan" and
+                net.segmentation_id else []}, parent=f"ls:{net.id}", owner=own)
+
+    for port in state.ports.values():
+        if port.network_id not in state.networks:
+            continue
+        addr = " ".join([port.mac_address, *[ip for _, ip in port.fixed_ips]])
+        up = vm_ports.get(port.id, {}).get("admin_state_up", True)
+        d.add("Logical_Switch_Port", f"lsp:{port.id}", f"port:{port.id}", {
+            "name": port.id, "type": "", "addresses": [addr], "port_security": [addr],
+            "enabled": [bool(up)], "options": {},
+            "external_ids": {"neutron:port_name": port.name}},
+            parent=f"ls:{port.network_id}", owner=own)
+
+    for router in state.routers.values():
+        _router(d, state, router, opts, chassis)
+
+    owner_router = fip_routers(state)
+    for fip in state.floatingips.values():
+        router = state.routers.get(owner_router.get(fip.id, ""))
+        port = state.ports.get(fip.port_id) if fip.port_id else None
+        if router is None or port is None or router.gateway is None:
+            continue
+        fixed = fip.fixed_ip_address or _fixed_on_router(state, router, port)
+        if fixed is None:
+            continue
+        cols = {"type": "dnat_and_snat", "external_ip": fip.floating_ip_address,
+                "logical_ip": fixed, "logical_port": [], "external_mac": [],
+                "external_ids": {"neutron:fip_id": fip.id}}
+        ext_net = state.networks.get(fip.floating_network_id)
+        bound = by_name.get(port_chassis.get(port.id, ""))
+        if opts.distributed_fip and ext_net is not None and bound is not None and \
+                ext_net.physical_network in bound.physnets:
+            cols["logical_port"] = [port.id]
+            cols["external_mac"] = [fip_mac(fip.id)]
+        d.add("NAT", f"nat:{router.id}:fip:{fip.id}", f"fip:{fip.id}", cols,
+              parent=f"lr:{router.id}", owner=own)
+    return d
+
+
+def _router(d: Desired, state: State, router, opts: Options, chassis) -> None:
+    obj, lr, own = f"router:{router.id}", f"lr:{router.id}", opts.owner
+    d.add("Logical_Router", lr, obj, {
+        "name": lr_name(router.id), "enabled": [bool(router.admin_state_up)],
+        "external_ids": {"neutron:router_name": router.name}}, owner=own)
+
+    def port_pair(port_id, network_id, mac, cidr, ip, gateway: bool) -> None:
+        prefix = ipaddress.ip_network(cidr).prefixlen
+        d.add("Logical_Router_Port", f"lrp:{port_id}", obj, {
+            "name": lrp_name(port_id), "mac": mac, "networks": [f"{ip}/{prefix}"]},
+            parent=lr, owner=own)
+        opts_ = {"router-port": lrp_name(port_id)}
+        if gateway:  # the gateway chassis answers ARP / sends GARPs for NAT addresses
+            opts_["nat-addresses"] = "router"
+        d.add("Logical_Switch_Port", f"lsp:{port_id}", obj, {
+            "name": port_id, "type": "router", "addresses": ["router"],
+            "port_security": [], "options": opts_, "enabled": [True]},
+            parent=f"ls:{network_id}", owner=own)
+
+    gw = router.gateway
+    if gw is not None:
+        sub = state.subnets.get(gw.subnet_id)
+        net = state.networks.get(gw.network_id)
+        if sub is not None and net is not None:
+            port_pair(gw.port_id, gw.network_id, gw.mac_address, sub.cidr, gw.ip_address, True)
+            sched = gateway_chassis_for(router.id, net.physical_network, chassis)
+            if not sched:
+                d.problems[obj] = (f"no gateway chassis (ovn-cms-options=enable-chassis-as-gw) "
+                                   f"maps physical network {net.physical_network}")
+            for name, prio in sched:
+                gc = f"{lrp_name(gw.port_id)}_{name}"
+                d.add("Gateway_Chassis", f"gc:{gw.port_id}:{name}", obj, {
+                    "name": gc, "chassis_name": name, "priority": prio},
+                    parent=f"lrp:{gw.port_id}", owner=own)
+            if sub.gateway_ip:
+                d.add("Logical_Router_Static_Route", f"route:{router.id}:0.0.0.0/0", obj, {
+                    "ip_prefix": "0.0.0.0/0", "nexthop": sub.gateway_ip},
+                    parent=lr, owner=own)
+    for itf in router.interfaces:
+        sub = state.subnets.get(itf.subnet_id)
+        if sub is None or sub.network_id not in state.networks:
+            continue
+        port_pair(itf.port_id, sub.network_id, itf.mac_address, sub.cidr, itf.ip_address, False)
+        if gw is not None and gw.enable_snat:
+            d.add("NAT", f"nat:{router.id}:snat:{sub.cidr}", obj, {
+                "type": "snat", "external_ip": gw.ip_address, "logical_ip": sub.cidr,
+                "logical_port": [], "external_mac": []}, parent=lr, owner=own)
+    for dest, nexthop in router.routes:
+        d.add("Logical_Router_Static_Route", f"route:{router.id}:{dest}:{nexthop}", obj, {
+            "ip_prefix": dest, "nexthop": nexthop}, parent=lr, owner=own)
+
+
+def _fixed_on_router(state: State, router, port) -> str | None:
+    subnets = {i.subnet_id for i in router.interfaces}
+    return next((ip for sid, ip in port.fixed_ips if sid in subnets), None)
+
+
+def fip_routers(state: State) -> dict[str, str]:
+    """floating IP id -> the id of the router carrying it (Neutron's rule, as the kernel
+    agent applies it: the first router with the FIP's network as gateway and an interface
+    on the port's subnet)."""
+    order = {rid: i for i, rid in enumerate(state.routers)}
+    index: dict[tuple[str, str], str] = {}
+    for rid, r in state.routers.items():
+        if r.gateway is not None:
+            for itf in r.interfaces:
+                index.setdefault((itf.subnet_id, r.gateway.network_id), rid)
+    out = {}
+    for fid, f in state.floatingips.items():
+        port = state.ports.get(f.port_id) if f.port_id else None
+        if port is None:
+            continue
+        found = [index[k] for sid, ip in port.fixed_ips if f.fixed_ip_address in (None, ip)
+                 and (k := (sid, f.floating_network_id)) in index]
+        if found:
+            out[fid] = min(found, key=order.__getitem__)
+    return out

@@ -1,0 +1,179 @@
+"""Every API operation as a caller (``policy.Context``) may do it, Neutron's way.
+
+In front of the service functions: a resource the caller may not see is 404 (as if it did not
+exist); one it sees but may not change is 403; attributes the caller may not set are 403 on
+create/update and hidden on read. The project of a new resource is the caller's (the body may
+name another project only if policy allows, i.e. for admins). Lists of routers and floating
+IPs are narrowed to the caller's project in SQL; every row is checked before it leaves.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from sqlalchemy.orm import Session
+
+from .. import store as S
+from . import listing, resources as svc, routers
+from .common import bad, not_found
+from .policy import Context, Policy
+
+# Values that count as "not explicitly set" on create (Neutron checks only set attributes).
+DEFAULTS = {
+    "network": {"shared": False, "router:external": False, "is_default": False},
+    "router": {"distributed": False, "ha": False},
+    "port": {"binding:profile": {}, "binding:host_id": ""},
+    "subnet": {}, "floatingip": {},
+}
+# Attributes hidden from callers whom ``get_<kind>:<attr>`` refuses.
+READ_RULED = {
+    "network": ("provider:network_type", "provider:physical_network",
+                "provider:segmentation_id"),
+    "port": ("binding:vif_type", "binding:vif_details", "binding:host_id", "binding:profile"),
+    "router": (), "subnet": (), "floatingip": (),
+}
+OWNED_LISTS = ("router", "floatingip")  # visible only to their project: narrowed in SQL
+PAGING = ("limit", "marker", "fields", "page_reverse")
+
+
+class Access:
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
+    # -- targets and visibility ---------------------------------------------------------
+    def _net_facts(self, s: Session, nid: str | None) -> dict:
+        net = S.get(s, S.Network, nid) if isinstance(nid, str) else None
+        if net is None:
+            return {}
+        return {"network:project_id": net.project_id, "network:tenant_id": net.project_id,
+                "network:shared": net.shared, "network:router:external": net.external}
+
+    def target(self, s: Session, kind: str, d: dict) -> dict:
+        t = dict(d)
+        if kind in ("subnet", "port"):
+            t.update(self._net_facts(s, d.get("network_id")))
+        return t
+
+    def visible(self, s: Session, ctx: Context, kind: str, d: dict) -> bool:
+        return self.policy.check(ctx, f"get_{kind}", self.target(s, kind, d))
+
+    def _strip(self, ctx: Context, kind: str, d: dict) -> dict:
+        for attr in READ_RULED[kind]:
+            if attr in d and not self.policy.check(ctx, f"get_{kind}:{attr}", d):
+                del d[attr]
+        return d
+
+    def _seen(self, s: Session, ctx: Context, kind: str, rid: str) -> dict:
+        """The resource as the caller may see it, or 404."""
+        d = listing.show(s, kind, rid)
+        if not self.visible(s, ctx, kind, d):
+            raise not_found(kind, rid)
+        return d
+
+    def _must_see(self, s: Session, ctx: Context, kind: str, rid: Any) -> dict | None:
+        """A referenced resource the caller must see; None for a malformed id (the service
+        then answers 400 with Neutron's message)."""
+        try:
+            rid = str(uuid.UUID(str(rid)))
+        except ValueError:
+            return None
+        return self._seen(s, ctx, kind, rid)
+
+    # -- read ---------------------------------------------------------------------------
+    def list(self, s: Session, ctx: Context, kind: str, query: list[tuple[str, str]]) -> list:
+        inner = [(k, v) for k, v in query if k not in PAGING]
+        if (kind in OWNED_LISTS and not ctx.is_admin
+                and not any(k in ("project_id", "tenant_id") for k, _ in inner)):
+            inner.append(("project_id", ctx.project_id))
+        out = [self._strip(ctx, kind, d) for d in listing.list_resources(s, kind, inner)
+               if self.visible(s, ctx, kind, d)]
+        params: dict[str, list[str]] = {}
+        for k, v in query:
+            params.setdefault(k, []).append(v)
+        if "limit" in params:
+            out = listing._paginate(out, params)
+        return [listing.select_fields(d, params.get("fields")) for d in out]
+
+    def show(self, s: Session, ctx: Context, kind: str, rid: str,
+             fields: list[str] | None = None) -> dict:
+        return listing.select_fields(self._strip(ctx, kind, self._seen(s, ctx, kind, rid)),
+                                     fields)
+
+    # -- write --------------------------------------------------------------------------
+    def _attrs(self, ctx: Context, action: str, kind: str, d: dict, target: dict,
+               create: bool) -> None:
+        """``<action>_<kind>:<attr>`` for every attribute the body sets."""
+        for attr, value in d.items():
+            if create and attr in DEFAULTS[kind] and value == DEFAULTS[kind][attr]:
+                continue
+            if attr == "device_owner" and not str(value or "").startswith("network:"):
+                continue
+            self.policy.require(ctx, f"{action}_{kind}:{attr}", target)
+            if attr == "external_gateway_info" and isinstance(value, dict):
+                for sub in value:
+                    self.policy.require(ctx, f"{action}_{kind}:{attr}:{sub}", target)
+            if attr == "fixed_ips" and isinstance(value, list):
+                if any(isinstance(f, dict) and f.get("ip_address") for f in value):
+                    self.policy.require(ctx, f"{action}_{kind}:fixed_ips:ip_address", target)
+
+    def _references(self, s: Session, ctx: Context, kind: str, d: dict, project: str) -> None:
+        """Resources the body points at must be visible to the caller (404 otherwise); a
+        floating IP is associated only with a port of its own project."""
+        if kind in ("subnet", "port") and "network_id" in d:
+            self._must_see(s, ctx, "network", d["network_id"])
+        if kind == "router" and isinstance(d.get("external_gateway_info"), dict):
+            nid = d["external_gateway_info"].get("network_id")
+            if nid:
+                self._must_see(s, ctx, "network", nid)
+        if kind == "floatingip":
+            if d.get("floating_network_id"):
+                self._must_see(s, ctx, "network", d["floating_network_id"])
+            if d.get("port_id"):
+                port = self._must_see(s, ctx, "port", d["port_id"])
+                if port and not ctx.is_admin and port["project_id"] != project:
+                    raise not_found("port", d["port_id"])
+
+    def create(self, s: Session, ctx: Context, kind: str, attrs: dict) -> dict:
+        """``attrs``: the validated attributes the request set (``schemas``' ``attrs()``)."""
+        d = dict(attrs)
+        pid, tid = d.get("project_id"), d.get("tenant_id")
+        if pid and tid and pid != tid:
+            raise bad("'project_id' and 'tenant_id' do not match")
+        project = pid or tid or ctx.project_id
+        d.pop("tenant_id", None)
+        d["project_id"] = project
+        self._references(s, ctx, kind, d, project)
+        target = self.target(s, kind, {**DEFAULTS[kind], **d, "tenant_id": project})
+        self.policy.require(ctx, f"create_{kind}", target)
+        self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
+                    target, create=True)
+        return self._strip(ctx, kind, svc.CREATE[kind](s, d))
+
+    def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:
+        current = self._seen(s, ctx, kind, rid)
+        target = self.target(s, kind, current)
+        self.policy.require(ctx, f"update_{kind}", target)
+        self._attrs(ctx, "update", kind, d, target, create=False)
+        self._references(s, ctx, kind, d, current["project_id"])
+        return self._strip(ctx, kind, svc.UPDATE[kind](s, rid, d))
+
+    def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
+        current = self._seen(s, ctx, kind, rid)
+        self.policy.require(ctx, f"delete_{kind}", self.target(s, kind, current))
+        svc.DELETE[kind](s, rid)
+
+    def router_interface(self, s: Session, ctx: Context, action: str, rid: str,
+                         body: Any) -> dict:
+        r = self._seen(s, ctx, "router", rid)
+        self.policy.require(ctx, f"{action}_router_interface", r)
+        if isinstance(body, dict) and not ctx.is_admin:
+            for kind in ("subnet", "port"):
+                if body.get(f"{kind}_id"):
+                    other = self._must_see(s, ctx, kind, body[f"{kind}_id"])
+                    if other and other["project_id"] != r["project_id"] and not (
+                            kind == "subnet" and self.target(s, kind, other).get(
+                                "network:shared")):
+                        self.policy.require(ctx, "admin_only", other)
+        fn: Callable = (routers.add_router_interface if action == "add"
+                        else routers.remove_router_interface)
+        return fn(s, rid, body)

@@ -1,0 +1,166 @@
+"""Neutron's default policy for the resources floatip has, through oslo.policy.
+
+The rules are Neutron's "new defaults" (neutron/conf/policies/*.py, project scope): admin,
+project member, project reader; the ``service`` role where Neutron grants it. Names and
+meanings are Neutron's, so an operator's Neutron policy file (YAML or JSON) overrides them
+the same way (``[oslo_policy] policy_file``). Neutron's ``field:networks:shared=True`` check
+is written ``True:%(shared)s`` here (oslo.policy's generic check), with the same effect.
+
+Left out, because floatip has no such resource or attribute: segments, tags, QoS, security
+groups, RBAC (``access_as_shared``), address scopes, port forwardings, DVR/HA internals,
+``manager`` role only where Neutron uses it (``create_floatingip:floating_ip_address``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from oslo_config import cfg
+from oslo_policy import policy as oslo
+
+from ..core.errors import NeutronError
+
+
+@dataclass(frozen=True)
+class Context:
+    """The caller, as the policy engine sees it (oslo.policy's creds)."""
+    project_id: str = ""
+    user_id: str = ""
+    roles: frozenset = frozenset({"admin", "member", "reader"})
+    agent: bool = False  # authenticated for /floatip/v1/* by the shared secret
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    def creds(self) -> dict:
+        return {"project_id": self.project_id, "tenant_id": self.project_id,
+                "user_id": self.user_id, "roles": sorted(self.roles)}
+
+
+ADMIN = Context(project_id="", user_id="floatip",
+                roles=frozenset({"admin", "member", "reader", "service"}))
+
+ADM = "rule:context_is_admin"
+MEMBER = "(role:member and rule:owner)"
+READER = "(role:reader and rule:owner)"
+A_MEMBER = f"{ADM} or {MEMBER}"
+A_READER = f"{ADM} or {READER}"
+SERVICE = "role:service"
+NET_MEMBER = "(role:member and rule:network_owner)"
+NET_READER = "(role:reader and rule:network_owner)"
+
+BASE = {
+    "context_is_admin": "role:admin",
+    "admin_only": "rule:context_is_admin",
+    "service_api": "role:service",
+    "owner": "project_id:%(project_id)s",
+    "admin_or_owner": "rule:context_is_admin or rule:owner",
+    "network_owner": "project_id:%(network:project_id)s",
+    "admin_or_network_owner": "rule:context_is_admin or rule:network_owner",
+    "shared": "True:%(shared)s",
+    "external": "True:%(router:external)s",
+    "shared_network": "True:%(network:shared)s",
+    "external_network": "True:%(network:router:external)s",
+    "default": "rule:admin_or_owner",
+}
+
+RULES = {
+    **BASE,
+    # networks
+    "create_network": A_MEMBER,
+    "create_network:shared": ADM,
+    "create_network:router:external": ADM,
+    "create_network:is_default": ADM,
+    "create_network:provider:network_type": ADM,
+    "create_network:provider:physical_network": ADM,
+    "create_network:provider:segmentation_id": ADM,
+    "get_network": f"{A_READER} or {SERVICE} or rule:shared or rule:external",
+    "get_network:provider:network_type": ADM,
+    "get_network:provider:physical_network": ADM,
+    "get_network:provider:segmentation_id": ADM,
+    "update_network": A_MEMBER,
+    "update_network:shared": ADM,
+    "update_network:router:external": ADM,
+    "update_network:is_default": ADM,
+    "update_network:provider:network_type": ADM,
+    "update_network:provider:physical_network": ADM,
+    "update_network:provider:segmentation_id": ADM,
+    "delete_network": A_MEMBER,
+    # subnets
+    "create_subnet": f"{ADM} or {NET_MEMBER}",
+    "create_subnet:segment_id": ADM,
+    "create_subnet:service_types": ADM,
+    "get_subnet": f"{READER} or rule:shared_network or rule:external_network or {ADM} or "
+                  f"{NET_READER} or {SERVICE}",
+    "update_subnet": f"{MEMBER} or {ADM} or {NET_MEMBER}",
+    "delete_subnet": f"{MEMBER} or {ADM} or {NET_MEMBER}",
+    # ports
+    "create_port": f"{ADM} or {SERVICE} or {NET_MEMBER} or rule:shared_network",
+    "create_port:device_owner": f"{ADM} or {SERVICE} or {NET_MEMBER}",
+    "create_port:mac_address": f"{ADM} or {SERVICE} or {NET_MEMBER}",
+    "create_port:fixed_ips:ip_address": f"{ADM} or {SERVICE} or {NET_MEMBER}",
+    "create_port:binding:host_id": f"{ADM} or {SERVICE}",
+    "create_port:binding:profile": f"{ADM} or {SERVICE}",
+    "get_port": f"{A_READER} or {SERVICE} or {NET_READER}",
+    "get_port:binding:vif_type": f"{ADM} or {SERVICE}",
+    "get_port:binding:vif_details": f"{ADM} or {SERVICE}",
+    "get_port:binding:host_id": f"{ADM} or {SERVICE}",
+    "get_port:binding:profile": f"{ADM} or {SERVICE}",
+    "update_port": f"{A_MEMBER} or {SERVICE} or {NET_MEMBER}",
+    "update_port:device_owner": f"{ADM} or {SERVICE} or {NET_MEMBER}",
+    "update_port:mac_address": f"{ADM} or {SERVICE}",
+    "update_port:fixed_ips:ip_address": f"{ADM} or {SERVICE} or {NET_MEMBER}",
+    "update_port:binding:host_id": f"{ADM} or {SERVICE}",
+    "update_port:binding:profile": f"{ADM} or {SERVICE}",
+    "delete_port": f"{A_MEMBER} or {SERVICE} or {NET_MEMBER}",
+    # routers
+    "create_router": A_MEMBER,
+    "create_router:external_gateway_info:enable_snat": ADM,
+    "create_router:external_gateway_info:external_fixed_ips": ADM,
+    "create_router:distributed": ADM,
+    "create_router:ha": ADM,
+    "get_router": A_READER,
+    "get_router:distributed": ADM,
+    "get_router:ha": ADM,
+    "update_router": A_MEMBER,
+    "update_router:external_gateway_info:enable_snat": ADM,
+    "update_router:external_gateway_info:external_fixed_ips": ADM,
+    "update_router:distributed": ADM,
+    "update_router:ha": ADM,
+    "delete_router": A_MEMBER,
+    "add_router_interface": A_MEMBER,
+    "remove_router_interface": A_MEMBER,
+    # floating IPs
+    "create_floatingip": A_MEMBER,
+    "create_floatingip:floating_ip_address": f"{ADM} or (role:manager and rule:owner)",
+    "get_floatingip": A_READER,
+    "update_floatingip": A_MEMBER,
+    "delete_floatingip": A_MEMBER,
+    # agents (GET /v2.0/agents): admins; others get an empty list, as from Neutron
+    "get_agent": ADM,
+}
+
+
+class Policy:
+    """oslo.policy's Enforcer with Neutron's defaults; ``policy_file`` (YAML/JSON, Neutron's
+    rule names) overrides rules, as ``[oslo_policy] policy_file`` does for Neutron."""
+
+    def __init__(self, policy_file: str | None = None):
+        if policy_file and not os.path.isfile(policy_file):
+            raise NeutronError(f"policy file {policy_file} not found")
+        conf = cfg.ConfigOpts()
+        conf([], project="floatip", default_config_files=[], default_config_dirs=[])
+        self.enforcer = oslo.Enforcer(conf, policy_file=policy_file or "floatip-policy.yaml")
+        self.enforcer.register_defaults([oslo.RuleDefault(k, v) for k, v in RULES.items()])
+        self.enforcer.load_rules()
+
+    def check(self, ctx: Context, action: str, target: dict) -> bool:
+        if action not in self.enforcer.rules and action not in RULES:
+            return True  # Neutron: an attribute without a rule is unrestricted
+        return self.enforcer.enforce(action, target, ctx.creds())
+
+    def require(self, ctx: Context, action: str, target: dict) -> None:
+        if not self.check(ctx, action, target):
+            raise NeutronError(f"({action}) is disallowed by policy", "PolicyNotAuthorized",
+                               403)

@@ -1,0 +1,203 @@
+"""The OVN backend's pure parts: desired state -> NB rows, and rows -> the smallest write."""
+from __future__ import annotations
+
+import copy
+import uuid
+
+from floatip.backends.ovn.diff import Actual, diff
+from floatip.backends.ovn.translate import (KEY, OBJECT, OWNER, TABLES, ChassisInfo, Options,
+                                            fip_mac, gateway_chassis_for, translate)
+from floatip.core.document import load
+
+OPTS = Options("floatip@test")
+GW1 = ChassisInfo("gw1", "gw1", True, frozenset({"physnet1"}))
+GW2 = ChassisInfo("gw2", "gw2", True, frozenset({"physnet1"}))
+COMPUTE = ChassisInfo("c1", "c1", False, frozenset({"physnet1"}))
+BARE = ChassisInfo("c2", "c2", False, frozenset())
+
+DOC = {
+    "networks": [
+        {"name": "ext", "router:external": True, "provider:physical_network": "physnet1",
+         "provider:network_type": "vlan", "provider:segmentation_id": 7},
+        {"name": "ten"}],
+    "subnets": [
+        {"name": "exts", "network": "ext", "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1"},
+        {"name": "tens", "network": "ten", "cidr": "198.51.100.0/24",
+         "gateway_ip": "198.51.100.1"}],
+    "ports": [{"name": "vm1", "network": "ten", "fixed_ip": "198.51.100.10"},
+              {"name": "vm2", "network": "ten", "fixed_ip": "198.51.100.11"}],
+    "routers": [{"name": "r", "external_gateway_info": {"network": "ext",
+                                                         "ip_address": "203.0.113.11"},
+                 "interfaces": ["tens"], "routes": [{"destination": "192.0.2.0/24",
+                                                     "nexthop": "198.51.100.11"}]}],
+    "floatingips": [{"floating_ip_address": "203.0.113.50", "port": "vm1"}]}
+
+
+def state(**changes):
+    doc = copy.deepcopy(DOC)
+    doc.update(changes)
+    return load(doc)
+
+
+def by_table(desired, table):
+    return [r for r in desired.rows.values() if r.table == table]
+
+
+def as_actual(desired) -> dict[str, Actual]:
+    """What the NB would hold after writing ``desired``."""
+    return {r.key: Actual(uuid.uuid4(), r.table, r.key, r.obj, copy.deepcopy(r.columns),
+                          r.parent) for r in desired.rows.values()}
+
+
+def test_rows_follow_neutron_names_and_carry_the_owner_marker():
+    st = state()
+    d = translate(st, OPTS, [GW1, COMPUTE])
+    net = {n.name: n for n in st.networks.values()}
+    names = {r.columns["name"] for r in by_table(d, "Logical_Switch")}
+    assert names == {f"neutron-{n.id}" for n in st.networks.values()}
+    localnet = [r for r in by_table(d, "Logical_Switch_Port") if r.columns["type"] == "localnet"]
+    assert len(localnet) == 1
+    assert localnet[0].columns["options"] == {"network_name": "physnet1"}
+    assert localnet[0].columns["tag"] == [7] and localnet[0].parent == f"ls:{net['ext'].id}"
+    vm1 = next(p for p in st.ports.values() if p.name == "vm1")
+    lsp = d.rows[f"lsp:{vm1.id}"]
+    assert lsp.columns["name"] == vm1.id
+    assert lsp.columns["addresses"] == [f"{vm1.mac_address} 198.51.100.10"]
+    assert lsp.columns["port_security"] == lsp.columns["addresses"]
+    for row in d.rows.values():
+        ext = row.columns["external_ids"]
+        assert ext[OWNER] == "floatip@test" and ext[KEY] == row.key and ext[OBJECT] == row.obj
+
+
+def test_router_ports_snat_routes_and_fip():
+    st = state()
+    r = next(iter(st.routers.values()))
+    d = translate(st, OPTS, [GW1, COMPUTE])
+    lrps = {x.columns["name"]: x for x in by_table(d, "Logical_Router_Port")}
+    assert lrps[f"lrp-{r.gateway.port_id}"].columns["networks"] == ["203.0.113.11/24"]
+    assert lrps[f"lrp-{r.interfaces[0].port_id}"].columns["networks"] == ["198.51.100.1/24"]
+    peer = d.rows[f"lsp:{r.gateway.port_id}"]
+    assert peer.columns["type"] == "router" and peer.columns["options"] == {
+        "router-port": f"lrp-{r.gateway.port_id}", "nat-addresses": "router"}
+    nats = {(x.columns["type"], x.columns["external_ip"], x.columns["logical_ip"])
+            for x in by_table(d, "NAT")}
+    assert nats == {("snat", "203.0.113.11", "198.51.100.0/24"),
+                    ("dnat_and_snat", "203.0.113.50", "198.51.100.10")}
+    routes = {(x.columns["ip_prefix"], x.columns["nexthop"])
+              for x in by_table(d, "Logical_Router_Static_Route")}
+    assert routes == {("0.0.0.0/0", "203.0.113.1"), ("192.0.2.0/24", "198.51.100.11")}
+    gcs = by_table(d, "Gateway_Chassis")
+    assert [(g.columns["chassis_name"], g.columns["priority"]) for g in gcs] == [("gw1", 1)]
+    assert not d.problems
+
+
+def test_no_snat_without_enable_snat_and_no_fip_without_port():
+    doc = copy.deepcopy(DOC)
+    doc["routers"][0]["external_gateway_info"]["enable_snat"] = False
+    doc["floatingips"] = [{"floating_ip_address": "203.0.113.50", "port": None}]
+    d = translate(load(doc), OPTS, [GW1])
+    assert by_table(d, "NAT") == []
+
+
+def test_gateway_scheduling_needs_a_gateway_chassis_with_the_mapping():
+    d = translate(state(), OPTS, [COMPUTE, BARE])
+    assert by_table(d, "Gateway_Chassis") == []
+    assert "no gateway chassis" in next(iter(d.problems.values()))
+    sched = gateway_chassis_for("r1", "physnet1", [GW1, GW2, COMPUTE])
+    assert sorted(p for _, p in sched) == [1, 2] and {c for c, _ in sched} == {"gw1", "gw2"}
+    firsts = {gateway_chassis_for(f"r{i}", "physnet1", [GW1, GW2])[0][0] for i in range(20)}
+    assert firsts == {"gw1", "gw2"}  # routers spread over the gateways
+
+
+def test_distributed_fip_only_where_the_vm_chassis_maps_the_network():
+    st = state()
+    vm1 = next(p for p in st.ports.values() if p.name == "vm1")
+    fid = next(iter(st.floatingips))
+    opts = Options("floatip@test", distributed_fip=True)
+    nat = next(r for r in by_table(translate(st, opts, [GW1, COMPUTE], {vm1.id: "c1"}), "NAT")
+               if r.columns["type"] == "dnat_and_snat")
+    assert nat.columns["logical_port"] == [vm1.id]
+    assert nat.columns["external_mac"] == [fip_mac(fid)]
+    for chassis, bound in (([GW1, BARE], {vm1.id: "c2"}), ([GW1, COMPUTE], {})):
+        nat = next(r for r in by_table(translate(st, opts, chassis, bound), "NAT")
+                   if r.columns["type"] == "dnat_and_snat")
+        assert nat.columns["logical_port"] == [] and nat.columns["external_mac"] == []
+
+
+def test_diff_creates_leaves_first_then_nothing():
+    d = translate(state(), OPTS, [GW1])
+    plan = diff(d, {})
+    assert len(plan.create) == len(d.rows)
+    ranks = [TABLES.index(r.table) for r in plan.create]
+    assert ranks == sorted(ranks)
+    assert not diff(d, as_actual(d))
+
+
+def test_diff_updates_changed_columns_and_removes_stale_owned_rows():
+    d = translate(state(), OPTS, [GW1])
+    actual = as_actual(d)
+    fip_key = next(k for k in d.rows if ":fip:" in k)
+    actual[fip_key].columns["logical_ip"] = "198.51.100.99"   # changed by hand
+    stale = Actual(uuid.uuid4(), "NAT", "nat:gone", "fip:gone", {}, "lr:x", uuid.uuid4())
+    actual["nat:gone"] = stale
+    plan = diff(d, actual)
+    assert [(r.key, cols) for r, _, cols in plan.update] == [
+        (fip_key, {"logical_ip": "198.51.100.10"})]
+    assert plan.delete == [stale]
+    # a per-object sync leaves the other objects alone
+    plan = diff(d, actual, objects={"fip:gone"})
+    assert plan.update == [] and plan.delete == [stale]
+
+
+def test_diff_reattaches_a_row_held_by_the_wrong_parent():
+    d = translate(state(), OPTS, [GW1])
+    actual = as_actual(d)
+    fip_key = next(k for k in d.rows if ":fip:" in k)
+    actual[fip_key].parent = None
+    plan = diff(d, actual)
+    assert [r.key for r, _ in plan.attach] == [fip_key]
+
+
+def test_diff_never_takes_a_name_another_owner_holds():
+    st = state()
+    d = translate(st, OPTS, [GW1])
+    vm1 = next(p for p in st.ports.values() if p.name == "vm1")
+    plan = diff(d, {}, {"Logical_Switch_Port": {vm1.id}})
+    assert f"port:{vm1.id}" in plan.conflicts
+    assert f"lsp:{vm1.id}" not in {r.key for r in plan.create}
+
+
+def test_diff_defers_missing_rows_of_objects_out_of_scope():
+    d = translate(state(), OPTS, [GW1])
+    actual = as_actual(d)
+    fip_key = next(k for k in d.rows if ":fip:" in k)
+    del actual[fip_key]
+    plan = diff(d, actual, objects=set())
+    assert not plan and plan.deferred == {d.rows[fip_key].obj}
+
+
+def test_tenant_vlan_networks_are_overlays_unless_provider_networks_are_asked_for():
+    doc = copy.deepcopy(DOC)
+    doc["networks"][1] = {"name": "ten", "provider:network_type": "vlan",
+                          "provider:segmentation_id": 3, "provider:physical_network": "physnet1"}
+    st = load(doc)
+    ten = next(n for n in st.networks.values() if n.name == "ten")
+    assert f"provnet:{ten.id}" not in translate(st, OPTS, [GW1]).rows
+    row = translate(st, Options("floatip@test", provider_tenant_networks=True), [GW1]).rows[
+        f"provnet:{ten.id}"]
+    assert row.columns["tag"] == [3] and row.columns["options"] == {"network_name": "physnet1"}
+
+
+def test_changed_objects_and_config():
+    from floatip.backends.ovn.backend import OvnConfig, _changed_objects
+    st = state()
+    before = translate(st, OPTS, [GW1])
+    doc = copy.deepcopy(DOC)
+    doc["floatingips"][0]["port"] = "vm2"
+    after = translate(load(doc), OPTS, [GW1])
+    assert _changed_objects(before, after) == {f"fip:{next(iter(st.floatingips))}"}
+    assert _changed_objects(before, before) == set()
+    assert _changed_objects(None, after) is None
+    c = OvnConfig.of({"ovn-nb": "tcp:a:6641", "ovn_sb": "tcp:a:6642", "distributed_fip": True})
+    assert (c.nb, c.sb, c.distributed_fip) == ("tcp:a:6641", "tcp:a:6642", True)
+    assert c.owner.startswith("floatip@")
