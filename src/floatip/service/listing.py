@@ -90,6 +90,19 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
     return [select_fields(d, params.get("fields")) for d in out]
 
 
+def _paginate(items: list[dict], params: dict) -> list[dict]:
+    """limit and marker over items already filtered in Python (filters that are no column)."""
+    marker = (params.get("marker") or [None])[0]
+    if marker:
+        ids = [d["id"] for d in items]
+        items = items[ids.index(marker) + 1:] if marker in ids else []
+    try:
+        limit = int(params["limit"][0])
+    except ValueError:
+        raise bad(f"Invalid limit {params['limit'][0]!r}") from None
+    return items[:limit] if limit > 0 else items
+
+
 def _paging(model, params: dict) -> dict:
     """limit, marker, sort keys and directions from the query (Neutron's names)."""
     keys = params.get("sort_key") or []
