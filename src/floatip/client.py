@@ -16,13 +16,15 @@ COLLECTIONS = {"network": "networks", "subnet": "subnets", "port": "ports", "rou
 
 class Client:
     def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0,
-                 secret: str | None = None):
+                 secret: str | None = None, agent_host: str | None = None):
         self.url = url.rstrip("/")
         # FLOATIP_TOKEN: a Keystone token for a server with auth_strategy = keystone;
         # secret: the agents' shared secret ([agent] shared_secret)
         headers = {"X-Auth-Token": os.environ.get("FLOATIP_TOKEN") or "notused"}
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
+        if agent_host:  # an agent following this server: listed by GET /v2.0/agents
+            headers["X-Floatip-Agent-Host"] = agent_host
         self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
 """``GET /v2.0/agents`` (Neutron's ``agent`` extension): what realises the state, from the
-backend (``Backend.agents()``). Admins see every agent; others get an empty list, as Neutron's
+backend (``Backend.agents()``) and the agents on other hosts that follow this server
+(``heartbeats``). Admins see every agent; others get an empty list, as Neutron's
 ``get_agent`` policy gives them."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from ..core.errors import NeutronError
 from ..service.listing import select_fields
 from ..service.policy import ADMIN, Policy
+from .heartbeats import Heartbeats
 from .schemas.errors import NeutronErrorBody
 
 STARTED = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -24,8 +26,9 @@ def _neutron_agent(a: dict) -> dict:
     return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"floatip-agent:{host}:{binary}")),
             "agent_type": a.get("agent_type", "L3 agent"), "binary": binary, "host": host,
             "topic": "l3_agent", "alive": bool(a.get("alive")), "admin_state_up": True,
-            "availability_zone": "nova", "description": None, "created_at": STARTED,
-            "started_at": STARTED, "heartbeat_timestamp": a.get("heartbeat") or now,
+            "availability_zone": "nova", "description": None,
+            "created_at": a.get("started") or STARTED, "started_at": a.get("started") or STARTED,
+            "heartbeat_timestamp": a.get("heartbeat") or now,
             "configurations": {k: v for k, v in a.items() if k in ("passes", "last_error")},
             "resources_synced": None}
 
@@ -58,12 +61,13 @@ class OneAgent(BaseModel):
 ERRORS = {code: {"model": NeutronErrorBody} for code in (400, 401, 403, 500)}
 
 
-def router(policy: Policy, backend) -> APIRouter:
+def router(policy: Policy, backend, heartbeats: Heartbeats) -> APIRouter:
     api = APIRouter()
 
     def visible(request: Request) -> list[dict]:
         ctx = getattr(request.state, "ctx", ADMIN)
-        found = [_neutron_agent(a) for a in (backend.agents() if backend is not None else [])]
+        local = backend.agents() if backend is not None else []
+        found = [_neutron_agent(a) for a in local + heartbeats.agents()]
         return [a for a in found if policy.check(ctx, "get_agent", a)]
 
     @api.get("/v2.0/agents", tags=["agents"], response_model=None,

@@ -18,6 +18,7 @@ from ..core.errors import NeutronError
 from ..core.model import objects_to_json, state_to_json
 from ..service import agent_view
 from ..store.database import Database
+from .heartbeats import HEADER, Heartbeats
 from .schemas.agents import Generation, Id, PortStatus, Status, StatusChanged, StatusReport
 from .schemas.base import Int, Str
 from .schemas.errors import NeutronErrorBody
@@ -88,7 +89,7 @@ class Waiters:
             self.events.discard(key)
 
 
-def router(db: Database) -> APIRouter:
+def router(db: Database, heartbeats: Heartbeats) -> APIRouter:
     api = APIRouter()
     waiters = Waiters(db)
 
@@ -102,17 +103,19 @@ def router(db: Database) -> APIRouter:
 
     # -- agents on other hosts ------------------------------------------------------------
     @api.get("/floatip/v1/state")
-    async def agent_state():
+    async def agent_state(request: Request):
         """Everything, read in one consistent transaction."""
+        heartbeats.beat(request.headers.get(HEADER))
         return await run_in_threadpool(read_snapshot)
 
     @api.get("/floatip/v1/changes", responses={200: {"model": Generation}, **ERR})
-    async def changes(generation: int = -1, timeout: float = Query(30.0, ge=0, le=3600),
-                      objects: bool = False):
+    async def changes(request: Request, generation: int = -1,
+                      timeout: float = Query(30.0, ge=0, le=3600), objects: bool = False):
         """Long poll. Returns at once when something committed after ``generation``, else
         at the next commit, or after ``timeout`` seconds. With ``objects=true`` the answer
         carries the changed objects (``agent_view.agent_delta``); without, the generation
         only."""
+        heartbeats.beat(request.headers.get(HEADER))
         if waiters.active >= MAX_LONG_POLLS:
             raise NeutronError(f"Too many agents waiting for changes ({MAX_LONG_POLLS}); "
                                "retry in a few seconds", "ServiceUnavailable", 503)
@@ -145,7 +148,8 @@ def router(db: Database) -> APIRouter:
                 "agent": agent.status() if agent is not None else None}
 
     @api.post("/floatip/v1/status", responses={200: {"model": StatusChanged}, **ERR})
-    def status(body: AgentReport):
+    def status(body: AgentReport, request: Request):
+        heartbeats.beat(request.headers.get(HEADER))
         d = body.model_dump(exclude_unset=True)
         with db.tx(notify=False) as s:
             n = agent_view.report_status(s, d.get("floatingips"), d.get("routers"),

@@ -25,6 +25,7 @@ from ..service.extensions import EXTENSIONS
 from ..service.policy import Policy
 from ..store.database import Database
 from . import agent_list, agents, resources as resource_routes
+from .heartbeats import Heartbeats
 from .auth import AuthMiddleware, AuthSettings
 from .errors import from_validation, neutron_error
 from .resources import RESOURCES
@@ -158,8 +159,9 @@ def create_app(db: Database, auth: AuthSettings | None = None,
 
     access = Access(Policy(policy_file))
     app.include_router(resource_routes.router(db, access))
-    app.include_router(agents.router(db))
-    app.include_router(agent_list.router(access.policy, backend))
+    heartbeats = Heartbeats()
+    app.include_router(agents.router(db, heartbeats))
+    app.include_router(agent_list.router(access.policy, backend, heartbeats))
     app.openapi = lambda: _openapi(app)
     # outermost first to run: who is calling, then the body limit
     app.add_middleware(BodyLimit)

@@ -4,6 +4,7 @@ objects (like a watch): the agent applies them to its copy of the desired state.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 
 from ..client import Client
@@ -22,8 +23,9 @@ def _snapshot(doc: dict) -> dict:
 
 
 class RemoteSource:
-    def __init__(self, url: str, secret: str | None = None):
-        self.client = Client(url, secret=secret)
+    def __init__(self, url: str, secret: str | None = None, host: str | None = None):
+        self.host = host or socket.gethostname()
+        self.client = Client(url, secret=secret, agent_host=self.host)
         self.url = url
         self._lock = threading.Lock()
         self._stash: tuple[int, dict] | None = None  # (since, answer) from the long poll
@@ -48,7 +50,7 @@ class RemoteSource:
 
     def watch(self, wake: threading.Event, stop: threading.Event) -> None:
         def loop():
-            c = Client(self.url, secret=self.secret)
+            c = Client(self.url, secret=self.secret, agent_host=self.host)
             gen = -1
             while not stop.is_set():
                 try:
