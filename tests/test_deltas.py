@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from floatip import store as S
 from floatip.server import Server, free_port
@@ -201,6 +202,17 @@ def test_paging_sorting_in_sql(server, api):
         marker = page[-1]["id"]
     assert [len(p) for p in pages] == [2, 2, 1]
     assert sum(pages, []) == [f["id"] for f in every]
+    # the page is cut by the database, not by reading every row and slicing in Python
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_):
+        seen.append(statement)
+    event.listen(server.db.engine, "before_cursor_execute", record)
+    try:
+        api.get("/v2.0/floatingips", params={**net, "limit": 2})
+    finally:
+        event.remove(server.db.engine, "before_cursor_execute", record)
+    assert any("FROM floatingips" in q and "LIMIT" in q for q in seen), seen
     desc = api.get("/v2.0/floatingips", params={**net, "sort_key": "floating_ip_address",
                                                  "sort_dir": "desc", "limit": 3}).json()
     addrs = [f["floating_ip_address"] for f in desc["floatingips"]]

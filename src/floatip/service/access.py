@@ -81,16 +81,20 @@ class Access:
 
     # -- read ---------------------------------------------------------------------------
     def list(self, s: Session, ctx: Context, kind: str, query: list[tuple[str, str]]) -> list:
-        inner = [(k, v) for k, v in query if k not in PAGING]
+        params: dict[str, list[str]] = {}
+        for k, v in query:
+            params.setdefault(k, []).append(v)
+        # Where visibility is all in SQL (an admin sees every row; routers and floating IPs
+        # are narrowed to the caller's project), limit/marker/sort stay in SQL too; else rows
+        # are checked one by one and paged after.
+        in_sql = ctx.is_admin or kind in OWNED_LISTS
+        inner = [(k, v) for k, v in query if k != "fields" and (in_sql or k not in PAGING)]
         if (kind in OWNED_LISTS and not ctx.is_admin
                 and not any(k in ("project_id", "tenant_id") for k, _ in inner)):
             inner.append(("project_id", ctx.project_id))
         out = [self._strip(ctx, kind, d) for d in listing.list_resources(s, kind, inner)
                if self.visible(s, ctx, kind, d)]
-        params: dict[str, list[str]] = {}
-        for k, v in query:
-            params.setdefault(k, []).append(v)
-        if "limit" in params:
+        if "limit" in params and not in_sql:
             out = listing._paginate(out, params)
         return [listing.select_fields(d, params.get("fields")) for d in out]
 
