@@ -87,6 +87,15 @@ def net(lab, tmp_path_factory):
     assert not os.path.exists(f"/run/netns/{n.ns}")
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie (here PID 1 may not reap daemons' exits)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def dnsmasq_pid(net: Net) -> int:
     with open(os.path.join(net.agent.dp.conf_dir(net.net.id), "pid")) as f:
         return int(f.read())
@@ -193,3 +202,28 @@ def test_a_network_without_router_gets_its_integration_bridge(net, lab):
     net.sync()
     assert sh("ovs-vsctl", "br-get-external-id", bridge, "floatip-owned").stdout.strip() == "true"
     assert net.vm(p).dhclient()["new_ip_address"] == "198.51.100.10"
+
+
+def test_a_pass_enters_no_namespace_it_already_knows_and_sees_one_replaced(net, monkeypatch):
+    """The mark of a DHCP namespace is read once per namespace (by its identity), not at
+    every pass; a namespace replaced by hand under the same name is read again, and the
+    next pass rebuilds DHCP in it."""
+    p = net.port("web-4", "198.51.100.13")
+    net.sync()
+    reads: list[str] = []
+    real = net.agent.dp._marked
+    monkeypatch.setattr(net.agent.dp, "_marked", lambda ns: reads.append(ns) or real(ns))
+    net.sync()
+    net.sync()
+    assert reads == []
+    pid = dnsmasq_pid(net)
+    sh("ip", "netns", "del", net.ns)          # by hand: dnsmasq lives on in the lost one
+    sh("ip", "netns", "add", net.ns)          # same name, another namespace, unmarked
+    seen = net.agent.dp.observe().get(net.net.id)
+    assert seen is None or seen.namespace is None  # not floatip's: no mark
+    assert reads == [net.ns]                  # read again: its identity changed
+    sh("ip", "netns", "del", net.ns)
+    net.sync()                                # gone: made anew, marked, tap and dnsmasq back
+    assert net.agent.dp.observe()[net.net.id].namespace == net.ns
+    assert dnsmasq_pid(net) != pid and not running(pid)  # the lost one was ended
+    assert net.vm(p).dhclient()["new_ip_address"] == "198.51.100.13"

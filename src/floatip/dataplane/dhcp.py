@@ -77,6 +77,10 @@ class DhcpDataplane:
         self.dnsmasq = dnsmasq or shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         self._ovs = None
         self._root_ipr: IPRoute | None = None
+        # namespace -> (its identity, its mark): the mark lives and dies with the namespace,
+        # so a namespace whose identity did not change is not entered again (a pass over 100
+        # networks was 100 netlink sessions, each a process of pyroute2's)
+        self._marks: dict[str, tuple[tuple[int, int], str | None]] = {}
         self.writes = 0           # namespaces, ports, files, signals, starts: for tests
         self.restarts = 0         # dnsmasq started again (dead, or command line changed)
 
@@ -116,13 +120,28 @@ class DhcpDataplane:
                     if nid:
                         out.setdefault(nid, DhcpFacts(nid)).ports[port.name] = br.name
         names = os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else []
+        self._marks = {n: m for n, m in self._marks.items() if n in names}
         for ns in sorted(n for n in names if n.startswith(NS_PREFIX)):
-            nid = self._marked(ns)
+            nid = self._mark_of(ns)
             if nid is not None:
                 out.setdefault(nid, DhcpFacts(nid)).namespace = ns
         for nid, facts in out.items():
             facts.pid = self._pid(nid)
         return out
+
+    def _mark_of(self, ns: str) -> str | None:
+        try:
+            st = os.stat(os.path.join(NETNS_DIR, ns))
+        except OSError:
+            return None
+        ident = (st.st_dev, st.st_ino)
+        cached = self._marks.get(ns)
+        if cached is not None and cached[0] == ident:
+            return cached[1]
+        mark = self._marked(ns)
+        if mark is not None:  # an unmarked one (foreign, or unreadable now) is read again
+            self._marks[ns] = (ident, mark)
+        return mark
 
     @staticmethod
     def _marked(ns: str) -> str | None:
@@ -149,19 +168,28 @@ class DhcpDataplane:
     def ensure(self, spec: DhcpSpec, facts: DhcpFacts | None) -> None:
         """Make the namespace, tap, files and dnsmasq of ``spec`` what they should be."""
         ns = spec.namespace
-        if facts is None or facts.namespace is None:
+        pid = facts.pid if facts else None
+        fresh = facts is None or facts.namespace is None
+        if fresh:
             if os.path.exists(os.path.join(NETNS_DIR, ns)):
                 raise DataplaneError(f"namespace {ns} exists and is not floatip's")
+            if pid is not None:  # it serves in a namespace deleted by hand: nobody hears it
+                self._kill(pid)
+                pid = None
             pnetns.create(ns)
             with IPRoute(netns=ns, flags=0) as ipr:
                 ipr.link("set", index=1, state="up", ifalias=MARK_PREFIX + spec.network_id)
+            st = os.stat(os.path.join(NETNS_DIR, ns))
+            self._marks[ns] = ((st.st_dev, st.st_ino), spec.network_id)
             self.writes += 1
         for name in (facts.ports if facts else {}):
-            if name != spec.device:  # the DHCP port was replaced
+            # a replaced DHCP port goes; so does one whose device died with its namespace
+            # (OVS does not make the device again for a port it still has)
+            if name != spec.device or fresh:
                 self._del_port(name)
         self._ensure_port(spec)
         self._ensure_link(spec)
-        self._ensure_dnsmasq(spec, facts.pid if facts else None)
+        self._ensure_dnsmasq(spec, pid)
 
     def _ensure_port(self, spec: DhcpSpec) -> None:
         api = self.ovs
