@@ -466,7 +466,7 @@ def test_state_survives_a_restart_and_feeds_the_model(server, db_url):
         fip = state.floatingips[f["id"]]
         assert state.router_for_fip(fip).id == t.router["id"]
         # the agent's index gives the same answer as the model for every floating IP
-        from floatip.agent.loop import fip_routers
+        from floatip.core.model import fip_routers
         assert fip_routers(state) == {
             fid: r.id for fid, x in state.floatingips.items()
             if (r := state.router_for_fip(x)) is not None}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from ..core.errors import NeutronError
 from ..core.layout import AgentConfig, router_layouts
-from ..core.model import State
+from ..core.model import State, fip_routers
 from ..dataplane.kernel import Dataplane
 from .binding import Binder
 from .desired import Desired
@@ -52,28 +52,6 @@ class AgentStats:
     fip_status: dict = field(default_factory=dict)  # id -> [status, reason]
     router_status: dict[str, list] = field(default_factory=dict)  # id -> [status, reason]
     repairs: dict[str, int] = field(default_factory=dict)
-
-
-def fip_routers(state: State) -> dict[str, str]:
-    """floating IP id -> id of the router that carries it: ``State.router_for_fip`` for all
-    of them at once, through an index instead of a scan of every router per floating IP."""
-    order = {rid: i for i, rid in enumerate(state.routers)}
-    index: dict[tuple[str, str], str] = {}
-    for rid, r in state.routers.items():
-        if r.gateway is not None:
-            for itf in r.interfaces:
-                index.setdefault((itf.subnet_id, r.gateway.network_id), rid)
-    out = {}
-    for fid, f in state.floatingips.items():
-        port = state.ports.get(f.port_id) if f.port_id else None
-        if port is None:
-            continue
-        found = [index[key] for sid, ip in port.fixed_ips
-                 if f.fixed_ip_address in (None, ip)
-                 and (key := (sid, f.floating_network_id)) in index]
-        if found:
-            out[fid] = min(found, key=order.__getitem__)
-    return out
 
 
 class Agent:

@@ -133,6 +133,28 @@ class State:
         return min(found, key=lambda c: c[0])[1] if found else None
 
 
+def fip_routers(state: State) -> dict[str, str]:
+    """floating IP id -> id of the router that carries it: ``State.router_for_fip`` for all
+    of them at once (the kernel agent and the OVN backend alike), through an index instead of a scan of every router per floating IP."""
+    order = {rid: i for i, rid in enumerate(state.routers)}
+    index: dict[tuple[str, str], str] = {}
+    for rid, r in state.routers.items():
+        if r.gateway is not None:
+            for itf in r.interfaces:
+                index.setdefault((itf.subnet_id, r.gateway.network_id), rid)
+    out = {}
+    for fid, f in state.floatingips.items():
+        port = state.ports.get(f.port_id) if f.port_id else None
+        if port is None:
+            continue
+        found = [index[key] for sid, ip in port.fixed_ips
+                 if f.fixed_ip_address in (None, ip)
+                 and (key := (sid, f.floating_network_id)) in index]
+        if found:
+            out[fid] = min(found, key=order.__getitem__)
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # JSON for a remote agent (``/floatip/v1/state``)
 

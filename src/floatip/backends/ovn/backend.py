@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 
 from ...core.errors import InvalidState
-from ...core.model import State
+from ...core.model import State, fip_routers
 from ...core.validate import validate
 from .diff import diff
 from .nb import Northbound, Southbound
-from .translate import ChassisInfo, Desired, Options, fip_routers, translate
+from .translate import ChassisInfo, Desired, Options, translate
 
 log = logging.getLogger("floatip.ovn")
 

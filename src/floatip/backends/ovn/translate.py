@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
-from ...core.model import State, stable_mac
+from ...core.model import State, fip_routers, stable_mac
 
 OWNER = "floatip:owner"
 KEY = "floatip:key"
@@ -234,23 +234,3 @@ def _fixed_on_router(state: State, router, port) -> str | None:
     return next((ip for sid, ip in port.fixed_ips if sid in subnets), None)
 
 
-def fip_routers(state: State) -> dict[str, str]:
-    """floating IP id -> the id of the router carrying it (Neutron's rule, as the kernel
-    agent applies it: the first router with the FIP's network as gateway and an interface
-    on the port's subnet)."""
-    order = {rid: i for i, rid in enumerate(state.routers)}
-    index: dict[tuple[str, str], str] = {}
-    for rid, r in state.routers.items():
-        if r.gateway is not None:
-            for itf in r.interfaces:
-                index.setdefault((itf.subnet_id, r.gateway.network_id), rid)
-    out = {}
-    for fid, f in state.floatingips.items():
-        port = state.ports.get(f.port_id) if f.port_id else None
-        if port is None:
-            continue
-        found = [index[k] for sid, ip in port.fixed_ips if f.fixed_ip_address in (None, ip)
-                 and (k := (sid, f.floating_network_id)) in index]
-        if found:
-            out[fid] = min(found, key=order.__getitem__)
-    return out
