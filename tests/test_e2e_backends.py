@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.kernel,
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore:.*influxdb:DeprecationWarning")]
 
+from cloud import wait_for
+
 EXT_CIDR, UPSTREAM_IP, EXT_GW = "203.0.113.0/24", "203.0.113.1", "203.0.113.1"
 POOL = ("203.0.113.10", "203.0.113.99")
 TENANT_CIDR = "198.51.100.0/24"
@@ -42,17 +44,6 @@ class Deployment:
     wait_synced: Callable[[], bool]
     expected_host: str | None = None              # binding:host_id of the VMs' ports
     extra: object = None                          # backend-specific handle (OvnLab, backend)
-
-
-def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _kernel(tmp_path):

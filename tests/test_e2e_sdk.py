@@ -22,6 +22,7 @@ from floatip import lab as L
 from floatip.cli.demo import run_checks
 from floatip.core.layout import AgentConfig
 
+from cloud import wait_for
 
 pytestmark = [pytest.mark.kernel,  # conftest skips it, saying why, without root or OVS
               # openstacksdk's own notices about its future releases
@@ -92,17 +93,6 @@ def env(request):
         finally:  # hosts and bridges go even if the router safety net failed
             left = lab.cleanup()
         assert not left, f"could not clean up: {left}"
-
-
-def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def assert_checks(checks) -> None:
