@@ -48,6 +48,9 @@ class Subnet:
     enable_dhcp: bool = False            # the API's default is True; files opt in
     dns_nameservers: tuple[str, ...] = ()
     host_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, nexthop)
+    ip_version: int = 4
+    ipv6_ra_mode: str | None = None       # IPv6: slaac | dhcpv6-stateful | dhcpv6-stateless
+    ipv6_address_mode: str | None = None  # IPv6: the same values
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Gateway:
     ip_address: str
     mac_address: str
     enable_snat: bool = True
+    # subnet_id/ip_address are the IPv4 address when the port has one (FIPs and SNAT use it);
+    # the port's other fixed IPs (IPv6, routed) are here as (subnet_id, ip address)
+    extra_ips: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,8 @@ _FROM_JSON = {
                                    "host_routes": _tup(v.get("host_routes", ()))}),
     "ports": lambda v: Port(**{**v, "fixed_ips": _tup(v["fixed_ips"]),
                                "public_keys": _tup(v.get("public_keys", ()))}),
-    "routers": lambda v: Router(**{**v, "gateway": Gateway(**v["gateway"]) if v["gateway"]
+    "routers": lambda v: Router(**{**v, "gateway": Gateway(**{**v["gateway"], "extra_ips": _tup(
+                                       v["gateway"].get("extra_ips", ()))}) if v["gateway"]
                                    else None,
                                    "interfaces": tuple(Interface(**x) for x in v["interfaces"]),
                                    "routes": _tup(v.get("routes", ()))}),

@@ -73,7 +73,9 @@ def _build(rows: dict, nets: dict) -> dict:
                               enable_dhcp=x.enable_dhcp,
                               dns_nameservers=tuple(x.dns_nameservers or ()),
                               host_routes=tuple((r["destination"], r["nexthop"])
-                                                for r in x.host_routes or ()))
+                                                for r in x.host_routes or ()),
+                              ip_version=x.ip_version, ipv6_ra_mode=x.ipv6_ra_mode,
+                              ipv6_address_mode=x.ipv6_address_mode)
                for x in rows["subnets"]}
     fixed: dict[str, list[tuple[str, str]]] = {}
     for a in rows["ipallocations"]:
@@ -113,9 +115,12 @@ def _build(rows: dict, nets: dict) -> dict:
         gw = None
         if r.gw_port_id and fixed.get(r.gw_port_id):
             p = all_ports[r.gw_port_id]
-            sid, ip = fixed[p.id][0]
+            # the IPv4 address first (FIPs and SNAT use it); IPv6 ones are routed extras
+            ips = sorted(fixed[p.id], key=lambda x: ":" in x[1])
+            sid, ip = ips[0]
             gw = M.Gateway(network_id=p.network_id, port_id=p.id, subnet_id=sid,
-                           ip_address=ip, mac_address=p.mac_address, enable_snat=r.enable_snat)
+                           ip_address=ip, mac_address=p.mac_address, enable_snat=r.enable_snat,
+                           extra_ips=tuple(ips[1:]))
         routers[r.id] = M.Router(id=r.id, name=r.name, gateway=gw,
                                  interfaces=tuple(sorted(itfs.get(r.id, []),
                                                          key=lambda i: i.port_id)),

@@ -61,6 +61,8 @@ class Subnet(_Standard, Base):
     allocation_pools: Mapped[list] = mapped_column(JSON, default=list)
     dns_nameservers: Mapped[list] = mapped_column(JSON, default=list)
     host_routes: Mapped[list] = mapped_column(JSON, default=list)
+    ipv6_ra_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    ipv6_address_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
     network: Mapped[Network] = relationship(back_populates="subnets")
 
 
