@@ -82,9 +82,10 @@ def _kernel(tmp_path):
         assert not left, f"could not clean up: {left}"
 
 
-def ovn_deployment(tmp_path, distributed: bool = False):
+def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0):
     """Two chassis; the API server without the kernel agent, the OVN backend following its
-    database. VMs go on the second chassis (not the gateway)."""
+    database (a full pass every ``interval`` seconds). VMs go on the second chassis (not
+    the gateway)."""
     from floatip.backends.ovn import OvnBackend, OvnConfig
     from floatip.client import Client
     from floatip.cli.demo_api import remove_all
@@ -99,7 +100,8 @@ def ovn_deployment(tmp_path, distributed: bool = False):
         srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
                      agent=False)
         backend = srv.backend = OvnBackend(LocalSource(srv.db), OvnConfig(
-            lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed))
+            lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed,
+            interval=interval))
         srv.db.resync_listeners.append(backend.request_full)
         srv.start()
 
