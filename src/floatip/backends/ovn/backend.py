@@ -76,7 +76,7 @@ class OvnStats:
     last_error: str | None = None
     last_generation: int = -1
     nb_cfg: int = 0                     # the nb_cfg of our last write
-    last_write_at: float = 0.0          # time.monotonic() when it committed
+    last_write_at: float = 0.0          # time.perf_counter() when it committed
     errors: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)   # last pass, ms per step
     write_timing: dict[str, float] = field(default_factory=dict)  # last pass that wrote
@@ -104,6 +104,7 @@ class OvnBackend:
         self._fip_router: dict[str, str] = {}  # floating IP id -> the router carrying it
         self._conflicts: dict[str, str] = {}   # object -> a name another owner holds
         self._pending: dict[str, int] = {}     # object -> nb_cfg every chassis must reach
+        self._recheck: set[str] = set()         # objects whose status report failed
         self.nb: Northbound | None = None
         self.sb: Southbound | None = None
         self.thread: threading.Thread | None = None
@@ -148,7 +149,8 @@ class OvnBackend:
             while True:
                 caught_up = self.nb is not None and self.nb.cfg()[1] >= self.stats.nb_cfg
                 if self.stats.last_generation >= want and not self.wake.is_set() and \
-                        not self._reasons and caught_up and not self._pending:
+                        not self._reasons and caught_up and not self._pending and \
+                        not self._recheck:
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -309,13 +311,16 @@ class OvnBackend:
         plan = None
         if scope is None or scope:
             actual, foreign = self.nb.actual(rescan=full)
+            if scope is None:
+                actual.prefetch(self.rows.rows)
+                lap("read NB")
             plan = diff(self.rows, actual, foreign, scope, hold)
             lap("diff")
             if plan:
                 nb_cfg = self.nb.apply(plan, actual)
                 lap("write NB")
                 self.stats.write_timing = timing
-                self.stats.last_write_at = time.monotonic()
+                self.stats.last_write_at = time.perf_counter()
                 for obj in plan.objects:
                     self._pending[obj] = nb_cfg
                 self.stats.nb_cfg = nb_cfg
@@ -335,9 +340,12 @@ class OvnBackend:
         for o in cleared:
             del self._pending[o]
         if scope is None:
+            self._recheck = set()
             self._report(None, errors)
         else:
             check = scope | cleared | {o for o in errors.keys() ^ self.stats.errors.keys()}
+            check |= self._recheck
+            self._recheck = set()
             check |= {o for o in errors.keys() & self.stats.errors.keys()
                       if errors[o] != self.stats.errors[o]}
             check |= {"port:" + r[3:] for r in reasons if r.startswith("pb:")}
@@ -422,7 +430,16 @@ class OvnBackend:
                      if vm[p].get("status") != v["status"]
                      or ("host" in v and vm[p].get("host") != v["host"])}
         if out_fips or out_routers or out_ports:
-            self.source.report(out_fips, out_routers, out_ports)
+            try:
+                self.source.report(out_fips, out_routers, out_ports)
+            except Exception as e:  # noqa: BLE001 - e.g. the database busy: report later
+                log.warning("status report failed, retried in 1 s: %s", e)
+                self._recheck |= {f"fip:{f}" for f in out_fips} | \
+                    {f"router:{r}" for r in out_routers} | {f"port:{p}" for p in out_ports}
+                retry = threading.Timer(1.0, self._note, ("retry",))
+                retry.daemon = True
+                retry.start()
+                return
             for f, v in out_fips.items():
                 db["fip_status"][f], db["fip_reason"][f] = v["status"], v["reason"]
             for r, v in out_routers.items():
