@@ -238,7 +238,7 @@ def main() -> None:
     # to build through the API twice is too long for one bench)
     ap.add_argument("--kernel-fips", default="100", help="sizes for the kernel ('' none)")
     args = ap.parse_args()
-    sizes = [int(x) for x in args.fips.split(",")]
+    sizes = [int(x) for x in args.fips.split(",") if x]
     ksizes = [int(x) for x in args.kernel_fips.split(",") if x]
     res, kres, load = {}, {}, {}
     for n in sizes:
