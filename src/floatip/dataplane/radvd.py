@@ -1,0 +1,85 @@
+"""radvd in router namespaces, supervised like the DHCP dnsmasqs: one per router that has
+interfaces on subnets with an IPv6 RA mode, its files in ``<run dir>/ra/<router id>/``
+(radvd.conf, pid, log). Started when missing or dead, sent SIGHUP when its configuration
+changed (radvd rereads it), ended by pid when no longer wanted or with its router."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import time
+
+from . import process
+from .netns import DataplaneError
+
+log = logging.getLogger("floatip.radvd")
+ENV_KEY = "FLOATIP_ROUTER"
+
+
+class Radvd:
+    def __init__(self, run_dir: str = "/run/floatip", binary: str | None = None):
+        self.dir = os.path.join(run_dir, "ra")
+        self.binary = binary or shutil.which("radvd") or "/usr/sbin/radvd"
+        self.starts = 0   # radvd processes started (tests: a dead one is started again)
+
+    def conf_dir(self, router_id: str) -> str:
+        return os.path.join(self.dir, router_id)
+
+    def _pid(self, router_id: str) -> int | None:
+        d = self.conf_dir(router_id)
+        return process.pid_from_file(os.path.join(d, "pid"), f"{d}/radvd.conf".encode())
+
+    def observe(self, router_id: str) -> tuple[str | None, bool]:
+        """(the configuration a live radvd of the router reads, or None; whether files of a
+        radvd that is not running are left)."""
+        d = self.conf_dir(router_id)
+        if not os.path.isdir(d):
+            return None, False
+        if self._pid(router_id) is None:
+            return None, True
+        try:
+            with open(os.path.join(d, "radvd.conf")) as f:
+                return f.read(), False
+        except OSError:
+            return None, True
+
+    def ensure(self, ns: str, router_id: str, conf: str) -> None:
+        d = self.conf_dir(router_id)
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        # radvd refuses a configuration file others may write
+        changed = process.write_if_changed(os.path.join(d, "radvd.conf"), conf, 0o644)
+        pid = self._pid(router_id)
+        if pid is not None:
+            if changed:
+                os.kill(pid, signal.SIGHUP)
+            return
+        try:
+            os.unlink(os.path.join(d, "pid"))  # a dead one's
+        except FileNotFoundError:
+            pass
+        argv = [self.binary, "-C", f"{d}/radvd.conf", "-p", f"{d}/pid",
+                "-m", "logfile", "-l", f"{d}/log"]
+        process.start(ns, argv, {ENV_KEY: router_id}, f"radvd for router {router_id}")
+        self.starts += 1
+        deadline = time.monotonic() + 5  # the daemon writes its pid file after the fork
+        while self._pid(router_id) is None:
+            if time.monotonic() > deadline:
+                raise DataplaneError(f"radvd for router {router_id} did not stay up: "
+                                     f"{self._log_tail(d)}")
+            time.sleep(0.01)
+        log.info("radvd started for router %s", router_id)
+
+    @staticmethod
+    def _log_tail(d: str) -> str:
+        try:
+            with open(os.path.join(d, "log")) as f:
+                return f.read()[-300:].strip()
+        except OSError:
+            return "no log"
+
+    def stop(self, router_id: str) -> None:
+        pid = self._pid(router_id)
+        if pid is not None:
+            process.kill(pid)
+        shutil.rmtree(self.conf_dir(router_id), ignore_errors=True)

@@ -1,0 +1,161 @@
+"""Dual stack on real namespaces, OVS and radvd, once per NAT driver: IPv6 is routed (the VM's
+own address arrives upstream), IPv4 still leaves through the floating IP, and the NAT
+drivers leave IPv6 alone."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from floatip import lab as L
+from floatip.dataplane.netns import nsexec
+
+from topo import EXT6_GW, ROUTER6, TEN6, TEN6_GW
+
+pytestmark = [pytest.mark.kernel,
+              pytest.mark.skipif(shutil.which("radvd") is None,
+                                 reason="radvd needed (make install)")]
+FIP, PORT = "203.0.113.84", 8086
+
+
+def eui64(prefix: str, mac: str) -> str:
+    """The SLAAC address of ``mac`` in ``prefix`` (RFC 4291 modified EUI-64)."""
+    b = bytes.fromhex(mac.replace(":", ""))
+    iid = bytes([b[0] ^ 0x02]) + b[1:3] + b"\xff\xfe" + b[3:]
+    net = ipaddress.ip_network(prefix)
+    return str(net.network_address + int.from_bytes(iid, "big"))
+
+
+def v6_addresses(ns: str, dev: str | None = None, scope: str = "global") -> list[str]:
+    """Non-tentative IPv6 addresses (``ip/prefix``) of ``ns``."""
+    argv = ["ip", "netns", "exec", ns, "ip", "-6", "-o", "addr", "show", "scope", scope]
+    out = L.sh(*argv, *(["dev", dev] if dev else [])).stdout
+    return [line.split()[3] for line in out.splitlines() if "tentative" not in line]
+
+
+def wait_for(what, timeout: float = 20.0, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(every)
+    return what()
+
+
+def radvd_pid(topo) -> int | None:
+    try:
+        with open(os.path.join(topo.dp.radvd.conf_dir(topo.router_id), "pid")) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def running(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def dual(topo):
+    """The seed's topology, dual stack: vm4 with a floating IP and SLAAC on 2001:db8:1::/64."""
+    topo.ipv6("slaac", dns=("2001:db8::53",))
+    topo.vm("vm4", "198.51.100.84")
+    topo.fip(FIP, "vm4")
+    topo.apply()
+    return topo
+
+
+def mac_of(topo, name: str) -> str:
+    return next(p.mac_address for p in topo.state().ports.values() if p.name == topo.port(name))
+
+
+def test_slaac_vm_routes_ipv6_with_its_own_address_and_ipv4_through_the_fip(dual, lab,
+                                                                           nat_driver):
+    vm = dual.vms["vm4"]
+    want = eui64(TEN6, mac_of(dual, "vm4"))
+    # the VM's kernel configured itself from radvd's advertisement (accept_ra, autoconf)
+    got = wait_for(lambda: [a for a in v6_addresses(vm, "eth0") if a.startswith("2001:db8:1:")])
+    assert got == [f"{want}/64"]
+    routes = L.sh("ip", "netns", "exec", vm, "ip", "-6", "route").stdout
+    assert "default via fe80::" in routes and "proto ra" in routes
+    assert L.sh("ip", "netns", "exec", vm, "sysctl", "-n",
+                "net.ipv6.conf.eth0.mtu").stdout.strip() == "1450"  # AdvLinkMTU
+    # ping and TCP to the IPv6 upstream: the upstream sees the VM's own address (routed)
+    assert L.ping_until(vm, EXT6_GW)
+    lab.serve(dual.upstream, EXT6_GW, PORT)
+    lab.serve(dual.upstream, "203.0.113.1", PORT + 1)
+    assert L.tcp_source(vm, EXT6_GW, PORT) == want
+    # IPv4 still leaves through the floating IP
+    assert L.tcp_source(vm, "203.0.113.1", PORT + 1) == FIP
+    # and the upstream reaches the VM's IPv6 address directly (no NAT, no floating IP)
+    assert L.ping_until(dual.upstream, want)
+
+    # the router: addresses, the IPv6 default route, forwarding, radvd with the prefix
+    ns = dual.ns
+    lay = dual.apply().layouts[dual.router_id]
+    qg = lay.gateway_device.name
+    assert f"{ROUTER6}/64" in v6_addresses(ns, qg)
+    assert f"{TEN6_GW}/64" in v6_addresses(ns)
+    assert f"default via {EXT6_GW} dev {qg}" in \
+        L.sh("ip", "netns", "exec", ns, "ip", "-6", "route", "show", "default").stdout
+    assert L.sh("ip", "netns", "exec", ns, "sysctl", "-n",
+                "net.ipv6.conf.all.forwarding").stdout.strip() == "1"
+    conf = open(os.path.join(dual.dp.radvd.conf_dir(dual.router_id), "radvd.conf")).read()
+    assert "prefix 2001:db8:1::/64" in conf and "AdvAutonomous on;" in conf
+    assert "RDNSS 2001:db8::53" in conf and "AdvLinkMTU 1450;" in conf
+    assert "AdvManagedFlag" not in conf
+    assert running(radvd_pid(dual))
+    # the NAT drivers left IPv6 alone: no IPv6 rule of anybody's in the router namespace
+    if nat_driver == "nftables":
+        rules = nsexec(ns, ["nft", "list", "ruleset"]).stdout
+        assert "table ip6" not in rules and "table inet" not in rules and "2001:db8" not in rules
+    else:
+        six = nsexec(ns, ["ip6tables-save"], check=False).stdout
+        assert "-A " not in six and "2001:db8" not in nsexec(ns, ["iptables-save"]).stdout
+    # a second pass changes nothing
+    assert dual.apply().writes == 0
+
+
+def test_removing_ipv6_removes_address_route_and_radvd(dual, lab):
+    ns, rid = dual.ns, dual.router_id
+    pid = radvd_pid(dual)
+    assert running(pid)
+    # radvd dies: the next pass starts it again
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not running(pid), 5)
+    starts = dual.dp.radvd.starts
+    dual.apply()
+    assert dual.dp.radvd.starts == starts + 1 and running(radvd_pid(dual))
+    # an IPv6 address drifted away by hand comes back
+    qg = dual.apply().layouts[rid].gateway_device.name
+    L.sh("ip", "netns", "exec", ns, "ip", "-6", "addr", "del", f"{ROUTER6}/64", "dev", qg)
+    assert dual.apply().writes == 1 and f"{ROUTER6}/64" in v6_addresses(ns, qg)
+
+    # the IPv6 interface goes: its device, address and radvd (config and pid) with it
+    pid = radvd_pid(dual)
+    dual.doc["routers"][0]["interfaces"] = dual.doc["routers"][0]["interfaces"][:1]
+    dual.apply()
+    assert f"{TEN6_GW}/64" not in v6_addresses(ns)
+    assert wait_for(lambda: not running(pid), 5)
+    assert not os.path.exists(dual.dp.radvd.conf_dir(rid))
+    assert dual.apply().writes == 0
+    # the IPv6 gateway goes: its address and the IPv6 default route
+    dual.doc["routers"][0]["external_gateway_info"]["external_fixed_ips"] = [
+        {"ip_address": "203.0.113.11"}]
+    dual.apply()
+    assert v6_addresses(ns) == []
+    assert L.sh("ip", "netns", "exec", ns, "ip", "-6", "route", "show", "default").stdout == ""
+    assert dual.apply().writes == 0
+    # IPv4 is untouched: the VM still leaves through its floating IP
+    lab.serve(dual.upstream, "203.0.113.1", PORT)
+    assert L.tcp_source(dual.vms["vm4"], "203.0.113.1", PORT) == FIP
