@@ -26,7 +26,7 @@ from pyroute2 import IPRoute, netns as pnetns
 from ..core.dhcp import MARK_PREFIX, NS_PREFIX, OWNER_KEY, DhcpSpec, dnsmasq_argv, \
     render_hosts, render_opts
 from . import process
-from .netns import NETNS_DIR, DataplaneError
+from .netns import NETNS_DIR, DataplaneError, run_in_netns, write_sysctls
 from .ovs import OVSDB, datapath_type, idl_rows
 
 log = logging.getLogger("floatip.dhcp")
@@ -145,6 +145,10 @@ class DhcpDataplane:
                 self._kill(pid)
                 pid = None
             pnetns.create(ns)
+            # before the tap moves in: no autoconfiguration from the router's advertisements
+            # (Neutron: accept_ra=0), no DAD delay on the DHCP port's IPv6 addresses
+            run_in_netns(ns, write_sysctls, (("net.ipv6.conf.default.accept_ra", "0"),
+                                             ("net.ipv6.conf.default.accept_dad", "0")))
             with IPRoute(netns=ns, flags=0) as ipr:
                 ipr.link("set", index=1, state="up", ifalias=MARK_PREFIX + spec.network_id)
             st = os.stat(os.path.join(NETNS_DIR, ns))
@@ -211,7 +215,7 @@ class DhcpDataplane:
                 ipr.link("set", index=idx[0], address=spec.mac, mtu=spec.mtu, state="up")
                 self.writes += 1
             have = {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-                    for a in ipr.get_addr(index=idx[0], family=2)}
+                    for a in ipr.get_addr(index=idx[0]) if a["scope"] == 0}
             # old ones first: deleting a primary address takes its secondaries along
             for cidr in sorted(have - set(spec.addresses)):
                 itf = ipaddress.ip_interface(cidr)
@@ -220,9 +224,13 @@ class DhcpDataplane:
                 self.writes += 1
             for cidr in sorted(set(spec.addresses) - have):
                 itf = ipaddress.ip_interface(cidr)
-                ipr.addr("add", index=idx[0], address=str(itf.ip),
-                         prefixlen=itf.network.prefixlen,
-                         broadcast=str(itf.network.broadcast_address))
+                if itf.version == 6:  # IFA_F_NODAD: dnsmasq may bind at once
+                    ipr.addr("add", index=idx[0], address=str(itf.ip),
+                             prefixlen=itf.network.prefixlen, flags=0x02)
+                else:
+                    ipr.addr("add", index=idx[0], address=str(itf.ip),
+                             prefixlen=itf.network.prefixlen,
+                             broadcast=str(itf.network.broadcast_address))
                 self.writes += 1
 
     def _ensure_dnsmasq(self, spec: DhcpSpec, pid: int | None) -> None:
