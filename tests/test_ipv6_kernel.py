@@ -141,6 +141,23 @@ def test_removing_ipv6_removes_address_route_and_radvd(dual, lab):
     L.sh("ip", "netns", "exec", ns, "ip", "-6", "addr", "del", f"{ROUTER6}/64", "dev", qg)
     assert dual.apply().writes == 1 and f"{ROUTER6}/64" in v6_addresses(ns, qg)
 
+    # an IPv6 extra route: 2001:db8:99::/64 via the VM, which holds 2001:db8:99::1
+    vm = dual.vms["vm4"]
+    hop = eui64(TEN6, mac_of(dual, "vm4"))
+    assert wait_for(lambda: [a for a in v6_addresses(vm, "eth0") if a.startswith(hop + "/")])
+    L.sh("ip", "netns", "exec", vm, "ip", "-6", "addr", "add", "2001:db8:99::1/128", "dev",
+         "lo", "nodad")
+    dual.doc["routers"][0]["routes"] = [{"destination": "2001:db8:99::/64", "nexthop": hop}]
+    dual.apply()
+    assert f"via {hop}" in L.sh("ip", "netns", "exec", ns, "ip", "-6", "route", "show",
+                                "2001:db8:99::/64").stdout
+    assert L.ping_until(ns, "2001:db8:99::1")
+    assert dual.apply().writes == 0
+    dual.doc["routers"][0]["routes"] = []
+    dual.apply()
+    assert L.sh("ip", "netns", "exec", ns, "ip", "-6", "route", "show",
+                "2001:db8:99::/64").stdout == ""
+
     # the IPv6 interface goes: its device, address and radvd (config and pid) with it
     pid = radvd_pid(dual)
     dual.doc["routers"][0]["interfaces"] = dual.doc["routers"][0]["interfaces"][:1]
@@ -236,3 +253,42 @@ def test_dhcpv6_stateful_vm_gets_its_address_from_dnsmasq(topo, lab, tmp_path_fa
         finally:
             agent.close()
             shutil.rmtree(run, ignore_errors=True)
+
+
+@pytest.mark.parametrize("nat_driver", ["nftables"])
+def test_cli_dry_run_apply_show_and_teardown_dual_stack(topo, tmp_path):
+    """The document path (``floatip apply --dry-run``, ``apply --local``, ``show``,
+    ``teardown``), in process: the commands a person reads, then the kernel."""
+    import json
+    import yaml
+    from typer.testing import CliRunner
+    from floatip.cli.main import app
+    topo.ipv6("dhcpv6-stateless")
+    f = tmp_path / "state.yaml"
+    f.write_text(yaml.safe_dump(topo.doc))
+    base = ["--integration-bridge", topo.int_br, "--bridge-mapping", f"physnet1:{topo.ex_br}",
+            "--nat-driver", topo.config.nat_driver]
+
+    def cli(*args):
+        r = CliRunner().invoke(app, [*base, *args])
+        assert r.exit_code == 0, r.output
+        return r.output
+    text = cli("apply", str(f), "--dry-run")
+    assert f"ip -6 addr add {TEN6_GW}/64 dev qr-" in text and f"{ROUTER6}/64" in text
+    assert f"ip -6 route replace default via {EXT6_GW} dev qg-" in text
+    assert "net.ipv6.conf.all.forwarding=1" in text
+    assert "AdvOtherConfigFlag on;" in text and "radvd -C" in text
+    assert topo.ns not in L.sh("ip", "netns", "list").stdout, "dry run changed the kernel"
+    cli("apply", "--local", str(f))
+    shown = {r["router_id"]: r for r in json.loads(cli("show", "--json"))["routers"]}
+    shown = shown[topo.router_id]
+    addrs = {a for d in shown["devices"] for a in d["addresses"]}
+    assert {f"{TEN6_GW}/64", f"{ROUTER6}/64", "203.0.113.11/24"} <= addrs
+    assert shown["default_route6"]["via"] == EXT6_GW
+    assert "prefix 2001:db8:1::/64" in shown["radvd"]
+    rdir = topo.dp.radvd.conf_dir(topo.router_id)
+    pid = radvd_pid(topo)
+    assert running(pid)
+    cli("teardown", str(f))
+    assert topo.ns not in L.sh("ip", "netns", "list").stdout
+    assert wait_for(lambda: not running(pid), 5) and not os.path.exists(rdir)
