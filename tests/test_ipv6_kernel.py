@@ -7,13 +7,14 @@ import ipaddress
 import os
 import shutil
 import signal
-import time
 
 import pytest
 
 from floatip import lab as L
 from floatip.dataplane.netns import nsexec
+from floatip.dataplane.process import running
 
+from cloud import wait_for
 from topo import EXT6_GW, ROUTER6, TEN6, TEN6_GW
 
 pytestmark = [pytest.mark.kernel,
@@ -37,32 +38,12 @@ def v6_addresses(ns: str, dev: str | None = None, scope: str = "global") -> list
     return [line.split()[3] for line in out.splitlines() if "tentative" not in line]
 
 
-def wait_for(what, timeout: float = 20.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(every)
-    return what()
-
-
 def radvd_pid(topo) -> int | None:
     try:
         with open(os.path.join(topo.dp.radvd.conf_dir(topo.router_id), "pid")) as f:
             return int(f.read())
     except (OSError, ValueError):
         return None
-
-
-def running(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
