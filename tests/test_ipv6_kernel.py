@@ -117,6 +117,14 @@ def test_removing_ipv6_removes_address_route_and_radvd(dual, lab):
     starts = dual.dp.radvd.starts
     dual.apply()
     assert dual.dp.radvd.starts == starts + 1 and running(radvd_pid(dual))
+    # the namespace deleted by hand (radvd keeps the old one alive, unheard): the router is
+    # rebuilt and radvd serves in the new namespace
+    pid = radvd_pid(dual)
+    L.sh("ip", "netns", "delete", ns)
+    dual.apply()
+    new = radvd_pid(dual)
+    assert new != pid and running(new) and not running(pid)
+    assert os.stat(f"/proc/{new}/ns/net").st_ino == os.stat(f"/run/netns/{ns}").st_ino
     # an IPv6 address drifted away by hand comes back
     qg = dual.apply().layouts[rid].gateway_device.name
     L.sh("ip", "netns", "exec", ns, "ip", "-6", "addr", "del", f"{ROUTER6}/64", "dev", qg)

@@ -267,7 +267,7 @@ class Dataplane:
                 extra.add((dst, gw))
         facts.extra_routes = frozenset(extra)
         facts.sysctls = nl.sysctls
-        facts.radvd, facts.radvd_stale = self.radvd.observe(rid)
+        facts.radvd, facts.radvd_stale = self.radvd.observe(rid, ns)
         facts.nat = self.nat.observe(ns)
         facts.fip_map = self.nat.fip_map(facts.nat)
         return facts

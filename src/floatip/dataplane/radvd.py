@@ -11,7 +11,7 @@ import signal
 import time
 
 from . import process
-from .netns import DataplaneError
+from .netns import NETNS_DIR, DataplaneError
 
 log = logging.getLogger("floatip.radvd")
 ENV_KEY = "FLOATIP_ROUTER"
@@ -30,13 +30,23 @@ class Radvd:
         d = self.conf_dir(router_id)
         return process.pid_from_file(os.path.join(d, "pid"), f"{d}/radvd.conf".encode())
 
-    def observe(self, router_id: str) -> tuple[str | None, bool]:
-        """(the configuration a live radvd of the router reads, or None; whether files of a
-        radvd that is not running are left)."""
+    @staticmethod
+    def _in(pid: int, ns: str) -> bool:
+        """Whether the process runs in the namespace now named ``ns`` (one deleted by hand
+        lives on while radvd holds it, and nobody hears it there)."""
+        try:
+            return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"{NETNS_DIR}/{ns}").st_ino
+        except OSError:
+            return False
+
+    def observe(self, router_id: str, ns: str) -> tuple[str | None, bool]:
+        """(the configuration a live radvd of the router reads in ``ns``, or None; whether
+        files or a process of a radvd that does not serve there are left)."""
         d = self.conf_dir(router_id)
         if not os.path.isdir(d):
             return None, False
-        if self._pid(router_id) is None:
+        pid = self._pid(router_id)
+        if pid is None or not self._in(pid, ns):
             return None, True
         try:
             with open(os.path.join(d, "radvd.conf")) as f:
@@ -50,6 +60,9 @@ class Radvd:
         # radvd refuses a configuration file others may write
         changed = process.write_if_changed(os.path.join(d, "radvd.conf"), conf, 0o644)
         pid = self._pid(router_id)
+        if pid is not None and not self._in(pid, ns):
+            process.kill(pid)
+            pid = None
         if pid is not None:
             if changed:
                 os.kill(pid, signal.SIGHUP)
