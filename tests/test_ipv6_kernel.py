@@ -171,7 +171,7 @@ def test_removing_ipv6_removes_address_route_and_radvd(dual, lab):
 # only, and what the server sent in $V6D_ENV_FILE
 DHCLIENT6_SCRIPT = """#!/bin/sh
 case "$reason" in
-BOUND6|RENEW6|REBIND6|REBOOT6)
+BOUND6|RENEW6|REBIND6|REBOOT6|INFORM6)
     [ -n "$new_ip6_address" ] && ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" \\
         dev "$interface"
     env | grep -E '^(new_|reason=)' > "$V6D_ENV_FILE" ;;
@@ -181,19 +181,23 @@ exit 0
 
 
 @pytest.mark.parametrize("nat_driver", ["nftables"])  # NAT plays no part: once is enough
-def test_dhcpv6_stateful_vm_gets_its_address_from_dnsmasq(topo, lab, tmp_path_factory):
+@pytest.mark.parametrize("mode", ["dhcpv6-stateful", "dhcpv6-stateless"])
+def test_dhcpv6_vm_configures_itself_from_radvd_and_dnsmasq(topo, lab, mode):
+    """stateful: the address from dnsmasq (the RA's managed flag, prefix not autonomous);
+    stateless: the address by SLAAC, the DNS servers from dnsmasq (other-config flag)."""
     from floatip.agent.dhcp import DhcpAgent
     from floatip.core.model import State
     s = topo.sid
-    topo.ipv6("dhcpv6-stateful", dns=("2001:db8::53",))
+    topo.ipv6(mode, dns=("2001:db8::53",))
     ten6 = f"tens6-{s}"
     topo.doc["ports"].append({"name": f"dhcp-{s}", "network": f"ten-{s}",
                               "device_owner": "network:dhcp",
                               "fixed_ips": [{"subnet": ten6, "ip_address": "2001:db8:1::2"}]})
     vm = topo.vm("vm6", "198.51.100.86")
+    # the port's IPv6 address as the API allocates it: any in stateful mode, EUI-64 else
+    want = "2001:db8:1::86" if mode == "dhcpv6-stateful" else eui64(TEN6, mac_of(topo, "vm6"))
     port = next(p for p in topo.doc["ports"] if p["name"] == topo.port("vm6"))
-    port["fixed_ips"] = [{"ip_address": "198.51.100.86"},
-                         {"subnet": ten6, "ip_address": "2001:db8:1::86"}]
+    port["fixed_ips"] = [{"ip_address": "198.51.100.86"}, {"subnet": ten6, "ip_address": want}]
     port.pop("fixed_ip")
     topo.apply()
     run = f"/run/v6d-{s}"  # dnsmasq rereads its files as nobody: a traversable directory
@@ -204,33 +208,38 @@ def test_dhcpv6_stateful_vm_gets_its_address_from_dnsmasq(topo, lab, tmp_path_fa
         assert agent.sync(topo.state()) == {}
         spec = next(iter(agent.specs.values()))
         hosts = open(os.path.join(agent.dp.conf_dir(spec.network_id), "host")).read()
-        assert f"{mac_of(topo, 'vm6')},tag:dhcpv6,vm6-{s},[2001:db8:1::86]" in hosts
+        entry = f"{mac_of(topo, 'vm6')},tag:dhcpv6,vm6-{s},[{want}]"
         conf = open(os.path.join(topo.dp.radvd.conf_dir(topo.router_id), "radvd.conf")).read()
-        assert "AdvManagedFlag on;" in conf and "AdvAutonomous off;" in conf
-        # the VM: the router's advertisement says "managed", dhclient -6 asks dnsmasq
+        if mode == "dhcpv6-stateful":
+            assert entry in hosts
+            assert "AdvManagedFlag on;" in conf and "AdvAutonomous off;" in conf
+        else:
+            assert want not in hosts
+            assert "AdvOtherConfigFlag on;" in conf and "AdvAutonomous on;" in conf
+        # the VM: dhclient -6 asks dnsmasq for what the advertisement says to ask for
         assert wait_for(lambda: v6_addresses(vm, "eth0", scope="link"))
         script, env = f"{run}/dhclient6-script", f"{run}/bound6.env"
         with open(script, "w") as f:
             f.write(DHCLIENT6_SCRIPT)
         os.chmod(script, 0o755)
-        r = L.sh("ip", "netns", "exec", vm, "dhclient", "-6", "-1", "-lf", f"{run}/lease6",
+        r = L.sh("ip", "netns", "exec", vm, "dhclient", "-6", "-1",
+                 *(["-S"] if mode == "dhcpv6-stateless" else []), "-lf", f"{run}/lease6",
                  "-pf", f"{run}/dhclient6.pid", "-sf", script, "-e", f"V6D_ENV_FILE={env}",
                  "eth0", check=False)
         pid = int(open(f"{run}/dhclient6.pid").read()) if os.path.exists(
             f"{run}/dhclient6.pid") else None
         assert r.returncode == 0, r.stderr[-500:]
         bound = dict(line.rstrip("\n").partition("=")[::2] for line in open(env))
-        assert bound["new_ip6_address"] == "2001:db8:1::86"
         assert bound.get("new_dhcp6_name_servers") == "2001:db8::53"
-        assert wait_for(lambda: [a for a in v6_addresses(vm, "eth0")
-                                 if a.startswith("2001:db8:1::86/")])
-        # no SLAAC address beside it (the prefix is not autonomous); the route from the RA
-        assert not [a for a in v6_addresses(vm, "eth0") if not a.startswith("2001:db8:1::86/")]
+        assert bound.get("new_ip6_address") == (want if mode == "dhcpv6-stateful" else None)
+        # the one global address: from dnsmasq (stateful) or SLAAC (stateless)
+        got = wait_for(lambda: [a for a in v6_addresses(vm, "eth0") if a.startswith(want + "/")])
+        assert [a for a in v6_addresses(vm, "eth0")] == got
         assert wait_for(lambda: "default via fe80::" in L.sh(
             "ip", "netns", "exec", vm, "ip", "-6", "route").stdout)
         lab.serve(topo.upstream, EXT6_GW, PORT)
         assert L.ping_until(vm, EXT6_GW)
-        assert L.tcp_source(vm, EXT6_GW, PORT) == "2001:db8:1::86"
+        assert L.tcp_source(vm, EXT6_GW, PORT) == want
     finally:
         if pid is not None:
             try:
