@@ -214,8 +214,10 @@ class DhcpDataplane:
                     or not link["flags"] & 1:
                 ipr.link("set", index=idx[0], address=spec.mac, mtu=spec.mtu, state="up")
                 self.writes += 1
+            # global and permanent: not link-local, not made by autoconf (a namespace made
+            # before accept_ra=0 may still take the router's advertisements)
             have = {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-                    for a in ipr.get_addr(index=idx[0]) if a["scope"] == 0}
+                    for a in ipr.get_addr(index=idx[0]) if a["scope"] == 0 and a["flags"] & 0x80}
             # old ones first: deleting a primary address takes its secondaries along
             for cidr in sorted(have - set(spec.addresses)):
                 itf = ipaddress.ip_interface(cidr)
