@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 
 import pytest
 
@@ -29,6 +30,43 @@ def cloud(lab, tmp_path):
     c.close()
 
 
+@pytest.fixture
+def dhcp_cloud(lab, tmp_path):
+    """With the agent's DHCP on; dnsmasq and radvd files in a run dir of this test."""
+    run = f"/run/v6d-{uuid.uuid4().hex[:6]}"
+    os.makedirs(run, mode=0o755)
+    c = Cloud(lab, tmp_path, run_dir=run)
+    c.run_dir = run
+    yield c
+    try:
+        c.close()
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def ext_ipv6(c: Cloud) -> None:
+    """An IPv6 subnet on the external network (skips while the API refuses IPv6)."""
+    r6 = c.api.post("/v2.0/subnets", json={"subnet": {
+        "network_id": c.ext["id"], "cidr": "2001:db8:ff::/64", "ip_version": 6,
+        "gateway_ip": EXT6_GW, "enable_dhcp": False}})
+    if r6.status_code == 400 and "IPv4" in r6.text:  # TODO(v6dp): drop once v6api is merged
+        pytest.skip("the API side of issue 12 (IPv6 subnets) has not landed on this branch")
+    ok(r6, 201)
+
+
+def tenant_ipv6(c: Cloud, r: dict, mode: str) -> dict:
+    """An IPv6 subnet in ``mode`` on the router's network, a router interface on it, and the
+    upstream host's route back through the router's IPv6 gateway address."""
+    sub6 = c.post("subnet", {"network_id": r["net"]["id"], "cidr": TEN6, "ip_version": 6,
+                             "ipv6_ra_mode": mode, "ipv6_address_mode": mode})
+    ok(c.api.put(f"/v2.0/routers/{r['id']}/add_router_interface",
+                 json={"subnet_id": sub6["id"]}))
+    gw = c.get("router", r["id"])["external_gateway_info"]["external_fixed_ips"]
+    gw6 = next(f["ip_address"] for f in gw if ":" in f["ip_address"])
+    L.Lab.add_ipv6(c.upstream, f"{EXT6_GW}/64", ((TEN6, gw6),))
+    return sub6
+
+
 def v6_global(ns: str) -> list[str]:
     out = L.sh("ip", "netns", "exec", ns, "ip", "-6", "-o", "addr", "show", "scope",
                "global").stdout
@@ -38,20 +76,9 @@ def v6_global(ns: str) -> list[str]:
 
 def test_slaac_through_the_api(cloud, lab):
     c = cloud
-    r6 = c.api.post("/v2.0/subnets", json={"subnet": {
-        "network_id": c.ext["id"], "cidr": "2001:db8:ff::/64", "ip_version": 6,
-        "gateway_ip": EXT6_GW, "enable_dhcp": False}})
-    if r6.status_code == 400 and "IPv4" in r6.text:  # TODO(v6dp): drop once v6api is merged
-        pytest.skip("the API side of issue 12 (IPv6 subnets) has not landed on this branch")
-    ok(r6, 201)
+    ext_ipv6(c)
     r = c.router("198.51.100.0/24")
-    sub6 = c.post("subnet", {"network_id": r["net"]["id"], "cidr": TEN6, "ip_version": 6,
-                             "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"})
-    ok(c.api.put(f"/v2.0/routers/{r['id']}/add_router_interface",
-                 json={"subnet_id": sub6["id"]}))
-    gw = c.get("router", r["id"])["external_gateway_info"]["external_fixed_ips"]
-    gw6 = next(f["ip_address"] for f in gw if ":" in f["ip_address"])
-    L.Lab.add_ipv6(c.upstream, f"{EXT6_GW}/64", ((TEN6, gw6),))
+    sub6 = tenant_ipv6(c, r, "slaac")
     port, vm = c.vm(r)
     mine = next(f["ip_address"] for f in port["fixed_ips"] if f["subnet_id"] == sub6["id"])
     fip = c.fip(port)
@@ -78,3 +105,35 @@ def test_slaac_through_the_api(cloud, lab):
     assert "2001:db8:1::1" not in v6_global(ns)
     assert wait_for(lambda: not running(pid), 5, "radvd to stop") and not os.path.exists(rdir)
     assert L.tcp_source(vm, "203.0.113.1", PORT + 1) == fip["floating_ip_address"]
+
+
+def test_dhcpv6_stateful_through_the_api(dhcp_cloud, lab):
+    """The DHCP port's IPv6 address from the API, dnsmasq's host entry from the port, the
+    managed flag from radvd: dhclient -6 in the VM gets the address the API allocated."""
+    from test_ipv6_kernel import DHCLIENT6_SCRIPT
+    c = dhcp_cloud
+    ext_ipv6(c)
+    r = c.router("198.51.100.0/24")
+    sub6 = tenant_ipv6(c, r, "dhcpv6-stateful")
+    port, vm = c.vm(r)
+    mine = next(f["ip_address"] for f in port["fixed_ips"] if f["subnet_id"] == sub6["id"])
+    c.status("port", port["id"], "ACTIVE")
+    assert c.wait_for_agent()
+    for off in ("1", "0"):
+        L.sh("ip", "netns", "exec", vm, "sysctl", "-qw", f"net.ipv6.conf.eth0.disable_ipv6={off}")
+    wait_for(lambda: "fe80::" in (out := L.sh("ip", "netns", "exec", vm, "ip", "-6", "-o",
+                                               "addr", "show", "scope", "link").stdout)
+             and "tentative" not in out, 10, "the VM's link-local address")
+    script, env = f"{c.run_dir}/dhclient6-script", f"{c.run_dir}/bound6.env"
+    with open(script, "w") as f:
+        f.write(DHCLIENT6_SCRIPT)
+    os.chmod(script, 0o755)
+    r6 = L.sh("ip", "netns", "exec", vm, "dhclient", "-6", "-1", "-lf", f"{c.run_dir}/lease6",
+              "-pf", f"{c.run_dir}/dhclient6.pid", "-sf", script, "-e",
+              f"V6D_ENV_FILE={env}", "eth0", check=False)
+    assert r6.returncode == 0, r6.stderr[-500:]  # dhclient stays to renew: the lab kills it
+    bound = dict(line.rstrip("\n").partition("=")[::2] for line in open(env))
+    assert bound["new_ip6_address"] == mine
+    assert wait_for(lambda: v6_global(vm) == [mine], 10, "the DHCPv6 address")
+    lab.serve(c.upstream, EXT6_GW, PORT)
+    assert wait_for(lambda: L.tcp_source(vm, EXT6_GW, PORT), 10, "TCP over IPv6") == mine
