@@ -45,13 +45,9 @@ def dhcp_cloud(lab, tmp_path):
 
 
 def ext_ipv6(c: Cloud) -> None:
-    """An IPv6 subnet on the external network (skips while the API refuses IPv6)."""
-    r6 = c.api.post("/v2.0/subnets", json={"subnet": {
-        "network_id": c.ext["id"], "cidr": "2001:db8:ff::/64", "ip_version": 6,
-        "gateway_ip": EXT6_GW, "enable_dhcp": False}})
-    if r6.status_code == 400 and "IPv4" in r6.text:  # TODO(v6dp): drop once v6api is merged
-        pytest.skip("the API side of issue 12 (IPv6 subnets) has not landed on this branch")
-    ok(r6, 201)
+    """An IPv6 subnet on the external network."""
+    c.post("subnet", {"network_id": c.ext["id"], "cidr": "2001:db8:ff::/64", "ip_version": 6,
+                      "gateway_ip": EXT6_GW, "enable_dhcp": False})
 
 
 def tenant_ipv6(c: Cloud, r: dict, mode: str) -> dict:
