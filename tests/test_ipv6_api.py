@@ -63,9 +63,10 @@ def tenant_ipv6(c: Cloud, r: dict, mode: str) -> dict:
     return sub6
 
 
-def v6_global(ns: str) -> list[str]:
+def v6_global(ns: str, dev: str | None = None) -> list[str]:
+    """Non-tentative global IPv6 addresses in ``ns`` (of ``dev``)."""
     out = L.sh("ip", "netns", "exec", ns, "ip", "-6", "-o", "addr", "show", "scope",
-               "global").stdout
+               "global", *(["dev", dev] if dev else [])).stdout
     return [line.split()[3].split("/")[0] for line in out.splitlines()
             if "tentative" not in line]
 
@@ -95,10 +96,24 @@ def test_slaac_through_the_api(cloud, lab):
     rdir = f"/run/floatip/ra/{r['id']}"
     pid = int(open(f"{rdir}/pid").read())
     assert running(pid) and "prefix 2001:db8:1::/64" in open(f"{rdir}/radvd.conf").read()
+    # a second IPv6 subnet on the network shares the router's IPv6 port (as in Neutron): one
+    # qr- device with both addresses, radvd reloaded (same process) with both prefixes
+    sub6b = c.post("subnet", {"network_id": r["net"]["id"], "cidr": "2001:db8:2::/64",
+                              "ip_version": 6, "ipv6_ra_mode": "slaac",
+                              "ipv6_address_mode": "slaac"})
+    itf = ok(c.api.put(f"/v2.0/routers/{r['id']}/add_router_interface",
+                       json={"subnet_id": sub6b["id"]}))
+    assert c.wait_for_agent()
+    qr6 = "qr-" + itf["port_id"][:11]
+    assert set(v6_global(ns, qr6)) == {"2001:db8:1::1", "2001:db8:2::1"}
+    assert "prefix 2001:db8:2::/64" in open(f"{rdir}/radvd.conf").read()
+    assert int(open(f"{rdir}/pid").read()) == pid
+    ok(c.api.put(f"/v2.0/routers/{r['id']}/remove_router_interface",
+                 json={"subnet_id": sub6b["id"]}))
     ok(c.api.put(f"/v2.0/routers/{r['id']}/remove_router_interface",
                  json={"subnet_id": sub6["id"]}))
     assert c.wait_for_agent()
-    assert "2001:db8:1::1" not in v6_global(ns)
+    assert not {"2001:db8:1::1", "2001:db8:2::1"} & set(v6_global(ns))
     assert wait_for(lambda: not running(pid), 5, "radvd to stop") and not os.path.exists(rdir)
     assert L.tcp_source(vm, "203.0.113.1", PORT + 1) == fip["floating_ip_address"]
 
