@@ -11,6 +11,7 @@ import signal
 import pytest
 
 from floatip import lab as L
+from floatip.agent.reconciler import Reconciler
 from floatip.dataplane.netns import nsexec
 from floatip.dataplane.process import running
 
@@ -111,11 +112,14 @@ def test_removing_ipv6_removes_address_route_and_radvd(dual, lab):
     ns, rid = dual.ns, dual.router_id
     pid = radvd_pid(dual)
     assert running(pid)
-    # radvd dies: the next pass starts it again
+    # radvd dies: the agent's next pass (not only a full one) starts it again
+    rec = Reconciler(dual.dp, dual.config)
+    rec.sync(dual.state())  # the first sync is full
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not running(pid), 5)
     starts = dual.dp.radvd.starts
-    dual.apply()
+    rec.sync(dual.state())
+    assert rec.full_syncs == 1 and rec.repairs == {"radvd": 1}
     assert dual.dp.radvd.starts == starts + 1 and running(radvd_pid(dual))
     # the namespace deleted by hand (radvd keeps the old one alive, unheard): the router is
     # rebuilt and radvd serves in the new namespace

@@ -39,6 +39,12 @@ class Radvd:
         except OSError:
             return False
 
+    def serving(self, router_id: str, ns: str) -> bool:
+        """A radvd of the router runs in ``ns``: a pid file read and two stats, for the
+        check each pass makes on routers it otherwise trusts."""
+        pid = self._pid(router_id)
+        return pid is not None and self._in(pid, ns)
+
     def observe(self, router_id: str, ns: str) -> tuple[str | None, bool]:
         """(the configuration a live radvd of the router reads in ``ns``, or None; whether
         files or a process of a radvd that does not serve there are left)."""
