@@ -191,3 +191,17 @@ def test_dhcpv6_stateless_options_only_and_slaac_not_served():
 def test_remote_agent_json_keeps_ipv6():
     st = state("dhcpv6-stateless", shared=True)
     assert state_from_json(state_to_json(st)) == st
+
+
+def test_an_ipv6_only_gateway_routes_and_nats_nothing():
+    st = state()
+    r = st.routers[RTR]
+    st.routers[RTR] = dataclasses.replace(r, gateway=dataclasses.replace(
+        r.gateway, subnet_id=EXT6, ip_address="2001:db8:ff::11", extra_ips=()))
+    del st.floatingips[FIP]
+    validate(st)
+    lay = router_layouts(st, CFG)[RTR]
+    assert lay.gateway_device.addresses == {"2001:db8:ff::11/64"}
+    assert lay.default_route is None and lay.default_route6 == ("2001:db8:ff::1",
+                                                                lay.gateway_device.name)
+    assert lay.nat.gateway_ip is None and lay.nat.snat_cidrs == () and lay.nat.fips == ()
