@@ -121,3 +121,32 @@ def test_periodic_full_pass_repairs_drift_nobody_reported(ovn_resync):
     assert d.wait_synced()
     wait_for(lambda: L.ping(d.upstream, FIP, timeout=0.3), what="ping after the repair")
     assert_checks(sc.checks("vm1", "vm2"))
+
+
+def test_ipv6_subnets_reach_the_northbound_and_break_nothing(ovn_no_resync):
+    """IPv6 on OVN is addresses only (no RA/DHCPv6 yet): an IPv6 subnet on the tenant
+    network behind the router and a port with both versions. Their addresses are in the NB
+    rows, NAT stays IPv4, the router stays ACTIVE and the floating IP keeps working."""
+    d = ovn_no_resync
+    lab, backend = d.extra
+    sc = ready_with_fip(d)
+    net = sc.net
+    lr = lr_name(sc.router.id)
+    sub6 = net.create_subnet(network_id=sc.tenant.id, cidr="2001:db8:1::/64", ip_version=6,
+                             ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+    net.add_interface_to_router(sc.router, subnet=sub6.id)
+    port = net.create_port(network_id=sc.tenant.id, name="dual")
+    v6 = [f["ip_address"] for f in port.fixed_ips if ":" in f["ip_address"]]
+    assert v6, port.fixed_ips
+    wait_for(lambda: v6[0] in nbctl(d, "lsp-get-addresses", port.id, check=False),
+             what="the port's IPv6 address in its LSP")
+    wait_for(lambda: "2001:db8:1::" in nbctl(d, "--bare", "--columns=networks", "list",
+                                             "Logical_Router_Port"),
+             what="the router's IPv6 address on an LRP")
+    assert d.wait_synced()
+    assert net.get_router(sc.router.id).status == "ACTIVE"
+    assert backend.stats.last_error is None, backend.stats.last_error
+    assert ":" not in nbctl(d, "lr-nat-list", lr)
+    assert_checks(sc.checks("vm1", "vm2"))
+    net.delete_port(port)
+    net.remove_interface_from_router(sc.router, subnet_id=sub6.id)
