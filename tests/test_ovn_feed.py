@@ -4,6 +4,8 @@ compare only the objects they touch, with no full pass; drift nobody reported is
 repaired by the periodic full pass."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from floatip import lab as L
@@ -154,3 +156,26 @@ def test_ipv6_subnets_reach_the_northbound_and_break_nothing(ovn_no_resync):
     assert_checks(sc.checks("vm1", "vm2"))
     net.delete_port(port)
     net.remove_interface_from_router(sc.router, subnet_id=sub6.id)
+
+
+def test_a_row_deleted_while_the_northbound_was_down_comes_back_after_the_reconnect(
+        ovn_no_resync):
+    """The NB restarts with a row of ours gone (changed in its file while the server was
+    down): the refill after the reconnect tells no deletion, so the backend runs a full
+    pass on reconnecting, and the row comes back without waiting for the periodic one."""
+    d = ovn_no_resync
+    lab, backend = d.extra
+    sc = ready_with_fip(d)
+    lr = lr_name(sc.router.id)
+    nat = nbctl(d, "--bare", "--columns=_uuid", "find", "NAT", f"external_ip={FIP}")
+    full = backend.stats.full_passes
+    txn = ["OVN_Northbound", {"op": "mutate", "table": "Logical_Router",
+                              "where": [["name", "==", lr]],
+                              "mutations": [["nat", "delete", ["set", [["uuid", nat]]]]]}]
+    lab.restart_db("nb", while_down=lambda path: L.sh("ovsdb-tool", "transact", path,
+                                                      json.dumps(txn)))
+    assert FIP not in nat_of(d, lr)
+    wait_for(lambda: FIP in nat_of(d, lr), timeout=40, what="the NAT row back")
+    assert backend.stats.full_passes > full
+    assert d.wait_synced()
+    wait_for(lambda: L.ping(d.upstream, FIP, timeout=0.3), what="ping after the repair")

@@ -186,11 +186,14 @@ class OvnLab:
             "ovn-northd", f"--ovnnb-db={self.nb}", f"--ovnsb-db={self.sb}",
             *self._common(run, "ovn-northd")])
 
-    def restart_db(self, db: str) -> None:
+    def restart_db(self, db: str, while_down=None) -> None:
         """Stop and start the central "nb" or "sb" ovsdb-server on the same file and socket
-        (what a client sees when the central host restarts)."""
+        (what a client sees when the central host restarts); ``while_down(path of the
+        database file)`` runs in between (changes nobody connected sees)."""
         run = f"{self.dir}/c"
         self._kill(self.central_pids.pop(f"ovsdb-{db}"))
+        if while_down is not None:
+            while_down(f"{run}/{db}.db")
         pid = self._spawn(self.central_ns, run, f"ovsdb-{db}", [
             "ovsdb-server", f"{run}/{db}.db", f"--remote=punix:{run}/{db}.sock",
             *self._common(run, f"ovsdb-{db}")])

@@ -191,7 +191,8 @@ class OvnBackend:
             self.wake.clear()
             with self._lock:
                 reasons, self._reasons = self._reasons, set()
-            full = self._want_full or time.monotonic() >= due
+            # after a reconnect the IDL refilled without telling what was deleted meanwhile
+            full = self._want_full or time.monotonic() >= due or "reconnect" in reasons
             self._want_full = False
             try:
                 self._pass(reasons, full)

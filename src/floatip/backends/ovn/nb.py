@@ -27,9 +27,21 @@ SB_COLUMNS = {
 
 class _Idl(connection.OvsdbIdl):
     """An IDL that tells the backend what changed, so it wakes at once (hand-made drift of
-    owned rows, chassis catching up, ports bound)."""
+    owned rows, chassis catching up, ports bound), and when it reconnected: a refill after
+    a reconnect tells no deletions, so what changed meanwhile needs a full compare."""
 
     on_change: Callable[[str, object, object], None] | None = None
+    _synced: int | None = None   # session seqno of the last complete monitor reply
+
+    def run(self):
+        changed = super().run()
+        seqno = self._session.get_seqno()
+        if self._session.is_connected() and self.state == self.IDL_S_MONITORING and \
+                seqno != self._synced:
+            first, self._synced = self._synced is None, seqno
+            if not first and self.on_change is not None:
+                self.notify("reconnect", None)
+        return changed
 
     def notify(self, event, row, updates=None):
         if self.on_change is not None:
@@ -194,6 +206,9 @@ class Northbound:
         self.api = api_cls(self.conn)   # starts the connection thread
 
     def _notify(self, event, row, updates) -> None:
+        if event == "reconnect":
+            self._cb("reconnect")
+            return
         table = row._table.name
         if table == "NB_Global":
             self._cb("hv")
@@ -326,6 +341,9 @@ class Southbound:
         self.conn.start()
 
     def _notify(self, event, row, updates) -> None:
+        if event == "reconnect":
+            self._cb("reconnect")
+            return
         table = row._table.name
         if table == "Port_Binding":
             self._track(event, row)
