@@ -266,3 +266,44 @@ def test_config():
     c = OvnConfig.of({"ovn-nb": "tcp:a:6641", "ovn_sb": "tcp:a:6642", "distributed_fip": True})
     assert (c.nb, c.sb, c.distributed_fip) == ("tcp:a:6641", "tcp:a:6642", True)
     assert c.owner.startswith("floatip@")
+
+
+def test_a_change_touches_only_the_objects_whose_rows_it_alters():
+    """The backend's scope per change (no databases needed): the objects to translate and
+    compare again, from the change feed's changed ids."""
+    from floatip.backends.ovn.backend import OvnBackend, OvnConfig
+    from floatip.core.model import fip_routers
+    st = state()
+    b = OvnBackend(None, OvnConfig("unix:nb", "unix:sb", owner="floatip@test"))
+    b.desired.load({"generation": 1, "state": st, "vm_ports": {}, "known_routers": set()})
+    b._fip_router = fip_routers(st)
+    fid = next(iter(st.floatingips))
+    rid = next(iter(st.routers))
+    ports = {p.name: p for p in st.ports.values()}
+    gen = iter(range(2, 100))
+
+    def apply(kind, obj=None, delete=None):
+        return b._touched(b.desired.apply({
+            "generation": next(gen), "upserts": {kind: {obj.id: obj}} if obj else {},
+            "deletes": {kind: [delete]} if delete else {}}), set())
+    # a floating IP moved: its NAT row only
+    moved = replace(st.floatingips[fid], port_id=ports["vm2"].id, fixed_ip_address=None)
+    assert apply("floatingips", moved) == {f"fip:{fid}"}
+    assert b._fip_router == {fid: rid}
+    # a port: its LSP and the floating IPs on it
+    assert apply("ports", replace(ports["vm2"], name="x")) == {
+        f"port:{ports['vm2'].id}", f"fip:{fid}"}
+    # the router loses its interface: the router, and the floating IP it no longer carries
+    router = b.desired.state.routers[rid]
+    assert apply("routers", replace(router, interfaces=())) == {f"router:{rid}", f"fip:{fid}"}
+    assert b._fip_router == {}
+    # a network: its rows, its ports, the routers on it, the floating IPs from it
+    nets = b.desired.state.networks
+    ten = ports["vm1"].network_id
+    assert apply("networks", replace(nets[ten], name="t")) == {
+        f"network:{ten}", f"port:{ports['vm1'].id}", f"port:{ports['vm2'].id}"}
+    ext = st.floatingips[fid].floating_network_id
+    assert apply("networks", replace(nets[ext], name="e")) == {
+        f"network:{ext}", f"router:{rid}", f"fip:{fid}"}
+    # drift reported by the NB is in scope as it is
+    assert b._touched({}, {"drift:router:x", "pb:y"}) == {"router:x"}
