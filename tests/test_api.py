@@ -6,6 +6,7 @@ are about the API and the database; the agent is covered by test_e2e_sdk.py).
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import uuid
@@ -525,6 +526,10 @@ def test_native_cli_against_the_api(server):
            "subnets": [], "ports": [], "routers": [], "floatingips": []}
     doc["subnets"].append({"name": uniq("asub"), "network": doc["networks"][0]["name"],
                            "cidr": "100.64.12.0/24"})
+    # an IPv6 subnet: the file may leave ip_version out (the CIDR says it)
+    doc["subnets"].append({"name": uniq("asub6"), "network": doc["networks"][0]["name"],
+                           "cidr": "2001:db8:12::/64", "ipv6_ra_mode": "slaac",
+                           "ipv6_address_mode": "slaac"})
     doc["ports"].append({"name": uniq("avm"), "network": doc["networks"][0]["name"],
                          "fixed_ip": "100.64.12.7"})
     doc["routers"].append({"name": uniq("ar"), "external_gateway_info": {"network": ext},
@@ -535,7 +540,13 @@ def test_native_cli_against_the_api(server):
         json.dump(doc, fh)
     try:
         first = json.loads(run("apply", fh.name, "--json"))
-        assert len(first["created"]) == 5 and len(first["updated"]) == 1  # + the interface
+        assert len(first["created"]) == 6 and len(first["updated"]) == 1  # + the interface
+        v6 = json.loads(run("subnet", "show", doc["subnets"][1]["name"], "--json"))
+        assert v6["ip_version"] == 6 and v6["ipv6_address_mode"] == "slaac"
+        vm = json.loads(run("port", "show", doc["ports"][0]["name"], "--json"))
+        v4, v6addr = sorted((f["ip_address"] for f in vm["fixed_ips"]), key=len)
+        assert v4 == "100.64.12.7" and ipaddress.ip_address(v6addr) in ipaddress.ip_network(
+            "2001:db8:12::/64")  # its EUI-64 address, which apply does not fight
         second = json.loads(run("apply", fh.name, "--json"))
         assert not second["created"] and not second["updated"]
     finally:

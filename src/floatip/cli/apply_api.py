@@ -16,6 +16,14 @@ from ..core.document import _get
 from ..core.errors import NeutronError
 
 
+def _version(subnet: dict) -> int:
+    """A file may leave ip_version out: the CIDR says it (a bad CIDR is the API's to refuse)."""
+    try:
+        return ipaddress.ip_network(str(subnet.get("cidr")), strict=False).version
+    except ValueError:
+        return 4
+
+
 @dataclass
 class ApplyResult:
     created: list[str] = field(default_factory=list)
@@ -89,8 +97,9 @@ def apply_document(c: Client, doc: dict) -> ApplyResult:
         ensure("network", name_of("network", d), {**create, **mutable}, mutable)
     for d in doc.get("subnets") or []:
         create = {"network_id": ref("network", _get(d, "network", "network_id")),
-                  "cidr": d.get("cidr"), "ip_version": 4}
-        for k in ("gateway_ip", "allocation_pools", "enable_dhcp", "dns_nameservers"):
+                  "cidr": d.get("cidr"), "ip_version": d.get("ip_version") or _version(d)}
+        for k in ("gateway_ip", "allocation_pools", "enable_dhcp", "dns_nameservers",
+                  "ipv6_ra_mode", "ipv6_address_mode"):
             if k in d:
                 create[k] = d[k]
         mutable = {k: d[k] for k in ("enable_dhcp", "dns_nameservers", "description") if k in d}
@@ -114,7 +123,10 @@ def apply_document(c: Client, doc: dict) -> ApplyResult:
         mutable = {k: d[k] for k in ("admin_state_up", "description", "device_id") if k in d}
         port = ensure("port", name_of("port", d), create, mutable)
         want_ips = {f["ip_address"] for f in fixed if f.get("ip_address")}
-        have_ips = {f["ip_address"] for f in port["fixed_ips"]}
+        # addresses the API adds by itself (EUI-64 on SLAAC subnets) are not the file's to name
+        auto = {s["id"] for s in c.list("subnet", network_id=net)
+                if s.get("ipv6_address_mode") in ("slaac", "dhcpv6-stateless")}
+        have_ips = {f["ip_address"] for f in port["fixed_ips"] if f["subnet_id"] not in auto}
         if want_ips and want_ips != have_ips:
             c.update("port", port["id"], fixed_ips=[f for f in fixed])
             res.note("updated", f"port {port['name']} fixed_ips")
