@@ -85,7 +85,10 @@ key_repository = {d}/fernet-keys
 [credential]
 key_repository = {d}/credential-keys
 [cache]
-enabled = False
+# dogpile's in-process memory: token validation, role assignments, catalog and revocation
+# events otherwise cost several queries on every request
+enabled = True
+backend = dogpile.cache.memory
 [identity]
 # the cheapest bcrypt: Tempest creates users and projects for every test class
 password_hash_rounds = 4
@@ -113,7 +116,8 @@ password_hash_rounds = 4
         self.proc = subprocess.Popen(
             [str(KVENV / "bin/gunicorn"), "--chdir", str(d), "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads),
-             "--timeout", "120",
+             "--timeout", "120", "--access-logfile", str(d / "log" / "access.log"),
+             "--access-logformat", "%(m)s %(U)s %(s)s %(M)s",
              "keystone_wsgi:application"],
             env=genv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)

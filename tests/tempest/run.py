@@ -93,6 +93,8 @@ def run(ws: Path, ks, t0: float) -> int:
                            cwd=ws / "ws", env=env, capture_output=True, text=True)
         out = r.stdout + r.stderr
         (ws / "tempest-out.log").write_text(out)
+        # per-route latency, to see which floatip endpoint a slow run spent its time in
+        (ws / "floatip-metrics.txt").write_text(admin.get("/metrics").text)
         lines = out.splitlines()
         for i, line in enumerate(lines):  # each failure with its traceback, for CI logs
             if line.endswith("... FAILED"):
