@@ -4,7 +4,9 @@ on a free loopback port; ``keystone-manage bootstrap`` (admin/member/reader role
 user), a ``service`` project with the floatip service user (roles service), and the
 ``network`` service with endpoints at the floatip server under test.
 
-One gunicorn worker with one thread: SQLite answers "database is locked" to concurrent writes.
+One gunicorn worker process: Keystone's cache (dogpile's in-process memory) is coherent only
+within a process; a second worker kept serving a catalog cached before the network endpoint
+was added. On SQLite also one thread: SQLite answers "database is locked" to concurrent writes.
 Passwords are random, written only to files mode 0600 in the temp dir, never on a command line.
 """
 from __future__ import annotations
@@ -51,11 +53,11 @@ def free_port() -> int:
 class Keystone:
     REGION = "RegionOne"
 
-    def __init__(self, db_url: str | None = None, workers: int = 1, threads: int = 1):
-        """``db_url``: a PostgreSQL database for Keystone (then ``workers``/``threads`` may be
-        more than 1); default SQLite in the temp dir, served by one thread."""
+    def __init__(self, db_url: str | None = None, threads: int = 1):
+        """``db_url``: a PostgreSQL database for Keystone (then ``threads`` may be more than
+        1); default SQLite in the temp dir, served by one thread."""
         self.db_url = db_url
-        self.workers, self.threads = workers, threads
+        self.threads = threads
         self.dir = Path(tempfile.mkdtemp(prefix="fk-keystone-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v3"
@@ -115,7 +117,7 @@ password_hash_rounds = 4
         log = open(d / "log" / "gunicorn.log", "ab")
         self.proc = subprocess.Popen(
             [str(KVENV / "bin/gunicorn"), "--chdir", str(d), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--threads", str(self.threads),
+             "--workers", "1", "--threads", str(self.threads),
              "--timeout", "120", "--access-logfile", str(d / "log" / "access.log"),
              "--access-logformat", "%(m)s %(U)s %(s)s %(M)s",
              "keystone_wsgi:application"],

@@ -40,14 +40,15 @@ def main() -> int:
         return 2
     ws = Path(tempfile.mkdtemp(prefix="fk-tempest-"))
     t0 = time.monotonic()
-    # Keystone on PostgreSQL with several workers: Tempest creates a project and users per
-    # test class, and one SQLite writer made Keystone the bottleneck
+    # Keystone on PostgreSQL with several threads: Tempest creates a project and users per
+    # test class, and one SQLite writer made Keystone the bottleneck. One process, so that
+    # its in-process cache stays coherent (tests/keystoneserver.py)
     pg = pgserver.PgServer().start() if not pgserver.missing() else None
     with contextlib.ExitStack() as stack:
         if pg is not None:
             stack.callback(pg.stop)
             url = stack.enter_context(pgserver.fresh_database(pg.url))
-            ks = keystoneserver.Keystone(url, workers=3, threads=2)
+            ks = keystoneserver.Keystone(url, threads=4)
         else:
             ks = keystoneserver.Keystone()
         return run(ws, ks, t0)
