@@ -1,10 +1,10 @@
-"""``make tempest``: OpenStack's Tempest (``tempest.api.network``, IPv4) against floatip.
+"""``make tempest``: OpenStack's Tempest (``tempest.api.network``, IPv4 and IPv6) against floatip.
 
 A throw-away Keystone (tests/keystoneserver.py), a floatip server with auth_strategy =
 keystone on a free loopback port (SQLite, agent off: these are API tests), the catalog's
 ``network`` endpoint pointing at it, an external network for Tempest, then ``tempest run``
 from its own virtualenv (``make tempest-venv``). Prints the counts; exit status 1 on any
-failure. ``TEMPEST_REGEX`` narrows the run, ``TEMPEST_CONCURRENCY`` (default 2).
+failure. ``TEMPEST_REGEX`` narrows the run, ``TEMPEST_CONCURRENCY`` (default 3).
 """
 from __future__ import annotations
 
