@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from pyroute2 import netns as pnetns
 
+from .dataplane.process import running
 from .lab import TcpServer, sh
 
 OVN_SCHEMAS = "/usr/share/ovn"
@@ -69,15 +70,6 @@ class Chassis:
 
     def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         return sh("ip", "netns", "exec", self.ns, *argv, check=check)
-
-
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie nobody reaped yet (orphans of a kept lab)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 class OvnLab:
@@ -357,7 +349,7 @@ class OvnLab:
             if proc is not None:
                 if proc.poll() is not None:
                     return
-            elif not _alive(pid):
+            elif not running(pid):  # a zombie of a kept lab counts as gone
                 return
             time.sleep(0.02)
         try:
