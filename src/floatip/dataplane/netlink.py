@@ -10,7 +10,7 @@ import time
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .netns import open_sysctls, run_in_netns
+from .netns import high_socket, open_sysctls, run_in_netns
 
 
 def read_dump(sock: socket.socket, seq: int, bufsize: int):
@@ -46,7 +46,7 @@ class RtBatch:
 
     def __init__(self, ns: str):
         self.sock, self._fds = run_in_netns(ns, lambda: (
-            socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0), open_sysctls()))
+            high_socket(socket.AF_NETLINK, socket.SOCK_RAW, 0), open_sysctls()))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.bind((0, 0))
         self.seq = int(time.monotonic() * 1000) & 0xffffff

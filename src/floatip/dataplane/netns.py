@@ -3,8 +3,11 @@ start, per call), running programs in them (argv lists, never a shell), sysctl f
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import queue
+import resource
+import socket
 import subprocess
 import threading
 
@@ -96,11 +99,38 @@ def run_in_netns(ns: str, fn, *args):
     return _worker.run(ns, fn, args)
 
 
+# libnftables (in process) waits on its socket with select(), which aborts the process on a
+# descriptor >= FD_SETSIZE (1024). Each router holds about a dozen descriptors for as long as
+# it lives, so about 100 routers used the low range up: those move above it.
+FD_SETSIZE = 1024
+
+
+def keep_high(fd: int) -> int:
+    """``fd`` moved to a number >= FD_SETSIZE (the original closed); unchanged when the
+    process may not open that many files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4 * FD_SETSIZE and hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 64 * FD_SETSIZE), hard))
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FD_SETSIZE)
+    except OSError:
+        return fd
+    os.close(fd)
+    return high
+
+
+def high_socket(family: int, type_: int, proto: int) -> socket.socket:
+    """A socket whose descriptor is kept above the select() range (``keep_high``)."""
+    s = socket.socket(family, type_, proto)
+    return socket.socket(family, type_, proto, fileno=keep_high(s.detach()))
+
+
 def open_sysctls() -> dict[str, int]:
     out = {}
     for k, _ in ROUTER_SYSCTLS:
         try:
-            out[k] = os.open("/proc/sys/" + k.replace(".", "/"), os.O_RDONLY | os.O_CLOEXEC)
+            out[k] = keep_high(os.open("/proc/sys/" + k.replace(".", "/"),
+                                       os.O_RDONLY | os.O_CLOEXEC))
         except OSError:
             pass
     return out

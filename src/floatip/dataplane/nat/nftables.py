@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from ...core.layout import NatSpec
 from ...core.plan import Step
-from ..netns import nsexec, run_in_netns
+from ..netns import high_socket, nsexec, run_in_netns
 
 FAMILY, TABLE = "ip", "floatip"
 T = f"{FAMILY} {TABLE}"
@@ -355,7 +355,7 @@ class NftContext:
         lib = self.lib
         self.ctx, self.gen = run_in_netns(ns, lambda: (
             lib.nft_ctx_new(0) if lib else None,
-            socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)))
+            high_socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)))
         if self.lib and self.ctx:
             self.lib.nft_ctx_buffer_output(self.ctx)
             self.lib.nft_ctx_buffer_error(self.ctx)
