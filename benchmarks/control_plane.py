@@ -125,6 +125,19 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="fp-bench-")
         db = args.db or f"sqlite:///{self.tmp}/floatip.db"
         # DHCP off: the control plane is measured, not dnsmasq
+        if os.environ.get("PF8_GCLOG"):
+            import gc
+            t = {}
+
+            def cb(phase, info):
+                if phase == "start":
+                    t[0] = time.perf_counter()
+                elif time.perf_counter() - t[0] > 0.01:
+                    print(f"gc gen{info['generation']} {(time.perf_counter() - t[0]) * 1000:.0f} ms "
+                          f"collected {info['collected']}", file=sys.stderr)
+            gc.callbacks.append(cb)
+        if os.environ.get("PF8_SWITCH"):
+            sys.setswitchinterval(float(os.environ["PF8_SWITCH"]))
         self.server = Server(db, f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
                              interval=args.interval, agent_options={"dhcp": False, "metadata": False}).start()
         self.c = httpx.Client(base_url=self.server.url, timeout=120)
@@ -272,20 +285,25 @@ class Bench:
                 lat.append(time.perf_counter() - t0)
             return lat
         self.server.wait_for_agent(60)
-        quiet = puts(1.0)
-        before = agent.stats.full_passes
-        self.c.post("/floatip/v1/sync", params={"full": "true"})
-        during = []
-        deadline = time.perf_counter() + 120
-        while agent.stats.full_passes == before and time.perf_counter() < deadline:
-            during += puts(0.2)
-        took = agent.stats.last_seconds
+        quiet = puts(2.0)
+        during, took = [], []
+        for _ in range(3):  # three full passes: the worst write of any of them
+            self.server.wait_for_agent(60)
+            before = agent.stats.full_passes
+            self.c.post("/floatip/v1/sync", params={"full": "true"})
+            deadline = time.perf_counter() + 120
+            while agent.stats.full_passes == before and time.perf_counter() < deadline:
+                during += puts(0.05)
+            took.append(agent.stats.last_full_seconds)
+        delay = max(during) - pct(quiet, 50) if during else float("nan")
         self.results += [
-            ("PUT floatingip, no pass running: max", f"{ms(max(quiet))} ms", ""),
-            (f"PUT floatingip during a full pass ({took:.2f} s, nothing to change): "
-             f"p99 / max (n={len(during)})",
-             f"{ms(pct(during, 99))} / {ms(max(during) if during else float('nan'))} ms",
-             "≤ 50 ms delay")]
+            ("PUT floatingip, no pass running: p50 / max", f"{ms(pct(quiet, 50))} / "
+             f"{ms(max(quiet))} ms", ""),
+            (f"PUT floatingip during 3 full passes (max {max(took):.2f} s each, nothing to "
+             f"change): p50 / p99 / max (n={len(during)})",
+             f"{ms(pct(during, 50))} / {ms(pct(during, 99))} / {ms(max(during))} ms", ""),
+            ("  write delayed by a full pass: max minus the quiet p50", f"{ms(delay)} ms",
+             "≤ 50 ms")]
 
     def delete_all(self):
         """6: delete every pair with 8 clients."""

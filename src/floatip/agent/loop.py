@@ -43,6 +43,7 @@ class ScopedDataplane:
 class AgentStats:
     passes: int = 0
     last_seconds: float = 0.0
+    last_full_seconds: float = 0.0
     last_error: str | None = None
     last_generation: int = -1
     last_full: bool = True
@@ -325,6 +326,8 @@ class Agent:
         self.stats.last_generation = d.generation
         self.stats.last_full = full
         self.stats.full_passes += full
+        if full:
+            self.stats.last_full_seconds = self.stats.last_seconds
         self.stats.last_read = read
         self.stats.last_pass_at = time.time()
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in
