@@ -3,6 +3,8 @@ from a source (the in-process database, or a remote API), reconcile this host's 
 ``Reconciler`` and report statuses back."""
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import socket
 import threading
@@ -37,6 +39,22 @@ class ScopedDataplane:
 
     def __getattr__(self, name):
         return getattr(self.dp, name)
+
+
+@contextlib.contextmanager
+def no_collection():
+    """The cyclic garbage collector off during a full pass. The pass holds ~10^5 objects
+    for a moment (rows, models, layouts of every router and FIP): collections their
+    allocation triggers walked them all while they were alive, stopping every thread of the
+    process (the API's too) for up to 110 ms at 10,000 FIPs. They are freed by reference
+    counting when the pass ends; the collector then walks what stays."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 @dataclass
@@ -159,7 +177,8 @@ class Agent:
             if self._want_full or time.monotonic() >= due:
                 self._want_full, full = False, True
             try:
-                self.sync(full=full)
+                with no_collection() if full else contextlib.nullcontext():
+                    self.sync(full=full)
                 if full:
                     last_full = time.monotonic()
                 full = False
