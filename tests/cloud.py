@@ -34,7 +34,9 @@ def ok(r: httpx.Response, code: int = 200) -> dict:
 
 class Cloud:
     def __init__(self, lab: L.Lab, tmp_path, interval: float = 30.0, db_url: str | None = None,
-                 remote: bool = False):
+                 remote: bool = False, run_dir: str | None = None):
+        """``run_dir``: the agent serves DHCP, its files there (a directory others may
+        traverse: dnsmasq rereads them as nobody)."""
         from floatip.server import Server, free_port
         self.sfx = uuid.uuid4().hex[:5]
         self.lab = lab
@@ -48,7 +50,8 @@ class Cloud:
         self.server = Server(db_url or f"sqlite:///{tmp_path}/floatip.db",
                              f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
                              interval=interval, agent=not remote,
-                             agent_options={"dhcp": False, "metadata": False}).start()
+                             agent_options={"dhcp": run_dir is not None, "metadata": False,
+                                            **({"run_dir": run_dir} if run_dir else {})}).start()
         self.remote = None
         if remote:  # the agent of another host: the API's long poll feeds it
             from floatip.backends.kernel import KernelBackend

@@ -192,16 +192,20 @@ CASES = [
      {"port": {"device_owner": "compute:nova"}}, 409, "IpAddressInUse"),
     ("vm-on-broadcast", "POST", PORT, port(fixed_ips=[{"ip_address": "100.64.30.255"}]), 400,
      "InvalidIpForSubnet"),
-    # IPv6 values: parsed, then refused where floatip is IPv4-only
+    # IPv6 values where the subnet or the resource is IPv4 (IPv6 rules: test_api_ipv6.py)
     ("v6-gateway", "POST", SUB, sub(gateway_ip="2001:db8::1"), 400, "InvalidInput"),
     ("v6-nameserver", "PUT", SUB + "/{subnet}", {"subnet": {"dns_nameservers": ["2001:db8::53"]}},
      400, "InvalidInput"),
     ("v6-fixed-ip", "POST", PORT, port(fixed_ips=[{"ip_address": "2001:db8::5"}]), 400,
-     "BadRequest"),
+     "InvalidIpForNetwork"),
     ("v6-fip", "POST", FIP, fip(floating_ip_address="2001:db8::7"), 400, "BadRequest"),
     ("v6-route", "PUT", RTR + "/{router}", {"router": {"routes": [
         {"destination": "2001:db8:1::/64", "nexthop": "2001:db8::9"}]}}, 400, "InvalidRoutes"),
-    ("v6-subnet", "POST", SUB, sub("2001:db8::/64", ip_version=6), 400, "BadRequest"),
+    ("v6-subnet-slaac-80", "POST", SUB, sub("2001:db8::/80", ip_version=6,
+                                            ipv6_address_mode="slaac"), 400, "InvalidInput"),
+    ("v6-modes-differ", "POST", SUB, sub("2001:db8::/64", ip_version=6, ipv6_ra_mode="slaac",
+                                         ipv6_address_mode="dhcpv6-stateless"), 400,
+     "InvalidInput"),
     # addresses written the ways Neutron refuses
     ("ip-leading-zero", "POST", PORT, port(fixed_ips=[{"ip_address": "100.64.030.9"}]), 400,
      "HTTPBadRequest"),

@@ -82,16 +82,19 @@ def _kernel(tmp_path):
         assert not left, f"could not clean up: {left}"
 
 
-def ovn_deployment(tmp_path, distributed: bool = False):
-    """Two chassis; the API server without the kernel agent, the OVN backend following its
-    database. VMs go on the second chassis (not the gateway)."""
+def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
+                   chassis: int = 2, gateways: int = 1):
+    """Two chassis (or ``chassis``, the first ``gateways`` of them gateways); the API server
+    without the kernel agent, the OVN backend following its database (a full pass every
+    ``interval`` seconds). VMs go on the last chassis (not a gateway)."""
     from floatip.backends.ovn import OvnBackend, OvnConfig
     from floatip.client import Client
     from floatip.cli.demo_api import remove_all
     from floatip.ovnlab import OvnLab
     from floatip.backends.local import LocalSource
     from floatip.server import Server, free_port
-    lab = OvnLab("fo", mappings="all" if distributed else "gateway")
+    lab = OvnLab("fo", mappings="all" if distributed else "gateway", chassis=chassis,
+                 gateways=gateways)
     lab.start()
     srv = backend = None
     try:
@@ -99,7 +102,8 @@ def ovn_deployment(tmp_path, distributed: bool = False):
         srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
                      agent=False)
         backend = srv.backend = OvnBackend(LocalSource(srv.db), OvnConfig(
-            lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed))
+            lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed,
+            interval=interval))
         srv.db.resync_listeners.append(backend.request_full)
         srv.start()
 
@@ -107,10 +111,10 @@ def ovn_deployment(tmp_path, distributed: bool = False):
             ip = port["fixed_ips"][0]
             sub = subnets[ip["subnet_id"]]
             prefix = ipaddress.ip_network(sub["cidr"]).prefixlen
-            return lab.vm(name, 1, port["id"], port["mac_address"],
+            return lab.vm(name, -1, port["id"], port["mac_address"],
                           f"{ip['ip_address']}/{prefix}", sub["gateway_ip"])
         yield Deployment("ovn", srv.url, lab.upstream, lab, plug, srv.wait_for_agent,
-                         expected_host=lab.chassis[1].name, extra=(lab, backend))
+                         expected_host=lab.chassis[-1].name, extra=(lab, backend))
     finally:
         try:
             if srv is not None:

@@ -186,3 +186,59 @@ def test_demo_on_ovn_keep_and_teardown():
         assert demo_ovn.teardown() == []
     listed = L.sh("ip", "netns", "list").stdout
     assert demo_ovn.NAME not in listed
+
+
+@pytest.fixture
+def ovn_two_gateways(tmp_path):
+    from conftest import KERNEL_SKIP, _ovn_ready
+    why = KERNEL_SKIP or _ovn_ready()
+    if why:
+        pytest.skip(why)
+    yield from ovn_deployment(tmp_path, chassis=3, gateways=2)
+
+
+def sbctl(d, *args) -> str:
+    lab, _ = d.extra
+    return L.sh("ovn-sbctl", f"--db={lab.sb}", *args).stdout.strip()
+
+
+def test_gateway_fails_over_to_the_second_gateway_chassis(ovn_two_gateways):
+    """Two gateway chassis: the router's gateway port is scheduled on both with
+    priorities, bound on the higher; that chassis dies (ovs-vswitchd and ovn-controller
+    stop, BFD goes silent) and the other takes the port over, the floating IP answering
+    through its external link. Then the dead chassis is removed from the SB and the
+    backend schedules the port on the survivor alone."""
+    d = ovn_two_gateways
+    lab, backend = d.extra
+    sc = ready_with_fip(d)
+    gw_port = backend.desired.state.routers[sc.router.id].gateway.port_id
+    lrp = f"lrp-{gw_port}"
+    prios = {}
+    for line in nbctl(d, "lrp-get-gateway-chassis", lrp).splitlines():
+        name, prio = line.split()
+        prios[name.removeprefix(lrp + "_")] = int(prio)
+    gateways = {c.name: c for c in lab.chassis if c.gateway}
+    assert set(prios) == set(gateways) and sorted(prios.values()) == [1, 2]
+    active = max(prios, key=prios.get)
+    standby = min(prios, key=prios.get)
+
+    def bound_on() -> str | None:
+        uuid = sbctl(d, "--bare", "--columns=chassis", "find", "Port_Binding",
+                     f"logical_port=cr-{lrp}")
+        return sbctl(d, "--bare", "--columns=name", "list", "Chassis", uuid) if uuid else None
+    wait_for(lambda: bound_on() == active, what="gateway port on the higher priority")
+    lab.stop_chassis(gateways[active])
+    wait_for(lambda: bound_on() == standby, timeout=60, what="failover to the standby")
+    wait_for(lambda: L.ping(d.upstream, FIP, timeout=0.5), timeout=30,
+             what="ping through the FIP after the failover")
+    standby_link = lab.chassis.index(gateways[standby])
+    before = link_packets(d, standby_link)
+    assert L.ping(d.upstream, FIP, count=5, timeout=1)
+    assert link_packets(d, standby_link) - before >= 10
+    assert source_seen(d, sc.ns["vm1"]) == FIP
+    # the dead chassis removed for good: its Gateway_Chassis row goes
+    sbctl(d, "chassis-del", active)
+    wait_for(lambda: active not in nbctl(d, "lrp-get-gateway-chassis", lrp),
+             what="the dead chassis unscheduled")
+    assert standby in nbctl(d, "lrp-get-gateway-chassis", lrp)
+    assert d.wait_synced()

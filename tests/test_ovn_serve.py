@@ -3,10 +3,12 @@ FIP checks pass through openstacksdk, the VM ports are bound on the non-gateway 
 deleting everything through the API leaves no row in the Northbound."""
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from floatip import lab as L
@@ -48,6 +50,11 @@ def test_serve_with_the_ovn_backend(ovn_lab, tmp_path):
             {lab.chassis[1].name}
         wait_for(lambda: L.ping(lab.upstream, "203.0.113.50", timeout=0.3), what="ping")
         assert_checks(sc.checks("vm1", "vm2"))
+        # the changes went through incremental passes, the start through a full one
+        metrics = httpx.get(url + "/metrics").text
+        assert re.search(r'floatip_agent_pass_seconds_count\{kind="incremental"\} [1-9]',
+                         metrics), metrics
+        assert re.search(r'floatip_agent_pass_seconds_count\{kind="full"\} [1-9]', metrics)
         with Client(url) as c:
             remove_all(c)
         wait_for(lambda: L.sh("ovn-nbctl", f"--db={lab.nb}", "show").stdout == "",

@@ -11,6 +11,9 @@ from floatip.core.document import load
 from floatip.core.model import State
 
 EXT_GW, UPSTREAM_IP = "203.0.113.1", "203.0.113.1"
+# IPv6 (routed, no NAT): external 2001:db8:ff::/64 (upstream ::1), tenant 2001:db8:1::/64
+EXT6_GW, ROUTER6, TEN6, TEN6_GW = "2001:db8:ff::1", "2001:db8:ff::11", "2001:db8:1::/64", \
+    "2001:db8:1::1"
 
 
 class Topo:
@@ -42,6 +45,25 @@ class Topo:
                          "interfaces": [f"tens-{s}"]}],
             "floatingips": []}
         self.removed: set[str] = set()
+
+    def ipv6(self, mode: str | None = "slaac", dns: tuple[str, ...] = ()) -> None:
+        """Dual stack: an IPv6 subnet on both networks (the tenant one with ``mode`` as its RA
+        and address mode), the router's gateway and an interface (its own port, as Neutron
+        makes for each IPv6 subnet) on them, and the upstream host on the IPv6 external
+        subnet with the route back to the tenant prefix through the router."""
+        s = self.sid
+        self.doc["networks"][1]["mtu"] = 1450  # announced in the RA: the VM's IPv6 MTU
+        self.doc["subnets"] += [
+            {"name": f"exts6-{s}", "network": f"ext-{s}", "cidr": "2001:db8:ff::/64",
+             "ip_version": 6, "gateway_ip": EXT6_GW},
+            {"name": f"tens6-{s}", "network": f"ten-{s}", "cidr": TEN6, "ip_version": 6,
+             "gateway_ip": TEN6_GW, "ipv6_ra_mode": mode, "ipv6_address_mode": mode,
+             "dns_nameservers": list(dns), "enable_dhcp": mode is not None}]
+        router = self.doc["routers"][0]
+        router["external_gateway_info"]["external_fixed_ips"] = [
+            {"ip_address": "203.0.113.11"}, {"subnet": f"exts6-{s}", "ip_address": ROUTER6}]
+        router["interfaces"].append(f"tens6-{s}")
+        self.lab.add_ipv6(self.upstream, f"{EXT6_GW}/64", ((TEN6, ROUTER6),))
 
     # names of the per-test resources
     def port(self, name: str) -> str:

@@ -108,6 +108,16 @@ class Lab:
             sh(*inns, "sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1")
         return ns
 
+    @staticmethod
+    def add_ipv6(ns: str, cidr: str, routes: tuple[tuple[str, str], ...] = (),
+                 dev: str = "eth0") -> None:
+        """A static IPv6 address (no DAD: usable at once) and routes ``(dest, via)`` on a lab
+        host, as the upstream router of an IPv6 external network has them."""
+        inns = ["ip", "netns", "exec", ns]
+        sh(*inns, "ip", "-6", "addr", "add", cidr, "dev", dev, "nodad")
+        for dest, via in routes:
+            sh(*inns, "ip", "-6", "route", "replace", dest, "via", via, "dev", dev)
+
     def serve(self, ns: str, ip: str = "0.0.0.0", port: int = 8080) -> "TcpServer":
         srv = TcpServer(ns, ip, port)
         self.servers.append(srv)
@@ -135,6 +145,10 @@ class Lab:
         return left
 
 
+def _family(ip: str) -> int:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
 def ping(ns: str, ip: str, count: int = 1, timeout: float = 1.0) -> bool:
     r = sh("ip", "netns", "exec", ns, "ping", "-n", "-q", "-c", str(count), "-W", str(timeout),
            "-i", "0.2", ip, check=False)
@@ -151,7 +165,7 @@ class TcpServer:
 
     def __init__(self, ns: str, ip: str, port: int):
         def make():
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(_family(ip), socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((ip, port))
             s.listen(64)
@@ -166,7 +180,8 @@ class TcpServer:
     def _accept(self):
         while True:
             try:
-                conn, (peer, _) = self.sock.accept()
+                conn, addr = self.sock.accept()
+                peer = addr[0]
             except OSError:
                 return
             self.peers.append(peer)
@@ -201,7 +216,7 @@ class TcpClient:
     """A connection from ``ns``; ``seen`` is the source address the server reported."""
 
     def __init__(self, ns: str, ip: str, port: int, timeout: float = 2.0):
-        self.sock = run_in_netns(ns, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = run_in_netns(ns, socket.socket, _family(ip), socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect((ip, port))
         self.file = self.sock.makefile("rb")

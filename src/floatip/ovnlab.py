@@ -86,9 +86,10 @@ class OvnLab:
 
     def __init__(self, prefix: str = "fo", chassis: int = 2, mappings: str = "gateway",
                  upstream_cidr: str = "203.0.113.1/24", base: str = "/tmp",
-                 name: str | None = None):
+                 name: str | None = None, gateways: int = 1):
         """``name``: fixed names instead of ``prefix`` + a random suffix (a kept demo, which
-        ``reattach`` finds again)."""
+        ``reattach`` finds again). ``gateways``: the first so many chassis are gateways
+        (with the external bridge), for failover."""
         if mappings not in ("gateway", "all"):
             raise ValueError("mappings: gateway or all")
         self.sfx = name[-5:] if name else uuid.uuid4().hex[:5]
@@ -102,7 +103,7 @@ class OvnLab:
         self.sb = f"unix:{self.dir}/c/sb.sock"
         self.chassis = [Chassis(name=f"{self.tag}-ch{i + 1}", ns=f"{self.tag}-ch{i + 1}",
                                 run=f"{self.dir}/ch{i + 1}", encap_ip=UNDERLAY.format(i + 1),
-                                gateway=i == 0, mapped=i == 0 or mappings == "all")
+                                gateway=i < gateways, mapped=i < gateways or mappings == "all")
                         for i in range(chassis)]
         self.namespaces: list[str] = []
         self.veths: list[tuple[str, str | None]] = []   # (name, namespace or None)
@@ -185,11 +186,14 @@ class OvnLab:
             "ovn-northd", f"--ovnnb-db={self.nb}", f"--ovnsb-db={self.sb}",
             *self._common(run, "ovn-northd")])
 
-    def restart_db(self, db: str) -> None:
+    def restart_db(self, db: str, while_down=None) -> None:
         """Stop and start the central "nb" or "sb" ovsdb-server on the same file and socket
-        (what a client sees when the central host restarts)."""
+        (what a client sees when the central host restarts); ``while_down(path of the
+        database file)`` runs in between (changes nobody connected sees)."""
         run = f"{self.dir}/c"
         self._kill(self.central_pids.pop(f"ovsdb-{db}"))
+        if while_down is not None:
+            while_down(f"{run}/{db}.db")
         pid = self._spawn(self.central_ns, run, f"ovsdb-{db}", [
             "ovsdb-server", f"{run}/{db}.db", f"--remote=punix:{run}/{db}.sock",
             *self._common(run, f"ovsdb-{db}")])
@@ -288,6 +292,13 @@ class OvnLab:
                  f"external_ids:attached-mac={mac}")
         self.vms[ns] = (ch, tap)
         return ns
+
+    def stop_chassis(self, ch: Chassis) -> None:
+        """The chassis goes down: its ovn-controller and ovs-vswitchd stop (BFD to it goes
+        silent, as when the host dies); ``close()`` still removes the rest."""
+        for name in ("ovn-controller", "ovs-vswitchd"):
+            if name in ch.pids:
+                self._kill(ch.pids.pop(name))
 
     def unplug(self, ns: str) -> None:
         ch, tap = self.vms[ns]

@@ -87,6 +87,8 @@ class Server:
             m = self.app.state.metrics
             if getattr(self.backend, "agent", None) is not None:  # the kernel backend's
                 self.backend.agent.on_pass = m.on_pass
+            elif isinstance(self.backend, OvnBackend):   # its passes by kind
+                self.backend.on_pass = lambda kind, s: m.passes.labels(kind).observe(s)
             m.watch_generation(self.db_generation)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
                                                      log_level="warning", access_log=False))

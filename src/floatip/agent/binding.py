@@ -217,13 +217,19 @@ def plug(port: dict, subnets: dict[str, dict], netns: str, bridge: str, ifname: 
         _run([*inns, "ip", "link", "set", ifname, "address", port["mac_address"]])
         _run([*inns, "ip", "link", "set", "lo", "up"])
         _run([*inns, "ip", "link", "set", ifname, "up"])
-        gateway = None
+        gateways: dict[int, str] = {}
         for f in port["fixed_ips"] if addresses else ():
-            sn = subnets[f["subnet_id"]]
-            prefix = ipaddress.ip_network(sn["cidr"]).prefixlen
-            _run([*inns, "ip", "addr", "add", f"{f['ip_address']}/{prefix}", "dev", ifname])
-            gateway = gateway or sn.get("gateway_ip")
-        if gateway:
+            sn = subnets.get(f["subnet_id"])
+            if sn is None:
+                continue
+            net = ipaddress.ip_network(sn["cidr"])
+            if net.version == 6 and sn.get("ipv6_address_mode") in ("slaac", "dhcpv6-stateless"):
+                continue  # the kernel's autoconf makes it from the router's advertisement
+            _run([*inns, "ip", "addr", "add", f"{f['ip_address']}/{net.prefixlen}", "dev", ifname]
+                 + (["nodad"] if net.version == 6 else []))
+            if sn.get("gateway_ip") and (net.version == 4 or not sn.get("ipv6_ra_mode")):
+                gateways.setdefault(net.version, sn["gateway_ip"])  # else the RA's route
+        for gateway in gateways.values():
             _run([*inns, "ip", "route", "replace", "default", "via", gateway, "dev", ifname])
     except Exception:
         unplug(port["id"], bridge)

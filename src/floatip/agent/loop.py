@@ -105,12 +105,14 @@ class Agent:
         self.dhcp = DhcpAgent(config.integration_bridge, f"{run_dir}/dhcp",
                               prune_scope=prune_scope) if dhcp else None
         self.hooks = list(hooks)
+        self.run_dir = run_dir  # radvd's files: run_dir/ra
         self.thread: threading.Thread | None = None
 
     @property
     def dp(self):
         if self._dp is None:
-            self._dp = Dataplane(self.config.nat_driver, instance=self.config.instance)
+            self._dp = Dataplane(self.config.nat_driver, instance=self.config.instance,
+                                 run_dir=self.run_dir)
         return self._dp
 
     def status(self) -> dict:

@@ -139,15 +139,22 @@ class Reconciler:
     # -- syncs ------------------------------------------------------------------------
     def _check_namespaces(self) -> set[str]:
         """Routers whose namespace was deleted or replaced by hand (its identity, not its
-        name, changed): observed again and rebuilt at this pass."""
+        name, changed), or whose radvd died: observed again and repaired at this pass (a
+        dead radvd is started again by the next pass, as a dead dnsmasq is)."""
         check = getattr(self.dp, "changed_namespaces", None)
         if check is None or not self.layouts:
             return set()
         found = {ns.removeprefix("qrouter-")
                  for ns in check(lay.namespace for lay in self.layouts.values())}
-        self.dirty |= found
         if found:
             self.repairs["namespace"] = self.repairs.get("namespace", 0) + len(found)
+        radvd = getattr(self.dp, "radvd", None)
+        dead = {rid for rid, lay in self.layouts.items() if lay.radvd and rid not in found
+                and radvd is not None and not radvd.serving(rid, lay.namespace)}
+        if dead:
+            self.repairs["radvd"] = self.repairs.get("radvd", 0) + len(dead)
+        found |= dead
+        self.dirty |= found
         return found
 
     def sync(self, state: State, *, remove: set[str] = frozenset(), prune: bool = False,

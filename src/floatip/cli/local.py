@@ -159,6 +159,10 @@ def show(as_json: bool = typer.Option(False, "--json")):
                          if n in ports else None} for n, l in sorted(f.links.items())],
             "default_route": {"via": f.default_route[0], "dev": f.default_route[1]}
             if f.default_route else None,
+            "default_route6": {"via": f.default_route6[0], "dev": f.default_route6[1]}
+            if f.default_route6 else None,
+            "extra_routes": [{"destination": d, "nexthop": v} for d, v in sorted(f.extra_routes)],
+            "radvd": f.radvd,
             "floating_ips": [{"floating_ip": k, "fixed_ip": v} for k, v in sorted(f.fip_map.items())],
             "rules": _rules_text(f.nat),
             "sysctls": f.sysctls})
@@ -181,8 +185,13 @@ def show(as_json: bool = typer.Option(False, "--json")):
             ovs = f"{d['ovs']['bridge']} tag={d['ovs']['tag']}" if d["ovs"] else "-"
             t.add_row(d["name"], ovs, d["mac"], "\n".join(d["addresses"]))
         out.print(t)
-        if r["default_route"]:
-            out.print(f"default via {r['default_route']['via']} dev {r['default_route']['dev']}")
+        for key in ("default_route", "default_route6"):
+            if r[key]:
+                out.print(f"default via {r[key]['via']} dev {r[key]['dev']}", highlight=False)
+        for x in r["extra_routes"]:
+            out.print(f"{x['destination']} via {x['nexthop']}", highlight=False)
+        if r["radvd"]:
+            out.print("radvd:\n" + r["radvd"], highlight=False, style="dim")
         if r["floating_ips"]:
             t = Table("floating ip", "fixed ip")
             for f in r["floating_ips"]:

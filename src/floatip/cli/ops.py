@@ -84,7 +84,8 @@ def _theirs(dp, obs, rid: str):
     o = Observed()
     ns = f"qrouter-{rid}"
     if dp.identity(ns) is not None:
-        o.namespaces[ns] = NsFacts(ns, rid)
+        # its radvd, if any, is ended by pid and its files go (with this host's run dir)
+        o.namespaces[ns] = NsFacts(ns, rid, radvd_stale=True)
     for br in idl_rows(dp.ovs.tables["Bridge"]):
         for port in br.ports:
             for itf in port.interfaces:

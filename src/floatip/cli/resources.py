@@ -189,12 +189,21 @@ def subnet_create(name: str, network: str = typer.Option(..., "--network"),
                   pools: list[str] = typer.Option([], "--allocation-pool",
                                                   help="start=IP,end=IP (repeatable)"),
                   dhcp: bool = typer.Option(True, "--dhcp/--no-dhcp"),
+                  ip_version: int = typer.Option(4, "--ip-version", help="4 or 6"),
+                  ra_mode: Optional[str] = typer.Option(
+                      None, "--ipv6-ra-mode", help="slaac, dhcpv6-stateful, dhcpv6-stateless"),
+                  address_mode: Optional[str] = typer.Option(
+                      None, "--ipv6-address-mode",
+                      help="slaac, dhcpv6-stateful, dhcpv6-stateless"),
                   url: str = URL, as_json: bool = JSON):
-    """Create an IPv4 subnet."""
+    """Create a subnet (IPv4, or IPv6 with its RA and address modes)."""
     with Client(url) as c:
         def go():
             body = {"name": name, "network_id": c.find("network", network)["id"],
-                    "cidr": cidr, "ip_version": 4, "enable_dhcp": dhcp}
+                    "cidr": cidr, "ip_version": ip_version, "enable_dhcp": dhcp}
+            for key, value in (("ipv6_ra_mode", ra_mode), ("ipv6_address_mode", address_mode)):
+                if value is not None:
+                    body[key] = value
             if gateway is not None:
                 body["gateway_ip"] = None if gateway.lower() == "none" else gateway
             if pools:

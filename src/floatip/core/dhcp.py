@@ -6,6 +6,11 @@ integration bridge with the network's VLAN, and the hosts dnsmasq answers (MAC -
 hostname). A spec renders into dnsmasq's command line (changes only when the subnets or
 the DHCP port's addresses change: a restart) and its hosts and options files (every port
 change: rewritten, then SIGHUP).
+
+IPv6 as Neutron's dnsmasq driver serves it: a ``dhcpv6-stateful`` subnet gets a static range
+and a host entry per port (MAC -> address, used for DHCPv6 requests only), a
+``dhcpv6-stateless`` one a static range and its DNS servers only; SLAAC subnets are the
+router advertisement's business (radvd in the router), not dnsmasq's.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ OWNER_KEY = "floatip-dhcp"          # external_ids key on the taps floatip owns:
 MARK_PREFIX = "floatip dhcp="       # the ``lo`` alias marking a DHCP namespace as floatip's
 DHCP_OWNER = "network:dhcp"
 LEASE_SECONDS = 86400               # Neutron's dhcp_lease_duration
+LEASE_MAX = 2 ** 24                 # Neutron's dnsmasq_lease_max: an IPv6 /64 is not counted
+STATEFUL, STATELESS = "dhcpv6-stateful", "dhcpv6-stateless"
 DEV_LEN = 14
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -32,6 +39,7 @@ class DhcpSubnet:
     gateway_ip: str | None
     dns_nameservers: tuple[str, ...] = ()
     host_routes: tuple[tuple[str, str], ...] = ()
+    ip_version: int = 4
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,10 @@ class DhcpHost:
     mac: str
     ip: str
     hostname: str
+
+    @property
+    def v6(self) -> bool:
+        return ":" in self.ip
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,16 @@ def tap_name(port_id: str) -> str:
 def hostname(port_name: str, ip: str) -> str:
     """The port's name when it is a valid DNS label, else Neutron's ``host-<ip dashed>``."""
     name = (port_name or "").lower()
-    return name if _LABEL.match(name) else "host-" + ip.replace(".", "-")
+    return name if _LABEL.match(name) else "host-" + ip.replace(".", "-").replace(":", "-")
+
+
+def _served(s) -> bool:
+    """dnsmasq serves IPv4 subnets with DHCP, and IPv6 ones in a DHCPv6 mode (or in none,
+    which Neutron's driver serves as static as well)."""
+    if s.ip_version == 4:
+        return True
+    return s.ipv6_address_mode in (STATEFUL, STATELESS) or \
+        (s.ipv6_address_mode is None and s.ipv6_ra_mode is None)
 
 
 def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
@@ -83,11 +104,13 @@ def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
             continue
         tag = net.local_vlan if net.local_vlan is not None else net.segmentation_id
         subnets = sorted((s for s in state.subnets.values()
-                          if s.network_id == nid and s.enable_dhcp), key=lambda s: s.id)
+                          if s.network_id == nid and s.enable_dhcp and _served(s)),
+                         key=lambda s: s.id)
         if tag is None or not subnets:
             continue
         by_id = {s.id: s for s in subnets}
-        addresses = tuple(f"{ip}/{ipaddress.ip_network(by_id[sid].cidr).prefixlen}"
+        addresses = tuple(f"{ipaddress.ip_address(ip)}/"
+                          f"{ipaddress.ip_network(by_id[sid].cidr).prefixlen}"
                           for sid, ip in dport.fixed_ips if sid in by_id)
         if not addresses:
             continue
@@ -97,15 +120,25 @@ def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
             if p.network_id != nid or p.id == dport.id or not _MAC.match(p.mac_address.lower()):
                 continue
             for sid, ip in p.fixed_ips:
-                if sid in by_id and _ipv4(ip):
+                sub = by_id.get(sid)
+                if sub is None:
+                    continue
+                if sub.ip_version == 4 and _ipv4(ip):
+                    hosts.append(DhcpHost(p.mac_address.lower(), ip, hostname(p.name, ip)))
+                elif sub.ip_version == 6 and sub.ipv6_address_mode != STATELESS and _ipv6(ip):
+                    ip = str(ipaddress.IPv6Address(ip))
                     hosts.append(DhcpHost(p.mac_address.lower(), ip, hostname(p.name, ip)))
         out[nid] = DhcpSpec(
             network_id=nid, namespace=namespace_name(nid), port_id=dport.id,
             device=tap_name(dport.id), mac=dport.mac_address.lower(), bridge=integration_bridge,
             tag=tag, mtu=net.mtu, addresses=addresses,
             subnets=tuple(DhcpSubnet(s.id, str(ipaddress.ip_network(s.cidr)), s.gateway_ip,
-                                     tuple(a for a in s.dns_nameservers if _ipv4(a)),
-                                     _routes(s.host_routes))
+                                     tuple(a for a in s.dns_nameservers if _ipv4(a))
+                                     if s.ip_version == 4 else
+                                     tuple(str(ipaddress.IPv6Address(a))
+                                           for a in s.dns_nameservers if _ipv6(a)),
+                                     _routes(s.host_routes) if s.ip_version == 4 else (),
+                                     s.ip_version)
                           for s in subnets),
             hosts=tuple(hosts))
     return out
@@ -114,6 +147,14 @@ def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
 def _ipv4(text: str) -> bool:
     try:
         return str(ipaddress.IPv4Address(text)) == text
+    except ValueError:
+        return False
+
+
+def _ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+        return True
     except ValueError:
         return False
 
@@ -134,8 +175,11 @@ def _routes(routes) -> tuple[tuple[str, str], ...]:
 # dnsmasq's inputs (Neutron's formats: neutron/agent/linux/dhcp.py)
 
 def render_hosts(spec: DhcpSpec) -> str:
-    """``--dhcp-hostsfile``: one ``mac,hostname,ip`` per fixed IP."""
-    return "".join(f"{h.mac},{h.hostname},{h.ip}\n" for h in spec.hosts)
+    """``--dhcp-hostsfile``: one ``mac,hostname,ip`` per fixed IP; an IPv6 one in brackets
+    and for DHCPv6 requests only (``tag:dhcpv6``), so it never shadows the IPv4 entry of
+    the same MAC."""
+    return "".join(f"{h.mac},tag:dhcpv6,{h.hostname},[{h.ip}]\n" if h.v6 else
+                   f"{h.mac},{h.hostname},{h.ip}\n" for h in spec.hosts)
 
 
 def render_opts(spec: DhcpSpec) -> str:
@@ -145,6 +189,11 @@ def render_opts(spec: DhcpSpec) -> str:
     lines = []
     for s in spec.subnets:
         tag = f"tag:subnet-{s.id}"
+        if s.ip_version == 6:  # the router and MTU come with the router advertisement
+            if s.dns_nameservers:
+                lines.append(f"{tag},option6:dns-server,"
+                             + ",".join(f"[{a}]" for a in s.dns_nameservers))
+            continue
         if s.dns_nameservers:
             lines.append(f"{tag},option:dns-server,{','.join(s.dns_nameservers)}")
         if s.host_routes:
@@ -173,6 +222,6 @@ def dnsmasq_argv(spec: DhcpSpec, conf_dir: str, binary: str = "dnsmasq") -> list
         net = ipaddress.ip_network(s.cidr)
         size += net.num_addresses
         argv.append(f"--dhcp-range=set:subnet-{s.id},{net.network_address},static,"
-                    f"{net.netmask},{LEASE_SECONDS}s")
-    argv.append(f"--dhcp-lease-max={max(size, 16)}")
+                    f"{net.netmask if net.version == 4 else net.prefixlen},{LEASE_SECONDS}s")
+    argv.append(f"--dhcp-lease-max={min(max(size, 16), LEASE_MAX)}")
     return argv

@@ -78,10 +78,18 @@ def load(doc: dict) -> State:
             ipaddress.ip_network(str(d.get("cidr", "")))
         except ValueError:
             errors.append(NeutronError(f"Invalid CIDR {d.get('cidr')!r} for subnet {d.get('name', sid)}"))
+        try:
+            version = int(d.get("ip_version") or ipaddress.ip_network(str(d.get("cidr"))).version)
+        except ValueError:
+            version = 4
         subnets[sid] = Subnet(id=sid, name=d.get("name", ""),
                               network_id=ref("network", _get(d, "network", "network_id")) or "",
                               cidr=str(d.get("cidr", "")), gateway_ip=d.get("gateway_ip"),
-                              allocation_pools=pools)
+                              allocation_pools=pools, ip_version=version,
+                              enable_dhcp=bool(d.get("enable_dhcp", False)),
+                              dns_nameservers=tuple(d.get("dns_nameservers") or ()),
+                              ipv6_ra_mode=d.get("ipv6_ra_mode"),
+                              ipv6_address_mode=d.get("ipv6_address_mode"))
     ports: dict[str, Port] = {}
     for d in doc.get("ports") or []:
         pid = ident("port", d)
@@ -107,14 +115,21 @@ def load(doc: dict) -> State:
         g = _get(d, "external_gateway_info", "external_gateway")
         if g:
             net_id = ref("network", _get(g, "network", "network_id")) or ""
-            fixed = (g.get("external_fixed_ips") or [{}])[0]
-            ip = _get(g, "ip_address", default=fixed.get("ip_address"))
-            sid = ref("subnet", fixed.get("subnet_id")) if fixed.get("subnet_id") \
-                else _subnet_of(subnets, net_id, ip)
+            # the IPv4 address first (FIPs and SNAT use it), other fixed IPs are routed
+            gw_ips = []
+            for fixed in (g.get("external_fixed_ips") or [{}]):
+                ip = _get(g, "ip_address", default=fixed.get("ip_address")) if not gw_ips \
+                    else fixed.get("ip_address")
+                sub = _get(fixed, "subnet", "subnet_id")
+                sid = ref("subnet", sub) if sub else _subnet_of(subnets, net_id, ip)
+                gw_ips.append((sid or "", ip or ""))
+            gw_ips.sort(key=lambda f: ":" in f[1])
             gw_port = g.get("port_id") or stable_id("gateway-port", rid)
-            gw = Gateway(network_id=net_id, port_id=gw_port, subnet_id=sid or "", ip_address=ip or "",
+            gw = Gateway(network_id=net_id, port_id=gw_port, subnet_id=gw_ips[0][0],
+                         ip_address=gw_ips[0][1],
                          mac_address=g.get("mac_address") or stable_mac(gw_port),
-                         enable_snat=bool(g.get("enable_snat", True)))
+                         enable_snat=bool(g.get("enable_snat", True)),
+                         extra_ips=tuple(gw_ips[1:]))
         itfs = []
         for i in d.get("interfaces") or []:
             i = {"subnet": i} if isinstance(i, str) else i
@@ -146,8 +161,8 @@ def load(doc: dict) -> State:
                                        "ExternalGatewayForFloatingIPNotFound", 404))
             continue
         fixed_ip = d.get("fixed_ip_address")
-        if port_id and fixed_ip is None and port_id in ports and ports[port_id].fixed_ips:
-            fixed_ip = ports[port_id].fixed_ips[0][1]
+        if port_id and fixed_ip is None and port_id in ports:
+            fixed_ip = next((ip for _, ip in ports[port_id].fixed_ips if ":" not in ip), None)
         fips[fid] = FloatingIP(id=fid, floating_ip_address=str(addr), floating_network_id=net_id,
                                port_id=port_id, fixed_ip_address=fixed_ip)
     if errors:

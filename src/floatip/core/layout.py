@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .errors import NeutronError
 from .model import State
+from .ra import radvd_config
 
 NS_PREFIX = "qrouter-"
 DEV_LEN = 14  # Linux allows 15 characters; Neutron keeps 14 (LINUX_DEV_LEN)
@@ -21,6 +22,13 @@ ROUTER_SYSCTLS: tuple[tuple[str, str], ...] = (
     ("net.ipv4.conf.all.arp_ignore", "1"),
     ("net.ipv4.conf.all.arp_announce", "2"),
     ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"),
+    # IPv6 is routed (never NATed). Devices moved into the namespace take its ``default``
+    # values: no router advertisements accepted (Neutron's accept_ra=0 on a gateway with an
+    # IPv6 gateway IP) and no DAD, so link-local addresses (radvd sends from them) and the
+    # addresses floatip adds (nodad, IPAM made them unique) are usable at once.
+    ("net.ipv6.conf.all.forwarding", "1"),
+    ("net.ipv6.conf.default.accept_ra", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
 )
 
 
@@ -67,7 +75,7 @@ class Device:
     tag: int | None
     mac: str
     mtu: int
-    addresses: frozenset[str]  # "ip/prefix", floating IPs excluded
+    addresses: frozenset[str]  # "ip/prefix" (IPv4 and IPv6), floating IPs excluded
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ class RouterLayout:
     fip_addresses: frozenset[str]           # floating IPs, each a /32 on the gateway device
     sysctls: tuple[tuple[str, str], ...] = ROUTER_SYSCTLS
     extra_routes: frozenset[tuple[str, str]] = frozenset()  # router "routes": (dest, nexthop)
+    default_route6: tuple[str, str] | None = None  # (via, dev): the external IPv6 gateway
+    radvd: str | None = None   # radvd's configuration, when an interface has an RA mode
 
     @property
     def gateway_device(self) -> Device | None:
@@ -113,7 +123,8 @@ def router_layouts(state: State, config: AgentConfig) -> dict[str, RouterLayout]
 
 
 def _prefixed(ip: str, cidr: str) -> str:
-    return f"{ip}/{ipaddress.ip_network(cidr).prefixlen}"
+    """``ip/prefix`` in canonical text (IPv6 compressed, lower case), as the kernel reports it."""
+    return f"{ipaddress.ip_address(ip)}/{ipaddress.ip_network(cidr).prefixlen}"
 
 
 def _layout(state: State, config: AgentConfig, router_id: str,
@@ -121,41 +132,67 @@ def _layout(state: State, config: AgentConfig, router_id: str,
     router = state.routers[router_id]
     devices = []
     snat_cidrs = []
+    # One qr- device per port: Neutron shares a port between the IPv6 subnets of a network,
+    # which arrive as one Interface per fixed IP with the same port id.
+    by_port: dict[str, list] = {}
     for itf in router.interfaces:
-        subnet = state.subnets[itf.subnet_id]
-        net = state.networks[subnet.network_id]
+        by_port.setdefault(itf.port_id, []).append(itf)
+    ra_ports = []
+    for port_id, itfs in by_port.items():
+        subnets = [state.subnets[itf.subnet_id] for itf in itfs]
+        net = state.networks[subnets[0].network_id]
         tag = net.local_vlan if net.local_vlan is not None else net.segmentation_id
         if tag is None:
             raise NeutronError(f"Network {net.name or net.id} has no local VLAN on "
                                f"{config.integration_bridge}")
-        devices.append(Device(device_name("qr-", itf.port_id), "qr", itf.port_id,
-                              config.integration_bridge, tag, itf.mac_address, net.mtu,
-                              frozenset({_prefixed(itf.ip_address, subnet.cidr)})))
-        snat_cidrs.append(str(ipaddress.ip_network(subnet.cidr)))
+        name = device_name("qr-", port_id)
+        devices.append(Device(name, "qr", port_id, config.integration_bridge, tag,
+                              itfs[0].mac_address, net.mtu,
+                              frozenset(_prefixed(itf.ip_address, sub.cidr)
+                                        for itf, sub in zip(itfs, subnets))))
+        snat_cidrs += [str(ipaddress.ip_network(sub.cidr)) for sub in subnets
+                       if sub.ip_version == 4]
+        v6 = [sub for sub in subnets if sub.ip_version == 6 and sub.ipv6_ra_mode]
+        if v6:
+            ra_ports.append((name, net.mtu, sorted(v6, key=lambda s: s.cidr)))
     gw = router.gateway
-    default_route = None
+    default_route = default_route6 = None
     gw_dev = None
     if gw is not None:
-        subnet = state.subnets[gw.subnet_id]
         net = state.networks[gw.network_id]
         bridge = config.bridge_mappings.get(net.physical_network or "")
         if bridge is None:
             raise NeutronError(f"No bridge mapped for physical network {net.physical_network} "
                                f"(bridge mappings: {config.bridge_mappings})")
         gw_dev = device_name("qg-", gw.port_id)
+        fixed = ([(gw.subnet_id, gw.ip_address)] if gw.ip_address else []) + list(gw.extra_ips)
         devices.append(Device(gw_dev, "qg", gw.port_id, bridge,
                               net.segmentation_id if net.network_type == "vlan" else None,
                               gw.mac_address, net.mtu,
-                              frozenset({_prefixed(gw.ip_address, subnet.cidr)})))
-        if subnet.gateway_ip:
-            default_route = (subnet.gateway_ip, gw_dev)
+                              frozenset(_prefixed(ip, state.subnets[sid].cidr)
+                                        for sid, ip in fixed)))
+        for sid, _ in fixed:
+            subnet = state.subnets[sid]
+            if not subnet.gateway_ip:
+                continue
+            if subnet.ip_version == 4 and default_route is None:
+                default_route = (subnet.gateway_ip, gw_dev)
+            elif subnet.ip_version == 6 and default_route6 is None:
+                default_route6 = (str(ipaddress.ip_address(subnet.gateway_ip)), gw_dev)
+    # the NAT drivers see the gateway's IPv4 address only (a gateway on an IPv6-only
+    # external network routes IPv6 and NATs nothing)
+    v4_gw = gw is not None and bool(gw.ip_address) and ":" not in gw.ip_address
     nat = NatSpec(
-        gateway_device=gw_dev,
-        gateway_ip=gw.ip_address if gw else None,
-        snat_cidrs=tuple(sorted(snat_cidrs)) if gw and gw.enable_snat else (),
-        fips=tuple(fips) if gw else ())
+        gateway_device=gw_dev if v4_gw else None,
+        gateway_ip=gw.ip_address if v4_gw else None,
+        snat_cidrs=tuple(sorted(snat_cidrs)) if v4_gw and gw.enable_snat else (),
+        fips=tuple(fips) if v4_gw else ())
     return RouterLayout(router_id=router_id, namespace=namespace_name(router_id),
                         devices=tuple(devices), default_route=default_route, nat=nat,
                         fip_addresses=frozenset(f for f, _ in nat.fips),
-                        extra_routes=frozenset((str(ipaddress.ip_network(dest, strict=False)), hop)
-                                               for dest, hop in router.routes))
+                        extra_routes=frozenset((str(ipaddress.ip_network(dest, strict=False)),
+                                                str(ipaddress.ip_address(hop)))
+                                               for dest, hop in router.routes),
+                        default_route6=default_route6,
+                        radvd=radvd_config(sorted(ra_ports, key=lambda p: p[0]))
+                        if ra_ports else None)

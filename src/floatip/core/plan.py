@@ -16,8 +16,9 @@ from .layout import OWNER_KEY, RouterLayout, namespace_name
 # Phases: the plan runs every step of a phase, for every router, before the next phase.
 # NAT rules go in before floating IP addresses appear (Neutron's order: a FIP answers ARP
 # only once its DNAT is in place), conntrack is cleared after the rules changed.
+# radvd starts once the addresses and forwarding are there, and stops before the cleanup.
 PHASES = ("bridge", "namespace", "ovs", "move", "link", "address", "route", "nat", "sysctl",
-          "fip", "conntrack", "cleanup")
+          "fip", "conntrack", "radvd", "cleanup")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class NsFacts:
     nat: Any = None                      # the NAT driver's own facts
     fip_map: dict[str, str] = field(default_factory=dict)  # floating ip -> fixed, as programmed
     instance: str | None = None          # the floatip server instance that made it
+    default_route6: tuple[str, str] | None = None
+    radvd: str | None = None             # the configuration a live radvd of floatip's reads
+    radvd_stale: bool = False            # files of a radvd that is gone (dead, or not started)
 
 
 @dataclass
@@ -122,7 +126,9 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
     facts = obs.namespaces.get(ns)
     if facts is None:
         steps.append(Step("namespace", "create_namespace", ns, (lay.router_id,), "namespace missing"))
-        facts = NsFacts(ns, lay.router_id)
+        # before any device moves in: devices take the namespace's IPv6 defaults
+        steps.append(Step("namespace", "set_sysctls", ns, lay.sysctls, "new namespace"))
+        facts = NsFacts(ns, lay.router_id, sysctls=dict(lay.sysctls))
     wanted = {d.name for d in lay.devices}
     for dev in lay.devices:
         port = obs.ports.get(dev.name)
@@ -148,7 +154,7 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
                               "new device" if link is None else "mac, mtu or state differs"))
         have = link.addresses if link else frozenset()
         if dev.role == "qg":  # /32s on the gateway device are floating IPs, handled below
-            have = frozenset(a for a in have if not a.endswith("/32"))
+            have = frozenset(a for a in have if not _is_fip(a))
         for addr in sorted(dev.addresses - have):
             steps.append(Step("address", "add_address", ns, (dev.name, addr), "address missing"))
         for addr in sorted(have - dev.addresses):
@@ -166,6 +172,12 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
                               f"default route is {facts.default_route}"))
         else:
             steps.append(Step("route", "del_default_route", ns, (), "no gateway"))
+    if facts.default_route6 != lay.default_route6:
+        if lay.default_route6:
+            steps.append(Step("route", "replace_default_route", ns, lay.default_route6,
+                              f"IPv6 default route is {facts.default_route6}"))
+        else:
+            steps.append(Step("route", "del_default_route", ns, ("::",), "no IPv6 gateway"))
     for dest, via in sorted(lay.extra_routes - facts.extra_routes):
         steps.append(Step("route", "replace_route", ns, (dest, via), "extra route missing"))
     for dest, via in sorted(facts.extra_routes - lay.extra_routes):
@@ -178,7 +190,7 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
         steps.append(Step("sysctl", "set_sysctls", ns, diff, "sysctls differ"))
     qg = lay.gateway_device
     link = facts.links.get(qg.name) if qg else None
-    have_fips = {a.split("/")[0] for a in link.addresses if a.endswith("/32")} if link else set()
+    have_fips = {a.split("/")[0] for a in link.addresses if _is_fip(a)} if link else set()
     if qg is not None:
         add = sorted(lay.fip_addresses - have_fips, key=ipaddress.ip_address)
         if add:
@@ -194,16 +206,34 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
     if flush:
         steps.append(Step("conntrack", "flush_conntrack", ns, tuple(flush),
                           "floating IP removed or moved: cut its flows"))
+    if lay.radvd is not None and (facts.radvd != lay.radvd):
+        steps.append(Step("radvd", "ensure_radvd", ns, (lay.router_id, lay.radvd),
+                          "radvd not running" if facts.radvd is None else "radvd config changed"))
+    elif lay.radvd is None and (facts.radvd is not None or facts.radvd_stale):
+        steps.append(Step("radvd", "stop_radvd", ns, (lay.router_id,),
+                          "no interface with an IPv6 RA mode"))
     return steps
+
+
+def _is_fip(addr: str) -> bool:
+    """A floating IP on the gateway device: an IPv4 /32."""
+    return addr.endswith("/32") and ":" not in addr
 
 
 def _plan_removal(rid: str, obs: Observed) -> list[Step]:
     steps = [Step("cleanup", "del_port", port.bridge, (name,), "router removed")
              for name, port in sorted(obs.ports.items()) if port.router_id == rid]
     ns = namespace_name(rid)
-    if ns in obs.namespaces:
+    facts = obs.namespaces.get(ns)
+    if facts is not None and (facts.radvd is not None or facts.radvd_stale):
+        steps.append(Step("radvd", "stop_radvd", ns, (rid,), "router removed"))
+    if facts is not None:
         steps.append(Step("cleanup", "delete_namespace", ns, (), "router removed"))
     return steps
+
+
+def _family(ip: str) -> str:
+    return "-6 " if ":" in ip else ""
 
 
 def summary(step: Step) -> str:
@@ -217,6 +247,8 @@ def summary(step: Step) -> str:
               "nft": lambda: f"{a[0].count(chr(10))} lines",
               "flush_conntrack": lambda: " ".join(a),
               "create_namespace": lambda: "",
+              "ensure_radvd": lambda: f"{a[1].count('prefix ')} prefix(es)",
+              "stop_radvd": lambda: "",
               "delete_namespace": lambda: ""}.get(step.action,
                                                   lambda: " ".join(str(x) for x in a))()
     where = step.target if step.target.startswith("qrouter-") else ""
@@ -256,16 +288,27 @@ def commands(step: Step, datapath_type: str = "netdev") -> list[str]:
         case "add_address" | "del_address":
             net = ipaddress.ip_interface(a[1]).network
             verb = "add" if step.action == "add_address" else "del"
+            if net.version == 6:
+                return [inns + f"ip -6 addr {verb} {a[1]} dev {a[0]}" +
+                        (" nodad" if verb == "add" else "")]
             return [inns + f"ip -4 addr {verb} {a[1]} brd {net.broadcast_address} scope global "
                     f"dev {a[0]}"]
         case "replace_default_route":
-            return [inns + f"ip route replace default via {a[0]} dev {a[1]}"]
+            return [inns + f"ip {_family(a[0])}route replace default via {a[0]} dev {a[1]}"]
         case "del_default_route":
-            return [inns + "ip route del default"]
+            return [inns + f"ip {_family(a[0] if a else '')}route del default"]
         case "replace_route":
-            return [inns + f"ip route replace {a[0]} via {a[1]}"]
+            return [inns + f"ip {_family(a[1])}route replace {a[0]} via {a[1]}"]
         case "del_route":
-            return [inns + f"ip route del {a[0]} via {a[1]}"]
+            return [inns + f"ip {_family(a[1])}route del {a[0]} via {a[1]}"]
+        case "ensure_radvd":
+            d = f"/run/floatip/ra/{a[0]}"
+            return [f"mkdir -p {d} && cat > {d}/radvd.conf <<'EOF'\n{a[1]}EOF",
+                    inns + f"radvd -C {d}/radvd.conf -p {d}/pid -m logfile -l {d}/log"
+                    f"  # or kill -HUP $(cat {d}/pid)"]
+        case "stop_radvd":
+            d = f"/run/floatip/ra/{a[0]}"
+            return [f"kill $(cat {d}/pid)", f"rm -r {d}"]
         case "set_sysctls":
             return [inns + "sysctl -w " + " ".join(f"{k}={v}" for k, v in a)]
         case "add_fips":

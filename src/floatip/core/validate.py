@@ -22,7 +22,8 @@ def _network(cidr: str):
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _ip(value: str, what: str, errors: list) -> ipaddress.IPv4Address | None:
+def _ip(value: str, what: str, errors: list, v6: bool = True
+        ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:  # a dotted quad, fast (10,000 floating IPs are checked on a full read)
         return ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(socket.AF_INET, value),
                                                     "big"))
@@ -33,7 +34,7 @@ def _ip(value: str, what: str, errors: list) -> ipaddress.IPv4Address | None:
     except (ValueError, TypeError):
         errors.append(NeutronError(f"Invalid IP address '{value}' for {what}"))
         return None
-    if addr.version != 4:
+    if addr.version != 4 and not v6:
         errors.append(NeutronError(f"Only IPv4 is supported ({what}: {value})"))
         return None
     return addr
@@ -99,7 +100,8 @@ def _check(state: State) -> _Errors:
         if addr is None:
             return False
         net = _network(sub.cidr)
-        if addr not in net or addr in (net.network_address, net.broadcast_address):
+        if addr not in net or (net.version == 4 and
+                               addr in (net.network_address, net.broadcast_address)):
             errors.append(NeutronError(f"IP address {ip} is not a valid IP for subnet "
                                        f"{sub.cidr} ({what})", "InvalidIpForSubnet"))
             return False
@@ -130,8 +132,13 @@ def _check(state: State) -> _Errors:
         except ValueError:
             errors.append(NeutronError(f"Invalid CIDR {s.cidr!r} for subnet {s.name or s.id}"))
             continue
-        if net.version != 4 or net.prefixlen > 30:
+        if net.version != s.ip_version:
+            errors.append(NeutronError(f"Subnet {s.cidr}: not an IPv{s.ip_version} CIDR"))
+            continue
+        if net.version == 4 and net.prefixlen > 30:
             errors.append(NeutronError(f"Subnet {s.cidr}: IPv4 with prefix /30 or shorter needed"))
+            continue
+        if not _modes_ok(s, net, errors):
             continue
         if s.gateway_ip:
             in_subnet(s.id, s.gateway_ip, f"gateway of subnet {s.name or s.id}")
@@ -165,12 +172,13 @@ def _check(state: State) -> _Errors:
             elif not net.external:
                 errors.append(NeutronError(f"Bad router request: Network {gw.network_id} is not "
                                            "an external network"))
-            elif gw.subnet_id in subnets and subnets[gw.subnet_id].network_id != gw.network_id:
-                errors.append(NeutronError(f"Gateway subnet {gw.subnet_id} is not on network "
-                                           f"{gw.network_id}"))
-            if in_subnet(gw.subnet_id, gw.ip_address, f"gateway of router {r.name or r.id}"):
-                claim(gw.subnet_id, gw.ip_address, f"router {r.name or r.id} gateway")
-        cidrs: list[ipaddress.IPv4Network] = []
+            for sid, ip in ((gw.subnet_id, gw.ip_address), *gw.extra_ips):
+                if sid in subnets and subnets[sid].network_id != gw.network_id:
+                    errors.append(NeutronError(f"Gateway subnet {sid} is not on network "
+                                               f"{gw.network_id}"))
+                elif in_subnet(sid, ip, f"gateway of router {r.name or r.id}"):
+                    claim(sid, ip, f"router {r.name or r.id} gateway")
+        cidrs: list = []
         for itf in r.interfaces:
             _uuid(itf.port_id, "interface port", errors)
             sub = subnets.get(itf.subnet_id)
@@ -186,16 +194,25 @@ def _check(state: State) -> _Errors:
                         f"another subnet of router {r.name or r.id}"))
                 cidrs.append(cidr)
         connected = [ipaddress.ip_network(subnets[i].cidr) for i in
-                     [itf.subnet_id for itf in r.interfaces] + ([gw.subnet_id] if gw else [])
+                     [itf.subnet_id for itf in r.interfaces] +
+                     ([gw.subnet_id, *(sid for sid, _ in gw.extra_ips)] if gw else [])
                      if i in subnets]
         for dest, nexthop in r.routes:
+            version = None
             try:
-                if ipaddress.IPv4Network(dest, strict=False).prefixlen == 0:
+                net = ipaddress.ip_network(dest, strict=False)
+                version = net.version
+                if net.prefixlen == 0:
                     raise ValueError("the default route comes from the external gateway")
             except ValueError:
                 errors.append(NeutronError(f"Invalid route destination {dest!r} on router "
                                            f"{r.name or r.id}", "InvalidRoutes"))
             hop = _ip(nexthop, f"nexthop of a route on router {r.name or r.id}", errors)
+            if hop is not None and version is not None and hop.version != version:
+                errors.append(NeutronError(f"Invalid route {dest} via {nexthop} on router "
+                                           f"{r.name or r.id}: address families differ",
+                                           "InvalidRoutes"))
+                continue
             if hop is not None and not any(hop in c for c in connected):
                 errors.append(NeutronError(
                     f"Invalid format for routes: the nexthop {nexthop} is not connected with "
@@ -213,7 +230,7 @@ def _check(state: State) -> _Errors:
             errors.append(NeutronError(f"Network {f.floating_network_id} is not a valid external "
                                        "network", "BadRequest"))
             continue
-        addr = _ip(f.floating_ip_address, "floating IP", errors)
+        addr = _ip(f.floating_ip_address, "floating IP", errors, v6=False)
         ext = [s for s in subnets.values() if s.network_id == net.id and addr is not None
                and addr in _network(s.cidr)]
         if addr is not None and not ext:
@@ -232,9 +249,15 @@ def _check(state: State) -> _Errors:
             errors.append(NeutronError(f"Port {port.id} does not have fixed ip "
                                        f"{f.fixed_ip_address}", "BadRequest"))
             continue
-        fixed = f.fixed_ip_address or (port.fixed_ips[0][1] if port.fixed_ips else None)
+        fixed = f.fixed_ip_address or next((ip for _, ip in port.fixed_ips if ":" not in ip),
+                                           None)
         if fixed is None:
-            errors.append(NeutronError(f"Port {port.id} has no fixed IP"))
+            errors.append(NeutronError(f"Port {port.id} has no fixed IPv4 address"))
+            continue
+        if ":" in fixed:  # floating IPs are IPv4; IPv6 is routed
+            errors.append(NeutronError(f"Cannot associate floating IP {f.floating_ip_address} "
+                                       f"with the IPv6 fixed IP {fixed} of port {port.id}",
+                                       "BadRequest"))
             continue
         if state.router_for_fip(f) is None:
             sid = next((s for s, ip in port.fixed_ips if ip == fixed), "?")
@@ -251,3 +274,33 @@ def _check(state: State) -> _Errors:
                 "FloatingIPPortAlreadyAssociated", 409))
         fixed_taken[key] = f.id
     return errors
+
+
+_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
+
+
+def _modes_ok(s, net, errors: list) -> bool:
+    """Neutron's IPv6 mode rules: modes only on IPv6 subnets, known values, equal when both
+    are set, and a /64 for the modes that make addresses from the prefix (EUI-64)."""
+    modes = [m for m in (s.ipv6_ra_mode, s.ipv6_address_mode) if m is not None]
+    if modes and net.version != 6:
+        errors.append(NeutronError(f"Subnet {s.cidr}: ipv6_ra_mode and ipv6_address_mode "
+                                   "are for IPv6 subnets"))
+        return False
+    bad = [m for m in modes if m not in _MODES]
+    if bad:
+        errors.append(NeutronError(f"Subnet {s.cidr}: IPv6 mode {bad[0]!r} is not one of "
+                                   f"{', '.join(_MODES)}"))
+        return False
+    if len(modes) == 2 and modes[0] != modes[1]:
+        errors.append(NeutronError(f"Subnet {s.cidr}: ipv6_ra_mode set to '{modes[0]}' with "
+                                   f"ipv6_address_mode set to '{modes[1]}' is not valid. If "
+                                   "both attributes are set, they must be the same value"))
+        return False
+    if net.version == 6 and net.prefixlen != 64 and \
+            set(modes) & {"slaac", "dhcpv6-stateless"}:
+        errors.append(NeutronError(f"Invalid CIDR {s.cidr} for IPv6 address mode. OpenStack "
+                                   "uses the EUI-64 address format, which requires the prefix "
+                                   "to be /64"))
+        return False
+    return True

@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +25,8 @@ from pyroute2 import IPRoute, netns as pnetns
 
 from ..core.dhcp import MARK_PREFIX, NS_PREFIX, OWNER_KEY, DhcpSpec, dnsmasq_argv, \
     render_hosts, render_opts
-from .netns import NETNS_DIR, DataplaneError
+from . import process
+from .netns import NETNS_DIR, DataplaneError, run_in_netns, write_sysctls
 from .ovs import OVSDB, datapath_type, idl_rows
 
 log = logging.getLogger("floatip.dhcp")
@@ -40,33 +40,6 @@ class DhcpFacts:
     namespace: str | None = None        # marked namespace, if there
     ports: dict[str, str] = field(default_factory=dict)  # our taps: name -> bridge
     pid: int | None = None              # live dnsmasq
-
-
-def _pid_alive(pid: int, conf_dir: str) -> bool:
-    """A live (not zombie) process whose command line names ``conf_dir``."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f"={conf_dir}/pid".encode() in f.read()
-    except (OSError, IndexError):
-        return False
-
-
-def _write_if_changed(path: str, text: str) -> bool:
-    try:
-        with open(path) as f:
-            if f.read() == text:
-                return False
-    except OSError:
-        pass
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # dnsmasq rereads them after dropping root
-    os.replace(tmp, path)
-    return True
 
 
 class DhcpDataplane:
@@ -157,12 +130,7 @@ class DhcpDataplane:
 
     def _pid(self, network_id: str) -> int | None:
         d = self.conf_dir(network_id)
-        try:
-            with open(os.path.join(d, "pid")) as f:
-                pid = int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if _pid_alive(pid, d) else None
+        return process.pid_from_file(os.path.join(d, "pid"), f"={d}/pid".encode())
 
     # -- ensure -------------------------------------------------------------------------
     def ensure(self, spec: DhcpSpec, facts: DhcpFacts | None) -> None:
@@ -177,6 +145,10 @@ class DhcpDataplane:
                 self._kill(pid)
                 pid = None
             pnetns.create(ns)
+            # before the tap moves in: no autoconfiguration from the router's advertisements
+            # (Neutron: accept_ra=0), no DAD delay on the DHCP port's IPv6 addresses
+            run_in_netns(ns, write_sysctls, (("net.ipv6.conf.default.accept_ra", "0"),
+                                             ("net.ipv6.conf.default.accept_dad", "0")))
             with IPRoute(netns=ns, flags=0) as ipr:
                 ipr.link("set", index=1, state="up", ifalias=MARK_PREFIX + spec.network_id)
             st = os.stat(os.path.join(NETNS_DIR, ns))
@@ -242,8 +214,10 @@ class DhcpDataplane:
                     or not link["flags"] & 1:
                 ipr.link("set", index=idx[0], address=spec.mac, mtu=spec.mtu, state="up")
                 self.writes += 1
+            # global and permanent: not link-local, not made by autoconf (a namespace made
+            # before accept_ra=0 may still take the router's advertisements)
             have = {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-                    for a in ipr.get_addr(index=idx[0], family=2)}
+                    for a in ipr.get_addr(index=idx[0]) if a["scope"] == 0 and a["flags"] & 0x80}
             # old ones first: deleting a primary address takes its secondaries along
             for cidr in sorted(have - set(spec.addresses)):
                 itf = ipaddress.ip_interface(cidr)
@@ -252,9 +226,13 @@ class DhcpDataplane:
                 self.writes += 1
             for cidr in sorted(set(spec.addresses) - have):
                 itf = ipaddress.ip_interface(cidr)
-                ipr.addr("add", index=idx[0], address=str(itf.ip),
-                         prefixlen=itf.network.prefixlen,
-                         broadcast=str(itf.network.broadcast_address))
+                if itf.version == 6:  # IFA_F_NODAD: dnsmasq may bind at once
+                    ipr.addr("add", index=idx[0], address=str(itf.ip),
+                             prefixlen=itf.network.prefixlen, flags=0x02)
+                else:
+                    ipr.addr("add", index=idx[0], address=str(itf.ip),
+                             prefixlen=itf.network.prefixlen,
+                             broadcast=str(itf.network.broadcast_address))
                 self.writes += 1
 
     def _ensure_dnsmasq(self, spec: DhcpSpec, pid: int | None) -> None:
@@ -269,8 +247,9 @@ class DhcpDataplane:
                 raise DataplaneError(f"{parent} is not traversable by others: dnsmasq could "
                                      f"not read its files below it (choose another run dir)")
             parent = os.path.dirname(parent)
-        changed = _write_if_changed(os.path.join(d, "host"), render_hosts(spec))
-        changed |= _write_if_changed(os.path.join(d, "opts"), render_opts(spec))
+        # 0644: dnsmasq rereads them after dropping root
+        changed = process.write_if_changed(os.path.join(d, "host"), render_hosts(spec))
+        changed |= process.write_if_changed(os.path.join(d, "opts"), render_opts(spec))
         argv = dnsmasq_argv(spec, d, self.dnsmasq)
         if pid is not None and not self._same_argv(pid, argv):
             self._kill(pid)
@@ -285,43 +264,17 @@ class DhcpDataplane:
 
     @staticmethod
     def _same_argv(pid: int, argv: list[str]) -> bool:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                have = f.read().split(b"\0")
-        except OSError:
-            return False
         # ours: nsenter exec'd dnsmasq, so the process' argv is argv itself
-        return [a.decode() for a in have if a][1:] == argv[1:]
+        have = process.argv_of(pid)
+        return have is not None and have[1:] == argv[1:]
 
     def _start(self, spec: DhcpSpec, argv: list[str]) -> None:
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", ENV_KEY: spec.network_id}
-        r = subprocess.run(["nsenter", f"--net={NETNS_DIR}/{spec.namespace}", "--", *argv],
-                           capture_output=True, text=True, env=env, timeout=30)
-        if r.returncode != 0:
-            raise DataplaneError(f"dnsmasq for {spec.network_id} did not start: "
-                                 f"{r.stderr.strip()}")
+        process.start(spec.namespace, argv, {ENV_KEY: spec.network_id},
+                      f"dnsmasq for {spec.network_id}")
         self.writes += 1
         log.info("dnsmasq started for network %s", spec.network_id)
 
-    @staticmethod
-    def _kill(pid: int, timeout: float = 5.0) -> None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        return
-            except (OSError, IndexError):
-                return
-            time.sleep(0.01)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    _kill = staticmethod(process.kill)
 
     # -- remove -------------------------------------------------------------------------
     def remove(self, facts: DhcpFacts) -> None:

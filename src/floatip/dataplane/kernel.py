@@ -17,12 +17,12 @@ Anything else is read at most, never changed.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import resource
 import time
 from dataclasses import dataclass, field
+from socket import AF_INET, AF_INET6
 
 from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.schema.open_vswitch import impl_idl
@@ -35,6 +35,7 @@ from .conntrack import CtNetlink
 from .garp import Garp
 from .nat import nat_driver
 from .netlink import RtBatch
+from .radvd import Radvd
 from .netns import NETNS_DIR, DataplaneError, nsexec, run_in_netns, write_sysctls
 from .ovs import OVSDB, datapath_type, idl_rows
 
@@ -59,8 +60,10 @@ class Result:
 
 
 class Dataplane:
-    def __init__(self, nat: str = "nftables", ovsdb: str = OVSDB, instance: str | None = None):
+    def __init__(self, nat: str = "nftables", ovsdb: str = OVSDB, instance: str | None = None,
+                 run_dir: str = "/run/floatip"):
         self.nat = nat_driver(nat)
+        self.radvd = Radvd(run_dir)
         # routers, namespaces and ports made by another instance are never touched
         self.instance = instance
         self.datapath_type = datapath_type()
@@ -258,10 +261,13 @@ class Dataplane:
         for dst, gw, oif in nl.routes():
             if dst == "0.0.0.0/0":
                 facts.default_route = (gw, byidx.get(oif))
+            elif dst == "::/0":
+                facts.default_route6 = (gw, byidx.get(oif))
             elif gw is not None:  # connected routes (no gateway) come with the addresses
                 extra.add((dst, gw))
         facts.extra_routes = frozenset(extra)
         facts.sysctls = nl.sysctls
+        facts.radvd, facts.radvd_stale = self.radvd.observe(rid, ns)
         facts.nat = self.nat.observe(ns)
         facts.fip_map = self.nat.fip_map(facts.nat)
         return facts
@@ -430,19 +436,23 @@ class Dataplane:
                 self.ipr(ns).link("set", index=self._index(ns, name), address=mac, mtu=mtu,
                                   state="up")
             case "add_address" | "del_address":
-                itf = ipaddress.ip_interface(a[1])
-                self.ipr(ns).addr("add" if s.action == "add_address" else "del",
-                                  index=self._index(ns, a[0]), address=str(itf.ip),
-                                  prefixlen=itf.network.prefixlen,
-                                  broadcast=str(itf.network.broadcast_address))
+                self.batch(ns).address(s.action == "add_address", self._index(ns, a[0]), a[1])
             case "replace_default_route":
-                self.ipr(ns).route("replace", dst="0.0.0.0/0", gateway=a[0],
-                                   oif=self._index(ns, a[1]))
+                v6 = ":" in a[0]
+                self.ipr(ns).route("replace", dst="::/0" if v6 else "0.0.0.0/0", gateway=a[0],
+                                   oif=self._index(ns, a[1]), family=AF_INET6 if v6 else AF_INET)
             case "del_default_route":
-                self.ipr(ns).route("del", dst="0.0.0.0/0")
+                v6 = bool(a) and ":" in a[0]
+                self.ipr(ns).route("del", dst="::/0" if v6 else "0.0.0.0/0",
+                                   family=AF_INET6 if v6 else AF_INET)
             case "replace_route" | "del_route":
                 self.ipr(ns).route("replace" if s.action == "replace_route" else "del",
-                                   dst=a[0], gateway=a[1])
+                                   dst=a[0], gateway=a[1],
+                                   family=AF_INET6 if ":" in a[1] else AF_INET)
+            case "ensure_radvd":
+                self.radvd.ensure(ns, a[0], a[1])
+            case "stop_radvd":
+                self.radvd.stop(a[0])
             case "set_sysctls":
                 run_in_netns(ns, write_sysctls, a)
 
@@ -486,8 +496,8 @@ class Dataplane:
 
     @staticmethod
     def _kill_our_processes(ns: str) -> None:
-        """floatip starts no long-lived process in a router namespace today; a process found
-        there that floatip started (it carries FLOATIP_ROUTER in its environment) is ended."""
+        """A process found in the namespace that floatip started (radvd: it carries
+        FLOATIP_ROUTER in its environment) is ended, by its pid."""
         for pid in pnetns.ns_pids().get(ns, []):
             try:
                 with open(f"/proc/{pid}/environ", "rb") as f:

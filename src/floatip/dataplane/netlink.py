@@ -2,6 +2,7 @@
 and for many address changes in few system calls."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import struct
@@ -92,66 +93,97 @@ class RtBatch:
                         "alias": a[20].rstrip(b"\0").decode() if 20 in a else None})
         return out
 
-    # hand, not IPRoute.addr("dump"): 10,000 addresses read in 0.03 s against 1.2 s (36x)
+    # hand, not IPRoute.addr("dump"): 10,000 addresses read in 0.03 s against 1.2 s (36x).
+    # One dump for both families; IPv6: global scope only (link-local ones are the kernel's)
     def addrs(self) -> list[tuple[int, str]]:
         out = []
-        for _, m in self._dump(22, struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0)):
-            _, plen, _, _, index = struct.unpack_from("=BBBBI", m, 16)
+        for _, m in self._dump(22, struct.pack("=BBBBI", socket.AF_UNSPEC, 0, 0, 0, 0)):
+            family, plen, _, scope, index = struct.unpack_from("=BBBBI", m, 16)
             a = self._attrs(m, 24)
-            addr = a.get(1) or a.get(2)
-            if addr:
+            addr = a.get(2) or a.get(1)  # IFA_LOCAL, else IFA_ADDRESS
+            if not addr:
+                continue
+            if family == socket.AF_INET:
                 out.append((index, f"{socket.inet_ntoa(addr)}/{plen}"))
+            elif family == socket.AF_INET6 and scope == 0:
+                out.append((index, f"{socket.inet_ntop(socket.AF_INET6, addr)}/{plen}"))
         return out
 
     def routes(self) -> list[tuple[str, str | None, int | None]]:
-        """Unicast routes of the main table: (destination CIDR, gateway, output index)."""
+        """Unicast routes of the main table, IPv4 and IPv6: (destination CIDR, gateway,
+        output index)."""
         out = []
-        for _, m in self._dump(26, struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):
-            _, dst_len, _, _, table, _, _, rtype, _ = struct.unpack_from("=BBBBBBBBI", m, 16)
-            if rtype != 1:
+        for _, m in self._dump(26, struct.pack("=BBBBBBBBI", socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)):
+            family, dst_len, _, _, table, _, _, rtype, _ = struct.unpack_from("=BBBBBBBBI", m, 16)
+            if rtype != 1 or family not in (socket.AF_INET, socket.AF_INET6):
                 continue
             a = self._attrs(m, 28)
             if 15 in a:
                 table = struct.unpack("=I", a[15])[0]
             if table != 254:
                 continue
-            dst = socket.inet_ntoa(a[1]) if 1 in a else "0.0.0.0"
-            gw = socket.inet_ntoa(a[5]) if 5 in a else None
+            if family == socket.AF_INET:
+                dst = socket.inet_ntoa(a[1]) if 1 in a else "0.0.0.0"
+                gw = socket.inet_ntoa(a[5]) if 5 in a else None
+            else:
+                dst = socket.inet_ntop(family, a[1]) if 1 in a else "::"
+                gw = socket.inet_ntop(family, a[5]) if 5 in a else None
             oif = struct.unpack("=I", a[4])[0] if 4 in a else None
             out.append((f"{dst}/{dst_len}", gw, oif))
         return out
 
+    def address(self, add: bool, index: int, cidr: str) -> None:
+        """Add (or delete) one ``ip/prefix`` of either family on ``index``: IPv4 with its
+        broadcast address, IPv6 without duplicate address detection (``nodad``: the address
+        is usable at once). An address already there (or already gone) is fine."""
+        itf = ipaddress.ip_interface(cidr)
+        raw = itf.ip.packed
+        if itf.version == 4:
+            body = struct.pack("=BBBBI", socket.AF_INET, itf.network.prefixlen, 0, 0, index) \
+                + struct.pack("=HH4sHH4sHH4s", 8, 2, raw, 8, 1, raw, 8, 4,
+                              itf.network.broadcast_address.packed)
+        else:  # IFA_F_NODAD
+            body = struct.pack("=BBBBI", socket.AF_INET6, itf.network.prefixlen, 0x02, 0, index) \
+                + struct.pack("=HH16sHH16s", 20, 2, raw, 20, 1, raw)
+        self._acked(add, [body], [cidr])
+
     # hand: 10,000 /32s add 2.8 s, delete 1.2 s; IPBatch 5.3/4.4 s, nlm_request_batch 3.5/2.3 s
     def addresses(self, add: bool, index: int, ips) -> None:
-        """Add (or delete) each ip as a /32 on ``index``; an address already there (or
+        """Add (or delete) each IPv4 ip as a /32 on ``index``; an address already there (or
         already gone) is fine. Raises on the first other error."""
-        mtype = 20 if add else 21  # RTM_NEWADDR / RTM_DELADDR
-        flags = 0x1 | 0x4 | (0x400 | 0x200 if add else 0)  # REQUEST|ACK [|CREATE|EXCL]
-        ok = 17 if add else 99  # EEXIST / EADDRNOTAVAIL
         ips = list(ips)
         for i in range(0, len(ips), self.CHUNK):
             chunk = ips[i:i + self.CHUNK]
-            parts = []
-            first = self.seq + 1
+            bodies = []
             for ip in chunk:
-                self.seq += 1
                 a = socket.inet_aton(ip)
-                parts.append(struct.pack("=IHHII", 48, mtype, flags, self.seq, 0)
-                             + struct.pack("=BBBBI", socket.AF_INET, 32, 0, 0, index)
-                             + struct.pack("=HH4sHH4sHH4s", 8, 2, a, 8, 1, a, 8, 4, a))
-            self.sock.send(b"".join(parts))
-            pending = set(range(first, self.seq + 1))
-            error = None
-            while pending:
-                data = self.sock.recv(1 << 20)
-                off = 0
-                while off + 16 <= len(data):
-                    length, t, _, seq, _ = struct.unpack_from("=IHHII", data, off)
-                    if t == 2:  # NLMSG_ERROR: 0 is the ack
-                        code = -struct.unpack_from("=i", data, off + 16)[0]
-                        if code not in (0, ok) and error is None:
-                            error = (code, chunk[seq - first] if 0 <= seq - first < len(chunk) else "?")
-                        pending.discard(seq)
-                    off += (length + 3) & ~3 if length else len(data)
-            if error is not None:
-                raise NetlinkError(error[0], f"address {error[1]}: {os.strerror(error[0])}")
+                bodies.append(struct.pack("=BBBBI", socket.AF_INET, 32, 0, 0, index)
+                              + struct.pack("=HH4sHH4sHH4s", 8, 2, a, 8, 1, a, 8, 4, a))
+            self._acked(add, bodies, chunk)
+
+    def _acked(self, add: bool, bodies: list[bytes], names: list[str]) -> None:
+        """RTM_NEWADDR (or RTM_DELADDR) requests, sent at once; every ack read back."""
+        mtype = 20 if add else 21  # RTM_NEWADDR / RTM_DELADDR
+        flags = 0x1 | 0x4 | (0x400 | 0x200 if add else 0)  # REQUEST|ACK [|CREATE|EXCL]
+        ok = 17 if add else 99  # EEXIST / EADDRNOTAVAIL
+        parts = []
+        first = self.seq + 1
+        for body in bodies:
+            self.seq += 1
+            parts.append(struct.pack("=IHHII", 16 + len(body), mtype, flags, self.seq, 0) + body)
+        self.sock.send(b"".join(parts))
+        pending = set(range(first, self.seq + 1))
+        error = None
+        while pending:
+            data = self.sock.recv(1 << 20)
+            off = 0
+            while off + 16 <= len(data):
+                length, t, _, seq, _ = struct.unpack_from("=IHHII", data, off)
+                if t == 2:  # NLMSG_ERROR: 0 is the ack
+                    code = -struct.unpack_from("=i", data, off + 16)[0]
+                    if code not in (0, ok) and error is None:
+                        error = (code, names[seq - first] if 0 <= seq - first < len(names) else "?")
+                    pending.discard(seq)
+                off += (length + 3) & ~3 if length else len(data)
+        if error is not None:
+            raise NetlinkError(error[0], f"address {error[1]}: {os.strerror(error[0])}")

@@ -50,8 +50,8 @@ def random_mac() -> str:
 
 
 
-# _uuid and _ipv4 re-check addresses and ids deep in allocation (ipam), where an IPv6 value
-# that the schemas let through meets an IPv4-only subnet.
+# _uuid and _ipv4 re-check ids and addresses deep in allocation, where a value comes from
+# another resource's body (floating IPs are IPv4 only).
 def _uuid(v: Any, key: str) -> str:
     try:
         return str(uuid.UUID(str(v)))
@@ -81,8 +81,50 @@ def _must(s: Session, kind: str, rid: Any, lock: bool = False):
     return row
 
 
+IPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless", "slaac")
+AUTO_MODES = ("slaac", "dhcpv6-stateless")
+
+
+def is_auto_address(sn) -> bool:
+    """Neutron's is_auto_address_subnet: SLAAC or DHCPv6-stateless, by either mode: every
+    port's address on it is EUI-64 from its MAC."""
+    return sn.ipv6_address_mode in AUTO_MODES or sn.ipv6_ra_mode in AUTO_MODES
+
+
+def host_range(cidr) -> tuple[int, int]:
+    """The first and last address a pool may hold: IPv4 without the network and broadcast
+    addresses, IPv6 without the subnet-router anycast (network) address."""
+    first, last = int(cidr.network_address), int(cidr.broadcast_address)
+    return first + 1, last - (cidr.version == 4)
+
+
+def family_mismatch(version: int, nameservers: list[str],
+                    routes: list[tuple[str, str]]) -> str | None:
+    """Why a subnet's nameservers or host routes (destination, nexthop) are not all of its
+    IP version (neutron's _validate_ip_version), or None."""
+    for ns in nameservers:
+        if ipaddress.ip_address(ns).version != version:
+            return f"dns_nameserver '{ns}' does not match the ip_version '{version}'"
+    for dest, hop in routes:
+        if ipaddress.ip_address(hop).version != version:
+            return f"nexthop '{hop}' does not match the ip_version '{version}'"
+        if ipaddress.ip_network(dest).version != version:
+            return f"destination '{dest}' does not match the ip_version '{version}'"
+    return None
+
+
+def valid_for_subnet(cidr, addr, owner: str) -> bool:
+    """Neutron's check_subnet_ip: an IPv4 host address; in IPv6 any address of the prefix,
+    the network address only for router ports (or a port without owner yet)."""
+    if addr not in cidr:
+        return False
+    if cidr.version == 4:
+        return addr not in (cidr.network_address, cidr.broadcast_address)
+    return addr != cidr.network_address or owner in ("", OWNER_RI, OWNER_GW)
+
+
 def check_requested(s: Session, net: S.Network, requests: list[dict], owner: str) -> None:
-    """Addresses asked for on ``net``: host addresses of their subnet (not its network or
+    """Addresses asked for on ``net``: valid addresses of their subnet (not its network or
     broadcast address), and never the subnet's gateway unless the port is, or is made to
     become (no owner yet), a router interface: a floating IP or router gateway on the
     upstream gateway's address would answer ARP for it and pull in other routers' traffic."""
@@ -96,8 +138,7 @@ def check_requested(s: Session, net: S.Network, requests: list[dict], owner: str
                    or (not req.get("subnet_id") and addr in ipaddress.ip_network(x.cidr))), None)
         if sn is None or addr not in ipaddress.ip_network(sn.cidr):
             continue  # allocation says why (InvalidIpForNetwork / InvalidIpForSubnet)
-        cidr = ipaddress.ip_network(sn.cidr)
-        if addr in (cidr.network_address, cidr.broadcast_address):
+        if not valid_for_subnet(ipaddress.ip_network(sn.cidr), addr, owner):
             raise err("InvalidIpForSubnet", 400, f"IP address {ip} is not a valid IP for the "
                                                  f"specified subnet.")
         if ip == sn.gateway_ip and owner not in ("", OWNER_RI):

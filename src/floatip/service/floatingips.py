@@ -19,17 +19,22 @@ def _associate(s: Session, f: S.FloatingIP, pid: str, fixed_ip: str | None) -> N
         raise bad(f"Bad floatingip request: Port {pid} has owner {port.device_owner} and "
                   "therefore cannot be associated with a floating IP.")
     ips = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
+    v4 = [(sid, ip) for sid, ip in ips if ":" not in ip]
     if fixed_ip is not None:
-        fixed_ip = _ipv4(fixed_ip, "fixed_ip_address")
+        fixed_ip = str(ipaddress.ip_address(fixed_ip))
+        if ":" in fixed_ip:
+            raise bad(f"Bad floatingip request: Cannot process floating IP association with "
+                      f"{fixed_ip}, since that is not an IPv4 address.")
         if fixed_ip not in {ip for _, ip in ips}:
             raise bad(f"Bad floatingip request: Port {pid} does not have fixed ip {fixed_ip}.")
-    elif not ips:
-        raise bad(f"Bad floatingip request: Port {pid} does not have any IPv4 address.")
-    elif len(ips) > 1:
-        raise bad(f"Bad floatingip request: Port {pid} has multiple fixed IPv4 addresses. Must "
+    elif not v4:
+        raise bad(f"Bad floatingip request: Cannot add floating IP to port {pid} that has no "
+                  "fixed IPv4 addresses.")
+    elif len(v4) > 1:
+        raise bad(f"Bad floatingip request: Port {pid} has multiple fixed IPv4 addresses.  Must "
                   "provide a specific IPv4 address when assigning a floating IP.")
     else:
-        fixed_ip = ips[0][1]
+        fixed_ip = v4[0][1]
     sid = next(sid for sid, ip in ips if ip == fixed_ip)
     router = S.router_for_subnet(s, sid, f.floating_network_id, OWNER_RI)
     if router is None:
@@ -71,6 +76,8 @@ def create_floatingip(s: Session, d: dict) -> dict:
     if not net.external:
         raise bad(f"Bad floatingip request: Network {nid} is not a valid external network.")
     subnets = S.subnets_of(s, nid)
+    if subnets and not any(x.ip_version == 4 for x in subnets):
+        raise bad(f"Bad floatingip request: Network {nid} does not contain any IPv4 subnet.")
     req: dict = {}
     if d.get("subnet_id"):
         sid = d["subnet_id"]
@@ -78,6 +85,9 @@ def create_floatingip(s: Session, d: dict) -> dict:
             if S.get(s, S.Subnet, sid) is None:
                 raise not_found("subnet", sid)
             raise bad(f"Bad floatingip request: Subnet {sid} is not on network {nid}.")
+        if S.get(s, S.Subnet, sid).ip_version != 4:  # Neutron: no IPv4 address on the port
+            raise err("ExternalIpAddressExhausted", 400, f"Unable to find any IP address on "
+                                                         f"external network {nid}.")
         req["subnet_id"] = sid
     if d.get("floating_ip_address"):
         ip = _ipv4(d["floating_ip_address"], "floating_ip_address")

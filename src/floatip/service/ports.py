@@ -4,9 +4,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from .common import NETWORK_OWNERS, _must, bad, check_requested, err
+from .common import NETWORK_OWNERS, _must, bad, check_requested, err, is_auto_address
 from .dhcp import set_metadata_attrs
-from .ipam import _allocate, _new_port
+from .ipam import _allocate, _new_port, renumber_auto
 from .views import port_dict
 
 
@@ -56,7 +56,8 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
                          for a in port.fixed_ips], port.device_owner)
     if "binding:host_id" in d:
         port.host_id = d["binding:host_id"]
-    if d.get("mac_address") and d["mac_address"] != port.mac_address:
+    mac_changed = bool(d.get("mac_address")) and d["mac_address"] != port.mac_address
+    if mac_changed:
         if port.status == "ACTIVE":
             raise err("PortBound", 409, f"Unable to complete operation on port {pid}: the MAC "
                                         "of a bound port cannot change.")
@@ -73,31 +74,43 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
         if port.device_owner in NETWORK_OWNERS:
             raise bad(f"Port {pid} has owner {port.device_owner}: its fixed_ips are managed by "
                       "the router or floating IP.")
-        check_requested(s, _must(s, "network", port.network_id), d["fixed_ips"],
-                        port.device_owner)
-        keep = {(f.get("subnet_id"), f.get("ip_address")) for f in d["fixed_ips"]
-                if f.get("ip_address")}
-        new = []
-        for a in list(port.fixed_ips):
-            if (a.subnet_id, a.ip_address) in keep or (None, a.ip_address) in keep:
-                keep.discard((a.subnet_id, a.ip_address))
-                keep.discard((None, a.ip_address))
-                continue
-            if S.fips_where(s, fixed_port_id=port.id, fixed_ip_address=a.ip_address):
-                raise err("IpAddressInUse", 409, f"Fixed IP {a.ip_address} of port {pid} has a "
-                                                 "floating IP; disassociate it first.")
-            port.fixed_ips.remove(a)
-        s.flush()
-        have = {a.ip_address for a in port.fixed_ips}
-        for f in d["fixed_ips"]:
-            if f.get("ip_address") in have:
-                continue
-            new.append(f)
-        if new:
-            _allocate(s, port, _must(s, "network", port.network_id), new)
+        net = _must(s, "network", port.network_id)
+        check_requested(s, net, d["fixed_ips"], port.device_owner)
+        _change_fixed_ips(s, port, net, d["fixed_ips"])
+    if mac_changed:
+        renumber_auto(s, port)
     S.touch(port)
     s.flush()
     return port_dict(s, port)
+
+
+def _change_fixed_ips(s: Session, port: S.Port, net: S.Network, wanted: list[dict]) -> None:
+    """Neutron's _get_changed_ips_for_port: an entry with an address keeps it or adds it; a
+    subnet-only entry keeps the port's address on that subnet or adds one; addresses not
+    named go, except automatic (EUI-64) ones, which stay while their subnet does."""
+    have = list(port.fixed_ips)
+    keep, add = [], []
+    for f in wanted:
+        match = next((a for a in have if a not in keep and f.get("ip_address") == a.ip_address
+                      and f.get("subnet_id") in (None, a.subnet_id)), None) \
+            if f.get("ip_address") else None
+        if match is None and not f.get("ip_address"):
+            match = next((a for a in have if a not in keep and a.subnet_id == f.get("subnet_id")),
+                         None)
+        if match is None:
+            add.append(f)
+        else:
+            keep.append(match)
+    for a in have:
+        if a in keep or is_auto_address(S.get(s, S.Subnet, a.subnet_id)):
+            continue
+        if S.fips_where(s, fixed_port_id=port.id, fixed_ip_address=a.ip_address):
+            raise err("IpAddressInUse", 409, f"Fixed IP {a.ip_address} of port {port.id} has a "
+                                             "floating IP; disassociate it first.")
+        port.fixed_ips.remove(a)
+    s.flush()
+    if add:
+        _allocate(s, port, net, add)
 
 
 def _backs(s: Session, port: S.Port) -> str | None:

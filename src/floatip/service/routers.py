@@ -5,9 +5,9 @@ import ipaddress
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from .common import (OWNER_GW, OWNER_RI, _ignored_ok, _must, bad, check_requested, err, new_id,
-                     not_found)
-from .ipam import _new_port
+from .common import (OWNER_GW, OWNER_RI, _ignored_ok, _must, bad, check_requested, err,
+                     is_auto_address, new_id, not_found)
+from .ipam import _allocate, _new_port
 from .views import router_dict
 
 
@@ -49,31 +49,38 @@ def _gateway(s: Session, r: S.Router, info: dict | None) -> None:
 
 
 def _check_routes(s: Session, r: S.Router, routes: list[dict]) -> list:
-    """Routes arrive well-formed (``api.schemas``); here: IPv4, not the default route, and a
-    next hop on a subnet the router is connected to."""
+    """Routes arrive well-formed (``api.schemas``); here: the next hop of the destination's
+    IP version, not the default route, on a subnet the router is connected to and not one of
+    the router's own addresses (Neutron's _validate_routes_nexthop)."""
     out = []
+    cidrs, own = _connected(s, r)
     for rt in routes:
         dest, hop = rt["destination"], rt["nexthop"]
-        if ipaddress.ip_network(dest).version != 4 or ipaddress.ip_address(hop).version != 4:
-            raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, floatip "
-                      "supports IPv4 routes only.")
-        if ipaddress.ip_network(dest).prefixlen == 0:
+        net, addr = ipaddress.ip_network(dest), ipaddress.ip_address(hop)
+        if net.version != addr.version:
+            raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, the nexthop is "
+                      f"not an IPv{net.version} address.")
+        if net.prefixlen == 0:
             raise err("InvalidRoutes", 400, "Invalid format for routes: the default route "
                       "comes from the external gateway.")
-        if not any(ipaddress.ip_address(hop) in ipaddress.ip_network(c)
-                   for c in _connected_cidrs(s, r)):
+        if not any(addr in c for c in cidrs):
             raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, the nexthop "
                       f"is not connected with router {r.id}.")
+        if hop in own:
+            raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, the nexthop "
+                      "is used by router.")
         out.append({"destination": dest, "nexthop": hop})
     return out
 
 
-def _connected_cidrs(s: Session, r: S.Router) -> list[str]:
-    """The CIDRs of the subnets a router has a port on (interfaces and gateway)."""
+def _connected(s: Session, r: S.Router) -> tuple[list, set[str]]:
+    """The CIDRs of the subnets a router has a port on (interfaces and gateway) and its own
+    addresses there."""
     ports = [rp.port_id for rp in S.router_ports(s, r.id, OWNER_RI)]
     ports += [r.gw_port_id] if r.gw_port_id else []
-    return [S.get(s, S.Subnet, a.subnet_id).cidr
-            for pid in ports for a in S.get(s, S.Port, pid).fixed_ips]
+    allocs = [a for pid in ports for a in S.get(s, S.Port, pid).fixed_ips]
+    return ([ipaddress.ip_network(S.get(s, S.Subnet, a.subnet_id).cidr) for a in allocs],
+            {a.ip_address for a in allocs})
 
 
 def create_router(s: Session, d: dict) -> dict:
@@ -135,9 +142,8 @@ def _router_subnets(s: Session, rid: str) -> dict[str, str]:
     return out
 
 
-def _interface_info(r: S.Router, port: S.Port) -> dict:
-    sids = [a.subnet_id for a in port.fixed_ips]
-    return {"id": r.id, "subnet_id": sids[0] if sids else None, "subnet_ids": sids,
+def _interface_info(r: S.Router, port: S.Port, sids: list[str], subnet_id: str) -> dict:
+    return {"id": r.id, "subnet_id": subnet_id, "subnet_ids": sids,
             "port_id": port.id, "network_id": port.network_id, "project_id": r.project_id,
             "tenant_id": r.project_id, "tags": []}
 
@@ -147,6 +153,9 @@ def _check_interface_subnet(s: Session, r: S.Router, sn: S.Subnet) -> None:
     if net.external:
         raise bad(f"Bad router request: Subnet {sn.id} is on external network {net.id}; use it "
                   "as the router's gateway.")
+    if sn.ip_version == 6 and sn.ipv6_ra_mode is None and sn.ipv6_address_mode is not None:
+        raise bad(f"Bad router request: IPv6 subnet {sn.id} configured to receive RAs from an "
+                  "external router cannot be added to Neutron Router.")
     existing = _router_subnets(s, r.id)
     if sn.id in existing:
         raise bad(f"Bad router request: Router already has a port on subnet {sn.id}.")
@@ -158,6 +167,41 @@ def _check_interface_subnet(s: Session, r: S.Router, sn: S.Subnet) -> None:
                       f"{other.cidr} of subnet {other.id}.")
 
 
+def _has_v6(port: S.Port) -> bool:
+    return any(":" in a.ip_address for a in port.fixed_ips)
+
+
+def _v6_port_on(s: Session, r: S.Router, network_id: str, but: str = "") -> S.Port | None:
+    """The router's interface on ``network_id`` that carries IPv6 subnets: Neutron puts
+    every IPv6 subnet of a network on one router port."""
+    for rp in S.router_ports(s, r.id, OWNER_RI):
+        p = S.get(s, S.Port, rp.port_id)
+        if p.id != but and p.network_id == network_id and _has_v6(p):
+            return p
+    return None
+
+
+def _check_router_port(s: Session, r: S.Router, port: S.Port) -> list[str]:
+    """A port given to add_router_interface: Neutron's _validate_router_port_info."""
+    if port.device_id or port.device_owner:
+        raise err("PortInUse", 409, f"Unable to complete operation on port {port.id} for "
+                                    f"network {port.network_id}. Port already has an "
+                                    f"attached device {port.device_id or port.device_owner}.")
+    if not port.fixed_ips:
+        raise bad("Bad router request: Router port must have at least one fixed IP.")
+    other = _v6_port_on(s, r, port.network_id, but=port.id) if _has_v6(port) else None
+    if other is not None:
+        raise bad(f"Bad router request: Router already contains IPv6 port {other.id} "
+                  f"belonging to network id {port.network_id}. Only one IPv6 port from the "
+                  "same network subnet can be connected to a router.")
+    subnets = [S.get(s, S.Subnet, a.subnet_id) for a in port.fixed_ips]
+    for sn in subnets:
+        _check_interface_subnet(s, r, sn)
+    if sum(sn.ip_version == 4 for sn in subnets) > 1:
+        raise bad("Bad router request: Cannot have multiple IPv4 subnets on router port.")
+    return [sn.id for sn in subnets]
+
+
 def add_router_interface(s: Session, rid: str, body: dict) -> dict:
     """``body``: {subnet_id} or {port_id}, validated (``api.schemas.routers``)."""
     r = _must(s, "router", rid, lock=True)
@@ -167,14 +211,7 @@ def add_router_interface(s: Session, rid: str, body: dict) -> dict:
         raise bad("Bad router request: Cannot specify both subnet-id and port-id.")
     if body.get("port_id"):
         port = _must(s, "port", body["port_id"], lock=True)
-        if port.device_id or port.device_owner:
-            raise err("PortInUse", 409, f"Unable to complete operation on port {port.id} for "
-                                        f"network {port.network_id}. Port already has an "
-                                        f"attached device {port.device_id or port.device_owner}.")
-        if len(port.fixed_ips) != 1:
-            raise bad(f"Bad router request: Router port {port.id} must have exactly one fixed "
-                      "IPv4 address.")
-        _check_interface_subnet(s, r, S.get(s, S.Subnet, port.fixed_ips[0].subnet_id))
+        sids = _check_router_port(s, r, port)
         port.device_owner, port.device_id = OWNER_RI, r.id
         port.status = "ACTIVE"
         S.touch(port)
@@ -183,14 +220,23 @@ def add_router_interface(s: Session, rid: str, body: dict) -> dict:
         if not sn.gateway_ip:
             raise bad(f"Bad router request: Subnet {sn.id} does not have a gateway IP.")
         _check_interface_subnet(s, r, sn)
-        port = _new_port(s, _must(s, "network", sn.network_id), owner=OWNER_RI, device_id=r.id,
-                         project_id=r.project_id,
-                         requests=[{"subnet_id": sn.id, "ip_address": sn.gateway_ip}],
-                         status="ACTIVE")
+        sids = [sn.id]
+        net = _must(s, "network", sn.network_id)
+        want = [{"subnet_id": sn.id, "ip_address": sn.gateway_ip}]
+        port = _v6_port_on(s, r, sn.network_id) if sn.ip_version == 6 else None
+        if port is not None:  # one more prefix on the network's IPv6 router port
+            check_requested(s, net, want, OWNER_RI)
+            _allocate(s, port, net, want)
+            S.touch(port)
+            S.touch(r)
+            s.flush()
+            return _interface_info(r, port, sids, sn.id)
+        port = _new_port(s, net, owner=OWNER_RI, device_id=r.id, project_id=r.project_id,
+                         requests=want, status="ACTIVE")
     S.add(s, S.RouterPort(router_id=r.id, port_id=port.id, port_type=OWNER_RI))
     S.touch(r)
     s.flush()
-    return _interface_info(r, port)
+    return _interface_info(r, port, sids, sids[-1])
 
 
 def remove_router_interface(s: Session, rid: str, body: dict) -> dict:
@@ -208,6 +254,7 @@ def remove_router_interface(s: Session, rid: str, body: dict) -> dict:
         if body.get("subnet_id") and body["subnet_id"] not in [a.subnet_id for a in port.fixed_ips]:
             raise err("SubnetMismatchForPort", 400, f"Subnet {body['subnet_id']} does not match "
                                                     f"with port {pid}")
+        gone = [a.subnet_id for a in port.fixed_ips]
     else:
         sid = str(body["subnet_id"])
         if S.get(s, S.Subnet, sid) is None:
@@ -216,21 +263,49 @@ def remove_router_interface(s: Session, rid: str, body: dict) -> dict:
             raise err("RouterInterfaceNotFoundForSubnet", 404, f"Router {rid} has no interface "
                                                                f"on subnet {sid}")
         port = S.get(s, S.Port, subnets[sid])
-    gone = {a.subnet_id for a in port.fixed_ips}
-    for f in S.fips_where(s, router_id=rid):
+        gone = [sid]
+    _check_not_in_use(s, r, port, gone)
+    info = _interface_info(r, port, gone, gone[0] if gone else None)
+    if len(gone) < len(port.fixed_ips):  # one prefix of a multi-prefix port goes
+        for a in [a for a in port.fixed_ips if a.subnet_id in gone]:
+            port.fixed_ips.remove(a)
+        S.touch(port)
+        s.flush()
+    else:
+        S.delete(s, port)
+    S.touch(r)
+    return info
+
+
+def _check_not_in_use(s: Session, r: S.Router, port: S.Port, gone: list[str]) -> None:
+    """Neither a floating IP nor an extra route needs the subnets about to leave."""
+    for f in S.fips_where(s, router_id=r.id):
         fixed = S.get(s, S.Port, f.fixed_port_id) if f.fixed_port_id else None
         if fixed and any(a.subnet_id in gone and a.ip_address == f.fixed_ip_address
                          for a in fixed.fixed_ips):
             raise err("RouterInterfaceInUseByFloatingIP", 409,
-                      f"Router interface for subnet {next(iter(gone))} on router {rid} cannot "
+                      f"Router interface for subnet {gone[0]} on router {r.id} cannot "
                       f"be deleted, as it is required by one or more floating IPs.")
     gone_cidrs = [ipaddress.ip_network(S.get(s, S.Subnet, sid).cidr) for sid in gone]
     for rt in r.routes or []:
         if any(ipaddress.ip_address(rt["nexthop"]) in c for c in gone_cidrs):
             raise err("RouterInterfaceInUseByRoute", 409,
-                      f"Router interface for subnet {next(iter(gone))} on router {rid} cannot "
+                      f"Router interface for subnet {gone[0]} on router {r.id} cannot "
                       f"be deleted, as it is required by one or more routes.")
-    info = _interface_info(r, port)
-    S.delete(s, port)
-    S.touch(r)
-    return info
+
+
+def add_to_gateways(s: Session, sn: S.Subnet) -> None:
+    """A new IPv6 subnet on an external network: each router gateway there without a
+    stateful IPv6 address gets one from it (Neutron's update_router_gw_ports; auto-address
+    subnets already gave every gateway its EUI-64 address)."""
+    if is_auto_address(sn):
+        return
+    net = S.get(s, S.Network, sn.network_id)
+    for port in S.ports_on_network(s, sn.network_id):
+        if port.device_owner != OWNER_GW or not S.routers_with_gateway(s, port.id):
+            continue
+        stateful = [a for a in port.fixed_ips if ":" in a.ip_address
+                    and not is_auto_address(S.get(s, S.Subnet, a.subnet_id))]
+        if not stateful:
+            _allocate(s, port, net, [{"subnet_id": sn.id}])
+            S.touch(port)

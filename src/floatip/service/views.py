@@ -30,8 +30,8 @@ def subnet_dict(s: Session, sn: S.Subnet) -> dict:
             "ip_version": sn.ip_version, "gateway_ip": sn.gateway_ip,
             "allocation_pools": [dict(p) for p in sn.allocation_pools],
             "enable_dhcp": sn.enable_dhcp, "dns_nameservers": list(sn.dns_nameservers),
-            "host_routes": list(sn.host_routes), "ipv6_ra_mode": None,
-            "ipv6_address_mode": None, "subnetpool_id": None, "service_types": [],
+            "host_routes": list(sn.host_routes), "ipv6_ra_mode": sn.ipv6_ra_mode,
+            "ipv6_address_mode": sn.ipv6_address_mode, "subnetpool_id": None, "service_types": [],
             "segment_id": None, "dns_publish_fixed_ip": False,
             "router:external": S.get(s, S.Network, sn.network_id).external}
 

@@ -3,12 +3,13 @@ that need no database), the response."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from .base import (STANDARD, UUID, Bool, Cidr, HostRoutes, Int, IPAddress, Name, Nameservers,
-                   Pools, Resource, Str, Str255, StrList, envelope, refuse)
+                   Pools, Resource, Str255, StrList, envelope, reason, refuse, shown)
+from ...service.common import AUTO_MODES, IPV6_MODES, family_mismatch, host_range
 
 ATTRS = STANDARD | {"name", "network_id", "cidr", "ip_version", "gateway_ip",
                     "allocation_pools", "enable_dhcp", "dns_nameservers", "host_routes",
@@ -20,6 +21,20 @@ RESERVED = ipaddress.ip_network("240.0.0.0/4")  # class E, with the limited broa
 
 def invalid(message: str):
     return refuse(f"Invalid input for operation: {message}", "InvalidInput")
+
+
+MULTICAST = {4: ipaddress.ip_network("224.0.0.0/4"), 6: ipaddress.ip_network("ff00::/8")}
+
+
+def _mode(v: Any) -> Any:
+    """neutron-lib's validate_values against IPV6_MODES."""
+    if v is not None and v not in IPV6_MODES:
+        raise reason(f"{shown(v)} is not in {list(IPV6_MODES)}")
+    return v
+
+
+Ipv6Mode = Annotated[str | None, BeforeValidator(_mode),
+                     WithJsonSchema({"type": ["string", "null"], "enum": [*IPV6_MODES, None]})]
 
 
 class SubnetUpdate(Resource):
@@ -34,11 +49,6 @@ class SubnetUpdate(Resource):
         None, description="a host address outside the allocation pools, not in use; "
                           "null: no gateway")
 
-    @model_validator(mode="after")
-    def _versions(self) -> "SubnetUpdate":
-        check_versions(self.dns_nameservers, self.host_routes)
-        return self
-
 
 class SubnetCreate(SubnetUpdate):
     METHOD = "POST"
@@ -47,13 +57,16 @@ class SubnetCreate(SubnetUpdate):
     tenant_id: Str255 = ""
     network_id: UUID
     cidr: Cidr | None = None
-    ip_version: Int = Field(4, description="4 (floatip supports IPv4 subnets only)")
+    ip_version: Int = Field(4, description="4 or 6")
     gateway_ip: IPAddress | None = Field(
-        None, description="default: the first host address; null: no gateway")
+        None, description="default: the first address after the network address; null: no "
+                          "gateway")
     allocation_pools: Pools = []
     tags: StrList = []
-    ipv6_ra_mode: Str(32) | None = None
-    ipv6_address_mode: Str(32) | None = None
+    ipv6_ra_mode: Ipv6Mode = Field(None, description="what the router advertises (IPv6)")
+    ipv6_address_mode: Ipv6Mode = Field(None, description="how ports get addresses (IPv6); "
+                                                          "slaac and dhcpv6-stateless: EUI-64 "
+                                                          "from the MAC, on a /64")
     subnetpool_id: UUID | None = None
     use_default_subnetpool: Bool = False
     prefixlen: Int | None = None
@@ -63,48 +76,55 @@ class SubnetCreate(SubnetUpdate):
     @model_validator(mode="after")
     def _rules(self) -> "SubnetCreate":
         """neutron's _validate_subnet and ipam's pool checks, for what the body says alone."""
-        if self.ip_version not in (4, 6):
-            raise refuse(f"Invalid input for ip_version. Reason: {self.ip_version} is not in "
-                         "[4, 6].")
+        v = self.ip_version
+        if v not in (4, 6):
+            raise refuse(f"Invalid input for ip_version. Reason: {v} is not in [4, 6].")
         if self.cidr is None:
             raise refuse("Bad subnet request: a cidr must be specified in the absence of a "
                          "subnet pool", "BadRequest")
         cidr = ipaddress.ip_network(self.cidr)
-        if cidr.version != self.ip_version:
-            raise invalid(f"cidr '{cidr}' does not match the ip_version '{self.ip_version}'")
-        if self.ip_version != 4:
-            raise refuse("Invalid input for ip_version. Reason: floatip supports IPv4 subnets "
-                         "only.", "BadRequest")
+        if cidr.version != v:
+            raise invalid(f"cidr '{cidr}' does not match the ip_version '{v}'")
         if cidr.prefixlen == 0:
             raise invalid("0 is not allowed as CIDR prefix length")
-        if cidr.is_multicast:
-            raise invalid(f"Subnet {cidr} overlaps with multicast range 224.0.0.0/4, which is "
-                          "not supported.")
+        if v == 6 and cidr.network_address == ipaddress.IPv6Address("::"):
+            raise invalid("IPv6 subnet '::' is not supported")
+        if cidr.overlaps(MULTICAST[v]):
+            raise invalid(f"Subnet {cidr} overlaps with multicast range {MULTICAST[v]}, which "
+                          "is not supported.")
         if cidr.is_loopback:
             raise invalid("Loopback IP subnet is not supported")
-        if cidr.overlaps(RESERVED):
+        if v == 4 and cidr.overlaps(RESERVED):
             raise invalid(f"Subnet {cidr} overlaps with the reserved and broadcast range "
                           f"{RESERVED}, which is not supported.")
         if cidr.is_link_local and self.enable_dhcp:
             raise invalid("Link-local IP subnet is not supported if enable_dhcp is True")
-        if cidr.prefixlen > 30:
+        if v == 4 and cidr.prefixlen > 30:
             raise refuse(f"Invalid input for cidr. Reason: {cidr} must be IPv4 with prefix /30 "
                          "or shorter.", "BadRequest")
-        hosts = (cidr.network_address + 1, cidr.broadcast_address - 1)
+        if v == 6 and cidr.prefixlen > 126 and self.enable_dhcp:
+            raise invalid("Subnet has a prefix length that is incompatible with DHCP service "
+                          "enabled")
+        self._modes(cidr)
+        wrong = family_mismatch(v, self.dns_nameservers,
+                                [(r.destination, r.nexthop) for r in self.host_routes])
+        if wrong:
+            raise invalid(wrong)
+        first, last = host_range(cidr)
         gateway = None
         if self.gateway_ip is not None:
             gateway = ipaddress.ip_address(self.gateway_ip)
-            if gateway.version != 4:
-                raise invalid(f"gateway_ip '{gateway}' does not match the ip_version '4'")
-            if not hosts[0] <= gateway <= hosts[1]:
+            if gateway.version != v:
+                raise invalid(f"gateway_ip '{gateway}' does not match the ip_version '{v}'")
+            if not first <= int(gateway) <= last:
                 raise invalid(f"Gateway IP {gateway} is not a host address of {cidr}.")
         pools: list[tuple] = []
         for p in self.allocation_pools:
             a, b = ipaddress.ip_address(p.start), ipaddress.ip_address(p.end)
-            if a.version != 4 or b.version != 4 or a > b:
+            if a.version != v or b.version != v or a > b:
                 raise refuse(f"The allocation pool {p.start}-{p.end} is not valid.",
                              "InvalidAllocationPool")
-            if not hosts[0] <= a <= b <= hosts[1]:
+            if not first <= int(a) <= int(b) <= last:
                 raise refuse(f"The allocation pool {a}-{b} spans beyond the subnet cidr {cidr}.",
                              "InvalidAllocationPool")
             if gateway is not None and a <= gateway <= b:
@@ -117,17 +137,23 @@ class SubnetCreate(SubnetUpdate):
             pools.append((a, b))
         return self
 
-
-def check_versions(nameservers: list[str], routes: list) -> None:
-    """IPv4 subnets take IPv4 nameservers and routes."""
-    for ns in nameservers:
-        if ipaddress.ip_address(ns).version != 4:
-            raise invalid(f"dns_nameserver '{ns}' does not match the ip_version '4'")
-    for rt in routes:
-        if ipaddress.ip_network(rt.destination).version != 4 or \
-                ipaddress.ip_address(rt.nexthop).version != 4:
-            raise invalid(f"host_route {rt.destination} via {rt.nexthop} does not match the "
-                          "ip_version '4'")
+    def _modes(self, cidr) -> None:
+        """neutron's _validate_ipv6_attributes: the allowed combinations of the modes."""
+        ra, am = self.ipv6_ra_mode, self.ipv6_address_mode
+        if self.ip_version == 4:
+            for key, value in (("ipv6_ra_mode", ra), ("ipv6_address_mode", am)):
+                if value is not None:
+                    raise invalid(f"{key} is not valid when ip_version is 4")
+            return
+        if (ra or am) and not self.enable_dhcp:
+            raise invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp "
+                          "is set to False")
+        if ra and am and ra != am:
+            raise invalid(f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{am}' is "
+                          "not valid. If both attributes are set, they must be the same value")
+        if (ra in AUTO_MODES or am in AUTO_MODES) and cidr.prefixlen != 64:
+            raise invalid(f"Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the "
+                          "EUI-64 address format, which requires the prefix to be /64")
 
 
 class CreateSubnetRequest(BaseModel):

@@ -3,11 +3,21 @@
 One thread. It wakes when the source says the desired state changed, when an owned NB row
 changed under it (hand-made drift), when the SB changed (a chassis came or went, a port was
 bound) or when the chassis caught up with an nb_cfg; and every ``interval`` seconds for a
-full compare. A pass translates the snapshot into NB rows (``translate``), compares them with
-the owned rows in the IDL cache (``diff``) — only the objects that changed, except on full
-passes — and writes the difference in one transaction (``nb.Northbound.apply``). Statuses go
-back to the source: a port is ACTIVE once a chassis claimed it, a router or floating IP once
-every chassis caught up with the nb_cfg of the transaction that last changed it.
+full pass.
+
+It follows the change feed as the kernel agent does (``agent.desired.Desired``: the desired
+state in memory, moved forward by the changes since its generation, checked object by
+object). An incremental pass works out which floatip objects a change touches (a floating
+IP: its NAT row; a port: its LSP and the NAT rows of the floating IPs on it; a router: its
+rows and the floating IPs that move to or from it; a network or subnet: what uses it),
+translates only those (``translate``), compares only their rows with the owned rows in the
+IDL cache (``diff``) and writes the difference in one transaction (``nb.Northbound.apply``).
+The full pass (at start, every ``interval``, on request, after a failure) reads the whole
+snapshot, translates and compares everything, repairs drift nobody told us about and removes
+owned rows nothing wants. A chassis coming or going translates everything again from memory
+(gateway scheduling). Statuses go back to the source, only for the objects a pass looked at:
+a port is ACTIVE once a chassis claimed it, a router or floating IP once every chassis
+caught up with the nb_cfg of the transaction that last changed it.
 """
 from __future__ import annotations
 
@@ -17,9 +27,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ...core.errors import InvalidState
+from ...agent.desired import Desired as DesiredState
 from ...core.model import State, fip_routers
-from ...core.validate import validate
 from .diff import diff
 from .nb import Northbound, Southbound
 from .translate import ChassisInfo, Desired, Options, translate
@@ -57,16 +66,21 @@ class OvnConfig:
 class OvnStats:
     passes: int = 0
     full_passes: int = 0
+    incremental_passes: int = 0
+    rebuilds: int = 0                   # everything translated again from memory (chassis)
     writes: int = 0
+    last_kind: str = ""                 # full | incremental | rebuild
     last_plan: str = ""
+    last_scope: int = 0                 # objects the last pass compared (-1: all)
     last_seconds: float = 0.0
     last_error: str | None = None
     last_generation: int = -1
     nb_cfg: int = 0                     # the nb_cfg of our last write
-    last_write_at: float = 0.0          # time.monotonic() when it committed
+    last_write_at: float = 0.0          # time.perf_counter() when it committed
     errors: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)   # last pass, ms per step
     write_timing: dict[str, float] = field(default_factory=dict)  # last pass that wrote
+    seconds: dict[str, float] = field(default_factory=dict)  # kind -> last pass of that kind
 
 
 class OvnBackend:
@@ -81,13 +95,16 @@ class OvnBackend:
         self.stop_event = threading.Event()
         self.done = threading.Condition()
         self.stats = OvnStats()
+        self.on_pass = None                     # called after each pass (metrics)
         self._lock = threading.Lock()
         self._reasons: set[str] = set()
         self._want_full = True
-        self._snap: dict | None = None
-        self._desired: Desired | None = None
+        self.desired = DesiredState()          # the desired state, moved forward by deltas
+        self.rows: Desired | None = None       # its NB rows, moved forward likewise
+        self._fip_router: dict[str, str] = {}  # floating IP id -> the router carrying it
+        self._conflicts: dict[str, str] = {}   # object -> a name another owner holds
         self._pending: dict[str, int] = {}     # object -> nb_cfg every chassis must reach
-        self._reported: dict[str, object] = {}  # what we last told the source, per object
+        self._recheck: set[str] = set()         # objects whose status report failed
         self.nb: Northbound | None = None
         self.sb: Southbound | None = None
         self.thread: threading.Thread | None = None
@@ -132,7 +149,8 @@ class OvnBackend:
             while True:
                 caught_up = self.nb is not None and self.nb.cfg()[1] >= self.stats.nb_cfg
                 if self.stats.last_generation >= want and not self.wake.is_set() and \
-                        not self._reasons and caught_up and not self._pending:
+                        not self._reasons and caught_up and not self._pending and \
+                        not self._recheck:
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -163,21 +181,23 @@ class OvnBackend:
 
     def _run(self) -> None:
         backoff = 0.2
-        last_full = 0.0
+        last_full = time.monotonic()
         while not self.stop_event.is_set():
-            self.wake.wait(timeout=self.config.interval)
+            # the full pass is due every ``interval`` whatever wakes the loop meanwhile
+            due = last_full + self.config.interval
+            self.wake.wait(timeout=max(0.0, due - time.monotonic()))
             if self.stop_event.is_set():
                 break
             self.wake.clear()
             with self._lock:
                 reasons, self._reasons = self._reasons, set()
-            # the periodic full compare, even while wakes keep coming
-            full = self._want_full or time.monotonic() - last_full >= self.config.interval
+            # after a reconnect the IDL refilled without telling what was deleted meanwhile
+            full = self._want_full or time.monotonic() >= due or "reconnect" in reasons
             self._want_full = False
-            if full:
-                last_full = time.monotonic()
             try:
                 self._pass(reasons, full)
+                if full:
+                    last_full = time.monotonic()
                 backoff = 0.2
             except Exception as e:  # noqa: BLE001 - the loop survives and retries in full
                 log.exception("OVN pass failed")
@@ -189,9 +209,65 @@ class OvnBackend:
             with self.done:
                 self.done.notify_all()
 
+    def _read(self, reasons: set[str], full: bool) -> tuple[bool, dict | None]:
+        """Move the desired state forward: (full, the changed ids per kind). A full read
+        at start, when asked, and when the change feed does not reach back far enough."""
+        d = self.desired
+        if not full and d.state is not None:
+            if "source" not in reasons:
+                return False, {}
+            if hasattr(self.source, "delta"):
+                delta = self.source.delta(d.generation)
+                if not delta.get("full"):
+                    return False, d.apply(delta)
+                d.load(delta)
+                return True, None
+        d.load(self.source.snapshot())
+        return True, None
+
+    def _touched(self, changed: dict[str, set[str]], reasons: set[str]) -> set[str]:
+        """The floatip objects whose NB rows a change may alter."""
+        st, d = self.desired.state, self.desired
+        nets, subs = changed.get("networks", set()), changed.get("subnets", set())
+        ports, routers = changed.get("ports", set()), set(changed.get("routers", ()))
+        fips = set(changed.get("floatingips", ()))
+        objs = {f"network:{n}" for n in nets} | {f"port:{p}" for p in ports}
+        if nets:   # rare: a scan of the ports and floating IPs is fine
+            objs |= {f"port:{p.id}" for p in st.ports.values() if p.network_id in nets}
+            fips |= {f.id for f in st.floatingips.values() if f.floating_network_id in nets}
+        if nets or subs:
+            for r in st.routers.values():
+                used = {i.subnet_id for i in r.interfaces}
+                if r.gateway is not None:
+                    used |= {r.gateway.subnet_id, *(s for s, _ in r.gateway.extra_ips)}
+                if used & subs or (r.gateway is not None and r.gateway.network_id in nets) or \
+                        any(st.subnets[s].network_id in nets for s in used if s in st.subnets):
+                    routers.add(r.id)
+        for p in ports:
+            fips |= d.port_fips.get(p, set())
+        if self.opts.distributed_fip:   # a FIP follows its VM's chassis
+            for r in reasons:
+                if r.startswith("pb:"):
+                    fips |= d.port_fips.get(r[3:], set())
+        if routers:   # floating IPs may move to or from them: every mapping again
+            new = fip_routers(st)
+            old, self._fip_router = self._fip_router, new
+            fips |= {f for f in old.keys() | new.keys()
+                     if old.get(f) != new.get(f) or new.get(f) in routers}
+        else:
+            for f in fips:
+                x = st.floatingips.get(f)
+                r = st.router_for_fip(x) if x is not None else None
+                if r is None:
+                    self._fip_router.pop(f, None)
+                else:
+                    self._fip_router[f] = r.id
+        objs |= {f"router:{r}" for r in routers} | {f"fip:{f}" for f in fips}
+        return objs | {r[6:] for r in reasons if r.startswith("drift:")}
+
     def _pass(self, reasons: set[str], full: bool) -> None:
         t0 = time.perf_counter()
-        timing = self.stats.timing = {}
+        timing: dict[str, float] = {}
 
         def lap(what: str) -> None:
             nonlocal t0
@@ -199,131 +275,178 @@ class OvnBackend:
             timing[what] = (now - t0) * 1000
             t0 = now
         start = t0
-        source_changed = full or self._snap is None or "source" in reasons
-        if source_changed:
-            self._snap = self.source.snapshot()
-            self._reported = {}
-            lap("snapshot")
-        snap = self._snap
-        state: State = snap["state"]
-        try:
-            if source_changed:
-                validate(state)
-                lap("validate")
-        except InvalidState as e:
-            log.error("desired state is invalid, not applied: %s", e)
-            self.stats.last_error = str(e)
-            self._report(state, {}, {o: str(e) for o in
-                                     [f"router:{r}" for r in state.routers] +
-                                     [f"fip:{f}" for f in state.floatingips]}, {})
-            self.stats.last_generation = snap["generation"]
-            return
-        # what changes the translation: chassis (gateway scheduling, mappings), and port
-        # bindings when FIPs follow their VM's chassis; the rest only changes statuses
-        sb_changed = "sb:Chassis" in reasons or (
-            self.opts.distributed_fip and "sb:Port_Binding" in reasons)
-        drift = {r[6:] for r in reasons if r.startswith("drift:")}
-        chassis = self.sb.chassis()
-        bindings = self.sb.bindings(state.ports)
-        scope: set[str] | None = None
-        if source_changed or sb_changed or self._desired is None:
-            desired = translate(state, self.opts, chassis,
-                                {p: ch for p, (ch, _) in bindings.items()}, snap["vm_ports"])
-            lap("translate")
-            if not full:
-                changed = _changed_objects(self._desired, desired)
-                scope = None if changed is None else changed | drift
-                lap("changed")
-            self._desired = desired
-        else:
-            desired = self._desired
-            scope = drift
+        full, changed = self._read(reasons, full)
+        lap("read")
+        d = self.desired
+        state: State = d.state
         if full:
+            self.sb.rescan()
+        kind = "full" if full else "rebuild" if (
+            "chassis" in reasons or self.rows is None) else "incremental"
+        invalid = {f"router:{r}" for r in d.invalid_routers}
+        skip = invalid | {f"fip:{f}" for f in d.invalid_fips}
+        chassis = self.sb.chassis()
+        if kind == "incremental":
+            scope = self._touched(changed, reasons)
+            lap("scope")
+            fip_ids = [o[4:] for o in scope if o.startswith("fip:")]
+            bound = self.sb.bindings(
+                {state.floatingips[f].port_id for f in fip_ids if f in state.floatingips
+                 and state.floatingips[f].port_id}) if self.opts.distributed_fip else {}
+            part = translate(state, self.opts, chassis, {p: c for p, (c, _) in bound.items()},
+                             d.vm_ports, objects=scope, skip=skip, fip_router=self._fip_router)
+            self.rows.replace(scope, part)
+            hold = invalid | {f"fip:{f}" for f in fip_ids
+                              if f"router:{self._fip_router.get(f)}" in invalid}
+        else:
             scope = None
+            if full:
+                self._fip_router = fip_routers(state)
+            bound = self.sb.bindings(state.ports) if self.opts.distributed_fip else {}
+            self.rows = translate(state, self.opts, chassis,
+                                  {p: c for p, (c, _) in bound.items()}, d.vm_ports,
+                                  skip=skip, fip_router=self._fip_router)
+            hold = invalid | {f"fip:{f}" for f, r in self._fip_router.items()
+                              if f"router:{r}" in invalid}
+        lap("translate")
+        plan = None
         if scope is None or scope:
             actual, foreign = self.nb.actual(rescan=full)
-            lap("read NB")
-            plan = diff(desired, actual, foreign, scope)
+            if scope is None:
+                actual.prefetch(self.rows.rows)
+                lap("read NB")
+            plan = diff(self.rows, actual, foreign, scope, hold)
             lap("diff")
             if plan:
                 nb_cfg = self.nb.apply(plan, actual)
                 lap("write NB")
                 self.stats.write_timing = timing
-                self.stats.last_write_at = time.monotonic()
+                self.stats.last_write_at = time.perf_counter()
                 for obj in plan.objects:
                     self._pending[obj] = nb_cfg
                 self.stats.nb_cfg = nb_cfg
                 self.stats.writes += 1
                 self.stats.last_plan = plan.summary()
-                log.info("%s pass: %s (nb_cfg %d)", "full" if full else "partial",
-                         plan.summary(), nb_cfg)
-            if plan.deferred:
-                for obj in plan.deferred:
-                    self._note("drift:" + obj)
-            errors = {} if scope is None else \
-                {o: e for o, e in self.stats.errors.items() if o not in scope}
-            errors.update(desired.problems)
-            errors.update(plan.conflicts)
-            self.stats.errors = errors
+                log.info("%s pass: %s (nb_cfg %d)", kind, plan.summary(), nb_cfg)
+            if scope is None:
+                self._conflicts = dict(plan.conflicts)
+            else:
+                self._conflicts = {o: e for o, e in self._conflicts.items() if o not in scope}
+                self._conflicts.update(plan.conflicts)
+        errors = {**{f"router:{r}": e for r, e in d.invalid_routers.items()},
+                  **{f"fip:{f}": e for f, e in d.invalid_fips.items()},
+                  **self.rows.problems, **self._conflicts}
         _, hv_cfg = self.nb.cfg()
-        self._pending = {o: c for o, c in self._pending.items() if c > hv_cfg}
-        self._report(state, bindings, self.stats.errors, snap)
+        cleared = {o for o, c in self._pending.items() if c <= hv_cfg}
+        for o in cleared:
+            del self._pending[o]
+        if scope is None:
+            self._recheck = set()
+            self._report(None, errors)
+        else:
+            check = scope | cleared | {o for o in errors.keys() ^ self.stats.errors.keys()}
+            check |= self._recheck
+            self._recheck = set()
+            check |= {o for o in errors.keys() & self.stats.errors.keys()
+                      if errors[o] != self.stats.errors[o]}
+            check |= {"port:" + r[3:] for r in reasons if r.startswith("pb:")}
+            self._report(check, errors)
+        self.stats.errors = errors
         lap("report")
-        self.stats.passes += 1
-        self.stats.full_passes += full
-        self.stats.last_generation = snap["generation"]
-        self.stats.last_seconds = time.perf_counter() - start
-        self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in self.stats.errors.items()) \
-            or None
+        st = self.stats
+        st.passes += 1
+        st.full_passes += kind == "full"
+        st.incremental_passes += kind == "incremental"
+        st.rebuilds += kind == "rebuild"
+        st.last_kind = kind
+        st.last_scope = -1 if scope is None else len(scope)
+        st.timing = timing
+        st.last_generation = d.generation
+        st.last_seconds = time.perf_counter() - start
+        st.seconds[kind] = st.last_seconds
+        st.last_error = "; ".join(f"{k}: {v}" for k, v in errors.items()) or None
+        if self.on_pass is not None:
+            self.on_pass(kind, st.last_seconds)
 
-    def _report(self, state: State, bindings, errors: dict[str, str], snap=None) -> None:
-        snap = snap or {}
-        owner = fip_routers(state)
-        routers = {}
-        for rid, r in state.routers.items():
+    def _report(self, check: set[str] | None, errors: dict[str, str]) -> None:
+        """Statuses of the objects in ``check`` (None: all) that differ from what the
+        database holds, to the source. A floating IP follows its router: when a router's
+        error comes or goes, its floating IPs are looked at too."""
+        d = self.desired
+        st = d.state
+        if check is None:
+            routers, fips, ports = set(st.routers), set(st.floatingips), set(d.vm_ports)
+        else:
+            routers, fips, ports = set(), set(), set()
+            for o in check:
+                kind, _, oid = o.partition(":")
+                {"router": routers, "fip": fips, "port": ports}.get(kind, set()).add(oid)
+            before = self.stats.errors
+            moved = {r for r in routers
+                     if errors.get(f"router:{r}") != before.get(f"router:{r}")}
+            if moved:
+                fips |= {f for f, r in self._fip_router.items() if r in moved}
+        out_routers = {}
+        for rid in routers:
+            r = st.routers.get(rid)
             obj = f"router:{rid}"
+            if r is None:
+                continue
             if obj in errors:
-                routers[rid] = "ERROR"
+                out_routers[rid] = {"status": "ERROR", "reason": errors[obj]}
             elif not r.admin_state_up:
-                routers[rid] = "DOWN"
+                out_routers[rid] = {"status": "DOWN", "reason": None}
             elif obj not in self._pending:
-                routers[rid] = "ACTIVE"
-        fips = {}
-        for fid, f in state.floatingips.items():
-            router = state.routers.get(owner.get(fid, ""))
+                out_routers[rid] = {"status": "ACTIVE", "reason": None}
+        out_fips = {}
+        for fid in fips:
+            f = st.floatingips.get(fid)
+            if f is None:
+                continue
             obj = f"fip:{fid}"
-            if router is None or not router.admin_state_up:
-                fips[fid] = "DOWN"
-            elif obj in errors or f"router:{router.id}" in errors:
-                fips[fid] = "ERROR"
+            router = st.routers.get(self._fip_router.get(fid, ""))
+            if obj in errors:
+                status, why = "ERROR", errors[obj]
+            elif router is None or not router.admin_state_up:
+                status, why = "DOWN", None
+            elif f"router:{router.id}" in errors:
+                status, why = "ERROR", f"router {router.id}: {errors['router:' + router.id]}"
             else:
-                fips[fid] = "DOWN" if obj in self._pending else "ACTIVE"
-        ports = {}
-        for pid in snap.get("vm_ports", {}):
-            if pid in bindings:
-                ports[pid] = {"status": "ACTIVE", "host": bindings[pid][1]}
-            else:
-                ports[pid] = {"status": "DOWN"}
-        # only what differs from what the source knows: its snapshot, or our own report
-        # since that snapshot was taken (cleared when a new snapshot is read)
-        known = {**{"fip:" + f: st for f, st in snap.get("fip_status", {}).items()},
-                 **{"router:" + r: st for r, st in snap.get("router_status", {}).items()},
-                 **{"port:" + p: (v.get("status"), v.get("host"))
-                    for p, v in snap.get("vm_ports", {}).items()},
-                 **self._reported}
-        revisions = snap.get("fip_revisions", {})
-        fips = {f: st for f, st in fips.items() if known.get("fip:" + f) != st}
-        routers = {r: st for r, st in routers.items() if known.get("router:" + r) != st}
-        ports = {p: v for p, v in ports.items()
-                 if known.get("port:" + p, (None, None))[0] != v["status"]
-                 or ("host" in v and known.get("port:" + p, (None, None))[1] != v["host"])}
-        if fips or routers or ports:
-            self.source.report({f: [st, revisions[f]] if f in revisions else st
-                                for f, st in fips.items()}, routers, ports)
-            self._reported.update({"fip:" + f: st for f, st in fips.items()})
-            self._reported.update({"router:" + r: st for r, st in routers.items()})
-            self._reported.update({"port:" + p: (v["status"], v.get("host"))
-                                   for p, v in ports.items()})
+                status, why = ("DOWN" if obj in self._pending else "ACTIVE"), None
+            out_fips[fid] = {"status": status, "reason": why, "port_id": f.port_id,
+                             "fixed_ip": f.fixed_ip_address}
+        ports = {p for p in ports if p in d.vm_ports}
+        bound = self.sb.bindings(ports)
+        out_ports = {p: {"status": "ACTIVE", "host": bound[p][1]} if p in bound
+                     else {"status": "DOWN"} for p in ports}
+        # only what differs from what the database holds (read, or reported by us since)
+        db, vm = d.db, d.vm_ports
+        out_fips = {f: v for f, v in out_fips.items()
+                    if db["fip_status"].get(f) != v["status"]
+                    or db["fip_reason"].get(f) != v["reason"]}
+        out_routers = {r: v for r, v in out_routers.items()
+                       if db["router_status"].get(r) != v["status"]
+                       or db["router_reason"].get(r) != v["reason"]}
+        out_ports = {p: v for p, v in out_ports.items()
+                     if vm[p].get("status") != v["status"]
+                     or ("host" in v and vm[p].get("host") != v["host"])}
+        if out_fips or out_routers or out_ports:
+            try:
+                self.source.report(out_fips, out_routers, out_ports)
+            except Exception as e:  # noqa: BLE001 - e.g. the database busy: report later
+                log.warning("status report failed, retried in 1 s: %s", e)
+                self._recheck |= {f"fip:{f}" for f in out_fips} | \
+                    {f"router:{r}" for r in out_routers} | {f"port:{p}" for p in out_ports}
+                retry = threading.Timer(1.0, self._note, ("retry",))
+                retry.daemon = True
+                retry.start()
+                return
+            for f, v in out_fips.items():
+                db["fip_status"][f], db["fip_reason"][f] = v["status"], v["reason"]
+            for r, v in out_routers.items():
+                db["router_status"][r], db["router_reason"][r] = v["status"], v["reason"]
+            for p, v in out_ports.items():
+                vm[p] = {**vm[p], **v}
 
 
 class _Wake(threading.Event):
@@ -335,18 +458,6 @@ class _Wake(threading.Event):
 
     def set(self) -> None:
         self._note_fn(self._reason)
-
-
-def _changed_objects(old: Desired | None, new: Desired) -> set[str] | None:
-    """The objects whose rows differ between two translations (None: compare all)."""
-    if old is None:
-        return None
-    out = set()
-    for key in old.rows.keys() | new.rows.keys():
-        a, b = old.rows.get(key), new.rows.get(key)
-        if a != b:
-            out.update(r.obj for r in (a, b) if r is not None)
-    return out
 
 
 __all__ = ["OvnBackend", "OvnConfig", "ChassisInfo"]

@@ -3,13 +3,13 @@
 The NB side comes in as ``Actual`` records read from the IDL by ``nb.Northbound``; the
 answer is a ``Plan`` that ``nb.Northbound.apply`` turns into one ovsdbapp transaction.
 ``objects`` limits the comparison to some floatip objects (the per-object sync after a
-change); ``None`` compares everything and removes every owned row nothing wants (the full
-sync, which repairs hand-made drift).
+change: only their rows are looked at, on both sides); ``None`` compares everything and
+removes every owned row nothing wants (the full sync, which repairs hand-made drift).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from .translate import NAMED, TABLES, Desired, Row
 
@@ -69,7 +69,6 @@ class Plan:
     attach: list[tuple[Row, Actual]] = field(default_factory=list)  # held by the wrong parent
     delete: list[Actual] = field(default_factory=list)
     conflicts: dict[str, str] = field(default_factory=dict)    # object -> why not written
-    deferred: set[str] = field(default_factory=set)   # out-of-scope objects with rows missing
 
     @property
     def objects(self) -> set[str]:
@@ -97,22 +96,51 @@ def changed_columns(want: dict, have: dict) -> dict:
     return {c: v for c, v in want.items() if _norm(v) != _norm(have.get(c))}
 
 
-def diff(desired: Desired, actual: dict[str, Actual], foreign: dict[str, set[str]] | None = None,
-         objects: set[str] | None = None) -> Plan:
+def _keys_of(actual, obj: str):
+    """Keys of the owned rows of ``obj``: through the mapping's own index when it has one
+    (``nb.Owned``), else by a scan (plain dicts, in tests)."""
+    if hasattr(actual, "keys_of"):
+        return actual.keys_of(obj)
+    return [k for k, a in actual.items() if a.obj == obj]
+
+
+def _closure(desired: Desired, actual, objects: set[str]) -> set[str]:
+    """``objects`` plus the objects whose rows they hang under when those rows are missing
+    from the NB (a port's switch deleted by hand: the switch is written with the port)."""
+    out, todo = set(objects), list(objects)
+    while todo:
+        for key in desired.by_obj.get(todo.pop(), ()):
+            parent = desired.rows[key].parent
+            prow = desired.rows.get(parent) if parent is not None else None
+            if prow is not None and prow.obj not in out and parent not in actual:
+                out.add(prow.obj)
+                todo.append(prow.obj)
+    return out
+
+
+def diff(desired: Desired, actual: Mapping[str, Actual],
+         foreign: Mapping[str, set[str]] | None = None, objects: set[str] | None = None,
+         hold: set[str] = frozenset()) -> Plan:
     """``actual``: key -> the owned row; ``foreign``: table -> names held by rows of other
-    owners (a name the schema indexes cannot be taken twice)."""
+    owners (a name the schema indexes cannot be taken twice). ``objects``: compare the rows
+    of these floatip objects only (and of the objects they need, see ``_closure``); None:
+    everything, removing every owned row nothing wants. ``hold``: objects whose rows are
+    left as they are (invalid ones)."""
     foreign = foreign or {}
     plan = Plan()
     rank = {t: i for i, t in enumerate(TABLES)}
-
-    def scoped(obj: str | None) -> bool:
-        return objects is None or obj in objects
+    if objects is None:
+        rows = list(desired.rows.values())
+    else:
+        objects = _closure(desired, actual, objects) - set(hold)
+        rows = [desired.rows[k] for o in objects for k in desired.by_obj.get(o, ())]
 
     # roots first: a row whose parent cannot exist is not written either
     blocked: set[str] = set()
     creates: list[Row] = []
-    created: set[str] = set()
-    for row in sorted(desired.rows.values(), key=lambda r: -rank[r.table]):
+    for row in sorted(rows, key=lambda r: -rank[r.table]):
+        if row.obj in hold:
+            continue
         if row.parent is not None and (row.parent in blocked or (
                 row.parent not in desired.rows and row.parent not in actual)):
             blocked.add(row.key)
@@ -125,14 +153,7 @@ def diff(desired: Desired, actual: dict[str, Actual], foreign: dict[str, set[str
                                            f"(no {row.obj.split(':')[0]} row written)")
                 blocked.add(row.key)
                 continue
-            if scoped(row.obj) or row.parent in created:
-                creates.append(row)
-                created.add(row.key)
-            else:  # out of scope: the caller syncs that object next
-                plan.deferred.add(row.obj)
-                blocked.add(row.key)
-            continue
-        if not scoped(row.obj):
+            creates.append(row)
             continue
         cols = changed_columns(row.columns, have.columns)
         if cols:
@@ -141,8 +162,13 @@ def diff(desired: Desired, actual: dict[str, Actual], foreign: dict[str, set[str
                 not have.held_by(actual[row.parent]):
             plan.attach.append((row, have))
     plan.create = sorted(creates, key=lambda r: rank[r.table])
-    for key, have in actual.items():
+    if objects is None:
+        candidates = actual.items()
+    else:
+        candidates = ((k, actual[k]) for o in objects for k in _keys_of(actual, o)
+                      if k in actual)
+    for key, have in candidates:
         row = desired.rows.get(key)
-        if (row is None or row.table != have.table) and (objects is None or have.obj in objects):
+        if (row is None or row.table != have.table) and have.obj not in hold:
             plan.delete.append(have)
     return plan

@@ -4,8 +4,12 @@ bindings) plus NB_Global's nb_cfg / hv_cfg. No ``ovn-nbctl`` processes."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Mapping
 from typing import Callable
 
+from ovs.db.data import Atom
+from ovs.db.types import UuidType
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl as nb_impl
 
@@ -23,9 +27,21 @@ SB_COLUMNS = {
 
 class _Idl(connection.OvsdbIdl):
     """An IDL that tells the backend what changed, so it wakes at once (hand-made drift of
-    owned rows, chassis catching up, ports bound)."""
+    owned rows, chassis catching up, ports bound), and when it reconnected: a refill after
+    a reconnect tells no deletions, so what changed meanwhile needs a full compare."""
 
     on_change: Callable[[str, object, object], None] | None = None
+    _synced: int | None = None   # session seqno of the last complete monitor reply
+
+    def run(self):
+        changed = super().run()
+        seqno = self._session.get_seqno()
+        if self._session.is_connected() and self.state == self.IDL_S_MONITORING and \
+                seqno != self._synced:
+            first, self._synced = self._synced is None, seqno
+            if not first and self.on_change is not None:
+                self.notify("reconnect", None)
+        return changed
 
     def notify(self, event, row, updates=None):
         if self.on_change is not None:
@@ -48,60 +64,125 @@ def _connect(remote: str, schema: str, timeout: float, on_change, tables=None):
     return idl, conn
 
 
+class _Columns:
+    """A row's columns, each read from the IDL when asked (a router's ``nat`` column with
+    10,000 references is never built when only its name is compared)."""
+
+    def __init__(self, nb: "Northbound", table: str, uuid):
+        self.nb, self.table, self.uuid = nb, table, uuid
+
+    def get(self, column: str, default=None):
+        with self.nb.conn.lock:
+            row = self.nb.idl.tables[self.table].rows.get(self.uuid)
+            return default if row is None else getattr(row, column, default)
+
+    def __getitem__(self, column: str):
+        return self.get(column)
+
+
+def _holds(prow, column: str, child_uuid) -> bool:
+    """Whether ``prow``'s reference set ``column`` holds ``child_uuid``. python-ovs keeps a
+    set column as a Datum keyed by Atom: a lookup there, not a list of 10,000 rows."""
+    datum = getattr(prow, "_data", {}).get(column)
+    if datum is not None:
+        return Atom(UuidType, child_uuid) in datum.values
+    return any(x.uuid == child_uuid for x in getattr(prow, column))
+
+
 class _Loader:
     """Reads what a sync pass needs of NB rows, when it needs it, from the IDL cache."""
 
     def __init__(self, nb: "Northbound"):
         self.nb = nb
-        self._holder: dict | None = None
-        self._children: dict = {}
-        self._foreign: dict[str, set[str]] = {}
+        self._holder: dict = {}
 
-    def _row(self, table: str, uuid):
-        return self.nb.idl.tables[table].rows.get(uuid)
-
-    def columns(self, a: Actual) -> dict:
-        with self.nb.conn.lock:
-            row = self._row(a.table, a.uuid)
-            if row is None:
-                return {}
-            return {c: getattr(row, c) for c in row._table.columns}
+    def columns(self, a: Actual) -> _Columns:
+        return _Columns(self.nb, a.table, a.uuid)
 
     def holds(self, parent: Actual, child: Actual) -> bool:
-        key = (parent.table, parent.uuid)
-        if key not in self._children:
-            with self.nb.conn.lock:
-                row = self._row(parent.table, parent.uuid)
-                cols = {c for t, (pt, c) in PARENT.items() if pt == parent.table}
-                self._children[key] = {x.uuid for c in cols for x in getattr(row, c)} \
-                    if row is not None else set()
-        return child.uuid in self._children[key]
+        _, col = PARENT[child.table]
+        with self.nb.conn.lock:
+            prow = self.nb.idl.tables[parent.table].rows.get(parent.uuid)
+            return prow is not None and _holds(prow, col, child.uuid)
 
     def holder(self, a: Actual) -> tuple:
-        """(uuid, owned key or None) of the row holding ``a``; one scan for the pass."""
-        if self._holder is None:
-            self._holder = {}
-            owner = self.nb.owner
-            with self.nb.conn.lock:
-                for ptable, col in set(PARENT.values()):
+        """(uuid, owned key or None) of the row holding ``a``: a look into each row of the
+        parent table (a few routers or switches), not into every reference."""
+        if a.uuid not in self._holder:
+            found = (None, None)
+            if a.table in PARENT:
+                ptable, col = PARENT[a.table]
+                owner = self.nb.owner
+                with self.nb.conn.lock:
                     for prow in self.nb.idl.tables[ptable].rows.values():
-                        pext = prow.external_ids
-                        pkey = pext.get(KEY) if pext.get(OWNER) == owner else None
-                        for child in getattr(prow, col):
-                            self._holder[child.uuid] = (prow.uuid, pkey)
-        return self._holder.get(a.uuid, (None, None))
+                        if _holds(prow, col, a.uuid):
+                            pext = prow.external_ids
+                            found = (prow.uuid, pext.get(KEY) if pext.get(OWNER) == owner
+                                     else None)
+                            break
+            self._holder[a.uuid] = found
+        return self._holder[a.uuid]
 
-    def get(self, table: str, default=()):
-        """Names of ``table`` held by rows floatip does not own (indexed tables only)."""
-        if table not in NAMED:
-            return default
-        if table not in self._foreign:
-            owner = self.nb.owner
-            with self.nb.conn.lock:
-                self._foreign[table] = {
-                    r.name for r in self.nb.idl.tables[table].rows.values()
-                    if r.external_ids.get(OWNER) != owner or KEY not in r.external_ids}
-        return self._foreign[table]
+
+class Owned(Mapping):
+    """The rows floatip owns, by key, looked up in the index (kept from the IDL's
+    notifications) when asked: a per-object sync touches a few rows among many. ``keys_of``
+    gives an object's rows without a scan."""
+
+    def __init__(self, nb: "Northbound", loader: _Loader):
+        self._nb, self._loader = nb, loader
+        self._cache: dict[str, Actual] = {}
+
+    def __getitem__(self, key: str) -> Actual:
+        have = self._cache.get(key)
+        if have is None:
+            nb = self._nb
+            with nb.conn.lock:
+                entry = nb._index.get(key)
+                if entry is None or entry[1] not in nb.idl.tables[entry[0]].rows:
+                    raise KeyError(key)
+            have = self._cache[key] = Actual(entry[1], entry[0], key, entry[2],
+                                             loader=self._loader)
+        return have
+
+    def __iter__(self):
+        nb = self._nb
+        with nb.conn.lock:
+            tables = nb.idl.tables
+            keys = [k for k, (t, uid, _) in nb._index.items() if uid in tables[t].rows]
+        return iter(keys)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def keys_of(self, obj: str) -> list[str]:
+        with self._nb.conn.lock:
+            return list(self._nb._by_obj.get(obj, ()))
+
+    def prefetch(self, desired: dict) -> None:
+        """Every owned row with the columns ``desired`` (key -> translate.Row) compares and
+        the row holding it, read in one hold of the IDL's lock: the full pass, where row by
+        row costs a lock and a lookup per column."""
+        nb = self._nb
+        with nb.conn.lock:
+            tables = nb.idl.tables
+            holder = {}
+            for ptable, col in set(PARENT.values()):
+                for prow in tables[ptable].rows.values():
+                    ext = prow.external_ids
+                    pkey = ext.get(KEY) if ext.get(OWNER) == nb.owner else None
+                    for child in getattr(prow, col):
+                        holder[child.uuid] = (prow.uuid, pkey)
+            for key, (table, uid, obj) in nb._index.items():
+                row = tables[table].rows.get(uid)
+                if row is None:
+                    continue
+                want = desired.get(key)
+                cols = want.columns if want is not None and want.table == table else ()
+                puuid, pkey = holder.get(uid, (None, None))
+                self._cache[key] = Actual(uid, table, key, obj,
+                                          {c: getattr(row, c) for c in cols}, pkey, puuid,
+                                          loader=self._loader)
 
 
 class Northbound:
@@ -109,10 +190,14 @@ class Northbound:
                  timeout: float = 10.0):
         self.owner = owner
         self._cb = on_change
-        # owned rows by key, kept up to date from the IDL's notifications (a scan of every
-        # row's external_ids per pass costs ~85 ms at 1,000 floating IPs)
+        # owned rows by key and by object, kept up to date from the IDL's notifications (a
+        # scan of every row's external_ids per pass costs ~85 ms at 1,000 floating IPs);
+        # and the names of indexed tables held by rows of other owners
         self._index: dict[str, tuple[str, object, str | None]] = {}   # key -> table, uuid, obj
         self._keys: dict[object, str] = {}                             # uuid -> key
+        self._by_obj: dict[str | None, set[str]] = {}                  # obj -> keys
+        self._foreign: dict[str, Counter] = {t: Counter() for t in NAMED}
+        self._foreign_rows: dict[object, tuple[str, str]] = {}        # uuid -> table, name
         self._indexed = False
         self.idl, self.conn = _connect(remote, "OVN_Northbound", timeout, self._notify)
         # ovsdbapp keeps the connection in a class attribute: a class of our own per
@@ -121,6 +206,9 @@ class Northbound:
         self.api = api_cls(self.conn)   # starts the connection thread
 
     def _notify(self, event, row, updates) -> None:
+        if event == "reconnect":
+            self._cb("reconnect")
+            return
         table = row._table.name
         if table == "NB_Global":
             self._cb("hv")
@@ -136,16 +224,35 @@ class Northbound:
     def _track(self, event: str, table: str, row) -> None:
         old = self._keys.pop(row.uuid, None)
         if old is not None:
-            self._index.pop(old, None)
+            entry = self._index.pop(old, None)
+            if entry is not None:
+                keys = self._by_obj.get(entry[2])
+                if keys is not None:
+                    keys.discard(old)
+                    if not keys:
+                        del self._by_obj[entry[2]]
+        gone = self._foreign_rows.pop(row.uuid, None)
+        if gone is not None:
+            names = self._foreign[gone[0]]
+            names[gone[1]] -= 1
+            if names[gone[1]] <= 0:
+                del names[gone[1]]
         if event == "delete":
             return
         ext = row.external_ids
         if ext.get(OWNER) == self.owner and KEY in ext:
-            self._index[ext[KEY]] = (table, row.uuid, ext.get(OBJECT))
-            self._keys[row.uuid] = ext[KEY]
+            key, obj = ext[KEY], ext.get(OBJECT)
+            self._index[key] = (table, row.uuid, obj)
+            self._keys[row.uuid] = key
+            self._by_obj.setdefault(obj, set()).add(key)
+        elif table in NAMED:
+            self._foreign_rows[row.uuid] = (table, row.name)
+            self._foreign[table][row.name] += 1
 
     def _rescan(self) -> None:
-        self._index, self._keys = {}, {}
+        self._index, self._keys, self._by_obj = {}, {}, {}
+        self._foreign = {t: Counter() for t in NAMED}
+        self._foreign_rows = {}
         for table in TABLES:
             for row in self.idl.tables[table].rows.values():
                 self._track("create", table, row)
@@ -155,20 +262,15 @@ class Northbound:
         self.conn.stop(timeout=5)
 
     # -- reading (from the IDL's cache, under the connection's lock) -------------------
-    def actual(self, rescan: bool = False) -> tuple[dict[str, "Actual"], "_Loader"]:
-        """key -> owned row (columns and holder read on demand), and the names held by rows
-        of other owners (``loader.get(table)``). ``rescan``: rebuild the index from every
-        row (the full sync; after a reconnect the IDL refills without telling deletions)."""
-        owned: dict[str, Actual] = {}
-        loader = _Loader(self)
+    def actual(self, rescan: bool = False) -> tuple[Owned, dict[str, Counter]]:
+        """The owned rows by key (``Owned``: columns and holder read on demand), and per
+        indexed table the names held by rows of other owners. ``rescan``: rebuild the
+        indexes from every row (the full sync; after a reconnect the IDL refills without
+        telling deletions)."""
         with self.conn.lock:
             if rescan or not self._indexed:
                 self._rescan()
-            tables = self.idl.tables
-            for key, (table, uid, obj) in self._index.items():
-                if uid in tables[table].rows:
-                    owned[key] = Actual(uid, table, key, obj, loader=loader)
-        return owned, loader
+        return Owned(self, _Loader(self)), self._foreign
 
     def cfg(self) -> tuple[int, int]:
         """NB_Global (nb_cfg, hv_cfg)."""
@@ -227,14 +329,43 @@ class Northbound:
 
 
 class Southbound:
+    """Chassis, port bindings and what each chassis caught up with. The backend is told
+    ``"chassis"`` (a chassis came, went or changed its mappings), ``"pb:<port>"`` (a port
+    was bound or unbound) and ``"hv"`` (a chassis caught up)."""
+
     def __init__(self, remote: str, on_change: Callable[[str], None], timeout: float = 10.0):
         self._cb = on_change
+        self._bound: dict[str, object] = {}     # logical port -> chassis uuid
         self.idl, self.conn = _connect(remote, "OVN_Southbound", timeout, self._notify,
                                        tables=SB_COLUMNS)
         self.conn.start()
 
     def _notify(self, event, row, updates) -> None:
-        self._cb("sb:" + row._table.name)
+        if event == "reconnect":
+            self._cb("reconnect")
+            return
+        table = row._table.name
+        if table == "Port_Binding":
+            self._track(event, row)
+            self._cb("pb:" + row.logical_port)
+        elif table == "Chassis":
+            self._cb("chassis")
+        else:
+            self._cb("hv")
+
+    def _track(self, event: str, row) -> None:
+        if event != "delete" and row.chassis:
+            self._bound[row.logical_port] = row.chassis[0].uuid
+        else:
+            self._bound.pop(row.logical_port, None)
+
+    def rescan(self) -> None:
+        """The binding index again from every row (after a reconnect the IDL refills
+        without telling deletions)."""
+        with self.conn.lock:
+            self._bound = {}
+            for pb in self.idl.tables["Port_Binding"].rows.values():
+                self._track("create", pb)
 
     def close(self) -> None:
         self.conn.stop(timeout=5)
@@ -251,14 +382,14 @@ class Southbound:
         return sorted(out, key=lambda c: c.name)
 
     def bindings(self, ports) -> dict[str, tuple[str, str]]:
-        """port id -> (chassis name, hostname) for the ports a chassis has claimed."""
-        want = set(ports)
+        """port id -> (chassis name, hostname) for those of ``ports`` a chassis claimed."""
         out = {}
         with self.conn.lock:
-            for pb in self.idl.tables["Port_Binding"].rows.values():
-                if pb.logical_port in want and pb.chassis:
-                    ch = pb.chassis[0]
-                    out[pb.logical_port] = (ch.name, ch.hostname or ch.name)
+            chassis = self.idl.tables["Chassis"].rows
+            for p in ports:
+                ch = chassis.get(self._bound.get(p))
+                if ch is not None:
+                    out[p] = (ch.name, ch.hostname or ch.name)
         return out
 
     def chassis_cfg(self) -> dict[str, int]:

@@ -73,16 +73,34 @@ class Row:
 class Desired:
     rows: dict[str, Row] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)   # object -> why it is ERROR
+    by_obj: dict[str, list[str]] = field(default_factory=dict)  # object -> keys of its rows
 
     def add(self, table: str, key: str, obj: str, columns: dict, parent: str | None = None,
             owner: str = "") -> None:
         ext = dict(columns.pop("external_ids", {}))
         ext.update({OWNER: owner, KEY: key, OBJECT: obj})
         columns["external_ids"] = ext
+        if key not in self.rows:
+            self.by_obj.setdefault(obj, []).append(key)
         self.rows[key] = Row(table, key, obj, columns, parent)
 
     def objects(self) -> set[str]:
-        return {r.obj for r in self.rows.values()}
+        return set(self.by_obj)
+
+    def replace(self, objects: set[str], new: "Desired") -> None:
+        """The rows and problems of ``objects`` replaced by what ``new`` (a translation of
+        these objects only) has for them: the whole translation moved forward by a change."""
+        for o in objects:
+            for k in self.by_obj.pop(o, ()):
+                self.rows.pop(k, None)
+            self.problems.pop(o, None)
+        for o in objects:
+            keys = new.by_obj.get(o)
+            if keys:
+                self.by_obj[o] = list(keys)
+                self.rows.update((k, new.rows[k]) for k in keys)
+            if o in new.problems:
+                self.problems[o] = new.problems[o]
 
 
 def ls_name(network_id: str) -> str:
@@ -116,19 +134,41 @@ def gateway_chassis_for(router_id: str, physnet: str | None,
     return [(name, len(order) - i) for i, name in enumerate(order)]
 
 
+def _picked(objects: set[str] | None) -> dict[str, set[str]] | None:
+    """{"network": ids, "port": ids, ...} of ``objects`` (None: everything)."""
+    if objects is None:
+        return None
+    out: dict[str, set[str]] = {}
+    for o in objects:
+        kind, _, oid = o.partition(":")
+        out.setdefault(kind, set()).add(oid)
+    return out
+
+
 def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
               port_chassis: dict[str, str] | None = None,
-              vm_ports: dict[str, dict] | None = None) -> Desired:
+              vm_ports: dict[str, dict] | None = None, objects: set[str] | None = None,
+              skip: set[str] = frozenset(), fip_router: dict[str, str] | None = None) -> Desired:
     """The NB rows for ``state``. ``chassis``: the SB chassis (for gateway scheduling and
     distributed FIPs); ``port_chassis``: port id -> chassis that bound it; ``vm_ports``:
-    the snapshot's per-port info (``admin_state_up``)."""
+    the snapshot's per-port info (``admin_state_up``). ``objects``: only the rows of these
+    floatip objects (``network:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``), what
+    a change touched; ``skip``: objects left out (invalid ones); ``fip_router``: floating
+    IP id -> its router, when the caller keeps it (else found here)."""
     d = Desired()
     port_chassis = port_chassis or {}
     vm_ports = vm_ports or {}
     by_name = {c.name: c for c in chassis}
     own = opts.owner
+    want = _picked(objects)
 
-    for net in state.networks.values():
+    def pick(kind: str, table: dict) -> list:
+        if want is None:
+            return [x for x in table.values() if f"{kind}:{x.id}" not in skip]
+        return [table[i] for i in sorted(want.get(kind, ()))
+                if i in table and f"{kind}:{i}" not in skip]
+
+    for net in pick("network", state.networks):
         obj = f"network:{net.id}"
         d.add("Logical_Switch", f"ls:{net.id}", obj, {
             "name": ls_name(net.id),
@@ -140,7 +180,7 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
                 "tag": [net.segmentation_id] if net.network_type == "vlan" and
                 net.segmentation_id else []}, parent=f"ls:{net.id}", owner=own)
 
-    for port in state.ports.values():
+    for port in pick("port", state.ports):
         if port.network_id not in state.networks:
             continue
         addr = " ".join([port.mac_address, *[ip for _, ip in port.fixed_ips]])
@@ -151,16 +191,21 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             "external_ids": {"neutron:port_name": port.name}},
             parent=f"ls:{port.network_id}", owner=own)
 
-    for router in state.routers.values():
+    for router in pick("router", state.routers):
         _router(d, state, router, opts, chassis)
 
-    owner_router = fip_routers(state)
-    for fip in state.floatingips.values():
-        router = state.routers.get(owner_router.get(fip.id, ""))
+    fips = pick("fip", state.floatingips)
+    if fip_router is None:
+        fip_router = fip_routers(state) if want is None else \
+            {f.id: r.id for f in fips if (r := state.router_for_fip(f)) is not None}
+    for fip in fips:
+        router = state.routers.get(fip_router.get(fip.id, ""))
         port = state.ports.get(fip.port_id) if fip.port_id else None
-        if router is None or port is None or router.gateway is None:
+        if router is None or port is None or router.gateway is None or \
+                f"router:{router.id}" in skip:
             continue
-        fixed = fip.fixed_ip_address or _fixed_on_router(state, router, port)
+        fixed = fip.fixed_ip_address or _fixed_on_router(state, router, port,
+                                                         fip.floating_ip_address)
         if fixed is None:
             continue
         cols = {"type": "dnat_and_snat", "external_ip": fip.floating_ip_address,
@@ -177,17 +222,19 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
     return d
 
 
+def _version(address: str) -> int:
+    return ipaddress.ip_address(address.split("/")[0]).version
+
+
 def _router(d: Desired, state: State, router, opts: Options, chassis) -> None:
     obj, lr, own = f"router:{router.id}", f"lr:{router.id}", opts.owner
     d.add("Logical_Router", lr, obj, {
         "name": lr_name(router.id), "enabled": [bool(router.admin_state_up)],
         "external_ids": {"neutron:router_name": router.name}}, owner=own)
 
-    def port_pair(port_id, network_id, mac, cidr, ip, gateway: bool) -> None:
-        prefix = ipaddress.ip_network(cidr).prefixlen
+    def port_pair(port_id, network_id, mac, networks: list[str], gateway: bool) -> None:
         d.add("Logical_Router_Port", f"lrp:{port_id}", obj, {
-            "name": lrp_name(port_id), "mac": mac, "networks": [f"{ip}/{prefix}"]},
-            parent=lr, owner=own)
+            "name": lrp_name(port_id), "mac": mac, "networks": networks}, parent=lr, owner=own)
         opts_ = {"router-port": lrp_name(port_id)}
         if gateway:  # the gateway chassis answers ARP / sends GARPs for NAT addresses
             opts_["nat-addresses"] = "router"
@@ -196,12 +243,21 @@ def _router(d: Desired, state: State, router, opts: Options, chassis) -> None:
             "port_security": [], "options": opts_, "enabled": [True]},
             parent=f"ls:{network_id}", owner=own)
 
+    def cidr_of(subnet_id: str, ip: str) -> str | None:
+        sub = state.subnets.get(subnet_id)
+        if sub is None:
+            return None
+        return f"{ip}/{ipaddress.ip_network(sub.cidr).prefixlen}"
+
     gw = router.gateway
     if gw is not None:
         sub = state.subnets.get(gw.subnet_id)
         net = state.networks.get(gw.network_id)
         if sub is not None and net is not None:
-            port_pair(gw.port_id, gw.network_id, gw.mac_address, sub.cidr, gw.ip_address, True)
+            # every address of the gateway port (IPv6 ones routed, no NAT)
+            extra = [c for sid, ip in gw.extra_ips if (c := cidr_of(sid, ip))]
+            port_pair(gw.port_id, gw.network_id, gw.mac_address,
+                      [cidr_of(gw.subnet_id, gw.ip_address), *extra], True)
             sched = gateway_chassis_for(router.id, net.physical_network, chassis)
             if not sched:
                 d.problems[obj] = (f"no gateway chassis (ovn-cms-options=enable-chassis-as-gw) "
@@ -211,26 +267,37 @@ def _router(d: Desired, state: State, router, opts: Options, chassis) -> None:
                 d.add("Gateway_Chassis", f"gc:{gw.port_id}:{name}", obj, {
                     "name": gc, "chassis_name": name, "priority": prio},
                     parent=f"lrp:{gw.port_id}", owner=own)
-            if sub.gateway_ip:
-                d.add("Logical_Router_Static_Route", f"route:{router.id}:0.0.0.0/0", obj, {
-                    "ip_prefix": "0.0.0.0/0", "nexthop": sub.gateway_ip},
-                    parent=lr, owner=own)
+            for sid in [gw.subnet_id, *(s for s, _ in gw.extra_ips)]:
+                gsub = state.subnets.get(sid)
+                if gsub is None or not gsub.gateway_ip:
+                    continue
+                default = "0.0.0.0/0" if _version(gsub.gateway_ip) == 4 else "::/0"
+                d.add("Logical_Router_Static_Route", f"route:{router.id}:{default}", obj, {
+                    "ip_prefix": default, "nexthop": gsub.gateway_ip}, parent=lr, owner=own)
+    # a router port with addresses on several subnets (IPv4 and IPv6) is one LRP
+    ports: dict[str, tuple[str, str, list[str]]] = {}
     for itf in router.interfaces:
         sub = state.subnets.get(itf.subnet_id)
         if sub is None or sub.network_id not in state.networks:
             continue
-        port_pair(itf.port_id, sub.network_id, itf.mac_address, sub.cidr, itf.ip_address, False)
-        if gw is not None and gw.enable_snat:
+        entry = ports.setdefault(itf.port_id, (sub.network_id, itf.mac_address, []))
+        entry[2].append(cidr_of(itf.subnet_id, itf.ip_address))
+        # SNAT to the gateway's address: IPv4 subnets only (IPv6 is routed)
+        if gw is not None and gw.enable_snat and \
+                ipaddress.ip_network(sub.cidr).version == _version(gw.ip_address):
             d.add("NAT", f"nat:{router.id}:snat:{sub.cidr}", obj, {
                 "type": "snat", "external_ip": gw.ip_address, "logical_ip": sub.cidr,
                 "logical_port": [], "external_mac": []}, parent=lr, owner=own)
+    for port_id, (network_id, mac, networks) in ports.items():
+        port_pair(port_id, network_id, mac, networks, False)
     for dest, nexthop in router.routes:
         d.add("Logical_Router_Static_Route", f"route:{router.id}:{dest}:{nexthop}", obj, {
             "ip_prefix": dest, "nexthop": nexthop}, parent=lr, owner=own)
 
 
-def _fixed_on_router(state: State, router, port) -> str | None:
+def _fixed_on_router(state: State, router, port, floating_ip: str) -> str | None:
+    """The port's address on one of the router's subnets, of the floating IP's version."""
     subnets = {i.subnet_id for i in router.interfaces}
-    return next((ip for sid, ip in port.fixed_ips if sid in subnets), None)
-
-
+    version = _version(floating_ip)
+    return next((ip for sid, ip in port.fixed_ips
+                 if sid in subnets and _version(ip) == version), None)
