@@ -3,6 +3,8 @@ from a source (the in-process database, or a remote API), reconcile this host's 
 ``Reconciler`` and report statuses back."""
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import socket
 import threading
@@ -39,10 +41,27 @@ class ScopedDataplane:
         return getattr(self.dp, name)
 
 
+@contextlib.contextmanager
+def no_collection():
+    """The cyclic garbage collector off during a full pass. The pass holds ~10^5 objects
+    for a moment (rows, models, layouts of every router and FIP): collections their
+    allocation triggers walked them all while they were alive, stopping every thread of the
+    process (the API's too) for up to 110 ms at 10,000 FIPs. They are freed by reference
+    counting when the pass ends; the collector then walks what stays."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 @dataclass
 class AgentStats:
     passes: int = 0
     last_seconds: float = 0.0
+    last_full_seconds: float = 0.0
     last_error: str | None = None
     last_generation: int = -1
     last_full: bool = True
@@ -160,7 +179,8 @@ class Agent:
             if self._want_full or time.monotonic() >= due:
                 self._want_full, full = False, True
             try:
-                self.sync(full=full)
+                with no_collection() if full else contextlib.nullcontext():
+                    self.sync(full=full)
                 if full:
                     last_full = time.monotonic()
                 full = False
@@ -327,6 +347,8 @@ class Agent:
         self.stats.last_generation = d.generation
         self.stats.last_full = full
         self.stats.full_passes += full
+        if full:
+            self.stats.last_full_seconds = self.stats.last_seconds
         self.stats.last_read = read
         self.stats.last_pass_at = time.time()
         self.stats.last_error = "; ".join(f"{k}: {v}" for k, v in

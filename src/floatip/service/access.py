@@ -57,9 +57,13 @@ class Access:
     def visible(self, s: Session, ctx: Context, kind: str, d: dict) -> bool:
         return self.policy.check(ctx, f"get_{kind}", self.target(s, kind, d))
 
-    def _strip(self, ctx: Context, kind: str, d: dict) -> dict:
-        for attr in READ_RULED[kind]:
-            if attr in d and not self.policy.check(ctx, f"get_{kind}:{attr}", d):
+    def _strippers(self, ctx: Context, kind: str) -> list:
+        return [(a, self.policy.checker(ctx, f"get_{kind}:{a}")) for a in READ_RULED[kind]]
+
+    def _strip(self, ctx: Context, kind: str, d: dict, strippers=None) -> dict:
+        """``d`` without the attributes the caller may not read."""
+        for attr, allowed in strippers or self._strippers(ctx, kind):
+            if attr in d and not allowed(d):
                 del d[attr]
         return d
 
@@ -92,8 +96,10 @@ class Access:
         if (kind in OWNED_LISTS and not ctx.is_admin
                 and not any(k in ("project_id", "tenant_id") for k, _ in inner)):
             inner.append(("project_id", ctx.project_id))
-        out = [self._strip(ctx, kind, d) for d in listing.list_resources(s, kind, inner)
-               if self.visible(s, ctx, kind, d)]
+        visible = self.policy.checker(ctx, f"get_{kind}")
+        strippers = self._strippers(ctx, kind)
+        out = [self._strip(ctx, kind, d, strippers) for d in listing.list_resources(s, kind, inner)
+               if visible(self.target(s, kind, d))]
         if "limit" in params and not in_sql:
             out = listing._paginate(out, params)
         return [listing.select_fields(d, params.get("fields")) for d in out]

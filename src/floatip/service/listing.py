@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from .common import bad, not_found
-from .views import SERIALIZERS
+from .views import SERIALIZERS, fip_dict
 
 
 # Filters pushed down to SQL: query key -> column.
@@ -67,13 +67,10 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
     model = S.MODELS[kind]
     if not rest:  # every filter is a column: sorting and paging happen in SQL too
         rows = S.page(s, model, sql, **_paging(model, params), plain=kind == "floatingip")
-        held = _preload(s, kind, rows)  # noqa: F841 - alive while the views look them up
-        return [select_fields(SERIALIZERS[kind](s, row), params.get("fields")) for row in rows]
+        return [select_fields(d, params.get("fields")) for d in _views(s, kind, rows)]
     rows = S.list_all(s, model, sql)
-    held = _preload(s, kind, rows)  # noqa: F841
     out = []
-    for row in rows:
-        d = SERIALIZERS[kind](s, row)
+    for d in _views(s, kind, rows):
         ok = True
         for k in rest:
             wanted = params[k]
@@ -124,15 +121,17 @@ def _paging(model, params: dict) -> dict:
             "marker": (params.get("marker") or [None])[0], "reverse": reverse}
 
 
-def _preload(s: Session, kind: str, rows: list) -> list:
-    """Load in a few queries the rows each item's view looks up (a FIP's port, a router's
-    gateway port), so a list is a few queries, not one per item."""
-    if kind == "floatingip":
-        return S.load_many(s, S.Port, {r.fixed_port_id for r in rows if r.fixed_port_id},
-                           relations=False)  # port_details needs no fixed IPs
+def _views(s: Session, kind: str, rows: list) -> list[dict]:
+    """The rows' bodies, with the rows each view looks up (a FIP's port, a router's gateway
+    port) loaded in a few queries first, so a list is a few queries, not one per item."""
+    if kind == "floatingip":  # port_details needs no fixed IPs: plain rows
+        ports = {p.id: p for p in S.load_many(s, S.Port, {r.fixed_port_id for r in rows
+                                                          if r.fixed_port_id}, plain=True)}
+        return [fip_dict(s, row, ports) for row in rows]
+    held = []  # noqa: F841 - alive while the views look them up
     if kind == "router":
-        return S.load_many(s, S.Port, {r.gw_port_id for r in rows if r.gw_port_id})
-    return []
+        held = S.load_many(s, S.Port, {r.gw_port_id for r in rows if r.gw_port_id})
+    return [SERIALIZERS[kind](s, row) for row in rows]
 
 
 def select_fields(d: dict, fields: list[str] | None) -> dict:

@@ -64,10 +64,11 @@ def router_dict(s: Session, r: S.Router) -> dict:
             "ha": False, "availability_zone_hints": [], "availability_zones": []}
 
 
-def fip_dict(s: Session, f: S.FloatingIP) -> dict:
+def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None) -> dict:
+    """``ports``: the ports by id, when a list loaded them already."""
     details = None
     if f.fixed_port_id:
-        p = S.get(s, S.Port, f.fixed_port_id)
+        p = S.get(s, S.Port, f.fixed_port_id) if ports is None else ports[f.fixed_port_id]
         details = {"name": p.name, "network_id": p.network_id, "mac_address": p.mac_address,
                    "admin_state_up": p.admin_state_up, "status": p.status,
                    "device_id": p.device_id, "device_owner": p.device_owner}

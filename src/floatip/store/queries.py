@@ -123,12 +123,18 @@ def page(s: Session, model, filters: dict[str, Iterable[Any]] | None = None, *,
     return rows[::-1] if reverse else rows
 
 
-def load_many(s: Session, model, ids: set[str], relations: bool = True) -> list:
+def load_many(s: Session, model, ids: set[str], relations: bool = True,
+              plain: bool = False) -> list:
     """Into the session's identity map, in chunks of one IN query each. The identity map
-    holds objects weakly: keep the returned list while the session is to find them."""
+    holds objects weakly: keep the returned list while the session is to find them.
+    ``plain``: Core rows instead (columns only, several times faster to read)."""
     ids = sorted(ids)
     out = []
     for i in range(0, len(ids), 500):
+        if plain:
+            t = model.__table__
+            out += s.execute(select(t).where(t.c.id.in_(ids[i:i + 500]))).all()
+            continue
         q = select(model).where(model.id.in_(ids[i:i + 500]))
         out += s.execute(q if relations else q.options(lazyload("*"))).scalars().all()
     return out
