@@ -227,3 +227,30 @@ def test_a_pass_enters_no_namespace_it_already_knows_and_sees_one_replaced(net, 
     assert net.agent.dp.observe()[net.net.id].namespace == net.ns
     assert dnsmasq_pid(net) != pid and not running(pid)  # the lost one was ended
     assert net.vm(p).dhclient()["new_ip_address"] == "198.51.100.13"
+
+
+def test_an_admin_down_dhcp_port_stays_on_the_dead_vlan_across_passes(net):
+    """The DHCP pass and the port binder agree: an admin-down DHCP port's tap is on the dead
+    VLAN after every pass of both, and dnsmasq answers nobody."""
+    from floatip.agent.binding import Binder
+    p = net.port("a", "198.51.100.10")
+    net.ports[net.dhcp_port] = dataclasses.replace(net.ports[net.dhcp_port], admin_state_up=False)
+    tap = "tap" + net.dhcp_port[:11]
+    binder = Binder(net.bridge, "lft-host")
+    # the agent's vm_ports: every port of the network, the DHCP one admin-down
+    vm_ports = {pid: {"tag": net.net.local_vlan, "admin_state_up": q.admin_state_up, "host": ""}
+                for pid, q in net.ports.items()}
+    try:
+        for _ in range(3):
+            net.sync()
+            binder.sync(vm_ports)
+            assert sh("ovs-vsctl", "get", "Port", tap, "tag").stdout.strip() == "4095"
+        writes = net.agent.dp.writes
+        net.sync()
+        binder.sync(vm_ports)
+        assert net.agent.dp.writes == writes  # nothing rewritten: no fight
+    finally:
+        binder.close()
+    vm = net.vm(p)
+    with pytest.raises(Exception):
+        vm.dhclient(timeout=8)
