@@ -254,3 +254,31 @@ def test_an_admin_down_dhcp_port_stays_on_the_dead_vlan_across_passes(net):
     vm = net.vm(p)
     with pytest.raises(Exception):
         vm.dhclient(timeout=8)
+
+
+def test_a_restarted_agent_prunes_its_instances_stale_dhcp_namespace_only(lab, tmp_path):
+    """A network deleted while the agent was down: the new agent (same instance, knowing
+    nothing) kills its dnsmasq and removes the namespace; another instance's stays."""
+    workdir = f"/run/lft-test-{uuid.uuid4().hex[:6]}"
+    os.makedirs(workdir, mode=0o755)
+    mine, other = Net(lab, workdir), Net(lab, workdir)
+    for n, inst in ((mine, "lft-a"), (other, "lft-b")):
+        n.agent.close()
+        n.agent = DhcpAgent(n.bridge, state_dir=os.path.join(workdir, "dhcp"),
+                            prune_scope="known", instance=inst)
+    try:
+        mine.sync()
+        other.sync()
+        pid = dnsmasq_pid(mine)
+        mine.agent.close()  # the agent goes down; the network is deleted meanwhile
+        mine.agent = DhcpAgent(mine.bridge, state_dir=os.path.join(workdir, "dhcp"),
+                               prune_scope="known", instance="lft-a")
+        mine.sync(State())
+        assert not running(pid)
+        assert not os.path.exists(f"/run/netns/{mine.ns}")
+        assert os.path.exists(f"/run/netns/{other.ns}") and running(dnsmasq_pid(other))
+    finally:
+        mine.close()
+        other.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not os.path.exists(f"/run/netns/{other.ns}")
