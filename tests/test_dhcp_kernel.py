@@ -282,3 +282,27 @@ def test_a_restarted_agent_prunes_its_instances_stale_dhcp_namespace_only(lab, t
         other.close()
         shutil.rmtree(workdir, ignore_errors=True)
     assert not os.path.exists(f"/run/netns/{other.ns}")
+
+
+def test_floatip_show_lists_the_dhcp_namespace_its_dnsmasq_and_addresses(net):
+    import json
+    import subprocess
+    import sys
+    net.port("a", "198.51.100.10")
+    net.sync()
+    pid = dnsmasq_pid(net)
+
+    def shown():
+        out = subprocess.run([sys.executable, "-m", "floatip.cli.main", "show", "--json"],
+                             capture_output=True, text=True, env=os.environ)
+        assert out.returncode == 0, out.stderr
+        return {n["network_id"]: n for n in json.loads(out.stdout)["dhcp"]}[net.net.id]
+
+    n = shown()
+    assert n["namespace"] == net.ns and n["dnsmasq_pid"] == pid and n["dnsmasq_alive"]
+    assert "198.51.100.2/24" in n["addresses"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not shown()["dnsmasq_alive"]

@@ -106,6 +106,24 @@ class DhcpDataplane:
             facts.pid = self._pid(nid)
         return out
 
+    def describe(self) -> list[dict]:
+        """For ``floatip show``: each floatip DHCP namespace, its dnsmasq (by pid file, else
+        the processes in the namespace, whatever run dir served it) and addresses."""
+        out = []
+        ns_pids = pnetns.ns_pids()
+        for nid, f in sorted(self.observe().items()):
+            if f.namespace is None:
+                continue
+            pids = [f.pid] if f.pid else [int(p) for p in ns_pids.get(f.namespace, [])]
+            with IPRoute(netns=f.namespace, flags=0) as ipr:
+                addrs = sorted(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                               for a in ipr.get_addr() if a["index"] != 1)
+            out.append({"network_id": nid, "namespace": f.namespace, "instance": f.instance,
+                        "dnsmasq_pid": pids[0] if pids else None,
+                        "dnsmasq_alive": bool(pids) and process.running(pids[0]),
+                        "addresses": addrs})
+        return out
+
     def _mark_of(self, ns: str) -> tuple[str, str | None] | None:
         try:
             st = os.stat(os.path.join(NETNS_DIR, ns))
