@@ -227,3 +227,82 @@ def test_a_pass_enters_no_namespace_it_already_knows_and_sees_one_replaced(net, 
     assert net.agent.dp.observe()[net.net.id].namespace == net.ns
     assert dnsmasq_pid(net) != pid and not running(pid)  # the lost one was ended
     assert net.vm(p).dhclient()["new_ip_address"] == "198.51.100.13"
+
+
+def test_an_admin_down_dhcp_port_stays_on_the_dead_vlan_across_passes(net):
+    """The DHCP pass and the port binder agree: an admin-down DHCP port's tap is on the dead
+    VLAN after every pass of both, and dnsmasq answers nobody."""
+    from floatip.agent.binding import Binder
+    p = net.port("a", "198.51.100.10")
+    net.ports[net.dhcp_port] = dataclasses.replace(net.ports[net.dhcp_port], admin_state_up=False)
+    tap = "tap" + net.dhcp_port[:11]
+    binder = Binder(net.bridge, "lft-host")
+    # the agent's vm_ports: every port of the network, the DHCP one admin-down
+    vm_ports = {pid: {"tag": net.net.local_vlan, "admin_state_up": q.admin_state_up, "host": ""}
+                for pid, q in net.ports.items()}
+    try:
+        for _ in range(3):
+            net.sync()
+            binder.sync(vm_ports)
+            assert sh("ovs-vsctl", "get", "Port", tap, "tag").stdout.strip() == "4095"
+        writes = net.agent.dp.writes
+        net.sync()
+        binder.sync(vm_ports)
+        assert net.agent.dp.writes == writes  # nothing rewritten: no fight
+    finally:
+        binder.close()
+    vm = net.vm(p)
+    with pytest.raises(Exception):
+        vm.dhclient(timeout=8)
+
+
+def test_a_restarted_agent_prunes_its_instances_stale_dhcp_namespace_only(lab, tmp_path):
+    """A network deleted while the agent was down: the new agent (same instance, knowing
+    nothing) kills its dnsmasq and removes the namespace; another instance's stays."""
+    workdir = f"/run/lft-test-{uuid.uuid4().hex[:6]}"
+    os.makedirs(workdir, mode=0o755)
+    mine, other = Net(lab, workdir), Net(lab, workdir)
+    for n, inst in ((mine, "lft-a"), (other, "lft-b")):
+        n.agent.close()
+        n.agent = DhcpAgent(n.bridge, state_dir=os.path.join(workdir, "dhcp"),
+                            prune_scope="known", instance=inst)
+    try:
+        mine.sync()
+        other.sync()
+        pid = dnsmasq_pid(mine)
+        mine.agent.close()  # the agent goes down; the network is deleted meanwhile
+        mine.agent = DhcpAgent(mine.bridge, state_dir=os.path.join(workdir, "dhcp"),
+                               prune_scope="known", instance="lft-a")
+        mine.sync(State())
+        assert not running(pid)
+        assert not os.path.exists(f"/run/netns/{mine.ns}")
+        assert os.path.exists(f"/run/netns/{other.ns}") and running(dnsmasq_pid(other))
+    finally:
+        mine.close()
+        other.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not os.path.exists(f"/run/netns/{other.ns}")
+
+
+def test_floatip_show_lists_the_dhcp_namespace_its_dnsmasq_and_addresses(net):
+    import json
+    import subprocess
+    import sys
+    net.port("a", "198.51.100.10")
+    net.sync()
+    pid = dnsmasq_pid(net)
+
+    def shown():
+        out = subprocess.run([sys.executable, "-m", "floatip.cli.main", "show", "--json"],
+                             capture_output=True, text=True, env=os.environ)
+        assert out.returncode == 0, out.stderr
+        return {n["network_id"]: n for n in json.loads(out.stdout)["dhcp"]}[net.net.id]
+
+    n = shown()
+    assert n["namespace"] == net.ns and n["dnsmasq_pid"] == pid and n["dnsmasq_alive"]
+    assert "198.51.100.2/24" in n["addresses"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not shown()["dnsmasq_alive"]

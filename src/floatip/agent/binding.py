@@ -28,12 +28,12 @@ from typing import Callable
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
+from ..core.dhcp import DEAD_VLAN
 from ..core.errors import NeutronError
 from ..core.layout import OWNER_KEY, check_ifname
 from ..dataplane.ovs import OVSDB, datapath_type as dp_type, idl_rows
 
 log = logging.getLogger("floatip.binding")
-DEAD_VLAN = 4095
 PLUGGED_KEY = "floatip-plugged"  # external_ids mark on the interfaces ``plug`` creates
 
 

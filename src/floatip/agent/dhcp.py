@@ -14,12 +14,14 @@ log = logging.getLogger("floatip.dhcp")
 
 class DhcpAgent:
     def __init__(self, integration_bridge: str, state_dir: str = STATE_DIR,
-                 prune_scope: str = "all", dp: DhcpDataplane | None = None):
+                 prune_scope: str = "all", dp: DhcpDataplane | None = None,
+                 instance: str | None = None):
         """``prune_scope``: ``all`` removes every floatip DHCP namespace it does not want;
         ``known`` only those of networks this agent has served (other servers and tests on
-        the same host keep theirs)."""
+        the same host keep theirs) and those marked with this server's ``instance`` (one
+        whose network went while the agent was down); never another instance's."""
         self.bridge = integration_bridge
-        self.dp = dp or DhcpDataplane(state_dir)
+        self.dp = dp or DhcpDataplane(state_dir, instance=instance)
         self.prune_scope = prune_scope
         self.known: set[str] = set()
         self.specs: dict[str, DhcpSpec] = {}
@@ -44,7 +46,10 @@ class DhcpAgent:
                 log.error("DHCP for network %s: %s", nid, e)
                 errors[nid] = str(e)
         for nid, facts in observed.items():
-            if nid in specs or (self.prune_scope == "known" and nid not in self.known):
+            mine = facts.instance is not None and facts.instance == self.dp.instance
+            theirs = facts.instance is not None and not mine
+            if nid in specs or theirs or (self.prune_scope == "known" and nid not in self.known
+                                          and not mine):
                 continue
             try:
                 self.dp.remove(facts)

@@ -103,7 +103,8 @@ class Agent:
         # run after each pass from layers above (the metadata proxies): each has
         # sync(state, routers built, full) -> {id: error} and close()
         self.dhcp = DhcpAgent(config.integration_bridge, f"{run_dir}/dhcp",
-                              prune_scope=prune_scope) if dhcp else None
+                              prune_scope=prune_scope,
+                              instance=config.instance) if dhcp else None
         self.hooks = list(hooks)
         self.run_dir = run_dir  # radvd's files: run_dir/ra
         self.thread: threading.Thread | None = None

@@ -16,6 +16,7 @@ from ..core.document import load
 from ..core.errors import NeutronError
 from ..core.model import State
 from ..core.plan import commands, summary
+from ..dataplane.dhcp import DhcpDataplane
 from ..dataplane.kernel import Dataplane
 from . import demo_api, demo_ovn
 from .app import Ctx, app, err, fail, out
@@ -144,10 +145,13 @@ def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
 def show(as_json: bool = typer.Option(False, "--json")):
     """What floatip owns in the kernel now, per router."""
     dp = dataplane()
+    dhcp = DhcpDataplane()
     try:
         obs = dp.observe()
+        networks = dhcp.describe()
     finally:
         dp.close()
+        dhcp.close()
     routers = []
     for ns, f in sorted(obs.namespaces.items()):
         ports = {n: p for n, p in obs.ports.items() if p.router_id == f.router_id}
@@ -167,7 +171,7 @@ def show(as_json: bool = typer.Option(False, "--json")):
             "rules": _rules_text(f.nat),
             "sysctls": f.sysctls})
     if as_json:
-        print(json.dumps({"routers": routers,
+        print(json.dumps({"routers": routers, "dhcp": networks,
                           "foreign_namespaces": sorted(obs.foreign_namespaces),
                           "other_instances": [{"router_id": r, "instance": i} for r, i in
                                               sorted(obs.other_instances.items())]},
@@ -198,6 +202,12 @@ def show(as_json: bool = typer.Option(False, "--json")):
                 t.add_row(f["floating_ip"], f["fixed_ip"])
             out.print(t)
         out.print("\n".join(r["rules"]), highlight=False, style="dim")
+    if networks:
+        t = Table("network (DHCP)", "namespace", "dnsmasq", "addresses")
+        for n in networks:
+            t.add_row(n["network_id"], n["namespace"], f"{n['dnsmasq_pid']} " + (
+                "alive" if n["dnsmasq_alive"] else "dead"), "\n".join(n["addresses"]))
+        out.print(t)
 
 
 def _rules_text(nat) -> list[str]:

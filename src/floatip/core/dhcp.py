@@ -24,6 +24,7 @@ NS_PREFIX = "qdhcp-"
 OWNER_KEY = "floatip-dhcp"          # external_ids key on the taps floatip owns: the network id
 MARK_PREFIX = "floatip dhcp="       # the ``lo`` alias marking a DHCP namespace as floatip's
 DHCP_OWNER = "network:dhcp"
+DEAD_VLAN = 4095                    # the L2 agent's VLAN for admin-down ports: drops all
 LEASE_SECONDS = 86400               # Neutron's dhcp_lease_duration
 LEASE_MAX = 2 ** 24                 # Neutron's dnsmasq_lease_max: an IPv6 /64 is not counted
 STATEFUL, STATELESS = "dhcpv6-stateful", "dhcpv6-stateless"
@@ -131,7 +132,9 @@ def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
         out[nid] = DhcpSpec(
             network_id=nid, namespace=namespace_name(nid), port_id=dport.id,
             device=tap_name(dport.id), mac=dport.mac_address.lower(), bridge=integration_bridge,
-            tag=tag, mtu=net.mtu, addresses=addresses,
+            # admin-down: its tap on the dead VLAN as Neutron's L2 agent puts it, so dnsmasq
+            # serves nobody and the port binder (which skips DHCP taps) never disagrees
+            tag=tag if dport.admin_state_up else DEAD_VLAN, mtu=net.mtu, addresses=addresses,
             subnets=tuple(DhcpSubnet(s.id, str(ipaddress.ip_network(s.cidr)), s.gateway_ip,
                                      tuple(a for a in s.dns_nameservers if _ipv4(a))
                                      if s.ip_version == 4 else

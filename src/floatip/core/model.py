@@ -66,6 +66,7 @@ class Port:
     # floatip's metadata extension: what the port's VM reads from 169.254.169.254
     user_data: str | None = None
     public_keys: tuple[tuple[str, str], ...] = ()  # (key name, OpenSSH public key)
+    admin_state_up: bool = True  # last: the agents' JSON is positional; down = dead VLAN
 
 
 @dataclass(frozen=True)

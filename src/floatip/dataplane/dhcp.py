@@ -26,6 +26,7 @@ from pyroute2 import IPRoute, netns as pnetns
 from ..core.dhcp import MARK_PREFIX, NS_PREFIX, OWNER_KEY, DhcpSpec, dnsmasq_argv, \
     render_hosts, render_opts
 from . import process
+from .kernel import INSTANCE_MARK
 from .netns import NETNS_DIR, DataplaneError, run_in_netns, write_sysctls
 from .ovs import OVSDB, datapath_type, idl_rows
 
@@ -40,12 +41,14 @@ class DhcpFacts:
     namespace: str | None = None        # marked namespace, if there
     ports: dict[str, str] = field(default_factory=dict)  # our taps: name -> bridge
     pid: int | None = None              # live dnsmasq
+    instance: str | None = None         # the server instance marked on the namespace
 
 
 class DhcpDataplane:
     def __init__(self, state_dir: str = STATE_DIR, ovsdb: str = OVSDB,
-                 dnsmasq: str | None = None):
+                 dnsmasq: str | None = None, instance: str | None = None):
         self.state_dir = state_dir
+        self.instance = instance  # marked on the namespaces it makes (see DhcpAgent's prune)
         self.ovsdb = ovsdb
         self.dnsmasq = dnsmasq or shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         self._ovs = None
@@ -95,14 +98,33 @@ class DhcpDataplane:
         names = os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else []
         self._marks = {n: m for n, m in self._marks.items() if n in names}
         for ns in sorted(n for n in names if n.startswith(NS_PREFIX)):
-            nid = self._mark_of(ns)
-            if nid is not None:
-                out.setdefault(nid, DhcpFacts(nid)).namespace = ns
+            mark = self._mark_of(ns)
+            if mark is not None:
+                facts = out.setdefault(mark[0], DhcpFacts(mark[0]))
+                facts.namespace, facts.instance = ns, mark[1]
         for nid, facts in out.items():
             facts.pid = self._pid(nid)
         return out
 
-    def _mark_of(self, ns: str) -> str | None:
+    def describe(self) -> list[dict]:
+        """For ``floatip show``: each floatip DHCP namespace, its dnsmasq (by pid file, else
+        the processes in the namespace, whatever run dir served it) and addresses."""
+        out = []
+        ns_pids = pnetns.ns_pids()
+        for nid, f in sorted(self.observe().items()):
+            if f.namespace is None:
+                continue
+            pids = [f.pid] if f.pid else [int(p) for p in ns_pids.get(f.namespace, [])]
+            with IPRoute(netns=f.namespace, flags=0) as ipr:
+                addrs = sorted(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                               for a in ipr.get_addr() if a["index"] != 1)
+            out.append({"network_id": nid, "namespace": f.namespace, "instance": f.instance,
+                        "dnsmasq_pid": pids[0] if pids else None,
+                        "dnsmasq_alive": bool(pids) and process.running(pids[0]),
+                        "addresses": addrs})
+        return out
+
+    def _mark_of(self, ns: str) -> tuple[str, str | None] | None:
         try:
             st = os.stat(os.path.join(NETNS_DIR, ns))
         except OSError:
@@ -117,16 +139,18 @@ class DhcpDataplane:
         return mark
 
     @staticmethod
-    def _marked(ns: str) -> str | None:
+    def _marked(ns: str) -> tuple[str, str | None] | None:
+        """``floatip dhcp=<network id>[ instance=<iid>]`` on ``lo`` -> (network id, instance)."""
         try:
             with IPRoute(netns=ns, flags=0) as ipr:
                 lo = ipr.get_links(ifname="lo")
         except Exception:  # noqa: BLE001 - a namespace going away under us
             return None
         alias = lo[0].get_attr("IFLA_IFALIAS") if lo else None
-        if alias and alias.startswith(MARK_PREFIX) and ns == NS_PREFIX + alias[len(MARK_PREFIX):]:
-            return alias[len(MARK_PREFIX):]
-        return None
+        if not alias or not alias.startswith(MARK_PREFIX):
+            return None
+        nid, _, inst = alias[len(MARK_PREFIX):].partition(INSTANCE_MARK)
+        return (nid, inst or None) if ns == NS_PREFIX + nid else None
 
     def _pid(self, network_id: str) -> int | None:
         d = self.conf_dir(network_id)
@@ -150,9 +174,10 @@ class DhcpDataplane:
             run_in_netns(ns, write_sysctls, (("net.ipv6.conf.default.accept_ra", "0"),
                                              ("net.ipv6.conf.default.accept_dad", "0")))
             with IPRoute(netns=ns, flags=0) as ipr:
-                ipr.link("set", index=1, state="up", ifalias=MARK_PREFIX + spec.network_id)
+                ipr.link("set", index=1, state="up", ifalias=MARK_PREFIX + spec.network_id + (
+                    INSTANCE_MARK + self.instance if self.instance else ""))
             st = os.stat(os.path.join(NETNS_DIR, ns))
-            self._marks[ns] = ((st.st_dev, st.st_ino), spec.network_id)
+            self._marks[ns] = ((st.st_dev, st.st_ino), (spec.network_id, self.instance))
             self.writes += 1
         for name in (facts.ports if facts else {}):
             # a replaced DHCP port goes; so does one whose device died with its namespace

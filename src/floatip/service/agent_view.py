@@ -95,7 +95,8 @@ def _build(rows: dict, nets: dict) -> dict:
         ports[p.id] = M.Port(id=p.id, network_id=p.network_id, name=p.name,
                              fixed_ips=tuple(fixed.get(p.id, ())), mac_address=p.mac_address,
                              device_owner=p.device_owner, device_id=p.device_id,
-                             project_id=p.project_id, user_data=p.user_data,
+                             project_id=p.project_id, admin_state_up=p.admin_state_up,
+                             user_data=p.user_data,
                              public_keys=tuple((n, k) for n, k in p.public_keys or ()))
         net = nets.get(p.network_id)
         if net is not None and not net.external:
