@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 
 from pyroute2 import netns as pnetns
 
-from .dataplane.process import running
+from .dataplane.process import kill
 from .lab import TcpServer, sh
 
 OVN_SCHEMAS = "/usr/share/ovn"
@@ -339,23 +338,9 @@ class OvnLab:
         return lab
 
     def _kill(self, pid: int, timeout: float = 5.0) -> None:
+        """By pid (a zombie of a kept lab counts as gone); our own children are reaped."""
+        kill(pid, timeout)
         proc = next((p for p in self.procs if p.pid == pid), None)
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc is not None:
-                if proc.poll() is not None:
-                    return
-            elif not running(pid):  # a zombie of a kept lab counts as gone
-                return
-            time.sleep(0.02)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if proc is not None:
             proc.wait(timeout)
 
