@@ -1,11 +1,23 @@
 """conntrack through ctnetlink, in process."""
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
 from .netlink import read_dump
-from .netns import high_socket, run_in_netns
+from .netns import high_socket, keep_high, run_in_netns
+
+COUNT_FILE = "/proc/sys/net/netfilter/nf_conntrack_count"
+
+
+def _open_count() -> int | None:
+    """The namespace's entry count (the calling thread's namespace: /proc/sys/net is bound
+    to it when opened); None without conntrack there."""
+    try:
+        return keep_high(os.open(COUNT_FILE, os.O_RDONLY | os.O_CLOEXEC))
+    except OSError:
+        return None
 
 
 # hand, not pyroute2 Conntrack: 10,000 entries dumped 0.08 s vs 4.4 s, 5,000 deleted 0.16 s vs 11.3 s
@@ -21,9 +33,25 @@ class CtNetlink:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         self.sock.bind((0, 0))
         self.seq = 0
+        self.count_fd = run_in_netns(ns, _open_count) if ns is not None else _open_count()
 
     def close(self) -> None:
         self.sock.close()
+        if self.count_fd is not None:
+            os.close(self.count_fd)
+            self.count_fd = None
+
+    def empty(self) -> bool:
+        """The namespace has no conntrack entry. A dump walks the host's whole hash table
+        (262,144 buckets here: ~9 ms even for an empty namespace), so an empty table is
+        looked at first: a router without traffic, the usual case when a floating IP is
+        added or removed, costs a read of one sysctl."""
+        if self.count_fd is None:
+            return False
+        try:
+            return int(os.pread(self.count_fd, 32, 0)) == 0
+        except (OSError, ValueError):
+            return False
 
     @staticmethod
     def _attrs(msg: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
@@ -50,6 +78,8 @@ class CtNetlink:
         """Delete entries whose original or reply destination is one of ``ips``; with
         ``stale_only``, only entries to one of ``ips`` that were not DNATed (opened by packets
         that came before the floating IP's DNAT: they would keep the flow un-NATed)."""
+        if self.empty():
+            return 0
         want = {socket.inet_aton(ip) for ip in ips}
         self.seq += 1
         seq = self.seq

@@ -1,0 +1,86 @@
+"""Gratuitous ARP (dataplane/garp.py) on a real veth pair in a namespace of the test's own:
+the announcements arrive, three rounds of each, and a new floating IP is announced at once
+even while the repeats of hundreds made just before are due."""
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from floatip.dataplane.garp import Garp
+from floatip.dataplane.netns import run_in_netns
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def pair():
+    ns = f"fgt-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for argv in (["link", "add", "ga", "type", "veth", "peer", "name", "gb"],
+                     ["link", "set", "ga", "up"], ["link", "set", "gb", "up"]):
+            subprocess.run(["ip", "-n", ns, *argv], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def sniffer(ns: str) -> socket.socket:
+    def make():
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+        s.bind(("gb", 0))
+        return s
+    s = run_in_netns(ns, make)
+    s.settimeout(0.05)
+    return s
+
+
+def announced(s: socket.socket, until: float) -> list[tuple[float, str]]:
+    """(arrival, sender address) of gratuitous ARPs seen on gb until ``until``."""
+    out = []
+    while time.monotonic() < until:
+        try:
+            frame = s.recv(128)
+        except socket.timeout:
+            continue
+        op, spa, tpa = struct.unpack_from("!6x H 6x 4s 6x 4s", frame, 14)
+        if op == 1 and spa == tpa:
+            out.append((time.monotonic(), socket.inet_ntoa(spa)))
+    return out
+
+
+def test_three_rounds_for_each_address(pair):
+    g = Garp(rounds=3, interval=0.3)
+    s = sniffer(pair)
+    try:
+        g.announce(pair, "ga", "fa:16:3e:00:00:01", ["192.0.2.10", "192.0.2.11"])
+        seen = announced(s, time.monotonic() + 1.5)
+    finally:
+        s.close()
+    ips = [ip for _, ip in seen]
+    assert ips.count("192.0.2.10") == 3 and ips.count("192.0.2.11") == 3, seen
+
+
+def test_a_new_address_goes_before_the_repeats_of_earlier_ones(pair):
+    """300 floating IPs made just before, one announcement each (as 300 agent passes make
+    them): their repeats fall due together a second later; a floating IP added then is
+    still announced at once, not after the backlog."""
+    g = Garp(rounds=3, interval=1.0)
+    s = sniffer(pair)
+    try:
+        for i in range(300):
+            g.announce(pair, "ga", "fa:16:3e:00:00:01", [f"198.51.100.{i % 250 + 1}"])
+        time.sleep(1.0)  # the second rounds are due now
+        t0 = time.monotonic()
+        g.announce(pair, "ga", "fa:16:3e:00:00:01", ["203.0.113.7"])
+        seen = announced(s, t0 + 1.0)
+    finally:
+        s.close()
+    new = [t for t, ip in seen if ip == "203.0.113.7"]
+    assert new, "the new address was not announced within a second"
+    assert new[0] - t0 < 0.2, f"announced {new[0] - t0:.3f} s after it was added"
