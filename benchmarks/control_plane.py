@@ -128,21 +128,9 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="fp-bench-")
         db = args.db or f"sqlite:///{self.tmp}/floatip.db"
         # DHCP off: the control plane is measured, not dnsmasq
-        if os.environ.get("PF8_GCLOG"):
-            import gc
-            t = {}
-
-            def cb(phase, info):
-                if phase == "start":
-                    t[0] = time.perf_counter()
-                elif time.perf_counter() - t[0] > 0.01:
-                    print(f"gc gen{info['generation']} {(time.perf_counter() - t[0]) * 1000:.0f} ms "
-                          f"collected {info['collected']}", file=sys.stderr)
-            gc.callbacks.append(cb)
-        if os.environ.get("PF8_SWITCH"):
-            sys.setswitchinterval(float(os.environ["PF8_SWITCH"]))
         self.server = Server(db, f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
-                             interval=args.interval, agent_options={"dhcp": False, "metadata": False}).start()
+                             interval=args.interval, agent_process=args.agent_process,
+                             agent_options={"dhcp": False, "metadata": False}).start()
         self.c = httpx.Client(base_url=self.server.url, timeout=120)
         self.results: list[tuple[str, str, str]] = []
         self.key: dict[str, float] = {}  # the target measures, for the table of all sizes
@@ -313,13 +301,6 @@ class Bench:
                 during += puts(0.05)
             took.append(agent.stats.last_full_seconds)
         delay = max(during) - pct(quiet, 50) if during else float("nan")
-        if os.environ.get("PF8_GCSTAT"):
-            import collections
-            import gc
-            objs = gc.get_objects()
-            print("gc tracked", len(objs), "frozen", gc.get_freeze_count(), file=sys.stderr)
-            for t, n in collections.Counter(type(o).__qualname__ for o in objs).most_common(25):
-                print("  ", n, t, file=sys.stderr)
         self.results += [
             ("PUT floatingip, no pass running: p50 / max", f"{ms(pct(quiet, 50))} / "
              f"{ms(max(quiet))} ms", ""),
@@ -451,6 +432,9 @@ def main() -> int:
     p.add_argument("--tcp-samples", type=int, default=20)
     p.add_argument("--interval", type=float, default=30.0)
     p.add_argument("--db", default=None)
+    p.add_argument("--agent-thread", dest="agent_process", action="store_false",
+                   help="the agent as a thread of the API's process (default: its own process, "
+                        "as `floatip serve --agent-process`)")
     p.add_argument("--steps", default="", help="only these steps (comma-separated method "
                    "names, e.g. list_latency,first_tcp); the pairs are then made in bulk")
     p.add_argument("--table", action="store_true", help="only print the table of every size "

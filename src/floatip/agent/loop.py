@@ -57,6 +57,21 @@ def no_collection():
             gc.enable()
 
 
+def pass_summary(agent, full: bool, seconds: float, report) -> dict:
+    """What ``/metrics`` keeps of a pass (plain data: it may cross a process boundary)."""
+    rec = agent.reconciler
+    repairs: dict[str, int] = {}
+    if full:  # what a full pass had to do was drift
+        for step in report.plan.steps:
+            if step.action != "create_namespace":
+                repairs[step.action] = repairs.get(step.action, 0) + 1
+    return {"full": full, "seconds": seconds,
+            "programmed": sum(len(f) for f in rec.fips.values()),
+            "routers_ok": len(rec.layouts) - len(rec.dirty), "repairs": repairs,
+            "namespace_repairs": rec.repairs.get("namespace", 0),
+            "errors": len(agent.router_errors), "generation": agent.stats.last_generation}
+
+
 @dataclass
 class AgentStats:
     passes: int = 0

@@ -51,7 +51,11 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                                     help="Neutron-style policy overrides; env "
                                                          "FLOATIP_POLICY_FILE."),
           agent: Optional[bool] = typer.Option(None, "--agent/--no-agent",
-                                               help="Run the agent in this process [agent]."),
+                                               help="Run the agent on this host [agent]."),
+          agent_process: bool = typer.Option(False, "--agent-process",
+                                             help="The kernel agent in a process of its own "
+                                                  "(not a thread of the API's): its passes "
+                                                  "do not hold up API requests."),
           interval: Optional[float] = typer.Option(None, "--interval",
                                                    help="Full resync every N seconds [30]."),
           prune: Optional[str] = typer.Option(None, "--prune",
@@ -98,7 +102,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                      interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
                      agent_options=_services(dhcp, metadata, nova, secret, run_dir),
-                     backend=backend, ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
+                     backend=backend, agent_process=agent_process, ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
                                            "distributed_fip": ovn_distributed_fip})
     except NeutronError as e:
         _fail(e)
