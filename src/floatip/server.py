@@ -59,7 +59,8 @@ class Server:
                  policy_file: str | None = None, agent_process: bool = False):
         """``backend``: "kernel" (this host's agent) or "ovn" (``ovn``: NB/SB addresses and
         options, see backends.ovn.OvnConfig); ``agent=False``: none. ``agent_process``: the
-        kernel agent runs in a process of its own (backends.process), not in a thread."""
+        kernel agent runs in a process of its own (backends.process), not in a thread
+        (an in-memory SQLite database, which no other process can open, keeps the thread)."""
         self.host, self.port = parse_listen(listen)
         auth = auth or AuthSettings()
         if auth.strategy == "noauth" and not is_loopback(self.host):
@@ -76,7 +77,7 @@ class Server:
         elif backend == "ovn":
             self.backend = OvnBackend(LocalSource(self.db), {"interval": interval, **(
                 ovn.__dict__ if isinstance(ovn, OvnConfig) else dict(ovn or {}))})
-        elif backend == "kernel" and agent_process:
+        elif backend == "kernel" and agent_process and not self.db.in_memory:
             self.backend = ProcessBackend(self.db, config, interval=interval,
                                           prune_scope=prune_scope, host=host,
                                           **(agent_options or {}))

@@ -57,8 +57,7 @@ class ProcessBackend:
 
     def __init__(self, db: Database, config: AgentConfig, *, interval: float = 30.0,
                  prune_scope: str = "all", host: str | None = None, **agent_options):
-        if db.url.startswith("sqlite") and ("///" not in db.url or
-                                            db.url.endswith(":memory:")):
+        if db.in_memory:
             raise NeutronError("--agent-process needs a database both processes can open: a "
                                "SQLite file or PostgreSQL, not an in-memory SQLite")
         self.db, self.source = db, LocalSource(db)
