@@ -353,8 +353,10 @@ class Agent:
             check = {f for f in fids if f in whole.floatingips}
             self.fip_status.update(self._fip_status(
                 whole, d.invalid_fips, {f: whole.floatingips[f] for f in check}))
-        ports_changed = None if changed is None or self._ovs_woken else \
-            set(changed.get("ports", ()))
+        # the bridge is read again after OVS events and changes to networks or routers (a
+        # VLAN moves every port's tag); else only for the ports that changed
+        ports_changed = None if changed is None or self._ovs_woken or \
+            set(changed) - {"ports", "floatingips"} else set(changed.get("ports", ()))
         self._ovs_woken = False
         extra_errors = self._services(state, invalid, full)
         self._report(router_status, check, ports_changed)
