@@ -5,6 +5,7 @@ status`` and ``/metrics`` come from the child, a killed child is started again a
 and nothing of it outlives the server."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,17 +14,23 @@ import pytest
 
 from floatip import lab as L
 from cloud import Cloud, ok, wait_for
+from pgserver import fresh_database
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture
-def cloud(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cloud(tmp_path, request):
+    """The child reads the same database as the API: a SQLite file or PostgreSQL."""
     from floatip.dataplane.ovs import datapath_type
     lab = L.Lab(datapath_type())
     c = None
+    stack = contextlib.ExitStack()
     try:
-        c = Cloud(lab, tmp_path, interval=30, agent_process=True)
+        url = None
+        if request.param == "postgresql":
+            url = stack.enter_context(fresh_database(request.getfixturevalue("pg_url")))
+        c = Cloud(lab, tmp_path, interval=30, agent_process=True, db_url=url)
         yield c
     finally:
         try:
@@ -31,6 +38,7 @@ def cloud(tmp_path):
                 c.close()
         finally:
             left = lab.cleanup()
+            stack.close()
         assert not left, f"could not clean up: {left}"
 
 
