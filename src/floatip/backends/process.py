@@ -90,6 +90,8 @@ class ProcessBackend:
         os.close(wfd)
         proc.stdin.write(json.dumps(self.settings).encode() + b"\n")
         proc.stdin.flush()
+        # wake-ups never block a request thread: with the pipe full, one is pending anyway
+        os.set_blocking(proc.stdin.fileno(), False)
         self.proc, self._messages = proc, os.fdopen(rfd, "rb")
         self.agent.alive = True
 
@@ -134,9 +136,8 @@ class ProcessBackend:
     def _send(self, byte: bytes) -> None:
         with self._write_lock:
             try:
-                self.proc.stdin.write(byte)
-                self.proc.stdin.flush()
-            except (OSError, ValueError, AttributeError):  # exiting or restarting
+                os.write(self.proc.stdin.fileno(), byte)
+            except (OSError, ValueError, AttributeError):  # full, exiting or restarting
                 pass
 
     def wake(self) -> None:
