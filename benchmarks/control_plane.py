@@ -22,18 +22,17 @@ import json
 import os
 import queue
 import socket
-import multiprocessing
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 import httpx  # noqa: E402
+import api_clients  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from floatip import lab as L, store as S  # noqa: E402
@@ -89,30 +88,6 @@ class Connector:
         return box[0] if box else None
 
 
-def _make_pairs(url: str, ext: str, nets: list[str], idx: list[int]):
-    """One client process: port + floating IP pairs for ``idx``; (pairs, FIP latencies)."""
-    out, lat = [], []
-    with httpx.Client(base_url=url, timeout=120) as c:
-        for i in idx:
-            r = c.post("/v2.0/ports", json={"port": {"network_id": nets[i % len(nets)]}})
-            r.raise_for_status()
-            pid = r.json()["port"]["id"]
-            t0 = time.perf_counter()
-            r = c.post("/v2.0/floatingips", json={"floatingip": {"floating_network_id": ext,
-                                                                 "port_id": pid}})
-            r.raise_for_status()
-            lat.append(time.perf_counter() - t0)
-            out.append((pid, r.json()["floatingip"]["id"]))
-    return out, lat
-
-
-def _delete_pairs(url: str, pairs: list[tuple[str, str]]) -> None:
-    with httpx.Client(base_url=url, timeout=120) as c:
-        for pid, fid in pairs:
-            c.delete(f"/v2.0/floatingips/{fid}").raise_for_status()
-            c.delete(f"/v2.0/ports/{pid}").raise_for_status()
-
-
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -128,21 +103,9 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="fp-bench-")
         db = args.db or f"sqlite:///{self.tmp}/floatip.db"
         # DHCP off: the control plane is measured, not dnsmasq
-        if os.environ.get("PF8_GCLOG"):
-            import gc
-            t = {}
-
-            def cb(phase, info):
-                if phase == "start":
-                    t[0] = time.perf_counter()
-                elif time.perf_counter() - t[0] > 0.01:
-                    print(f"gc gen{info['generation']} {(time.perf_counter() - t[0]) * 1000:.0f} ms "
-                          f"collected {info['collected']}", file=sys.stderr)
-            gc.callbacks.append(cb)
-        if os.environ.get("PF8_SWITCH"):
-            sys.setswitchinterval(float(os.environ["PF8_SWITCH"]))
         self.server = Server(db, f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
-                             interval=args.interval, agent_options={"dhcp": False, "metadata": False}).start()
+                             interval=args.interval, agent_process=args.agent_process,
+                             agent_options={"dhcp": False, "metadata": False}).start()
         self.c = httpx.Client(base_url=self.server.url, timeout=120)
         self.results: list[tuple[str, str, str]] = []
         self.key: dict[str, float] = {}  # the target measures, for the table of all sizes
@@ -192,16 +155,15 @@ class Bench:
         nets = [net["id"] for _, net, _ in self.routers]
         lat: list[float] = []
         self.made = []
-        t0 = time.perf_counter()
         # 8 client processes: the clients do not share the server's interpreter (its GIL)
-        with ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futs = [ex.submit(_make_pairs, self.server.url, self.ext["id"], nets,
-                              list(range(k, n, 8))) for k in range(8)]
-            for f in futs:
-                made, l = f.result()
-                self.made += made
-                lat += l
+        done, took = api_clients.run(self.server.url, [
+            {"op": "pairs", "ext": self.ext["id"], "nets": nets, "idx": list(range(k, n, 8))}
+            for k in range(8)])
+        for res in done:
+            self.made += [tuple(p) for p in res["pairs"]]
+            lat += res["lat"]
         last = time.perf_counter()
+        t0 = last - took
         while self.count_active() < n:
             if time.perf_counter() - last > 600:
                 break
@@ -313,13 +275,6 @@ class Bench:
                 during += puts(0.05)
             took.append(agent.stats.last_full_seconds)
         delay = max(during) - pct(quiet, 50) if during else float("nan")
-        if os.environ.get("PF8_GCSTAT"):
-            import collections
-            import gc
-            objs = gc.get_objects()
-            print("gc tracked", len(objs), "frozen", gc.get_freeze_count(), file=sys.stderr)
-            for t, n in collections.Counter(type(o).__qualname__ for o in objs).most_common(25):
-                print("  ", n, t, file=sys.stderr)
         self.results += [
             ("PUT floatingip, no pass running: p50 / max", f"{ms(pct(quiet, 50))} / "
              f"{ms(max(quiet))} ms", ""),
@@ -332,13 +287,11 @@ class Bench:
 
     def delete_all(self):
         """6: delete every pair with 8 clients."""
+        _, took = api_clients.run(self.server.url, [{"op": "delete", "pairs": self.made[k::8]}
+                                                    for k in range(8)])
         t0 = time.perf_counter()
-        with ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as ex:
-            for f in [ex.submit(_delete_pairs, self.server.url, self.made[k::8])
-                      for k in range(8)]:
-                f.result()
         self.server.wait_for_agent(600)
-        took = time.perf_counter() - t0
+        took += time.perf_counter() - t0
         self.results.append((f"delete all {len(self.made)} pairs by 8 clients (agent caught up)",
                              f"{took:.1f} s", "≤ 120 s"))
         self.key["delete_all"] = took
@@ -451,6 +404,9 @@ def main() -> int:
     p.add_argument("--tcp-samples", type=int, default=20)
     p.add_argument("--interval", type=float, default=30.0)
     p.add_argument("--db", default=None)
+    p.add_argument("--agent-thread", dest="agent_process", action="store_false",
+                   help="the agent as a thread of the API's process (default: its own process, "
+                        "as `floatip serve --agent-process`)")
     p.add_argument("--steps", default="", help="only these steps (comma-separated method "
                    "names, e.g. list_latency,first_tcp); the pairs are then made in bulk")
     p.add_argument("--table", action="store_true", help="only print the table of every size "

@@ -34,7 +34,8 @@ def ok(r: httpx.Response, code: int = 200) -> dict:
 
 class Cloud:
     def __init__(self, lab: L.Lab, tmp_path, interval: float = 30.0, db_url: str | None = None,
-                 remote: bool = False, run_dir: str | None = None):
+                 remote: bool = False, run_dir: str | None = None,
+                 agent_process: bool = False):
         """``run_dir``: the agent serves DHCP, its files there (a directory others may
         traverse: dnsmasq rereads them as nobody)."""
         from floatip.server import Server, free_port
@@ -49,7 +50,7 @@ class Cloud:
         self.router_ids: set[str] = set()
         self.server = Server(db_url or f"sqlite:///{tmp_path}/floatip.db",
                              f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
-                             interval=interval, agent=not remote,
+                             interval=interval, agent=not remote, agent_process=agent_process,
                              agent_options={"dhcp": run_dir is not None, "metadata": False,
                                             **({"run_dir": run_dir} if run_dir else {})}).start()
         self.remote = None

@@ -34,22 +34,20 @@ class Metrics:
         self._namespace_repairs = 0
         self._agent_generation = -1
 
-    def on_pass(self, agent, full: bool, seconds: float, report) -> None:
-        """Called by ``agent.loop.Agent`` after each pass."""
-        self.passes.labels("full" if full else "incremental").observe(seconds)
-        rec = agent.reconciler
-        self.programmed.set(sum(len(f) for f in rec.fips.values()))
-        self.routers.set(len(rec.layouts) - len(rec.dirty))
-        if full:
-            for step in report.plan.steps:
-                if step.action not in ("create_namespace",):
-                    self.repairs.labels(step.action).inc()
-        ns = rec.repairs.get("namespace", 0)
+    def observe(self, p: dict) -> None:
+        """After each agent pass, with its ``agent.loop.pass_summary`` (in process, or sent
+        by the agent's own process)."""
+        self.passes.labels("full" if p["full"] else "incremental").observe(p["seconds"])
+        self.programmed.set(p["programmed"])
+        self.routers.set(p["routers_ok"])
+        for action, n in p["repairs"].items():
+            self.repairs.labels(action).inc(n)
+        ns = p["namespace_repairs"]
         if ns > self._namespace_repairs:
             self.repairs.labels("namespace_replaced").inc(ns - self._namespace_repairs)
             self._namespace_repairs = ns
-        self.errors.inc(len(agent.router_errors))
-        self._agent_generation = agent.stats.last_generation
+        self.errors.inc(p["errors"])
+        self._agent_generation = p["generation"]
 
     def watch_generation(self, fn) -> None:
         """``fn()`` gives the database's generation, read when /metrics is scraped (not

@@ -19,7 +19,9 @@ from .api.auth import AuthSettings
 from .backends.kernel import KernelBackend
 from .backends.local import LocalSource
 from .backends.ovn import OvnBackend, OvnConfig
+from .backends.process import ProcessBackend
 from .core.errors import NeutronError
+from .agent.loop import pass_summary
 from .core.layout import AgentConfig
 from .store.database import Database
 from .store.queries import generation, instance_id
@@ -54,9 +56,11 @@ class Server:
                  interval: float = 30.0, prune_scope: str = "all", host: str | None = None,
                  agent_options: dict | None = None, backend: str = "kernel",
                  ovn: OvnConfig | dict | None = None, auth: AuthSettings | None = None,
-                 policy_file: str | None = None):
+                 policy_file: str | None = None, agent_process: bool = False):
         """``backend``: "kernel" (this host's agent) or "ovn" (``ovn``: NB/SB addresses and
-        options, see backends.ovn.OvnConfig); ``agent=False``: none."""
+        options, see backends.ovn.OvnConfig); ``agent=False``: none. ``agent_process``: the
+        kernel agent runs in a process of its own (backends.process), not in a thread
+        (an in-memory SQLite database, which no other process can open, keeps the thread)."""
         self.host, self.port = parse_listen(listen)
         auth = auth or AuthSettings()
         if auth.strategy == "noauth" and not is_loopback(self.host):
@@ -73,6 +77,10 @@ class Server:
         elif backend == "ovn":
             self.backend = OvnBackend(LocalSource(self.db), {"interval": interval, **(
                 ovn.__dict__ if isinstance(ovn, OvnConfig) else dict(ovn or {}))})
+        elif backend == "kernel" and agent_process and not self.db.in_memory:
+            self.backend = ProcessBackend(self.db, config, interval=interval,
+                                          prune_scope=prune_scope, host=host,
+                                          **(agent_options or {}))
         elif backend == "kernel":
             self.backend = KernelBackend(LocalSource(self.db), config, interval=interval,
                                          prune_scope=prune_scope, host=host,
@@ -85,8 +93,10 @@ class Server:
         if self.backend is not None:
             self.db.resync_listeners.append(self.backend.request_full)
             m = self.app.state.metrics
-            if getattr(self.backend, "agent", None) is not None:  # the kernel backend's
-                self.backend.agent.on_pass = m.on_pass
+            if isinstance(self.backend, ProcessBackend):  # summaries from its process
+                self.backend.on_pass = m.observe
+            elif getattr(self.backend, "agent", None) is not None:  # the kernel backend's
+                self.backend.agent.on_pass = lambda *a: m.observe(pass_summary(*a))
             elif isinstance(self.backend, OvnBackend):   # its passes by kind
                 self.backend.on_pass = lambda kind, s: m.passes.labels(kind).observe(s)
             m.watch_generation(self.db_generation)

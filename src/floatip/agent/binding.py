@@ -47,6 +47,7 @@ class Binder:
         self._api = None
         self._lock = threading.Lock()
         self.managed: set[str] = set()  # OVS ports this binder tagged for a floatip port
+        self.iface_ids: set[str] = set()  # port ids an interface on the bridge carried
 
     @property
     def api(self):
@@ -121,7 +122,11 @@ class Binder:
         """Tag every VM interface on the bridge; return ``{port_id: {status, host}}`` for the
         ports of ``vm_ports`` (id -> {tag, admin_state_up, host}), or of ``report`` only when
         given: ACTIVE where an interface carries the port's id, DOWN for ports bound to this
-        host that have none any more."""
+        host that have none any more. ``report`` naming no VM port and no port an interface
+        carried (a floating IP's own port, a router's) leaves the bridge unread: the pass of
+        a floating IP does not walk every port of the bridge."""
+        if report is not None and not (report & (vm_ports.keys() | self.iface_ids)):
+            return {}
         with self._lock:
             api = self.api
             bridge = next((b for b in idl_rows(api.tables["Bridge"]) if b.name == self.bridge),
@@ -130,6 +135,7 @@ class Binder:
             own_bridge = bridge is not None and \
                 (bridge.external_ids or {}).get("floatip-owned") == "true"
             seen: set[str] = set()
+            carried: set[str] = set()
             changes = []
             for port in list(bridge.ports) if bridge is not None else []:
                 for itf in port.interfaces:
@@ -137,6 +143,7 @@ class Binder:
                     pid = ids.get("iface-id")
                     if not pid or OWNER_KEY in ids:
                         continue
+                    carried.add(pid)
                     info = vm_ports.get(pid)
                     tag = DEAD_VLAN
                     if info is not None:
@@ -150,6 +157,7 @@ class Binder:
                     have = port.tag[0] if port.tag else None
                     if have != tag:
                         changes.append((port.name, tag))
+            self.iface_ids = carried
             if changes:
                 with api.transaction(check_error=True) as txn:
                     for name, tag in changes:

@@ -57,6 +57,21 @@ def no_collection():
             gc.enable()
 
 
+def pass_summary(agent, full: bool, seconds: float, report) -> dict:
+    """What ``/metrics`` keeps of a pass (plain data: it may cross a process boundary)."""
+    rec = agent.reconciler
+    repairs: dict[str, int] = {}
+    if full:  # what a full pass had to do was drift
+        for step in report.plan.steps:
+            if step.action != "create_namespace":
+                repairs[step.action] = repairs.get(step.action, 0) + 1
+    return {"full": full, "seconds": seconds,
+            "programmed": sum(len(f) for f in rec.fips.values()),
+            "routers_ok": len(rec.layouts) - len(rec.dirty), "repairs": repairs,
+            "namespace_repairs": rec.repairs.get("namespace", 0),
+            "errors": len(agent.router_errors), "generation": agent.stats.last_generation}
+
+
 @dataclass
 class AgentStats:
     passes: int = 0
@@ -338,8 +353,10 @@ class Agent:
             check = {f for f in fids if f in whole.floatingips}
             self.fip_status.update(self._fip_status(
                 whole, d.invalid_fips, {f: whole.floatingips[f] for f in check}))
-        ports_changed = None if changed is None or self._ovs_woken else \
-            set(changed.get("ports", ()))
+        # the bridge is read again after OVS events and changes to networks or routers (a
+        # VLAN moves every port's tag); else only for the ports that changed
+        ports_changed = None if changed is None or self._ovs_woken or \
+            set(changed) - {"ports", "floatingips"} else set(changed.get("ports", ()))
         self._ovs_woken = False
         extra_errors = self._services(state, invalid, full)
         self._report(router_status, check, ports_changed)

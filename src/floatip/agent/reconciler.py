@@ -137,7 +137,7 @@ class Reconciler:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
 
     # -- syncs ------------------------------------------------------------------------
-    def _check_namespaces(self) -> set[str]:
+    def _check_namespaces(self, full: bool) -> set[str]:
         """Routers whose namespace was deleted or replaced by hand (its identity, not its
         name, changed), or whose radvd died: observed again and repaired at this pass (a
         dead radvd is started again by the next pass, as a dead dnsmasq is)."""
@@ -145,7 +145,7 @@ class Reconciler:
         if check is None or not self.layouts:
             return set()
         found = {ns.removeprefix("qrouter-")
-                 for ns in check(lay.namespace for lay in self.layouts.values())}
+                 for ns in check((lay.namespace for lay in self.layouts.values()), full)}
         if found:
             self.repairs["namespace"] = self.repairs.get("namespace", 0) + len(found)
         radvd = getattr(self.dp, "radvd", None)
@@ -166,9 +166,9 @@ class Reconciler:
         identity, so a state built from the previous one by replacing objects is cheap).
         ``hold``: routers left as they are (invalid: not in ``state``, not removed)."""
         self.hold = set(hold)
-        replaced = self._check_namespaces()
         due = self.resync_interval is not None and \
             time.monotonic() - self.last_full >= self.resync_interval
+        replaced = self._check_namespaces(full or due or self.state is None)
         if full or due or self.state is None:
             return self.full_sync(state, remove=remove, prune=prune, dry_run=dry_run)
         t0 = time.perf_counter()

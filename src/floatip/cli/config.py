@@ -8,7 +8,8 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     bind_host = 127.0.0.1          # FLOATIP_BIND_HOST
     bind_port = 9696               # FLOATIP_BIND_PORT
     auth_strategy = noauth         # FLOATIP_AUTH_STRATEGY: noauth (loopback only) | keystone
-    agent = true                   # run this host's agent in the API process
+    agent = true                   # run this host's agent beside the API
+    agent_process = true           # ... in a process of its own (false: a thread of the API's)
     interval = 30                  # full resync every N seconds
     prune = all                    # all | known
 
@@ -46,6 +47,7 @@ DEFAULTS = {
     ("DEFAULT", "bind_port"): "9696",
     ("DEFAULT", "auth_strategy"): "noauth",
     ("DEFAULT", "agent"): "true",
+    ("DEFAULT", "agent_process"): "true",
     ("DEFAULT", "interval"): "30",
     ("DEFAULT", "prune"): "all",
     ("database", "connection"): "sqlite:////var/lib/floatip/floatip.db",

@@ -84,7 +84,7 @@ def run(nat_driver: str = "nftables", keep: bool = False, log=print) -> DemoResu
         lab.bridge(D.INT_BR)
         lab.bridge(D.EX_BR)
         srv = Server(f"sqlite:///{res.db}", f"127.0.0.1:{free_port()}", config,
-                     prune_scope="known").start()
+                     prune_scope="known", agent_process=True).start()  # as `floatip serve`
         res.url = srv.url
         c = Client(srv.url)
         log(f"API and agent on {srv.url} (SQLite {res.db})")

@@ -51,7 +51,11 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                                     help="Neutron-style policy overrides; env "
                                                          "FLOATIP_POLICY_FILE."),
           agent: Optional[bool] = typer.Option(None, "--agent/--no-agent",
-                                               help="Run the agent in this process [agent]."),
+                                               help="Run the agent on this host [agent]."),
+          agent_process: Optional[bool] = typer.Option(
+              None, "--agent-process/--agent-thread",
+              help="The kernel agent in a process of its own, so its passes do not hold up "
+                   "API requests; or a thread of the API's process [agent-process]."),
           interval: Optional[float] = typer.Option(None, "--interval",
                                                    help="Full resync every N seconds [30]."),
           prune: Optional[str] = typer.Option(None, "--prune",
@@ -80,9 +84,11 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                    ("DEFAULT", "auth_strategy"): auth_strategy,
                                    ("oslo_policy", "policy_file"): policy_file,
                                    ("DEFAULT", "agent"): agent, ("DEFAULT", "interval"): interval,
+                                   ("DEFAULT", "agent_process"): agent_process,
                                    ("DEFAULT", "prune"): prune})
         auth = cfg.auth()
         agent = cfg.bool("DEFAULT", "agent")
+        agent_process = cfg.bool("DEFAULT", "agent_process")
         interval = float(cfg.get("DEFAULT", "interval"))
     except (NeutronError, ValueError) as e:
         _fail(NeutronError(str(e)))
@@ -98,7 +104,8 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                      interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
                      agent_options=_services(dhcp, metadata, nova, secret, run_dir),
-                     backend=backend, ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
+                     backend=backend, agent_process=agent_process,
+                     ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
                                            "distributed_fip": ovn_distributed_fip})
     except NeutronError as e:
         _fail(e)

@@ -36,7 +36,8 @@ from .garp import Garp
 from .nat import nat_driver
 from .netlink import RtBatch
 from .radvd import Radvd
-from .netns import NETNS_DIR, DataplaneError, nsexec, run_in_netns, write_sysctls
+from .netns import (NETNS_DIR, DataplaneError, NamespaceWatch, nsexec, run_in_netns,
+                    write_sysctls)
 from .ovs import OVSDB, datapath_type, idl_rows
 
 log = logging.getLogger("floatip.dataplane")
@@ -87,6 +88,7 @@ class Dataplane:
         # (which they keep alive) must not be used for the new one.
         self._ident: dict[str, tuple[int, int]] = {}
         self.replaced: list[str] = []  # namespaces found replaced or gone, for reports
+        self._ns_watch = NamespaceWatch()
         self.garp = Garp()
         self.writes = 0  # kernel and OVS changes made by this object, for tests and reports
         self.seconds: dict[str, float] = {}  # time spent per step action, for benchmarks
@@ -123,6 +125,7 @@ class Dataplane:
             c.close()
         self._ct.clear()
         self._idx.clear()
+        self._ns_watch.close()
         self._root.close()
         if self._ovs is not None:
             self._ovs.ovsdb_connection.stop()
@@ -155,9 +158,12 @@ class Dataplane:
             return None
         return st.st_dev, st.st_ino
 
-    def changed_namespaces(self, names) -> set[str]:
+    def changed_namespaces(self, names, force: bool = False) -> set[str]:
         """Of ``names`` (namespaces floatip made), those deleted or replaced since floatip
-        last saw them: one stat each, no netlink."""
+        last saw them: one stat each, no netlink; none looked at when /run/netns saw no
+        change since the last call (unless ``force``: full passes look anyway)."""
+        if not self._ns_watch.changed() and not force:
+            return set()
         out = set()
         for ns in names:
             have = self._ident.get(ns)

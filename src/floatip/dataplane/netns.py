@@ -8,6 +8,7 @@ import os
 import queue
 import resource
 import socket
+import struct
 import subprocess
 import threading
 
@@ -149,3 +150,52 @@ def nsexec(ns: str, argv: list[str], input: str | None = None, check: bool = Tru
     if check and r.returncode != 0:
         raise DataplaneError(f"{' '.join(argv[:2])} in {ns} failed: {r.stderr.strip()}")
     return r
+
+
+class NamespaceWatch:
+    """Whether a named namespace was added, deleted or renamed since the last look: inotify
+    on /run/netns (``ip netns add/del`` create and unlink a file there). Looking at every
+    router's namespace identity at every pass cost ~0.6 ms per 100 routers; now only after
+    an event. Without the directory or inotify, ``changed`` always says yes."""
+
+    EVENTS = 0x100 | 0x200 | 0x40 | 0x80  # IN_CREATE | IN_DELETE | IN_MOVED_FROM | _TO
+    GONE = 0x400 | 0x8000 | 0x4000        # IN_DELETE_SELF | IN_IGNORED | IN_Q_OVERFLOW
+
+    def __init__(self):
+        self.fd: int | None = None
+
+    def _open(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return
+        if libc.inotify_add_watch(fd, NETNS_DIR.encode(), self.EVENTS | 0x400) < 0:
+            os.close(fd)
+            return
+        self.fd = keep_high(fd)
+
+    def changed(self) -> bool:
+        if self.fd is None:
+            self._open()
+            return True
+        got = False
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return got
+            if not data:
+                return got
+            got = True
+            off = 0
+            while off + 16 <= len(data):
+                _, mask, _, n = struct.unpack_from("iIII", data, off)
+                if mask & self.GONE:  # the directory went away: watch again next time
+                    self.close()
+                    return True
+                off += 16 + n
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

@@ -89,6 +89,9 @@ def migrate(engine: Engine) -> None:
 class Database:
     def __init__(self, url: str, migrate_schema: bool = True):
         self.url = url
+        # a database only this process can open
+        self.in_memory = url.startswith("sqlite") and ("///" not in url or
+                                                       url.endswith(":memory:"))
         self.engine = make_engine(url)
         if migrate_schema:
             migrate(self.engine)

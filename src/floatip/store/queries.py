@@ -290,6 +290,8 @@ def rows_for(s: Session, ids: dict[str, set[str]]) -> dict:
         if not values:
             return []
         t = model.__table__
+        if len(values) == 1:  # the usual delta: no IN list to expand at each execution
+            return list(s.execute(select(t).where(t.c[col] == values[0])))
         return [r for i in range(0, len(values), 500)
                 for r in s.execute(select(t).where(t.c[col].in_(values[i:i + 500])))]
     port_ids = set(ids.get("port", ()))
