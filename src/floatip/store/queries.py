@@ -33,7 +33,7 @@ def bump_generation(s: Session, changed: Iterable[tuple[str, str]] = ()) -> int:
     gen = conn.execute(_BUMP).scalar()
     if gen is None:
         gen = 1
-        conn.execute(insert(Meta.__table__).values(key="generation", value=gen))
+        conn.execute(insert(_meta).values(key="generation", value=gen))
     keys = sorted(set(changed))
     if keys:
         conn.execute(_ADD_CHANGES, [{"generation": gen, "resource": r, "resource_id": i}
