@@ -128,6 +128,8 @@ def check_requested(s: Session, net: S.Network, requests: list[dict], owner: str
     broadcast address), and never the subnet's gateway unless the port is, or is made to
     become (no owner yet), a router interface: a floating IP or router gateway on the
     upstream gateway's address would answer ARP for it and pull in other routers' traffic."""
+    if not any(req.get("ip_address") for req in requests):
+        return  # nothing asked for by address (the subnets are not read)
     subnets = S.subnets_of(s, net.id)
     for req in requests:
         ip = req.get("ip_address")

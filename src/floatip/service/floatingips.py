@@ -103,7 +103,7 @@ def create_floatingip(s: Session, d: dict) -> dict:
                                                      f"external network {nid}.")
     fid = new_id()
     port = _new_port(s, net, owner=OWNER_FIP, device_id=fid, requests=[req] if req else [],
-                     in_use_error="IpAddressInUse", status="N/A")
+                     in_use_error="IpAddressInUse", status="N/A", subnets=subnets)
     alloc = port.fixed_ips[0]
     f = S.FloatingIP(id=fid, project_id=d.get("project_id") or d.get("tenant_id", ""),
                      description=d.get("description", ""), floating_ip_address=alloc.ip_address,

@@ -20,6 +20,7 @@ from .common import (OWNER_FIP, OWNER_RI, _uuid, bad, err, is_auto_address, new_
 
 
 CHUNK = 128
+FIRST_CHUNK = 8
 _next: dict[str, int] = {}  # subnet id -> pool offset after the last address given here
 NO_AUTO = (OWNER_RI, OWNER_FIP)  # ports that never get EUI-64 addresses
 EXHAUSTED = ("IpAddressGenerationFailure", "ExternalIpAddressExhausted")
@@ -96,11 +97,12 @@ def _subnet_for(s: Session, net: S.Network, subnets: list[S.Subnet], req: dict,
 
 
 def _allocate(s: Session, port: S.Port, net: S.Network, requests: list[dict],
-              in_use_error: str = "IpAddressAlreadyAllocated", default: bool = False) -> None:
+              in_use_error: str = "IpAddressAlreadyAllocated", default: bool = False,
+              subnets: list[S.Subnet] | None = None) -> None:
     """Give ``port`` the addresses ``requests`` names ({subnet_id?, ip_address?} each), or
     with ``default`` Neutron's default set; then its EUI-64 address on each auto-address
-    subnet it has none on."""
-    subnets = S.subnets_of(s, net.id)
+    subnet it has none on. ``subnets``: the network's, when the caller has read them."""
+    subnets = S.subnets_of(s, net.id) if subnets is None else subnets
     owner = port.device_owner or ""
     auto_ok = owner not in NO_AUTO
     have = {a.subnet_id for a in port.fixed_ips}
@@ -165,8 +167,12 @@ def _allocate_any(s: Session, port: S.Port, net: S.Network, sn: S.Subnet) -> str
     ranges = _pool_ranges(sn)
     total = sum(b - a + 1 for a, b in ranges)
     start = _next.get(sn.id, 0) % total if total else 0
-    for first in range(start, start + total, CHUNK):
-        offsets = [o % total for o in range(first, min(first + CHUNK, start + total))]
+    first = start
+    while first < start + total:
+        # the address after the last one given is mostly free: a short first chunk
+        size = FIRST_CHUNK if first == start else CHUNK
+        offsets = [o % total for o in range(first, min(first + size, start + total))]
+        first += size
         candidates = [address(sn.ip_version, _at(ranges, o)) for o in offsets]
         taken = S.allocated_among(s, sn.id, candidates)
         if sn.gateway_ip:
@@ -207,12 +213,14 @@ def renumber_auto(s: Session, port: S.Port) -> None:
 
 def _new_port(s: Session, net: S.Network, *, owner: str, device_id: str, project_id: str = "",
               name: str = "", mac: str | None = None, requests: list[dict] | None = None,
-              in_use_error: str = "IpAddressAlreadyAllocated", status: str = "DOWN") -> S.Port:
+              in_use_error: str = "IpAddressAlreadyAllocated", status: str = "DOWN",
+              subnets: list[S.Subnet] | None = None) -> S.Port:
     """A port on ``net`` with the addresses ``requests`` names, or Neutron's default set
-    when it names none."""
+    when it names none. ``subnets``: the network's, when the caller has read them."""
+    # fixed_ips=[]: a new port has none, known without a query
     port = S.Port(id=new_id(), network_id=net.id, project_id=project_id, name=name,
                   device_owner=owner, device_id=device_id, status=status,
-                  mac_address=mac or random_mac())
+                  mac_address=mac or random_mac(), fixed_ips=[])
     for attempt in range(8):
         try:
             with s.begin_nested():
@@ -226,6 +234,7 @@ def _new_port(s: Session, net: S.Network, *, owner: str, device_id: str, project
                     from None
             port = S.Port(id=port.id, network_id=net.id, project_id=project_id, name=name,
                           device_owner=owner, device_id=device_id, status=status,
-                          mac_address=random_mac())
-    _allocate(s, port, net, requests or [], in_use_error, default=not requests)
+                          mac_address=random_mac(), fixed_ips=[])
+    _allocate(s, port, net, requests or [], in_use_error, default=not requests,
+              subnets=subnets)
     return port

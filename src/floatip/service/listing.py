@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from .common import bad, not_found
+from .common import bad
 from .views import SERIALIZERS, fip_dict
 
 
@@ -140,9 +140,3 @@ def select_fields(d: dict, fields: list[str] | None) -> dict:
     names = {f for item in fields for f in item.split(",") if f}
     return {k: v for k, v in d.items() if k in names}
 
-
-def show(s: Session, kind: str, rid: str, fields: list[str] | None = None) -> dict:
-    row = S.get(s, S.MODELS[kind], rid)
-    if row is None:
-        raise not_found(kind, rid)
-    return select_fields(SERIALIZERS[kind](s, row), fields)

@@ -12,8 +12,10 @@ groups, RBAC (``access_as_shared``), address scopes, port forwardings, DVR/HA in
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -146,7 +148,16 @@ RULES = {
 
 class Policy:
     """oslo.policy's Enforcer with Neutron's defaults; ``policy_file`` (YAML/JSON, Neutron's
-    rule names) overrides rules, as ``[oslo_policy] policy_file`` does for Neutron."""
+    rule names) overrides rules, as ``[oslo_policy] policy_file`` does for Neutron.
+
+    oslo.policy costs ~0.2 ms a call (``enforce`` looks for the policy file on every call),
+    and a request checks several rules: answers are kept per caller, rule and the values of
+    the target attributes the rule reads (rows of one project share one answer). Rules with
+    checks of other kinds are not kept. The policy file is looked at again (oslo.policy's
+    reload when it changed) at most every ``RELOAD_S`` seconds; a change drops the answers."""
+
+    RELOAD_S = 1.0
+    MEMO_MAX = 50_000
 
     def __init__(self, policy_file: str | None = None):
         if policy_file and not os.path.isfile(policy_file):
@@ -155,34 +166,66 @@ class Policy:
         conf([], project="floatip", default_config_files=[], default_config_dirs=[])
         self.enforcer = oslo.Enforcer(conf, policy_file=policy_file or "floatip-policy.yaml")
         self.enforcer.register_defaults([oslo.RuleDefault(k, v) for k, v in RULES.items()])
+        # (rules, their target keys, answers): replaced as one, threads read it once a call
+        self._state: tuple[dict, dict, dict] = ({}, {}, {})
+        self._reload()
+
+    def _reload(self) -> None:
+        """oslo.policy's load_rules (reads the file again if it changed); the answers kept
+        so far go when any rule changed."""
+        self._next_reload = time.monotonic() + self.RELOAD_S
         self.enforcer.load_rules()
+        rules, old = dict(self.enforcer.rules), self._state[0]
+        if rules.keys() != old.keys() or any(v is not old[k] for k, v in rules.items()):
+            self._state = (rules, {}, {})
 
     def check(self, ctx: Context, action: str, target: dict) -> bool:
-        if action not in self.enforcer.rules and action not in RULES:
+        if time.monotonic() >= self._next_reload:
+            self._reload()
+        rules, known, memo = self._state
+        if action not in rules and action not in RULES:
             return True  # Neutron: an attribute without a rule is unrestricted
-        return self.enforcer.enforce(action, target, ctx.creds())
+        if action in known:
+            keys = known[action]
+        else:
+            keys = known[action] = self._target_keys(action, rules)
+        if keys is None:
+            return self.enforcer.enforce(action, target, ctx.creds())
+        k = (action, ctx, tuple(str(target[x]) if x in target else None for x in keys))
+        hit = memo.get(k)
+        if hit is None:
+            if len(memo) >= self.MEMO_MAX:
+                memo.clear()
+            hit = memo[k] = bool(self.enforcer.enforce(action, target, ctx.creds()))
+        return hit
 
     def checker(self, ctx: Context, action: str) -> Callable[[dict], bool]:
-        """``check`` for many targets (a list): oslo.policy costs ~0.1 ms a call, so the
-        answers are kept per the values of the target attributes the rule reads (rows of
-        one project share one answer). Rules with checks of other kinds are not kept."""
-        keys = self._target_keys(action)
-        if keys is None:
-            return lambda target: self.check(ctx, action, target)
-        memo: dict[tuple, bool] = {}
+        """``check`` of one caller and rule, for many targets (a list)."""
+        return functools.partial(self.check, ctx, action)
 
-        def check(target: dict) -> bool:
-            k = tuple(str(target[x]) if x in target else None for x in keys)
-            hit = memo.get(k)
-            if hit is None:
-                hit = memo[k] = self.check(ctx, action, target)
-            return hit
-        return check
+    def reads(self, *names: str) -> frozenset | None:
+        """The target attributes read by the rules ``names`` and by their attribute rules
+        (``name:attr``); None when one of them has a check whose inputs are unknown here."""
+        rules, known, _ = self._state
+        if names in known:
+            return known[names]
+        out: set[str] | None = set()
+        for action in rules:
+            if action.split(":", 1)[0] in names:
+                keys = self._target_keys(action, rules)
+                if keys is None:
+                    out = None
+                    break
+                out.update(keys)
+        known[names] = None if out is None else frozenset(out)
+        return known[names]
 
-    def _target_keys(self, action: str) -> tuple[str, ...] | None:
+    @staticmethod
+    def _target_keys(action: str, rules: dict) -> tuple[str, ...] | None:
         """The target attributes rule ``action`` reads (through the rules it refers to);
         None when it has a check whose inputs are unknown here."""
-        rules, keys, seen = self.enforcer.rules, set(), set()
+        keys: set[str] = set()
+        seen: set[str] = set()
         todo = [rules.get(action)] if action in rules else []
         while todo:
             c = todo.pop()
@@ -194,9 +237,10 @@ class Policy:
                 if c.match not in seen and c.match in rules:
                     seen.add(c.match)
                     todo.append(rules[c.match])
-            elif isinstance(c, checks.GenericCheck):  # kind:match, match formatted by target
+            elif isinstance(c, (checks.GenericCheck, checks.RoleCheck)):
+                # kind:match, match formatted by the target
                 keys |= set(re.findall(r"%\(([^)]*)\)s", c.match))
-            elif not isinstance(c, (checks.RoleCheck, checks.TrueCheck, checks.FalseCheck)):
+            elif not isinstance(c, (checks.TrueCheck, checks.FalseCheck)):
                 return None
         return tuple(sorted(keys))
 

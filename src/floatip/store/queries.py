@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable
 
-from sqlalchemy import and_, delete as sa_delete, func, insert, or_, select
+from sqlalchemy import and_, delete as sa_delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, lazyload
 
@@ -18,24 +18,29 @@ from .tables import (Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta
 KEEP_CHANGES = 100_000  # an agent further behind reads everything again
 
 
+_meta = Meta.__table__
+_BUMP = (update(_meta).where(_meta.c.key == "generation").values(value=_meta.c.value + 1)
+         .returning(_meta.c.value))
+_ADD_CHANGES = insert(Change.__table__)
+
+
 def bump_generation(s: Session, changed: Iterable[tuple[str, str]] = ()) -> int:
     """The next generation, and what this transaction changed under it, in the same
-    transaction. The generation row is locked until commit, so generations commit in order."""
-    q = select(Meta).where(Meta.key == "generation")
-    row = s.execute(q if s.bind.dialect.name == "sqlite" else q.with_for_update()).scalar()
-    if row is None:
-        row = Meta(key="generation", value=1)
-        s.add(row)
-    else:
-        row.value += 1
-    s.flush()
+    transaction. The generation row is locked until commit (by the UPDATE), so generations
+    commit in order. One UPDATE ... RETURNING, no ORM object (``generation`` reads the
+    column too)."""
+    conn = s.connection()
+    gen = conn.execute(_BUMP).scalar()
+    if gen is None:
+        gen = 1
+        conn.execute(insert(_meta).values(key="generation", value=gen))
     keys = sorted(set(changed))
     if keys:
-        s.execute(insert(Change), [{"generation": row.value, "resource": r, "resource_id": i}
-                                   for r, i in keys])
-    if row.value % 1000 == 0:  # the feed keeps the last KEEP_CHANGES generations
-        s.execute(sa_delete(Change).where(Change.generation <= row.value - KEEP_CHANGES))
-    return row.value
+        conn.execute(_ADD_CHANGES, [{"generation": gen, "resource": r, "resource_id": i}
+                                    for r, i in keys])
+    if gen % 1000 == 0:  # the feed keeps the last KEEP_CHANGES generations
+        s.execute(sa_delete(Change).where(Change.generation <= gen - KEEP_CHANGES))
+    return gen
 
 
 def changes_since(s: Session, gen: int) -> tuple[int, list[tuple[str, str]]] | None:
@@ -73,9 +78,18 @@ def instance_id(s: Session) -> str:
 
 
 def get(s: Session, model, rid: str, lock: bool = False):
-    if lock:
-        return s.execute(select(model).where(model.id == rid).with_for_update()).scalar_one_or_none()
-    return s.get(model, rid)
+    """The row with id ``rid`` or None; ``lock``: locked until commit (SELECT ... FOR UPDATE).
+    SQLite has no row locks (a writer holds the whole database from BEGIN IMMEDIATE): there
+    the row the transaction read already needs no second query. The session's identity map
+    holds rows weakly: the rows got are held for the transaction, so a second get of one row
+    in a request (access's check, then the service) is no query either."""
+    if lock and s.bind.dialect.name != "sqlite":
+        row = s.execute(select(model).where(model.id == rid).with_for_update()).scalar_one_or_none()
+    else:
+        row = s.get(model, rid)
+    if row is not None:
+        s.info.setdefault("held", []).append(row)
+    return row
 
 
 def list_all(s: Session, model, filters: dict[str, Iterable[Any]] | None = None) -> list:
@@ -249,8 +263,7 @@ def record_router_deleted(s: Session, rid: str) -> None:
 
 
 def generation(s: Session) -> int:
-    row = s.get(Meta, "generation")
-    return row.value if row else 0
+    return s.execute(select(Meta.value).where(Meta.key == "generation")).scalar() or 0
 
 
 def snapshot_rows(s: Session) -> dict:
