@@ -241,10 +241,14 @@ def router_for_subnet(s: Session, subnet_id: str, external_network_id: str,
     subnet and its gateway on the external network: one indexed join, not a scan of every
     router interface."""
     gw = aliased(Port)
+    # the subnet term as an expression (`|| ''`): SQLite then drives the join from the
+    # router ports (a few) through ipallocations.port_id, not from every allocation on the
+    # subnet (each VM port's: 10,000 made POST floatingip 5 ms slower)
     q = (select(Router).join(RouterPort, RouterPort.router_id == Router.id)
          .join(IPAllocation, IPAllocation.port_id == RouterPort.port_id)
          .join(gw, gw.id == Router.gw_port_id)
-         .where(RouterPort.port_type == interface_type, IPAllocation.subnet_id == subnet_id,
+         .where(RouterPort.port_type == interface_type,
+                IPAllocation.subnet_id.concat("") == subnet_id,
                 gw.network_id == external_network_id)
          .order_by(Router.created_at, Router.id).limit(1))
     return s.execute(q).scalar()
