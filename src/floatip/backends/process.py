@@ -96,10 +96,17 @@ class ProcessBackend:
         self.agent.alive = True
 
     def _supervise(self) -> None:
-        """Spawned from this thread: the child's death signal follows the thread that
+        """Spawns from this thread: the child's death signal follows the thread that
         started it, and this one lives as long as the backend."""
-        self._spawn()
-        while True:
+        while not self._stopping.is_set():
+            try:
+                self._spawn()
+            except OSError as e:
+                log.error("agent process could not start: %s", e)
+                self._stopping.wait(1.0)
+                continue
+            if self._stopping.is_set():  # stop() came while it started: EOF ends it
+                self._end_input()
             for line in self._messages:
                 try:
                     self._handle(json.loads(line))
@@ -115,9 +122,6 @@ class ProcessBackend:
             log.error("agent process exited (%s); starting it again", code)
             self.restarts += 1
             self._stopping.wait(1.0)
-            if self._stopping.is_set():
-                return
-            self._spawn()
 
     def _handle(self, msg: dict) -> None:
         if "report" in msg:
@@ -150,21 +154,26 @@ class ProcessBackend:
         self._stopping.set()
         if self.wake in self.db.listeners:
             self.db.listeners.remove(self.wake)
-        proc = self.proc
-        if proc is None:
-            return
-        with self._write_lock:
+        proc = self._end_input()
+        if proc is not None:
             try:
-                proc.stdin.close()  # EOF: the child stops its agent and exits
-            except OSError:
-                pass
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if self._supervisor is not None:
-            self._supervisor.join(timeout=5)
+            self._supervisor.join(timeout=10)
+
+    def _end_input(self) -> subprocess.Popen | None:
+        """EOF on the child's stdin: it stops its agent and exits."""
+        with self._write_lock:
+            proc = self.proc
+            if proc is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+        return proc
 
     def wait_synced(self, generation: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
