@@ -9,6 +9,7 @@ implements ``Backend``; nothing above this layer changes.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Protocol
 
 
@@ -40,3 +41,21 @@ class Backend(Protocol):
 
     def agents(self) -> list[dict]:
         """What realises the state, for ``GET /v2.0/agents``: one dict per agent/chassis."""
+
+
+def wait_until(cond: threading.Condition, done, timeout: float) -> bool:
+    """Wait on ``cond`` (notified after each pass) until ``done()``; False on timeout."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            cond.wait(min(left, 0.5))
+    return True
+
+
+def l3_agent(host: str, alive: bool, stats) -> dict:
+    """This host's agent for ``GET /v2.0/agents`` (``stats``: agent.loop.AgentStats)."""
+    return {"agent_type": "L3 agent", "binary": "floatip-agent", "host": host,
+            "alive": alive, "passes": stats.passes, "last_error": stats.last_error}

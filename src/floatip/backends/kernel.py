@@ -1,12 +1,10 @@
 """The kernel backend: this host's agent builds every router in namespaces, OVS and netfilter."""
 from __future__ import annotations
 
-import time
-
 from ..agent.loop import Agent
 from ..core.layout import AgentConfig
 from ..metadata.agent import metadata_hooks
-from .base import StateSource
+from .base import StateSource, l3_agent, wait_until
 
 
 class KernelBackend:
@@ -32,17 +30,9 @@ class KernelBackend:
 
     def wait_synced(self, generation: int, timeout: float) -> bool:
         agent = self.agent
-        deadline = time.monotonic() + timeout
-        with agent.passes_done:
-            while agent.stats.last_generation < generation or agent.wake.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                agent.passes_done.wait(min(left, 0.5))
-        return True
+        return wait_until(agent.passes_done, lambda: agent.stats.last_generation >= generation
+                          and not agent.wake.is_set(), timeout)
 
     def agents(self) -> list[dict]:
-        st = self.agent.stats
-        return [{"agent_type": "L3 agent", "binary": "floatip-agent", "host": self.agent.host,
-                 "alive": self.agent.thread is not None and self.agent.thread.is_alive(),
-                 "passes": st.passes, "last_error": st.last_error}]
+        a = self.agent
+        return [l3_agent(a.host, a.thread is not None and a.thread.is_alive(), a.stats)]

@@ -23,13 +23,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 from ..agent.loop import Agent, AgentStats, pass_summary
 from ..core.errors import NeutronError
 from ..core.layout import AgentConfig
 from ..metadata.agent import metadata_hooks
 from ..store.database import Database
+from .base import l3_agent, wait_until
 from .local import LocalSource
 
 log = logging.getLogger("floatip.agent")
@@ -176,19 +176,11 @@ class ProcessBackend:
         return proc
 
     def wait_synced(self, generation: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.synced:
-            while self.agent.stats.last_generation < generation:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.synced.wait(min(left, 0.5))
-        return True
+        return wait_until(self.synced, lambda: self.agent.stats.last_generation >= generation,
+                          timeout)
 
     def agents(self) -> list[dict]:
-        st = self.agent.stats
-        return [{"agent_type": "L3 agent", "binary": "floatip-agent", "host": self.agent.host,
-                 "alive": self.agent.alive, "passes": st.passes, "last_error": st.last_error}]
+        return [l3_agent(self.agent.host, self.agent.alive, self.agent.stats)]
 
 
 # -- the child ---------------------------------------------------------------------------
