@@ -2,19 +2,31 @@
 interpreter), started before the clock runs: each imports httpx only, says "ready", waits
 for "go" on stdin, does its work and prints one JSON line. Spawned multiprocessing workers
 re-imported the benchmark (floatip, SQLAlchemy, pyroute2): 8 of them took ~6 s of the
-measured time on 2 cores.
+measured time on 2 cores. A client in the server's own process measured the server with
+its GIL shared: httpx's own CPU and a connect loop spinning beside the API thread.
 
     python api_clients.py URL  < {"op": "pairs", "ext": ID, "nets": [...], "idx": [...]}
     python api_clients.py URL  < {"op": "delete", "pairs": [[port, fip], ...]}
+    python api_clients.py URL  < {"op": "post", "ext": ID, "n": N}       (allocate only)
+    python api_clients.py URL  < {"op": "list", "n": N}
+    python api_clients.py URL  < {"op": "first_tcp", "ext": ID, "port": ID, "ns": NS,
+                                  "tcp_port": 8080}   (one sample per "go" line: Probe)
 """
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import queue
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
+
+CLONE_NEWNET = 0x40000000
 
 
 def make_pairs(c: httpx.Client, ext: str, nets: list[str], idx: list[int]) -> dict:
@@ -40,16 +52,132 @@ def delete_pairs(c: httpx.Client, pairs: list) -> dict:
     return {}
 
 
+def post_fips(c: httpx.Client, ext: str, n: int) -> dict:
+    """POST floatingip (allocate only) ``n`` times, one after the other."""
+    lat, ids = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = c.post("/v2.0/floatingips", json={"floatingip": {"floating_network_id": ext}})
+        r.raise_for_status()
+        lat.append(time.perf_counter() - t0)
+        ids.append(r.json()["floatingip"]["id"])
+    return {"lat": lat, "ids": ids}
+
+
+def list_fips(c: httpx.Client, n: int) -> dict:
+    """GET every floating IP (3 times) and the first page of 10 (``n`` times)."""
+    full, page = [], []
+    for params, out, times in (({}, full, 3), ({"limit": 10}, page, n)):
+        for _ in range(times):
+            t0 = time.perf_counter()
+            c.get("/v2.0/floatingips", params=params).raise_for_status()
+            out.append(time.perf_counter() - t0)
+    return {"full": full, "page": page}
+
+
+class Connector:
+    """A thread inside a network namespace: connect to ip:port until it works (a SYN that
+    finds no DNAT yet is retried after 20 ms, as a new connection)."""
+
+    def __init__(self, ns: str):
+        self.q: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, args=(ns,), daemon=True).start()
+
+    def _run(self, ns: str) -> None:
+        fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        try:  # this thread only
+            if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+        while True:
+            ip, port, deadline, box, done = self.q.get()
+            tries = []
+            while time.monotonic() < deadline:
+                s = socket.socket()
+                s.settimeout(0.02)
+                t = time.perf_counter()
+                try:
+                    s.connect((ip, port))
+                    box.append(time.perf_counter())
+                    break
+                except OSError as e:
+                    tries.append((t, type(e).__name__))
+                    time.sleep(0.0005)
+                finally:
+                    s.close()
+            box.append(tries)
+            done.set()
+
+    def first_connect(self, ip: str, port: int, timeout: float = 10.0) -> float | None:
+        box: list = []
+        done = threading.Event()
+        self.q.put((ip, port, time.monotonic() + timeout, box, done))
+        done.wait()
+        self.tries = box[-1]
+        return box[0] if len(box) > 1 else None
+
+
+def first_tcp(c: httpx.Client, job: dict) -> None:
+    """One sample per "go" line: POST floatingip with port_id, then connect through it until
+    it works; prints {"id", "api", "tcp", "sent"} (seconds; ``sent``: wall clock)."""
+    conn = Connector(job["ns"])
+    body = {"floatingip": {"floating_network_id": job["ext"], "port_id": job["port"]}}
+    while sys.stdin.readline().strip() == "go":
+        sent, t0 = time.time(), time.perf_counter()
+        r = c.post("/v2.0/floatingips", json=body)
+        r.raise_for_status()
+        api = time.perf_counter() - t0
+        f = r.json()["floatingip"]
+        t1 = conn.first_connect(f["floating_ip_address"], job["tcp_port"])
+        print(json.dumps({"id": f["id"], "api": api, "sent": sent,
+                          "tcp": None if t1 is None else t1 - t0,
+                          "failed": [(t - t0, e) for t, e in conn.tries]}), flush=True)
+
+
 def main() -> None:
     job = json.loads(sys.stdin.readline())
     with httpx.Client(base_url=sys.argv[1], timeout=120) as c:
+        c.get("/").raise_for_status()  # connected before the clock runs
         print("ready", flush=True)
+        if job["op"] == "first_tcp":
+            return first_tcp(c, job)
         sys.stdin.readline()  # go
         if job["op"] == "pairs":
             res = make_pairs(c, job["ext"], job["nets"], job["idx"])
+        elif job["op"] == "post":
+            res = post_fips(c, job["ext"], job["n"])
+        elif job["op"] == "list":
+            res = list_fips(c, job["n"])
         else:
             res = delete_pairs(c, job["pairs"])
     print(json.dumps(res), flush=True)
+
+
+class Probe:
+    """A client process driven one sample at a time (``first_tcp``)."""
+
+    def __init__(self, url: str, job: dict):
+        self.p = subprocess.Popen([sys.executable, __file__, url], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.p.stdin.write(json.dumps(job) + "\n")
+        self.p.stdin.flush()
+        if self.p.stdout.readline().strip() != "ready":
+            self.close()
+            raise RuntimeError("the client did not start")
+
+    def sample(self) -> dict:
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError("the client failed")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
 
 
 def run(url: str, jobs: list[dict]) -> tuple[list[dict], float]:

@@ -13,18 +13,16 @@ Measured, in this order, and printed as a markdown table:
      from an upstream namespace to a VM namespace listening on 8080: p50/p99;
   5. API writes (PUT floatingip) while a full pass runs: max and p99;
   6. deleting every pair with 8 clients: total time.
-Needs root and OVS.
+Needs root and OVS. ``FP_TRACE=1`` prints each first-TCP sample's timeline (POST, connect
+attempts that failed, the agent's pass and its phases, in ms after the POST was sent).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import queue
-import socket
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -38,7 +36,6 @@ from sqlalchemy import func, select  # noqa: E402
 from floatip import lab as L, store as S  # noqa: E402
 from floatip.agent import binding  # noqa: E402
 from floatip.core.layout import AgentConfig  # noqa: E402
-from floatip.dataplane.netns import setns  # noqa: E402
 from floatip.dataplane.ovs import datapath_type  # noqa: E402
 from floatip.server import Server, free_port  # noqa: E402
 
@@ -53,39 +50,6 @@ def pct(values, p):
 
 def ms(x: float) -> str:
     return f"{x * 1000:.1f}"
-
-
-class Connector:
-    """A thread inside the upstream namespace: connect to ip:port until it works."""
-
-    def __init__(self, ns: str):
-        self.q: queue.Queue = queue.Queue()
-        self.t = threading.Thread(target=self._run, args=(ns,), daemon=True)
-        self.t.start()
-
-    def _run(self, ns: str) -> None:
-        setns(ns)  # this thread only
-        while True:
-            ip, port, deadline, box, done = self.q.get()
-            while time.monotonic() < deadline:
-                s = socket.socket()
-                s.settimeout(0.02)
-                try:
-                    s.connect((ip, port))
-                    box.append(time.perf_counter())
-                    break
-                except OSError:
-                    time.sleep(0.0005)
-                finally:
-                    s.close()
-            done.set()
-
-    def first_connect(self, ip: str, port: int, timeout: float = 10.0) -> float | None:
-        box: list = []
-        done = threading.Event()
-        self.q.put((ip, port, time.monotonic() + timeout, box, done))
-        done.wait()
-        return box[0] if box else None
 
 
 class Bench:
@@ -193,30 +157,20 @@ class Bench:
         assert self.server.wait_for_agent(300), "agent did not converge on the pairs"
 
     def post_latency(self):
-        """2: POST floatingip (allocate only), agent running."""
-        lat, ids = [], []
-        for _ in range(self.args.samples):
-            t0 = time.perf_counter()
-            f = self.post(self.c, "floatingip", {"floating_network_id": self.ext["id"]})
-            lat.append(time.perf_counter() - t0)
-            ids.append(f["id"])
-        for fid in ids:
+        """2: POST floatingip (allocate only), agent running (a client process)."""
+        [res], _ = api_clients.run(self.server.url, [{"op": "post", "ext": self.ext["id"],
+                                                      "n": self.args.samples}])
+        lat = res["lat"]
+        for fid in res["ids"]:
             self.c.delete(f"/v2.0/floatingips/{fid}")
         self.results.append((f"POST floatingip at {self.args.fips} (agent running), p50 / p99",
                              f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))} ms", "p50 ≤ 20 ms"))
         self.key["post_p50"] = pct(lat, 50) * 1000
 
     def list_latency(self):
-        """3: GET list all / limit=10."""
-        full, page = [], []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            self.c.get("/v2.0/floatingips").raise_for_status()
-            full.append(time.perf_counter() - t0)
-        for _ in range(self.args.samples):
-            t0 = time.perf_counter()
-            self.c.get("/v2.0/floatingips", params={"limit": 10}).raise_for_status()
-            page.append(time.perf_counter() - t0)
+        """3: GET list all / limit=10 (a client process)."""
+        [res], _ = api_clients.run(self.server.url, [{"op": "list", "n": self.args.samples}])
+        full, page = res["full"], res["page"]
         self.results += [(f"GET /v2.0/floatingips ({self.args.fips}), p50",
                           f"{ms(pct(full, 50))} ms", "≤ 1 s"),
                          ("GET /v2.0/floatingips?limit=10, p50", f"{ms(pct(page, 50))} ms",
@@ -225,29 +179,44 @@ class Bench:
         self.key["list_10"] = pct(page, 50) * 1000
 
     def first_tcp(self):
-        """4: API create (port_id) -> first TCP connection through the FIP."""
-        conn = Connector(self.upstream)
-        lat, api, agent_done = [], [], []
-        for _ in range(self.args.tcp_samples):
-            t0 = time.perf_counter()
-            f = self.post(self.c, "floatingip", {"floating_network_id": self.ext["id"],
-                                                 "port_id": self.vm["id"]})
-            api.append(time.perf_counter() - t0)
-            w0 = time.time() - api[-1]
-            t1 = conn.first_connect(f["floating_ip_address"], 8080)
-            if t1 is not None:
-                lat.append(t1 - t0)
-            st = self.server.agent.stats  # the pass that programmed it: when it ended
-            if st.last_generation >= 0 and st.last_pass_at > w0:
-                agent_done.append(st.last_pass_at - w0)
-            self.c.delete(f"/v2.0/floatingips/{f['id']}").raise_for_status()
-            self.server.wait_for_agent(30)
+        """4: API create (port_id) -> first TCP connection through the FIP, measured by a
+        client process (POST, then connect from the upstream namespace until it works)."""
+        probe = api_clients.Probe(self.server.url, {
+            "op": "first_tcp", "ext": self.ext["id"], "port": self.vm["id"],
+            "ns": self.upstream, "tcp_port": 8080})
+        lat, api, agent_done, phases = [], [], [], {}
+        try:
+            for _ in range(self.args.tcp_samples):
+                x = probe.sample()
+                api.append(x["api"])
+                if x["tcp"] is not None:
+                    lat.append(x["tcp"])
+                self.server.wait_for_agent(30)
+                st = self.server.agent.stats  # the pass that programmed it: when it ended
+                if os.environ.get("FP_TRACE"):
+                    print(f"# api {x['api'] * 1e3:.1f} tcp {(x['tcp'] or 0) * 1e3:.1f} "
+                          f"failed {[(round(t * 1e3, 1), e) for t, e in x['failed']]} pass "
+                          f"{(st.last_pass_at - st.last_seconds - x['sent']) * 1e3:.1f}-"
+                          f"{(st.last_pass_at - x['sent']) * 1e3:.1f} "
+                          f"{ {k: round(v * 1e3, 1) for k, v in st.last_phases.items()} }",
+                          file=sys.stderr)
+                if st.last_generation >= 0 and st.last_pass_at > x["sent"]:
+                    agent_done.append(st.last_pass_at - x["sent"])
+                    for k, v in st.last_phases.items():
+                        phases.setdefault(k, []).append(v)
+                self.c.delete(f"/v2.0/floatingips/{x['id']}").raise_for_status()
+                self.server.wait_for_agent(30)
+        finally:
+            probe.close()
         self.results.append((f"API create (port_id) -> first TCP through the FIP at "
                              f"{self.args.fips}, p50 / p99 (n={len(lat)})",
                              f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))} ms", "p50 ≤ 20 ms"))
         self.results.append(("  of which the POST itself, p50", f"{ms(pct(api, 50))} ms", ""))
         self.results.append(("  the agent's pass ended after the POST was sent, p50",
                              f"{ms(pct(agent_done, 50))} ms", ""))
+        self.results.append(("  that pass by phase (" + ", ".join(phases) + "), p50",
+                             " / ".join(f"{ms(pct(v, 50))}" for v in phases.values()) + " ms",
+                             ""))
         self.key["tcp_p50"] = pct(lat, 50) * 1000
 
     def writes_during_full_pass(self):

@@ -19,6 +19,10 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         self.passes = Histogram("floatip_agent_pass_seconds", "Agent pass duration",
                                 ["kind"], registry=r, buckets=PASS_BUCKETS)
+        self.phases = Histogram("floatip_agent_pass_phase_seconds",
+                                "Agent pass time by phase: read (desired state from the "
+                                "database), apply (plan and kernel), report (statuses)",
+                                ["kind", "phase"], registry=r, buckets=PASS_BUCKETS)
         self.programmed = Gauge("floatip_floatingips_programmed",
                                 "Floating IPs the agent holds as programmed", registry=r)
         self.routers = Gauge("floatip_routers_programmed", "Routers applied without error",
@@ -37,7 +41,10 @@ class Metrics:
     def observe(self, p: dict) -> None:
         """After each agent pass, with its ``agent.loop.pass_summary`` (in process, or sent
         by the agent's own process)."""
-        self.passes.labels("full" if p["full"] else "incremental").observe(p["seconds"])
+        kind = "full" if p["full"] else "incremental"
+        self.passes.labels(kind).observe(p["seconds"])
+        for phase, seconds in p.get("phases", {}).items():
+            self.phases.labels(kind, phase).observe(seconds)
         self.programmed.set(p["programmed"])
         self.routers.set(p["routers_ok"])
         for action, n in p["repairs"].items():

@@ -125,8 +125,8 @@ class Binder:
         host that have none any more. ``report`` naming no VM port and no port an interface
         carried (a floating IP's own port, a router's) leaves the bridge unread: the pass of
         a floating IP does not walk every port of the bridge."""
-        if report is not None and not (report & (vm_ports.keys() | self.iface_ids)):
-            return {}
+        if report is not None and not any(p in vm_ports or p in self.iface_ids for p in report):
+            return {}  # (no set of every VM port: a pass costs what it touches)
         with self._lock:
             api = self.api
             bridge = next((b for b in idl_rows(api.tables["Bridge"]) if b.name == self.bridge),

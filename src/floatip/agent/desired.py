@@ -93,7 +93,7 @@ class Desired:
             self.invalid_fips.pop(f, None)
         if not fips:
             return
-        ports = {st.floatingips[f].port_id for f in fips} & set(st.ports)
+        ports = {p for f in fips if (p := st.floatingips[f].port_id) in st.ports}
         routers = {r.id: r for f in fips if (r := st.router_for_fip(st.floatingips[f]))}
         # with the subnets and networks they use only: checking every subnet of the
         # cloud for one floating IP cost a pass 1 ms per 100 routers

@@ -69,7 +69,8 @@ def pass_summary(agent, full: bool, seconds: float, report) -> dict:
             "programmed": sum(len(f) for f in rec.fips.values()),
             "routers_ok": len(rec.layouts) - len(rec.dirty), "repairs": repairs,
             "namespace_repairs": rec.repairs.get("namespace", 0),
-            "errors": len(agent.router_errors), "generation": agent.stats.last_generation}
+            "errors": len(agent.router_errors), "generation": agent.stats.last_generation,
+            "phases": dict(agent.stats.last_phases)}
 
 
 @dataclass
@@ -83,6 +84,7 @@ class AgentStats:
     full_passes: int = 0
     last_pass_at: float = 0.0
     last_read: str = "full"
+    last_phases: dict[str, float] = field(default_factory=dict)  # read/apply/report: seconds
     fip_status: dict = field(default_factory=dict)  # id -> [status, reason]
     router_status: dict[str, list] = field(default_factory=dict)  # id -> [status, reason]
     repairs: dict[str, int] = field(default_factory=dict)
@@ -302,6 +304,7 @@ class Agent:
         every other router is applied."""
         t0 = time.perf_counter()
         read, changed = self._read(full)
+        t_read = time.perf_counter()
         d = self.desired
         state = d.clean()
         invalid = dict(d.invalid_routers)
@@ -348,8 +351,9 @@ class Agent:
             fids = set(changed.get("floatingips", ()))
             for pid in changed.get("ports", ()):
                 fids |= d.port_fips.get(pid, set())
-            for fid in fids - set(whole.floatingips):
-                self.fip_status.pop(fid, None)
+            for fid in fids:
+                if fid not in whole.floatingips:
+                    self.fip_status.pop(fid, None)
             check = {f for f in fids if f in whole.floatingips}
             self.fip_status.update(self._fip_status(
                 whole, d.invalid_fips, {f: whole.floatingips[f] for f in check}))
@@ -359,9 +363,13 @@ class Agent:
             set(changed) - {"ports", "floatingips"} else set(changed.get("ports", ()))
         self._ovs_woken = False
         extra_errors = self._services(state, invalid, full)
+        t_apply = time.perf_counter()
         self._report(router_status, check, ports_changed)
+        t_end = time.perf_counter()
+        self.stats.last_phases = {"read": t_read - t0, "apply": t_apply - t_read,
+                                  "report": t_end - t_apply}
         self.stats.passes += 1
-        self.stats.last_seconds = time.perf_counter() - t0
+        self.stats.last_seconds = t_end - t0
         self.stats.last_generation = d.generation
         self.stats.last_full = full
         self.stats.full_passes += full

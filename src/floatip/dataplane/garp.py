@@ -37,8 +37,11 @@ class Garp:
         self._closing: queue.Queue = queue.Queue()
         self._closer: threading.Thread | None = None
 
-    def announce(self, ns: str, dev: str, mac: str, ips) -> None:
-        self.q.put((ns, dev, mac, tuple(ips)))
+    def announce(self, ns: str, dev: str, mac: str, ips, *, repeat: bool = True,
+                 clean: bool = True) -> None:
+        """Queue a first round for ``ips`` now; ``repeat``: and the later rounds; ``clean``:
+        and delete the flows to them that were opened before their DNAT."""
+        self.q.put((ns, dev, mac, tuple(ips), repeat, clean))
         with self._lock:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="garp", daemon=True)
@@ -76,8 +79,8 @@ class Garp:
                 except queue.Empty:
                     break
             now = time.monotonic()
-            for item in fresh:
-                for r in range(1, self.rounds):
+            for *item, repeat, _ in fresh:
+                for r in range(1, self.rounds if repeat else 1):
                     seq += 1
                     heapq.heappush(later, (now + r * self.interval, seq, r, *item))
             due = []
@@ -85,14 +88,15 @@ class Garp:
                 due.append(heapq.heappop(later)[3:])
             self.pending = len(later) + len(due) + len(fresh)
             if fresh:
-                self._round(fresh, first=True)
+                self._round([item[:4] for item in fresh], clean={
+                    ip for item in fresh if item[5] for ip in item[3]})
             if due:
-                self._round(due, first=False)
+                self._round(due)
             if fresh or due:
                 setns_fd(home, "home")  # never keep a router namespace alive
             self.pending = len(later)
 
-    def _round(self, items, first: bool) -> None:
+    def _round(self, items, clean: set[str] = frozenset()) -> None:
         by_ns: dict[str, list] = {}
         for ns, dev, mac, ips in items:
             by_ns.setdefault(ns, []).append((dev, mac, ips))
@@ -108,11 +112,11 @@ class Garp:
                             log.debug("garp %s %s: %s", ns, dev, e)
                 finally:
                     self._close_later(sock)
-                if first:  # flows opened before the DNAT existed would stay un-NATed
+                stale = [ip for _, _, ips in sends for ip in ips if ip in clean]
+                if stale:  # flows opened before the DNAT existed would stay un-NATed
                     ct = CtNetlink(None)
                     try:
-                        ct.delete_by_address([ip for _, _, ips in sends for ip in ips],
-                                             stale_only=True)
+                        ct.delete_by_address(stale, stale_only=True)
                     finally:
                         ct.close()
             except Exception as e:  # namespace or device gone: nothing to announce

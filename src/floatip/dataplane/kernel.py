@@ -463,9 +463,14 @@ class Dataplane:
                 run_in_netns(ns, write_sysctls, a)
 
             case "add_fips":
+                # announced before the addresses too: the DNAT (an earlier step) already
+                # carries the traffic, and an IPv4 address add walks the device's address
+                # list (~3 ms at 10,000 addresses); an upstream resolving the address need
+                # not wait for it. Announced again after, for one that asked in between.
                 dev, mac, ips = a
+                self.garp.announce(ns, dev, mac, ips, repeat=False)
                 self._fip_addresses(ns, dev, True, ips)
-                self.garp.announce(ns, dev, mac, ips)
+                self.garp.announce(ns, dev, mac, ips, clean=False)
             case "del_fips":
                 dev, ips = a
                 self._fip_addresses(ns, dev, False, ips)

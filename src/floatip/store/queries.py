@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable
 
-from sqlalchemy import and_, delete as sa_delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete as sa_delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, lazyload
 
@@ -43,17 +43,26 @@ def bump_generation(s: Session, changed: Iterable[tuple[str, str]] = ()) -> int:
     return gen
 
 
+_chg = Change.__table__
+# the generation now and the oldest change kept, in one statement
+_FEED = select(select(_meta.c.value).where(_meta.c.key == "generation").scalar_subquery(),
+               select(func.min(_chg.c.generation)).scalar_subquery())
+_CHANGES = select(_chg.c.resource, _chg.c.resource_id).where(_chg.c.generation > bindparam("g"))
+
+
 def changes_since(s: Session, gen: int) -> tuple[int, list[tuple[str, str]]] | None:
     """(generation now, [(resource, id)] changed after ``gen``); None when the feed no longer
-    reaches back to ``gen`` (pruned): the caller reads everything."""
-    now = generation(s)
+    reaches back to ``gen`` (pruned): the caller reads everything. Prebuilt statements on
+    the Core connection: the agent reads a delta after every commit, and building and
+    executing each SELECT through the ORM session cost more than the query."""
+    conn = s.connection()
+    now, oldest = conn.execute(_FEED).one()
+    now = now or 0
     if gen >= now:
         return now, []
-    oldest = s.execute(select(func.min(Change.generation))).scalar()
     if oldest is None or oldest > gen + 1:
         return None
-    rows = s.execute(select(Change.resource, Change.resource_id)
-                     .where(Change.generation > gen)).all()
+    rows = conn.execute(_CHANGES, {"g": gen}).all()
     return now, sorted({(r, i) for r, i in rows})
 
 
@@ -285,19 +294,34 @@ def snapshot_rows(s: Session) -> dict:
     return out
 
 
+_ROW_BY: dict[tuple, Any] = {}
+
+
+def _row_by(model, col: str, many: bool):
+    """``SELECT * FROM table WHERE col = :v`` (or ``IN :v``), built once: a prebuilt
+    statement keeps its cache key, so executing it again skips building and hashing it."""
+    key = (model, col, many)
+    if key not in _ROW_BY:
+        c = model.__table__.c[col]
+        _ROW_BY[key] = select(model.__table__).where(
+            c.in_(bindparam("v", expanding=True)) if many else c == bindparam("v"))
+    return _ROW_BY[key]
+
+
 def rows_for(s: Session, ids: dict[str, set[str]]) -> dict:
     """The rows ``snapshot_rows`` gives, for the objects named in ``ids`` (resource -> ids)
     only, plus what building them needs: a router's ports and their addresses, the
     routers a changed port belongs to. Indexed lookups, no scan."""
+    conn = s.connection()
+
     def where(model, col, values):
         values = sorted(v for v in values if v)
         if not values:
             return []
-        t = model.__table__
         if len(values) == 1:  # the usual delta: no IN list to expand at each execution
-            return list(s.execute(select(t).where(t.c[col] == values[0])))
+            return list(conn.execute(_row_by(model, col, False), {"v": values[0]}))
         return [r for i in range(0, len(values), 500)
-                for r in s.execute(select(t).where(t.c[col].in_(values[i:i + 500])))]
+                for r in conn.execute(_row_by(model, col, True), {"v": values[i:i + 500]})]
     port_ids = set(ids.get("port", ()))
     router_ids = set(ids.get("router", ()))
     rp_of_ports = where(RouterPort, "port_id", port_ids)
