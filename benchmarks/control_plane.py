@@ -370,7 +370,7 @@ def main() -> int:
     p.add_argument("--routers", type=int, default=1)
     p.add_argument("--fips", type=int, default=10000)
     p.add_argument("--samples", type=int, default=50)
-    p.add_argument("--tcp-samples", type=int, default=20)
+    p.add_argument("--tcp-samples", type=int, default=100)
     p.add_argument("--interval", type=float, default=30.0)
     p.add_argument("--db", default=None)
     p.add_argument("--agent-thread", dest="agent_process", action="store_false",

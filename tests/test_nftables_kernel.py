@@ -204,6 +204,9 @@ def test_flows_opened_before_the_fip_get_its_dnat(topo):
              "dev", "eth0", "nud", "permanent")
         topo.fip(FIP, False)
         assert rec.sync(topo.state()).ok
+        deadline = time.monotonic() + 3  # the old flow is cut by the flusher's next batch
+        while topo.dp.flusher.busy() and time.monotonic() < deadline:
+            time.sleep(0.02)
         tx.sendto(b"late", (FIP, 7777))
         time.sleep(0.2)
         stale = nsexec(topo.ns, ["conntrack", "-L", "-d", FIP, "-p", "udp"], check=False).stdout

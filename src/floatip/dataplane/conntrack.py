@@ -1,14 +1,18 @@
 """conntrack through ctnetlink, in process."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import struct
+import threading
+import time
 
 from .netlink import read_dump
 from .netns import high_socket, keep_high, run_in_netns
 
 COUNT_FILE = "/proc/sys/net/netfilter/nf_conntrack_count"
+log = logging.getLogger(__name__)
 
 
 def _open_count() -> int | None:
@@ -111,3 +115,89 @@ class CtNetlink:
                 if mseq == self.seq:
                     break
         return len(victims)
+
+
+class Flusher:
+    """The flows of removed floating IPs, cut in batches. A ctnetlink dump walks the host's
+    whole conntrack table (~9 ms however few entries the namespace holds), and a router
+    with traffic paid it for every pass that removed a floating IP: under a stream of
+    deletes, dozens per second. Removals that come within ``window`` seconds of each other
+    share one dump per namespace, done by a thread of its own.
+
+    A floating IP programmed again before its batch ran is flushed at once by the caller
+    (``before_add``, before the new DNAT exists), and a batch holds the namespace's lock
+    from taking its addresses until its deletes are done: no flow of a new mapping is cut."""
+
+    def __init__(self, window: float = 0.1):
+        self.window = window
+        self._pending: dict[str, set[str]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._running = 0  # batches taken and not done yet
+        self.dumps = 0
+
+    def request(self, ns: str, ips) -> None:
+        with self._cv:
+            self._pending.setdefault(ns, set()).update(ips)
+            self._locks.setdefault(ns, threading.Lock())
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ct-flush", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+
+    def before_add(self, ns: str, ips) -> None:
+        """``ips`` are about to be programmed in ``ns``: cut their old flows first."""
+        with self._cv:
+            pending = self._pending.get(ns)
+            if not pending or pending.isdisjoint(ips):
+                return
+        self._flush(ns)
+
+    def forget(self, ns: str) -> None:
+        """The namespace went away, and its flows with it."""
+        with self._cv:
+            self._pending.pop(ns, None)
+
+    def drain(self) -> None:
+        """Every batch now (the dataplane closes)."""
+        with self._cv:
+            names = list(self._pending)
+        for ns in names:
+            self._flush(ns)
+
+    def busy(self) -> bool:
+        """Flows wait for a batch, or a batch is running (for tests and benchmarks)."""
+        with self._cv:
+            return bool(self._pending) or self._running > 0
+
+    def _flush(self, ns: str) -> None:
+        with self._cv:
+            lock = self._locks.setdefault(ns, threading.Lock())
+        with lock:
+            with self._cv:
+                ips = self._pending.pop(ns, None)
+                self._running += bool(ips)
+            if not ips:
+                return
+            try:
+                ct = CtNetlink(ns)
+                try:
+                    ct.delete_by_address(sorted(ips))
+                    self.dumps += 1
+                finally:
+                    ct.close()
+            except Exception as e:  # noqa: BLE001 - the namespace is gone, or conntrack
+                log.info("conntrack in %s: %s", ns, e)
+            finally:
+                with self._cv:
+                    self._running -= 1
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                if not self._cv.wait_for(lambda: self._pending, timeout=30):
+                    self._thread = None
+                    return
+            time.sleep(self.window)  # let the removals of the next passes join the batch
+            self.drain()

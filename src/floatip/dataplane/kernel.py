@@ -31,7 +31,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..core.layout import NS_PREFIX, OWNER_KEY
 from ..core.plan import Link, NsFacts, Observed, OvsPort, Plan, Step
-from .conntrack import CtNetlink
+from .conntrack import CtNetlink, Flusher
 from .garp import Garp
 from .nat import nat_driver
 from .netlink import RtBatch
@@ -90,6 +90,8 @@ class Dataplane:
         self.replaced: list[str] = []  # namespaces found replaced or gone, for reports
         self._ns_watch = NamespaceWatch()
         self.garp = Garp()
+        self.flusher = Flusher()  # the flows of removed floating IPs, cut in batches
+        self._removing: set[tuple[str, str]] = set()  # (namespace, FIP) removed by this plan
         self.writes = 0  # kernel and OVS changes made by this object, for tests and reports
         self.seconds: dict[str, float] = {}  # time spent per step action, for benchmarks
 
@@ -113,6 +115,7 @@ class Dataplane:
         return s
 
     def close(self) -> None:
+        self.flusher.drain()
         if hasattr(self.nat, "close"):
             self.nat.close()
         for s in self._sessions.values():
@@ -175,6 +178,7 @@ class Dataplane:
         """Close everything opened in the namespace that had this name and drop what the
         NAT driver knew of it."""
         self._drop_session(ns)
+        self.flusher.forget(ns)
         if hasattr(self.nat, "forget"):
             self.nat.forget(ns)
         self._ident.pop(ns, None)
@@ -286,6 +290,12 @@ class Dataplane:
         res = Result()
         failed: set[str] = set()
         steps = plan.steps
+        self._removing = set()
+        for s in steps:  # a FIP whose flows wait for a batch is flushed before it comes back
+            if s.action == "add_fips":
+                self.flusher.before_add(s.target, s.args[2])
+            elif s.action == "del_fips":
+                self._removing |= {(s.target, ip) for ip in s.args[1]}
         i = 0
         while i < len(steps):
             if steps[i].action in OVS_ACTIONS:
@@ -477,7 +487,14 @@ class Dataplane:
             case "flush_conntrack":
                 # Entries whose original or reply destination is the address (inbound flows
                 # and the float-SNATed outbound ones): one ctnetlink dump and the deletes, in
-                # process; the conntrack tool is the fallback.
+                # process; the conntrack tool is the fallback. Removed floating IPs wait
+                # (<= 0.1 s) for a batch; moved ones, still programmed, are cut now.
+                later = [ip for ip in a if (ns, ip) in self._removing]
+                if later:
+                    self.flusher.request(ns, later)
+                a = [ip for ip in a if (ns, ip) not in self._removing]
+                if not a:
+                    return
                 try:
                     ct = self._ct.get(ns) or self._ct.setdefault(ns, CtNetlink(ns))
                     ct.delete_by_address(a)
