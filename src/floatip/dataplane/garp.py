@@ -37,11 +37,8 @@ class Garp:
         self._closing: queue.Queue = queue.Queue()
         self._closer: threading.Thread | None = None
 
-    def announce(self, ns: str, dev: str, mac: str, ips, *, repeat: bool = True,
-                 clean: bool = True) -> None:
-        """Queue a first round for ``ips`` now; ``repeat``: and the later rounds; ``clean``:
-        and delete the flows to them that were opened before their DNAT."""
-        self.q.put((ns, dev, mac, tuple(ips), repeat, clean))
+    def announce(self, ns: str, dev: str, mac: str, ips) -> None:
+        self.q.put((ns, dev, mac, tuple(ips)))
         with self._lock:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="garp", daemon=True)
@@ -79,8 +76,8 @@ class Garp:
                 except queue.Empty:
                     break
             now = time.monotonic()
-            for *item, repeat, _ in fresh:
-                for r in range(1, self.rounds if repeat else 1):
+            for item in fresh:
+                for r in range(1, self.rounds):
                     seq += 1
                     heapq.heappush(later, (now + r * self.interval, seq, r, *item))
             due = []
@@ -88,15 +85,14 @@ class Garp:
                 due.append(heapq.heappop(later)[3:])
             self.pending = len(later) + len(due) + len(fresh)
             if fresh:
-                self._round([item[:4] for item in fresh], clean={
-                    ip for item in fresh if item[5] for ip in item[3]})
+                self._round(fresh, first=True)
             if due:
-                self._round(due)
+                self._round(due, first=False)
             if fresh or due:
                 setns_fd(home, "home")  # never keep a router namespace alive
             self.pending = len(later)
 
-    def _round(self, items, clean: set[str] = frozenset()) -> None:
+    def _round(self, items, first: bool) -> None:
         by_ns: dict[str, list] = {}
         for ns, dev, mac, ips in items:
             by_ns.setdefault(ns, []).append((dev, mac, ips))
@@ -107,23 +103,24 @@ class Garp:
                 try:
                     for dev, mac, ips in sends:
                         try:
-                            self._send(sock, dev, mac, ips)
+                            self.send(sock, dev, mac, ips)
                         except OSError as e:  # this device is gone; others still announce
                             log.debug("garp %s %s: %s", ns, dev, e)
                 finally:
-                    self._close_later(sock)
-                stale = [ip for _, _, ips in sends for ip in ips if ip in clean]
-                if stale:  # flows opened before the DNAT existed would stay un-NATed
+                    self.close_later(sock)
+                if first:  # flows opened before the DNAT existed would stay un-NATed
                     ct = CtNetlink(None)
                     try:
-                        ct.delete_by_address(stale, stale_only=True)
+                        ct.delete_by_address([ip for _, _, ips in sends for ip in ips],
+                                             stale_only=True)
                     finally:
                         ct.close()
             except Exception as e:  # namespace or device gone: nothing to announce
                 log.debug("garp %s: %s", ns, e)
 
     @staticmethod
-    def _send(sock: socket.socket, dev: str, mac: str, ips) -> None:
+    def send(sock: socket.socket, dev: str, mac: str, ips) -> None:
+        """One round for ``ips`` on a packet socket of the device's namespace."""
         hw = bytes.fromhex(mac.replace(":", ""))
         for ip in ips:
             pa = socket.inet_aton(ip)
@@ -131,7 +128,7 @@ class Garp:
             arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, hw, pa, b"\0" * 6, pa)
             sock.sendto(b"\xff" * 6 + hw + b"\x08\x06" + arp, (dev, 0x0806))
 
-    def _close_later(self, sock: socket.socket) -> None:
+    def close_later(self, sock: socket.socket) -> None:
         """Closing a packet socket waits for an RCU grace period (packet_release calls
         synchronize_net: ~12 ms here), which made each announcement cost that much: 300
         took 3.7 s. Sockets are closed by a thread of their own instead."""
