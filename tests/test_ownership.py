@@ -37,6 +37,33 @@ def test_instance_id_is_stable_and_registered(tmp_path):
         srv.close()
 
 
+def test_pid_files_of_killed_servers_go_when_a_server_starts(tmp_path):
+    """A server killed without closing left its pid file behind: the next server to start
+    removes it (its pid is dead); the file of an instance that runs stays."""
+    import subprocess
+    import uuid
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    os.makedirs(INSTANCES_DIR, exist_ok=True)
+    gone, alive = (os.path.join(INSTANCES_DIR, f"test-{uuid.uuid4().hex[:12]}.pid")
+                   for _ in range(2))
+    for path, pid in ((gone, dead.pid), (alive, os.getpid())):
+        with open(path, "w") as f:
+            f.write(str(pid))
+    try:
+        srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
+                     agent=False).start()
+        try:
+            assert not os.path.exists(gone)
+            assert os.path.exists(alive) and instance_alive(srv.instance)
+        finally:
+            srv.close()
+    finally:
+        for path in (gone, alive):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
 def test_a_server_prunes_only_its_own_routers(topo, nat_driver):
     topo.vm("vm4", "198.51.100.84")
     topo.fip("203.0.113.84", "vm4")

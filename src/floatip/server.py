@@ -115,11 +115,17 @@ class Server:
 
     def _register(self) -> None:
         """A pid file per running instance: ``cleanup --orphans`` removes the routers of
-        instances without one."""
+        instances without one. Those of servers that were killed go now: they said nothing
+        (their pid is dead), piled up, and a reused pid would make one look alive."""
         try:
             os.makedirs(INSTANCES_DIR, exist_ok=True)
-            with open(os.path.join(INSTANCES_DIR, self.instance + ".pid"), "w") as f:
+            for name in os.listdir(INSTANCES_DIR):
+                if name.endswith(".pid") and not instance_alive(name[:-4]):
+                    os.unlink(os.path.join(INSTANCES_DIR, name))
+            path = os.path.join(INSTANCES_DIR, self.instance + ".pid")
+            with open(path + ".tmp", "w") as f:  # whole when it appears: never read empty
                 f.write(str(os.getpid()))
+            os.replace(path + ".tmp", path)
         except OSError:
             pass
 
