@@ -140,7 +140,6 @@ class Flusher:
     def request(self, ns: str, ips) -> None:
         with self._cv:
             self._pending.setdefault(ns, set()).update(ips)
-            self._locks.setdefault(ns, threading.Lock())
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="ct-flush", daemon=True)
                 self._thread.start()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import resource
-import socket
 import time
 from dataclasses import dataclass, field
 from socket import AF_INET, AF_INET6
@@ -37,8 +36,8 @@ from .garp import Garp
 from .nat import nat_driver
 from .netlink import RtBatch
 from .radvd import Radvd
-from .netns import (NETNS_DIR, DataplaneError, NamespaceWatch, high_socket, nsexec,
-                    run_in_netns, write_sysctls)
+from .netns import (NETNS_DIR, DataplaneError, NamespaceWatch, nsexec, run_in_netns,
+                    write_sysctls)
 from .ovs import OVSDB, datapath_type, idl_rows
 
 log = logging.getLogger("floatip.dataplane")
@@ -82,7 +81,6 @@ class Dataplane:
         self._sessions: dict[str, IPRoute] = {}
         self._batches: dict[str, RtBatch] = {}
         self._ct: dict[str, CtNetlink] = {}
-        self._arp: dict[str, socket.socket] = {}  # packet sockets for the first announcement
         self._idx: dict[tuple[str, str], int] = {}  # (namespace, device) -> ifindex
         # namespace name -> identity (device, inode of /run/netns/<name>) of the namespace
         # floatip made or read its mark in: a namespace deleted or replaced by hand under
@@ -129,9 +127,7 @@ class Dataplane:
         for c in self._ct.values():
             c.close()
         self._ct.clear()
-        for a in self._arp.values():
-            a.close()
-        self._arp.clear()
+        self.garp.close()
         self._idx.clear()
         self._ns_watch.close()
         self._root.close()
@@ -155,9 +151,7 @@ class Dataplane:
         c = self._ct.pop(ns, None)
         if c is not None:
             c.close()
-        a = self._arp.pop(ns, None)
-        if a is not None:
-            self.garp.close_later(a)  # closing waits for an RCU grace period
+        self.garp.forget(ns)
         self._idx = {k: v for k, v in self._idx.items() if k[0] != ns}
 
     # -- namespace identity -------------------------------------------------------------
@@ -443,16 +437,6 @@ class Dataplane:
                 raise
             self.batch(ns).addresses(add, self._index(ns, dev), ips)
 
-    def _announce_now(self, ns: str, dev: str, mac: str, ips) -> None:
-        try:
-            sock = self._arp.get(ns)
-            if sock is None:  # sends only: bound to no protocol, it receives nothing
-                sock = self._arp[ns] = run_in_netns(ns, high_socket, socket.AF_PACKET,
-                                                    socket.SOCK_RAW, 0)
-            Garp.send(sock, dev, mac, ips)
-        except OSError as e:  # the announcer's rounds follow anyway
-            log.debug("announce %s %s: %s", ns, dev, e)
-
     def _execute(self, s: Step) -> None:
         ns, a = s.target, s.args
         match s.action:
@@ -491,13 +475,10 @@ class Dataplane:
                 run_in_netns(ns, write_sysctls, a)
 
             case "add_fips":
-                # announced first from this thread (the DNAT, an earlier step, already
-                # carries the traffic): the address add walks the device's address list
-                # (~3 ms at 10,000) and an upstream resolving the address need not wait for
-                # it, nor for the announcer thread to get the interpreter; then the
-                # announcer's rounds, once the address answers ARP itself
+                # announced before the address add too: the DNAT (an earlier step) already
+                # carries the traffic, and an upstream resolving the address need not wait
                 dev, mac, ips = a
-                self._announce_now(ns, dev, mac, ips)
+                self.garp.send_now(ns, dev, mac, ips)
                 self._fip_addresses(ns, dev, True, ips)
                 self.garp.announce(ns, dev, mac, ips)
             case "del_fips":
@@ -508,10 +489,10 @@ class Dataplane:
                 # and the float-SNATed outbound ones): one ctnetlink dump and the deletes, in
                 # process; the conntrack tool is the fallback. Removed floating IPs wait
                 # (<= 0.1 s) for a batch; moved ones, still programmed, are cut now.
-                later = [ip for ip in a if (ns, ip) in self._removing]
-                if later:
-                    self.flusher.request(ns, later)
-                a = [ip for ip in a if (ns, ip) not in self._removing]
+                removed = {ip for ip in a if (ns, ip) in self._removing}
+                if removed:
+                    self.flusher.request(ns, removed)
+                a = [ip for ip in a if ip not in removed]
                 if not a:
                     return
                 try:
