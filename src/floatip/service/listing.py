@@ -115,7 +115,8 @@ def _paging(model, params: dict) -> dict:
             limit = int(params["limit"][0])
         except ValueError:
             raise bad(f"Invalid limit {params['limit'][0]!r}") from None
-        limit = limit if limit > 0 else None
+        # a limit beyond what a SQL integer holds is more rows than any table has: all
+        limit = limit if 0 < limit < 2 ** 63 else None
     reverse = (params.get("page_reverse") or ["false"])[0].lower() == "true"
     return {"sort": [SORT_KEYS[k] for k in keys], "dirs": dirs, "limit": limit,
             "marker": (params.get("marker") or [None])[0], "reverse": reverse}
