@@ -326,8 +326,12 @@ def test_floating_ip_lifecycle_and_errors(api):
     neutron_error(api.put(f"/v2.0/floatingips/{f['id']}", json={"floatingip": {
         "port_id": vm2["id"], "fixed_ip_address": "100.64.4.250"}}), 400, "BadRequest")
     # deleting a VM port disassociates its floating IP (Neutron's behaviour)
+    rev = ok(api.get(f"/v2.0/floatingips/{g['id']}"))["floatingip"]["revision_number"]
     ok(api.delete(f"/v2.0/ports/{vm1['id']}"), 204)
-    assert ok(api.get(f"/v2.0/floatingips/{g['id']}"))["floatingip"]["port_id"] is None
+    after = ok(api.get(f"/v2.0/floatingips/{g['id']}"))["floatingip"]
+    assert (after["port_id"], after["fixed_ip_address"], after["router_id"], after["status"]) \
+        == (None, None, None, "DOWN")
+    assert after["revision_number"] == rev + 1
     for fid in (f["id"], g["id"]):
         ok(api.delete(f"/v2.0/floatingips/{fid}"), 204)
         neutron_error(api.get(f"/v2.0/floatingips/{fid}"), 404, "FloatingIPNotFound")

@@ -80,11 +80,11 @@ class Access:
         attribute rules) that are checked on the answer next; when they and ``get_<kind>``
         read only columns (``FACT_KEYS``), the answer is those columns, not the whole view
         (which looks up other rows). None: the whole view."""
-        row = S.get(s, S.MODELS[kind], rid)
-        if row is None:
-            raise not_found(kind, rid)
         reads = None if then is None else self.policy.reads(f"get_{kind}", *then)
         cheap = reads is not None and reads <= FACT_KEYS[kind]
+        row = S.get(s, S.MODELS[kind], rid, related=not cheap)
+        if row is None:
+            raise not_found(kind, rid)
         d = facts(kind, row) if cheap else SERIALIZERS[kind](s, row)
         if not self.visible(s, ctx, kind, d):
             raise not_found(kind, rid)

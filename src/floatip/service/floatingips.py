@@ -138,7 +138,7 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
 
 def delete_floatingip(s: Session, fid: str) -> None:
     f = _must(s, "floatingip", fid, lock=True)
-    port = S.get(s, S.Port, f.floating_port_id)
-    S.delete(s, f)
-    if port is not None:
-        S.delete(s, port)
+    port = S.get(s, S.Port, f.floating_port_id, related=False)
+    S.delete_unreferenced(s, f)
+    if port is not None:  # its floating IP gone, nothing refers to it
+        S.delete_unreferenced(s, port)

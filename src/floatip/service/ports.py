@@ -115,14 +115,7 @@ def _change_fixed_ips(s: Session, port: S.Port, net: S.Network, wanted: list[dic
 
 def _backs(s: Session, port: S.Port) -> str | None:
     """What router or floating IP the port backs (its device_owner aside), or None."""
-    rp = S.router_port_of(s, port.id)
-    if rp is not None:
-        return f"router {rp.router_id}"
-    fip = next(iter(S.fips_where(s, floating_port_id=port.id)), None)
-    if fip is not None:
-        return f"floating IP {fip.id}"
-    router = S.routers_with_gateway(s, port.id)
-    return f"router {router[0]}" if router else None
+    return S.port_backs(s, port.id)
 
 
 def _check_owner_change(s: Session, port: S.Port, d: dict) -> None:
@@ -142,15 +135,15 @@ def _check_owner_change(s: Session, port: S.Port, d: dict) -> None:
 
 def delete_port(s: Session, pid: str, internal: bool = False) -> None:
     port = _must(s, "port", pid, lock=True)
-    if not internal and _backs(s, port) is not None:
-        raise err("L3PortInUse", 409, f"Port {pid} backs {_backs(s, port)} and therefore "
+    backs = None if internal else _backs(s, port)
+    if backs is not None:
+        raise err("L3PortInUse", 409, f"Port {pid} backs {backs} and therefore "
                                       "cannot be deleted directly via the port API.")
     if not internal and port.device_owner in NETWORK_OWNERS:
         raise err("L3PortInUse", 409, f"Port {pid} has owner {port.device_owner} and therefore "
                                       "cannot be deleted directly via the port API.")
-    for f in S.fips_where(s, fixed_port_id=pid):  # Neutron disassociates, as on VM deletion
-        f.fixed_port_id = f.fixed_ip_address = f.router_id = None
-        f.status = "DOWN"
-        S.touch(f)
-    s.flush()
-    S.delete(s, port)
+    S.release_fips_of(s, pid)  # Neutron disassociates, as on VM deletion
+    if internal:  # a router's or a network's own port: their rows may still point to it
+        S.delete(s, port)
+    else:  # nothing backs it (checked above) and its floating IPs let go of it
+        S.delete_unreferenced(s, port)

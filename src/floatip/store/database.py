@@ -13,29 +13,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .queries import bump_generation
-from .tables import (DeletedRouter, FloatingIP, IPAllocation, Network, Port, Router, RouterPort,
-                     Subnet)
-
-
-def changed_keys(obj) -> list[tuple[str, str]]:
-    """(resource, id) pairs in the agent's vocabulary that a changed row stands for."""
-    match obj:
-        case Network():
-            return [("network", obj.id)]
-        case Subnet():
-            return [("subnet", obj.id)]
-        case Port():
-            return [("port", obj.id)]
-        case IPAllocation():
-            return [("port", obj.port_id)]
-        case Router() | DeletedRouter():
-            return [("router", obj.id)]
-        case RouterPort():
-            return [("router", obj.router_id), ("port", obj.port_id)]
-        case FloatingIP():
-            return [("floatingip", obj.id)]
-    return []
+from .queries import bump_generation, changed_keys
 
 
 def _record(sess: Session, _ctx, _instances=None) -> None:
