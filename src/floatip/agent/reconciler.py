@@ -1,9 +1,10 @@
 """One reconcile pass: desired state -> layouts -> observe -> plan -> apply -> report."""
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..core.layout import AgentConfig, RouterLayout, router_layouts
 from ..core.model import State
@@ -93,6 +94,9 @@ class Reconciler:
         self.dp, self.config = dp, config
         self.resync_interval = resync_interval
         self.state: State | None = None          # the state last applied
+        # floating IP id -> (router, floating IP, fixed IP) as last applied: the previous
+        # state's ports and floating IPs may have been changed in place since (``Desired``)
+        self.bound: dict[str, tuple[str, str, str]] = {}
         self.layouts: dict[str, RouterLayout] = {}
         self.fips: dict[str, dict[str, str]] = {}  # router -> {floating: fixed} programmed
         self.stale: set[str] = set()   # routers whose self.layouts lag self.fips
@@ -130,11 +134,22 @@ class Reconciler:
                 self.dirty.discard(rid)
         self.state = state
 
-    def _index_ports(self, state: State) -> None:
-        self.port_fips = {}
+    def _index(self, state: State) -> None:
+        """The port index and the bindings, after observing every router that changed."""
+        self.port_fips, self.bound = {}, {}
         for fid, f in state.floatingips.items():
             if f.port_id:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
+            b = self._binding(state, fid)
+            if b is not None:
+                self.bound[fid] = b
+
+    def _applied(self, rid: str) -> RouterLayout:
+        """Router ``rid``'s layout as applied: the one remembered, with the floating IPs
+        the passes since then added and removed (``self.fips``)."""
+        lay, fips = self.layouts[rid], self.fips[rid]
+        pairs = tuple(sorted(fips.items(), key=lambda p: ipaddress.ip_address(p[0])))
+        return replace(lay, nat=replace(lay.nat, fips=pairs), fip_addresses=frozenset(fips))
 
     # -- syncs ------------------------------------------------------------------------
     def _check_namespaces(self, full: bool) -> set[str]:
@@ -182,17 +197,18 @@ class Reconciler:
             fids = _changed(old.floatingips, state.floatingips)
             pids = _changed(old.ports, state.ports)
         else:
-            changed = set(changed)
-            fids = {x for x in changed if x in state.floatingips or x in old.floatingips}
-            pids = {x for x in changed if x in state.ports or x in old.ports}
+            fids = {x for x in changed if x in state.floatingips or x in self.bound}
+            pids = set(changed) - fids
         for pid in pids:
             fids |= self.port_fips.get(pid, set())
         add: dict[str, dict[str, str]] = {}
         rem: dict[str, set[str]] = {}
+        moved: dict[str, tuple[str, str, str] | None] = {}
         for fid in fids:
-            ob, nb = self._binding(old, fid), self._binding(state, fid)
+            ob, nb = self.bound.get(fid), self._binding(state, fid)
             if ob == nb:
                 continue
+            moved[fid] = nb
             if ob is not None:
                 rem.setdefault(ob[0], set()).add(ob[1])
             if nb is not None:
@@ -219,11 +235,15 @@ class Reconciler:
             report.writes = res.writes
             for target, err in res.errors.items():
                 report.errors[target.removeprefix("qrouter-")] = err
-        for fid in fids:  # keep the port index current
-            for fmap in (old.floatingips, state.floatingips):
-                f = fmap.get(fid)
-                if f is not None and f.port_id:
-                    self.port_fips.setdefault(f.port_id, set()).add(fid)
+        for fid in fids:  # keep the port index current (a port it left keeps it: harmless)
+            f = state.floatingips.get(fid)
+            if f is not None and f.port_id:
+                self.port_fips.setdefault(f.port_id, set()).add(fid)
+        for fid, nb in moved.items():
+            if nb is None:
+                self.bound.pop(fid, None)
+            else:
+                self.bound[fid] = nb
         for rid in routers:
             if rid in report.errors:
                 self.dirty.add(rid)
@@ -242,9 +262,7 @@ class Reconciler:
         layout differs from what was applied (or that failed before)."""
         layouts = router_layouts(state, self.config)
         before = dict(self.layouts)
-        if self.stale:
-            prev = router_layouts(self.state, self.config)
-            before.update({rid: prev[rid] for rid in self.stale if rid in prev})
+        before.update({rid: self._applied(rid) for rid in self.stale if rid in self.layouts})
         changed = {rid for rid, lay in layouts.items()
                    if rid in self.dirty or before.get(rid) != lay}
         gone = ((set(before) - set(layouts)) | set(remove)) - self.hold
@@ -262,7 +280,7 @@ class Reconciler:
             failed = set(report.errors)
             self.dirty |= failed & set(layouts)
             self._remember(state, layouts, changed - failed, gone)
-            self._index_ports(state)
+            self._index(state)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -276,6 +294,6 @@ class Reconciler:
             self.layouts, self.fips, self.stale, self.dirty = {}, {}, set(), set()
             self.dirty = failed & set(report.layouts)
             self._remember(state, report.layouts, set(report.layouts) - failed, set())
-            self._index_ports(state)
+            self._index(state)
             self.last_full = time.monotonic()
         return report

@@ -46,7 +46,8 @@ def find_instance(state: State, router_id: str, ip: str) -> Instance | None:
     if router is None or not ip:
         return None
     subnets = {itf.subnet_id for itf in router.interfaces}
-    for port in state.ports.values():
+    # list(): one step (the agent's thread changes the maps in place between passes)
+    for port in list(state.ports.values()):
         if port.device_owner.startswith("network:"):
             continue  # DHCP ports and the like are no instances
         for sid, fixed in port.fixed_ips:
@@ -54,7 +55,7 @@ def find_instance(state: State, router_id: str, ip: str) -> Instance | None:
                 continue
             sub = state.subnets[sid]
             net = state.networks[port.network_id]
-            fip = next((f.floating_ip_address for f in state.floatingips.values()
+            fip = next((f.floating_ip_address for f in list(state.floatingips.values())
                         if f.port_id == port.id and f.fixed_ip_address in (None, ip)
                         and (r := state.router_for_fip(f)) is not None and r.id == router_id),
                        None)
