@@ -39,6 +39,7 @@ test: install keystone-venv tempest-venv
 bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/control_plane.py --routers 1 --fips 100
+	$(PY) benchmarks/control_plane.py --routers 100 --fips 100
 	$(PY) benchmarks/control_plane.py --routers 1 --fips 10000
 	$(PY) benchmarks/control_plane.py --routers 100 --fips 10000
 	$(PY) benchmarks/control_plane.py --table
