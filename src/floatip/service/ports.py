@@ -113,18 +113,13 @@ def _change_fixed_ips(s: Session, port: S.Port, net: S.Network, wanted: list[dic
         _allocate(s, port, net, add)
 
 
-def _backs(s: Session, port: S.Port) -> str | None:
-    """What router or floating IP the port backs (its device_owner aside), or None."""
-    return S.port_backs(s, port.id)
-
-
 def _check_owner_change(s: Session, port: S.Port, d: dict) -> None:
     """device_owner and device_id of router and floating IP ports are floatip's, and no
     port becomes one by a label: either change would break another object."""
     for key in ("device_owner", "device_id"):
         if key not in d or (d[key] or "") == getattr(port, key):
             continue
-        backs = _backs(s, port)
+        backs = S.port_backs(s, port.id)
         if backs is not None or port.device_owner in NETWORK_OWNERS:
             raise err("PortInUse", 409, f"Port {port.id} backs {backs or port.device_owner}: "
                                         f"its {key} cannot be changed.")
@@ -135,7 +130,7 @@ def _check_owner_change(s: Session, port: S.Port, d: dict) -> None:
 
 def delete_port(s: Session, pid: str, internal: bool = False) -> None:
     port = _must(s, "port", pid, lock=True)
-    backs = None if internal else _backs(s, port)
+    backs = None if internal else S.port_backs(s, port.id)
     if backs is not None:
         raise err("L3PortInUse", 409, f"Port {pid} backs {backs} and therefore "
                                       "cannot be deleted directly via the port API.")

@@ -1,11 +1,11 @@
 """Persistent state: tables, the only queries, the database and its migrations. Service code
 reads ``store.X`` for tables and queries alike."""
 from .queries import (add, allocated_among, allocated_ips, allocation_owner, allocations_on_subnet,  # noqa: F401
-                      bump_generation, changes_since, count, delete, delete_unreferenced, deleted_routers,
-                      fips_where, generation, get, instance_id, list_all, load_many, page, ports_on_network,
-                      port_backs, prune_changes, record_router_deleted, release_fips_of, router_for_subnet, router_port_of, router_ports,
-                      routers_with_gateway,
-                      rows_for, select_changes,
+                      bump_generation, changes_since, count, delete, delete_unreferenced,
+                      deleted_routers, fips_where, generation, get, instance_id, list_all,
+                      load_many, page, port_backs, ports_on_network, prune_changes,
+                      record_router_deleted, release_fips_of, router_for_subnet, router_port_of,
+                      router_ports, routers_with_gateway, rows_for, select_changes,
                       snapshot_rows, subnets_of, touch, try_allocate, used_vlans)
 from .tables import (MODELS, Base, Change, DeletedRouter, FloatingIP, Info,  # noqa: F401
                      IPAllocation, Meta, Network, Port, Router, RouterPort, Subnet, utcnow)
