@@ -63,8 +63,14 @@ class Garp:
             sock.close()
         self._socks.clear()
 
-    def announce(self, ns: str, dev: str, mac: str, ips) -> None:
-        self.q.put((ns, dev, mac, tuple(ips)))
+    # after ``send_now``, the worker's first round waits this long: its conntrack dump
+    # (~10 ms of kernel time, the host's whole table) and a second flood of the external
+    # network then do not compete with the first packets of the flows just made possible
+    AFTER_SEND_NOW = 0.1
+
+    def announce(self, ns: str, dev: str, mac: str, ips, sent: bool = False) -> None:
+        """Rounds from the worker; ``sent``: the first went out already (``send_now``)."""
+        self.q.put((sent, (ns, dev, mac, tuple(ips))))
         with self._lock:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="garp", daemon=True)
@@ -102,19 +108,25 @@ class Garp:
                 except queue.Empty:
                     break
             now = time.monotonic()
-            for item in fresh:
-                for r in range(1, self.rounds):
+            first = []
+            for sent, item in fresh:
+                for r in range(0 if sent else 1, self.rounds):
                     seq += 1
-                    heapq.heappush(later, (now + r * self.interval, seq, r, *item))
-            due = []
-            while later and later[0][0] <= now and len(due) < self.BATCH:
-                due.append(heapq.heappop(later)[3:])
-            self.pending = len(later) + len(due) + len(fresh)
-            if fresh:
-                self._round(fresh, first=True)
+                    at = now + (r * self.interval if r else self.AFTER_SEND_NOW)
+                    heapq.heappush(later, (at, seq, r, *item))
+                if not sent:
+                    first.append(item)
+            due, late_first = [], []
+            while later and later[0][0] <= now and len(due) + len(late_first) < self.BATCH:
+                _, _, r, *item = heapq.heappop(later)
+                (due if r else late_first).append(tuple(item))
+            first += late_first
+            self.pending = len(later) + len(due) + len(first)
+            if first:
+                self._round(first, first=True)
             if due:
                 self._round(due, first=False)
-            if fresh or due:
+            if first or due:
                 setns_fd(home, "home")  # never keep a router namespace alive
             self.pending = len(later)
 

@@ -480,7 +480,7 @@ class Dataplane:
                 dev, mac, ips = a
                 self.garp.send_now(ns, dev, mac, ips)
                 self._fip_addresses(ns, dev, True, ips)
-                self.garp.announce(ns, dev, mac, ips)
+                self.garp.announce(ns, dev, mac, ips, sent=True)
             case "del_fips":
                 dev, ips = a
                 self._fip_addresses(ns, dev, False, ips)
