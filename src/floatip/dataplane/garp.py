@@ -108,25 +108,25 @@ class Garp:
                 except queue.Empty:
                     break
             now = time.monotonic()
-            first = []
+            firsts = []
             for sent, item in fresh:
                 for r in range(0 if sent else 1, self.rounds):
                     seq += 1
                     at = now + (r * self.interval if r else self.AFTER_SEND_NOW)
                     heapq.heappush(later, (at, seq, r, *item))
                 if not sent:
-                    first.append(item)
+                    firsts.append(item)
             due, late_first = [], []
             while later and later[0][0] <= now and len(due) + len(late_first) < self.BATCH:
                 _, _, r, *item = heapq.heappop(later)
                 (due if r else late_first).append(tuple(item))
-            first += late_first
-            self.pending = len(later) + len(due) + len(first)
-            if first:
-                self._round(first, first=True)
+            firsts += late_first
+            self.pending = len(later) + len(due) + len(firsts)
+            if firsts:
+                self._round(firsts, first=True)
             if due:
                 self._round(due, first=False)
-            if first or due:
+            if firsts or due:
                 setns_fd(home, "home")  # never keep a router namespace alive
             self.pending = len(later)
 

@@ -200,17 +200,22 @@ def delete(s: Session, row) -> None:
     s.flush()
 
 
+def _record_changes(s: Session, keys: Iterable[tuple[str, str]]) -> None:
+    """What a statement outside the unit of work changed, recorded as a flush would."""
+    s.info.setdefault("changed", set()).update(keys)
+    s.info["wrote"] = True
+
+
 def delete_unreferenced(s: Session, row: FloatingIP | Port) -> None:
     """``delete`` for a floating IP, or a port no router or floating IP refers to, as one
     DELETE statement (a port's addresses go by ON DELETE CASCADE): the unit of work's flush
     of a delete was a third of a DELETE request's time inside the write lock. What it
-    changes is recorded as a flush would."""
+    changes is recorded."""
     s.flush()
     table = type(row).__table__
     s.connection().execute(sa_delete(table).where(table.c.id == bindparam("id")),
                            {"id": row.id})
-    s.info.setdefault("changed", set()).update(changed_keys(row))
-    s.info["wrote"] = True
+    _record_changes(s, changed_keys(row))
     s.expunge(row)
 
 
@@ -223,11 +228,10 @@ _RELEASE = (update(_fip).where(_fip.c.fixed_port_id == bindparam("p"))
 
 def release_fips_of(s: Session, port_id: str) -> None:
     """The floating IPs on a port let go of it (DOWN, as ``touch`` counts an update): one
-    UPDATE, its changes recorded as a flush would."""
+    UPDATE, its changes recorded."""
     ids = s.connection().execute(_RELEASE, {"p": port_id, "now": utcnow()}).scalars().all()
     if ids:
-        s.info.setdefault("changed", set()).update(("floatingip", i) for i in ids)
-        s.info["wrote"] = True
+        _record_changes(s, (("floatingip", i) for i in ids))
 
 
 _BACKS = union_all(
