@@ -1,12 +1,11 @@
 """One reconcile pass: desired state -> layouts -> observe -> plan -> apply -> report."""
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from ..core.layout import AgentConfig, RouterLayout, router_layouts
+from ..core.layout import AgentConfig, RouterLayout, router_layouts, with_fips
 from ..core.model import State
 from ..core.plan import Plan, plan, plan_fips
 from ..dataplane.kernel import Dataplane
@@ -147,9 +146,7 @@ class Reconciler:
     def _applied(self, rid: str) -> RouterLayout:
         """Router ``rid``'s layout as applied: the one remembered, with the floating IPs
         the passes since then added and removed (``self.fips``)."""
-        lay, fips = self.layouts[rid], self.fips[rid]
-        pairs = tuple(sorted(fips.items(), key=lambda p: ipaddress.ip_address(p[0])))
-        return replace(lay, nat=replace(lay.nat, fips=pairs), fip_addresses=frozenset(fips))
+        return with_fips(self.layouts[rid], self.fips[rid])
 
     # -- syncs ------------------------------------------------------------------------
     def _check_namespaces(self, full: bool) -> set[str]:

@@ -5,7 +5,7 @@ Pure: the same input always gives the same layout, and nothing here needs root.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import NeutronError
 from .model import State
@@ -117,9 +117,21 @@ def router_layouts(state: State, config: AgentConfig) -> dict[str, RouterLayout]
     for router in state.routers.values():
         if router.admin_state_up:
             out[router.id] = _layout(state, config, router.id,
-                                     sorted(fips_by_router.get(router.id, []),
-                                            key=lambda p: ipaddress.ip_address(p[0])))
+                                     _fip_order(fips_by_router.get(router.id, [])))
     return out
+
+
+def _fip_order(pairs) -> list[tuple[str, str]]:
+    """(floating, fixed) pairs in a layout's order: by floating address."""
+    return sorted(pairs, key=lambda p: ipaddress.ip_address(p[0]))
+
+
+def with_fips(lay: RouterLayout, fips: dict[str, str]) -> RouterLayout:
+    """``lay`` with these floating IPs (floating -> fixed) instead of its own."""
+    if lay.nat.gateway_device is None:  # no IPv4 gateway: no floating IP is laid out
+        return lay
+    return replace(lay, nat=replace(lay.nat, fips=tuple(_fip_order(fips.items()))),
+                   fip_addresses=frozenset(fips))
 
 
 def _prefixed(ip: str, cidr: str) -> str:
