@@ -16,6 +16,7 @@ from sqlalchemy import event
 from floatip import store as S
 from floatip.server import Server, free_port
 from floatip.service import agent_view
+from floatip.store.database import Database
 from pgserver import fresh_database
 
 
@@ -249,3 +250,38 @@ def test_status_report_for_a_deleted_or_moved_floating_ip_changes_nothing(server
     assert r.json() == {"changed": 1}
     f = api.get(f"/v2.0/floatingips/{moved['id']}").json()["floatingip"]
     assert (f["status"], f["status_reason"]) == ("ERROR", "why")
+
+
+def test_sqlite_wal_is_checkpointed_by_its_own_thread_not_by_a_committing_request(tmp_path):
+    """A commit never copies the WAL back into the database file (that fsync once held a
+    request 120 ms); the checkpointer thread does, soon after commits."""
+    path = tmp_path / "floatip.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        db.checkpointer.stop()  # no thread: what the commits alone do
+        size = path.stat().st_size
+        with db.tx() as s:  # ~1,600 pages: past SQLite's own checkpoint threshold
+            s.add_all([S.Network(id=str(uuid.uuid4()), name="x" * 2000) for _ in range(3000)])
+        with db.tx() as s:
+            s.add(S.Network(id=str(uuid.uuid4()), name="one more commit"))
+        assert path.stat().st_size == size, "a commit checkpointed the WAL"
+        db.checkpointer.checkpoint()
+        assert path.stat().st_size > size + 3000 * 2000
+    finally:
+        db.close()
+    db = Database(f"sqlite:///{path}")  # and with its thread running
+    try:
+        size = path.stat().st_size
+        with db.tx() as s:
+            s.add_all([S.Network(id=str(uuid.uuid4()), name="y" * 2000) for _ in range(3000)])
+        deadline = time.monotonic() + 10
+        while path.stat().st_size <= size + 3000 * 2000 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert path.stat().st_size > size + 3000 * 2000
+        with Database(f"sqlite:///{path}", migrate_schema=False, checkpoints=False).engine \
+                .connect() as c:  # a reader's connection keeps SQLite's default
+            assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    finally:
+        db.close()

@@ -84,3 +84,61 @@ def test_a_new_address_goes_before_the_repeats_of_earlier_ones(pair):
     new = [t for t, ip in seen if ip == "203.0.113.7"]
     assert new, "the new address was not announced within a second"
     assert new[0] - t0 < 0.2, f"announced {new[0] - t0:.3f} s after it was added"
+
+
+@pytest.fixture
+def router_and_upstream():
+    """A "router" namespace whose qg- device faces an "upstream" namespace (one veth)."""
+    sfx = uuid.uuid4().hex[:6]
+    r, u = f"fgr-{sfx}", f"fgu-{sfx}"
+    for ns in (r, u):
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for argv in (["-n", r, "link", "add", "qg-t", "type", "veth", "peer", "name", "up0",
+                      "netns", u],
+                     ["-n", r, "addr", "add", "203.0.113.1/24", "dev", "qg-t"],
+                     ["-n", u, "addr", "add", "203.0.113.2/24", "dev", "up0"],
+                     ["-n", r, "link", "set", "qg-t", "up"], ["-n", u, "link", "set", "up0", "up"]):
+            subprocess.run(["ip", *argv], check=True)
+        yield r, u
+    finally:
+        for ns in (r, u):
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_an_arp_request_met_before_the_address_add_is_answered_at_once(router_and_upstream):
+    """The first announcement goes before the floating IP's address add. An upstream that
+    asks for the address between the two gets no reply (the address is not there yet), and
+    its next request is a second away: a second announcement once the address is added
+    resolves it at once, not at the worker's next round."""
+    from floatip.core.plan import Step
+    from floatip.dataplane.kernel import Dataplane
+    r, u = router_and_upstream
+    fip = "203.0.113.50"
+    mac = subprocess.run(["ip", "-n", r, "-br", "link", "show", "qg-t"], capture_output=True,
+                         text=True, check=True).stdout.split()[2]
+    dp = Dataplane("nftables")
+    dp.garp.AFTER_SEND_NOW = 10.0  # the worker's round must not be what resolves it
+    add = dp._fip_addresses
+
+    def asked_first(ns, dev, up, ips):
+        def ask():  # a datagram to the floating IP: the upstream's kernel asks who has it
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"x", (fip, 9))
+        run_in_netns(u, ask)
+        time.sleep(0.05)  # the request reached the router, unanswered
+        add(ns, dev, up, ips)
+    dp._fip_addresses = asked_first
+    try:
+        dp._execute(Step("fip", "add_fips", r, ("qg-t", mac, [fip]), "test"))
+        state, deadline = "", time.monotonic() + 0.5  # the upstream asks again after 1 s
+        while time.monotonic() < deadline:
+            out = subprocess.run(["ip", "-n", u, "neigh", "show", fip], capture_output=True,
+                                 text=True).stdout
+            if mac in out and "INCOMPLETE" not in out and "FAILED" not in out:
+                state = out
+                break
+            time.sleep(0.01)
+        assert state, f"the upstream has not resolved {fip}: {out!r}"
+    finally:
+        dp.close()

@@ -476,10 +476,13 @@ class Dataplane:
 
             case "add_fips":
                 # announced before the address add too: the DNAT (an earlier step) already
-                # carries the traffic, and an upstream resolving the address need not wait
+                # carries the traffic, and an upstream resolving the address need not wait;
+                # and again after it: an upstream that asked in between got no reply, and
+                # would ask again only a second later
                 dev, mac, ips = a
                 self.garp.send_now(ns, dev, mac, ips)
                 self._fip_addresses(ns, dev, True, ips)
+                self.garp.send_now(ns, dev, mac, ips)
                 self.garp.announce(ns, dev, mac, ips, sent=True)
             case "del_fips":
                 dev, ips = a

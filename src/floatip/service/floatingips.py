@@ -13,7 +13,11 @@ from .ipam import _new_port
 from .views import fip_dict
 
 
-def _associate(s: Session, f: S.FloatingIP, pid: str, fixed_ip: str | None) -> None:
+def _association(s: Session, f: S.FloatingIP, pid: str,
+                 fixed_ip: str | None) -> tuple[str, str, str]:
+    """(port id, fixed IP, router id) for floating IP ``f`` (new or stored) associated with
+    port ``pid``: Neutron's checks and errors."""
+    nid = f.floating_network_id
     port = _must(s, "port", pid)
     if port.device_owner in NETWORK_OWNERS:
         raise bad(f"Bad floatingip request: Port {pid} has owner {port.device_owner} and "
@@ -36,22 +40,30 @@ def _associate(s: Session, f: S.FloatingIP, pid: str, fixed_ip: str | None) -> N
     else:
         fixed_ip = v4[0][1]
     sid = next(sid for sid, ip in ips if ip == fixed_ip)
-    router = S.router_for_subnet(s, sid, f.floating_network_id, OWNER_RI)
+    router = S.router_for_subnet(s, port.network_id, sid, nid, OWNER_RI)
     if router is None:
         raise err("ExternalGatewayForFloatingIPNotFound", 404,
-                  f"External network {f.floating_network_id} is not reachable from subnet "
+                  f"External network {nid} is not reachable from subnet "
                   f"{sid}.  Therefore, cannot associate Port {pid} with a Floating IP.")
-    other = [x for x in S.fips_where(s, floating_network_id=f.floating_network_id,
-                                     fixed_port_id=pid, fixed_ip_address=fixed_ip) if x.id != f.id]
-    if other:
+    if any(x.id != f.id for x in S.fips_where(s, floating_network_id=nid, fixed_port_id=pid,
+                                               fixed_ip_address=fixed_ip)):
         raise _already(f, pid, fixed_ip)
-    s.flush()
+    return pid, fixed_ip, router.id
+
+
+def _settle(s: Session, f: S.FloatingIP, assoc: tuple[str, str, str] | None) -> None:
+    """Write ``f`` (new, or its association changed) in a savepoint: the unique key settles
+    a race with a concurrent request that associated the same fixed IP."""
     try:
-        with s.begin_nested():  # the unique key settles a race with a concurrent request
-            f.fixed_port_id, f.fixed_ip_address, f.router_id = pid, fixed_ip, router.id
+        with s.begin_nested():
+            if assoc is not None:
+                f.fixed_port_id, f.fixed_ip_address, f.router_id = assoc
+            s.add(f)
             s.flush()
-    except IntegrityError:  # a concurrent request associated the same fixed IP
-        raise _already(f, pid, fixed_ip) from None
+    except IntegrityError:
+        if assoc is None:
+            raise
+        raise _already(f, assoc[0], assoc[1]) from None
 
 
 def _already(f: S.FloatingIP, pid: str, fixed_ip: str) -> NeutronError:
@@ -109,10 +121,10 @@ def create_floatingip(s: Session, d: dict) -> dict:
                      description=d.get("description", ""), floating_ip_address=alloc.ip_address,
                      floating_network_id=nid, floating_subnet_id=alloc.subnet_id,
                      floating_port_id=port.id, status="DOWN")
-    S.add(s, f)
-    if d.get("port_id"):
-        _associate(s, f, d["port_id"], d.get("fixed_ip_address"))
-    s.flush()
+    # associated before its one INSERT (not inserted, then updated)
+    assoc = _association(s, f, d["port_id"], d.get("fixed_ip_address")) \
+        if d.get("port_id") else None
+    _settle(s, f, assoc)
     return fip_dict(s, f)
 
 
@@ -128,7 +140,7 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
         if pid is None:
             f.fixed_port_id = f.fixed_ip_address = f.router_id = None
         else:
-            _associate(s, f, pid, d.get("fixed_ip_address"))
+            _settle(s, f, _association(s, f, pid, d.get("fixed_ip_address")))
         if (f.fixed_port_id, f.fixed_ip_address) != before:
             f.status = "DOWN"  # until the agent has programmed the change
     S.touch(f)
