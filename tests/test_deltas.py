@@ -285,3 +285,20 @@ def test_sqlite_wal_is_checkpointed_by_its_own_thread_not_by_a_committing_reques
             assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     finally:
         db.close()
+
+
+def test_router_for_subnet_starts_from_the_networks_interface_ports():
+    """The router of a floating IP's fixed port is found from the few interface ports of its
+    network, whatever the number of routers or of addresses on the subnet (starting from
+    the subnet's addresses made POST floatingip 15 ms slower at 10,000 ports)."""
+    from sqlalchemy import create_engine
+    from floatip.store import queries
+    from floatip.store.tables import Base
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    sql = str(queries._ROUTER_FOR_SUBNET.compile(engine))
+    with engine.connect() as c:
+        plan = [r[3] for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + sql,
+                                                ("x",) * (sql.count("?") - 2) + (1, 0))]
+    assert "ix_ports_network_id_device_owner" in plan[0], plan
+    assert not any("SCAN" in step for step in plan), plan
