@@ -253,8 +253,8 @@ def test_status_report_for_a_deleted_or_moved_floating_ip_changes_nothing(server
 
 
 def test_sqlite_wal_is_checkpointed_by_its_own_thread_not_by_a_committing_request(tmp_path):
-    """A commit never copies the WAL back into the database file (that fsync once held a
-    request 120 ms); the checkpointer thread does, soon after commits."""
+    """A commit never copies the WAL back into the database file (the request would wait
+    for its fsync); the checkpointer thread does, soon after commits."""
     path = tmp_path / "floatip.db"
     db = Database(f"sqlite:///{path}")
     try:

@@ -77,10 +77,10 @@ def migrate(engine: Engine) -> None:
 
 class WalCheckpointer:
     """SQLite copies its write-ahead log back into the database file (a checkpoint, with
-    an fsync) on the connection whose commit took the log past 1,000 pages: the request
-    that made that commit waited for the disk, once 120 ms during a benchmark's steady
-    writes. Here a thread of its own does it, PASSIVE (it waits for no reader or writer),
-    ``every`` seconds at most while commits come."""
+    an fsync: 5-10 ms on a quiet disk, more on a busy one) on the connection whose commit
+    took the log past 1,000 pages, and the request that made that commit waits for it.
+    Here a thread of its own does it, PASSIVE (it waits for no reader or writer), ``every``
+    seconds at most while commits come."""
 
     def __init__(self, engine: Engine, every: float = 0.5):
         self.engine, self.every = engine, every
