@@ -217,7 +217,8 @@ def child_main(fd: int) -> None:
     opts = dict(s["options"])
     hooks = metadata_hooks(opts.get("run_dir", "/run/floatip"), opts.pop("metadata", True),
                            opts.pop("nova_metadata_url", None), opts.pop("metadata_secret", ""))
-    source = PipeSource(Database(s["db"], migrate_schema=False, checkpoints=False), os.fdopen(fd, "wb"))
+    source = PipeSource(Database(s["db"], migrate_schema=False, checkpoints=False),
+                        os.fdopen(fd, "wb"))
     agent = Agent(source, AgentConfig(**s["config"]), interval=s["interval"],
                   prune_scope=s["prune_scope"], host=s["host"], hooks=hooks, **opts)
 

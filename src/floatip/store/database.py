@@ -18,6 +18,7 @@ from .queries import bump_generation, changed_keys
 
 log = logging.getLogger("floatip.store")
 
+
 def _record(sess: Session, _ctx, _instances=None) -> None:
     """before_flush: remember what this transaction changes (read when it commits)."""
     keys = sess.info.setdefault("changed", set())

@@ -70,10 +70,10 @@ class Port(_Standard, Base):
     __tablename__ = "ports"
     __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uniq_ports0network_id0mac"),
                       Index("ix_ports_created_at_id", "created_at", "id"),
-                      # a network's router interfaces (floating IP association), not
-                      # every port on it nor every router's interfaces
+                      # a network's ports, and its router interfaces (floating IP
+                      # association) without every port on it or every router's interfaces
                       Index("ix_ports_network_id_device_owner", "network_id", "device_owner"))
-    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
     mac_address: Mapped[str] = mapped_column(String(32))
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="DOWN")

@@ -1,4 +1,5 @@
 """ports by (network_id, device_owner): a router interface on a network found directly
+(the index on network_id alone is its prefix, and goes)
 
 Revision ID: 0005
 Revises: 0004
@@ -15,7 +16,9 @@ depends_on = None
 def upgrade() -> None:
     op.create_index('ix_ports_network_id_device_owner', 'ports', ['network_id', 'device_owner'],
                     unique=False)
+    op.drop_index('ix_ports_network_id', table_name='ports')
 
 
 def downgrade() -> None:
+    op.create_index('ix_ports_network_id', 'ports', ['network_id'], unique=False)
     op.drop_index('ix_ports_network_id_device_owner', table_name='ports')
