@@ -86,18 +86,13 @@ class WalCheckpointer:
     def __init__(self, engine: Engine, every: float = 0.5):
         self.engine, self.every = engine, every
         self.pending, self.stopping = threading.Event(), threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="floatip-wal-checkpoint")
+        self._thread.start()
 
     def poke(self) -> None:
         """A commit was made: a checkpoint is due within ``every`` seconds."""
         self.pending.set()
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None and not self.stopping.is_set():
-                    self._thread = threading.Thread(target=self._run, daemon=True,
-                                                    name="floatip-wal-checkpoint")
-                    self._thread.start()
 
     def _run(self) -> None:
         while not self.stopping.is_set():
@@ -120,9 +115,8 @@ class WalCheckpointer:
     def stop(self) -> None:
         self.stopping.set()
         self.pending.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self.checkpoint()
+        self._thread.join(timeout=10)
+        self.checkpoint()
 
 
 class Database:
