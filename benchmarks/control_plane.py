@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -287,6 +288,7 @@ class Bench:
                 binding.unplug(self.vm["id"], self.int_br)
         finally:
             self.lab.cleanup()
+            shutil.rmtree(self.tmp, ignore_errors=True)  # its database
 
     def run(self):
         steps = [self.setup, self.pairs, self.post_latency, self.list_latency, self.first_tcp,

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from floatip import store as S
 from floatip.server import Server, free_port
@@ -284,6 +284,34 @@ def test_sqlite_wal_is_checkpointed_by_its_own_thread_not_by_a_committing_reques
                 .connect() as c:  # a reader's connection keeps SQLite's default
             assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     finally:
+        db.close()
+
+
+def test_sqlite_wal_is_restarted_under_a_steady_stream_of_writes_and_reads(tmp_path):
+    """A checkpoint outside the writers' lock never finds the log caught up while commits keep
+    coming, so no writer restarted it: 10,000 pairs made by 8 clients left a 945 MB WAL.
+    The checkpointer restarts it itself; the file stays a few MB."""
+    path = tmp_path / "floatip.db"
+    db = Database(f"sqlite:///{path}")
+    stop = threading.Event()
+
+    def reader():  # the agent reads after every commit
+        while not stop.is_set():
+            with db.read() as s:
+                s.execute(select(S.Network.id).limit(1)).all()
+            time.sleep(0.001)
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for _ in range(500):  # 500 commits of ~60 kB: 30 MB through the log in ~3 s
+            with db.tx() as s:
+                s.add(S.Network(id=str(uuid.uuid4()), name="z" * 60000))
+            time.sleep(0.003)
+        wal = path.with_name(path.name + "-wal").stat().st_size
+        assert wal < 12 * 2**20, f"WAL grew to {wal / 2**20:.0f} MB"
+    finally:
+        stop.set()
+        t.join()
         db.close()
 
 
