@@ -78,26 +78,25 @@ class CtNetlink:
         a, b = ipa[2]
         return msg[a + 4:b]
 
-    def delete_by_address(self, ips, stale_only: bool = False) -> int:
-        """Delete entries whose original or reply destination is one of ``ips``; with
-        ``stale_only``, only entries to one of ``ips`` that were not DNATed (opened by packets
-        that came before the floating IP's DNAT: they would keep the flow un-NATed)."""
+    def delete_by_address(self, ips=(), stale=()) -> int:
+        """One dump; delete entries whose original or reply destination is one of ``ips``,
+        and entries to one of ``stale`` that were not DNATed (opened by packets that came
+        before the floating IP's DNAT: they would keep the flow un-NATed)."""
         if self.empty():
             return 0
-        want = {socket.inet_aton(ip) for ip in ips}
+        every = {socket.inet_aton(ip) for ip in ips}
+        undnated = {socket.inet_aton(ip) for ip in stale}
         self.seq += 1
         seq = self.seq
         self.sock.send(struct.pack("=IHHII", 20, 0x101, 0x301, seq, 0) + struct.pack("=BBH", 2, 0, 0))
         victims = []
         for _, msg in read_dump(self.sock, seq, 1 << 22):
             top = self._attrs(msg, 20, len(msg))
-            if stale_only:
+            dst = self._dst(msg, top[1]) if 1 in top else None
+            hit = dst in every or (2 in top and self._dst(msg, top[2]) in every)
+            if not hit and dst in undnated:
                 st = top.get(3)  # CTA_STATUS, IPS_DST_NAT is 0x20
-                hit = 1 in top and self._dst(msg, top[1]) in want and st is not None \
-                    and not struct.unpack_from("!I", msg, st[0] + 4)[0] & 0x20
-            else:
-                hit = (1 in top and self._dst(msg, top[1]) in want) or \
-                    (2 in top and self._dst(msg, top[2]) in want)
+                hit = st is not None and not struct.unpack_from("!I", msg, st[0] + 4)[0] & 0x20
             if hit:
                 a, b = top[1]
                 extra = b""
@@ -118,10 +117,11 @@ class CtNetlink:
 
 
 class Flusher:
-    """The flows of removed floating IPs, cut in batches. A ctnetlink dump walks the host's
-    whole conntrack table (~9 ms however few entries the namespace holds), and a router
-    with traffic paid it for every pass that removed a floating IP: under a stream of
-    deletes, dozens per second. Removals that come within ``window`` seconds of each other
+    """The flows of removed floating IPs, and the un-NATed flows to new ones, cut in batches.
+    A ctnetlink dump walks the host's whole conntrack table (~9 ms however few entries the
+    namespace holds), and a router with traffic paid it for every pass that removed a
+    floating IP and again for every one that added one: under a stream of creates and
+    deletes, dozens per second. Requests that come within ``window`` seconds of each other
     share one dump per namespace, done by a thread of its own.
 
     A floating IP programmed again before its batch ran is flushed at once by the caller
@@ -130,7 +130,8 @@ class Flusher:
 
     def __init__(self, window: float = 0.1):
         self.window = window
-        self._pending: dict[str, set[str]] = {}
+        self._pending: dict[str, set[str]] = {}  # every flow to these goes
+        self._stale: dict[str, set[str]] = {}    # flows to these that were not DNATed go
         self._locks: dict[str, threading.Lock] = {}
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -138,8 +139,18 @@ class Flusher:
         self.dumps = 0
 
     def request(self, ns: str, ips) -> None:
+        """``ips`` were removed from ``ns``: their flows go."""
+        self._add(self._pending, ns, ips)
+
+    def stale(self, ns: str, ips) -> None:
+        """``ips`` were just programmed in ``ns`` (their DNAT exists): flows to them opened
+        before it, not DNATed, go (late packets of a floating IP removed and added again
+        would keep theirs un-NATed)."""
+        self._add(self._stale, ns, ips)
+
+    def _add(self, pending: dict, ns: str, ips) -> None:
         with self._cv:
-            self._pending.setdefault(ns, set()).update(ips)
+            pending.setdefault(ns, set()).update(ips)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="ct-flush", daemon=True)
                 self._thread.start()
@@ -157,32 +168,33 @@ class Flusher:
         """The namespace went away, and its flows with it."""
         with self._cv:
             self._pending.pop(ns, None)
+            self._stale.pop(ns, None)
 
     def drain(self) -> None:
-        """Every batch now (the dataplane closes)."""
+        """Every batch now, and the one running meanwhile waited for (its namespace's lock)."""
         with self._cv:
-            names = list(self._pending)
+            names = set(self._pending) | set(self._stale) | set(self._locks)
         for ns in names:
             self._flush(ns)
 
     def busy(self) -> bool:
         """Flows wait for a batch, or a batch is running (for tests and benchmarks)."""
         with self._cv:
-            return bool(self._pending) or self._running > 0
+            return bool(self._pending or self._stale) or self._running > 0
 
     def _flush(self, ns: str) -> None:
         with self._cv:
             lock = self._locks.setdefault(ns, threading.Lock())
         with lock:
             with self._cv:
-                ips = self._pending.pop(ns, None)
-                self._running += bool(ips)
-            if not ips:
+                ips, stale = self._pending.pop(ns, ()), self._stale.pop(ns, ())
+                self._running += bool(ips or stale)
+            if not (ips or stale):
                 return
             try:
                 ct = CtNetlink(ns)
                 try:
-                    ct.delete_by_address(sorted(ips))
+                    ct.delete_by_address(sorted(ips), sorted(stale))
                     self.dumps += 1
                 finally:
                     ct.close()
@@ -195,7 +207,7 @@ class Flusher:
     def _run(self) -> None:
         while True:
             with self._cv:
-                if not self._cv.wait_for(lambda: self._pending, timeout=30):
+                if not self._cv.wait_for(lambda: self._pending or self._stale, timeout=30):
                     self._thread = None
                     return
             time.sleep(self.window)  # let the removals of the next passes join the batch

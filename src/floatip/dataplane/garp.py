@@ -10,7 +10,6 @@ import struct
 import threading
 import time
 
-from .conntrack import CtNetlink
 from .netns import high_socket, run_in_netns, setns, setns_fd
 
 log = logging.getLogger("floatip.dataplane")
@@ -19,15 +18,13 @@ log = logging.getLogger("floatip.dataplane")
 class Garp:
     """Gratuitous ARP after a floating IP appears, off the apply path: a worker thread sends
     three rounds one second apart (Neutron: arping -U, 3 rounds) from a raw socket in the
-    router namespace. With the first round it also deletes conntrack entries to the new
-    floating IPs that were not DNATed (packets that came before the rule, e.g. late packets
-    of a floating IP removed and added again), so those flows get the DNAT.
+    router namespace.
 
     A first round goes out before any repeat: an upstream that asked for the address before
     it existed waits for our announcement or for its own next ARP try, a second later. With
     a strict queue, a new floating IP waited behind the repeats of thousands made just
-    before it (5 s behind at 200). Work is grouped by namespace: one setns and one
-    conntrack look per namespace and wake, not per floating IP."""
+    before it (5 s behind at 200). Work is grouped by namespace: one setns per namespace and
+    wake, not per floating IP."""
 
     def __init__(self, rounds: int = 3, interval: float = 1.0):
         self.rounds, self.interval = rounds, interval
@@ -63,9 +60,9 @@ class Garp:
             sock.close()
         self._socks.clear()
 
-    # after ``send_now``, the worker's first round waits this long: its conntrack dump
-    # (~10 ms of kernel time, the host's whole table) and a second flood of the external
-    # network then do not compete with the first packets of the flows just made possible
+    # after ``send_now``, the worker's first round waits this long: its flood of the
+    # external network then does not compete with the first packets of the flows just
+    # made possible
     AFTER_SEND_NOW = 0.1
 
     def announce(self, ns: str, dev: str, mac: str, ips, sent: bool = False) -> None:
@@ -123,14 +120,14 @@ class Garp:
             firsts += late_first
             self.pending = len(later) + len(due) + len(firsts)
             if firsts:
-                self._round(firsts, first=True)
+                self._round(firsts)
             if due:
-                self._round(due, first=False)
+                self._round(due)
             if firsts or due:
                 setns_fd(home, "home")  # never keep a router namespace alive
             self.pending = len(later)
 
-    def _round(self, items, first: bool) -> None:
+    def _round(self, items) -> None:
         by_ns: dict[str, list] = {}
         for ns, dev, mac, ips in items:
             by_ns.setdefault(ns, []).append((dev, mac, ips))
@@ -146,13 +143,6 @@ class Garp:
                             log.debug("garp %s %s: %s", ns, dev, e)
                 finally:
                     self._close_later(sock)
-                if first:  # flows opened before the DNAT existed would stay un-NATed
-                    ct = CtNetlink(None)
-                    try:
-                        ct.delete_by_address([ip for _, _, ips in sends for ip in ips],
-                                             stale_only=True)
-                    finally:
-                        ct.close()
             except Exception as e:  # namespace or device gone: nothing to announce
                 log.debug("garp %s: %s", ns, e)
 

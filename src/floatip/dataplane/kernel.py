@@ -90,7 +90,7 @@ class Dataplane:
         self.replaced: list[str] = []  # namespaces found replaced or gone, for reports
         self._ns_watch = NamespaceWatch()
         self.garp = Garp()
-        self.flusher = Flusher()  # the flows of removed floating IPs, cut in batches
+        self.flusher = Flusher()  # flows of removed FIPs and un-NATed ones to new FIPs
         self._removing: set[tuple[str, str]] = set()  # (namespace, FIP) removed by this plan
         self.writes = 0  # kernel and OVS changes made by this object, for tests and reports
         self.seconds: dict[str, float] = {}  # time spent per step action, for benchmarks
@@ -484,6 +484,7 @@ class Dataplane:
                 self._fip_addresses(ns, dev, True, ips)
                 self.garp.send_now(ns, dev, mac, ips)
                 self.garp.announce(ns, dev, mac, ips, sent=True)
+                self.flusher.stale(ns, ips)  # flows opened before the DNAT stay un-NATed
             case "del_fips":
                 dev, ips = a
                 self._fip_addresses(ns, dev, False, ips)
