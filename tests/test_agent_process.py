@@ -66,6 +66,9 @@ def test_agent_process_programs_reports_and_restarts(cloud):
     r = c.router("192.0.2.0/26")
     f, port, ns = _fip_with_vm(c, r)
     assert c.wait_for_agent(30)
+    # its passes do not preempt the API's threads on wake-up; the API's process is as it was
+    assert os.sched_getscheduler(child) == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
     c.status("floatingip", f["id"], "ACTIVE")
     c.status("router", r["id"], "ACTIVE")
     # traffic: the upstream reaches the VM at the FIP, and the VM's own traffic leaves as it
