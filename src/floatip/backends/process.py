@@ -231,9 +231,9 @@ def child_main(fd: int) -> None:
     # Woken by the API's commit, the agent landed on the API's CPU and ran its pass first,
     # holding the response back by the pass (~6 ms at 10,000 FIPs on one router).
     # SCHED_BATCH keeps its share of the CPU and gives up preempting on wake-up: the pass
-    # runs once the API's thread blocks, or on an idle CPU (its programs, dnsmasq and radvd, inherit
-    # it: they answer VMs, not the API). Quick 1x10,000 runs: create ->
-    # first TCP 13.0-13.5 ms before, 11.0-11.7 ms after (p50, 80 samples each).
+    # runs once the API's thread blocks, or on an idle CPU. Its programs (dnsmasq, radvd)
+    # inherit it: they answer VMs, not the API. Quick 1x10,000 runs: create -> first TCP
+    # 13.0-13.5 ms before, 11.0-11.7 ms after (p50, 80 samples each).
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     agent.start()
