@@ -484,7 +484,7 @@ class Dataplane:
                 self._fip_addresses(ns, dev, True, ips)
                 self.garp.send_now(ns, dev, mac, ips)
                 self.garp.announce(ns, dev, mac, ips, sent=True)
-                self.flusher.stale(ns, ips)  # flows opened before the DNAT stay un-NATed
+                self.flusher.stale(ns, ips)  # within 0.1 s: un-NATed flows opened before it
             case "del_fips":
                 dev, ips = a
                 self._fip_addresses(ns, dev, False, ips)
