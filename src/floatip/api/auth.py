@@ -33,6 +33,7 @@ log = logging.getLogger("floatip.auth")
 
 STRATEGIES = ("noauth", "keystone")
 PUBLIC_PATHS = ("/", "/openapi.json")
+USER_PATHS = ("/floatip/v1/events",)
 
 
 @dataclass
@@ -121,7 +122,8 @@ class AuthMiddleware:
         path = scope.get("path", "/")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
-        agent_path = path.startswith("/floatip/v1/")
+        # the event history is the users' (each sees its own project's), not the agents'
+        agent_path = path.startswith("/floatip/v1/") and path not in USER_PATHS
         result: Context | tuple
         if agent_path and self._secret_ok(headers):
             result = Context(user_id="agent", roles=frozenset({"service"}), agent=True)

@@ -164,12 +164,14 @@ def probe(f: Facts, timeout: float = 2.0) -> dict:
         if reply:
             ev.append(f"reply seen leaving by {f.uplink.name}: {reply['src']} -> {reply['dst']}")
         drops = [ln for ln in res["nftrace"] if "verdict drop" in ln or "policy drop" in ln]
+        # DNATed: the VM's port saw it, or conntrack / nftrace say the DNAT rule took it
+        dnat = seen_vm is not None or (fixed is not None and dnat_to == fixed) or any(
+            " dnat to " in ln and "verdict accept" in ln for ln in res["nftrace"])
         if drops:
             res["dropped_at"] = f"nftables: {drops[0]}"
-        elif dnat_to is None or (fixed is not None and dnat_to != fixed) or fixed is None:
+        elif fixed is None or not dnat:
             res["dropped_at"] = (f"DNAT: not DNATed in {ns} (the router took it itself)"
-                                 if dnat_to in (None, q.dest) else
-                                 f"DNAT: went to {dnat_to}")
+                                 if dnat_to in (None, q.dest) else f"DNAT: went to {dnat_to}")
         elif vm is not None and seen_vm is None:
             res["dropped_at"] = f"integration bridge: never reached {f.vm_port.name}"
         elif up is not None and reply is None:
