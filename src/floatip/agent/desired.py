@@ -14,7 +14,8 @@ from ..core.model import State
 from ..core.validate import problems
 from .isolation import isolate
 
-KINDS = ("networks", "subnets", "ports", "routers", "floatingips")
+KINDS = ("networks", "subnets", "ports", "routers", "floatingips", "security_groups",
+         "address_groups")
 # Changed in place by a delta: a copy of each cost a pass ~1 ms at 10,000 (every entry's
 # reference counts touched). A State of an earlier pass shares them, so it does not tell
 # what they held then (the reconciler keeps its own record of what it applied), and a
@@ -84,7 +85,8 @@ class Desired:
         for k in self.db:
             self.db[k].update(delta.get(k, {}))
         self.generation = delta["generation"]
-        if set(changed) - {"ports", "floatingips"}:
+        # groups take no part in routers' and floating IPs' validity
+        if set(changed) - {"ports", "floatingips", "security_groups", "address_groups"}:
             self.check_all()
         else:
             self._check(changed.get("ports", set()), changed.get("floatingips", set()))

@@ -1,4 +1,5 @@
-"""Desired state in Neutron's vocabulary: networks, subnets, ports, routers, floating IPs.
+"""Desired state in Neutron's vocabulary: networks, subnets, ports, routers, floating IPs,
+security groups and address groups.
 
 Pure data; nothing here touches the kernel (validation: ``validate``). The API persists the same
 resources; a YAML/JSON file (``floatip apply FILE``) loads into them through ``load``.
@@ -66,7 +67,15 @@ class Port:
     # floatip's metadata extension: what the port's VM reads from 169.254.169.254
     user_data: str | None = None
     public_keys: tuple[tuple[str, str], ...] = ()  # (key name, OpenSSH public key)
-    admin_state_up: bool = True  # last: the agents' JSON is positional; down = dead VLAN
+    admin_state_up: bool = True  # the agents' JSON is positional: new fields go last; down = dead VLAN
+    # port security (issue 22). ``port_security_enabled`` means "filter this port": False for
+    # trusted ports (device_owner network:*) whatever the API shows, and for ports of files
+    # that do not ask for it. With it on and no groups, the port gets no ingress at all.
+    security_groups: tuple[str, ...] = ()       # SecurityGroup ids, sorted
+    port_security_enabled: bool = False
+    # (IP address or CIDR, MAC) the port may also send from; the MAC is the port's when the
+    # API was given none (as Neutron fills it)
+    allowed_address_pairs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,12 +119,45 @@ class FloatingIP:
 
 
 @dataclass(frozen=True)
+class SecurityGroupRule:
+    """One rule, normalised for a firewall (the API keeps what the user wrote)."""
+    id: str
+    direction: str                        # ingress | egress
+    ethertype: str = "IPv4"               # IPv4 | IPv6
+    protocol: int | None = None           # IP protocol number, None = any. Names resolved;
+    #                                       "icmp" on IPv6 is 58, as Neutron's drivers read it
+    port_range_min: int | None = None     # TCP/UDP/SCTP/DCCP/UDP-Lite ports; ICMP: the type
+    port_range_max: int | None = None     # ICMP: the code
+    remote_ip_prefix: str | None = None   # a CIDR, host bits cleared; at most one remote_*
+    remote_group_id: str | None = None    # members: the ports in that group (fixed IPs and
+    #                                       allowed pairs of the rule's ethertype)
+    remote_address_group_id: str | None = None  # an AddressGroup id
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    project_id: str = ""
+    stateful: bool = True                 # False: no conntrack, rules must allow both ways
+    rules: tuple[SecurityGroupRule, ...] = ()  # sorted by id
+
+
+@dataclass(frozen=True)
+class AddressGroup:
+    id: str
+    project_id: str = ""
+    addresses: tuple[str, ...] = ()       # CIDRs, host bits cleared, sorted
+
+
+@dataclass(frozen=True)
 class State:
     networks: dict[str, Network] = field(default_factory=dict)
     subnets: dict[str, Subnet] = field(default_factory=dict)
     ports: dict[str, Port] = field(default_factory=dict)
     routers: dict[str, Router] = field(default_factory=dict)
     floatingips: dict[str, FloatingIP] = field(default_factory=dict)
+    security_groups: dict[str, SecurityGroup] = field(default_factory=dict)
+    address_groups: dict[str, AddressGroup] = field(default_factory=dict)
 
     @cached_property
     def _routers_by_gateway_and_subnet(self) -> dict[tuple[str, str], tuple[int, Router]]:
@@ -167,7 +209,7 @@ def fip_routers(state: State) -> dict[str, str]:
 
 def state_to_json(state: State) -> dict:
     return {k: {i: asdict(v) for i, v in getattr(state, k).items()}
-            for k in ("networks", "subnets", "ports", "routers", "floatingips")}
+            for k in _FROM_JSON}
 
 
 def _tup(x):
@@ -180,18 +222,25 @@ _FROM_JSON = {
                                    "dns_nameservers": _tup(v.get("dns_nameservers", ())),
                                    "host_routes": _tup(v.get("host_routes", ()))}),
     "ports": lambda v: Port(**{**v, "fixed_ips": _tup(v["fixed_ips"]),
-                               "public_keys": _tup(v.get("public_keys", ()))}),
+                               "public_keys": _tup(v.get("public_keys", ())),
+                               "security_groups": tuple(v.get("security_groups", ())),
+                               "allowed_address_pairs": _tup(v.get("allowed_address_pairs", ()))}),
     "routers": lambda v: Router(**{**v, "gateway": Gateway(**{**v["gateway"], "extra_ips": _tup(
                                        v["gateway"].get("extra_ips", ()))}) if v["gateway"]
                                    else None,
                                    "interfaces": tuple(Interface(**x) for x in v["interfaces"]),
                                    "routes": _tup(v.get("routes", ()))}),
     "floatingips": lambda v: FloatingIP(**v),
+    "security_groups": lambda v: SecurityGroup(**{**v, "rules": tuple(
+        SecurityGroupRule(**r) for r in v.get("rules", ()))}),
+    "address_groups": lambda v: AddressGroup(**{**v, "addresses": tuple(v.get("addresses", ()))}),
 }
 
 
 def state_from_json(doc: dict) -> State:
-    return State(*({i: _FROM_JSON[k](v) for i, v in doc[k].items()} for k in _FROM_JSON))
+    # kinds an older server does not send are empty
+    return State(**{k: {i: _FROM_JSON[k](v) for i, v in doc.get(k, {}).items()}
+                    for k in _FROM_JSON})
 
 
 def objects_to_json(objs: dict) -> dict:
