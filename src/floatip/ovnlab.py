@@ -221,7 +221,12 @@ class OvnLab:
             *self._common(run, "ovsdb-server")])
         ch.pids["ovsdb-server"] = pid
         self._wait_file(f"{run}/db.sock", pid)
-        ch.vsctl("--no-wait", "init")
+        # the socket file can appear a moment before the server accepts on it (a busy host)
+        deadline = time.monotonic() + 15
+        while ch.vsctl("--no-wait", "init", check=False).returncode:
+            if time.monotonic() > deadline:
+                ch.vsctl("--no-wait", "init")   # raises with the reason
+            time.sleep(0.05)
         ext_ids = {"system-id": ch.name, "hostname": ch.name, "ovn-remote": self.sb,
                    "ovn-encap-type": "geneve", "ovn-encap-ip": ch.encap_ip,
                    # without it ovn-controller makes br-int a "system" bridge: nothing passes
