@@ -1,0 +1,87 @@
+"""``floatip trace``: why a packet goes where it goes, hop by hop, from what the host has
+programmed (``dataplane.trace`` reads, ``core.trace`` walks), compared with the API's record
+of the floating IP, and with ``--probe`` confirmed by a real packet. Exit 0 when the packet is
+delivered, 1 when not (like ping), 2 on bad input."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+
+import typer
+
+from ..client import DEFAULT_URL, Client
+from ..core.errors import NeutronError
+from ..core.trace import PROTOS, ApiFip, Query, build, render
+from ..dataplane.probe import probe as run_probe
+from ..dataplane.trace import gather
+from .app import app, fail, out
+
+
+def api_fip(url: str, address: str) -> tuple[ApiFip | None, str | None]:
+    """The API's record of the floating IP ``address`` (None and why, when there is none)."""
+    try:
+        with Client(url, timeout=5) as c:
+            found = c.list("floatingip", floating_ip_address=address)
+    except NeutronError as e:
+        return None, f"API not compared ({e.message})"
+    if not found:
+        return None, f"the API has no floating IP {address}"
+    f = found[0]
+    return ApiFip(f["id"], f.get("status", ""), f.get("fixed_ip_address"), f.get("router_id"),
+                  f.get("port_id")), None
+
+
+def _ipv4(option: str, text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise NeutronError(f"{option} {text!r} is not an IPv4 address") from None
+
+
+@app.command()
+def trace(source: str = typer.Option("upstream", "--from",
+                                     help="Where the packet comes from: upstream."),
+          dest: str = typer.Option(..., "--to", help="A floating IP or another address."),
+          proto: str = typer.Option("tcp", "--proto", help="tcp, udp or icmp."),
+          port: int = typer.Option(None, "--port", help="Destination port (tcp, udp)."),
+          src: str = typer.Option(None, "--src", help="The packet's source address (default: "
+                                                      "the router's upstream gateway)."),
+          router: str = typer.Option(None, "--router", help="The router's id, where several "
+                                                            "hold the address."),
+          url: str = typer.Option(DEFAULT_URL, "--url", envvar="FLOATIP_URL",
+                                  help="floatip API, to compare the host with the database."),
+          no_api: bool = typer.Option(False, "--no-api", help="Do not ask the API."),
+          probe: bool = typer.Option(False, "--probe", help="Confirm with a real packet."),
+          as_json: bool = typer.Option(False, "--json")):
+    """The path of one packet hop by hop, from what this host has programmed."""
+    try:
+        dest, src = _ipv4("--to", dest), _ipv4("--src", src) if src else None
+        if proto not in PROTOS:
+            raise NeutronError(f"--proto must be one of {', '.join(PROTOS)}")
+        if port is not None and not (proto != "icmp" and 0 < port < 65536):
+            raise NeutronError("--port is 1-65535, for tcp and udp")
+        if router is not None and not all(c in "0123456789abcdef-" for c in router):
+            raise NeutronError(f"--router {router!r} is not a router id")
+        if source != "upstream":
+            raise NeutronError("--from: only 'upstream' is traced so far")
+    except NeutronError as e:
+        fail(e)
+    if os.geteuid() != 0:
+        fail(NeutronError("trace reads router namespaces and OVS: run it as root"))
+    q = Query(source, dest, proto, port if proto != "icmp" else None)
+    api, note = (None, "API not asked (--no-api)") if no_api else api_fip(url, dest)
+    facts = gather(q, src, api, note, router)
+    t = build(facts)
+    if probe:
+        t.probe = run_probe(facts)
+    if as_json:
+        doc = t.to_dict()
+        doc["api_note"] = note
+        print(json.dumps(doc, indent=2))
+    else:
+        out.print(render(t), highlight=False, soft_wrap=True)
+        if note:
+            out.print(f"({note})", style="dim", highlight=False)
+    ok = t.delivered if t.probe is None else t.delivered and t.probe.get("delivered", False)
+    raise typer.Exit(0 if ok else 1)
