@@ -44,3 +44,8 @@ def listing(s: Session, object_id: str | None = None, project_id: str | None = N
     if project_id is not None:
         q = q.where(Event.project_id == project_id)
     return [dict(zip(FIELDS, r)) for r in s.execute(q).all()]
+
+
+def newest(s: Session) -> int:
+    """The id of the newest event (0: none): changes whenever an event is recorded."""
+    return s.execute(select(func.max(Event.id))).scalar() or 0
