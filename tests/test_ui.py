@@ -26,7 +26,7 @@ try:
 except ImportError:
     selenium = None
 # make install provides all three (CI runs it first); a tree without them says so
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER and LIB.is_file() and selenium),
+needs_browser = pytest.mark.skipif(not (CHROMIUM and DRIVER and LIB.is_file() and selenium),
                                 reason="needs chromium, chromium-driver, selenium and "
                                        "Cytoscape.js in the package: run make install")
 
@@ -87,6 +87,7 @@ def js_until(d, script: str, timeout: float, *args):
         time.sleep(0.05)
 
 
+@needs_browser
 def test_page_shows_topology_follows_changes_and_errors(server, browser):
     c = Client(server.url)
     s = seed(c, uuid.uuid4().hex)
