@@ -108,5 +108,35 @@ def test_cli_exit_status_and_json(seed):
     text = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=60)
     assert text.returncode == 0
     assert "DNAT: element" in text.stdout or "DNAT: rule" in text.stdout
+    out = subprocess.run(cmd[:4] + ["--from", f"tpvm4{seed.sid}", "--to", "203.0.113.1",
+                                    "--port", "22", "--no-api", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["hops"][4]["name"] == "SNAT"
     bad = subprocess.run(cmd[:5] + ["x; reboot"] + cmd[6:], capture_output=True, text=True)
     assert bad.returncode == 2 and "is not an IPv4 address" in bad.stderr
+
+
+def test_trace_from_a_vm_port_shows_its_snat_both_ways(seed, lab):
+    from floatip.core.trace_out import build_out
+    from floatip.dataplane.probe import probe_out
+    from floatip.dataplane.trace import gather_out
+    lab.serve(seed.upstream, port=8080)
+    assert L.ping_until(seed.vms["vm5"], "203.0.113.1")
+    for vm, src, how in (("vm4", FIP, "float-SNAT"),
+                         ("vm5", "203.0.113.11", "the router's SNAT of 198.51.100.0/24")):
+        f = gather_out(Query(f"tp{vm}{seed.sid}", "203.0.113.1", "tcp", 8080),
+                       router_id=seed.router_id)
+        t = build_out(f)
+        assert t.delivered, (vm, t.stopped, t.reason)
+        snat = next(h for h in t.hops if h.name == "SNAT")
+        assert snat.matched.endswith(f"-> {src}") and how in snat.matched
+        p = probe_out(f)
+        assert p["delivered"], p
+        assert any(e.startswith(f"seen leaving by tu{seed.sid}: {src} -> ") for e in
+                   p["evidence"]), p["evidence"]
+        assert any(e.startswith(f"answer seen on tp{vm}{seed.sid}") for e in p["evidence"])
+    # the VM's port moved to another VLAN by hand: no router serves it any more
+    L.sh("ovs-vsctl", "set", "Port", f"tpvm5{seed.sid}", "tag=99")
+    t = build_out(gather_out(Query(f"tpvm5{seed.sid}", "203.0.113.1", "tcp", 8080),
+                             router_id=seed.router_id))
+    assert not t.delivered and t.stopped in ("router", "VM port"), t.reason

@@ -143,3 +143,27 @@ def test_probe_frames_have_correct_checksums_and_read_back():
     assert packet.checksum(icmp[34:]) == 0 and packet.read(icmp)["sport"] == 4242
     arp = packet.read(packet.arp_request("02:00:00:00:00:01", "192.0.2.1", "203.0.113.84"))
     assert arp["kind"] == "arp" and arp["op"] == 1 and arp["dst"] == "203.0.113.84"
+
+
+def test_out_of_a_vm_port_with_its_snat():
+    from floatip.core.trace_out import build_out, snat_source
+    f = facts()
+    f.query = Query("vm4", "10.255.253.1", "tcp", 22)
+    f.source_ip, f.upstream_mac = "10.0.2.84", "02:00:00:00:00:01"
+    f.routes = {"forward": Route("qg-bbbbbbbb-bb"), "reply": Route("qr-aaaaaaaa-aa")}
+    o = odp()
+    f.traces = {"int_out": parse_of_trace("br-int", "in_port=vm4", OF % "6", o["br-int"]),
+                "ex_out": parse_of_trace("br-ex", "in_port=qg", OF % "3", o["br-ex"]),
+                "ex_back": parse_of_trace("br-ex", "in_port=eth3", OF % "7", o["br-ex"]),
+                "int_back": parse_of_trace("br-int", "in_port=qr", OF % "4", o["br-int"])}
+    t = build_out(f)
+    assert t.delivered and [h.name for h in t.hops][:5] == [
+        "VM port", "integration bridge", "router port qr-aaaaaaaa-aa", "route lookup", "SNAT"]
+    assert snat_source(f) == ("10.255.253.84", "float-SNAT element 10.0.2.84 : 10.255.253.84 "
+                                               "of map fip_snat")
+    f.router.snat = {}
+    f.router.snat_nets = [("10.0.2.0/24", "10.255.253.11")]
+    assert snat_source(f)[0] == "10.255.253.11"
+    f.routes["forward"] = Route("qr-cccccccc-cc")  # east-west: not out by the gateway
+    t = build_out(f)
+    assert t.stopped == "route lookup" and "east-west" in t.reason

@@ -13,8 +13,9 @@ import typer
 from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
 from ..core.trace import PROTOS, ApiFip, Query, build, render
-from ..dataplane.probe import probe as run_probe
-from ..dataplane.trace import gather
+from ..core.trace_out import build_out
+from ..dataplane.probe import probe as run_probe, probe_out
+from ..dataplane.trace import gather, gather_out, ovs_ports
 from .app import app, fail, out
 
 
@@ -39,9 +40,19 @@ def _ipv4(option: str, text: str) -> str:
         raise NeutronError(f"{option} {text!r} is not an IPv4 address") from None
 
 
+def api_port(url: str, ref: str) -> str | None:
+    """The id of the port named (or with the id) ``ref``, by the API; None when unknown."""
+    try:
+        with Client(url, timeout=5) as c:
+            return c.find("port", ref)["id"]
+    except NeutronError:
+        return None
+
+
 @app.command()
 def trace(source: str = typer.Option("upstream", "--from",
-                                     help="Where the packet comes from: upstream."),
+                                     help="upstream, or a VM's port (OVS port name, "
+                                          "Neutron port id or name)."),
           dest: str = typer.Option(..., "--to", help="A floating IP or another address."),
           proto: str = typer.Option("tcp", "--proto", help="tcp, udp or icmp."),
           port: int = typer.Option(None, "--port", help="Destination port (tcp, udp)."),
@@ -63,18 +74,26 @@ def trace(source: str = typer.Option("upstream", "--from",
             raise NeutronError("--port is 1-65535, for tcp and udp")
         if router is not None and not all(c in "0123456789abcdef-" for c in router):
             raise NeutronError(f"--router {router!r} is not a router id")
-        if source != "upstream":
-            raise NeutronError("--from: only 'upstream' is traced so far")
+        if source != "upstream" and not all(c.isalnum() or c in "-_." for c in source):
+            raise NeutronError(f"--from {source!r} is not a port name or id")
     except NeutronError as e:
         fail(e)
     if os.geteuid() != 0:
         fail(NeutronError("trace reads router namespaces and OVS: run it as root"))
     q = Query(source, dest, proto, port if proto != "icmp" else None)
-    api, note = (None, "API not asked (--no-api)") if no_api else api_fip(url, dest)
-    facts = gather(q, src, api, note, router)
-    t = build(facts)
+    if source == "upstream":
+        api, note = (None, "API not asked (--no-api)") if no_api else api_fip(url, dest)
+        facts = gather(q, src, api, note, router)
+        t = build(facts)
+    else:  # a VM's packet out (a Neutron port name becomes its id, through the API)
+        note = None
+        if not no_api and not any(p.name == source for p in ovs_ports().values()):
+            source = api_port(url, source) or source
+            q = Query(source, dest, proto, q.port)
+        facts = gather_out(q, src, router)
+        t = build_out(facts)
     if probe:
-        t.probe = run_probe(facts)
+        t.probe = run_probe(facts) if source == "upstream" else probe_out(facts)
     if as_json:
         doc = t.to_dict()
         doc["api_note"] = note

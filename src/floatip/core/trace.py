@@ -86,6 +86,7 @@ class RouterFacts:
     snat: dict[str, str]                          # fixed -> floating (float-SNAT)
     dnat_rule: str | None = None                  # the rule that DNATs (map rule / iptables)
     snat_rule: str | None = None
+    snat_nets: list[tuple[str, str]] = field(default_factory=list)  # (subnet, SNAT address)
 
     @property
     def gateway(self) -> Link | None:

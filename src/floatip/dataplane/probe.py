@@ -18,8 +18,9 @@ import subprocess
 import threading
 import time
 
-from ..core.packet import arp_request, ipv4_frame, read
+from ..core.packet import PROTO_NUM, arp_request, ipv4_frame, read
 from ..core.trace import Facts
+from ..core.trace_out import snat_source
 from .netns import NETNS_DIR, nsexec
 
 TRACE_TABLE = "floatip_trace"
@@ -83,21 +84,54 @@ def _trace_script(src: str, sport: int, proto: str) -> str:
             f"    ip daddr {src} {back} meta nftrace set 1\n  }}\n}}\n")
 
 
-def _monitor(ns: str) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen(["nsenter", f"--net={NETNS_DIR}/{ns}", "--", "nft", "monitor"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
-                     daemon=True).start()
-    return proc, lines
+class NfTrace:
+    """``meta nftrace`` for one flow (``src`` and its port, both ways) in ``ns``, read from
+    ``nft monitor`` (started and ended by pid); the table goes when it ends."""
+
+    def __init__(self, ns: str, src: str, sport: int, proto: str, timeout: float = 2.0):
+        self.ns = ns
+        self.proc = subprocess.Popen(["nsenter", f"--net={NETNS_DIR}/{ns}", "--", "nft",
+                                      "monitor"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")),
+                         daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:  # the monitor listens once it reports our table being added
+            nsexec(ns, ["nft", "-f", "-"], input=_trace_script(src, sport, proto))
+            if self._wait(f"add table ip {TRACE_TABLE}", time.monotonic() + 0.5) \
+                    or time.monotonic() > deadline:
+                break
+            nsexec(ns, ["nft", "delete", "table", "ip", TRACE_TABLE], check=False)
+
+    def _wait(self, needle: str, deadline: float) -> bool:
+        while not any(needle in ln for ln in list(self.lines)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def rules(self) -> list[str]:
+        """The chains' rules and policies the packets met (floatip's and iptables-nft's)."""
+        return [ln.strip().split(" ", 3)[3] for ln in list(self.lines)
+                if ln.startswith("trace id") and " packet: " not in ln
+                and TRACE_TABLE not in ln]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(2)
+        nsexec(self.ns, ["nft", "delete", "table", "ip", TRACE_TABLE], check=False)
 
 
-def _wait_lines(lines: list[str], needle: str, deadline: float) -> bool:
-    while not any(needle in ln for ln in list(lines)):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def _evidence(rules: list[str]) -> list[str]:
+    return [f"nftables: {ln}" for ln in dict.fromkeys(rules)
+            if " rule " in ln and "verdict jump" not in ln]
+
+
+def _ct(ns: str, op: str, src: str, proto: str, sport: int) -> str:
+    return nsexec(ns, ["conntrack", op, "-s", src, "-p", proto]
+                  + (["--sport", str(sport)] if proto != "icmp" else ["--icmp-id", str(sport)]),
+                  check=False).stdout.strip()
 
 
 def probe(f: Facts, timeout: float = 2.0) -> dict:
@@ -128,14 +162,7 @@ def probe(f: Facts, timeout: float = 2.0) -> dict:
         else:
             mac_dst = r.gateway.mac
             ev.append(f"no capture on {f.uplink.name} here: ARP not checked")
-        mon, lines = _monitor(ns)
-        deadline = time.monotonic() + timeout
-        while True:  # the monitor listens once it reports our table being added
-            nsexec(ns, ["nft", "-f", "-"], input=_trace_script(f.source_ip, sport, q.proto))
-            if _wait_lines(lines, f"add table ip {TRACE_TABLE}", time.monotonic() + 0.5) \
-                    or time.monotonic() > deadline:
-                break
-            nsexec(ns, ["nft", "delete", "table", "ip", TRACE_TABLE], check=False)
+        mon = NfTrace(ns, f.source_ip, sport, q.proto, timeout)
         _inject(bridge, f.uplink.name, ipv4_frame(mac, mac_dst, f.source_ip, q.dest, q.proto,
                                                   sport, q.port))
         deadline = time.monotonic() + timeout
@@ -145,15 +172,9 @@ def probe(f: Facts, timeout: float = 2.0) -> dict:
         reply = up.wait(lambda fr: fr["kind"] == "ip" and fr["dst"] == f.source_ip
                         and fr["src"] == q.dest and sport in (fr["dport"], fr["sport"]),
                         deadline) if up else None
-        ct = nsexec(ns, ["conntrack", "-L", "-s", f.source_ip, "-p", q.proto]
-                    + (["--sport", str(sport)] if q.proto != "icmp" else ["--icmp-id", str(sport)]),
-                    check=False).stdout.strip()
-        res["conntrack"] = ct
-        trace = [ln.strip() for ln in list(lines) if ln.startswith("trace id")]
-        res["nftrace"] = [ln.split(" ", 3)[3] for ln in trace
-                          if " packet: " not in ln and TRACE_TABLE not in ln]
-        ev += [f"nftables: {ln}" for ln in dict.fromkeys(res["nftrace"]) if " rule " in ln
-               and "verdict jump" not in ln]
+        ct = res["conntrack"] = _ct(ns, "-L", f.source_ip, q.proto, sport)
+        res["nftrace"] = mon.rules()
+        ev += _evidence(res["nftrace"])
         dnat_to = next((w.split("=")[1] for w in ct.split() if w.startswith("src=")
                         and w != f"src={f.source_ip}"), None)
         if ct:
@@ -180,12 +201,64 @@ def probe(f: Facts, timeout: float = 2.0) -> dict:
         return res
     finally:
         if mon is not None:
-            mon.terminate()
-            mon.wait(2)
-            nsexec(ns, ["nft", "delete", "table", "ip", TRACE_TABLE], check=False)
-        nsexec(ns, ["conntrack", "-D", "-s", f.source_ip, "-p", q.proto]
-               + (["--sport", str(sport)] if q.proto != "icmp" else ["--icmp-id", str(sport)]),
-               check=False)
+            mon.close()
+        _ct(ns, "-D", f.source_ip, q.proto, sport)
         for c in (up, vm):
+            if c is not None:
+                c.close()
+
+
+def probe_out(f: Facts, timeout: float = 2.0) -> dict:
+    """A packet from the VM's port (put on the integration bridge as if the VM sent it):
+    does it leave by the uplink with the SNATed source, and does the answer (if the far end
+    gives one) come back to the VM's port?"""
+    q, r, vm = f.query, f.router, f.vm_port
+    ev: list[str] = []
+    res = {"delivered": False, "dropped_at": None, "evidence": ev, "nftrace": [],
+           "conntrack": ""}
+    if r is None or vm is None or f.vm_mac is None or f.router_port is None:
+        res["dropped_at"] = f"no router serves port {q.source} here: nothing sent"
+        return res
+    ns, src = r.namespace, snat_source(f)[0]
+    sport = random.randint(40000, 60000)
+    up = _capture(f.uplink.name if f.uplink else None)
+    back = _capture(vm.name)
+    mon = NfTrace(ns, f.source_ip, sport, q.proto, timeout)
+    try:
+        _inject(vm.bridge, vm.name, ipv4_frame(f.vm_mac, r.links[f.router_port.name].mac,
+                                               f.source_ip, q.dest, q.proto, sport, q.port))
+        deadline = time.monotonic() + timeout
+        num = PROTO_NUM[q.proto]  # SNAT may change the source port: matched without it
+        left = up.wait(lambda fr: fr["kind"] == "ip" and fr["proto"] == num
+                       and fr["dst"] == q.dest and fr["src"] in (src, f.source_ip)
+                       and (q.port is None or fr["dport"] == q.port), deadline) if up else None
+        reply = back.wait(lambda fr: fr["kind"] == "ip" and fr["src"] == q.dest
+                          and fr["dst"] == f.source_ip
+                          and (q.proto == "icmp" or fr["dport"] == sport),
+                          deadline) if back else None
+        res["conntrack"] = _ct(ns, "-L", f.source_ip, q.proto, sport)
+        res["nftrace"] = mon.rules()
+        ev += _evidence(res["nftrace"])
+        if res["conntrack"]:
+            ev.append(f"conntrack in {ns}: {res['conntrack'].splitlines()[0]}")
+        if left:
+            ev.append(f"seen leaving by {f.uplink.name}: {left['src']} -> {left['dst']}")
+        if reply:
+            ev.append(f"answer seen on {vm.name}: {reply['src']} -> {reply['dst']}")
+        drops = [ln for ln in res["nftrace"] if "verdict drop" in ln or "policy drop" in ln]
+        if drops:
+            res["dropped_at"] = f"nftables: {drops[0]}"
+        elif up is not None and left is None:
+            res["dropped_at"] = f"never left by {f.uplink.name}"
+        elif up is not None and left["src"] != src:
+            res["dropped_at"] = f"SNAT: left with source {left['src']}, not {src}"
+        res["delivered"] = res["dropped_at"] is None
+        if res["delivered"] and reply is None:
+            ev.append(f"no answer came back to {vm.name} (the far end may not answer)")
+        return res
+    finally:
+        mon.close()
+        _ct(ns, "-D", f.source_ip, q.proto, sport)
+        for c in (up, back):
             if c is not None:
                 c.close()

@@ -15,6 +15,7 @@ import subprocess
 from ..core.trace import (ApiFip, Facts, Link, OfTrace, Port, Query, Route, RouterFacts,
                           of_flow, parse_dpif_show, parse_of_trace)
 from ..core.layout import NS_PREFIX, OWNER_KEY
+from ..core.trace_out import snat_source
 from .nat import iptables as ipt, nftables as nft
 from .netns import NETNS_DIR, nsexec
 
@@ -95,25 +96,34 @@ def _links(ns: str) -> tuple[dict[str, Link], str | None]:
     return links, mark
 
 
-def _nat(ns: str) -> tuple[str | None, dict, dict, str | None, str | None]:
-    """(driver, dnat, snat, dnat rule, snat rule) as programmed in ``ns``."""
+def _nat(ns: str) -> tuple:
+    """(driver, dnat, snat, dnat rule, snat rule, [(tenant subnet, SNAT address)]) as
+    programmed in ``ns``."""
     text = nsexec(ns, ["nft", "list", "table", "ip", nft.TABLE], check=False).stdout
     t = nft.parse(text)
     if t.present:
+        post = t.chain_rules.get("nat_postrouting", ())
         rule = next((r for r in t.chain_rules.get("nat_prerouting", ())
                      if f"@{nft.DNAT_MAP}" in r), None)
-        srule = next((r for r in t.chain_rules.get("nat_postrouting", ())
-                      if f"@{nft.SNAT_MAP}" in r), None)
-        return "nftables", dict(t.dnat), dict(t.snat), rule, srule
+        srule = next((r for r in post if f"@{nft.SNAT_MAP}" in r), None)
+        to = next((r.split(" snat to ")[1].split()[0] for r in post
+                   if f"@{nft.NETS}" in r and " snat to " in r), None)
+        nets = [(n, to) for n in sorted(t.nets)] if to else []
+        return "nftables", dict(t.dnat), dict(t.snat), rule, srule, nets
     rs = ipt.parse_save(nsexec(ns, ["iptables-save", "-t", "nat"], check=False).stdout)
     if not any(table == "nat" for table, _ in rs.chains):
-        return None, {}, {}, None, None
-    snat = {}
-    for rule in rs.chains.get(("nat", f"{ipt.W}-float-snat"), []):
-        w = rule.split()
-        if "-s" in w and "--to-source" in w:
-            snat[w[w.index("-s") + 1].removesuffix("/32")] = w[w.index("--to-source") + 1]
-    return "iptables", rs.fip_map(), snat, None, None
+        return None, {}, {}, None, None, []
+    snat, nets = {}, []
+    for chain in (f"{ipt.W}-float-snat", f"{ipt.W}-snat"):
+        for rule in rs.chains.get(("nat", chain), []):
+            w = rule.split()
+            if "-s" in w and "--to-source" in w:
+                src, to = w[w.index("-s") + 1], w[w.index("--to-source") + 1]
+                if chain.endswith("float-snat"):
+                    snat[src.removesuffix("/32")] = to
+                else:
+                    nets.append((src, to))
+    return "iptables", rs.fip_map(), snat, None, None, nets
 
 
 def router_facts(ns: str) -> RouterFacts | None:
@@ -126,8 +136,8 @@ def router_facts(ns: str) -> RouterFacts | None:
         if n.get("lladdr"):
             neigh[n["dst"]] = (n.get("dev", ""), n["lladdr"].lower(),
                                ",".join(n.get("state", [])))
-    driver, dnat, snat, rule, srule = _nat(ns)
-    return RouterFacts(rid, ns, links, neigh, driver, dnat, snat, rule, srule)
+    driver, dnat, snat, rule, srule, nets = _nat(ns)
+    return RouterFacts(rid, ns, links, neigh, driver, dnat, snat, rule, srule, nets)
 
 
 def find_router(dest: str, router_id: str | None = None) -> RouterFacts | None:
@@ -239,4 +249,74 @@ def gather(q: Query, source_ip: str | None = None, api: ApiFip | None = None,
         dst_mac = n[1] if n else (f.upstream_mac or "ff:ff:ff:ff:ff:ff")
         f.traces["ex_reply"] = of_trace(ex, of_flow(qg.name, qg.mac, dst_mac, q, q.dest,
                                                     f.source_ip, reply=True), odp)
+    return f
+
+
+def _port_mac(p: Port, tag: int | None) -> str | None:
+    """The VM's MAC behind port ``p``: external_ids:attached-mac, else the one its bridge
+    learned on it (a veth's own MAC is not the VM's)."""
+    if p.iface_id and p.mac:
+        return p.mac.lower()
+    return next((mac for (vlan, mac), where in fdb(p.bridge).items()
+                 if where == str(p.ofport) and vlan == (tag or 0)), None)
+
+
+def gather_out(q: Query, source_ip: str | None = None, router_id: str | None = None) -> Facts:
+    """Everything ``core.trace_out.build_out`` needs for a packet from the port
+    ``q.source`` (OVS port name or Neutron port id) to ``q.dest``."""
+    ports = ovs_ports()
+    vm = ports.get(q.source) or next((p for p in ports.values() if p.iface_id == q.source
+                                      and p.router_id is None), None)
+    f = Facts(q, source_ip or "", vm_port=vm)
+    if vm is None:
+        return f
+    f.vm_mac = _port_mac(vm, vm.tag)
+    names = router_namespaces()
+    if router_id and NS_PREFIX + router_id in names:
+        names = [NS_PREFIX + router_id]
+    for ns in names:  # the router with an interface on the port's VLAN
+        r = router_facts(ns)
+        if r is None:
+            continue
+        for name, link in sorted(r.links.items()):
+            p = ports.get(name)
+            if not name.startswith("qr-") or p is None or p.bridge != vm.bridge \
+                    or p.tag != vm.tag:
+                continue
+            if not f.source_ip and f.vm_mac:  # the VM's address, from the router's neighbours
+                f.source_ip = next((ip for ip, (dev, mac, _) in r.neighbours.items()
+                                    if dev == name and mac == f.vm_mac), "")
+            if f.source_ip and any(ipaddress.ip_address(f.source_ip) in
+                                   ipaddress.ip_interface(a).network for a in link.addresses):
+                f.router, f.router_port = r, p
+                break
+        if f.router is not None:
+            break
+    r, qr = f.router, f.router_port
+    if r is None or f.vm_mac is None:
+        return f
+    odp = parse_dpif_show(_run("ovs-appctl", "dpif/show"))
+    qr_link = r.links[qr.name]
+    f.traces["int_out"] = of_trace(vm.bridge, of_flow(vm.name, f.vm_mac, qr_link.mac, q,
+                                                      f.source_ip, q.dest), odp)
+    qg = r.gateway
+    f.routes["forward"] = rt = _route(r.namespace, q.dest, "from", f.source_ip, "iif", qr.name)
+    if rt is None or qg is None or rt.dev != qg.name:
+        return f
+    f.gateway_port = ports.get(qg.name)
+    n = r.neighbours.get(rt.via or q.dest)
+    f.upstream_mac = n[1] if n else None
+    if f.gateway_port is None:
+        return f
+    ex = f.gateway_port.bridge
+    f.uplink = _uplink(ports, ex, f.upstream_mac)
+    src, _ = snat_source(f)
+    mac = f.upstream_mac or "ff:ff:ff:ff:ff:ff"
+    if f.uplink is not None:
+        f.traces["ex_out"] = of_trace(ex, of_flow(qg.name, qg.mac, mac, q, src, q.dest), odp)
+        f.traces["ex_back"] = of_trace(ex, of_flow(f.uplink.name, f.upstream_mac, qg.mac, q,
+                                                   q.dest, src, reply=True), odp)
+    f.routes["reply"] = _route(r.namespace, f.source_ip, "from", q.dest, "iif", qg.name)
+    f.traces["int_back"] = of_trace(vm.bridge, of_flow(qr.name, qr_link.mac, f.vm_mac, q,
+                                                       q.dest, f.source_ip, reply=True), odp)
     return f
