@@ -167,3 +167,37 @@ def test_out_of_a_vm_port_with_its_snat():
     f.routes["forward"] = Route("qr-cccccccc-cc")  # east-west: not out by the gateway
     t = build_out(f)
     assert t.stopped == "route lookup" and "east-west" in t.reason
+
+
+OVN_TRACE = '''# tcp,reg14=0x1,dl_src=02:00:00:00:00:01,nw_dst=203.0.113.11
+ingress(dp="ext", inport="provnet-e")
+-------------------------------------
+25. ls_in_l2_lkup (northd.c:8997): eth.dst == fa:16:3e:1d:a4:0d, priority 50, uuid 1
+    outport = "gw";
+    output;
+egress(dp="ext", inport="provnet-e", outport="gw")
+    /* output to "gw", type "patch" */
+ingress(dp="r", inport="lrp-gw")
+ 7. lr_in_dnat (northd.c:13779): ip && ip4.dst == 203.0.113.11, priority 100, uuid 4
+    ct_dnat_in_czone(198.51.100.10);
+egress(dp="ten", inport="rp", outport="vm1")
+    /* output to "vm1", type "" */
+'''
+
+
+def test_ovn_trace_parsed_into_hops():
+    from floatip.core.trace_ovn import OvnFacts, build_ovn, parse_ovn_trace
+    lt = parse_ovn_trace(OVN_TRACE, "ovn-trace ...")
+    assert lt.dnat == ("198.51.100.10", "r ingress table 7 lr_in_dnat: ip && ip4.dst == "
+                                        "203.0.113.11")
+    assert lt.outputs == [("ext", "gw", "patch"), ("ten", "vm1", "")]
+    q = Query("upstream", "203.0.113.11", "tcp", 80)
+    f = OvnFacts(q, "203.0.113.1", {"203.0.113.11": ("dnat_and_snat", "198.51.100.10")},
+                 "neutron-r", ["203.0.113.10/24"], {"vm1"}, lt,
+                 api=ApiFip("f", "ACTIVE", "198.51.100.10", "r", "vm1"))
+    t = build_ovn(f)
+    assert t.delivered and [h.name for h in t.hops] == [
+        "ARP", "external logical switch", "DNAT", "tenant logical switch"]
+    f.nat = {}
+    t = build_ovn(f)
+    assert t.stopped == "ARP" and "no dnat_and_snat NAT row" in t.disagreements[0]

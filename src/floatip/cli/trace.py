@@ -14,8 +14,10 @@ from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
 from ..core.trace import PROTOS, ApiFip, Query, build, render
 from ..core.trace_out import build_out
+from ..core.trace_ovn import build_ovn
 from ..dataplane.probe import probe as run_probe, probe_out
 from ..dataplane.trace import gather, gather_out, ovs_ports
+from ..dataplane.trace_ovn import gather_ovn
 from .app import app, fail, out
 
 
@@ -63,6 +65,14 @@ def trace(source: str = typer.Option("upstream", "--from",
           url: str = typer.Option(DEFAULT_URL, "--url", envvar="FLOATIP_URL",
                                   help="floatip API, to compare the host with the database."),
           no_api: bool = typer.Option(False, "--no-api", help="Do not ask the API."),
+          ovn_nb: str = typer.Option(None, "--ovn-nb", help="OVN backend: the Northbound "
+                                                            "database (with --ovn-sb)."),
+          ovn_sb: str = typer.Option(None, "--ovn-sb", help="OVN backend: the Southbound "
+                                                            "database, for ovn-trace."),
+          chassis_db: str = typer.Option(None, "--chassis-db", help="OVN: the gateway "
+                                         "chassis' OVS database (default: this host's)."),
+          chassis_ctl: str = typer.Option(None, "--chassis-ctl", help="OVN: its "
+                                          "ovs-vswitchd control socket (default: this host's)."),
           probe: bool = typer.Option(False, "--probe", help="Confirm with a real packet."),
           as_json: bool = typer.Option(False, "--json")):
     """The path of one packet hop by hop, from what this host has programmed."""
@@ -78,9 +88,15 @@ def trace(source: str = typer.Option("upstream", "--from",
             raise NeutronError(f"--from {source!r} is not a port name or id")
     except NeutronError as e:
         fail(e)
+    q = Query(source, dest, proto, port if proto != "icmp" else None)
+    if ovn_sb or ovn_nb:
+        if not (ovn_sb and ovn_nb) or source != "upstream" or probe:
+            fail(NeutronError("on OVN: --ovn-nb and --ovn-sb, from upstream, without --probe"))
+        api, note = (None, "API not asked (--no-api)") if no_api else api_fip(url, dest)
+        t = build_ovn(gather_ovn(q, ovn_nb, ovn_sb, src, api, chassis_db, chassis_ctl))
+        return _print(t, note, as_json)
     if os.geteuid() != 0:
         fail(NeutronError("trace reads router namespaces and OVS: run it as root"))
-    q = Query(source, dest, proto, port if proto != "icmp" else None)
     if source == "upstream":
         api, note = (None, "API not asked (--no-api)") if no_api else api_fip(url, dest)
         facts = gather(q, src, api, note, router)
@@ -94,6 +110,10 @@ def trace(source: str = typer.Option("upstream", "--from",
         t = build_out(facts)
     if probe:
         t.probe = run_probe(facts) if source == "upstream" else probe_out(facts)
+    _print(t, note, as_json)
+
+
+def _print(t, note: str | None, as_json: bool) -> None:
     if as_json:
         doc = t.to_dict()
         doc["api_note"] = note
