@@ -201,3 +201,33 @@ def test_ovn_trace_parsed_into_hops():
     f.nat = {}
     t = build_ovn(f)
     assert t.stopped == "ARP" and "no dnat_and_snat NAT row" in t.disagreements[0]
+
+
+FW = """bridge("br-int")
+----------------
+ 0. in_port=3, priority 100
+    goto_table:60
+60. dl_dst=fa:16:3e:00:00:84, priority 90
+    goto_table:81
+81. ip,reg5=0x1, priority 90
+    ct(table=82,zone=NXM_NX_REG6[0..15])
+Datapath actions: ct(zone=3),recirc(0x1)
+recirc(0x1) - resume conntrack with default ct_state=trk|new
+82. ct_state=+new-est,ip,reg5=0x1, priority 40
+    drop
+Datapath actions: %s
+"""
+
+
+def test_security_groups_verdict_is_a_hop():
+    from floatip.core.trace import firewall_hop
+    f = facts()
+    f.traces["int_out"] = parse_of_trace("br-int", "in_port=qr", FW % "drop", odp()["br-int"])
+    t = build(f)
+    assert t.stopped == "security groups" and "DROPPED by the firewall" in t.reason
+    assert "table 82 ct_state=+new-est,ip,reg5=0x1, priority 40: drop" in t.reason
+    f.traces["int_out"] = parse_of_trace("br-int", "in_port=qr", FW % "4", odp()["br-int"])
+    t = build(f)
+    assert t.delivered and t.hops[6].name == "security groups" and t.hops[6].ok
+    assert firewall_hop(parse_of_trace("br-int", "f", OF % "4", odp()["br-int"]), "vm4",
+                        "forward") is None  # no firewall flow on the path: no hop

@@ -15,6 +15,10 @@ import shlex
 from dataclasses import asdict, dataclass, field
 
 PROTOS = ("tcp", "udp", "icmp")
+# The kernel backend's security-group tables on the integration bridge (Neutron's openvswitch
+# firewall layout: egress 71-73, ingress 81-83). A trace whose ofproto/trace went through
+# them gets a "security groups" hop with the rules that decided.
+FIREWALL_TABLES = {71, 72, 73, 81, 82, 83}
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,20 @@ def _of_hop(name: str, t: OfTrace | None, want: str | None, direction: str) -> H
                             f"{where}, not {want}", t.command, direction)
 
 
+def firewall_hop(t: OfTrace | None, want: str | None, direction: str) -> Hop | None:
+    """The security groups' verdict in an integration-bridge trace (None: no firewall flow
+    on the path, e.g. no group on the port)."""
+    if t is None:
+        return None
+    rules = [r for r in t.rules if r.split(" ")[1].isdigit()
+             and int(r.split(" ")[1]) in FIREWALL_TABLES]
+    if not rules:
+        return None
+    ok = want is not None and want in t.outputs
+    return Hop("security groups", ok, ("allowed: " if ok else "DROPPED by the firewall: ")
+               + "; ".join(rules), t.command, direction)
+
+
 def build(f: Facts) -> Trace:
     """The hops of ``f.query`` from upstream, forward then reply."""
     q, r = f.query, f.router
@@ -258,8 +276,7 @@ def build(f: Facts) -> Trace:
                      else f"no neighbour entry for {fixed}: the router ARPs for it"),
                     shlex.join(["ovs-vsctl", "get", "Port", rt.dev, "tag"]) + " ; " +
                     _ns(r, "ip", "neigh", "show", fixed)))
-    # 6. integration bridge (security groups, once they exist, are its flows: the trace
-    #    lists their rules like any other)
+    # 6. integration bridge, and the security groups' verdict when its flows were met
     if f.vm_mac is None:
         return stop(Hop("integration bridge", False,
                         f"the MAC of {fixed} is unknown (no neighbour entry, no port with it): "
@@ -267,9 +284,15 @@ def build(f: Facts) -> Trace:
                         _ns(r, "ip", "neigh", "show", fixed)))
     hop = _of_hop("integration bridge", f.traces.get("int_out"),
                   f.vm_port.name if f.vm_port else None, "forward")
+    fw = firewall_hop(f.traces.get("int_out"), f.vm_port.name if f.vm_port else None,
+                      "forward")
+    if fw is not None and not fw.ok:
+        return stop(fw)
     if not hop.ok:
         return stop(hop)
     hops.append(hop)
+    if fw is not None:
+        hops.append(fw)
     vm = f.vm_port
     hops.append(Hop("VM port", True,
                     f"{vm.name} (MAC {f.vm_mac}" + (f", Neutron port {vm.iface_id}"
