@@ -3,6 +3,10 @@ causes, repairs too; ``GET /floatip/v1/events`` shows a project its own objects'
 only (admins all); the history is bounded."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 
 import httpx
@@ -62,6 +66,14 @@ def test_status_changes_and_repairs_are_recorded_with_reasons(server):
         assert events(c, as_project(b), object=rid) == []
         assert {x["resource_id"] for x in events(c, as_project(b))} == {other}
         assert {rid, other} <= {x["resource_id"] for x in events(c)}
+        # the command line shows the same, newest first
+        cli = [sys.executable, "-m", "floatip.cli", "events", rid, "--url", server.url]
+        doc = json.loads(subprocess.run(cli + ["--json"], capture_output=True, text=True,
+                                        timeout=60).stdout)
+        assert [e["kind"] for e in doc] == ["repair", "status"]
+        text = subprocess.run(cli, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "300"}).stdout
+        assert "ACTIVE -> ERROR" in text and "repaired" in text
         # bad input: Neutron's error body
         r = c.get("/floatip/v1/events", params={"limit": 0})
         assert r.status_code == 400 and "NeutronError" in r.json()
