@@ -114,6 +114,14 @@ def test_page_shows_topology_follows_changes_and_errors(server, browser):
     assert shown and took < 2.0, f"the floating IP appeared after {took:.2f} s"
     assert browser.execute_script(f"return cy.getElementById('{fip['id']}')"
                                   f".connectedEdges().length") == 1  # to its port
+    # the trace view of a floating IP (no agent here: no router on this host holds it)
+    browser.find_element("css selector", f"#objects tr[data-id='{fip['id']}']").click()
+    browser.find_element("css selector", "#detail button").click()
+    said, _ = js_until(browser, "return document.getElementById('trace').textContent"
+                                ".includes('NOT delivered')", 10)
+    assert said, browser.find_element("css selector", "#trace").text
+    assert "no floatip router on this host" in browser.find_element("css selector",
+                                                                      "#trace").text
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "ui.png"))
     assert (ARTIFACTS / "ui.png").stat().st_size > 10_000
