@@ -1,5 +1,6 @@
 """``floatip trace`` on the OVN backend (two chassis, the API server with the OVN backend):
-ovn-trace's logical pipeline and the gateway chassis' ofproto/trace. Upstream -> the
+ovn-trace's logical pipeline and the gateway chassis' ofproto/trace; --probe sends a real
+packet into the gateway chassis and must agree. Upstream -> the
 floating IP reaches the VM's logical port after the DNAT; an address that is no floating IP
 stops at ARP; after the NAT row is deleted by hand the trace names it and the API's ACTIVE
 status it contradicts."""
@@ -35,7 +36,7 @@ def trace(d, dest: str) -> tuple[int, dict]:
     r = subprocess.run([sys.executable, "-m", "floatip.cli", "trace", "--to", dest, "--port",
                         "80", "--url", d.url, "--ovn-nb", lab.nb, "--ovn-sb", lab.sb,
                         "--chassis-db", gw.db, "--chassis-ctl", f"{gw.run}/ovs-vswitchd.ctl",
-                        "--json"], capture_output=True, text=True, timeout=60)
+                        "--chassis-netns", gw.ns, "--probe", "--json"], capture_output=True, text=True, timeout=60)
     assert r.stdout, r.stderr
     return r.returncode, json.loads(r.stdout)
 
@@ -69,9 +70,11 @@ def test_ovn_trace_three_cases(ovn):
                                                  "tenant logical switch"]
     assert doc["hops"][3]["matched"].endswith("ct_dnat -> 198.51.100.10")
     assert port["id"] in doc["hops"][4]["matched"] and doc["disagreements"] == []
+    assert doc["probe"]["delivered"], doc["probe"]  # the VM answered, from the floating IP
     code, doc = trace(d, "203.0.113.98")
     assert code == 1 and doc["stopped"] == "ARP"
     assert "no NAT row has external_ip 203.0.113.98" in doc["reason"]
+    assert doc["probe"]["dropped_at"].startswith("ARP: nobody answered")
     # the backend is down (it would put the row back at once) and the NAT row goes, by
     # hand: the trace names it and the API's ACTIVE status it contradicts
     _, backend = d.extra
@@ -84,6 +87,7 @@ def test_ovn_trace_three_cases(ovn):
     assert f"no NAT row has external_ip {address}" in doc["reason"]
     assert len(doc["disagreements"]) == 1 and "ACTIVE" in doc["disagreements"][0] \
         and "no dnat_and_snat NAT row" in doc["disagreements"][0]
+    assert doc["probe"]["delivered"] is False and doc["probe"]["dropped_at"].startswith("ARP")
     # back up, the backend repairs it and the trace agrees
     backend.stop_event.clear()
     backend.start()

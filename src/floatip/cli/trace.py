@@ -17,7 +17,7 @@ from ..core.trace_out import build_out
 from ..core.trace_ovn import build_ovn
 from ..dataplane.probe import probe as run_probe, probe_out
 from ..dataplane.trace import gather, gather_out, ovs_ports
-from ..dataplane.trace_ovn import gather_ovn
+from ..dataplane.trace_ovn import gather_ovn, probe_ovn
 from .app import app, fail, out
 
 
@@ -73,6 +73,8 @@ def trace(source: str = typer.Option("upstream", "--from",
                                          "chassis' OVS database (default: this host's)."),
           chassis_ctl: str = typer.Option(None, "--chassis-ctl", help="OVN: its "
                                           "ovs-vswitchd control socket (default: this host's)."),
+          chassis_netns: str = typer.Option(None, "--chassis-netns", help="OVN, --probe: "
+                                            "the namespace of its uplink (default: this one)."),
           probe: bool = typer.Option(False, "--probe", help="Confirm with a real packet."),
           as_json: bool = typer.Option(False, "--json")):
     """The path of one packet hop by hop, from what this host has programmed."""
@@ -90,10 +92,15 @@ def trace(source: str = typer.Option("upstream", "--from",
         fail(e)
     q = Query(source, dest, proto, port if proto != "icmp" else None)
     if ovn_sb or ovn_nb:
-        if not (ovn_sb and ovn_nb) or source != "upstream" or probe:
-            fail(NeutronError("on OVN: --ovn-nb and --ovn-sb, from upstream, without --probe"))
+        if not (ovn_sb and ovn_nb) or source != "upstream":
+            fail(NeutronError("on OVN: --ovn-nb and --ovn-sb, from upstream"))
+        if chassis_netns is not None and not os.path.exists(f"/run/netns/{chassis_netns}"):
+            fail(NeutronError(f"--chassis-netns {chassis_netns!r}: no such namespace"))
         api, note = (None, "API not asked (--no-api)") if no_api else api_fip(url, dest)
-        t = build_ovn(gather_ovn(q, ovn_nb, ovn_sb, src, api, chassis_db, chassis_ctl))
+        facts = gather_ovn(q, ovn_nb, ovn_sb, src, api, chassis_db, chassis_ctl)
+        t = build_ovn(facts)
+        if probe:
+            t.probe = probe_ovn(facts, chassis_netns, chassis_ctl)
         return _print(t, note, as_json)
     if os.geteuid() != 0:
         fail(NeutronError("trace reads router namespaces and OVS: run it as root"))

@@ -68,6 +68,10 @@ class OvnFacts:
     chassis_text: str = ""
     api: ApiFip | None = None
     nb_command: str = ""
+    src_mac: str | None = None               # the upstream's MAC (SB MAC_Binding)
+    gw_mac: str | None = None                # the router's gateway port
+    bridge: str | None = None                # the gateway chassis' external bridge
+    uplink: str | None = None                # and its port to upstream
 
 
 def build_ovn(f: OvnFacts) -> Trace:

@@ -21,7 +21,7 @@ import time
 from ..core.packet import PROTO_NUM, arp_request, ipv4_frame, read
 from ..core.trace import Facts
 from ..core.trace_out import snat_source
-from .netns import NETNS_DIR, nsexec
+from .netns import NETNS_DIR, nsexec, run_in_netns
 
 TRACE_TABLE = "floatip_trace"
 ETH_P_ALL = 0x0003
@@ -29,12 +29,18 @@ PROBE_MAC = "02:66:6c:74:70:01"  # locally administered: the source when upstrea
 
 
 class Capture:
-    """Frames seen on a root-namespace interface (both directions), read by a thread."""
+    """Frames seen on an interface (both directions; of ``netns``, else this namespace),
+    read by a thread."""
 
-    def __init__(self, ifname: str):
+    def __init__(self, ifname: str, netns: str | None = None):
         self.frames: list[dict] = []
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.bind((ifname, 0))
+
+        def open_socket():
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            s.bind((ifname, 0))
+            return s
+        # a socket opened in a namespace stays bound to that namespace's device
+        self.sock = run_in_netns(netns, open_socket) if netns else open_socket()
         self._stop = False
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import random
 import subprocess
+import time
 
+from ..core.packet import arp_request, ipv4_frame
 from ..core.trace import ApiFip, OfTrace, Query
 from ..core.trace_ovn import OvnFacts, command, logical_flow, parse_ovn_trace
 
-PROBE_MAC = "02:66:6c:74:70:01"
+from .probe import PROBE_MAC, Capture
 
 
 def _run(argv: list[str]) -> str:
@@ -77,12 +81,15 @@ def gather_ovn(q: Query, nb: str, sb: str, source_ip: str | None = None,
                      and p["type"] == "localnet"), None)
     if ls is None or localnet is None:
         return f
+    f.src_mac, f.gw_mac = src_mac, gw["mac"]
     flow = logical_flow(localnet["name"], src_mac, gw["mac"], q, f.source_ip)
     argv = ["ovn-trace", "--no-friendly-names", f"--db={sb}", ls["name"], flow]
     f.logical = parse_ovn_trace(_run(argv), command(*argv))
     if chassis_db is not None or chassis_ctl is not None:
         f.chassis, f.chassis_text = _chassis(q, f.source_ip, src_mac, gw["mac"], chassis_db,
                                              chassis_ctl)
+        if f.chassis is not None:
+            f.bridge, f.uplink = f.chassis.bridge, f.chassis.flow.split(",")[0][8:]
     return f
 
 
@@ -108,3 +115,51 @@ def _chassis(q: Query, src: str, src_mac: str, dst_mac: str, db: str | None,
     t.actions = next((ln.partition(":")[2].strip() for ln in reversed(text.splitlines())
                       if ln.startswith("Datapath actions:")), "")
     return t, text
+
+
+def probe_ovn(f: OvnFacts, chassis_netns: str | None = None, chassis_ctl: str | None = None,
+              timeout: float = 2.0) -> dict:
+    """A real packet into the gateway chassis' external bridge as if from its uplink (ARP
+    first), judged by what leaves by the uplink: the ARP answer, then the VM's answer with
+    the floating IP as its source (the VM's chassis may be another host: its port is not
+    watched here)."""
+    q = f.query
+    ev: list[str] = []
+    res = {"delivered": False, "dropped_at": None, "evidence": ev}
+    if f.bridge is None or f.uplink is None or f.gw_mac is None:
+        res["dropped_at"] = f"no gateway chassis bridge holds {q.dest} here: nothing sent"
+        return res
+    # the bridge's OpenFlow socket sits beside ovs-vswitchd's control socket
+    target = (f"unix:{os.path.dirname(chassis_ctl)}/{f.bridge}.mgmt" if chassis_ctl
+              else f.bridge)
+    mac, sport = f.src_mac or PROBE_MAC, random.randint(40000, 60000)
+    cap = Capture(f.uplink, chassis_netns)
+    try:
+        _inject_to(target, f.uplink, arp_request(mac, f.source_ip, q.dest))
+        got = cap.wait(lambda fr: fr["kind"] == "arp" and fr["op"] == 2 and fr["src"] == q.dest,
+                       time.monotonic() + 1.0)
+        if got is None:
+            res["dropped_at"] = f"ARP: nobody answered who-has {q.dest} on {f.bridge}"
+            return res
+        ev.append(f"ARP: {q.dest} is-at {got['src_mac']} (seen on {f.uplink})")
+        _inject_to(target, f.uplink, ipv4_frame(mac, got["src_mac"], f.source_ip, q.dest,
+                                                q.proto, sport, q.port))
+        reply = cap.wait(lambda fr: fr["kind"] == "ip" and fr["src"] == q.dest
+                         and fr["dst"] == f.source_ip
+                         and (q.proto == "icmp" or fr["dport"] == sport),
+                         time.monotonic() + timeout)
+        if reply is None:
+            res["dropped_at"] = (f"no answer came back by {f.uplink}: lost between the "
+                                 f"gateway chassis and the VM, or the VM is silent")
+            return res
+        ev.append(f"answer seen leaving by {f.uplink}: {reply['src']} -> {reply['dst']}")
+        res["delivered"] = True
+        return res
+    finally:
+        cap.close()
+
+
+def _inject_to(target: str, in_port: str, frame: bytes) -> None:
+    subprocess.run(["ovs-ofctl", "packet-out", target,
+                    f"in_port={in_port},packet={frame.hex()},actions=TABLE"],
+                   capture_output=True, text=True, check=True)
