@@ -122,3 +122,15 @@ def test_identical_rule_matches_for_two_remote_groups_share_one_flow():
 def test_member_addresses_include_allowed_pairs():
     p = port(1, pairs=(("192.0.2.8/29", None),))
     assert member_addresses(p) == ["198.51.100.1", "192.0.2.8/29"]
+
+
+def test_member_flows_of_some_addresses_equal_the_full_computation():
+    from floatip.core.firewall import member_flows, member_owners
+    used = {("a", "ingress", "IPv4"), ("b", "ingress", "IPv4"), ("b", "egress", "IPv4")}
+    members = {"a": ["10.0.0.1", "10.0.0.2"], "b": ["10.0.0.2", "10.0.0.3/30"]}
+    full = member_flows(members, used)
+    part = member_flows(members, used, {"10.0.0.2", "10.0.0.9"})
+    for owner in member_owners("10.0.0.2") + member_owners("10.0.0.9"):
+        assert part.get(owner) == full.get(owner)
+    assert full["member:82:10.0.0.2/32"][0].actions.count("conjunction") == 2
+    assert "member:72:10.0.0.1/32" not in full     # "a" is used for ingress only

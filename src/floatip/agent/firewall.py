@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from ..core.firewall import FwPort, base_flows, compile_port, fw_ports, member_flows, \
-    used_conjunctions
+    member_owners, used_conjunctions
 from ..dataplane.firewall import OpenFlowFirewall
 
 log = logging.getLogger("floatip.firewall")
@@ -24,16 +24,18 @@ class FirewallAgent:
         self.flows: dict[str, list] = {}      # owner -> flows, as last compiled
         self.errors: dict[str, str] = {}
         self._members: tuple | None = None
+        self.cache: dict = {}   # fw_ports' record: unchanged ports are not converted again
 
     def sync(self, state, ofports: dict[str, int], full: bool) -> dict[str, str]:
         """Returns {port id: why its rules are not enforced} for ports that failed."""
-        ports, members = fw_ports(state, ofports)
+        ports, members = fw_ports(state, ofports, self.cache)
         wanted = {p.id: p for p in ports}
         changed: dict[str, list] = {}
         if "base" not in self.flows:
             changed["base"] = base_flows()
         for pid, p in wanted.items():
-            if self.ports.get(pid) != p:
+            old = self.ports.get(pid)
+            if old is not p and old != p:
                 changed[f"port:{pid}"], err = compile_port(p)
                 if err:
                     self.errors[pid] = err
@@ -43,14 +45,22 @@ class FirewallAgent:
             changed[f"port:{pid}"] = []
             self.errors.pop(pid, None)
         used = used_conjunctions(ports)
-        key = (used, {g: tuple(m) for g, m in members.items()})
-        if key != self._members:
-            new = member_flows(members, used)
-            for owner in set(self.flows) | set(new):
-                if owner.startswith(("member:", "conj:")) and \
-                        self.flows.get(owner) != new.get(owner):
-                    changed[owner] = new.get(owner, [])
-            self._members = key
+        mem = {g: tuple(m) for g, m in members.items()}
+        if self._members is None or used != self._members[0]:
+            new = member_flows(members, used)    # what the rules refer to changed: all
+            owners = {o for o in self.flows if o.startswith(("member:", "conj:"))} | set(new)
+        else:   # only the addresses of the groups whose members changed
+            old = self._members[1]
+            touched: set[str] = set()
+            for g in set(mem) | set(old):
+                if mem.get(g) != old.get(g):
+                    touched |= set(mem.get(g, ())) ^ set(old.get(g, ()))
+            new = member_flows(members, used, touched) if touched else {}
+            owners = {o for a in touched for o in member_owners(a)}
+        for owner in owners:
+            if self.flows.get(owner) != new.get(owner):
+                changed[owner] = new.get(owner, [])
+        self._members = (used, mem)
         self.ports = wanted
         for owner, fl in changed.items():
             if fl:

@@ -29,6 +29,7 @@ alone, and nothing else on the bridge is ever touched.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -166,9 +167,14 @@ def _version(ethertype: str) -> int:
     return 4 if ethertype == "IPv4" else 6
 
 
+@functools.lru_cache(maxsize=1 << 16)   # member addresses are parsed again each pass
+def _parse(text: str) -> ipaddress._BaseNetwork:
+    return ipaddress.ip_network(text, strict=False)
+
+
 def _net(text: str, version: int | None = None) -> ipaddress._BaseNetwork:
     try:
-        net = ipaddress.ip_network(text, strict=False)
+        net = _parse(text)
     except ValueError as e:
         raise FirewallError(f"bad address {text!r}") from e
     if version is not None and net.version != version:
@@ -335,14 +341,16 @@ def port_flows(p: FwPort) -> list[Flow]:
 
 def used_conjunctions(ports: Iterable[FwPort]) -> set[tuple[str, str, str]]:
     """(remote group, direction, ethertype) that some filtered port's rule refers to."""
-    return {(r.remote_group_id, r.direction, r.ethertype) for p in ports if p.filtered
-            for r in p.rules if r.remote_group_id}
+    unique = {id(p.rules): p.rules for p in ports if p.filtered}   # shared tuples: once
+    return {(r.remote_group_id, r.direction, r.ethertype) for rules in unique.values()
+            for r in rules if r.remote_group_id}
 
 
-def member_flows(members: Mapping[str, Iterable[str]],
-                 used: set[tuple[str, str, str]]) -> dict[str, list[Flow]]:
+def member_flows(members: Mapping[str, Iterable[str]], used: set[tuple[str, str, str]],
+                 only: set[str] | None = None) -> dict[str, list[Flow]]:
     """The member side of the conjunctions: per (table, member address) one flow naming
-    every conjunction the address belongs to, and one ``conj_id`` flow per conjunction."""
+    every conjunction the address belongs to, and one ``conj_id`` flow per conjunction.
+    ``only``: the flows of these member addresses (those whose groups changed) only."""
     by_addr: dict[tuple[int, str], set[int]] = {}
     out: dict[str, list[Flow]] = {}
     seen: dict[int, tuple] = {}
@@ -357,6 +365,8 @@ def member_flows(members: Mapping[str, Iterable[str]],
         out[f"conj:{cid}"] = [Flow(table, P_CONJ, f"conj_id={cid},{'ip' if version == 4 else 'ipv6'}",
                                    f"resubmit(,{accept})")]
         for a in members.get(group, ()):
+            if only is not None and a not in only:
+                continue
             net = _net(a)
             if net.version == version:
                 by_addr.setdefault((table, str(net)), set()).add(cid)
@@ -369,6 +379,11 @@ def member_flows(members: Mapping[str, Iterable[str]],
             table, P_CONJ, f"{'ip' if net.version == 4 else 'ipv6'},{m}",
             ",".join(f"conjunction({c},1/2)" for c in sorted(cids)))]
     return out
+
+
+def member_owners(addr: str) -> list[str]:
+    """The owners ``member_flows`` may give the address ``addr``."""
+    return [f"member:{t}:{_net(addr)}" for t in (T_INGRESS_RULES, T_EGRESS_RULES)]
 
 
 def member_addresses(p: FwPort) -> list[str]:
@@ -409,40 +424,77 @@ def compile_all(ports: Iterable[FwPort], members: Mapping[str, Iterable[str]]) -
 # ---------------------------------------------------------------------------------------
 # from the desired state (core.model) to the firewall's ports
 
-def fw_ports(state, ofports: Mapping[str, int]) -> tuple[list[FwPort], dict[str, list[str]]]:
+def fw_ports(state, ofports: Mapping[str, int], cache: dict | None = None
+             ) -> tuple[list[FwPort], dict[str, list[str]]]:
     """The firewall's view of ``state``: a FwPort per port with an interface on this
     bridge (``ofports``: port id -> ofport), and the members of every security group
     (fixed IPs and allowed pairs of its ports, on any host). An address group is expanded
-    into one rule per address."""
+    into one rule per address. ``cache`` (the caller's, kept between passes) skips the
+    ports whose model objects are the very ones of the last pass (the desired state
+    replaces what changes): a pass costs what changed, not every port's rules."""
+    cache = {} if cache is None else cache
     members: dict[str, list[str]] = {}
     for p in state.ports.values():
         for g in p.security_groups:
             members.setdefault(g, []).extend(
                 [ip for _, ip in p.fixed_ips] + [ip for ip, _ in p.allowed_address_pairs])
-    out = []
+    out, seen = [], set()
+    rules_of: dict = {}   # this pass: group id -> (its address groups, its rules)
     for pid, ofport in ofports.items():
         p = state.ports.get(pid)
         net = state.networks.get(p.network_id) if p is not None else None
         if p is None or net is None or net.local_vlan is None or ofport is None or ofport < 1:
             continue
-        groups = [state.security_groups[g] for g in p.security_groups
-                  if g in state.security_groups]
-        rules = []
-        for g in groups:
-            for r in g.rules:
-                ag = r.remote_address_group_id
-                if ag is None:
-                    rules.append(Rule(r.direction, r.ethertype, r.protocol, r.port_range_min,
-                                      r.port_range_max, r.remote_ip_prefix, r.remote_group_id))
-                    continue
-                for cidr in getattr(state.address_groups.get(ag), "addresses", ()):
-                    if _net(cidr).version == _version(r.ethertype):
-                        rules.append(Rule(r.direction, r.ethertype, r.protocol,
-                                          r.port_range_min, r.port_range_max, cidr))
-        out.append(FwPort(
-            pid, ofport, p.mac_address.lower(), net.local_vlan,
-            tuple(ip for _, ip in p.fixed_ips),
-            tuple((ip, mac.lower() if mac else None) for ip, mac in p.allowed_address_pairs),
-            tuple(dict.fromkeys(rules)), all(g.stateful for g in groups),
-            p.port_security_enabled and not is_trusted(p.device_owner)))
+        groups = tuple(state.security_groups[g] for g in p.security_groups
+                       if g in state.security_groups)
+        ags = tuple(a for g in groups for a in _group_ags(g, state, rules_of))
+        key = (p, net, ofport, groups, ags)
+        seen.add(pid)
+        hit = cache.get(pid)
+        if hit is not None and len(hit[0]) == len(key) and \
+                all(a is b for a, b in zip(hit[0], key[:3])) and hit[0][3:] == key[3:]:
+            out.append(hit[1])
+            continue
+        fp = FwPort(pid, ofport, p.mac_address.lower(), net.local_vlan,
+                    tuple(ip for _, ip in p.fixed_ips),
+                    tuple((ip, mac.lower() if mac else None)
+                          for ip, mac in p.allowed_address_pairs),
+                    _port_rules(groups, state, rules_of),
+                    all(g.stateful for g in groups),
+                    p.port_security_enabled and not is_trusted(p.device_owner))
+        cache[pid] = (key, fp)
+        out.append(fp)
+    for pid in set(cache) - seen:
+        del cache[pid]
     return out, members
+
+
+def _group_ags(g, state, rules_of: dict) -> tuple:
+    if g.id not in rules_of:
+        rules_of[g.id] = (tuple(state.address_groups.get(r.remote_address_group_id)
+                                for r in g.rules if r.remote_address_group_id), None)
+    return rules_of[g.id][0]
+
+
+def _port_rules(groups, state, rules_of: dict) -> tuple[Rule, ...]:
+    """The rules of a set of groups: one tuple shared by the ports with the same groups
+    (``used_conjunctions`` walks each once)."""
+    key = tuple(g.id for g in groups)
+    if key not in rules_of:
+        rules_of[key] = tuple(dict.fromkeys(r for g in groups for r in _group_rules(g, state)))
+    return rules_of[key]
+
+
+def _group_rules(g, state) -> list[Rule]:
+    rules = []
+    for r in g.rules:
+        ag = r.remote_address_group_id
+        if ag is None:
+            rules.append(Rule(r.direction, r.ethertype, r.protocol, r.port_range_min,
+                              r.port_range_max, r.remote_ip_prefix, r.remote_group_id))
+            continue
+        for cidr in getattr(state.address_groups.get(ag), "addresses", ()):
+            if _net(cidr).version == _version(r.ethertype):
+                rules.append(Rule(r.direction, r.ethertype, r.protocol, r.port_range_min,
+                                  r.port_range_max, cidr))
+    return rules

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""``make bench``: the OpenFlow firewall (security groups) on this machine's OVS.
+
+A router with a floating IP to a server VM and a client VM (real namespaces, the test
+suite's topology), plus N synthetic filtered ports with R rules in all on the same
+integration bridge (their flows are installed; their ofports do not exist). Measures:
+  rule -> enforced   a rule opening a new TCP port on the server added to the state; from
+                     the agent's firewall pass (agent/firewall.py, incremental) until the
+                     first connection through the floating IP succeeds (p50/p99)
+  pass only          the same without the traffic: compile + one ovs-ofctl bundle
+  member add         the client's port joins a remote group of M ports that the server's
+                     rule names; until the client connects; and the flows changed
+  conn/s             new TCP connections per second from outside through the floating IP:
+                     server without port security, then behind a group of 10 rules
+Prints a markdown table. Everything is named fw<random> and removed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from floatip import lab as L  # noqa: E402
+from floatip.lab import Lab  # noqa: E402
+from floatip.agent.binding import Binder  # noqa: E402
+from floatip.agent.firewall import FirewallAgent  # noqa: E402
+from floatip.dataplane.kernel import Dataplane  # noqa: E402
+from floatip.dataplane.ovs import datapath_type  # noqa: E402
+from floatip.core.model import Port, SecurityGroup, SecurityGroupRule  # noqa: E402
+from topo import Topo  # noqa: E402
+
+FIP = "203.0.113.84"
+EGRESS = (SecurityGroupRule("e4", "egress", "IPv4"), SecurityGroupRule("e6", "egress", "IPv6"))
+
+CONN_LOOP = """
+import socket, sys, time
+ip, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+n, end = 0, time.monotonic() + secs
+while time.monotonic() < end:
+    s = socket.create_connection((ip, port), timeout=1)
+    s.recv(64)
+    s.close()
+    n += 1
+print(n / secs)
+"""
+
+
+def connects(ns: str, ip: str, port: int, timeout: float = 0.2) -> bool:
+    return L.tcp_source(ns, ip, port, timeout) is not None
+
+
+def until(cond, deadline: float = 10.0) -> float:
+    t0 = time.perf_counter()
+    while not cond():
+        if time.perf_counter() - t0 > deadline:
+            raise RuntimeError("not enforced within the deadline")
+    return time.perf_counter() - t0
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def synthetic(base, net: str, n_ports: int, n_rules: int, group: int):
+    """``n_ports`` filtered ports over 100 groups holding ``n_rules`` rules in all, and a
+    remote group "big" of ``group`` more ports (not on the bridge: members only)."""
+    per = max(0, n_rules // 100 - 2)
+    groups = {f"g{g}": SecurityGroup(f"g{g}", rules=EGRESS + tuple(
+        SecurityGroupRule(f"g{g}r{j}", "ingress", "IPv4", 6, 1000 + j, 1000 + j,
+                          f"10.{g}.{j % 250}.0/24") for j in range(per))) for g in range(100)}
+    groups["big"] = SecurityGroup("big", rules=EGRESS)
+    ports, ofports = dict(base.ports), {}
+    for i in range(n_ports):
+        pid = f"synth-{i}"
+        ports[pid] = Port(pid, net, (("s", f"10.200.{i // 250}.{i % 250 + 1}"),),
+                          "fa:16:3f:%02x:%02x:%02x" % (i >> 16, (i >> 8) & 255, i & 255),
+                          security_groups=(f"g{i % 100}",), port_security_enabled=True)
+        ofports[pid] = 10000 + i
+    for i in range(group):
+        pid = f"member-{i}"
+        ports[pid] = Port(pid, net, (("s", f"10.201.{i // 250}.{i % 250 + 1}"),),
+                          security_groups=("big",), port_security_enabled=True)
+    return groups, ports, ofports
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ports", type=int, default=1000)
+    ap.add_argument("--rules", type=int, default=10000)
+    ap.add_argument("--group", type=int, default=1000)
+    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    a = ap.parse_args()
+    lab = Lab(datapath_type())
+    dp = Dataplane("nftables")
+    binder = fw = None
+    rows = []
+    try:
+        t = Topo(lab, dp, "nftables")
+        srv, cli = t.vm("srv", "198.51.100.84"), t.vm("cli", "198.51.100.85")
+        t.fip(FIP, "srv")
+        t.apply()
+        base = t.state()
+        ids = {p.name: pid for pid, p in base.ports.items()}
+        sid, cid = ids[t.port("srv")], ids[t.port("cli")]
+        for name in ("srv", "cli"):
+            L.sh("ovs-vsctl", "set", "Interface", f"tp{name}{t.sid}"[:15],
+                 f"external_ids:iface-id={ids[t.port(name)]}")
+        binder = Binder(t.int_br, "bench")
+        until(lambda: len(binder.ofports()) == 2)
+        net = base.ports[sid].network_id
+        groups, ports, ofports = synthetic(base, net, a.ports, a.rules, a.group)
+        ofports.update(binder.ofports())
+        srv_rules = list(EGRESS)
+        groups["srv"] = SecurityGroup("srv", rules=tuple(srv_rules))
+        ports[sid] = replace(ports[sid], port_security_enabled=True, security_groups=("srv",))
+        fw = FirewallAgent(t.int_br)
+
+        def state():
+            return replace(base, ports=ports, security_groups=dict(groups))
+        t0 = time.perf_counter()
+        fw.sync(state(), ofports, full=True)
+        first = time.perf_counter() - t0
+        n_flows = len(fw.of.observe())
+        n_rules = sum(len(g.rules) for g in groups.values())
+        rows.append(("first full pass", f"{a.ports} ports, {n_rules} rules, "
+                     f"{n_flows} flows", f"{first * 1000:.0f} ms", ""))
+        # rule create -> enforced
+        enforced, passes = [], []
+        for k in range(a.samples):
+            port = 20000 + k
+            lab.serve(srv, port=port)
+            srv_rules.append(SecurityGroupRule(f"r{k}", "ingress", "IPv4", 6, port, port,
+                                               "0.0.0.0/0"))
+            groups["srv"] = SecurityGroup("srv", rules=tuple(srv_rules))
+            st = state()
+            t0 = time.perf_counter()
+            fw.sync(st, ofports, full=False)
+            passes.append(time.perf_counter() - t0)
+            until(lambda: connects(t.upstream, FIP, port))
+            enforced.append(time.perf_counter() - t0)
+        ms = lambda xs: f"p50 {pct(xs, .5) * 1000:.1f} ms, p99 {pct(xs, .99) * 1000:.1f} ms"  # noqa
+        rows.append(("rule create -> enforced (FIP, first conn.)", f"{a.ports} ports, "
+                     f"{n_rules} rules", ms(enforced), "target p50 <= 50 ms"))
+        rows.append(("  of which the firewall pass", "compile + 1 bundle", ms(passes), ""))
+        # member add to a remote group
+        lab.serve(srv, port=9000)
+        srv_rules.append(SecurityGroupRule("rg", "ingress", "IPv4", 6, 9000, 9000,
+                                           remote_group_id="big"))
+        groups["srv"] = SecurityGroup("srv", rules=tuple(srv_rules))
+        fw.sync(state(), ofports, full=False)
+        adds, changed = [], []
+        for k in range(max(5, a.samples // 2)):
+            before = {c for f in fw.of.installed.values() for c in f}
+            ports[cid] = replace(ports[cid], security_groups=("big",))
+            t0 = time.perf_counter()
+            fw.sync(state(), ofports, full=False)
+            until(lambda: connects(cli, "198.51.100.84", 9000))
+            adds.append(time.perf_counter() - t0)
+            after = {c for f in fw.of.installed.values() for c in f}
+            changed.append(len(before ^ after))
+            ports[cid] = replace(ports[cid], security_groups=())
+            fw.sync(state(), ofports, full=False)
+            until(lambda: not connects(cli, "198.51.100.84", 9000, 0.3))
+        rows.append((f"member add -> enforced (group of {a.group})", "client joins",
+                     ms(adds), "target p50 <= 20 ms"))
+        rows.append(("  flows changed per member add", "", f"{max(changed)}",
+                     "does not grow with the group"))
+        # conn/s through the FIP: without port security, then behind 10 rules
+        lab.serve(srv, port=8080)
+        rate = {}
+        ten = tuple(SecurityGroupRule(f"t{j}", "ingress", "IPv4", 6, 7000 + j, 7000 + j,
+                                      "0.0.0.0/0") for j in range(9)) + (
+            SecurityGroupRule("t9", "ingress", "IPv4", 6, 8080, 8080, "0.0.0.0/0"),)
+        for label, secure in (("no port security", False), ("10 rules", True)):
+            ports[sid] = replace(ports[sid], port_security_enabled=secure)
+            groups["srv"] = SecurityGroup("srv", rules=ten)
+            fw.sync(state(), ofports, full=False)
+            until(lambda: connects(t.upstream, FIP, 8080))
+            out = L.sh("ip", "netns", "exec", t.upstream, sys.executable, "-c", CONN_LOOP,
+                       FIP, "8080", str(a.seconds)).stdout
+            rate[label] = float(out.strip())
+        ratio = rate["10 rules"] / rate["no port security"]
+        rows.append(("new TCP conn/s through the FIP", "no port security",
+                     f"{rate['no port security']:.0f}", ""))
+        rows.append(("", "group of 10 rules", f"{rate['10 rules']:.0f}",
+                     f"{ratio * 100:.0f} % (target >= 80 %)"))
+    finally:
+        if fw is not None:
+            fw.of.remove_all()
+        if binder is not None:
+            binder.close()
+        try:
+            t.close()
+        except Exception:  # noqa: BLE001
+            pass
+        lab.cleanup()
+        dp.close()
+    print(f"\n### OpenFlow firewall ({datapath_type()} datapath, OVS "
+          f"{subprocess.run(['ovs-vsctl', '--version'], capture_output=True, text=True).stdout.split()[3]})\n")
+    print("| measure | setting | result | note |\n|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
