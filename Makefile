@@ -56,6 +56,7 @@ bench: install
 	$(PY) benchmarks/control_plane.py --routers 100 --fips 10000
 	$(PY) benchmarks/control_plane.py --table
 	$(PY) benchmarks/ovn_bench.py --fips 100,10000 --kernel-fips 100
+	$(PY) benchmarks/firewall_bench.py
 
 # Keystone and Tempest live in their own virtualenvs (their pins must not touch floatip's).
 KVENV := .venv-keystone

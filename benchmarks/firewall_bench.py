@@ -151,7 +151,7 @@ def main() -> None:
         ms = lambda xs: f"p50 {pct(xs, .5) * 1000:.1f} ms, p99 {pct(xs, .99) * 1000:.1f} ms"  # noqa
         rows.append(("rule create -> enforced (FIP, first conn.)", f"{a.ports} ports, "
                      f"{n_rules} rules", ms(enforced), "target p50 <= 50 ms"))
-        rows.append(("  of which the firewall pass", "compile + 1 bundle", ms(passes), ""))
+        rows.append(("  of which the firewall pass", "compile + 1 ovs-ofctl", ms(passes), ""))
         # member add to a remote group
         lab.serve(srv, port=9000)
         srv_rules.append(SecurityGroupRule("rg", "ingress", "IPv4", 6, 9000, 9000,
@@ -205,8 +205,8 @@ def main() -> None:
             pass
         lab.cleanup()
         dp.close()
-    print(f"\n### OpenFlow firewall ({datapath_type()} datapath, OVS "
-          f"{subprocess.run(['ovs-vsctl', '--version'], capture_output=True, text=True).stdout.split()[3]})\n")
+    ovs = subprocess.run(["ovs-vsctl", "--version"], capture_output=True, text=True).stdout
+    print(f"\n### OpenFlow firewall ({datapath_type()} datapath, OVS {ovs.split()[3]})\n")
     print("| measure | setting | result | note |\n|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")

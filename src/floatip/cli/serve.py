@@ -27,13 +27,18 @@ NOVA_OPT = typer.Option(None, "--nova-metadata-url", envvar="FLOATIP_NOVA_METADA
                              "metadata agent); without it floatip answers itself.")
 SECRET_OPT = typer.Option("", "--metadata-secret", envvar="FLOATIP_METADATA_SECRET",
                           help="Nova's metadata_proxy_shared_secret.")
+FIREWALL_OPT = typer.Option(False, "--firewall/--no-firewall", help="Enforce security groups and "
+                            "port security with OpenFlow flows on the integration bridge "
+                            "(kernel backend; docs/firewall.md).")
 RUN_DIR_OPT = typer.Option("/run/floatip", "--run-dir",
                            help="dnsmasq files and the metadata socket.")
 
 
-def _services(dhcp: bool, metadata: bool, nova: str | None, secret: str, run_dir: str) -> dict:
+def _services(dhcp: bool, metadata: bool, nova: str | None, secret: str, run_dir: str,
+              firewall: bool = False) -> dict:
     return {"dhcp": dhcp, "metadata": metadata, "nova_metadata_url": nova,
-            "metadata_secret": secret, "run_dir": run_dir}
+            "metadata_secret": secret, "run_dir": run_dir,
+            **({"firewall": True} if firewall else {})}
 
 
 @app.command("serve")
@@ -63,7 +68,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                                    "database does not want; known: only "
                                                    "routers it ever had [all]."),
           dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
-          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT,
+          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT, firewall: bool = FIREWALL_OPT,
           backend: str = typer.Option("kernel", "--backend", envvar="FLOATIP_BACKEND",
                                       help="kernel: this host's agent; ovn: OVN Northbound."),
           ovn_nb: str = typer.Option("unix:/var/run/ovn/ovnnb_db.sock", "--ovn-nb",
@@ -103,7 +108,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
         srv = Server(cfg.get("database", "connection"), cfg.listen, Ctx.config, agent=agent,
                      interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
-                     agent_options=_services(dhcp, metadata, nova, secret, run_dir),
+                     agent_options=_services(dhcp, metadata, nova, secret, run_dir, firewall),
                      backend=backend, agent_process=agent_process,
                      ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
                                            "distributed_fip": ovn_distributed_fip})

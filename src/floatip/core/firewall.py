@@ -362,8 +362,8 @@ def member_flows(members: Mapping[str, Iterable[str]], used: set[tuple[str, str,
         table = T_INGRESS_RULES if ingress else T_EGRESS_RULES
         accept = T_INGRESS_ACCEPT if ingress else T_EGRESS_ACCEPT
         version = _version(ethertype)
-        out[f"conj:{cid}"] = [Flow(table, P_CONJ, f"conj_id={cid},{'ip' if version == 4 else 'ipv6'}",
-                                   f"resubmit(,{accept})")]
+        ip = "ip" if version == 4 else "ipv6"
+        out[f"conj:{cid}"] = [Flow(table, P_CONJ, f"conj_id={cid},{ip}", f"resubmit(,{accept})")]
         for a in members.get(group, ()):
             if only is not None and a not in only:
                 continue

@@ -2,8 +2,9 @@
 
 Each apply is one ``ovs-ofctl add-flows``; when it both removes and adds flows it is an
 OpenFlow 1.4 bundle (``--bundle``, committed atomically): a port's old flows go and its new
-ones come in the same transaction, so a port is never half-filtered. Flows are addressed by cookie only (floatip's prefix + a hash of
-the flow), so nothing without floatip's cookie prefix is ever deleted or changed.
+ones come in the same transaction, so a port is never half-filtered. Flows are addressed by
+cookie only (floatip's prefix + a hash of the flow), so nothing without floatip's cookie
+prefix is ever deleted or changed.
 
 Why ``ovs-ofctl`` and not os-ken: os-ken would make floatip an OpenFlow controller of the
 bridge (a listener, ``set-controller``, fail-mode and reconnection handling, an eventlet
