@@ -4,11 +4,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iputils-arping \
 	ethtool iproute2 procps util-linux kmod python3-venv python3-dev gcc \
-	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client radvd curl cloud-init
+	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client radvd curl cloud-init \
+	chromium chromium-driver
+
+# The topology page's graph library: Cytoscape.js from the npm registry (ui/package.json,
+# locked), copied into the package (never committed). npm comes with a Node.js that has it
+# (nodesource's), else from Debian's npm package.
+UI_LIB := src/floatip/api/static/vendor/cytoscape.min.js
 
 .PHONY: install demo test bench ovs clean keystone-venv tempest-venv tempest
 
-install: .stamp-apt $(VENV)/.stamp ovs
+install: .stamp-apt $(VENV)/.stamp ovs $(UI_LIB)
+
+$(UI_LIB): ui/package.json ui/package-lock.json .stamp-apt
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+	cd ui && npm ci --no-audit --no-fund --silent
+	mkdir -p $(dir $@)
+	cp ui/node_modules/cytoscape/dist/cytoscape.min.js $@
 
 .stamp-apt: Makefile
 	apt-get update -qq
@@ -68,4 +80,4 @@ tempest: install keystone-venv tempest-venv
 	$(PY) tests/tempest/run.py
 
 clean:
-	rm -rf $(VENV) $(KVENV) $(TVENV) .stamp-apt
+	rm -rf $(VENV) $(KVENV) $(TVENV) .stamp-apt ui/node_modules $(UI_LIB)

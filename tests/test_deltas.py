@@ -52,7 +52,7 @@ def topo(api) -> dict:
     n = uuid.uuid4().int % 200
     ext = post(api, "network", {"name": "fp-ext", "router:external": True,
                                 "provider:network_type": "flat",
-                                "provider:physical_network": "physnet1"})
+                                "provider:physical_network": f"physnet-{uuid.uuid4().hex[:8]}"})
     post(api, "subnet", {"network_id": ext["id"], "cidr": f"100.{64 + n % 60}.0.0/22",
                          "ip_version": 4, "enable_dhcp": False})
     net = post(api, "network", {"name": "fp-t"})

@@ -83,28 +83,26 @@ def _kernel(tmp_path):
 
 
 def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
-                   chassis: int = 2, gateways: int = 1):
+                   chassis: int = 2, gateways: int = 1, agent_down_time: float = 75.0):
     """Two chassis (or ``chassis``, the first ``gateways`` of them gateways); the API server
     without the kernel agent, the OVN backend following its database (a full pass every
     ``interval`` seconds). VMs go on the last chassis (not a gateway)."""
-    from floatip.backends.ovn import OvnBackend, OvnConfig
+    from floatip.backends.ovn import OvnConfig
     from floatip.client import Client
     from floatip.cli.demo_api import remove_all
     from floatip.ovnlab import OvnLab
-    from floatip.backends.local import LocalSource
     from floatip.server import Server, free_port
     lab = OvnLab("fo", mappings="all" if distributed else "gateway", chassis=chassis,
                  gateways=gateways)
     lab.start()
     srv = backend = None
     try:
-        # the server's backend slot, wired as ``floatip serve --backend ovn`` will do it
+        # as ``floatip serve --backend ovn`` does it (the API lists the chassis as agents)
         srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
-                     agent=False)
-        backend = srv.backend = OvnBackend(LocalSource(srv.db), OvnConfig(
-            lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed,
-            interval=interval))
-        srv.db.resync_listeners.append(backend.request_full)
+                     backend="ovn", ovn=OvnConfig(
+                         lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed,
+                         interval=interval, agent_down_time=agent_down_time))
+        backend = srv.backend
         srv.start()
 
         def plug(name, port, subnets):

@@ -72,3 +72,32 @@ def test_ovs_step_error_is_filed_under_its_router(topo, lab, dataplane, nat_driv
         assert reconcile(dataplane, topo.state(), topo.config).ok
     finally:
         other.close()
+
+
+def test_connected_route_deleted_by_hand_is_restored_by_the_next_pass(topo, nat_driver):
+    """Issue 26: the subnet route the kernel made with the interface's address, deleted by
+    hand, left the router ACTIVE and its subnet unreachable; the next full pass puts it back
+    (the address and the floating IPs stay)."""
+    topo.vm("vm4", "198.51.100.84")
+    topo.fip(FIP, "vm4")
+    rec = Reconciler(topo.dp, topo.config)
+    assert rec.sync(topo.state(), full=True).ok
+
+    def routes() -> str:
+        return L.sh("ip", "netns", "exec", topo.ns, "ip", "-4", "route").stdout
+
+    line = next(x for x in routes().splitlines() if x.startswith("198.51.100.0/24"))
+    dev = line.split(" dev ")[1].split()[0]
+    L.sh("ip", "netns", "exec", topo.ns, "ip", "route", "del", "198.51.100.0/24", "dev", dev)
+    assert "198.51.100.0/24" not in routes()
+    report = rec.sync(topo.state(), full=True)
+    assert report.ok
+    restored = next(x for x in routes().splitlines() if x.startswith("198.51.100.0/24"))
+    assert f"dev {dev}" in restored and "proto kernel" in restored and "src 198.51.100.1" \
+        in restored, restored
+    assert kernel_has(topo, nat_driver, FIP, "198.51.100.84")
+    assert L.ping_until(topo.upstream, FIP)
+    # converged: another pass plans nothing for it
+    dp = topo.dp
+    p = plan(router_layouts(topo.state(), topo.config), dp.observe({topo.router_id}), dp.nat)
+    assert [s for s in p.steps if s.router == topo.router_id] == []

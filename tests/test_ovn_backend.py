@@ -242,3 +242,51 @@ def test_gateway_fails_over_to_the_second_gateway_chassis(ovn_two_gateways):
              what="the dead chassis unscheduled")
     assert standby in nbctl(d, "lrp-get-gateway-chassis", lrp)
     assert d.wait_synced()
+
+
+DOWN_TIME = 6.0   # the agent-down time of the test below: nb_cfg raised every 3 s
+
+
+@pytest.fixture
+def ovn_three(tmp_path):
+    from conftest import KERNEL_SKIP, _ovn_ready
+    why = KERNEL_SKIP or _ovn_ready()
+    if why:
+        pytest.skip(why)
+    yield from ovn_deployment(tmp_path, chassis=3, agent_down_time=DOWN_TIME)
+
+
+def test_a_dead_chassis_keeps_no_other_object_down(ovn_three):
+    """A chassis that is neither the router's gateway nor the VM's dies and stays in the
+    Southbound: it holds hv_cfg back, yet a floating IP made meanwhile turns ACTIVE (its
+    gateway chassis and its VM's chassis caught up), and once it has not reported within
+    the agent-down time it is listed alive: false while the others stay alive."""
+    import httpx
+    d = ovn_three
+    lab, backend = d.extra
+    sc = Scenario(d)
+    wait_for(lambda: sc.net.get_router(sc.router.id).status == "ACTIVE", what="router ACTIVE")
+    assert d.wait_synced()
+    dead = lab.chassis[1]
+    assert not dead.gateway and dead is not lab.chassis[-1]   # VMs are on the last one
+    lab.stop_chassis(dead)
+    fip = sc.net.create_ip(floating_network_id=sc.ext.id, floating_ip_address=FIP,
+                           port_id=sc.ports["vm1"].id)
+    wait_for(lambda: sc.net.get_ip(fip.id).status == "ACTIVE", timeout=20,
+             what="floating IP ACTIVE with a dead chassis in the Southbound")
+    nb_cfg, hv_cfg = backend.nb.cfg()
+    assert hv_cfg < backend.stats.nb_cfg <= nb_cfg   # hv_cfg alone would have kept it DOWN
+
+    def alive() -> dict[str, bool]:
+        body = httpx.get(d.url + "/v2.0/agents").json()["agents"]
+        return {a["host"]: a["alive"] for a in body}
+    wait_for(lambda: alive().get(dead.name) is False, timeout=DOWN_TIME * 4,
+             what="the dead chassis listed alive: false")
+    assert alive() == {c.name: c is not dead for c in lab.chassis}
+    assert d.wait_synced()
+    wait_for(lambda: L.ping(d.upstream, FIP, timeout=0.3), what="ping through the FIP")
+    # a change after it was declared dead waits for nobody either
+    sc.net.update_ip(fip, port_id=sc.ports["vm2"].id)
+    assert d.wait_synced(timeout=15)
+    wait_for(lambda: sc.net.get_ip(fip.id).status == "ACTIVE", what="moved FIP ACTIVE")
+    assert_checks(sc.checks("vm2", "vm1"))

@@ -297,13 +297,134 @@ def test_a_change_touches_only_the_objects_whose_rows_it_alters():
     router = b.desired.state.routers[rid]
     assert apply("routers", replace(router, interfaces=())) == {f"router:{rid}", f"fip:{fid}"}
     assert b._fip_router == {}
-    # a network: its rows, its ports, the routers on it, the floating IPs from it
+    # a network: its rows, its subnets' DHCP options (MTU), its ports, the routers on it,
+    # the floating IPs from it
     nets = b.desired.state.networks
     ten = ports["vm1"].network_id
+    subs = {s.name: s.id for s in st.subnets.values()}
     assert apply("networks", replace(nets[ten], name="t")) == {
-        f"network:{ten}", f"port:{ports['vm1'].id}", f"port:{ports['vm2'].id}"}
+        f"network:{ten}", f"subnet:{subs['tens']}", f"port:{ports['vm1'].id}",
+        f"port:{ports['vm2'].id}"}
     ext = st.floatingips[fid].floating_network_id
     assert apply("networks", replace(nets[ext], name="e")) == {
-        f"network:{ext}", f"router:{rid}", f"fip:{fid}"}
+        f"network:{ext}", f"subnet:{subs['exts']}", f"router:{rid}", f"fip:{fid}"}
+    # a subnet: its DHCP options and the ports with an address on it (their references;
+    # the router that would advertise it lost its interface above)
+    tens = b.desired.state.subnets[subs["tens"]]
+    assert apply("subnets", replace(tens, dns_nameservers=("192.0.2.53",))) == {
+        f"subnet:{tens.id}", f"port:{ports['vm1'].id}", f"port:{ports['vm2'].id}"}
     # drift reported by the NB is in scope as it is
     assert b._touched({}, {"drift:router:x", "pb:y"}) == {"router:x"}
+
+
+# -- native DHCP and router advertisements (issue 23) ---------------------------------------
+DHCP_DOC = {
+    "networks": [{"name": "ten", "mtu": 1400}],
+    "subnets": [
+        {"name": "v4", "network": "ten", "cidr": "198.51.100.0/24", "gateway_ip": "198.51.100.1",
+         "enable_dhcp": True, "dns_nameservers": ["192.0.2.53", "192.0.2.54"]},
+        {"name": "st", "network": "ten", "cidr": "2001:db8:1::/64", "ip_version": 6,
+         "gateway_ip": "2001:db8:1::1", "enable_dhcp": True, "ipv6_ra_mode": "dhcpv6-stateful",
+         "ipv6_address_mode": "dhcpv6-stateful", "dns_nameservers": ["2001:db8::53"]},
+        {"name": "nodhcp", "network": "ten", "cidr": "192.0.2.0/28", "enable_dhcp": False}],
+    "ports": [
+        {"name": "vm1", "network": "ten",
+         "fixed_ips": [{"subnet": "v4", "ip_address": "198.51.100.10"},
+                       {"subnet": "st", "ip_address": "2001:db8:1::10"}]},
+        {"name": "dhcp", "network": "ten", "device_owner": "network:dhcp",
+         "fixed_ips": [{"subnet": "v4", "ip_address": "198.51.100.2"},
+                       {"subnet": "st", "ip_address": "2001:db8:1::2"}]}],
+    "routers": [{"name": "r", "interfaces": ["v4", "st"]}]}
+
+
+def _dhcp_state(**subnet_changes):
+    doc = copy.deepcopy(DHCP_DOC)
+    for s in doc["subnets"]:
+        s.update(subnet_changes.get(s["name"], {}))
+    st = load(doc)
+    for s in st.subnets.values():   # host routes: not in the file format
+        if s.name == "v4":
+            st.subnets[s.id] = replace(s, host_routes=(("192.0.2.0/24", "198.51.100.9"),))
+    return st
+
+
+def _lrp6(d):
+    return next(r for r in by_table(d, "Logical_Router_Port")
+                if any(":" in n for n in r.columns["networks"]))
+
+
+def test_a_dhcp_options_row_per_dhcp_subnet_as_neutron_writes_it():
+    from floatip.backends.ovn.dhcp import Ref
+    st = _dhcp_state()
+    d = translate(st, OPTS)
+    subs = {s.name: s for s in st.subnets.values()}
+    ports = {p.name: p for p in st.ports.values()}
+    rows = {r.columns["cidr"]: r for r in by_table(d, "DHCP_Options")}
+    assert set(rows) == {"198.51.100.0/24", "2001:db8:1::/64"}   # not the one without DHCP
+    v4 = rows["198.51.100.0/24"]
+    assert v4.obj == f"subnet:{subs['v4'].id}" and v4.columns["external_ids"][OWNER]
+    assert v4.columns["options"] == {
+        "server_id": "198.51.100.1", "server_mac": ports["dhcp"].mac_address,
+        "lease_time": "86400", "mtu": "1400", "router": "198.51.100.1",
+        "dns_server": "{192.0.2.53, 192.0.2.54}",
+        # the metadata route via the network's DHCP port; the default route with the others
+        "classless_static_route": "{169.254.169.254/32,198.51.100.2, "
+                                  "192.0.2.0/24,198.51.100.9, 0.0.0.0/0,198.51.100.1}"}
+    v6 = rows["2001:db8:1::/64"]
+    assert v6.columns["options"] == {"server_id": ports["dhcp"].mac_address,
+                                     "dns_server": "{2001:db8::53}"}
+    lsp = d.rows[f"lsp:{ports['vm1'].id}"].columns
+    assert lsp["dhcpv4_options"] == [Ref(v4.key)] and lsp["dhcpv6_options"] == [Ref(v6.key)]
+    # the DHCP port is the localport on every chassis, without DHCP options of its own
+    dport = d.rows[f"lsp:{ports['dhcp'].id}"].columns
+    assert dport["type"] == "localport" and dport["dhcpv4_options"] == []
+    # the router port advertises the stateful mode with the MTU
+    lrp = _lrp6(d)
+    assert lrp.columns["ipv6_ra_configs"] == {
+        "address_mode": "dhcpv6_stateful", "send_periodic": "true", "mtu": "1400",
+        "max_interval": "100", "min_interval": "30"}
+
+
+def test_dhcpv6_stateless_and_slaac_and_dhcp_off():
+    st = _dhcp_state(st={"ipv6_ra_mode": "dhcpv6-stateless",
+                         "ipv6_address_mode": "dhcpv6-stateless"})
+    d = translate(st, OPTS)
+    v6 = next(r for r in by_table(d, "DHCP_Options") if ":" in r.columns["cidr"])
+    assert v6.columns["options"]["dhcpv6_stateless"] == "true"
+    lrp = _lrp6(d)
+    assert lrp.columns["ipv6_ra_configs"]["address_mode"] == "dhcpv6_stateless"
+    # SLAAC: no DHCPv6 row, the advertisement carries the DNS server (RDNSS)
+    st = _dhcp_state(st={"ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"})
+    d = translate(st, OPTS)
+    assert [r.columns["cidr"] for r in by_table(d, "DHCP_Options")] == ["198.51.100.0/24"]
+    vm1 = next(p for p in st.ports.values() if p.name == "vm1")
+    assert d.rows[f"lsp:{vm1.id}"].columns["dhcpv6_options"] == []
+    ra = _lrp6(d).columns["ipv6_ra_configs"]
+    assert ra["address_mode"] == "slaac" and ra["rdnss"] == "2001:db8::53"
+    # DHCP off on the IPv4 subnet: no row, no reference
+    st = _dhcp_state(v4={"enable_dhcp": False})
+    d = translate(st, OPTS)
+    assert all(":" in r.columns["cidr"] for r in by_table(d, "DHCP_Options"))
+    assert d.rows[f"lsp:{vm1.id}"].columns["dhcpv4_options"] == []
+
+
+def test_diff_writes_the_options_row_with_the_port_that_refers_to_it():
+    """A reference is compared with the referred row's uuid; a port written alone brings
+    the DHCP options it needs when they are missing from the NB."""
+    st = _dhcp_state()
+    d = translate(st, OPTS)
+    actual = as_actual(d)
+    key = next(r.key for r in by_table(d, "DHCP_Options") if ":" not in r.columns["cidr"])
+    vm1 = next(p for p in st.ports.values() if p.name == "vm1")
+    lsp = f"lsp:{vm1.id}"
+    # in place: the NB's column holds the referred row (the IDL gives rows with a uuid)
+    for a in actual.values():
+        for col, v in list(a.columns.items()):
+            if isinstance(v, list) and v and hasattr(v[0], "upper") and v[0] in actual:
+                a.columns[col] = [type("R", (), {"uuid": actual[v[0]].uuid})()]
+    assert not diff(d, actual)
+    # the options row gone: it comes back with the port, and the port is set again
+    del actual[key]
+    plan = diff(d, actual, objects={f"port:{vm1.id}"})
+    assert [r.key for r in plan.create] == [key]
+    assert [(r.key, list(c)) for r, _, c in plan.update] == [(lsp, ["dhcpv4_options"])]

@@ -31,12 +31,23 @@ from dataclasses import dataclass, field
 from pyroute2 import netns as pnetns
 
 from .dataplane.process import kill
-from .lab import TcpServer, sh
+from .lab import DHCLIENT_SCRIPT, TcpServer, sh
 
 OVN_SCHEMAS = "/usr/share/ovn"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 PHYSNET = "physnet1"
 UNDERLAY = "100.64.255.{}"  # documentation-ish CGNAT range for the Geneve underlay (/24)
+# dhclient -6's script for lab VMs: the address on the VM's interface only, and what the
+# server sent in $V6_ENV_FILE
+DHCLIENT6_SCRIPT = """#!/bin/sh
+case "$reason" in
+BOUND6|RENEW6|REBIND6|REBOOT6|INFORM6)
+    [ -n "$new_ip6_address" ] && ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" \\
+        dev "$interface"
+    env | grep -E '^(new_|reason=)' > "$V6_ENV_FILE" ;;
+esac
+exit 0
+"""
 
 
 @dataclass
@@ -102,6 +113,7 @@ class OvnLab:
         self.procs: list[subprocess.Popen] = []
         self.vms: dict[str, tuple[Chassis, str]] = {}   # vm namespace -> (chassis, port name)
         self.servers = []
+        self.dhcp_error = ""   # why the last ``dhcp`` got nothing
 
     # ------------------------------------------------------------------ processes
     def _spawn(self, ns: str, run: str, name: str, argv: list[str], env: dict | None = None) -> int:
@@ -209,7 +221,12 @@ class OvnLab:
             *self._common(run, "ovsdb-server")])
         ch.pids["ovsdb-server"] = pid
         self._wait_file(f"{run}/db.sock", pid)
-        ch.vsctl("--no-wait", "init")
+        # the socket file can appear a moment before the server accepts on it (a busy host)
+        deadline = time.monotonic() + 15
+        while ch.vsctl("--no-wait", "init", check=False).returncode:
+            if time.monotonic() > deadline:
+                ch.vsctl("--no-wait", "init")   # raises with the reason
+            time.sleep(0.05)
         ext_ids = {"system-id": ch.name, "hostname": ch.name, "ovn-remote": self.sb,
                    "ovn-encap-type": "geneve", "ovn-encap-ip": ch.encap_ip,
                    # without it ovn-controller makes br-int a "system" bridge: nothing passes
@@ -265,17 +282,23 @@ class OvnLab:
                 time.sleep(0.05)
 
     # ------------------------------------------------------------------ VMs
-    def vm(self, name: str, chassis: Chassis | int, iface_id: str, mac: str, cidr: str,
-           gateway: str | None = None) -> str:
+    def vm(self, name: str, chassis: Chassis | int, iface_id: str, mac: str,
+           cidr: str | None = None, gateway: str | None = None) -> str:
         """A VM namespace whose eth0 is plugged into ``chassis``' br-int as the logical
-        switch port ``iface_id``. Returns the namespace name."""
+        switch port ``iface_id``; ``cidr`` None: no address (DHCP, see ``dhcp``). Returns
+        the namespace name."""
         ch = self.chassis[chassis] if isinstance(chassis, int) else chassis
         ns = self._netns(f"{self.tag}-{name}")
         tap = f"t{len(self.vms)}{self.sfx}"[:15]
         self._veth(tap, ch.ns, "eth0", ns)
         inns = ["ip", "netns", "exec", ns]
+        # down first: the link-local address comes back from the new MAC (OVN's port
+        # security lets only that one through)
+        sh(*inns, "ip", "link", "set", "eth0", "down")
         sh(*inns, "ip", "link", "set", "eth0", "address", mac)
-        sh(*inns, "ip", "addr", "add", cidr, "dev", "eth0")
+        sh(*inns, "ip", "link", "set", "eth0", "up")
+        if cidr:
+            sh(*inns, "ip", "addr", "add", cidr, "dev", "eth0")
         if gateway:
             sh(*inns, "ip", "route", "add", "default", "via", gateway)
         ch.vsctl("add-port", "br-int", tap, "--", "set", "Interface", tap,
@@ -283,6 +306,34 @@ class OvnLab:
                  f"external_ids:attached-mac={mac}")
         self.vms[ns] = (ch, tap)
         return ns
+
+    def dhcp(self, ns: str, v6: bool = False, stateless: bool = False,
+             timeout: float = 30) -> dict | None:
+        """ISC dhclient on eth0 of ``ns``, one exchange (``-1``); IPv4: the address, MTU and
+        default route configured, IPv6 (``v6``; ``stateless``: information only) the
+        address. Returns what the server sent (dhclient's ``new_*`` variables), None when
+        nothing came. dhclient stays to renew; ``close()`` ends it with the namespace."""
+        files = os.path.join(self.dir, f"dhclient-{ns}{'-6' if v6 else ''}")
+        script = files + ".sh"
+        with open(script, "w") as f:
+            # the IPv4 script, and a line that records what the server sent
+            f.write(DHCLIENT6_SCRIPT if v6 else DHCLIENT_SCRIPT.replace(
+                'case "$reason" in', 'env | grep -E \'^(new_|reason=)\' > "$V6_ENV_FILE"\n'
+                'case "$reason" in', 1))
+        os.chmod(script, 0o755)
+        argv = ["ip", "netns", "exec", ns, "dhclient", "-6" if v6 else "-4", "-1",
+                *(["-S"] if stateless else []), "-lf", files + ".lease", "-pf", files + ".pid",
+                "-sf", script, "-e", f"V6_ENV_FILE={files}.env", "eth0"]
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            self.dhcp_error = f"dhclient timed out: {e.stderr}"
+            return None
+        if r.returncode or not os.path.exists(files + ".env"):
+            self.dhcp_error = f"dhclient exit {r.returncode}: {r.stderr[-800:]}"
+            return None
+        with open(files + ".env") as f:
+            return dict(line.rstrip("\n").partition("=")[::2] for line in f)
 
     def stop_chassis(self, ch: Chassis) -> None:
         """The chassis goes down: its ovn-controller and ovs-vswitchd stop (BFD to it goes

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..core.errors import NeutronError
-from ..core.layout import AgentConfig, router_layouts
+from ..core.layout import AgentConfig, router_layouts, with_fips
 from ..core.model import State, fip_routers
 from ..dataplane.kernel import Dataplane
 from .binding import Binder
@@ -71,6 +71,25 @@ def pass_summary(agent, full: bool, seconds: float, report) -> dict:
             "namespace_repairs": rec.repairs.get("namespace", 0),
             "errors": len(agent.router_errors), "generation": agent.stats.last_generation,
             "phases": dict(agent.stats.last_phases)}
+
+
+def drift_repairs(steps, applied: tuple[dict, dict], desired: dict) -> dict[str, str]:
+    """router id -> what a full pass put back, for the routers whose desired layout is the
+    one applied before (``applied``: the reconciler's layouts and floating IPs) and which
+    still needed steps: the host drifted (an address, a map element, a port removed by
+    hand; a namespace replaced)."""
+    layouts, fips = applied
+    out: dict[str, list[str]] = {}
+    for st in steps:
+        rid = st.router
+        if rid in out or (rid in layouts and rid in desired
+                          and with_fips(layouts[rid], fips.get(rid, {})) == desired[rid]):
+            what = f"{st.action} {st.target}: {st.why}"
+            script = st.args[0] if st.phase == "nat" and st.args else None
+            if isinstance(script, str) and len(script) <= 400:  # name what was put back
+                what += " (" + "; ".join(ln for ln in script.splitlines() if ln) + ")"
+            out.setdefault(rid, []).append(what)
+    return {rid: "; ".join(dict.fromkeys(w))[:1000] for rid, w in out.items()}
 
 
 @dataclass
@@ -322,6 +341,8 @@ class Agent:
         ids = None
         if changed is not None:
             ids = changed.get("floatingips", set()) | changed.get("ports", set())
+        # what was applied (a full sync replaces both dicts, so these stay as they were)
+        applied = (self.reconciler.layouts, self.reconciler.fips)
         try:
             report = self.reconciler.sync(without(invalid), prune=True, full=full,
                                           hold=set(invalid), changed=ids)
@@ -331,6 +352,8 @@ class Agent:
             report = self.reconciler.sync(without(invalid), prune=True, full=full,
                                           hold=set(invalid), changed=ids)
         steps = len(report.plan.steps)
+        repaired = drift_repairs(report.plan.steps, applied, report.layouts) \
+            if self.reconciler.layouts is not applied[0] else {}
         failed = {rid: e for rid, e in report.errors.items() if rid in state.routers}
         if not full:  # a router that failed before and was not retried is still failing
             for rid, e in self.retry_routers.items():
@@ -364,7 +387,7 @@ class Agent:
         self._ovs_woken = False
         extra_errors = self._services(state, invalid, full)
         t_apply = time.perf_counter()
-        self._report(router_status, check, ports_changed)
+        self._report(router_status, check, ports_changed, repaired)
         t_end = time.perf_counter()
         self.stats.last_phases = {"read": t_read - t0, "apply": t_apply - t_read,
                                   "report": t_end - t_apply}
@@ -413,7 +436,7 @@ class Agent:
         return out
 
     def _report(self, router_status: dict, fips_to_check: set | None,
-                ports_to_check: set | None) -> None:
+                ports_to_check: set | None, repaired: dict[str, str] | None = None) -> None:
         """Send what differs from the database's view only (``None``: check them all)."""
         d = self.desired
         db = d.db
@@ -427,7 +450,11 @@ class Agent:
                 fips[f] = {"status": st, "reason": why, "port_id": x.port_id,
                            "fixed_ip": x.fixed_ip_address}
         routers = {r: {"status": st, "reason": why} for r, (st, why) in router_status.items()
-                   if db["router_status"].get(r) != st or db["router_reason"].get(r) != why}
+                   if db["router_status"].get(r) != st or db["router_reason"].get(r) != why
+                   or r in (repaired or {})}
+        for r, what in (repaired or {}).items():
+            if r in routers:  # recorded in the event history with the router
+                routers[r]["repaired"] = what
         vm = d.vm_ports
         ports = {p: v for p, v in ports.items()
                  if vm.get(p, {}).get("status") != v.get("status")

@@ -42,6 +42,7 @@ class RouterReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status
     reason: Str(1000) | None = None
+    repaired: Str(1000) | None = None  # what a full pass put back (drift), for the history
 
 
 class AgentReport(StatusReport):

@@ -24,7 +24,7 @@ from ..service.access import Access
 from ..service.extensions import EXTENSIONS
 from ..service.policy import Policy
 from ..store.database import Database
-from . import agent_list, agents, resources as resource_routes
+from . import agent_list, agents, events, resources as resource_routes, ui
 from .heartbeats import Heartbeats
 from .auth import AuthMiddleware, AuthSettings
 from .errors import from_validation, neutron_error
@@ -162,6 +162,8 @@ def create_app(db: Database, auth: AuthSettings | None = None,
     heartbeats = Heartbeats()
     app.include_router(agents.router(db, heartbeats))
     app.include_router(agent_list.router(access.policy, backend, heartbeats))
+    app.include_router(events.router(db))
+    app.include_router(ui.router(db, access))
     app.openapi = lambda: _openapi(app)
     # outermost first to run: who is calling, then the body limit
     app.add_middleware(BodyLimit)

@@ -33,6 +33,9 @@ log = logging.getLogger("floatip.auth")
 
 STRATEGIES = ("noauth", "keystone")
 PUBLIC_PATHS = ("/", "/openapi.json")
+# the users' paths under /floatip/v1 (the rest is the agents'): each caller sees its own
+USER_PATHS = ("/floatip/v1/events", "/floatip/v1/topology", "/floatip/v1/feed",
+              "/floatip/v1/trace")
 
 
 @dataclass
@@ -121,11 +124,12 @@ class AuthMiddleware:
         path = scope.get("path", "/")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
-        agent_path = path.startswith("/floatip/v1/")
+        agent_path = path.startswith("/floatip/v1/") and path not in USER_PATHS
         result: Context | tuple
         if agent_path and self._secret_ok(headers):
             result = Context(user_id="agent", roles=frozenset({"service"}), agent=True)
-        elif path in PUBLIC_PATHS:
+        elif path in PUBLIC_PATHS or path == "/ui" or path.startswith("/ui/"):
+            # the page's static files hold no data; what it reads goes through the auth
             result = Context(roles=frozenset())
         elif self.keystone is not None:
             result = await run_in_threadpool(self.keystone.validate, scope)

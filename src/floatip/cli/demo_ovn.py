@@ -2,7 +2,8 @@
 
 A throw-away OvnLab (central NB/SB + northd, a gateway chassis with the upstream host, a
 second chassis holding vm4 and vm5), the API server with the OVN backend in this process,
-the seed built through the API, then the same checks (a)-(e) as the kernel demo. With
+the seed built through the API, vm4 and vm5 configured by OVN's native DHCP (a real
+``dhclient``), then the same checks (a)-(e) as the kernel demo. With
 ``keep`` the lab stays up under fixed names (the OVN databases keep the routers; the API
 server does not need to run), and ``teardown()`` removes it.
 """
@@ -65,18 +66,29 @@ def run(keep: bool = False, log=print, distributed: bool = False) -> tuple[DemoR
         res.router_id = applied.ids["router"]["router02"]
         subnets = {s["id"]: s for s in c.list("subnet")}
         vms, ports = {}, []
+        use_dhcp = shutil.which("dhclient") is not None
         for name in ("vm4", "vm5"):   # both on the chassis that is not the gateway
             port = c.find("port", name)
             ip = port["fixed_ips"][0]
             sub = subnets[ip["subnet_id"]]
             prefix = sub["cidr"].split("/")[1]
             vms[name] = lab.vm(name, 1, port["id"], port["mac_address"],
-                               f"{ip['ip_address']}/{prefix}", sub["gateway_ip"])
+                               None if use_dhcp else f"{ip['ip_address']}/{prefix}",
+                               None if use_dhcp else sub["gateway_ip"])
             ports.append(port["id"])
         ok = _wait_active(c, ports) and _wait_fips(c) and srv.wait_for_agent(15)
         res.timings["converged"] = time.perf_counter() - t
         log(f"chassis bound the VM ports, NB programmed, chassis caught up: "
             f"{'ok' if ok else 'NOT converged'} after {res.timings['converged'] * 1000:.0f} ms")
+        if use_dhcp:
+            t = time.perf_counter()
+            got = {name: lab.dhcp(ns) for name, ns in vms.items()}
+            res.timings["dhcp"] = time.perf_counter() - t
+            log("vm4 and vm5 configured by OVN's native DHCP: " + ", ".join(
+                f"{name} {g['new_ip_address'] if g else 'NO LEASE'}" for name, g in got.items())
+                + f" in {res.timings['dhcp'] * 1000:.0f} ms")
+        else:
+            log("dhclient not installed: vm4 and vm5 configured statically")
         n = D.names()["addresses"]
         res.checks = D.run_checks(lab.upstream, vms["vm4"], vms["vm5"], n["floating_ip"],
                                   n["router_gateway"], n["no_floating_ip"], n["upstream"], lab)

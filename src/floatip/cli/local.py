@@ -19,8 +19,17 @@ from ..core.plan import commands, summary
 from ..dataplane.dhcp import DhcpDataplane
 from ..dataplane.kernel import Dataplane
 from . import demo_api, demo_ovn
+from .demo import EX_BR, INT_BR
 from .app import Ctx, app, err, fail, out
 from .apply_api import apply_document
+
+
+def page_hint() -> str:
+    """How to see a kept demo on the topology page (its API stopped with the demo)."""
+    db = os.path.join(demo_api.KEEP_DIR, "demo.db")
+    return (f"topology page: http://127.0.0.1:9696/ui/ once its API runs again: floatip "
+            f"--integration-bridge {INT_BR} --bridge-mapping physnet1:{EX_BR} "
+            f"serve --db sqlite:///{db} --listen 127.0.0.1:9696")
 
 
 def read_state(path: Path) -> State:
@@ -257,4 +266,6 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
         out.print(f"demo {'passed' if ok else 'FAILED'} in {elapsed:.2f} s"
                   + (f"; left up (floatip demo{' --backend ovn' if backend == 'ovn' else ''}"
                      " --teardown removes it)" if keep else ""))
+        if keep and backend != "ovn":
+            out.print(page_hint(), highlight=False, soft_wrap=True)
     raise typer.Exit(0 if ok else 1)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from . import local, ops, resources, serve  # noqa: F401 - each registers its commands on ``app``
+# each module registers its commands on ``app``
+from . import events, local, ops, resources, serve, trace  # noqa: F401
 from .app import app
 
 

@@ -199,12 +199,15 @@ def _layout(state: State, config: AgentConfig, router_id: str,
         gateway_ip=gw.ip_address if v4_gw else None,
         snat_cidrs=tuple(sorted(snat_cidrs)) if v4_gw and gw.enable_snat else (),
         fips=tuple(fips) if v4_gw else ())
+    # an extra route over a connected subnet (the API refuses them; older rows may hold
+    # one) would replace the kernel's connected route: it is left out
+    connected = {str(ipaddress.ip_interface(a).network) for d in devices for a in d.addresses}
+    extra = {(str(ipaddress.ip_network(dest, strict=False)), str(ipaddress.ip_address(hop)))
+             for dest, hop in router.routes}
     return RouterLayout(router_id=router_id, namespace=namespace_name(router_id),
                         devices=tuple(devices), default_route=default_route, nat=nat,
                         fip_addresses=frozenset(f for f, _ in nat.fips),
-                        extra_routes=frozenset((str(ipaddress.ip_network(dest, strict=False)),
-                                                str(ipaddress.ip_address(hop)))
-                                               for dest, hop in router.routes),
+                        extra_routes=frozenset(r for r in extra if r[0] not in connected),
                         default_route6=default_route6,
                         radvd=radvd_config(sorted(ra_ports, key=lambda p: p[0]))
                         if ra_ports else None)

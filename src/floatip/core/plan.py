@@ -52,6 +52,9 @@ class NsFacts:
     fip_map: dict[str, str] = field(default_factory=dict)  # floating ip -> fixed, as programmed
     instance: str | None = None          # the floatip server instance that made it
     default_route6: tuple[str, str] | None = None
+    # (destination, device) of the routes without a gateway; None: not read (the event
+    # path plans against what it applied, where they came with the addresses)
+    connected: frozenset[tuple[str, str]] | None = None
     radvd: str | None = None             # the configuration a live radvd of floatip's reads
     radvd_stale: bool = False            # files of a radvd that is gone (dead, or not started)
 
@@ -159,6 +162,9 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
             steps.append(Step("address", "add_address", ns, (dev.name, addr), "address missing"))
         for addr in sorted(have - dev.addresses):
             steps.append(Step("address", "del_address", ns, (dev.name, addr), "address not wanted"))
+        for addr in sorted(_lost_routes(dev.name, dev.addresses & have, facts.connected)):
+            steps.append(Step("route", "add_connected_route", ns, (dev.name, addr),
+                              "connected route missing"))
     for name, link in sorted(facts.links.items()):
         port = obs.ports.get(name)
         if name not in wanted and port is not None and port.router_id == lay.router_id:
@@ -213,6 +219,20 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
         steps.append(Step("radvd", "stop_radvd", ns, (lay.router_id,),
                           "no interface with an IPv6 RA mode"))
     return steps
+
+
+def _lost_routes(dev: str, addrs: frozenset[str], connected) -> list[str]:
+    """The addresses on ``dev`` whose subnet route the kernel made is gone (deleted by hand
+    or by a route over it): re-adding the address would drop the floating IPs behind it
+    (secondaries go with the primary), so the route alone is put back."""
+    if connected is None:
+        return []
+    out = []
+    for addr in addrs:
+        net = ipaddress.ip_interface(addr).network
+        if net.prefixlen < net.max_prefixlen and (str(net), dev) not in connected:
+            out.append(addr)
+    return out
 
 
 def _is_fip(addr: str) -> bool:
@@ -301,6 +321,13 @@ def commands(step: Step, datapath_type: str = "netdev") -> list[str]:
             return [inns + f"ip {_family(a[1])}route replace {a[0]} via {a[1]}"]
         case "del_route":
             return [inns + f"ip {_family(a[1])}route del {a[0]} via {a[1]}"]
+        case "add_connected_route":
+            itf = ipaddress.ip_interface(a[1])
+            if itf.version == 6:
+                return [inns + f"ip -6 route replace {itf.network} dev {a[0]} proto kernel "
+                        "metric 256"]
+            return [inns + f"ip route replace {itf.network} dev {a[0]} proto kernel scope link "
+                    f"src {itf.ip}"]
         case "ensure_radvd":
             d = f"/run/floatip/ra/{a[0]}"
             return [f"mkdir -p {d} && cat > {d}/radvd.conf <<'EOF'\n{a[1]}EOF",

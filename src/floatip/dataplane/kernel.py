@@ -17,6 +17,7 @@ Anything else is read at most, never changed.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import resource
@@ -269,15 +270,18 @@ class Dataplane:
                 continue
             facts.links[name] = Link(name, l["mac"], l["mtu"], bool(l["flags"] & 1),
                                      frozenset(addrs.get(l["index"], ())))
-        extra = set()
+        extra, connected = set(), set()
         for dst, gw, oif in nl.routes():
             if dst == "0.0.0.0/0":
                 facts.default_route = (gw, byidx.get(oif))
             elif dst == "::/0":
                 facts.default_route6 = (gw, byidx.get(oif))
-            elif gw is not None:  # connected routes (no gateway) come with the addresses
+            elif gw is not None:
                 extra.add((dst, gw))
+            else:
+                connected.add((dst, byidx.get(oif)))
         facts.extra_routes = frozenset(extra)
+        facts.connected = frozenset(connected)
         facts.sysctls = nl.sysctls
         facts.radvd, facts.radvd_stale = self.radvd.observe(rid, ns)
         facts.nat = self.nat.observe(ns)
@@ -467,6 +471,15 @@ class Dataplane:
                 self.ipr(ns).route("replace" if s.action == "replace_route" else "del",
                                    dst=a[0], gateway=a[1],
                                    family=AF_INET6 if ":" in a[1] else AF_INET)
+            case "add_connected_route":
+                itf = ipaddress.ip_interface(a[1])
+                v6 = itf.version == 6
+                # as the kernel makes it: proto kernel, scope link, from the address (IPv4);
+                # metric 256 (IPv6)
+                self.ipr(ns).route("replace", dst=str(itf.network), oif=self._index(ns, a[0]),
+                                   proto=2, **({"family": AF_INET6, "priority": 256} if v6 else
+                                               {"family": AF_INET, "scope": 253,
+                                                "prefsrc": str(itf.ip)}))
             case "ensure_radvd":
                 self.radvd.ensure(ns, a[0], a[1])
             case "stop_radvd":

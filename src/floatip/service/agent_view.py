@@ -7,6 +7,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from .. import store as S
+from ..store import events as E
 from ..core import model as M
 from ..core.protocols import number as protocol_number
 from .common import OWNER_RI
@@ -203,11 +204,19 @@ def report_status(s: Session, floatingips: dict | None = None, routers: dict | N
     not mark the new association ACTIVE, and rows whose status is unchanged keep their
     revision."""
     changed = 0
+    events: list[dict] = []
     for table, reports in ((S.FloatingIP, floatingips), (S.Router, routers)):
+        kind = "floatingip" if table is S.FloatingIP else "router"
+        now = E.current(s, kind, reports or ())
         for oid, value in (reports or {}).items():
             status, revision, reason, with_reason = _status(value)
             if not isinstance(status, str):
                 continue
+            before = now.get(oid)
+            if before is not None and isinstance(value, dict) and value.get("repaired"):
+                events.append(_event(kind, oid, before, "repair", before[0], before[0],
+                                     str(value["repaired"])[:1000], "the agent's full pass "
+                                     "found the host different from the desired state"))
             cond = [table.id == oid]
             if revision is not None and table is S.FloatingIP:
                 cond.append(table.revision_number == revision)
@@ -221,11 +230,16 @@ def report_status(s: Session, floatingips: dict | None = None, routers: dict | N
                 reason = str(reason)[:1000] if reason else None
                 values["status_reason"] = reason
                 differs = or_(differs, table.status_reason.is_distinct_from(reason))
-            changed += s.execute(
+            n = s.execute(
                 update(table).where(*cond, differs)
                 .values(**values, revision_number=table.revision_number + 1,
                         updated_at=S.utcnow())
                 .execution_options(synchronize_session=False)).rowcount
+            changed += n
+            if n and before is not None:
+                events.append(_event(kind, oid, before, "status", before[0], status,
+                                     values.get("status_reason", before[1]), None))
+    E.record(s, events)
     for pid, info in (ports or {}).items():
         status, host = info.get("status"), info.get("host")
         values, differs = {}, []
@@ -242,3 +256,13 @@ def report_status(s: Session, floatingips: dict | None = None, routers: dict | N
                         updated_at=S.utcnow())
                 .execution_options(synchronize_session=False)).rowcount
     return changed
+
+
+def _event(kind: str, oid: str, before: tuple, what: str, old: str | None, new: str | None,
+           reason: str | None, cause: str | None) -> dict:
+    """An event row; the cause, unless given, is the object's change the agent acted on."""
+    _, _, project, revision, updated = before
+    return {"at": S.utcnow(), "resource": kind, "resource_id": oid, "project_id": project or "",
+            "kind": what, "old_status": old, "status": new, "reason": reason,
+            "cause": cause or (f"the agent's pass after {kind} revision {revision}"
+                               + (f" (updated {updated:%Y-%m-%dT%H:%M:%S}Z)" if updated else ""))}

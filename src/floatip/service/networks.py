@@ -49,6 +49,8 @@ def create_network(s: Session, d: dict) -> dict:
         if not 1 <= seg <= 4094:
             raise err("InvalidInput", 400, f"Invalid input for operation: segmentation_id "
                                            f"{seg} out of range (1 through 4094).")
+    if ntype == "flat" and (d.get("provider:network_type") or d.get("provider:physical_network")):
+        _check_flat_free(s, physnet)
     mtu = _mtu(d.get("mtu", 1500))
     net = S.Network(id=d.get("id") or new_id(),
                     project_id=d.get("project_id") or d.get("tenant_id", ""),
@@ -68,6 +70,17 @@ def create_network(s: Session, d: dict) -> dict:
         else:
             _allocate_local_vlan(s, net)
     return network_dict(s, net)
+
+
+def _check_flat_free(s: Session, physnet: str) -> None:
+    """One flat network per physical network (ML2's type_flat), for a request that names
+    its provider segment: a second one on the same wire hands its routers the first one's
+    upstream addresses. An external network without provider attributes (Neutron would
+    give it a tenant segment) keeps floatip's default, flat on physnet1, unchecked: Tempest
+    makes such networks beside its flat "public" one."""
+    if S.list_all(s, S.Network, {"network_type": ["flat"], "physical_network": [physnet]}):
+        raise err("FlatNetworkInUse", 409, f"Unable to create the flat network. Physical "
+                                           f"network {physnet} is in use.")
 
 
 def _try_vlan(s: Session, net: S.Network, vlan: int) -> bool:

@@ -33,6 +33,8 @@ def _gateway(s: Session, r: S.Router, info: dict | None) -> None:
             if not fixed or all(any(w[1] in (None, h[1]) and w[0] in (None, h[0]) for h in have)
                                 for w in want):
                 return  # same network and addresses: only enable_snat may change
+    if info is not None:
+        _check_no_overlap(s, r, S.subnets_of(s, nid), gateway=True)
     if current is not None:
         if S.fips_where(s, router_id=r.id):
             raise err("RouterExternalGatewayInUseByFloatingIp", 409,
@@ -69,6 +71,10 @@ def _check_routes(s: Session, r: S.Router, routes: list[dict]) -> list:
         if hop in own:
             raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, the nexthop "
                       "is used by router.")
+        if net in cidrs:  # it would replace the kernel's connected route, and clearing
+            # the routes would delete it: every address behind that subnet goes dark
+            raise err("InvalidRoutes", 400, f"Invalid format for routes: {rt}, the "
+                      f"destination is a subnet connected to router {r.id}.")
         out.append({"destination": dest, "nexthop": hop})
     return out
 
@@ -156,15 +162,24 @@ def _check_interface_subnet(s: Session, r: S.Router, sn: S.Subnet) -> None:
     if sn.ip_version == 6 and sn.ipv6_ra_mode is None and sn.ipv6_address_mode is not None:
         raise bad(f"Bad router request: IPv6 subnet {sn.id} configured to receive RAs from an "
                   "external router cannot be added to Neutron Router.")
-    existing = _router_subnets(s, r.id)
-    if sn.id in existing:
+    if sn.id in _router_subnets(s, r.id):
         raise bad(f"Bad router request: Router already has a port on subnet {sn.id}.")
-    cidr = ipaddress.ip_network(sn.cidr)
-    for other_id in existing:
-        other = S.get(s, S.Subnet, other_id)
-        if ipaddress.ip_network(other.cidr).overlaps(cidr):
-            raise bad(f"Bad router request: Cidr {cidr} of subnet {sn.id} overlaps with cidr "
-                      f"{other.cidr} of subnet {other.id}.")
+    _check_no_overlap(s, r, [sn], gateway=False)
+
+
+def _check_no_overlap(s: Session, r: S.Router, new: list, gateway: bool) -> None:
+    """Neutron's _check_for_dup_router_subnets: no subnet a router connects overlaps another
+    it connects, the whole external network's subnets counting for the gateway (an interface
+    on the gateway's CIDR takes its connected route: floating IPs and SNAT stop)."""
+    others = [S.get(s, S.Subnet, sid) for sid in _router_subnets(s, r.id)]
+    if r.gw_port_id and not gateway:
+        others += S.subnets_of(s, S.get(s, S.Port, r.gw_port_id).network_id)
+    for sn in new:
+        cidr = ipaddress.ip_network(sn.cidr)
+        for other in others:
+            if ipaddress.ip_network(other.cidr).overlaps(cidr):
+                raise bad(f"Bad router request: Cidr {sn.cidr} of subnet {sn.id} overlaps "
+                          f"with cidr {other.cidr} of subnet {other.id}.")
 
 
 def _has_v6(port: S.Port) -> bool:

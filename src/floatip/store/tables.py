@@ -236,6 +236,22 @@ class Info(Base):
     value: Mapped[str] = mapped_column(String(255), default="")
 
 
+class Event(Base):
+    """History: a status change or a repair of an object, with its reason and the change
+    that caused it (bounded: ``store.events.KEEP`` newest rows)."""
+    __tablename__ = "floatip_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    resource: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(36), index=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    kind: Mapped[str] = mapped_column(String(16))           # status | repair
+    old_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cause: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 MODELS = {"network": Network, "subnet": Subnet, "port": Port, "router": Router,
           "floatingip": FloatingIP, "security_group": SecurityGroup,
           "security_group_rule": SecurityGroupRule, "address_group": AddressGroup}

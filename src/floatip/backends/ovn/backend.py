@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from ...agent.desired import Desired as DesiredState
 from ...core.model import State, fip_routers
 from .diff import diff
+from .chassis import alive, gateway_chassis, realised
+from .dhcp import DHCP_OWNER
 from .nb import Northbound, Southbound
 from .translate import ChassisInfo, Desired, Options, translate
 
@@ -45,6 +47,9 @@ class OvnConfig:
     provider_tenant_networks: bool = False   # tenant VLAN networks on their physnet (Neutron)
     interval: float = 30.0                   # full compare every so often
     timeout: float = 10.0                    # OVSDB operations
+    # a chassis not heard from for so long is down (Neutron's agent_down_time); nb_cfg is
+    # raised every half of it when nothing else raises it, so live chassis report in time
+    agent_down_time: float = 75.0
 
     @classmethod
     def of(cls, config) -> "OvnConfig":
@@ -55,7 +60,7 @@ class OvnConfig:
         else:  # anything with attributes of these names (an argparse/typer namespace)
             c = cls(**{k: getattr(config, k) for k in
                        ("nb", "sb", "owner", "distributed_fip", "provider_tenant_networks",
-                        "interval", "timeout")
+                        "interval", "timeout", "agent_down_time")
                        if hasattr(config, k)})
         if not c.owner:
             c.owner = f"floatip@{socket.gethostname()}"
@@ -105,6 +110,7 @@ class OvnBackend:
         self._conflicts: dict[str, str] = {}   # object -> a name another owner holds
         self._pending: dict[str, int] = {}     # object -> nb_cfg every chassis must reach
         self._recheck: set[str] = set()         # objects whose status report failed
+        self._raised = time.monotonic()         # when nb_cfg was last raised
         self.nb: Northbound | None = None
         self.sb: Southbound | None = None
         self.thread: threading.Thread | None = None
@@ -147,7 +153,7 @@ class OvnBackend:
         deadline = time.monotonic() + timeout
         with self.done:
             while True:
-                caught_up = self.nb is not None and self.nb.cfg()[1] >= self.stats.nb_cfg
+                caught_up = self.nb is not None and self._realised(self.stats.nb_cfg, None)
                 if self.stats.last_generation >= want and not self.wake.is_set() and \
                         not self._reasons and caught_up and not self._pending and \
                         not self._recheck:
@@ -161,16 +167,43 @@ class OvnBackend:
         """The chassis as Neutron lists OVN agents."""
         if self.sb is None:
             return []
-        cfg = self.sb.chassis_cfg()
+        cfg, up = self._liveness()
         nb_cfg = self.nb.cfg()[0] if self.nb is not None else 0
         return [{"id": c.name, "agent_type": "OVN Controller Gateway agent" if c.gateway
                  else "OVN Controller agent", "binary": "ovn-controller", "host": c.hostname,
-                 "alive": c.name in cfg, "admin_state_up": True, "topic": "n/a",
+                 "alive": c.name in up, "admin_state_up": True, "topic": "n/a",
                  "availability_zone": "", "description": "",
                  "configurations": {"chassis_name": c.name, "bridge-mappings":
-                                    sorted(c.physnets), "nb_cfg": cfg.get(c.name),
-                                    "caught_up": cfg.get(c.name, -1) >= nb_cfg}}
+                                    sorted(c.physnets), "nb_cfg": cfg[c.name].nb_cfg
+                                    if c.name in cfg else None,
+                                    "caught_up": c.name in cfg and cfg[c.name].nb_cfg >= nb_cfg}}
                 for c in self.sb.chassis()]
+
+    # -- readiness per object from the chassis that matter to it ---------------------------
+    def _liveness(self):
+        cfg = self.sb.chassis_cfg()
+        nb_cfg = self.nb.cfg()[0] if self.nb is not None else 0
+        return cfg, alive(cfg, nb_cfg, time.time() * 1000, self.config.agent_down_time)
+
+    def _matter(self, obj: str) -> set[str] | None:
+        """The chassis an object waits for (None: every live one): a router its gateway
+        chassis, a floating IP those of its router and the chassis of its VM."""
+        kind, _, oid = obj.partition(":")
+        if kind == "router":
+            return gateway_chassis(self.rows, oid)
+        if kind != "fip":
+            return None
+        out = gateway_chassis(self.rows, self._fip_router.get(oid, ""))
+        f = self.desired.state.floatingips.get(oid) if self.desired.state else None
+        if f is not None and f.port_id:
+            bound = self.sb.bindings([f.port_id]).get(f.port_id)
+            if bound is not None:
+                out.add(bound[0])
+        return out
+
+    def _realised(self, want: int, obj: str | None, liveness=None) -> bool:
+        cfg, up = liveness or self._liveness()
+        return realised(want, self._matter(obj) if obj else None, cfg, up)
 
     # -- the loop -------------------------------------------------------------------------
     def _note(self, reason: str) -> None:
@@ -185,10 +218,17 @@ class OvnBackend:
         while not self.stop_event.is_set():
             # the full pass is due every ``interval`` whatever wakes the loop meanwhile
             due = last_full + self.config.interval
-            self.wake.wait(timeout=max(0.0, due - time.monotonic()))
+            ping = self._raised + self.config.agent_down_time / 2
+            self.wake.wait(timeout=max(0.0, min(due, ping) - time.monotonic()))
             if self.stop_event.is_set():
                 break
             self.wake.clear()
+            if time.monotonic() >= ping:   # live chassis answer with a fresh timestamp
+                self._raised = time.monotonic()
+                try:
+                    self.nb.bump()
+                except Exception as e:  # noqa: BLE001 - the next pass tells what is wrong
+                    log.warning("raising nb_cfg for the liveness check: %s", e)
             with self._lock:
                 reasons, self._reasons = self._reasons, set()
             # after a reconnect the IDL refilled without telling what was deleted meanwhile
@@ -232,6 +272,15 @@ class OvnBackend:
         ports, routers = changed.get("ports", set()), set(changed.get("routers", ()))
         fips = set(changed.get("floatingips", ()))
         objs = {f"network:{n}" for n in nets} | {f"port:{p}" for p in ports}
+        # a subnet's DHCP options name its network's MTU and DHCP port; its ports refer to
+        # them (rare changes, or a DHCP port: a scan is fine)
+        dnets = set(nets) | {x.network_id for p in ports if (x := st.ports.get(p)) is not None
+                             and x.device_owner == DHCP_OWNER}
+        subs = set(subs) | {s.id for s in st.subnets.values() if s.network_id in dnets}
+        objs |= {f"subnet:{s}" for s in subs}
+        if subs:
+            objs |= {f"port:{p.id}" for p in st.ports.values()
+                     if any(sid in subs for sid, _ in p.fixed_ips)}
         if nets:   # rare: a scan of the ports and floating IPs is fine
             objs |= {f"port:{p.id}" for p in st.ports.values() if p.network_id in nets}
             fips |= {f.id for f in st.floatingips.values() if f.floating_network_id in nets}
@@ -319,6 +368,7 @@ class OvnBackend:
             lap("diff")
             if plan:
                 nb_cfg = self.nb.apply(plan, actual)
+                self._raised = time.monotonic()
                 lap("write NB")
                 self.stats.write_timing = timing
                 self.stats.last_write_at = time.perf_counter()
@@ -336,8 +386,8 @@ class OvnBackend:
         errors = {**{f"router:{r}": e for r, e in d.invalid_routers.items()},
                   **{f"fip:{f}": e for f, e in d.invalid_fips.items()},
                   **self.rows.problems, **self._conflicts}
-        _, hv_cfg = self.nb.cfg()
-        cleared = {o for o, c in self._pending.items() if c <= hv_cfg}
+        live = self._liveness() if self._pending else None
+        cleared = {o for o, c in self._pending.items() if self._realised(c, o, live)}
         for o in cleared:
             del self._pending[o]
         if scope is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .dhcp import Ref
 from .translate import NAMED, TABLES, Desired, Row
 
 
@@ -85,6 +86,8 @@ class Plan:
 
 
 def _norm(v):
+    if hasattr(v, "uuid"):   # a referenced row, as the IDL gives it
+        return v.uuid
     if isinstance(v, (list, tuple, set, frozenset)):
         return sorted((_norm(x) for x in v), key=repr)
     if isinstance(v, dict):
@@ -92,8 +95,23 @@ def _norm(v):
     return v
 
 
-def changed_columns(want: dict, have: dict) -> dict:
-    return {c: v for c, v in want.items() if _norm(v) != _norm(have.get(c))}
+def refs(columns: dict) -> list[str]:
+    """Keys of the rows ``columns`` refer to (``dhcp.Ref``)."""
+    return [x for v in columns.values() if isinstance(v, list) for x in v if isinstance(x, Ref)]
+
+
+def changed_columns(want: dict, have: dict, actual: Mapping | None = None) -> dict:
+    """The columns of ``want`` that differ from ``have``; a reference (``Ref``) is compared
+    with the uuid of the owned row it names in ``actual`` (not there yet: changed)."""
+    out = {}
+    for c, v in want.items():
+        w = v
+        if isinstance(v, list) and any(isinstance(x, Ref) for x in v):
+            w = [(actual[x].uuid if actual is not None and x in actual else _UNSET)
+                 if isinstance(x, Ref) else x for x in v]
+        if _norm(w) != _norm(have.get(c)):
+            out[c] = v
+    return out
 
 
 def _keys_of(actual, obj: str):
@@ -110,11 +128,13 @@ def _closure(desired: Desired, actual, objects: set[str]) -> set[str]:
     out, todo = set(objects), list(objects)
     while todo:
         for key in desired.by_obj.get(todo.pop(), ()):
-            parent = desired.rows[key].parent
-            prow = desired.rows.get(parent) if parent is not None else None
-            if prow is not None and prow.obj not in out and parent not in actual:
-                out.add(prow.obj)
-                todo.append(prow.obj)
+            row = desired.rows[key]
+            # the row holding it, and the rows it refers to (a port's DHCP options)
+            for need in ([row.parent] if row.parent is not None else []) + refs(row.columns):
+                prow = desired.rows.get(need)
+                if prow is not None and prow.obj not in out and need not in actual:
+                    out.add(prow.obj)
+                    todo.append(prow.obj)
     return out
 
 
@@ -155,7 +175,7 @@ def diff(desired: Desired, actual: Mapping[str, Actual],
                 continue
             creates.append(row)
             continue
-        cols = changed_columns(row.columns, have.columns)
+        cols = changed_columns(row.columns, have.columns, actual)
         if cols:
             plan.update.append((row, have, cols))
         if row.parent is not None and row.parent in actual and \

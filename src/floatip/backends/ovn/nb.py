@@ -13,6 +13,8 @@ from ovs.db.types import UuidType
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl as nb_impl
 
+from .chassis import ChassisCfg
+from .dhcp import Ref
 from .diff import Actual, Plan
 from .translate import KEY, NAMED, OBJECT, OWNER, PARENT, TABLES, ChassisInfo
 
@@ -20,7 +22,7 @@ log = logging.getLogger("floatip.ovn")
 
 SB_COLUMNS = {
     "Chassis": ["name", "hostname", "other_config", "external_ids"],
-    "Chassis_Private": ["name", "nb_cfg", "chassis"],
+    "Chassis_Private": ["name", "nb_cfg", "nb_cfg_timestamp", "chassis"],
     "Port_Binding": ["logical_port", "chassis", "up"],
 }
 
@@ -213,7 +215,7 @@ class Northbound:
         if table == "NB_Global":
             self._cb("hv")
             return
-        if table not in PARENT and table not in ("Logical_Switch", "Logical_Router"):
+        if table not in TABLES:
             return
         self._track(event, table, row)
         for ext in (getattr(row, "external_ids", None),
@@ -287,9 +289,19 @@ class Northbound:
         new_children: dict[str, dict[str, list]] = {}   # parent key -> column -> commands
         gone = {a.uuid for a in plan.delete}
         new_keys = {r.key for r in plan.create}
+
+        def ref(key: str):
+            if key in cmds:
+                return cmds[key]
+            return actual[key].uuid if key in actual else None
+
+        def resolved(cols: dict) -> dict:
+            """References by key -> the row made in this transaction, or the owned one."""
+            return {c: [r for x in v if (r := ref(x) if isinstance(x, Ref) else x) is not None]
+                    if isinstance(v, list) else v for c, v in cols.items()}
         with api.transaction(check_error=True) as txn:
             for row in plan.create:   # leaves first
-                cols = dict(row.columns)
+                cols = resolved(row.columns)
                 for col, children in new_children.pop(row.key, {}).items():
                     cols[col] = children
                 cmd = txn.add(api.db_create(row.table, **cols))
@@ -302,7 +314,7 @@ class Northbound:
                         ptable, _ = PARENT[row.table]
                         txn.add(api.db_add(ptable, actual[row.parent].uuid, col, cmd))
             for row, have, cols in plan.update:
-                txn.add(api.db_set(row.table, have.uuid, *cols.items()))
+                txn.add(api.db_set(row.table, have.uuid, *resolved(cols).items()))
             for row, have in plan.attach:
                 ptable, col = PARENT[row.table]
                 parent = cmds.get(row.parent) or actual[row.parent].uuid
@@ -316,6 +328,17 @@ class Northbound:
                     ptable, col = PARENT[have.table]
                     txn.add(api.db_remove(ptable, have.parent_uuid, col, have.uuid))
                 # a child no row holds is garbage collected by ovsdb-server already
+            nb_cfg, _ = self.cfg()
+            g = self._global_uuid()
+            if g is not None:
+                txn.add(api.db_set("NB_Global", g, ("nb_cfg", nb_cfg + 1)))
+        return nb_cfg + 1
+
+    def bump(self) -> int:
+        """Raise NB_Global.nb_cfg alone: every live chassis answers with a fresh
+        ``nb_cfg_timestamp`` (Neutron's agent liveness check does the same)."""
+        api = self.api
+        with api.transaction(check_error=True) as txn:
             nb_cfg, _ = self.cfg()
             g = self._global_uuid()
             if g is not None:
@@ -392,7 +415,8 @@ class Southbound:
                     out[p] = (ch.name, ch.hostname or ch.name)
         return out
 
-    def chassis_cfg(self) -> dict[str, int]:
-        """chassis name -> the nb_cfg it has caught up with."""
+    def chassis_cfg(self) -> dict[str, ChassisCfg]:
+        """chassis name -> the nb_cfg it has caught up with, and when."""
         with self.conn.lock:
-            return {p.name: p.nb_cfg for p in self.idl.tables["Chassis_Private"].rows.values()}
+            return {p.name: ChassisCfg(p.nb_cfg, p.nb_cfg_timestamp)
+                    for p in self.idl.tables["Chassis_Private"].rows.values()}

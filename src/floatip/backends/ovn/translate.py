@@ -9,7 +9,7 @@ on ``Gateway_Chassis`` rows, ``snat`` per tenant subnet and ``dnat_and_snat`` pe
 
 Every row carries in ``external_ids`` the owner marker (``floatip:owner``), its key
 (``floatip:key``, unique per owner) and the floatip object it realises (``floatip:object``:
-``network:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``), so a sync can be limited to
+``network:<id>``, ``subnet:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``), so a sync can be limited to
 some objects, and rows of another owner (Neutron, an admin, another floatip) are never
 read as ours.
 """
@@ -20,6 +20,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ...core.model import State, fip_routers, stable_mac
+from .dhcp import DHCP_OWNER, dhcp_ports, options_row, port_refs, ra_configs, served
 
 OWNER = "floatip:owner"
 KEY = "floatip:key"
@@ -35,7 +36,7 @@ PARENT = {
     "Gateway_Chassis": ("Logical_Router_Port", "gateway_chassis"),
 }
 # leaves first: a new parent is created with its new children already in the transaction
-TABLES = ("Gateway_Chassis", "Logical_Router_Static_Route", "NAT", "Logical_Router_Port",
+TABLES = ("DHCP_Options", "Gateway_Chassis", "Logical_Router_Static_Route", "NAT", "Logical_Router_Port",
           "Logical_Switch_Port", "Logical_Router", "Logical_Switch")
 # tables whose "name" the NB schema indexes: a name held by a row we do not own is a conflict
 NAMED = ("Logical_Switch_Port", "Logical_Router_Port", "Gateway_Chassis")
@@ -180,15 +181,34 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
                 "tag": [net.segmentation_id] if net.network_type == "vlan" and
                 net.segmentation_id else []}, parent=f"ls:{net.id}", owner=own)
 
+    subs = pick("subnet", state.subnets)
+    if subs:
+        dports = dhcp_ports(state)
+        for sub in subs:
+            cols = options_row(state, sub, dports.get(sub.network_id))
+            if cols is not None:
+                d.add("DHCP_Options", f"dhcp:{sub.id}", f"subnet:{sub.id}", cols, owner=own)
+
     for port in pick("port", state.ports):
         if port.network_id not in state.networks:
             continue
         addr = " ".join([port.mac_address, *[ip for _, ip in port.fixed_ips]])
         up = vm_ports.get(port.id, {}).get("admin_state_up", True)
+        net = state.networks[port.network_id]
+        offered = {sid for sid, _ in port.fixed_ips if not net.external
+                   and (s := state.subnets.get(sid)) is not None and served(s)}
+        # the network's DHCP port is on every chassis (a localport): the DHCP server's
+        # address and the metadata next hop of the VMs of its network
+        local = port.device_owner == DHCP_OWNER
+        ext = {"neutron:port_name": port.name}
+        if local:   # what the metadata agent on each chassis gives the namespace
+            ext["neutron:cidrs"] = " ".join(
+                f"{ip}/{ipaddress.ip_network(state.subnets[sid].cidr).prefixlen}"
+                for sid, ip in port.fixed_ips if sid in state.subnets)
         d.add("Logical_Switch_Port", f"lsp:{port.id}", f"port:{port.id}", {
-            "name": port.id, "type": "", "addresses": [addr], "port_security": [addr],
-            "enabled": [bool(up)], "options": {},
-            "external_ids": {"neutron:port_name": port.name}},
+            "name": port.id, "type": "localport" if local else "", "addresses": [addr],
+            "port_security": [] if local else [addr], "enabled": [bool(up)], "options": {},
+            **port_refs(state, port, offered), "external_ids": ext},
             parent=f"ls:{port.network_id}", owner=own)
 
     for router in pick("router", state.routers):
@@ -232,9 +252,11 @@ def _router(d: Desired, state: State, router, opts: Options, chassis) -> None:
         "name": lr_name(router.id), "enabled": [bool(router.admin_state_up)],
         "external_ids": {"neutron:router_name": router.name}}, owner=own)
 
-    def port_pair(port_id, network_id, mac, networks: list[str], gateway: bool) -> None:
+    def port_pair(port_id, network_id, mac, networks: list[str], gateway: bool,
+                  subnet_ids: list[str] = ()) -> None:
         d.add("Logical_Router_Port", f"lrp:{port_id}", obj, {
-            "name": lrp_name(port_id), "mac": mac, "networks": networks}, parent=lr, owner=own)
+            "name": lrp_name(port_id), "mac": mac, "networks": networks,
+            "ipv6_ra_configs": ra_configs(state, list(subnet_ids))}, parent=lr, owner=own)
         opts_ = {"router-port": lrp_name(port_id)}
         if gateway:  # the gateway chassis answers ARP / sends GARPs for NAT addresses
             opts_["nat-addresses"] = "router"
@@ -275,21 +297,22 @@ def _router(d: Desired, state: State, router, opts: Options, chassis) -> None:
                 d.add("Logical_Router_Static_Route", f"route:{router.id}:{default}", obj, {
                     "ip_prefix": default, "nexthop": gsub.gateway_ip}, parent=lr, owner=own)
     # a router port with addresses on several subnets (IPv4 and IPv6) is one LRP
-    ports: dict[str, tuple[str, str, list[str]]] = {}
+    ports: dict[str, tuple[str, str, list[str], list[str]]] = {}
     for itf in router.interfaces:
         sub = state.subnets.get(itf.subnet_id)
         if sub is None or sub.network_id not in state.networks:
             continue
-        entry = ports.setdefault(itf.port_id, (sub.network_id, itf.mac_address, []))
+        entry = ports.setdefault(itf.port_id, (sub.network_id, itf.mac_address, [], []))
         entry[2].append(cidr_of(itf.subnet_id, itf.ip_address))
+        entry[3].append(itf.subnet_id)
         # SNAT to the gateway's address: IPv4 subnets only (IPv6 is routed)
         if gw is not None and gw.enable_snat and \
                 ipaddress.ip_network(sub.cidr).version == _version(gw.ip_address):
             d.add("NAT", f"nat:{router.id}:snat:{sub.cidr}", obj, {
                 "type": "snat", "external_ip": gw.ip_address, "logical_ip": sub.cidr,
                 "logical_port": [], "external_mac": []}, parent=lr, owner=own)
-    for port_id, (network_id, mac, networks) in ports.items():
-        port_pair(port_id, network_id, mac, networks, False)
+    for port_id, (network_id, mac, networks, subnet_ids) in ports.items():
+        port_pair(port_id, network_id, mac, networks, False, subnet_ids)
     for dest, nexthop in router.routes:
         d.add("Logical_Router_Static_Route", f"route:{router.id}:{dest}:{nexthop}", obj, {
             "ip_prefix": dest, "nexthop": nexthop}, parent=lr, owner=own)
