@@ -3,15 +3,15 @@
 Ports and networks made before: port security off for the ports (they were not filtered and
 stay so until set), on for the networks (new ports are filtered).
 
-Revision ID: 0006_security_groups
-Revises: 0005
+Revision ID: 0007_security_groups
+Revises: 0006_events
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006_security_groups'
-down_revision = '0005'
+revision = '0007_security_groups'
+down_revision = '0006_events'
 branch_labels = None
 depends_on = None
 
