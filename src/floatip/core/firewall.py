@@ -404,3 +404,45 @@ def compile_all(ports: Iterable[FwPort], members: Mapping[str, Iterable[str]]) -
             out.errors[p.id] = err
     out.flows.update(member_flows(members, used_conjunctions(ports)))
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# from the desired state (core.model) to the firewall's ports
+
+def fw_ports(state, ofports: Mapping[str, int]) -> tuple[list[FwPort], dict[str, list[str]]]:
+    """The firewall's view of ``state``: a FwPort per port with an interface on this
+    bridge (``ofports``: port id -> ofport), and the members of every security group
+    (fixed IPs and allowed pairs of its ports, on any host). An address group is expanded
+    into one rule per address."""
+    members: dict[str, list[str]] = {}
+    for p in state.ports.values():
+        for g in p.security_groups:
+            members.setdefault(g, []).extend(
+                [ip for _, ip in p.fixed_ips] + [ip for ip, _ in p.allowed_address_pairs])
+    out = []
+    for pid, ofport in ofports.items():
+        p = state.ports.get(pid)
+        net = state.networks.get(p.network_id) if p is not None else None
+        if p is None or net is None or net.local_vlan is None or ofport is None or ofport < 1:
+            continue
+        groups = [state.security_groups[g] for g in p.security_groups
+                  if g in state.security_groups]
+        rules = []
+        for g in groups:
+            for r in g.rules:
+                ag = r.remote_address_group_id
+                if ag is None:
+                    rules.append(Rule(r.direction, r.ethertype, r.protocol, r.port_range_min,
+                                      r.port_range_max, r.remote_ip_prefix, r.remote_group_id))
+                    continue
+                for cidr in getattr(state.address_groups.get(ag), "addresses", ()):
+                    if _net(cidr).version == _version(r.ethertype):
+                        rules.append(Rule(r.direction, r.ethertype, r.protocol,
+                                          r.port_range_min, r.port_range_max, cidr))
+        out.append(FwPort(
+            pid, ofport, p.mac_address.lower(), net.local_vlan,
+            tuple(ip for _, ip in p.fixed_ips),
+            tuple((ip, mac.lower() if mac else None) for ip, mac in p.allowed_address_pairs),
+            tuple(dict.fromkeys(rules)), all(g.stateful for g in groups),
+            p.port_security_enabled and not is_trusted(p.device_owner)))
+    return out, members
