@@ -113,6 +113,22 @@ class Binder:
                     out.add(itf.uuid)
         return out
 
+    def ofports(self) -> dict[str, int]:
+        """port id -> OpenFlow port number of the VM interfaces on the bridge (the
+        firewall's ``in_port``), from this binder's OVSDB copy."""
+        with self._lock:
+            api = self.api
+            bridge = next((b for b in idl_rows(api.tables["Bridge"]) if b.name == self.bridge),
+                          None)
+            out = {}
+            for port in list(bridge.ports) if bridge is not None else []:
+                for itf in port.interfaces:
+                    ids = itf.external_ids or {}
+                    ofport = itf.ofport[0] if itf.ofport else None
+                    if ids.get("iface-id") and OWNER_KEY not in ids and ofport and ofport > 0:
+                        out[ids["iface-id"]] = ofport
+            return out
+
     def close(self) -> None:
         if self._api is not None:
             self._api.ovsdb_connection.stop()

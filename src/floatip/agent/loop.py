@@ -18,6 +18,7 @@ from ..dataplane.kernel import Dataplane
 from .binding import Binder
 from .desired import Desired
 from .dhcp import DhcpAgent
+from .firewall import FirewallAgent
 from .reconciler import Reconciler
 
 log = logging.getLogger("floatip.agent")
@@ -112,7 +113,8 @@ class AgentStats:
 class Agent:
     def __init__(self, backend, config: AgentConfig, *, interval: float = 30.0,
                  prune_scope: str = "all", host: str | None = None, bind_ports: bool = True,
-                 dhcp: bool = True, run_dir: str = "/run/floatip", hooks=()):
+                 dhcp: bool = True, run_dir: str = "/run/floatip", hooks=(),
+                 firewall: bool = False):
         if prune_scope not in ("all", "known"):
             raise NeutronError(f"prune scope {prune_scope!r}: all or known")
         self.backend, self.config = backend, config
@@ -131,6 +133,7 @@ class Agent:
         self.router_errors: dict[str, str] = {}  # router id -> why it is in ERROR
         self.retry_routers: dict[str, str] = {}  # routers whose apply failed: retried soon
         self._want_full = False
+        self._fw_due = True
         self._dp = None
         self.binder = None
         if bind_ports:
@@ -142,6 +145,9 @@ class Agent:
                               prune_scope=prune_scope,
                               instance=config.instance) if dhcp else None
         self.hooks = list(hooks)
+        # security groups as OpenFlow flows on the integration bridge (off by default)
+        self.firewall = FirewallAgent(config.integration_bridge) \
+            if firewall and self.binder is not None else None
         self.run_dir = run_dir  # radvd's files: run_dir/ra
         self.thread: threading.Thread | None = None
 
@@ -295,6 +301,13 @@ class Agent:
         """DHCP for the tenant networks, then the hooks (a metadata proxy in each router
         built). Their failures are logged and reported, never stop the routers' pass."""
         errors: dict[str, str] = {}
+        if self.firewall is not None and (full or self._fw_due):  # before the binder tags
+            # a new VM port (_report)
+            try:
+                errors.update(self.firewall.sync(state, self.binder.ofports(), full))
+            except Exception as e:  # noqa: BLE001
+                log.exception("firewall pass failed")
+                errors["firewall"] = str(e)
         if self.dhcp is not None:
             try:
                 errors.update(self.dhcp.sync(state, full=full))
@@ -384,6 +397,9 @@ class Agent:
         # VLAN moves every port's tag); else only for the ports that changed
         ports_changed = None if changed is None or self._ovs_woken or \
             set(changed) - {"ports", "floatingips"} else set(changed.get("ports", ()))
+        # the firewall looks at the ports when they, their groups or the bridge changed
+        self._fw_due = changed is None or self._ovs_woken or bool(
+            set(changed) & {"ports", "networks", "security_groups", "address_groups"})
         self._ovs_woken = False
         extra_errors = self._services(state, invalid, full)
         t_apply = time.perf_counter()

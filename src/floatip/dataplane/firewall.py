@@ -1,0 +1,127 @@
+"""Installs the firewall's flows (``core.firewall``) on an OVS bridge.
+
+Each apply is one ``ovs-ofctl --bundle add-flows`` (an OpenFlow 1.4 bundle, committed
+atomically): a port's old flows go and its new ones come in the same transaction, so a port
+is never half-filtered. Flows are addressed by cookie only (floatip's prefix + a hash of
+the flow), so nothing without floatip's cookie prefix is ever deleted or changed.
+
+Why ``ovs-ofctl`` and not os-ken: os-ken would make floatip an OpenFlow controller of the
+bridge (a listener, ``set-controller``, fail-mode and reconnection handling, an eventlet
+stack) for what is a batch of flow mods per change; one ``ovs-ofctl`` run costs a few
+milliseconds whatever the batch size (benchmarks/firewall_bench.py measures it), and the
+flow syntax is the one operators read in ``dump-flows``.
+"""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from ..core.firewall import COOKIE_MASK, COOKIE_PREFIX, Flow
+
+OFCTL = "ovs-ofctl"
+
+
+class FirewallApplyError(RuntimeError):
+    pass
+
+
+@dataclass
+class ApplyResult:
+    added: int = 0
+    removed: int = 0
+    bundles: int = 0
+    errors: dict[str, str] = field(default_factory=dict)   # owner -> reason
+
+
+def _ofctl(args: list[str], stdin: str | None = None) -> str:
+    r = subprocess.run([OFCTL, *args], input=stdin, capture_output=True, text=True)
+    if r.returncode:
+        raise FirewallApplyError(r.stderr.strip() or f"{OFCTL} {args[0]} failed")
+    return r.stdout
+
+
+class OpenFlowFirewall:
+    """The flows floatip has on one bridge, by owner (``base``, ``port:<id>``,
+    ``member:…``, ``conj:…``)."""
+
+    def __init__(self, bridge: str):
+        self.bridge = bridge
+        self.installed: dict[str, dict[int, Flow]] = {}
+
+    def observe(self) -> set[int]:
+        """Cookies of floatip's flows now on the bridge."""
+        out = _ofctl(["dump-flows", "--no-stats", self.bridge,
+                      f"cookie={COOKIE_PREFIX:#x}/{COOKIE_MASK:#x}"])
+        cookies = set()
+        for line in out.splitlines():
+            for part in line.replace(" ", ",").split(","):
+                if part.startswith("cookie="):
+                    cookies.add(int(part[7:], 16))
+        return cookies
+
+    def _bundle(self, removes: Iterable[int], adds: Iterable[Flow]) -> None:
+        lines = [f"delete cookie={c:#x}/-1" for c in removes]   # removals first: a changed
+        lines += [f.add_line() for f in adds]                     # flow keeps its match
+        if lines:
+            _ofctl(["--bundle", "add-flows", self.bridge, "-"], "\n".join(lines) + "\n")
+
+    def apply(self, wanted: Mapping[str, Iterable[Flow]]) -> ApplyResult:
+        """Set the flows of the owners in ``wanted`` (an empty list removes an owner) in one
+        bundle; when the bundle fails, each owner is tried alone so one bad owner fails with
+        its reason and the others still land."""
+        changes = {}
+        for owner, flows in wanted.items():
+            new = {f.cookie: f for f in flows}
+            old = self.installed.get(owner, {})
+            rm = [c for c in old if c not in new]
+            add = [f for c, f in new.items() if c not in old]
+            if rm or add:
+                changes[owner] = (new, rm, add)
+        res = ApplyResult()
+        if not changes:
+            return res
+        try:
+            self._bundle([c for _, rm, _ in changes.values() for c in rm],
+                         [f for _, _, add in changes.values() for f in add])
+            groups = [changes]
+        except FirewallApplyError:
+            groups = []
+            for owner, ch in changes.items():
+                try:
+                    self._bundle(ch[1], ch[2])
+                    groups.append({owner: ch})
+                except FirewallApplyError as e:
+                    res.errors[owner] = str(e)
+        for g in groups:
+            res.bundles += 1
+            for owner, (new, rm, add) in g.items():
+                res.added += len(add)
+                res.removed += len(rm)
+                if new:
+                    self.installed[owner] = new
+                else:
+                    self.installed.pop(owner, None)
+        return res
+
+    def sync(self, wanted: Mapping[str, Iterable[Flow]]) -> ApplyResult:
+        """The full pass: ``wanted`` is every owner; flows deleted or added by hand (drift)
+        are repaired, owners no longer wanted removed, all in one bundle."""
+        wanted = {o: {f.cookie: f for f in fl} for o, fl in wanted.items()}
+        every = {c: f for flows in wanted.values() for c, f in flows.items()}
+        have = self.observe()
+        res = ApplyResult()
+        rm = [c for c in have if c not in every]
+        add = [f for c, f in every.items() if c not in have]
+        if rm or add:
+            self._bundle(rm, add)
+            res.bundles, res.added, res.removed = 1, len(add), len(rm)
+        self.installed = {o: f for o, f in wanted.items() if f}
+        return res
+
+    def remove_all(self) -> int:
+        """Delete every flow with floatip's cookie prefix from the bridge."""
+        n = len(self.observe())
+        _ofctl(["del-flows", self.bridge, f"cookie={COOKIE_PREFIX:#x}/{COOKIE_MASK:#x}"])
+        self.installed = {}
+        return n
