@@ -95,3 +95,31 @@ def test_history_is_bounded(tmp_path, monkeypatch):
         assert 50 <= kept
     finally:
         db.close()
+
+
+def test_an_association_change_through_the_api_is_recorded(server):
+    """The API sets a moved floating IP DOWN until the agent programmed it: that is a status
+    change too, with the association change that caused it."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        ext = c.post("/v2.0/networks", json={"network": {
+            "name": "fa-ev-ext", "router:external": True}}).json()["network"]
+        c.post("/v2.0/subnets", json={"subnet": {
+            "network_id": ext["id"], "cidr": "203.0.113.0/24", "ip_version": 4}})
+        fip = c.post("/v2.0/floatingips", json={"floatingip": {
+            "floating_network_id": ext["id"]}}).json()["floatingip"]
+        c.post("/floatip/v1/status", json={"floatingips": {fip["id"]: "ACTIVE"}})
+        net = c.post("/v2.0/networks", json={"network": {"name": "fa-ev-n"}}).json()["network"]
+        sub = c.post("/v2.0/subnets", json={"subnet": {
+            "network_id": net["id"], "cidr": "198.51.100.0/24",
+            "ip_version": 4}}).json()["subnet"]
+        router = c.post("/v2.0/routers", json={"router": {
+            "external_gateway_info": {"network_id": ext["id"]}}}).json()["router"]
+        c.put(f"/v2.0/routers/{router['id']}/add_router_interface",
+              json={"subnet_id": sub["id"]}).raise_for_status()
+        port = c.post("/v2.0/ports", json={"port": {"network_id": net["id"]}}).json()["port"]
+        r = c.put(f"/v2.0/floatingips/{fip['id']}", json={"floatingip": {"port_id": port["id"]}})
+        assert r.status_code == 200, r.text
+        got = events(c, object=fip["id"])
+        assert (got[0]["old_status"], got[0]["status"]) == ("ACTIVE", "DOWN")
+        assert got[0]["cause"].startswith("the API: port None (None) -> " + port["id"])
+        assert (got[1]["old_status"], got[1]["status"]) == ("DOWN", "ACTIVE")

@@ -36,7 +36,9 @@ REASONS = {
 
 
 # the keys of Neutron's request envelopes: {"network": {...}}, {"networks": [...]}
-ENVELOPES = {kind + plural for kind in ("network", "subnet", "port", "router", "floatingip")
+ENVELOPES = {kind + plural for kind in ("network", "subnet", "port", "router", "floatingip",
+                                        "security_group", "security_group_rule",
+                                        "address_group")
              for plural in ("", "s")}
 
 

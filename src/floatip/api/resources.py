@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..core.errors import NeutronError
+from ..service import sg_access
 from ..service.access import Access
 from ..service.common import not_found
 from ..service.policy import ADMIN, Context
@@ -18,9 +19,12 @@ from .schemas import SCHEMAS
 from .schemas.base import clean_text
 from .schemas.errors import NeutronErrorBody
 from .schemas.routers import InterfaceRequest, RouterInterface
+from .schemas.security_groups import AddressesRequest, AddressGroupOne
 
 RESOURCES = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
-             "floatingips": "floatingip"}
+             "floatingips": "floatingip", "security-groups": "security_group",
+             "security-group-rules": "security_group_rule",
+             "address-groups": "address_group"}
 
 ERR = {"model": NeutronErrorBody}
 LIST_ERRORS = {400: ERR, 401: ERR, 403: ERR, 500: ERR, 503: ERR}  # 401, 403: keystone, policy
@@ -86,29 +90,34 @@ def router(db: Database, access: Access) -> APIRouter:
     def register(coll: str, kind: str) -> None:
         schemas = SCHEMAS[kind]
         tag = [coll]
+        key = coll.replace("-", "_")  # the body's key: security_groups
 
         def list_(request: Request):
             query = checked_query(list(request.query_params.multi_items()))
+            if kind == "security_group":  # the caller's default group, on first use
+                sg_access.ensure_default_for(db, access, ctx_of(request))
             # plain JSON (here and in show, create, update: the bodies are JSON types
             # already): FastAPI's jsonable_encoder walk of 10,000 bodies costs more than
             # the query (the schema stays documented in /openapi.json)
-            return JSONResponse({coll: run(access.list, ctx_of(request), kind, query,
-                                           write=False)})
+            return JSONResponse({key: run(access.list, ctx_of(request), kind, query,
+                                          write=False)})
 
         def show(rid: str, request: Request):
             fields = checked_query([("fields", f) for f in request.query_params.getlist(
                 "fields")])
+            if kind == "security_group":
+                sg_access.ensure_default_for(db, access, ctx_of(request))
             return JSONResponse({kind: run(access.show, ctx_of(request), kind,
                                            checked_id(kind, rid), [f for _, f in fields],
                                            write=False)})
 
         def create(request: Request, body: schemas.create):
             ctx = ctx_of(request)
-            many = getattr(body, coll)
+            many = getattr(body, key)
             if many is not None:  # bulk create: all or nothing
                 with db.tx() as s:
                     items = [access.create(s, ctx, kind, item.attrs()) for item in many]
-                return JSONResponse({coll: items}, status_code=201)
+                return JSONResponse({key: items}, status_code=201)
             return JSONResponse({kind: run(access.create, ctx, kind,
                                            getattr(body, kind).attrs())}, status_code=201)
 
@@ -157,6 +166,19 @@ def router(db: Database, access: Access) -> APIRouter:
     def remove_router_interface(rid: str, request: Request, body: InterfaceRequest):
         return run(access.router_interface, ctx_of(request), "remove",
                    checked_id("router", rid), body.model_dump(exclude_unset=True))
+
+    ag_docs = {"response_model": None, "tags": ["address-groups"],
+               "responses": {200: {"model": AddressGroupOne}, **WRITE_ERRORS}}
+
+    @api.put("/v2.0/address-groups/{rid}/add_addresses", **ag_docs)
+    def add_addresses(rid: str, request: Request, body: AddressesRequest):
+        return JSONResponse(run(sg_access.address_action, access, ctx_of(request), "add",
+                                checked_id("address_group", rid), body.addresses))
+
+    @api.put("/v2.0/address-groups/{rid}/remove_addresses", **ag_docs)
+    def remove_addresses(rid: str, request: Request, body: AddressesRequest):
+        return JSONResponse(run(sg_access.address_action, access, ctx_of(request), "remove",
+                                checked_id("address_group", rid), body.addresses))
 
     for coll, kind in RESOURCES.items():
         register(coll, kind)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from . import listing, resources as svc, routers
+from . import listing, resources as svc, routers, sg_access as sgrefs
 from .common import bad, not_found
 from .policy import Context, Policy
 from .views import FACTS, SERIALIZERS, facts
@@ -25,6 +25,7 @@ DEFAULTS = {
     "router": {"distributed": False, "ha": False},
     "port": {"binding:profile": {}, "binding:host_id": ""},
     "subnet": {}, "floatingip": {},
+    "security_group": {}, "security_group_rule": {}, "address_group": {},
 }
 # Attributes hidden from callers whom ``get_<kind>:<attr>`` refuses.
 READ_RULED = {
@@ -32,13 +33,16 @@ READ_RULED = {
                 "provider:segmentation_id"),
     "port": ("binding:vif_type", "binding:vif_details", "binding:host_id", "binding:profile"),
     "router": (), "subnet": (), "floatingip": (),
+    "security_group": (), "security_group_rule": (), "address_group": (),
 }
+SG_PROJECT = "security_group:project_id"  # what ``target`` adds to a rule: its group's project
 # What ``target`` adds to a subnet or port: the facts of its network.
 NET_FACTS = ("network:project_id", "network:tenant_id", "network:shared",
              "network:router:external")
 # The target attributes available without the whole view (``views.FACTS`` plus NET_FACTS).
 FACT_KEYS = {kind: frozenset(cols) | (frozenset(NET_FACTS) if kind in ("subnet", "port")
                                       else frozenset())
+             | ({SG_PROJECT} if kind == "security_group_rule" else frozenset())
              for kind, cols in FACTS.items()}
 OWNED_LISTS = ("router", "floatingip")  # visible only to their project: narrowed in SQL
 PAGING = ("limit", "marker", "fields", "page_reverse")
@@ -59,6 +63,10 @@ class Access:
         t = dict(d)
         if kind in ("subnet", "port"):
             t.update(self._net_facts(s, d.get("network_id")))
+        if kind == "security_group_rule":
+            sg = S.get(s, S.SecurityGroup, d["security_group_id"]) \
+                if isinstance(d.get("security_group_id"), str) else None
+            t[SG_PROJECT] = sg.project_id if sg is not None else None
         return t
 
     def visible(self, s: Session, ctx: Context, kind: str, d: dict) -> bool:
@@ -153,6 +161,10 @@ class Access:
             nid = d["external_gateway_info"].get("network_id")
             if nid:
                 self._must_see(s, ctx, "network", nid)
+        if kind == "security_group_rule":
+            sgrefs.rule_references(self, s, ctx, d, project)
+        if kind == "port" and d.get("security_groups"):
+            sgrefs.port_groups(self, s, ctx, d["security_groups"], project)
         if kind == "floatingip":
             if d.get("floating_network_id"):
                 self._must_see(s, ctx, "network", d["floating_network_id"])
@@ -188,7 +200,10 @@ class Access:
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
         current = self._seen(s, ctx, kind, rid, then=(f"delete_{kind}",))
         self.policy.require(ctx, f"delete_{kind}", self.target(s, kind, current))
-        svc.DELETE[kind](s, rid)
+        if kind == "security_group":  # its project may not delete its default group
+            svc.DELETE[kind](s, rid, admin=ctx.is_admin)
+        else:
+            svc.DELETE[kind](s, rid)
 
     def router_interface(self, s: Session, ctx: Context, action: str, rid: str,
                          body: Any) -> dict:

@@ -1,13 +1,19 @@
 """The agent's view: database rows -> ``core.model.State`` in one read, and statuses back."""
 from __future__ import annotations
 
+import ipaddress
+
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..store import events as E
 from ..core import model as M
+from ..core.protocols import number as protocol_number
 from .common import OWNER_RI
+
+KINDS = ("networks", "subnets", "ports", "routers", "floatingips", "security_groups",
+         "address_groups")
 
 
 def desired_state(s: Session) -> M.State:
@@ -20,9 +26,9 @@ def agent_snapshot(s: Session) -> dict:
     deleted ones), statuses as stored, and the generation it reflects."""
     rows = S.snapshot_rows(s)
     rows["fip_ports"] = {f.floating_port_id for f in rows["floatingips"]}
+    rows.update(S.sg_snapshot_rows(s))
     out = _build(rows, {n.id: n for n in rows["networks"]})
-    state = M.State(out["networks"], out["subnets"], out["ports"], out["routers"],
-                    out["floatingips"])
+    state = M.State(**{k: out[k] for k in KINDS})
     return {"generation": rows["generation"], "state": state, "vm_ports": out["vm_ports"],
             "known_routers": set(out["routers"]) | rows["deleted_routers"],
             **out["statuses"]}
@@ -42,12 +48,14 @@ def agent_delta(s: Session, since: int) -> dict:
     for kind, oid in keys:
         ids.setdefault(kind, set()).add(oid)
     rows = S.rows_for(s, ids)
+    rows.update(S.sg_rows_for(s, ids.get("security_group", ()), ids.get("address_group", ()),
+                              {p.id for p in rows["ports"]}))
     nets = {n.id: n for n in rows["networks"]}
     need = {p.network_id for p in rows["ports"]} - set(nets)
     if need:
         nets.update({n.id: n for n in S.rows_for(s, {"network": need})["networks"]})
     out = _build(rows, nets)
-    kinds = ("networks", "subnets", "ports", "routers", "floatingips")
+    kinds = KINDS
     upserts = {k: out[k] for k in kinds}
     upserts["networks"] = {i: n for i, n in out["networks"].items() if i in ids.get("network", ())}
     deletes = {k: sorted(ids.get(k[:-1], set()) - set(out[k])) for k in kinds}
@@ -89,16 +97,27 @@ def _build(rows: dict, nets: dict) -> dict:
     backing = {rp.port_id for rp in rows["routerports"]}
     backing |= {r.gw_port_id for r in rows["routers"] if r.gw_port_id}
     backing |= rows["fip_ports"]
+    groups_of: dict[str, list[str]] = {}
+    for b in rows.get("sg_bindings", ()):
+        groups_of.setdefault(b.port_id, []).append(b.security_group_id)
     ports, vm_ports = {}, {}
     for p in rows["ports"]:
         if p.id in backing:
             continue
+        # trusted ports (network:*) are never filtered, whatever a row says
+        psec = bool(p.port_security_enabled) and not p.device_owner.startswith("network:")
         ports[p.id] = M.Port(id=p.id, network_id=p.network_id, name=p.name,
                              fixed_ips=tuple(fixed.get(p.id, ())), mac_address=p.mac_address,
                              device_owner=p.device_owner, device_id=p.device_id,
                              project_id=p.project_id, admin_state_up=p.admin_state_up,
                              user_data=p.user_data,
-                             public_keys=tuple((n, k) for n, k in p.public_keys or ()))
+                             public_keys=tuple((n, k) for n, k in p.public_keys or ()),
+                             security_groups=tuple(sorted(groups_of.get(p.id, ()))) if psec
+                             else (),
+                             port_security_enabled=psec,
+                             allowed_address_pairs=tuple(
+                                 (a["ip_address"], a.get("mac_address") or p.mac_address)
+                                 for a in p.allowed_address_pairs or ()) if psec else ())
         net = nets.get(p.network_id)
         if net is not None and not net.external:
             vm_ports[p.id] = {"tag": net.local_vlan, "admin_state_up": p.admin_state_up,
@@ -133,13 +152,38 @@ def _build(rows: dict, nets: dict) -> dict:
                                floating_network_id=f.floating_network_id,
                                port_id=f.fixed_port_id, fixed_ip_address=f.fixed_ip_address)
             for f in rows["floatingips"]}
+    security_groups, address_groups = _groups(rows)
     statuses = {"fip_revisions": {f.id: f.revision_number for f in rows["floatingips"]},
                 "fip_status": {f.id: f.status for f in rows["floatingips"]},
                 "router_status": {r.id: r.status for r in rows["routers"]},
                 "fip_reason": {f.id: f.status_reason for f in rows["floatingips"]},
                 "router_reason": {r.id: r.status_reason for r in rows["routers"]}}
     return {"networks": networks, "subnets": subnets, "ports": ports, "routers": routers,
-            "floatingips": fips, "vm_ports": vm_ports, "statuses": statuses}
+            "floatingips": fips, "security_groups": security_groups,
+            "address_groups": address_groups, "vm_ports": vm_ports, "statuses": statuses}
+
+
+def _cidr(prefix: str | None) -> str | None:
+    return str(ipaddress.ip_network(prefix, strict=False)) if prefix else None
+
+
+def _groups(rows: dict) -> tuple[dict, dict]:
+    """Security groups with their rules normalised for a firewall, and address groups."""
+    rules: dict[str, list[M.SecurityGroupRule]] = {}
+    for r in rows.get("sg_rules", ()):
+        rules.setdefault(r.security_group_id, []).append(M.SecurityGroupRule(
+            id=r.id, direction=r.direction, ethertype=r.ethertype,
+            protocol=protocol_number(r.protocol, r.ethertype),
+            port_range_min=r.port_range_min, port_range_max=r.port_range_max,
+            remote_ip_prefix=_cidr(r.remote_ip_prefix), remote_group_id=r.remote_group_id,
+            remote_address_group_id=r.remote_address_group_id))
+    sgs = {g.id: M.SecurityGroup(id=g.id, project_id=g.project_id, stateful=g.stateful,
+                                 rules=tuple(sorted(rules.get(g.id, ()), key=lambda x: x.id)))
+           for g in rows.get("security_groups", ())}
+    ags = {a.id: M.AddressGroup(id=a.id, project_id=a.project_id,
+                                addresses=tuple(sorted(a.addresses or ())))
+           for a in rows.get("address_groups", ())}
+    return sgs, ags
 
 
 def _status(value) -> tuple[str | None, int | None, str | None, bool]:

@@ -26,7 +26,17 @@ def err(type_: str, code: int, message: str) -> NeutronError:
     return NeutronError(message, type_, code)
 
 
+SG_NOT_FOUND = {
+    "security_group": ("SecurityGroupNotFound", "Security group {} does not exist"),
+    "security_group_rule": ("SecurityGroupRuleNotFound", "Security group rule {} does not exist"),
+    "address_group": ("AddressGroupNotFound", "Address group {} could not be found."),
+}
+
+
 def not_found(kind: str, rid: str) -> NeutronError:
+    if kind in SG_NOT_FOUND:
+        typ, text = SG_NOT_FOUND[kind]
+        return err(typ, 404, text.format(rid))
     label = {"floatingip": "Floating IP", "network": "Network", "subnet": "Subnet",
              "port": "Port", "router": "Router"}[kind]
     typ = {"floatingip": "FloatingIPNotFound"}.get(kind, kind.capitalize() + "NotFound")

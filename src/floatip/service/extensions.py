@@ -23,6 +23,19 @@ EXTENSIONS = {
     "agent": ("agent", "The agent management extension."),
     "subnet-external-network": ("Subnet External Network", "Informs if the subnet is "
                                 "associated to an external network."),
+    "security-group": ("security-group", "The security groups extension."),
+    "stateful-security-group": ("Stateful security group",
+                                "Adds the stateful attribute to security groups"),
+    "port-security": ("Port Security", "Provides port security"),
+    "allowed-address-pairs": ("Allowed Address Pairs",
+                              "Provides allowed address pairs"),
+    "address-group": ("Address group", "Support address group"),
+    "security-groups-remote-address-group": (
+        "Remote address group id field for security group rules",
+        "Add new field of remote address group id in security group rules"),
+    "security-groups-normalized-cidr": (
+        "Normalized CIDR field for security group rules",
+        "Add new field with normalized remote_ip_prefix cidr in SG rule"),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

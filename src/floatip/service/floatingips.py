@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import store as S
+from ..store import events as E
 from ..core.errors import NeutronError
 from .common import (NETWORK_OWNERS, OWNER_FIP, OWNER_RI, _ignored_ok, _ipv4, _must, bad,
                      check_requested, err, new_id, not_found)
@@ -142,6 +143,13 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
         else:
             _settle(s, f, _association(s, f, pid, d.get("fixed_ip_address")))
         if (f.fixed_port_id, f.fixed_ip_address) != before:
+            if f.status != "DOWN":  # in the history, with the change that caused it
+                E.record(s, [{"resource": "floatingip", "resource_id": f.id,
+                              "project_id": f.project_id or "", "kind": "status",
+                              "old_status": f.status, "status": "DOWN", "reason": None,
+                              "cause": f"the API: port {before[0]} ({before[1]}) -> "
+                                       f"{f.fixed_port_id} ({f.fixed_ip_address}), "
+                                       f"revision {f.revision_number}"}])
             f.status = "DOWN"  # until the agent has programmed the change
     S.touch(f)
     s.flush()

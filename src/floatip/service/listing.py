@@ -25,6 +25,14 @@ SQL_FILTERS = {
                    "floating_network_id": "floating_network_id",
                    "fixed_ip_address": "fixed_ip_address", "project_id": "project_id",
                    "tenant_id": "project_id"},
+    "security_group": {"id": "id", "name": "name", "project_id": "project_id",
+                       "tenant_id": "project_id"},
+    "security_group_rule": {"id": "id", "security_group_id": "security_group_id",
+                            "direction": "direction", "ethertype": "ethertype",
+                            "remote_group_id": "remote_group_id", "project_id": "project_id",
+                            "tenant_id": "project_id"},
+    "address_group": {"id": "id", "name": "name", "project_id": "project_id",
+                      "tenant_id": "project_id"},
 }
 PAGING = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "verbose"}
 

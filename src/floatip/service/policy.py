@@ -23,6 +23,7 @@ from oslo_config import cfg
 from oslo_policy import _checks as checks, policy as oslo
 
 from ..core.errors import NeutronError
+from .sg_policy import SG_RULES
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ RULES = {
     "delete_floatingip": A_MEMBER,
     # agents (GET /v2.0/agents): admins; others get an empty list, as from Neutron
     "get_agent": ADM,
+    # security groups, address groups, port security (issue 22)
+    **SG_RULES,
 }
 
 

@@ -7,6 +7,7 @@ from .. import store as S
 from .common import NETWORK_OWNERS, _must, bad, check_requested, err, is_auto_address
 from .dhcp import set_metadata_attrs
 from .ipam import _allocate, _new_port, renumber_auto
+from .port_security import on_create as psec_on_create, on_update as psec_on_update
 from .views import port_dict
 
 
@@ -23,6 +24,8 @@ def create_port(s: Session, d: dict) -> dict:
     port.admin_state_up = d.get("admin_state_up", True)
     port.host_id = d.get("binding:host_id", "")
     set_metadata_attrs(port, d)
+    s.flush()
+    psec_on_create(s, port, net, d)
     s.flush()
     return port_dict(s, port)
 
@@ -79,6 +82,7 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
         _change_fixed_ips(s, port, net, d["fixed_ips"])
     if mac_changed:
         renumber_auto(s, port)
+    psec_on_update(s, port, d)
     S.touch(port)
     s.flush()
     return port_dict(s, port)

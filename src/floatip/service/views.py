@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from .common import ts
+from .sg_views import SG_FACTS, SG_SERIALIZERS
 
 
 def _std(row, project: bool = True) -> dict:
@@ -21,7 +22,8 @@ def network_dict(s: Session, n: S.Network) -> dict:
             "provider:segmentation_id": n.segmentation_id,
             "subnets": [sn.id for sn in S.subnets_of(s, n.id)],
             "availability_zone_hints": [], "availability_zones": [],
-            "port_security_enabled": False, "is_default": False, "l2_adjacency": True,
+            "port_security_enabled": n.port_security_enabled, "is_default": False,
+            "l2_adjacency": True,
             "ipv4_address_scope": None, "ipv6_address_scope": None}
 
 
@@ -45,8 +47,9 @@ def port_dict(s: Session, p: S.Port) -> dict:
             "binding:host_id": p.host_id, "binding:vif_type": "ovs" if p.host_id else "unbound",
             "binding:vnic_type": "normal", "binding:profile": {},
             "binding:vif_details": {"port_filter": False} if p.host_id else {},
-            "security_groups": [], "allowed_address_pairs": [], "extra_dhcp_opts": [],
-            "port_security_enabled": False,
+            "security_groups": [b.security_group_id for b in p.sg_bindings],
+            "allowed_address_pairs": [dict(a) for a in p.allowed_address_pairs or []],
+            "extra_dhcp_opts": [], "port_security_enabled": p.port_security_enabled,
             # floatip-metadata extension
             "floatip:user_data": p.user_data,
             "floatip:public_keys": {n: k for n, k in (p.public_keys or [])}}
@@ -101,6 +104,7 @@ FACTS = {
                    "floating_network_id": "floating_network_id", "router_id": "router_id",
                    "port_id": "fixed_port_id", "fixed_ip_address": "fixed_ip_address",
                    "status": "status"},
+    **SG_FACTS,
 }
 
 
@@ -110,4 +114,4 @@ def facts(kind: str, row) -> dict:
 
 
 SERIALIZERS = {"network": network_dict, "subnet": subnet_dict, "port": port_dict,
-               "router": router_dict, "floatingip": fip_dict}
+               "router": router_dict, "floatingip": fip_dict, **SG_SERIALIZERS}

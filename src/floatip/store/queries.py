@@ -10,8 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, lazyload
 
-from .tables import (Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta, Network, Port, Router,
-                     RouterPort, Subnet, utcnow)
+from .tables import (AddressGroup, Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta,
+                     Network, Port, PortSecurityGroup, Router, RouterPort, SecurityGroup,
+                     SecurityGroupRule, Subnet, utcnow)
 
 
 # ---------------------------------------------------------------------------------------
@@ -37,6 +38,14 @@ def changed_keys(obj) -> list[tuple[str, str]]:
             return [("router", obj.router_id), ("port", obj.port_id)]
         case FloatingIP():
             return [("floatingip", obj.id)]
+        case SecurityGroup():
+            return [("security_group", obj.id)]
+        case SecurityGroupRule():  # a rule reaches the agent as a change of its group
+            return [("security_group", obj.security_group_id)]
+        case PortSecurityGroup():
+            return [("port", obj.port_id)]
+        case AddressGroup():
+            return [("address_group", obj.id)]
     return []
 
 

@@ -47,6 +47,7 @@ class Network(_Standard, Base):
     physical_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
     segmentation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     local_vlan: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)  # new ports' default
     subnets: Mapped[list["Subnet"]] = relationship(back_populates="network",
                                                    order_by="Subnet.created_at")
 
@@ -83,6 +84,13 @@ class Port(_Standard, Base):
     # floatip-metadata extension: what the port's VM reads from 169.254.169.254
     user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
     public_keys: Mapped[list] = mapped_column(JSON, default=list)  # [[name, key], ...]
+    # port security: off for trusted (network:*) ports; ports made before it existed: off
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # [{"ip_address": IP or CIDR, "mac_address": MAC}], the MAC filled in (Neutron's)
+    allowed_address_pairs: Mapped[list] = mapped_column(JSON, default=list)
+    sg_bindings: Mapped[list["PortSecurityGroup"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        order_by="PortSecurityGroup.security_group_id")
     fixed_ips: Mapped[list["IPAllocation"]] = relationship(
         back_populates="port", cascade="all, delete-orphan", order_by="IPAllocation.ip_address",
         lazy="selectin")
@@ -141,6 +149,61 @@ class FloatingIP(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SecurityGroup(_Standard, Base):
+    __tablename__ = "securitygroups"
+    stateful: Mapped[bool] = mapped_column(Boolean, default=True)
+    rules: Mapped[list["SecurityGroupRule"]] = relationship(
+        cascade="all, delete-orphan", order_by="SecurityGroupRule.created_at",
+        foreign_keys="SecurityGroupRule.security_group_id", lazy="selectin")
+
+
+class DefaultSecurityGroup(Base):
+    """A project's ``default`` group: one per project, whatever the interleaving of the
+    requests that create it on first use."""
+    __tablename__ = "default_security_groups"
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("securitygroups.id", ondelete="CASCADE"), unique=True)
+
+
+class AddressGroup(_Standard, Base):
+    __tablename__ = "address_groups"
+    addresses: Mapped[list] = mapped_column(JSON, default=list)  # CIDRs, host bits cleared
+
+
+class SecurityGroupRule(Base):
+    """As the user gave it (protocol by name or number); ``core.model`` gets it normalised."""
+    __tablename__ = "securitygrouprules"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("securitygroups.id", ondelete="CASCADE"), index=True)
+    remote_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("securitygroups.id", ondelete="CASCADE"), nullable=True, index=True)
+    # an address group in use by a rule cannot be deleted (AddressGroupInUse)
+    remote_address_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("address_groups.id"), nullable=True, index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    ethertype: Mapped[str] = mapped_column(String(8), default="IPv4")
+    protocol: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    port_range_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remote_ip_prefix: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PortSecurityGroup(Base):
+    """A port's groups; a group with a port cannot be deleted (SecurityGroupInUse)."""
+    __tablename__ = "securitygroupportbindings"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(ForeignKey("securitygroups.id"),
+                                                   primary_key=True, index=True)
+
+
 class DeletedRouter(Base):
     """Routers deleted through the API: an agent that missed the deletion still knows the
     namespace it finds is one of its own to remove."""
@@ -190,4 +253,5 @@ class Event(Base):
 
 
 MODELS = {"network": Network, "subnet": Subnet, "port": Port, "router": Router,
-          "floatingip": FloatingIP}
+          "floatingip": FloatingIP, "security_group": SecurityGroup,
+          "security_group_rule": SecurityGroupRule, "address_group": AddressGroup}

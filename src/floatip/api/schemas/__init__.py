@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, create_model
 
-from . import floatingips, networks, ports, routers, subnets
+from . import floatingips, networks, ports, routers, security_groups as sg, subnets
 
 
 @dataclass(frozen=True)
@@ -46,4 +46,12 @@ SCHEMAS = {
                        routers.UpdateRouterRequest, routers.Router),
     "floatingip": _schemas("floatingip", "floatingips", floatingips.CreateFloatingIPRequest,
                            floatingips.UpdateFloatingIPRequest, floatingips.FloatingIP),
+    "security_group": _schemas("security_group", "security_groups",
+                               sg.CreateSecurityGroupRequest, sg.UpdateSecurityGroupRequest,
+                               sg.SecurityGroup),
+    "security_group_rule": _schemas("security_group_rule", "security_group_rules",
+                                    sg.CreateSecurityGroupRuleRequest,
+                                    sg.UpdateSecurityGroupRuleRequest, sg.SecurityGroupRule),
+    "address_group": _schemas("address_group", "address_groups", sg.CreateAddressGroupRequest,
+                              sg.UpdateAddressGroupRequest, sg.AddressGroup),
 }

@@ -23,6 +23,7 @@ class NetworkUpdate(Resource):
     mtu: Int = Field(1500, description="68 through 9216")
     external: Bool = Field(False, alias="router:external",
                            description="admins only; the network must have no ports")
+    port_security_enabled: Bool = Field(True, description="new ports' default")
 
 
 class NetworkCreate(NetworkUpdate):
@@ -37,7 +38,6 @@ class NetworkCreate(NetworkUpdate):
     physical_network: Str(64) | None = Field(None, alias="provider:physical_network")
     segmentation_id: Int | None = Field(None, alias="provider:segmentation_id",
                                         description="VLAN id, 1 through 4094")
-    port_security_enabled: Bool = False
     availability_zone_hints: StrList = []
     tags: StrList = []
     is_default: Bool = False

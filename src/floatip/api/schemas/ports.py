@@ -1,13 +1,57 @@
 """Ports: create and update bodies, the response."""
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from ...service.dhcp import USER_DATA_MAX
 from .base import (STANDARD, UUID, Bool, Dict, FixedIPs, MacAddress, Name, Resource, Str,
-                   Str255, StrList, envelope)
+                   Str255, StrList, envelope, ip_address, mac_address, reason, refuse, shown,
+                   subnet_cidr)
+
+
+
+def _pairs(v: Any) -> Any:
+    """neutron-lib's _validate_allowed_address_pairs: [{ip_address: IP or CIDR (not
+    multicast), mac_address?: unicast MAC}], returned canonical."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise refuse("Allowed address pairs must be a list.")
+    out = []
+    for p in v:
+        if not isinstance(p, dict):
+            raise reason(f"'{shown(p)}' is not a dictionary")
+        if "mac_address" in p:
+            try:
+                mac = mac_address(p["mac_address"])
+            except Exception as e:  # noqa: BLE001 - its message, as Neutron's HTTPBadRequest
+                raise refuse(getattr(e, "context", {}).get("reason", str(e))) from None
+        else:
+            mac = None
+        if "ip_address" not in p:
+            raise refuse("AllowedAddressPair must contain ip_address",
+                         "AllowedAddressPairsMissingIP")
+        extra = set(p) - {"mac_address", "ip_address"}
+        if extra:
+            raise refuse(f"Unrecognized attribute(s) '{', '.join(sorted(map(str, extra)))}'")
+        ip = p["ip_address"]
+        try:
+            ip = subnet_cidr(ip) if isinstance(ip, str) and "/" in ip else ip_address(ip)
+        except Exception as e:  # noqa: BLE001
+            raise refuse(getattr(e, "context", {}).get("reason", str(e))) from None
+        net = ipaddress.ip_network(ip, strict=False)
+        if net.is_multicast:
+            raise refuse(f"'{ip}' is a multicast address, which is not supported."
+                         if "/" not in ip else f"'{ip}' is a multicast subnet")
+        out.append({"ip_address": ip, **({"mac_address": mac} if mac else {})})
+    return out
+
+
+AddressPairs = Annotated[list[dict[str, str]], BeforeValidator(_pairs)]
+GroupIds = Annotated[list[UUID], BeforeValidator(lambda v: [] if v is None else v)]
 
 PublicKeys = Annotated[dict[Str(255, none_ok=False), Str(16384, none_ok=False)],
                       BeforeValidator(lambda v: {} if v is None else v)]
@@ -32,9 +76,10 @@ class PortUpdate(Resource):
     mac_address: MacAddress | None = None
     profile: Dict = Field({}, alias="binding:profile")
     vnic_type: Str(64) = Field("normal", alias="binding:vnic_type")
-    security_groups: StrList = []
-    port_security_enabled: Bool = False
-    allowed_address_pairs: list[Dict] | None = []
+    security_groups: GroupIds = Field([], description="security group ids; [] or null: none")
+    port_security_enabled: Bool = Field(True, description="default: the network's")
+    allowed_address_pairs: AddressPairs = Field(
+        [], description="each {ip_address: IP or CIDR, mac_address?}")
     # floatip-metadata extension: text here, its format checked in
     # service.dhcp.set_metadata_attrs
     user_data: Str(USER_DATA_MAX, none_ok=False) | None = Field(
