@@ -35,7 +35,7 @@ def ok(r: httpx.Response, code: int = 200) -> dict:
 class Cloud:
     def __init__(self, lab: L.Lab, tmp_path, interval: float = 30.0, db_url: str | None = None,
                  remote: bool = False, run_dir: str | None = None,
-                 agent_process: bool = False):
+                 agent_process: bool = False, firewall: bool = False):
         """``run_dir``: the agent serves DHCP, its files there (a directory others may
         traverse: dnsmasq rereads them as nobody)."""
         from floatip.server import Server, free_port
@@ -52,7 +52,8 @@ class Cloud:
                              f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
                              interval=interval, agent=not remote, agent_process=agent_process,
                              agent_options={"dhcp": run_dir is not None, "metadata": False,
-                                            **({"run_dir": run_dir} if run_dir else {})}).start()
+                                            **({"run_dir": run_dir} if run_dir else {}),
+                                            **({"firewall": True} if firewall else {})}).start()
         self.remote = None
         if remote:  # the agent of another host: the API's long poll feeds it
             from floatip.backends.kernel import KernelBackend
