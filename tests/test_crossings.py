@@ -218,6 +218,27 @@ def test_add_router_interface_with_another_projects_port_is_409(cloud):
         ok(cloud["admin"].delete(f"/v2.0/ports/{port['id']}"), 204)
 
 
+def test_a_floating_ip_for_another_projects_port_is_400(cloud):
+    """The network owner sees a port of another project on its network; Neutron's
+    _internal_fip_assoc_data refuses it (an invisible port stays 404)."""
+    a, b = cloud["own"]["a"], cloud["users"]["b"].project_id
+    port = ok(cloud["admin"].post("/v2.0/ports", json={"port": {
+        "network_id": a["network"]["id"], "project_id": b}}), 201)["port"]
+    want = ("BadRequest", "Bad floatingip request: Cannot process floating IP association "
+            f"with Port {port['id']}, since that port is owned by a different project.")
+    try:
+        r = cloud["a"].post("/v2.0/floatingips", json={"floatingip": {
+            "floating_network_id": cloud["ext"]["id"], "port_id": port["id"]}})
+        assert error(r, 400) == want
+        r = cloud["a"].put(f"/v2.0/floatingips/{a['floatingip']['id']}",
+                           json={"floatingip": {"port_id": port["id"]}})
+        assert error(r, 400) == want
+        assert ok(cloud["a"].get(f"/v2.0/floatingips/{a['floatingip']['id']}"))[
+            "floatingip"]["port_id"] == a["port"]["id"]
+    finally:
+        ok(cloud["admin"].delete(f"/v2.0/ports/{port['id']}"), 204)
+
+
 # -- 4. a shared subnet's gateway; another project's subnet by id ---------------------------
 
 def test_a_shared_subnet_gateway_is_taken_only_by_its_project(cloud):

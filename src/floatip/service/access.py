@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from . import listing, ports, resources as svc, routers, sg_access as sgrefs
-from .common import not_found
+from .common import bad, not_found
 from .policy import Context, Policy
 from .views import FACTS, SERIALIZERS, facts
 
@@ -209,7 +209,9 @@ class Access:
             if d.get("port_id"):
                 port = self._must_see(s, ctx, "port", d["port_id"])
                 if port and not ctx.is_admin and port["project_id"] != project:
-                    raise not_found("port", d["port_id"])
+                    raise bad(f"Bad floatingip request: Cannot process floating IP association "
+                              f"with Port {port['id']}, since that port is owned by a "
+                              "different project.")  # Neutron's _internal_fip_assoc_data
 
     def create(self, s: Session, ctx: Context, kind: str, attrs: dict) -> dict:
         """``attrs``: the validated attributes the request set (``schemas``' ``attrs()``)."""
