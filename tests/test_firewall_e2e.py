@@ -19,15 +19,16 @@ def reaches(ns: str, ip: str, port: int, timeout: float = 1.0) -> bool:
     return L.tcp_source(ns, ip, port, timeout) is not None
 
 
-def vm(cloud: Cloud, router: dict, project: str) -> tuple[dict, str]:
+def vm(cloud: Cloud, router: dict, project: str, extra: dict | None = None,
+       tag: str = "v") -> tuple[dict, str]:
     """A VM port of ``project`` (it gets the project's default group), plugged."""
     from floatip.agent import binding
     cloud.vms += 1
-    ns = f"fp{cloud.sfx}v{cloud.vms}"
+    ns = f"fp{cloud.sfx}{tag}{cloud.vms}"
     L.sh("ip", "netns", "add", ns)
     cloud.lab.namespaces.append(ns)
     port = cloud.post("port", {"network_id": router["net"]["id"], "name": ns,
-                               "project_id": project})
+                               "project_id": project, **(extra or {})})
     sub = router["sub"]
     binding.plug(port, {sub["id"]: {"cidr": sub["cidr"], "gateway_ip": sub["gateway_ip"]}},
                  ns, cloud.int_br)
@@ -69,3 +70,68 @@ def test_default_group_then_a_tcp_22_rule_through_the_api(lab, tmp_path):
         assert not reaches(cloud.upstream, addr, 22)
     finally:
         cloud.close()
+
+
+def forged_get(ns: str, src: str, path: str, timeout: float = 1.0) -> tuple[int, str]:
+    """GET from 169.254.169.254 in ``ns`` with the source address ``src`` (another VM's,
+    put on the attacker's own interface): (status, body), (0, why) when nothing answers."""
+    import socket
+    from floatip.dataplane.netns import run_in_netns
+    s = run_in_netns(ns, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.bind((src, 0))
+        s.connect(("169.254.169.254", 80))
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    except OSError as e:
+        return 0, str(e)
+    finally:
+        s.close()
+    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+    return int(head.split()[1]) if head.startswith("HTTP/") else 0, body
+
+
+def test_a_vm_cannot_read_another_vms_metadata_by_forging_its_address(lab, tmp_path):
+    """The metadata service knows a VM by its source address: an attacker on the same network
+    takes the victim's address (on its own interface, and one ARP saying so) and asks for
+    the victim's user data. Blocked with port security; shown to work once the attacker's
+    port is unfiltered (the attack is real, as on a floatip without the firewall)."""
+    import os
+    import shutil
+    import uuid
+    from fwprobe import send_arp
+    run_dir = f"/run/icl-{uuid.uuid4().hex[:6]}"
+    os.makedirs(run_dir, mode=0o755)
+    cloud = Cloud(lab, tmp_path, firewall=True, metadata=True, run_dir=run_dir)
+    try:
+        r = cloud.router("198.51.100.0/24")
+        secret = f"#cloud-config\npassword: icl-{uuid.uuid4().hex[:8]}\n"
+        victim, vns = vm(cloud, r, "iclvictim", {"floatip:user_data": secret}, tag="iclv")
+        attacker, ans = vm(cloud, r, "iclattacker", tag="icla")
+        vip, aip = victim["fixed_ips"][0]["ip_address"], attacker["fixed_ips"][0]["ip_address"]
+        cloud.wait_for_agent()
+        def reads(ns: str, path: str) -> tuple[int, str]:
+            return L.http_get(ns, "169.254.169.254", path, timeout=1.0)
+        # both read their own metadata through the firewall
+        assert wait_for(lambda: reads(vns, "/latest/user-data") == (200, secret), 20)
+        assert wait_for(lambda: reads(ans, "/latest/meta-data/local-ipv4") == (200, aip), 20)
+        L.sh("ip", "netns", "exec", ans, "ip", "addr", "add", f"{vip}/32", "dev", "eth0")
+
+        def attack() -> bool:
+            send_arp(ans, "eth0", attacker["mac_address"], vip, r["sub"]["gateway_ip"], count=1)
+            return forged_get(ans, vip, "/latest/user-data") == (200, secret)
+        assert not wait_for(attack, 6), "the attacker read the victim's user data"
+        # the victim still reads its own (its neighbour entry was not taken over)
+        assert wait_for(lambda: reads(vns, "/latest/user-data") == (200, secret), 20)
+
+        # the same attack from an unfiltered port works: what port security prevents
+        ok(cloud.put("port", attacker["id"], {"security_groups": [],
+                                              "port_security_enabled": False}))
+        cloud.wait_for_agent()
+        assert wait_for(attack, 20), "the attack should work without port security"
+    finally:
+        cloud.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
