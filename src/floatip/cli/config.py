@@ -54,6 +54,10 @@ import difflib
 import os
 from dataclasses import dataclass, field
 
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import loading
+from keystonemiddleware import auth_token
+
 from ..api.auth import AuthSettings
 from ..core.errors import NeutronError
 from ..service.quotas import DEFAULTS as QUOTA_DEFAULTS
@@ -172,17 +176,12 @@ def _near(word: str, known) -> str:
 
 
 def _authtoken_keys(auth_type: str) -> set[str] | None:
-    """keystonemiddleware's options and those of its auth plugin (None: not installed,
-    any key goes through)."""
-    try:
-        from keystoneauth1 import loading
-        from keystonemiddleware import auth_token
-    except ImportError:
-        return None
+    """keystonemiddleware's options and those of its auth plugin (None: an unknown plugin,
+    which keystonemiddleware refuses when it loads it)."""
     keys = {o.dest for _, opts in auth_token.list_opts() for o in opts}
     try:
         keys |= {o.dest for o in loading.get_plugin_loader(auth_type).get_options()}
-    except Exception:  # an unknown plugin: keystonemiddleware says so when it loads it
+    except ks_exceptions.NoMatchingPlugin:
         return None
     return keys
 
