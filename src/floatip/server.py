@@ -123,6 +123,7 @@ class Server:
                                                      # open long polls end, not wait
                                                      timeout_graceful_shutdown=5))
         self.thread: threading.Thread | None = None
+        self.registered = False  # this server wrote the instance record
 
     @property
     def agent(self):
@@ -142,7 +143,12 @@ class Server:
             for name in os.listdir(INSTANCES_DIR):
                 if name.endswith(".pid") and instance_gone(name[:-4]):
                     os.unlink(os.path.join(INSTANCES_DIR, name))
-            self._write_record(str(os.getpid()))
+            # several servers of one database (one instance) on a host: the record names
+            # the one with the agent, whose routers are here; one without takes it only
+            # while no other running server holds it
+            if self.backend is not None or not instance_alive(self.instance):
+                self._write_record(str(os.getpid()))
+                self.registered = True
         except OSError:
             pass
 
@@ -153,7 +159,11 @@ class Server:
         os.replace(path + ".tmp", path)
 
     def _unregister(self, stopped: bool = False) -> None:
-        """``stopped``: the record stays, saying so (``instance_gone`` is False)."""
+        """``stopped``: the record stays, saying so (``instance_gone`` is False). Only the
+        record this server wrote, while it still names this process."""
+        if not self.registered or _record(self.instance) != str(os.getpid()):
+            return
+        self.registered = False
         try:
             if stopped:
                 self._write_record(STOPPED)

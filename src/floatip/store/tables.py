@@ -21,6 +21,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
 
 
+# 64 bits: PostgreSQL transaction ids (SQLite's INTEGER is 64 bits already)
+BIG = BigInteger().with_variant(Integer, "sqlite")
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -217,7 +221,7 @@ class Meta(Base):
     (SQLite); ``pruned``: the change feed reaches back to there (PostgreSQL)."""
     __tablename__ = "floatip_meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger, default=0)
+    value: Mapped[int] = mapped_column(BIG, default=0)
 
 
 class Change(Base):
@@ -225,7 +229,7 @@ class Change(Base):
     transaction, so an agent at generation G reads exactly what happened after G. On
     PostgreSQL the generation is the transaction's id (``queries.bump_generation``)."""
     __tablename__ = "floatip_changes"
-    generation: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    generation: Mapped[int] = mapped_column(BIG, primary_key=True)
     resource: Mapped[str] = mapped_column(String(32), primary_key=True)
     resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
 
