@@ -60,8 +60,14 @@ def setup(url: str) -> tuple[str, str]:
                                              "ip_version": 4, "enable_dhcp": False}}
            ).raise_for_status()
     net = c.post("/v2.0/networks", json={"network": {"name": "bench-net"}}).json()["network"]
-    c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/16",
-                                             "ip_version": 4}}).raise_for_status()
+    sub = c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"],
+                                                   "cidr": "10.0.0.0/16",
+                                                   "ip_version": 4}}).json()["subnet"]
+    # a floating IP on a port needs a router from the port's subnet to the external network
+    r = c.post("/v2.0/routers", json={"router": {"name": "bench-r", "external_gateway_info": {
+        "network_id": ext["id"]}}}).json()["router"]
+    c.request("PUT", f"/v2.0/routers/{r['id']}/add_router_interface",
+              {"subnet_id": sub["id"]}).raise_for_status()
     c.close()
     return ext["id"], net["id"]
 
