@@ -1,14 +1,14 @@
 """the change log on PostgreSQL: a change's generation is its transaction's id (64 bits)
 
-Revision ID: 0008_change_xids
-Revises: 0007_security_groups
+Revision ID: 0009_change_xids
+Revises: 0008_quotas
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0008_change_xids'
-down_revision = '0007_security_groups'
+revision = '0009_change_xids'
+down_revision = '0008_quotas'
 branch_labels = None
 depends_on = None
 
