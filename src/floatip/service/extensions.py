@@ -36,6 +36,9 @@ EXTENSIONS = {
     "security-groups-normalized-cidr": (
         "Normalized CIDR field for security group rules",
         "Add new field with normalized remote_ip_prefix cidr in SG rule"),
+    "standard-attr-tag": ("Tag support for resources with standard attribute: network, "
+                          "subnet, port, router, floatingip, security_group",
+                          "Enables to set tag on resources with standard attribute."),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),
