@@ -1,15 +1,19 @@
 """Answers of APIs floatip lists that differed from Neutron 29's (issue 24, from
 neutron-tempest-plugin's runs): a body without Content-Type, the empty floating IP update,
-network MTU limits, a subnet's delete and its network's revision, ``GET /subnets?shared=``.
+network MTU limits, a subnet's delete and its network's revision, ``GET /subnets?shared=``,
+agents updated and deleted.
 The real server (uvicorn, agent off) on SQLite."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
 import pytest
 
+from floatip.api import heartbeats as hb
+from floatip.backends.remote import RemoteSource
 from floatip.server import Server, free_port
 
 
@@ -132,3 +136,39 @@ def test_subnets_filtered_by_shared(api):
     assert listed("True") == {made[shared["id"]]}
     assert listed("false") == {made[private["id"]]}
     refused(api.get("/v2.0/subnets", params={"shared": "maybe"}), 400, "BadRequest")
+
+
+def test_agents_updated_and_deleted_by_admins(api):
+    """Neutron's agent API: an admin sets admin_state_up and description, or deletes the
+    agent (listed again once it reports again); others do not see it (404); read-only
+    attributes are refused."""
+    host = f"nf-edge-{uuid.uuid4().hex[:6]}"
+    RemoteSource(str(api.base_url), host=host).snapshot()  # the agent's first call
+
+    def listed() -> dict:
+        return {a["host"]: a for a in ok(api.get("/v2.0/agents"))["agents"]}
+
+    aid = listed()[host]["id"]
+    got = ok(api.put(f"/v2.0/agents/{aid}", json={"agent": {
+        "admin_state_up": False, "description": "maintenance"}}))["agent"]
+    assert (got["admin_state_up"], got["description"]) == (False, "maintenance")
+    assert (listed()[host]["admin_state_up"], listed()[host]["description"]) == \
+        (False, "maintenance")
+    refused(api.put(f"/v2.0/agents/{aid}", json={"agent": {"host": "x"}}), 400,
+            "HTTPBadRequest")
+    project = {"X-Project-Id": "nf-p", "X-Roles": "member,reader"}
+    refused(api.put(f"/v2.0/agents/{aid}", json={"agent": {"admin_state_up": True}},
+                    headers=project), 404, "AgentNotFound")
+    refused(api.delete(f"/v2.0/agents/{aid}", headers=project), 404, "AgentNotFound")
+    assert listed()[host]["admin_state_up"] is False
+    assert api.delete(f"/v2.0/agents/{aid}").status_code == 204
+    assert host not in listed()
+    refused(api.get(f"/v2.0/agents/{aid}"), 404, "AgentNotFound")
+    # its next poll, a second later, registers it again
+    deadline = time.monotonic() + 30
+    while host not in listed():
+        assert time.monotonic() < deadline, "the agent was not listed again"
+        time.sleep(0.5)
+        httpx.get(f"{api.base_url}/floatip/v1/changes", params={"timeout": 0},
+                  headers={hb.HEADER: host})
+    assert listed()[host]["admin_state_up"] is True

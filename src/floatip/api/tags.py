@@ -67,16 +67,18 @@ def router(db: Database, policy: Policy) -> APIRouter:
         api.add_api_route(path, add_many, methods=["POST"], name=f"add_{kind}_tags",
                           status_code=201, responses={201: TAGS_ANSWER, **WRITE_ERRORS}, **docs)
         api.add_api_route(path, clear, methods=["DELETE"], name=f"clear_{kind}_tags",
-                          status_code=204, responses={204: {"description": "removed"},
+                          status_code=204, response_class=Response, responses={204: {"description": "removed"},
                                                       **WRITE_ERRORS}, **docs)
         one = f"{path}/{{tag}}"
         api.add_api_route(one, has, methods=["GET"], name=f"check_{kind}_tag", status_code=204,
+                          response_class=Response,
                           responses={204: {"description": "the resource has the tag"},
                                      **READ_ERRORS}, **docs)
         api.add_api_route(one, add, methods=["PUT"], name=f"add_{kind}_tag", status_code=201,
+                          response_class=Response,
                           responses={201: {"description": "added"}, **WRITE_ERRORS}, **docs)
         api.add_api_route(one, remove, methods=["DELETE"], name=f"remove_{kind}_tag",
-                          status_code=204, responses={204: {"description": "removed"},
+                          status_code=204, response_class=Response, responses={204: {"description": "removed"},
                                                       **WRITE_ERRORS}, **docs)
 
     for coll, (kind, _) in TAGGED.items():

@@ -145,6 +145,8 @@ RULES = {
     "delete_floatingip": A_MEMBER,
     # agents (GET /v2.0/agents): admins; others get an empty list, as from Neutron
     "get_agent": ADM,
+    "update_agent": ADM,
+    "delete_agent": ADM,
     # security groups, address groups, port security (issue 22)
     **SG_RULES,
     **TAG_RULES,  # standard-attr-tag (issue 24)
