@@ -172,3 +172,14 @@ def test_agents_updated_and_deleted_by_admins(api):
         httpx.get(f"{api.base_url}/floatip/v1/changes", params={"timeout": 0},
                   headers={hb.HEADER: host})
     assert listed()[host]["admin_state_up"] is True
+
+
+def test_rule_with_a_remote_group_id_that_is_no_uuid_is_a_missing_group(api):
+    """Neutron does not check remote_group_id's form: any id it cannot find is 404."""
+    sg = ok(api.post("/v2.0/security-groups", json={"security_group": {"name": "nf"}}),
+            201)["security_group"]
+    for rid in ("bad_group_id", str(uuid.uuid4())):
+        assert refused(api.post("/v2.0/security-group-rules", json={"security_group_rule": {
+            "security_group_id": sg["id"], "direction": "ingress",
+            "remote_group_id": rid}}), 404, "SecurityGroupNotFound") == \
+            f"Security group {rid} does not exist"

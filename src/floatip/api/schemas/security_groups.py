@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from ...core import protocols as P
-from .base import (STANDARD, UUID, Bool, Name, Resource, Str255, StrList, envelope, reason,
-                   refuse, shown)
+from .base import (STANDARD, UUID, Bool, Name, Resource, Str, Str255, StrList, envelope,
+                   reason, refuse, shown)
 
 
 def _name_not_default(v: Any) -> Any:
@@ -151,7 +151,8 @@ class SecurityGroupRuleCreate(SecurityGroupRuleUpdate):
     port_range_min: PortValue = None
     port_range_max: PortValue = None
     remote_ip_prefix: Prefix = None
-    remote_group_id: UUID | None = None
+    # no UUID check, as Neutron: an id that is none is a group that does not exist (404)
+    remote_group_id: Str(255, none_ok=False) | None = None
     remote_address_group_id: UUID | None = None
 
 
