@@ -15,6 +15,7 @@ from ..core.errors import NeutronError
 from ..metadata.agent import metadata_hooks
 from ..server import Server
 from ..service import networks
+from ..service.quotas import defaults_from as quota_defaults
 from .app import Ctx, app, err
 from .config import load as load_config
 from .resources import _fail
@@ -106,6 +107,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
         agent_process = cfg.bool("DEFAULT", "agent_process")
         interval = float(cfg.get("DEFAULT", "interval"))
         networks.GLOBAL_PHYSNET_MTU = int(cfg.get("DEFAULT", "global_physnet_mtu"))
+        quotas = quota_defaults(cfg.section("quotas"))
     except (NeutronError, ValueError) as e:
         _fail(NeutronError(str(e)))
     if agent and backend == "kernel" and os.geteuid() != 0:
@@ -120,7 +122,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                      interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
                      agent_options=_services(dhcp, metadata, nova, secret, run_dir, firewall),
-                     backend=backend, agent_process=agent_process,
+                     backend=backend, agent_process=agent_process, quotas=quotas,
                      ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
                                            "distributed_fip": ovn_distributed_fip})
     except NeutronError as e:

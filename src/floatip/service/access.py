@@ -18,6 +18,7 @@ from ..core.errors import NeutronError
 from . import listing, ports, resources as svc, routers, sg_access as sgrefs, tags
 from .common import bad, not_found
 from .policy import Context, Policy
+from .quotas import Quotas
 from .views import FACTS, SERIALIZERS, facts
 
 # Values that count as "not explicitly set" on create (Neutron checks only set attributes).
@@ -62,8 +63,9 @@ def _body_project(ctx: Context, d: dict) -> None:
 
 
 class Access:
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, quotas: Quotas | None = None):
         self.policy = policy
+        self.quotas = quotas or Quotas(policy)
 
     # -- targets and visibility ---------------------------------------------------------
     def _net_facts(self, s: Session, nid: str | None) -> dict:
@@ -231,6 +233,7 @@ class Access:
         self.policy.require(ctx, f"create_{kind}", target)
         self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
                     target, create=True)
+        self.quotas.check(s, kind, project)  # after policy, before the create: Neutron's order
         made = svc.CREATE[kind](s, {k: v for k, v in d.items() if k != "tags"})
         if d.get("tags") and kind in tags.KINDS:
             tags.create_with(s, kind, made["id"], d["tags"])

@@ -39,6 +39,10 @@ EXTENSIONS = {
     "standard-attr-tag": ("Tag support for resources with standard attribute: network, "
                           "subnet, port, router, floatingip, security_group",
                           "Enables to set tag on resources with standard attribute."),
+    "quotas": ("Quota management support", "Expose functions for quotas management per "
+               "project"),
+    "quota_details": ("Quota details management support",
+                      "Expose functions for quotas usage statistics per project"),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

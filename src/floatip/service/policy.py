@@ -150,6 +150,10 @@ RULES = {
     # security groups, address groups, port security (issue 22)
     **SG_RULES,
     **TAG_RULES,  # standard-attr-tag (issue 24)
+    # quotas: checked with the caller's own project as the target (Neutron's validate_policy)
+    "get_quota": f"{ADM} or (role:manager and rule:owner)",
+    "update_quota": ADM,
+    "delete_quota": ADM,
 }
 
 

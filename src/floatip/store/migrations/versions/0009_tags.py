@@ -1,14 +1,14 @@
 """tags of networks, subnets, ports, routers, floating IPs, security groups (issue 24)
 
-Revision ID: 0008_tags
-Revises: 0007_security_groups
+Revision ID: 0009_tags
+Revises: 0008_quotas
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0008_tags'
-down_revision = '0007_security_groups'
+revision = '0009_tags'
+down_revision = '0008_quotas'
 branch_labels = None
 depends_on = None
 
