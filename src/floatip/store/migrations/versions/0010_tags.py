@@ -1,14 +1,14 @@
 """tags of networks, subnets, ports, routers, floating IPs, security groups (issue 24)
 
-Revision ID: 0009_tags
-Revises: 0008_quotas
+Revision ID: 0010_tags
+Revises: 0009_change_xids
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0009_tags'
-down_revision = '0008_quotas'
+revision = '0010_tags'
+down_revision = '0009_change_xids'
 branch_labels = None
 depends_on = None
 
