@@ -15,26 +15,22 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from . import listing, resources as svc, routers, sg_access as sgrefs
-from .common import bad, not_found
+from .common import bad, err, not_found
 from .policy import Context, Policy
 from .views import FACTS, SERIALIZERS, facts
 
 # Values that count as "not explicitly set" on create (Neutron checks only set attributes).
 DEFAULTS = {
-    "network": {"shared": False, "router:external": False, "is_default": False},
+    "network": {"shared": False, "router:external": False, "is_default": False,
+                "port_security_enabled": True},
     "router": {"distributed": False, "ha": False},
-    "port": {"binding:profile": {}, "binding:host_id": ""},
+    "port": {"binding:profile": {}, "binding:host_id": "", "binding:vnic_type": "normal",
+             "device_id": "", "device_owner": ""},
     "subnet": {}, "floatingip": {},
     "security_group": {}, "security_group_rule": {}, "address_group": {},
 }
-# Attributes hidden from callers whom ``get_<kind>:<attr>`` refuses.
-READ_RULED = {
-    "network": ("provider:network_type", "provider:physical_network",
-                "provider:segmentation_id"),
-    "port": ("binding:vif_type", "binding:vif_details", "binding:host_id", "binding:profile"),
-    "router": (), "subnet": (), "floatingip": (),
-    "security_group": (), "security_group_rule": (), "address_group": (),
-}
+for _d in DEFAULTS.values():
+    _d["tags"] = []
 SG_PROJECT = "security_group:project_id"  # what ``target`` adds to a rule: its group's project
 # What ``target`` adds to a subnet or port: the facts of its network.
 NET_FACTS = ("network:project_id", "network:tenant_id", "network:shared",
@@ -46,6 +42,19 @@ FACT_KEYS = {kind: frozenset(cols) | (frozenset(NET_FACTS) if kind in ("subnet",
              for kind, cols in FACTS.items()}
 OWNED_LISTS = ("router", "floatingip")  # visible only to their project: narrowed in SQL
 PAGING = ("limit", "marker", "fields", "page_reverse")
+
+
+def _unscoped_create(ctx: Context, kind: str, project: str | None) -> None:
+    """A create with a domain- or system-scoped token, as Neutron answers it: its body
+    checks first (400), then its project-scope rule (InvalidScope, 403)."""
+    if project and "admin" not in ctx.roles:
+        raise err("HTTPBadRequest", 400, "Specifying 'project_id' other than the authenticated "
+                  "project in request is not allowed for the current user.")
+    if not project:
+        raise err("HTTPBadRequest", 400, "Running without keystone AuthN requires that "
+                  "project_id is specified")
+    raise err("InvalidScope", 403, f"create_{kind} requires a scope of ['project'], request "
+              f"was made with {ctx.scope} scope.")
 
 
 class Access:
@@ -63,6 +72,9 @@ class Access:
         t = dict(d)
         if kind in ("subnet", "port"):
             t.update(self._net_facts(s, d.get("network_id")))
+        if kind == "subnet":  # a Neutron subnet has its network's shared and router:external
+            for attr in ("shared", "router:external"):
+                t.setdefault(attr, t.get(f"network:{attr}"))
         if kind == "security_group_rule":
             sg = S.get(s, S.SecurityGroup, d["security_group_id"]) \
                 if isinstance(d.get("security_group_id"), str) else None
@@ -73,13 +85,18 @@ class Access:
         return self.policy.check(ctx, f"get_{kind}", self.target(s, kind, d))
 
     def _strippers(self, ctx: Context, kind: str) -> list:
-        return [(a, self.policy.checker(ctx, f"get_{kind}:{a}")) for a in READ_RULED[kind]]
+        return [(a, self.policy.checker(ctx, f"get_{kind}:{a}"))
+                for a in self.policy.attributes(f"get_{kind}")]
 
-    def _strip(self, ctx: Context, kind: str, d: dict, strippers=None) -> dict:
-        """``d`` without the attributes the caller may not read."""
-        for attr, allowed in strippers or self._strippers(ctx, kind):
-            if attr in d and not allowed(d):
-                del d[attr]
+    def _strip(self, s: Session, ctx: Context, kind: str, d: dict, strippers=None,
+               target: dict | None = None) -> dict:
+        """``d`` without the attributes the caller may not read (``get_<kind>:<attr>``)."""
+        strippers = self._strippers(ctx, kind) if strippers is None else strippers
+        if any(attr in d for attr, _ in strippers):
+            t = self.target(s, kind, d) if target is None else target
+            for attr, allowed in strippers:
+                if attr in d and not allowed(t):
+                    del d[attr]
         return d
 
     def _seen(self, s: Session, ctx: Context, kind: str, rid: str,
@@ -111,6 +128,8 @@ class Access:
 
     # -- read ---------------------------------------------------------------------------
     def list(self, s: Session, ctx: Context, kind: str, query: list[tuple[str, str]]) -> list:
+        if ctx.scope != "project":
+            return []  # Neutron: every row fails its project-scope get_<kind>
         params: dict[str, list[str]] = {}
         for k, v in query:
             params.setdefault(k, []).append(v)
@@ -124,33 +143,38 @@ class Access:
             inner.append(("project_id", ctx.project_id))
         visible = self.policy.checker(ctx, f"get_{kind}")
         strippers = self._strippers(ctx, kind)
-        out = [self._strip(ctx, kind, d, strippers) for d in listing.list_resources(s, kind, inner)
-               if visible(self.target(s, kind, d))]
+        out = []
+        for d in listing.list_resources(s, kind, inner):
+            t = self.target(s, kind, d)
+            if visible(t):
+                out.append(self._strip(s, ctx, kind, d, strippers, t))
         if "limit" in params and not in_sql:
             out = listing._paginate(out, params)
         return [listing.select_fields(d, params.get("fields")) for d in out]
 
     def show(self, s: Session, ctx: Context, kind: str, rid: str,
              fields: list[str] | None = None) -> dict:
-        return listing.select_fields(self._strip(ctx, kind, self._seen(s, ctx, kind, rid)),
+        return listing.select_fields(self._strip(s, ctx, kind, self._seen(s, ctx, kind, rid)),
                                      fields)
 
     # -- write --------------------------------------------------------------------------
     def _attrs(self, ctx: Context, action: str, kind: str, d: dict, target: dict,
                create: bool) -> None:
-        """``<action>_<kind>:<attr>`` for every attribute the body sets."""
+        """``<action>_<kind>:<attr>`` for every attribute the body sets, and as Neutron's
+        ``_build_match_rule``: ``...:<attr>:<key>`` for the keys of the gateway's dict and of
+        the dicts in a list (``fixed_ips``, ``allowed_address_pairs``). Without a rule: free."""
         for attr, value in d.items():
             if create and attr in DEFAULTS[kind] and value == DEFAULTS[kind][attr]:
                 continue
-            if attr == "device_owner" and not str(value or "").startswith("network:"):
-                continue
-            self.policy.require(ctx, f"{action}_{kind}:{attr}", target)
+            rule = f"{action}_{kind}:{attr}"
+            self.policy.require(ctx, rule, target)
+            subs: Any = ()
             if attr == "external_gateway_info" and isinstance(value, dict):
-                for sub in value:
-                    self.policy.require(ctx, f"{action}_{kind}:{attr}:{sub}", target)
-            if attr == "fixed_ips" and isinstance(value, list):
-                if any(isinstance(f, dict) and f.get("ip_address") for f in value):
-                    self.policy.require(ctx, f"{action}_{kind}:fixed_ips:ip_address", target)
+                subs = value
+            elif isinstance(value, list):
+                subs = dict.fromkeys(k for v in value if isinstance(v, dict) for k in v)
+            for sub in subs:
+                self.policy.require(ctx, f"{rule}:{sub}", target)
 
     def _references(self, s: Session, ctx: Context, kind: str, d: dict, project: str) -> None:
         """Resources the body points at must be visible to the caller (404 otherwise); a
@@ -179,6 +203,8 @@ class Access:
         pid, tid = d.get("project_id"), d.get("tenant_id")
         if pid and tid and pid != tid:
             raise bad("'project_id' and 'tenant_id' do not match")
+        if ctx.scope != "project":
+            _unscoped_create(ctx, kind, pid or tid)
         project = pid or tid or ctx.project_id
         d.pop("tenant_id", None)
         d["project_id"] = project
@@ -187,15 +213,15 @@ class Access:
         self.policy.require(ctx, f"create_{kind}", target)
         self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
                     target, create=True)
-        return self._strip(ctx, kind, svc.CREATE[kind](s, d))
+        return self._strip(s, ctx, kind, svc.CREATE[kind](s, d))
 
     def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:
         current = self._seen(s, ctx, kind, rid, then=(f"update_{kind}",))
-        target = self.target(s, kind, current)
+        target = self.target(s, kind, {**current, **d})  # Neutron's: the row as it would be
         self.policy.require(ctx, f"update_{kind}", target)
         self._attrs(ctx, "update", kind, d, target, create=False)
         self._references(s, ctx, kind, d, current["project_id"])
-        return self._strip(ctx, kind, svc.UPDATE[kind](s, rid, d))
+        return self._strip(s, ctx, kind, svc.UPDATE[kind](s, rid, d))
 
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
         current = self._seen(s, ctx, kind, rid, then=(f"delete_{kind}",))
