@@ -18,6 +18,7 @@ from ..core.errors import NeutronError
 from . import listing, ports, resources as svc, routers, sg_access as sgrefs
 from .common import bad, err, not_found
 from .policy import Context, Policy
+from .quotas import Quotas
 from .views import FACTS, SERIALIZERS, facts
 
 # Values that count as "not explicitly set" on create (Neutron checks only set attributes).
@@ -71,8 +72,9 @@ def _unscoped_create(ctx: Context, kind: str, project: str | None) -> None:
 
 
 class Access:
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, quotas: Quotas | None = None):
         self.policy = policy
+        self.quotas = quotas or Quotas(policy)
 
     # -- targets and visibility ---------------------------------------------------------
     def _net_facts(self, s: Session, nid: str | None) -> dict:
@@ -257,6 +259,7 @@ class Access:
         self.policy.require(ctx, f"create_{kind}", target)
         self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
                     target, create=True)
+        self.quotas.check(s, kind, project)  # after policy, before the create: Neutron's order
         return self._strip(s, ctx, kind, svc.CREATE[kind](s, d))
 
     def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:

@@ -230,6 +230,7 @@ RULES = {
     "create_agent": ADM,
     "update_agent": ADM,
     "delete_agent": ADM,
+    # quotas: checked with the caller's own project as the target (Neutron's validate_policy)
     "get_quota": P_MANAGER,
     "update_quota": ADM,
     "delete_quota": ADM,
