@@ -65,6 +65,9 @@ def remove_all(c: Client) -> None:
         c.delete("port", p["id"])
     for n in c.list("network"):
         c.delete("network", n["id"])
+    for kind in ("security-groups", "address-groups"):   # the default groups too (admin)
+        for g in c.request("GET", f"/v2.0/{kind}")[kind.replace("-", "_")]:
+            c.request("DELETE", f"/v2.0/{kind}/{g['id']}")
 
 
 def run(nat_driver: str = "nftables", keep: bool = False, log=print) -> DemoResult:
