@@ -204,11 +204,6 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
     for port in pick("port", state.ports):
         if port.network_id not in state.networks:
             continue
-        if opts.firewall:
-            addresses, port_security = lsp_addresses(port)
-        else:
-            addresses = [" ".join([port.mac_address, *[ip for _, ip in port.fixed_ips]])]
-            port_security = [] if local else addresses
         up = vm_ports.get(port.id, {}).get("admin_state_up", True)
         net = state.networks[port.network_id]
         offered = {sid for sid, _ in port.fixed_ips if not net.external
@@ -216,6 +211,11 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
         # the network's DHCP port is on every chassis (a localport): the DHCP server's
         # address and the metadata next hop of the VMs of its network
         local = port.device_owner == DHCP_OWNER
+        if opts.firewall:
+            addresses, port_security = lsp_addresses(port)
+        else:
+            addresses = [" ".join([port.mac_address, *[ip for _, ip in port.fixed_ips]])]
+            port_security = [] if local else addresses
         ext = {"neutron:port_name": port.name}
         if local:   # what the metadata agent on each chassis gives the namespace
             ext["neutron:cidrs"] = " ".join(
