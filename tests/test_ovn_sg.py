@@ -149,6 +149,15 @@ def test_groups_rules_and_port_security_on_ovn(ovn_fw):
     assert wait_for(lambda: reaches(ns["vm2"], VMS["vm1"], 8080), what="the member reaches")
     assert not reaches(ns["vm3"], VMS["vm1"], 8080)
     assert not reaches(d.upstream, FIP, 8080)
+    # drift: the rule's ACL deleted by hand comes back, and the member reaches again
+    web_pg = pg_name(web.id)
+    before = acls(d, web_pg)   # the rule's, and a new group's egress rules
+    [(direction, prio, _, match)] = [a for a in before if a[0] == "to-lport"]
+    assert match == (f"outport == @{web_pg} && ip4 && ip4.src == ${pg_name(clients.id)}_ip4"
+                     " && tcp && tcp.dst == 8080")
+    nbctl(d, "acl-del", web_pg, direction, str(prio), match)
+    wait_for(lambda: acls(d, web_pg) == before, what="the ACL back")
+    assert wait_for(lambda: reaches(ns["vm2"], VMS["vm1"], 8080), what="reached after repair")
 
     # port security: vm2 forging vm1's address does not leave through vm1's floating IP;
     # with vm1's MAC nothing of vm2 leaves at all
