@@ -36,7 +36,7 @@ ROUTER_SYSCTLS: tuple[tuple[str, str], ...] = (
 class AgentConfig:
     integration_bridge: str = "br-int"
     bridge_mappings: dict[str, str] = field(default_factory=lambda: {"physnet1": "br-ex"})
-    nat_driver: str = "nftables"  # flat cost per FIP; see README "NAT drivers"
+    nat_driver: str = "nftables"  # flat cost per FIP; see docs/design.md "NAT drivers"
     instance: str | None = None   # the server's instance id: marks what it makes, prunes only that
 
     @staticmethod
