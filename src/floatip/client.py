@@ -11,7 +11,10 @@ from .core.errors import NeutronError
 
 DEFAULT_URL = os.environ.get("FLOATIP_URL", "http://127.0.0.1:9696")
 COLLECTIONS = {"network": "networks", "subnet": "subnets", "port": "ports", "router": "routers",
-               "floatingip": "floatingips"}
+               "floatingip": "floatingips", "security_group": "security-groups",
+               "security_group_rule": "security-group-rules", "address_group": "address-groups"}
+LABELS = {"floatingip": "FloatingIP", "security_group": "SecurityGroup",
+          "security_group_rule": "SecurityGroupRule", "address_group": "AddressGroup"}
 
 
 class Client:
@@ -54,7 +57,7 @@ class Client:
     # -- resources --------------------------------------------------------------------
     def list(self, kind: str, **filters) -> list[dict]:
         coll = COLLECTIONS[kind]
-        return self.request("GET", f"/v2.0/{coll}", params=filters)[coll]
+        return self.request("GET", f"/v2.0/{coll}", params=filters)[coll.replace("-", "_")]
 
     def show(self, kind: str, rid: str) -> dict:
         return self.request("GET", f"/v2.0/{COLLECTIONS[kind]}/{rid}")[kind]
@@ -78,7 +81,7 @@ class Client:
         key = "floating_ip_address" if kind == "floatingip" else "name"
         found = self.list(kind, **{key: ref})
         if not found:
-            label = {"floatingip": "FloatingIP"}.get(kind, kind.capitalize())
+            label = LABELS.get(kind, kind.capitalize())
             raise NeutronError(f"{label} {ref} could not be found.", f"{label}NotFound", 404)
         if len(found) > 1:
             raise NeutronError(f"More than one {kind} is named {ref}; use its id", "Conflict",

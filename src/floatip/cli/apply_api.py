@@ -4,7 +4,10 @@ created when missing or updated when it differs. The API stays the one source of
 the agent that follows it does the kernel work.
 
 Router interfaces converge to the file's list. Nothing else is deleted: resources the file
-does not mention are left alone.
+does not mention are left alone, and so are a security group's rules the file does not list
+(a new group keeps the egress rules Neutron gives it; ``floatip security-group rule delete``
+removes one). Ports name their groups (``security_groups: [NAME, ...]``) and may set
+``port_security_enabled`` and ``allowed_address_pairs``.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from dataclasses import dataclass, field
 from ..client import Client
 from ..core.document import _get
 from ..core.errors import NeutronError
+from ..service.security_groups import _rule_key
+from .security_groups import port_range
 
 
 def _version(subnet: dict) -> int:
@@ -44,16 +49,56 @@ def _by_name(c: Client, kind: str, name: str) -> dict | None:
 
 
 def _diff(have: dict, want: dict) -> dict:
-    return {k: v for k, v in want.items() if have.get(k) != v}
+    def same(k, v):  # a port's groups are a set
+        return sorted(have.get(k) or []) == sorted(v) if k == "security_groups" else \
+            have.get(k) == v
+    return {k: v for k, v in want.items() if not same(k, v)}
+
+
+KEYS = {"networks", "subnets", "ports", "routers", "floatingips", "security_groups"}
+RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
+             "remote_ip_prefix", "remote_address_group_id", "description")
+
+
+def _apply_rules(c: Client, res: ApplyResult, d: dict, ref) -> None:
+    """Creates the group's rules the API does not have yet (compared as Neutron compares
+    rules: a rule that is already there is a duplicate)."""
+    sg_id = res.ids["security_group"][d["name"]]
+    have = {_rule_key(r, sg_id) for r in c.list("security_group_rule", security_group_id=sg_id)}
+    for r in d.get("rules") or []:
+        if not isinstance(r, dict):
+            raise NeutronError(f"A security group rule must be a mapping, got {r!r}")
+        body = {"security_group_id": sg_id, "direction": "ingress", "ethertype": "IPv4",
+                "protocol": None, "port_range_min": None, "port_range_max": None,
+                "remote_ip_prefix": None, "remote_group_id": None,
+                "remote_address_group_id": None}
+        body.update({k: r[k] for k in RULE_KEYS if k in r})
+        if "dst_port" in r:  # the CLI's PORT or MIN:MAX
+            body["port_range_min"], body["port_range_max"] = port_range(str(r["dst_port"]),
+                                                                        body["protocol"])
+        remote = _get(r, "remote_group", "remote_group_id")
+        if remote:
+            body["remote_group_id"] = ref("security_group", remote)
+        label = f"security group {d['name']} rule {body['direction']} " \
+                f"{body['protocol'] or 'any'}" + (f" {body['port_range_min']}"
+                                                  if body["port_range_min"] is not None else "")
+        if _rule_key(body, sg_id) in have:
+            res.note("unchanged", label)
+            continue
+        rule = c.create("security_group_rule", **{k: v for k, v in body.items()
+                                                   if v is not None})
+        have.add(_rule_key(rule, sg_id))
+        res.note("created", label)
 
 
 def apply_document(c: Client, doc: dict) -> ApplyResult:
     if not isinstance(doc, dict):
         raise NeutronError("A desired-state document must be a mapping")
-    unknown = set(doc) - {"networks", "subnets", "ports", "routers", "floatingips"}
+    unknown = set(doc) - KEYS
     if unknown:
         raise NeutronError(f"Unknown top-level keys: {', '.join(sorted(unknown))}")
-    res = ApplyResult(ids={k: {} for k in ("network", "subnet", "port", "router")})
+    res = ApplyResult(ids={k: {} for k in ("network", "subnet", "port", "router",
+                                           "security_group")})
 
     def ref(kind: str, value: str | None) -> str | None:
         if value is None:
@@ -104,6 +149,12 @@ def apply_document(c: Client, doc: dict) -> ApplyResult:
                 create[k] = d[k]
         mutable = {k: d[k] for k in ("enable_dhcp", "dns_nameservers", "description") if k in d}
         ensure("subnet", name_of("subnet", d), create, mutable)
+    groups = doc.get("security_groups") or []
+    for d in groups:
+        mutable = {k: d[k] for k in ("description", "stateful") if k in d}
+        ensure("security_group", name_of("security group", d), mutable, mutable)
+    for d in groups:  # after every group exists: a rule may name any as its remote group
+        _apply_rules(c, res, d, ref)
     for d in doc.get("ports") or []:
         net = ref("network", _get(d, "network", "network_id"))
         fixed = []
@@ -120,8 +171,12 @@ def apply_document(c: Client, doc: dict) -> ApplyResult:
         for k in ("mac_address", "device_id", "admin_state_up", "description"):
             if k in d:
                 create[k] = d[k]
-        mutable = {k: d[k] for k in ("admin_state_up", "description", "device_id") if k in d}
-        port = ensure("port", name_of("port", d), create, mutable)
+        mutable = {k: d[k] for k in ("admin_state_up", "description", "device_id",
+                                     "port_security_enabled", "allowed_address_pairs") if k in d}
+        if "security_groups" in d:
+            mutable["security_groups"] = [ref("security_group", g)
+                                          for g in d["security_groups"] or []]
+        port = ensure("port", name_of("port", d), {**create, **mutable}, mutable)
         want_ips = {f["ip_address"] for f in fixed if f.get("ip_address")}
         # addresses the API adds by itself (EUI-64 on SLAAC subnets) are not the file's to name
         auto = {s["id"] for s in c.list("subnet", network_id=net)

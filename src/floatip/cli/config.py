@@ -32,6 +32,11 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
 
     [oslo_policy]
     policy_file =                  # FLOATIP_POLICY_FILE: Neutron-style rule overrides
+
+    [securitygroup]                # as in Neutron's agent config
+    firewall_driver = openvswitch  # security groups and port security as OpenFlow flows on
+                                   # the integration bridge (kernel agent); noop: none, every
+                                   # VM port open (--firewall/--no-firewall)
 """
 from __future__ import annotations
 
@@ -53,7 +58,9 @@ DEFAULTS = {
     ("database", "connection"): "sqlite:////var/lib/floatip/floatip.db",
     ("agent", "shared_secret"): "",
     ("oslo_policy", "policy_file"): "",
+    ("securitygroup", "firewall_driver"): "openvswitch",
 }
+FIREWALL_DRIVERS = ("openvswitch", "noop")
 ENV = {
     ("DEFAULT", "bind_host"): "FLOATIP_BIND_HOST",
     ("DEFAULT", "bind_port"): "FLOATIP_BIND_PORT",
@@ -75,6 +82,14 @@ class Config:
 
     def bool(self, section: str, key: str) -> bool:
         return self.get(section, key).strip().lower() in ("1", "true", "yes", "on")
+
+    def firewall(self) -> bool:
+        """The kernel agent's firewall: on unless ``firewall_driver = noop``."""
+        driver = self.get("securitygroup", "firewall_driver").strip().lower()
+        if driver not in FIREWALL_DRIVERS:
+            raise NeutronError(f"[securitygroup] firewall_driver = {driver}: openvswitch "
+                               "or noop")
+        return driver == "openvswitch"
 
     @property
     def listen(self) -> str:

@@ -35,9 +35,22 @@ SEED = {
         {"name": "tenant-subnet", "network": "tenant-net", "cidr": "10.0.2.0/24",
          "gateway_ip": "10.0.2.1"},
     ],
+    # the firewall drops what no rule of a port's groups allows: vm4 is opened to what checks
+    # (a) and (b) send it; vm5 only goes out. Every new group has Neutron's egress rules. (A
+    # port that names no group gets its project's default group; noauth callers have none.)
+    "security_groups": [
+        {"name": "seed-web", "description": "ping and TCP 8080 from anywhere (the demo's "
+                                            "checks a and b)",
+         "rules": [{"direction": "ingress", "protocol": "icmp"},
+                   {"direction": "ingress", "protocol": "tcp", "port_range_min": PORT,
+                    "port_range_max": PORT}]},
+        {"name": "seed-out", "description": "outbound only"},
+    ],
     "ports": [
-        {"name": "vm4", "network": "tenant-net", "fixed_ip": "10.0.2.84"},
-        {"name": "vm5", "network": "tenant-net", "fixed_ip": "10.0.2.85"},
+        {"name": "vm4", "network": "tenant-net", "fixed_ip": "10.0.2.84",
+         "security_groups": ["seed-web"]},
+        {"name": "vm5", "network": "tenant-net", "fixed_ip": "10.0.2.85",
+         "security_groups": ["seed-out"]},
     ],
     "routers": [
         {"name": "router02",

@@ -2,8 +2,9 @@
 127.0.0.1 port (API and agent in this process), the seed built with API calls
 (``apiapply.apply_document(demo.SEED)``), the VMs plugged as containers (iface-id, the agent
 tags and binds them) and configured by DHCP (dhclient, answered by the agent's dnsmasq), then
-the five checks (a)-(e) of ``demo.run_checks`` and (f): vm4 reads its floating IP from
-169.254.169.254.
+the five checks (a)-(e) of ``demo.run_checks``, (f): vm4 reads its floating IP from
+169.254.169.254, and (g): the firewall (on, as in ``floatip serve``) keeps out a connection to
+a port of vm4 that its security group does not open.
 """
 from __future__ import annotations
 
@@ -87,16 +88,19 @@ def run(nat_driver: str = "nftables", keep: bool = False, log=print) -> DemoResu
         lab.bridge(D.INT_BR)
         lab.bridge(D.EX_BR)
         srv = Server(f"sqlite:///{res.db}", f"127.0.0.1:{free_port()}", config,
-                     prune_scope="known", agent_process=True).start()  # as `floatip serve`
+                     prune_scope="known", agent_process=True,
+                     agent_options={"firewall": True}).start()  # as `floatip serve`
         res.url = srv.url
         c = Client(srv.url)
-        log(f"API and agent on {srv.url} (SQLite {res.db})")
+        log(f"API and agent (firewall on) on {srv.url} (SQLite {res.db})")
         t = time.perf_counter()
         applied = apply_document(c, D.SEED)
         res.timings["api_build"] = time.perf_counter() - t
         log(f"built the seed through the API: {len(applied.created)} resources in "
             f"{res.timings['api_build'] * 1000:.0f} ms")
         res.router_id = applied.ids["router"]["router02"]
+        log(f"security groups: vm4 in seed-web (ping and TCP {D.PORT} in, for checks a and b); "
+            "vm5 in seed-out (outbound only); neither answers any other inbound connection")
         lab.host(D.UPSTREAM, D.EX_BR, D.VETHS[D.UPSTREAM], "10.255.253.1/24")
         subnets = {s["id"]: s for s in c.list("subnet")}
         ports = []
@@ -129,6 +133,14 @@ def run(nat_driver: str = "nftables", keep: bool = False, log=print) -> DemoResu
                                        "169.254.169.254",
                                   (status, body.strip()) == (200, n["floating_ip"]),
                                   f"HTTP {status}: {body.strip()[:60]}"))
+        # (g) the firewall: vm4 listens on a port that no rule of seed-web opens
+        closed = D.PORT + 1
+        srv = lab.serve(D.VM4, port=closed)
+        seen = L.tcp_source(D.UPSTREAM, n["floating_ip"], closed, timeout=1.0)
+        srv.close()
+        res.checks.append(D.Check("g", f"TCP upstream -> {n['floating_ip']}:{closed}, where vm4 "
+                                       "listens but no rule opens, gets no answer",
+                                  seen is None, f"vm4 saw {seen}" if seen else ""))
     finally:
         try:
             if srv is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 # each module registers its commands on ``app``
-from . import events, local, ops, resources, serve, trace  # noqa: F401
+from . import events, local, ops, resources, security_groups, serve, trace  # noqa: F401
 from .app import app
 
 

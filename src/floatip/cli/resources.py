@@ -1,5 +1,5 @@
 """The native CLI over the API: ``floatip network|subnet|port|router|floating-ip ...``,
-``floatip port plug|unplug``.
+``floatip port plug|unplug`` (security groups: security_groups.py).
 
 Tables by default, ``--json`` for scripts. Resources are named by id or by unique name
 (floating IPs also by address), as with the openstack CLI.
@@ -223,6 +223,34 @@ def subnet_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
                    as_json)
 
 
+def port_security_body(c: Client, groups: list[str], no_group: bool,
+                       port_security: Optional[bool], allowed: list[dict]) -> dict:
+    """``floatip port create|set`` options -> the port's body: groups by id or name,
+    ``--no-security-group`` (none), port security on or off, allowed address pairs."""
+    body: dict = {}
+    if no_group and groups:
+        raise NeutronError("--security-group and --no-security-group exclude each other")
+    if no_group:
+        body["security_groups"] = []
+    elif groups:
+        body["security_groups"] = list(dict.fromkeys(c.find("security_group", g)["id"]
+                                                     for g in groups))
+    if port_security is not None:
+        body["port_security_enabled"] = port_security
+    if allowed:
+        body["allowed_address_pairs"] = [
+            {"ip_address": a.get("ip-address") or a.get("ip_address"),
+             **({"mac_address": a.get("mac-address") or a.get("mac_address")}
+                if a.get("mac-address") or a.get("mac_address") else {})} for a in allowed]
+    return body
+
+
+SG_OPT = typer.Option([], "--security-group", help="By id or name (repeatable).")
+PSEC_OPT = typer.Option(None, "--enable-port-security/--disable-port-security")
+PAIR_OPT = typer.Option([], "--allowed-address",
+                        help="ip-address=IP[/LEN][,mac-address=MAC] (repeatable)")
+
+
 @port_app.command("create")
 def port_create(name: str, network: str = typer.Option(..., "--network"),
                 fixed_ip: list[str] = typer.Option([], "--fixed-ip",
@@ -230,8 +258,13 @@ def port_create(name: str, network: str = typer.Option(..., "--network"),
                 mac: Optional[str] = typer.Option(None, "--mac-address"),
                 device_owner: str = typer.Option("compute:floatip", "--device-owner"),
                 device_id: str = typer.Option("", "--device-id"),
+                security_group: list[str] = SG_OPT,
+                no_security_group: bool = typer.Option(False, "--no-security-group"),
+                port_security: Optional[bool] = PSEC_OPT,
+                allowed_address: list[str] = PAIR_OPT,
                 url: str = URL, as_json: bool = JSON):
-    """Create a port (a VM's or a container's NIC)."""
+    """Create a port (a VM's or a container's NIC); without --security-group it gets the
+    project's default group."""
     with Client(url) as c:
         def go():
             body = {"name": name, "network_id": c.find("network", network)["id"],
@@ -240,6 +273,8 @@ def port_create(name: str, network: str = typer.Option(..., "--network"),
                 body["fixed_ips"] = _fixed_ips(c, fixed_ip)
             if mac:
                 body["mac_address"] = mac
+            body.update(port_security_body(c, security_group, no_security_group, port_security,
+                                           _kv(allowed_address, "--allowed-address")))
             return c.create("port", **body)
         _print_one(_call(go), as_json)
 
@@ -249,13 +284,32 @@ def port_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
              device_id: Optional[str] = typer.Option(None, "--device-id"),
              host: Optional[str] = typer.Option(None, "--host"),
              enable: Optional[bool] = typer.Option(None, "--enable/--disable"),
+             security_group: list[str] = SG_OPT,
+             no_security_group: bool = typer.Option(False, "--no-security-group",
+                                                    help="Remove its groups (with the ones "
+                                                         "given: set exactly those)."),
+             port_security: Optional[bool] = PSEC_OPT,
+             allowed_address: list[str] = PAIR_OPT,
+             no_allowed_address: bool = typer.Option(False, "--no-allowed-address"),
              url: str = URL, as_json: bool = JSON):
-    """Change name, device id, binding host or admin state."""
+    """Change name, device id, binding host, admin state, groups, port security or allowed
+    address pairs (--security-group adds to its groups, as the openstack CLI does)."""
     body = {k: v for k, v in (("name", name), ("device_id", device_id),
                               ("binding:host_id", host), ("admin_state_up", enable))
             if v is not None}
     with Client(url) as c:
-        _print_one(_call(lambda: c.update("port", c.find("port", ref)["id"], **body)), as_json)
+        def go():
+            port = c.find("port", ref)
+            groups = list(security_group)
+            if groups and not no_security_group:  # openstack port set adds to the groups
+                groups = port.get("security_groups", []) + groups
+            body.update(port_security_body(c, groups, no_security_group and not groups,
+                                           port_security, _kv(allowed_address,
+                                                              "--allowed-address")))
+            if no_allowed_address:
+                body["allowed_address_pairs"] = []
+            return c.update("port", port["id"], **body)
+        _print_one(_call(go), as_json)
 
 
 @port_app.command("plug")

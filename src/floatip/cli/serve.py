@@ -27,19 +27,25 @@ NOVA_OPT = typer.Option(None, "--nova-metadata-url", envvar="FLOATIP_NOVA_METADA
                              "metadata agent); without it floatip answers itself.")
 SECRET_OPT = typer.Option("", "--metadata-secret", envvar="FLOATIP_METADATA_SECRET",
                           help="Nova's metadata_proxy_shared_secret.")
-FIREWALL_OPT = typer.Option(False, "--firewall/--no-firewall", help="Enforce security groups and "
-                            "port security with OpenFlow flows on the integration bridge "
-                            "(kernel backend; docs/firewall.md), or as OVN port groups and ACLs "
-                            "(OVN backend; docs/ovn.md).")
+FIREWALL_OPT = typer.Option(None, "--firewall/--no-firewall",
+                            help="Enforce security groups and port security with OpenFlow "
+                                 "flows on the integration bridge (kernel backend; "
+                                 "docs/firewall.md), or as OVN port groups and ACLs (OVN "
+                                 "backend; docs/ovn.md) [on; config: [securitygroup] "
+                                 "firewall_driver = openvswitch | noop].")
 RUN_DIR_OPT = typer.Option("/run/floatip", "--run-dir",
                            help="dnsmasq files and the metadata socket.")
 
 
 def _services(dhcp: bool, metadata: bool, nova: str | None, secret: str, run_dir: str,
-              firewall: bool = False) -> dict:
+              firewall: bool) -> dict:
     return {"dhcp": dhcp, "metadata": metadata, "nova_metadata_url": nova,
-            "metadata_secret": secret, "run_dir": run_dir,
-            **({"firewall": True} if firewall else {})}
+            "metadata_secret": secret, "run_dir": run_dir, "firewall": firewall}
+
+
+def _driver(firewall: bool | None) -> str | None:
+    """--firewall/--no-firewall as the config's firewall_driver (None: not given)."""
+    return None if firewall is None else ("openvswitch" if firewall else "noop")
 
 
 @app.command("serve")
@@ -69,7 +75,8 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                                    "database does not want; known: only "
                                                    "routers it ever had [all]."),
           dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
-          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT, firewall: bool = FIREWALL_OPT,
+          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT,
+          firewall: Optional[bool] = FIREWALL_OPT,
           backend: str = typer.Option("kernel", "--backend", envvar="FLOATIP_BACKEND",
                                       help="kernel: this host's agent; ovn: OVN Northbound."),
           ovn_nb: str = typer.Option("unix:/var/run/ovn/ovnnb_db.sock", "--ovn-nb",
@@ -91,8 +98,10 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                    ("oslo_policy", "policy_file"): policy_file,
                                    ("DEFAULT", "agent"): agent, ("DEFAULT", "interval"): interval,
                                    ("DEFAULT", "agent_process"): agent_process,
-                                   ("DEFAULT", "prune"): prune})
+                                   ("DEFAULT", "prune"): prune,
+                                   ("securitygroup", "firewall_driver"): _driver(firewall)})
         auth = cfg.auth()
+        firewall = cfg.firewall()
         agent = cfg.bool("DEFAULT", "agent")
         agent_process = cfg.bool("DEFAULT", "agent_process")
         interval = float(cfg.get("DEFAULT", "interval"))
@@ -117,7 +126,9 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
-              + (f", backend {backend}" if agent else "") + f", auth {auth.strategy}",
+              + (f", backend {backend}" if agent else "")
+              + (f", firewall {'on' if firewall else 'OFF (every VM port open)'}"
+                 if agent and backend == "kernel" else "") + f", auth {auth.strategy}",
               highlight=False)
     srv.run()
 
@@ -129,7 +140,8 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
               interval: float = typer.Option(30.0, "--interval"),
               prune: str = typer.Option("all", "--prune", help="all or known"),
               dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
-              secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT):
+              secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT,
+              firewall: Optional[bool] = FIREWALL_OPT):
     """The agent alone: follows a remote floatip API (long poll + periodic resync)."""
     if os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run it as root"))
@@ -138,11 +150,13 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
     try:
-        agent_secret = load_config(config).get("agent", "shared_secret") or None
+        cfg = load_config(config, {("securitygroup", "firewall_driver"): _driver(firewall)})
+        agent_secret = cfg.get("agent", "shared_secret") or None
+        firewall = cfg.firewall()
     except NeutronError as e:
         _fail(e)
     agent = Agent(RemoteSource(server, secret=agent_secret), Ctx.config, interval=interval,
-                  prune_scope=prune, dhcp=dhcp, run_dir=run_dir,
+                  prune_scope=prune, dhcp=dhcp, run_dir=run_dir, firewall=firewall,
                   hooks=metadata_hooks(run_dir, metadata, nova, secret))
     agent.start()
     stop = []

@@ -25,7 +25,10 @@ def _get(d: dict, *keys: str, default: Any = None) -> Any:
 def load(doc: dict) -> State:
     if not isinstance(doc, dict):
         raise NeutronError("A desired-state document must be a mapping")
-    unknown = set(doc) - {"networks", "subnets", "ports", "routers", "floatingips"}
+    # security groups are the API's (``apply`` through it); the local apply programs routers
+    # only, without a firewall, so it reads past them
+    unknown = set(doc) - {"networks", "subnets", "ports", "routers", "floatingips",
+                          "security_groups"}
     if unknown:
         raise NeutronError(f"Unknown top-level keys: {', '.join(sorted(unknown))}")
     errors: list[NeutronError] = []
