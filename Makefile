@@ -45,7 +45,7 @@ demo: install
 # Everything: the pytest suite (kernel, OVN, Keystone, PostgreSQL: each started by its fixtures),
 # then Tempest's network API tests against a throw-away Keystone and floatip server.
 test: install keystone-venv tempest-venv
-	$(VENV)/bin/pytest -q -ra
+	$(VENV)/bin/pytest -q -ra --durations=25
 	$(PY) tests/tempest/run.py
 
 bench: install

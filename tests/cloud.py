@@ -35,9 +35,10 @@ def ok(r: httpx.Response, code: int = 200) -> dict:
 class Cloud:
     def __init__(self, lab: L.Lab, tmp_path, interval: float = 30.0, db_url: str | None = None,
                  remote: bool = False, run_dir: str | None = None,
-                 agent_process: bool = False, firewall: bool = False):
+                 agent_process: bool = False, firewall: bool = False, metadata: bool = False):
         """``run_dir``: the agent serves DHCP, its files there (a directory others may
-        traverse: dnsmasq rereads them as nobody)."""
+        traverse: dnsmasq rereads them as nobody); ``metadata``: and 169.254.169.254 (its
+        socket there too)."""
         from floatip.server import Server, free_port
         self.sfx = uuid.uuid4().hex[:5]
         self.lab = lab
@@ -51,7 +52,7 @@ class Cloud:
         self.server = Server(db_url or f"sqlite:///{tmp_path}/floatip.db",
                              f"127.0.0.1:{free_port()}", self.config, prune_scope="known",
                              interval=interval, agent=not remote, agent_process=agent_process,
-                             agent_options={"dhcp": run_dir is not None, "metadata": False,
+                             agent_options={"dhcp": run_dir is not None, "metadata": metadata,
                                             **({"run_dir": run_dir} if run_dir else {}),
                                             **({"firewall": True} if firewall else {})}).start()
         self.remote = None

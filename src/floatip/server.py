@@ -4,8 +4,10 @@ agent) or none (``--no-agent``: the API alone, agents on other hosts follow it).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import ipaddress
+import signal
 import socket
 import sys
 import threading
@@ -28,17 +30,33 @@ from .store.queries import generation, instance_id
 
 DEFAULT_DB = "sqlite:////var/lib/floatip/floatip.db"
 INSTANCES_DIR = "/run/floatip/instances"
+STOPPED = "stopped"   # the record of an instance stopped on purpose (its routers stay)
+STOP_SECONDS = 20.0   # a stop that takes longer ends the process anyway
+log = logging.getLogger("floatip.server")
+
+
+def _record(instance: str) -> str | None:
+    try:
+        with open(os.path.join(INSTANCES_DIR, instance + ".pid")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def instance_alive(instance: str) -> bool:
     """A server instance runs on this host: its pid file names a live process."""
     try:
-        with open(os.path.join(INSTANCES_DIR, instance + ".pid")) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
+        os.kill(int(_record(instance) or ""), 0)
         return True
     except (OSError, ValueError):
         return False
+
+
+def instance_gone(instance: str) -> bool:
+    """Neither running nor stopped on purpose (killed, or never here): its routers are
+    orphans. A server stopped by SIGTERM/SIGINT (a restart, an upgrade) left its record
+    saying so, and the routers it left keep forwarding until it is back."""
+    return _record(instance) != STOPPED and not instance_alive(instance)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -101,7 +119,9 @@ class Server:
                 self.backend.on_pass = lambda kind, s: m.passes.labels(kind).observe(s)
             m.watch_generation(self.db_generation)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
-                                                     log_level="warning", access_log=False))
+                                                     log_level="warning", access_log=False,
+                                                     # open long polls end, not wait
+                                                     timeout_graceful_shutdown=5))
         self.thread: threading.Thread | None = None
 
     @property
@@ -120,18 +140,25 @@ class Server:
         try:
             os.makedirs(INSTANCES_DIR, exist_ok=True)
             for name in os.listdir(INSTANCES_DIR):
-                if name.endswith(".pid") and not instance_alive(name[:-4]):
+                if name.endswith(".pid") and instance_gone(name[:-4]):
                     os.unlink(os.path.join(INSTANCES_DIR, name))
-            path = os.path.join(INSTANCES_DIR, self.instance + ".pid")
-            with open(path + ".tmp", "w") as f:  # whole when it appears: never read empty
-                f.write(str(os.getpid()))
-            os.replace(path + ".tmp", path)
+            self._write_record(str(os.getpid()))
         except OSError:
             pass
 
-    def _unregister(self) -> None:
+    def _write_record(self, text: str) -> None:
+        path = os.path.join(INSTANCES_DIR, self.instance + ".pid")
+        with open(path + ".tmp", "w") as f:  # whole when it appears: never read empty
+            f.write(text)
+        os.replace(path + ".tmp", path)
+
+    def _unregister(self, stopped: bool = False) -> None:
+        """``stopped``: the record stays, saying so (``instance_gone`` is False)."""
         try:
-            os.unlink(os.path.join(INSTANCES_DIR, self.instance + ".pid"))
+            if stopped:
+                self._write_record(STOPPED)
+            else:
+                os.unlink(os.path.join(INSTANCES_DIR, self.instance + ".pid"))
         except OSError:
             pass
 
@@ -149,15 +176,33 @@ class Server:
         sys.setswitchinterval(0.0005)
 
     def run(self) -> None:
-        """Foreground: until SIGINT/SIGTERM."""
+        """Foreground: until SIGINT/SIGTERM, then the full stop (``close``), bounded.
+        uvicorn catches both signals while it serves, and after its own shutdown raises the
+        signal again with the handlers it found: SIGTERM's default would end the process
+        before ``close`` (the agent not stopped, the record left naming a pid that may be
+        reused). The handlers it finds are these, which only ask it to exit."""
+        def _exit(_sig, _frame):
+            self.uvicorn.should_exit = True
+        old = {sig: signal.signal(sig, _exit) for sig in (signal.SIGINT, signal.SIGTERM)}
         self._register()
         self._tune_interpreter()
-        if self.backend is not None:
-            self.backend.start()
         try:
+            if self.backend is not None:
+                self.backend.start()
             self.uvicorn.run()
         finally:
-            self.close()
+            watchdog = threading.Timer(STOP_SECONDS, self._stop_overdue)
+            watchdog.daemon = True
+            watchdog.start()
+            self.close(stopped=True)
+            watchdog.cancel()
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    def _stop_overdue(self) -> None:
+        log.error("stop took more than %.0f s: exiting without it", STOP_SECONDS)
+        self._unregister(stopped=True)
+        os._exit(1)
 
     def start(self) -> "Server":
         """Background thread (tests, demo); returns once the API answers."""
@@ -175,7 +220,8 @@ class Server:
             time.sleep(0.02)
         return self
 
-    def close(self) -> None:
+    def close(self, stopped: bool = False) -> None:
+        """``stopped``: a stop on purpose (``run``'s signal), whose record stays saying so."""
         self.uvicorn.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout=10)
@@ -183,7 +229,7 @@ class Server:
         if self.backend is not None:
             self.backend.stop()
         self.db.close()
-        self._unregister()
+        self._unregister(stopped)
 
     def db_generation(self) -> int:
         with self.db.read() as s:

@@ -13,7 +13,7 @@ from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
 from ..core.plan import NsFacts, Observed, OvsPort, Plan, _plan_removal
 from ..dataplane.ovs import idl_rows
-from ..server import instance_alive
+from ..server import instance_gone
 from .app import app, fail, out
 from .local import dataplane
 
@@ -62,7 +62,7 @@ def cleanup(orphans: bool = typer.Option(False, "--orphans",
     try:
         obs = dp.observe()
         gone = {rid: inst for rid, inst in obs.other_instances.items()
-                if inst and not instance_alive(inst)}
+                if inst and instance_gone(inst)}
         p = Plan()
         for rid in sorted(gone):
             p.steps += _plan_removal(rid, _theirs(dp, obs, rid))

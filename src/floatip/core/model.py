@@ -116,6 +116,7 @@ class FloatingIP:
     floating_network_id: str
     port_id: str | None = None
     fixed_ip_address: str | None = None
+    router_id: str | None = None  # the router the API chose (None: chosen here, as Neutron)
 
 
 @dataclass(frozen=True)
@@ -160,47 +161,48 @@ class State:
     address_groups: dict[str, AddressGroup] = field(default_factory=dict)
 
     @cached_property
-    def _routers_by_gateway_and_subnet(self) -> dict[tuple[str, str], tuple[int, Router]]:
-        """(external network, tenant subnet) -> the first router with that gateway and an
-        interface on that subnet: the index behind router_for_fip."""
-        index: dict[tuple[str, str], tuple[int, Router]] = {}
+    def _routers_by_gateway_and_subnet(self) -> dict[tuple[str, str], dict[str, tuple]]:
+        """(external network, tenant subnet) -> {router id: (rank, router)} of the routers
+        with that gateway and an interface on that subnet; the lowest rank is Neutron's
+        choice (get_router_for_floatingip): the one whose interface is the subnet's gateway
+        address, then the first. The index behind router_for_fip and fip_routers."""
+        index: dict[tuple[str, str], dict[str, tuple]] = {}
         for pos, router in enumerate(self.routers.values()):
-            if router.gateway is not None:
-                for itf in router.interfaces:
-                    index.setdefault((router.gateway.network_id, itf.subnet_id), (pos, router))
+            if router.gateway is None:
+                continue
+            for itf in router.interfaces:
+                sn = self.subnets.get(itf.subnet_id)
+                holds_gw = sn is not None and sn.gateway_ip == itf.ip_address
+                rank = (not holds_gw, pos)
+                there = index.setdefault((router.gateway.network_id, itf.subnet_id), {})
+                if router.id not in there or rank < there[router.id][0]:
+                    there[router.id] = (rank, router)
         return index
 
     def router_for_fip(self, fip: FloatingIP) -> Router | None:
-        """The router that carries ``fip``: it has an interface on the subnet of the port's
-        fixed IP and its gateway on the FIP's external network (Neutron's rule)."""
+        """The router that carries ``fip``: one with an interface on the subnet of the
+        port's fixed IP and its gateway on the FIP's external network. The router the API
+        named (``fip.router_id``) when it did, so that the kernel carries a floating IP
+        where the API says it is; else Neutron's choice."""
         port = self.ports.get(fip.port_id) if fip.port_id else None
         if port is None:
             return None
         index = self._routers_by_gateway_and_subnet
-        found = [index[k] for k in ((fip.floating_network_id, sid) for sid, ip in port.fixed_ips
-                                    if fip.fixed_ip_address in (None, ip)) if k in index]
-        return min(found, key=lambda c: c[0])[1] if found else None
+        found = [c for sid, ip in port.fixed_ips if fip.fixed_ip_address in (None, ip)
+                 for c in index.get((fip.floating_network_id, sid), {}).items()]
+        if fip.router_id is not None:
+            return next((r for rid, (_, r) in found if rid == fip.router_id), None)
+        return min((c for _, c in found), key=lambda c: c[0])[1] if found else None
 
 
 def fip_routers(state: State) -> dict[str, str]:
-    """floating IP id -> id of the router that carries it: ``State.router_for_fip`` for all
-    of them at once (the kernel agent and the OVN backend alike), through an index instead of a scan of every router per floating IP."""
-    order = {rid: i for i, rid in enumerate(state.routers)}
-    index: dict[tuple[str, str], str] = {}
-    for rid, r in state.routers.items():
-        if r.gateway is not None:
-            for itf in r.interfaces:
-                index.setdefault((itf.subnet_id, r.gateway.network_id), rid)
+    """floating IP id -> id of the router that carries it (``State.router_for_fip``), for
+    all of them at once (the kernel agent and the OVN backend alike)."""
     out = {}
     for fid, f in state.floatingips.items():
-        port = state.ports.get(f.port_id) if f.port_id else None
-        if port is None:
-            continue
-        found = [index[key] for sid, ip in port.fixed_ips
-                 if f.fixed_ip_address in (None, ip)
-                 and (key := (sid, f.floating_network_id)) in index]
-        if found:
-            out[fid] = min(found, key=order.__getitem__)
+        r = state.router_for_fip(f)
+        if r is not None:
+            out[fid] = r.id
     return out
 
 

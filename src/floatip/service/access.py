@@ -9,13 +9,14 @@ IPs are narrowed to the caller's project in SQL; every row is checked before it 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from . import listing, resources as svc, routers, sg_access as sgrefs
-from .common import bad, not_found
+from ..core.errors import NeutronError
+from . import listing, ports, resources as svc, routers, sg_access as sgrefs
+from .common import not_found
 from .policy import Context, Policy
 from .views import FACTS, SERIALIZERS, facts
 
@@ -46,6 +47,18 @@ FACT_KEYS = {kind: frozenset(cols) | (frozenset(NET_FACTS) if kind in ("subnet",
              for kind, cols in FACTS.items()}
 OWNED_LISTS = ("router", "floatingip")  # visible only to their project: narrowed in SQL
 PAGING = ("limit", "marker", "fields", "page_reverse")
+MARKER_404 = ("network", "port", "router")  # marker read by _get_<kind>, not by an object
+
+
+def _body_project(ctx: Context, d: dict) -> None:
+    """neutron-lib's _validate_privileges: only an admin or a service (Neutron's
+    ``can_set_project_id``) names another project in a body, create or update."""
+    named = d.get("project_id", d.get("tenant_id"))
+    if ("project_id" in d or "tenant_id" in d) and named != ctx.project_id and not (
+            ctx.is_admin or "service" in ctx.roles):
+        raise NeutronError("Specifying 'project_id' other than the authenticated project in "
+                           "request is not allowed for the current user.", "HTTPBadRequest",
+                           400)
 
 
 class Access:
@@ -110,7 +123,26 @@ class Access:
         return self._seen(s, ctx, kind, rid, then)
 
     # -- read ---------------------------------------------------------------------------
+    def _marker(self, s: Session, ctx: Context, kind: str,
+                query: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Neutron's get_marker_obj: a marker counts only with a limit, and is read in the
+        caller's scope: one of a network, port or router the caller cannot see is 404 (no
+        ordering oracle over other projects' rows); the object lists (subnets, floating IPs,
+        groups) then page as if there were no marker."""
+        marker = next((v for k, v in query if k == "marker"), None)
+        limit = next((v for k, v in query if k == "limit"), "")
+        keep = bool(marker) and limit.strip().lstrip("+").isdigit() and int(limit) > 0
+        if keep:
+            try:
+                self._seen(s, ctx, kind, marker, ())
+            except NeutronError as e:
+                if e.code != 404 or kind in MARKER_404:
+                    raise
+                keep = False
+        return query if keep else [(k, v) for k, v in query if k != "marker"]
+
     def list(self, s: Session, ctx: Context, kind: str, query: list[tuple[str, str]]) -> list:
+        query = self._marker(s, ctx, kind, query)
         params: dict[str, list[str]] = {}
         for k, v in query:
             params.setdefault(k, []).append(v)
@@ -165,6 +197,12 @@ class Access:
             sgrefs.rule_references(self, s, ctx, d, project)
         if kind == "port" and d.get("security_groups"):
             sgrefs.port_groups(self, s, ctx, d["security_groups"], project)
+        # a subnet the caller cannot see answers as one that does not exist
+        subnets = [f.get("subnet_id") for f in d.get("fixed_ips") or []
+                   if isinstance(f, dict)] if kind == "port" else [d.get("subnet_id")]
+        for sid in subnets if kind in ("port", "floatingip") else ():
+            if sid:
+                self._must_see(s, ctx, "subnet", sid)
         if kind == "floatingip":
             if d.get("floating_network_id"):
                 self._must_see(s, ctx, "network", d["floating_network_id"])
@@ -178,8 +216,12 @@ class Access:
         d = dict(attrs)
         pid, tid = d.get("project_id"), d.get("tenant_id")
         if pid and tid and pid != tid:
-            raise bad("'project_id' and 'tenant_id' do not match")
+            raise NeutronError("'project_id' and 'tenant_id' do not match", "HTTPBadRequest",
+                               400)
         project = pid or tid or ctx.project_id
+        _body_project(ctx, d)
+        if kind == "port" and not ctx.is_admin:
+            ports.check_device_id(s, d.get("device_owner"), d.get("device_id"), project)
         d.pop("tenant_id", None)
         d["project_id"] = project
         self._references(s, ctx, kind, d, project)
@@ -193,7 +235,13 @@ class Access:
         current = self._seen(s, ctx, kind, rid, then=(f"update_{kind}",))
         target = self.target(s, kind, current)
         self.policy.require(ctx, f"update_{kind}", target)
+        _body_project(ctx, d)
         self._attrs(ctx, "update", kind, d, target, create=False)
+        if kind == "port" and not ctx.is_admin:  # Neutron's _validate_port_for_update
+            owner = d.get("device_owner") or current["device_owner"]
+            if (owner and d.get("device_id") != current["device_id"]) or "device_owner" in d:
+                ports.check_device_id(s, owner, d.get("device_id") or current["device_id"],
+                                      current["project_id"])
         self._references(s, ctx, kind, d, current["project_id"])
         return self._strip(ctx, kind, svc.UPDATE[kind](s, rid, d))
 
@@ -209,14 +257,15 @@ class Access:
                          body: Any) -> dict:
         r = self._seen(s, ctx, "router", rid)
         self.policy.require(ctx, f"{action}_router_interface", r)
-        if isinstance(body, dict) and not ctx.is_admin:
-            for kind in ("subnet", "port"):
-                if body.get(f"{kind}_id"):
-                    other = self._must_see(s, ctx, kind, body[f"{kind}_id"], ("admin_only",))
-                    if other and other["project_id"] != r["project_id"] and not (
-                            kind == "subnet" and self.target(s, kind, other).get(
-                                "network:shared")):
-                        self.policy.require(ctx, "admin_only", other)
-        fn: Callable = (routers.add_router_interface if action == "add"
-                        else routers.remove_router_interface)
-        return fn(s, rid, body)
+        if not isinstance(body, dict) or ctx.is_admin:
+            pass
+        elif body.get("subnet_id") and not body.get("port_id"):
+            # a subnet the caller cannot see is one that does not exist (the same 404)
+            self._must_see(s, ctx, "subnet", body["subnet_id"], ())
+        elif body.get("port_id") and action == "add":
+            self._must_see(s, ctx, "port", body["port_id"], ())
+        # removal by port: RouterInterfaceNotFound unless it is this router's interface
+        if action == "remove":
+            return routers.remove_router_interface(s, rid, body)
+        return routers.add_router_interface(s, rid, body,
+                                            None if ctx.is_admin else ctx.project_id)

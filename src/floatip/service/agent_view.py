@@ -150,7 +150,8 @@ def _build(rows: dict, nets: dict) -> dict:
                                               for rt in r.routes or []))
     fips = {f.id: M.FloatingIP(id=f.id, floating_ip_address=f.floating_ip_address,
                                floating_network_id=f.floating_network_id,
-                               port_id=f.fixed_port_id, fixed_ip_address=f.fixed_ip_address)
+                               port_id=f.fixed_port_id, fixed_ip_address=f.fixed_ip_address,
+                               router_id=f.router_id if f.fixed_port_id else None)
             for f in rows["floatingips"]}
     security_groups, address_groups = _groups(rows)
     statuses = {"fip_revisions": {f.id: f.revision_number for f in rows["floatingips"]},

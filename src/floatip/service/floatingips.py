@@ -41,7 +41,8 @@ def _association(s: Session, f: S.FloatingIP, pid: str,
     else:
         fixed_ip = v4[0][1]
     sid = next(sid for sid, ip in ips if ip == fixed_ip)
-    router = S.router_for_subnet(s, port.network_id, sid, nid, OWNER_RI)
+    router = S.router_for_subnet(s, port.network_id, sid, nid, OWNER_RI,
+                                 S.get(s, S.Subnet, sid).gateway_ip)
     if router is None:
         raise err("ExternalGatewayForFloatingIPNotFound", 404,
                   f"External network {nid} is not reachable from subnet "

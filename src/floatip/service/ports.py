@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from .. import store as S
-from .common import NETWORK_OWNERS, _must, bad, check_requested, err, is_auto_address
+from .common import NETWORK_OWNERS, OWNER_RI, _must, bad, check_requested, err, is_auto_address
 from .dhcp import set_metadata_attrs
 from .ipam import _allocate, _new_port, renumber_auto
 from .port_security import on_create as psec_on_create, on_update as psec_on_update
@@ -130,6 +130,25 @@ def _check_owner_change(s: Session, port: S.Port, d: dict) -> None:
         if key == "device_owner" and (d[key] or "") in NETWORK_OWNERS:
             raise bad(f"Port {port.id}: device_owner {d[key]} is set by floatip only "
                       "(add a router interface or a floating IP instead).")
+
+
+# Neutron's ROUTER_INTERFACE_OWNERS: the labels _enforce_device_owner_not_router_intf_or_device_id
+# guards (floatip makes only the first, but a port may carry any of them as a label)
+ROUTER_INTERFACE_OWNERS = (OWNER_RI, "network:ha_router_replicated_interface",
+                           "network:router_interface_distributed")
+
+
+def check_device_id(s: Session, owner: str | None, device_id: str | None,
+                    project_id: str) -> None:
+    """Neutron's _enforce_device_owner_not_router_intf_or_device_id, for non-admin callers:
+    a port labelled a router interface names no router of another project."""
+    if owner not in ROUTER_INTERFACE_OWNERS or not device_id or not isinstance(device_id, str):
+        return
+    router = S.get(s, S.Router, device_id, related=False)
+    if router is not None and router.project_id != project_id:
+        raise err("DeviceIDNotOwnedByTenant", 409, f"The following device_id {device_id} is "
+                                                   "not owned by your project or matches "
+                                                   "another project router.")
 
 
 def delete_port(s: Session, pid: str, internal: bool = False) -> None:

@@ -8,6 +8,7 @@ from .. import store as S
 from .common import (OWNER_GW, OWNER_RI, _ignored_ok, _must, bad, check_requested, err,
                      is_auto_address, new_id, not_found)
 from .ipam import _allocate, _new_port
+from .ports import check_device_id
 from .views import router_dict
 
 
@@ -196,14 +197,18 @@ def _v6_port_on(s: Session, r: S.Router, network_id: str, but: str = "") -> S.Po
     return None
 
 
-def _check_router_port(s: Session, r: S.Router, port: S.Port) -> list[str]:
-    """A port given to add_router_interface: Neutron's _validate_router_port_info."""
+def _check_router_port(s: Session, r: S.Router, port: S.Port, project: str | None) -> list[str]:
+    """A port given to add_router_interface: Neutron's _check_router_port, the update_port
+    that makes it the router's (``project``: the caller's, None for an admin) and
+    _validate_router_port_info."""
     if port.device_id or port.device_owner:
         raise err("PortInUse", 409, f"Unable to complete operation on port {port.id} for "
                                     f"network {port.network_id}. Port already has an "
                                     f"attached device {port.device_id or port.device_owner}.")
     if not port.fixed_ips:
         raise bad("Bad router request: Router port must have at least one fixed IP.")
+    if project is not None:
+        check_device_id(s, OWNER_RI, r.id, port.project_id)
     other = _v6_port_on(s, r, port.network_id, but=port.id) if _has_v6(port) else None
     if other is not None:
         raise bad(f"Bad router request: Router already contains IPv6 port {other.id} "
@@ -217,8 +222,11 @@ def _check_router_port(s: Session, r: S.Router, port: S.Port) -> list[str]:
     return [sn.id for sn in subnets]
 
 
-def add_router_interface(s: Session, rid: str, body: dict) -> dict:
-    """``body``: {subnet_id} or {port_id}, validated (``api.schemas.routers``)."""
+def add_router_interface(s: Session, rid: str, body: dict, project: str | None = None) -> dict:
+    """``body``: {subnet_id} or {port_id}, validated (``api.schemas.routers``). ``project``:
+    the caller's project, None for an admin: a subnet (its gateway address) is taken only by
+    its own project (Neutron's _add_interface_by_subnet: on a shared network others attach
+    a port of theirs instead, LP #1757482)."""
     r = _must(s, "router", rid, lock=True)
     if not (body.get("subnet_id") or body.get("port_id")):
         raise bad("Bad router request: Either subnet_id or port_id must be specified.")
@@ -226,14 +234,17 @@ def add_router_interface(s: Session, rid: str, body: dict) -> dict:
         raise bad("Bad router request: Cannot specify both subnet-id and port-id.")
     if body.get("port_id"):
         port = _must(s, "port", body["port_id"], lock=True)
-        sids = _check_router_port(s, r, port)
+        sids = _check_router_port(s, r, port, project)
         port.device_owner, port.device_id = OWNER_RI, r.id
         port.status = "ACTIVE"
         S.touch(port)
     else:
         sn = _must(s, "subnet", body["subnet_id"])
         if not sn.gateway_ip:
-            raise bad(f"Bad router request: Subnet {sn.id} does not have a gateway IP.")
+            raise bad("Bad router request: Subnet for router interface must have a gateway IP.")
+        if project is not None and sn.project_id != project:
+            raise bad(f"Bad router request: Cannot add interface to router because subnet "
+                      f"{sn.id} is not owned by project making the request.")
         _check_interface_subnet(s, r, sn)
         sids = [sn.id]
         net = _must(s, "network", sn.network_id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable
 
-from sqlalchemy import (and_, bindparam, delete as sa_delete, func, insert, literal, or_, select,
-                        union_all, update)
+from sqlalchemy import (and_, bindparam, case, delete as sa_delete, func, insert, literal, or_,
+                        select, union_all, update)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, lazyload
@@ -349,19 +349,24 @@ def _router_for_subnet():
                    RouterPort.port_type == bindparam("itype"),
                    IPAllocation.subnet_id.concat("") == bindparam("sid"),
                    gw.network_id == bindparam("ext"))
-            .order_by(Router.created_at, Router.id).limit(1))
+            # Neutron's get_router_for_floatingip: the router holding the subnet's gateway
+            # address, then the first
+            .order_by(case((IPAllocation.ip_address == bindparam("gw"), 0), else_=1),
+                      Router.created_at, Router.id).limit(1))
 
 
 _ROUTER_FOR_SUBNET = _router_for_subnet()  # built once: adapting the aliases cost ~0.5 ms
 
 
 def router_for_subnet(s: Session, network_id: str, subnet_id: str, external_network_id: str,
-                      interface_type: str) -> Router | None:
-    """The first router (creation order, as the agent picks it) with an interface on the
-    subnet (of ``network_id``) and its gateway on the external network: indexed lookups
-    from the network's interface ports."""
+                      interface_type: str, gateway_ip: str | None) -> Router | None:
+    """The router for a floating IP of a port on the subnet (of ``network_id``): of those
+    with an interface there and their gateway on the external network, the one whose
+    interface address is ``gateway_ip`` (the subnet's), else the first in creation order
+    (the agent's order: ``core.model.State.router_for_fip``). Indexed lookups from the
+    network's interface ports."""
     return s.execute(_ROUTER_FOR_SUBNET, {"itype": interface_type, "sid": subnet_id,
-                                          "net": network_id,
+                                          "net": network_id, "gw": gateway_ip or "",
                                           "ext": external_network_id}).scalar()
 
 
