@@ -57,6 +57,7 @@ bench: install
 	$(PY) benchmarks/control_plane.py --table
 	$(PY) benchmarks/ovn_bench.py --fips 100,10000 --kernel-fips 100
 	$(PY) benchmarks/firewall_bench.py
+	$(PY) benchmarks/ovn_sg_bench.py
 
 # Keystone and Tempest live in their own virtualenvs (their pins must not touch floatip's).
 KVENV := .venv-keystone

@@ -9,10 +9,10 @@ on ``Gateway_Chassis`` rows, ``snat`` per tenant subnet and ``dnat_and_snat`` pe
 
 Every row carries in ``external_ids`` the owner marker (``floatip:owner``), its key
 (``floatip:key``, unique per owner) and the floatip object it realises (``floatip:object``:
-``network:<id>``, ``subnet:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``; security groups
-``sg:<id>``, address groups ``ag:<id>`` and the drop group ``portsec:drop``: ``acl``), so a sync can be limited to
-some objects, and rows of another owner (Neutron, an admin, another floatip) are never
-read as ours.
+``network:<id>``, ``subnet:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``; security
+groups ``sg:<id>``, address groups ``ag:<id>`` and the drop group ``portsec:drop``: ``acl``),
+so a sync can be limited to some objects, and rows of another owner (Neutron, an admin,
+another floatip) are never read as ours.
 """
 from __future__ import annotations
 
