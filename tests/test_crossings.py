@@ -218,6 +218,27 @@ def test_add_router_interface_with_another_projects_port_is_409(cloud):
         ok(cloud["admin"].delete(f"/v2.0/ports/{port['id']}"), 204)
 
 
+def test_a_floating_ip_for_another_projects_port_is_400(cloud):
+    """The network owner sees a port of another project on its network; Neutron's
+    _internal_fip_assoc_data refuses it (an invisible port stays 404)."""
+    a, b = cloud["own"]["a"], cloud["users"]["b"].project_id
+    port = ok(cloud["admin"].post("/v2.0/ports", json={"port": {
+        "network_id": a["network"]["id"], "project_id": b}}), 201)["port"]
+    want = ("BadRequest", "Bad floatingip request: Cannot process floating IP association "
+            f"with Port {port['id']}, since that port is owned by a different project.")
+    try:
+        r = cloud["a"].post("/v2.0/floatingips", json={"floatingip": {
+            "floating_network_id": cloud["ext"]["id"], "port_id": port["id"]}})
+        assert error(r, 400) == want
+        r = cloud["a"].put(f"/v2.0/floatingips/{a['floatingip']['id']}",
+                           json={"floatingip": {"port_id": port["id"]}})
+        assert error(r, 400) == want
+        assert ok(cloud["a"].get(f"/v2.0/floatingips/{a['floatingip']['id']}"))[
+            "floatingip"]["port_id"] == a["port"]["id"]
+    finally:
+        ok(cloud["admin"].delete(f"/v2.0/ports/{port['id']}"), 204)
+
+
 # -- 4. a shared subnet's gateway; another project's subnet by id ---------------------------
 
 def test_a_shared_subnet_gateway_is_taken_only_by_its_project(cloud):
@@ -331,3 +352,31 @@ def test_a_floating_ip_is_carried_by_the_router_holding_the_subnet_gateway(cloud
         for p in ok(admin.get(f"/v2.0/ports?network_id={net['id']}"))["ports"]:
             admin.delete(f"/v2.0/ports/{p['id']}")
         admin.delete(f"/v2.0/networks/{net['id']}")
+
+
+def test_the_desired_state_places_as_neutron_and_as_the_api_named():
+    """core.model: without a router named (a file applied), Neutron's choice (the router
+    holding the subnet's gateway address, not the older one); with one named by the API,
+    that router, or none when it does not connect the port (never another)."""
+    from dataclasses import replace
+    from floatip.core.model import (FloatingIP, Gateway, Interface, Network, Port, Router,
+                                    State, Subnet, fip_routers)
+    gw = Gateway(network_id="ext", port_id="g", subnet_id="exts", ip_address="203.0.113.5",
+                 mac_address="fa:16:3e:00:00:01")
+    older = Router(id="older", gateway=gw, interfaces=(
+        Interface("p-older", "sn", "192.0.2.5", "fa:16:3e:00:00:02"),))
+    holder = Router(id="holder", gateway=replace(gw, ip_address="203.0.113.6"), interfaces=(
+        Interface("p-holder", "sn", "192.0.2.1", "fa:16:3e:00:00:03"),))
+    st = State(networks={"ext": Network("ext", external=True), "n": Network("n")},
+               subnets={"sn": Subnet("sn", "n", "192.0.2.0/24", gateway_ip="192.0.2.1")},
+               ports={"vm": Port("vm", "n", (("sn", "192.0.2.10"),))},
+               routers={"older": older, "holder": holder},
+               floatingips={"f": FloatingIP("f", "203.0.113.20", "ext", "vm")})
+    assert st.router_for_fip(st.floatingips["f"]).id == "holder"
+    assert fip_routers(st) == {"f": "holder"}
+    named = replace(st, floatingips={"f": FloatingIP("f", "203.0.113.20", "ext", "vm",
+                                                     router_id="older")})
+    assert fip_routers(named) == {"f": "older"}
+    astray = replace(st, floatingips={"f": FloatingIP("f", "203.0.113.20", "ext", "vm",
+                                                      router_id="elsewhere")})
+    assert fip_routers(astray) == {} and astray.router_for_fip(astray.floatingips["f"]) is None

@@ -279,6 +279,7 @@ def test_rule_create_show_list_delete_and_duplicate(p1):
     ({"remote_ip_prefix": "192.0.2.0/24", "remote_group_id": "SELF"}, 400,
      "SecurityGroupMultipleRemoteEntites"),
     ({"remote_group_id": ZERO}, 404, "SecurityGroupNotFound"),
+    ({"remote_group_id": "bad_group_id"}, 404, "SecurityGroupNotFound"),  # as Neutron: no 400
     ({"remote_address_group_id": ZERO}, 404, "AddressGroupNotFound"),
 ])
 def test_rule_refusals_change_nothing(p1, kw, code, type_):

@@ -74,11 +74,13 @@ class Server:
                  interval: float = 30.0, prune_scope: str = "all", host: str | None = None,
                  agent_options: dict | None = None, backend: str = "kernel",
                  ovn: OvnConfig | dict | None = None, auth: AuthSettings | None = None,
-                 policy_file: str | None = None, agent_process: bool = False):
+                 policy_file: str | None = None, agent_process: bool = False,
+                 quotas: dict[str, int] | None = None):
         """``backend``: "kernel" (this host's agent) or "ovn" (``ovn``: NB/SB addresses and
         options, see backends.ovn.OvnConfig); ``agent=False``: none. ``agent_process``: the
         kernel agent runs in a process of its own (backends.process), not in a thread
-        (an in-memory SQLite database, which no other process can open, keeps the thread)."""
+        (an in-memory SQLite database, which no other process can open, keeps the thread).
+        ``quotas``: default limits per resource (Neutron's where not given)."""
         self.host, self.port = parse_listen(listen)
         auth = auth or AuthSettings()
         if auth.strategy == "noauth" and not is_loopback(self.host):
@@ -105,7 +107,7 @@ class Server:
                                          **(agent_options or {}))
         else:
             raise NeutronError(f"backend {backend!r}: kernel or ovn")
-        self.app = create_app(self.db, auth, policy_file, self.backend)
+        self.app = create_app(self.db, auth, policy_file, self.backend, quotas)
         self.app.state.backend = self.backend
         self.app.state.instance = self.instance
         if self.backend is not None:

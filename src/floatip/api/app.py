@@ -23,8 +23,10 @@ from ..core.errors import NeutronError
 from ..service.access import Access
 from ..service.extensions import EXTENSIONS
 from ..service.policy import Policy
+from ..service.quotas import Quotas
 from ..store.database import Database
-from . import agent_list, agents, events, resources as resource_routes, ui
+from . import agent_list, agents, events, quotas as quota_routes, ui
+from . import resources as resource_routes
 from .heartbeats import Heartbeats
 from .auth import AuthMiddleware, AuthSettings
 from .errors import from_validation, neutron_error
@@ -85,7 +87,9 @@ def _openapi(app: FastAPI) -> dict:
 
 
 def create_app(db: Database, auth: AuthSettings | None = None,
-               policy_file: str | None = None, backend=None) -> FastAPI:
+               policy_file: str | None = None, backend=None,
+               quotas: dict[str, int] | None = None) -> FastAPI:
+    """``quotas``: the default limits ({"network": 100, ...}; Neutron's where not given)."""
     app = FastAPI(title="floatip", description="Neutron v2.0 API for floating IPs",
                   version="2.0", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.db = db
@@ -157,8 +161,10 @@ def create_app(db: Database, auth: AuthSettings | None = None,
                                "ExtensionNotFound", 404)
         return {"extension": ext(alias)}
 
-    access = Access(Policy(policy_file))
+    policy = Policy(policy_file)
+    access = Access(policy, Quotas(policy, quotas))
     app.include_router(resource_routes.router(db, access))
+    app.include_router(quota_routes.router(db, access.quotas))
     heartbeats = Heartbeats()
     app.include_router(agents.router(db, heartbeats))
     app.include_router(agent_list.router(access.policy, backend, heartbeats))

@@ -37,6 +37,15 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     firewall_driver = openvswitch  # security groups and port security as OpenFlow flows on
                                    # the integration bridge (kernel agent); noop: none, every
                                    # VM port open (--firewall/--no-firewall)
+
+    [quotas]                       # default limits per project, as neutron.conf's (-1: none)
+    quota_network = 100
+    quota_subnet = 100
+    quota_port = 500
+    quota_router = 10
+    quota_floatingip = 50
+    quota_security_group = 10
+    quota_security_group_rule = 100
 """
 from __future__ import annotations
 
@@ -79,6 +88,10 @@ class Config:
 
     def get(self, section: str, key: str) -> str:
         return self.values.get((section, key), DEFAULTS.get((section, key), ""))
+
+    def section(self, section: str) -> dict[str, str]:
+        """The keys the file (or the environment) set in ``section``."""
+        return {k: v for (sec, k), v in self.values.items() if sec == section}
 
     def bool(self, section: str, key: str) -> bool:
         return self.get(section, key).strip().lower() in ("1", "true", "yes", "on")

@@ -14,6 +14,7 @@ from ..backends.remote import RemoteSource
 from ..core.errors import NeutronError
 from ..metadata.agent import metadata_hooks
 from ..server import Server
+from ..service.quotas import defaults_from as quota_defaults
 from .app import Ctx, app, err
 from .config import load as load_config
 from .resources import _fail
@@ -105,6 +106,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
         agent = cfg.bool("DEFAULT", "agent")
         agent_process = cfg.bool("DEFAULT", "agent_process")
         interval = float(cfg.get("DEFAULT", "interval"))
+        quotas = quota_defaults(cfg.section("quotas"))
     except (NeutronError, ValueError) as e:
         _fail(NeutronError(str(e)))
     if agent and backend == "kernel" and os.geteuid() != 0:
@@ -119,7 +121,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                      interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
                      agent_options=_services(dhcp, metadata, nova, secret, run_dir, firewall),
-                     backend=backend, agent_process=agent_process,
+                     backend=backend, agent_process=agent_process, quotas=quotas,
                      ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
                                            "distributed_fip": ovn_distributed_fip,
                                            "firewall": firewall})

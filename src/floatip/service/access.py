@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from . import listing, ports, resources as svc, routers, sg_access as sgrefs
-from .common import not_found
+from .common import bad, not_found
 from .policy import Context, Policy
+from .quotas import Quotas
 from .views import FACTS, SERIALIZERS, facts
 
 # Values that count as "not explicitly set" on create (Neutron checks only set attributes).
@@ -62,8 +63,9 @@ def _body_project(ctx: Context, d: dict) -> None:
 
 
 class Access:
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, quotas: Quotas | None = None):
         self.policy = policy
+        self.quotas = quotas or Quotas(policy)
 
     # -- targets and visibility ---------------------------------------------------------
     def _net_facts(self, s: Session, nid: str | None) -> dict:
@@ -209,7 +211,9 @@ class Access:
             if d.get("port_id"):
                 port = self._must_see(s, ctx, "port", d["port_id"])
                 if port and not ctx.is_admin and port["project_id"] != project:
-                    raise not_found("port", d["port_id"])
+                    raise bad(f"Bad floatingip request: Cannot process floating IP association "
+                              f"with Port {port['id']}, since that port is owned by a "
+                              "different project.")  # Neutron's _internal_fip_assoc_data
 
     def create(self, s: Session, ctx: Context, kind: str, attrs: dict) -> dict:
         """``attrs``: the validated attributes the request set (``schemas``' ``attrs()``)."""
@@ -229,6 +233,7 @@ class Access:
         self.policy.require(ctx, f"create_{kind}", target)
         self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
                     target, create=True)
+        self.quotas.check(s, kind, project)  # after policy, before the create: Neutron's order
         return self._strip(ctx, kind, svc.CREATE[kind](s, d))
 
     def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:

@@ -36,6 +36,10 @@ EXTENSIONS = {
     "security-groups-normalized-cidr": (
         "Normalized CIDR field for security group rules",
         "Add new field with normalized remote_ip_prefix cidr in SG rule"),
+    "quotas": ("Quota management support", "Expose functions for quotas management per "
+               "project"),
+    "quota_details": ("Quota details management support",
+                      "Expose functions for quotas usage statistics per project"),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

@@ -146,6 +146,10 @@ RULES = {
     "get_agent": ADM,
     # security groups, address groups, port security (issue 22)
     **SG_RULES,
+    # quotas: checked with the caller's own project as the target (Neutron's validate_policy)
+    "get_quota": f"{ADM} or (role:manager and rule:owner)",
+    "update_quota": ADM,
+    "delete_quota": ADM,
 }
 
 

@@ -9,9 +9,11 @@ from .queries import (add, allocated_among, allocated_ips, allocation_owner, all
                       snapshot_rows, subnets_of, touch, try_allocate, used_vlans)
 from .tables import (MODELS, AddressGroup, Base, Change, DefaultSecurityGroup,  # noqa: F401
                      DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, Port,
-                     PortSecurityGroup, Router, RouterPort, SecurityGroup, SecurityGroupRule,
-                     Subnet, utcnow)
+                     PortSecurityGroup, Quota, Router, RouterPort, SecurityGroup,
+                     SecurityGroupRule, Subnet, utcnow)
 from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa: F401
                          groups_of_ports, ports_of_group, rules_with_address_group,
                          rules_with_remote_group, set_port_groups, sg_rows_for,
                          sg_snapshot_rows)
+from .quota_queries import (count_owned, delete_quota_limits, lock_quota,  # noqa: F401
+                            quota_limits, set_quota_limit)

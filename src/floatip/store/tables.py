@@ -195,6 +195,18 @@ class SecurityGroupRule(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Quota(Base):
+    """A project's limit for one resource, set by an admin (Neutron's ``quotas`` table);
+    a resource without a row has the configured default."""
+    __tablename__ = "quotas"
+    __table_args__ = (UniqueConstraint("project_id", "resource",
+                                       name="uniq_quotas0project_id0resource"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    resource: Mapped[str] = mapped_column(String(255))
+    limit: Mapped[int] = mapped_column(Integer)
+
+
 class PortSecurityGroup(Base):
     """A port's groups; a group with a port cannot be deleted (SecurityGroupInUse)."""
     __tablename__ = "securitygroupportbindings"

@@ -151,7 +151,9 @@ class SecurityGroupRuleCreate(SecurityGroupRuleUpdate):
     port_range_min: PortValue = None
     port_range_max: PortValue = None
     remote_ip_prefix: Prefix = None
-    remote_group_id: UUID | None = None
+    # not checked as a UUID, as in Neutron: an unknown group, well-formed or not, is
+    # SecurityGroupNotFound (404; Tempest's test_..._non_existent_remote_groupid)
+    remote_group_id: Str255 | None = None
     remote_address_group_id: UUID | None = None
 
 
