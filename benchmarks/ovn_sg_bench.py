@@ -80,6 +80,9 @@ def main() -> None:
             r = c.post(f"/v2.0/{coll}", json={key if many else key[:-1]: body})
             assert r.status_code == code, r.text
             return r.json()[key if many else key[:-1]]
+        r = c.put(f"/v2.0/quotas/{PROJECT}", json={"quota": {   # beyond Neutron's defaults
+            "port": -1, "security_group": -1, "security_group_rule": -1}})
+        assert r.status_code == 200, r.text
         ext = post("networks", {"name": "ext", "router:external": True,
                                 "provider:network_type": "flat",
                                 "provider:physical_network": "physnet1"})
