@@ -128,6 +128,14 @@ def test_groups_rules_and_port_security_on_ovn(ovn_fw):
     wait_for(lambda: not reaches(d.upstream, FIP, 22, 0.3), timeout=15,
              what="no new connection to 22 after the rule's removal")
     assert d.wait_synced()
+    # an ICMP rule (echo request) opens ping, and only ping
+    icmp = net.create_security_group_rule(security_group_id=default, direction="ingress",
+                                          ethertype="IPv4", protocol="icmp",
+                                          port_range_min=8, port_range_max=0)
+    wait_for(lambda: L.ping(d.upstream, FIP, timeout=0.3), what="ping after the ICMP rule")
+    assert not reaches(d.upstream, FIP, 22)
+    net.delete_security_group_rule(icmp)
+    assert d.wait_synced()
 
     # remote group: vm1 behind "web" (tcp/8080 from members of "clients" only)
     web = net.create_security_group(name=f"iso-web-{sfx}", project_id=PROJECT)
