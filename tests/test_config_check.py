@@ -106,6 +106,7 @@ def test_a_bad_value_in_the_config_file_stops_serve(tmp_path):
     ("interval = -5", "interval = '-5': seconds, more than 0"),
     ("interval = nan", "interval = 'nan'"),
     ("auth_strategy = keystnoe", "did you mean 'keystone'"),
+    ("global_physnet_mtu = 15OO", "global_physnet_mtu = '15OO': an MTU, 68-9216"),
 ])
 def test_bad_values_in_the_config_file_are_named(tmp_path, line, words):
     conf = tmp_path / "floatip.conf"

@@ -126,6 +126,9 @@ class Config:
         for key in ("agent", "agent_process"):
             self.bool("DEFAULT", key)
         interval(self.get("DEFAULT", "interval"))
+        mtu = self.get("DEFAULT", "global_physnet_mtu").strip()
+        if not (mtu.isdigit() and 68 <= int(mtu) <= 9216):  # the range of a network's mtu
+            raise NeutronError(f"[DEFAULT] global_physnet_mtu = {mtu!r}: an MTU, 68-9216")
         choice("[DEFAULT] prune", self.get("DEFAULT", "prune"), PRUNE_SCOPES)
         choice("[DEFAULT] auth_strategy", self.get("DEFAULT", "auth_strategy"),
                AUTH_STRATEGIES)
