@@ -234,6 +234,8 @@ class Access:
         self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
                     target, create=True)
         self.quotas.check(s, kind, project)  # after policy, before the create: Neutron's order
+        if kind == "router" and d.get("routes"):
+            self.quotas.limit_check(s, project, "router_route", len(d["routes"]))
         return self._strip(ctx, kind, svc.CREATE[kind](s, d))
 
     def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:
@@ -248,6 +250,8 @@ class Access:
                 ports.check_device_id(s, owner, d.get("device_id") or current["device_id"],
                                       current["project_id"])
         self._references(s, ctx, kind, d, current["project_id"])
+        if kind == "router" and d.get("routes"):
+            self.quotas.limit_check(s, current["project_id"], "router_route", len(d["routes"]))
         return self._strip(ctx, kind, svc.UPDATE[kind](s, rid, d))
 
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
