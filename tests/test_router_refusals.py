@@ -60,16 +60,19 @@ def test_gateway_overlapping_an_interface_is_refused(server, api, t):
 
 @pytest.mark.parametrize("dest", ["100.64.50.0/24", "203.0.113.0/24"],
                          ids=["interface-subnet", "gateway-subnet"])
-def test_route_over_a_connected_subnet_is_refused(server, api, t, dest):
-    before = dump(server.db)
-    body = neutron_error(api.put(f"/v2.0/routers/{t.router['id']}", json={"router": {
-        "routes": [{"destination": dest, "nexthop": "100.64.50.9"}]}}), 400, "InvalidRoutes")
-    assert "connected" in body["message"]
-    assert dump(server.db) == before
-    # a route around it (a wider or another prefix) is a route
-    wide = [{"destination": "100.64.0.0/16", "nexthop": "100.64.50.9"}]
-    got = ok(api.put(f"/v2.0/routers/{t.router['id']}", json={"router": {"routes": wide}}))
-    assert got["router"]["routes"] == wide
+def test_route_over_a_connected_subnet_is_kept_but_never_laid_out(server, api, t, dest):
+    """Neutron accepts it (Tempest sets such routes); floatip stores it and its agents'
+    layout leaves it out, so the kernel's connected route is never replaced."""
+    from floatip.core.layout import AgentConfig, router_layouts
+    from floatip.service.agent_view import desired_state
+    routes = [{"destination": dest, "nexthop": "100.64.50.9"},
+              {"destination": "100.64.0.0/16", "nexthop": "100.64.50.9"}]
+    got = ok(api.put(f"/v2.0/routers/{t.router['id']}", json={"router": {"routes": routes}}))
+    assert got["router"]["routes"] == routes
+    with server.db.read() as s:
+        state = desired_state(s)
+    lay = router_layouts(state, AgentConfig("br-int", {"physnet1": "br-ex"}))[t.router["id"]]
+    assert lay.extra_routes == {("100.64.0.0/16", "100.64.50.9")}
 
 
 def test_second_flat_network_on_a_physical_network_is_refused(server, api):

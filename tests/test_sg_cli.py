@@ -216,3 +216,19 @@ def test_the_seed_file_opens_what_the_demo_checks(cli, api):
     vm4 = api(f"/v2.0/ports/{res['ids']['port']['vm4']}")["port"]
     vm5 = api(f"/v2.0/ports/{res['ids']['port']['vm5']}")["port"]
     assert vm4["security_groups"] == [web] and vm5["security_groups"] == [out]
+
+
+def test_firewall_driver_from_the_config_file_and_flags(tmp_path):
+    """On by default; ``[securitygroup] firewall_driver = noop`` or ``--no-firewall`` turn it
+    off, a flag beats the file, and a driver floatip does not have is refused at start."""
+    from floatip.cli.config import load
+    from floatip.cli.serve import _driver
+    conf = tmp_path / "floatip.conf"
+    assert load(None).firewall() is True
+    conf.write_text("[securitygroup]\nfirewall_driver = noop\n")
+    assert load(str(conf)).firewall() is False
+    assert load(str(conf), {("securitygroup", "firewall_driver"): _driver(True)}).firewall()
+    assert not load(None, {("securitygroup", "firewall_driver"): _driver(False)}).firewall()
+    conf.write_text("[securitygroup]\nfirewall_driver = iptables_hybrid\n")
+    r = CliRunner().invoke(app, ["serve", "--config", str(conf), "--no-agent"])
+    assert r.exit_code == 1 and "firewall_driver = iptables_hybrid" in r.stderr

@@ -74,8 +74,7 @@ def _apply_rules(c: Client, res: ApplyResult, d: dict, ref) -> None:
                 "remote_address_group_id": None}
         body.update({k: r[k] for k in RULE_KEYS if k in r})
         if "dst_port" in r:  # the CLI's PORT or MIN:MAX
-            body["port_range_min"], body["port_range_max"] = port_range(str(r["dst_port"]),
-                                                                        body["protocol"])
+            body["port_range_min"], body["port_range_max"] = port_range(str(r["dst_port"]))
         remote = _get(r, "remote_group", "remote_group_id")
         if remote:
             body["remote_group_id"] = ref("security_group", remote)

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from ..client import Client
+from ..core.errors import NeutronError
 from .app import app
 from .resources import COLUMNS, JSON, LABELS, URL, _call, _print_list, _print_one, _sub_app, out
 
@@ -52,7 +53,7 @@ def sg_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
                                           **body)), as_json)
 
 
-def port_range(spec: str | None, protocol: str | None) -> tuple[int | None, int | None]:
+def port_range(spec: str | None) -> tuple[int | None, int | None]:
     """``--dst-port 22`` or ``8000:8080`` (the openstack CLI's syntax) -> (min, max)."""
     if spec is None:
         return None, None
@@ -60,7 +61,7 @@ def port_range(spec: str | None, protocol: str | None) -> tuple[int | None, int 
     try:
         return int(lo), int(hi or lo)
     except ValueError:
-        raise typer.BadParameter(f"--dst-port {spec!r}: PORT or MIN:MAX") from None
+        raise NeutronError(f"port range {spec!r}: PORT or MIN:MAX") from None
 
 
 def rule_body(c: Client, group: str, *, direction: str = "ingress", ethertype: str = "IPv4",
@@ -70,7 +71,7 @@ def rule_body(c: Client, group: str, *, direction: str = "ingress", ethertype: s
               remote_address_group: str | None = None, description: str = "") -> dict:
     """A rule's body as the API takes it, groups named by id or name. ICMP type and code go
     in port_range_min/max, as in Neutron."""
-    lo, hi = port_range(dst_port, protocol)
+    lo, hi = port_range(dst_port)
     if icmp_type is not None or icmp_code is not None:
         lo, hi = icmp_type, icmp_code
     body = {"security_group_id": c.find("security_group", group)["id"], "direction": direction,
