@@ -1,6 +1,6 @@
 """Issue 27, clean stop: SIGTERM (what systemd sends) and SIGINT run ``floatip serve``'s
 whole stop within a bounded time: its agent process ends, its database is closed, its
-instance record says "stopped", and ``cleanup --orphans`` leaves the routers of that
+pid file is gone and a marker says the instance was stopped, and ``cleanup --orphans`` leaves the routers of that
 stopped server alone (they keep forwarding until it is back). A real ``floatip serve``
 process, on SQLite and on PostgreSQL."""
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from floatip import lab as L
 from floatip.cli.main import app
-from floatip.server import INSTANCES_DIR, free_port, instance_alive, instance_gone
+from floatip.server import (INSTANCES_DIR, free_port, instance_alive, instance_gone,
+                            instance_stopped)
 from cloud import wait_for
 from pgserver import fresh_database
 
@@ -59,6 +60,12 @@ def _record(instance: str) -> str | None:
         return f.read()
 
 
+def _forget(instance: str) -> None:
+    for kind in ("pid", "stopped"):
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(INSTANCES_DIR, f"{instance}.{kind}"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(tmp_path, request):
     if request.param == "sqlite":
@@ -78,14 +85,13 @@ def test_signal_runs_the_full_stop(db_url, sig):
         assert _record(instance) == str(proc.pid) and instance_alive(instance)
         took = _stop(proc, sig)
         print(f"{sig.name}: stopped in {took * 1000:.0f} ms")
-        # the record says stopped: not alive, and not gone either
-        assert _record(instance) == "stopped"
+        # no pid file, a marker: not alive, and not gone either
+        assert _record(instance) is None and instance_stopped(instance)
         assert not instance_alive(instance) and not instance_gone(instance)
     finally:
         if proc.poll() is None:
             proc.kill()
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(INSTANCES_DIR, instance + ".pid"))
+        _forget(instance)
 
 
 @pytest.mark.kernel
@@ -125,15 +131,16 @@ def test_sigterm_stops_the_agent_and_cleanup_keeps_its_routers(tmp_path):
         for pid in children:  # the agent process ended with the server
             assert not os.path.exists(f"/proc/{pid}") or \
                 open(f"/proc/{pid}/stat").read().split(") ", 1)[1][0] == "Z"
-        assert _record(instance) == "stopped" and not instance_gone(instance)
+        assert _record(instance) is None and instance_stopped(instance)
+        assert not instance_gone(instance)
         res = CliRunner().invoke(app, ["--integration-bridge", int_br, "--bridge-mapping",
                                        f"physnet1:{ex_br}", "cleanup", "--orphans",
                                        "--dry-run"])
         assert res.exit_code == 0, res.output
         assert r["id"] not in res.output
         assert os.path.exists(f"/run/netns/{ns}")
-        # without the record (a server that was killed): an orphan
-        os.unlink(os.path.join(INSTANCES_DIR, instance + ".pid"))
+        # without the marker (a server that was killed): an orphan
+        _forget(instance)
         assert instance_gone(instance)
         res = CliRunner().invoke(app, ["--integration-bridge", int_br, "--bridge-mapping",
                                        f"physnet1:{ex_br}", "cleanup", "--orphans",
@@ -145,7 +152,6 @@ def test_sigterm_stops_the_agent_and_cleanup_keeps_its_routers(tmp_path):
             proc.kill()
             proc.wait()
         if instance:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(INSTANCES_DIR, instance + ".pid"))
+            _forget(instance)
         left = lab.cleanup()
         assert not left, f"could not clean up: {left}"

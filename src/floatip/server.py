@@ -3,6 +3,7 @@ desired state leaves the API (``backends.base.Backend``): the kernel backend (th
 agent) or none (``--no-agent``: the API alone, agents on other hosts follow it)."""
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -30,14 +31,17 @@ from .store.queries import generation, instance_id
 
 DEFAULT_DB = "sqlite:////var/lib/floatip/floatip.db"
 INSTANCES_DIR = "/run/floatip/instances"
-STOPPED = "stopped"   # the record of an instance stopped on purpose (its routers stay)
 STOP_SECONDS = 20.0   # a stop that takes longer ends the process anyway
 log = logging.getLogger("floatip.server")
 
 
+def _path(instance: str, kind: str = "pid") -> str:
+    return os.path.join(INSTANCES_DIR, f"{instance}.{kind}")
+
+
 def _record(instance: str) -> str | None:
     try:
-        with open(os.path.join(INSTANCES_DIR, instance + ".pid")) as f:
+        with open(_path(instance)) as f:
             return f.read().strip()
     except OSError:
         return None
@@ -52,11 +56,18 @@ def instance_alive(instance: str) -> bool:
         return False
 
 
+def instance_stopped(instance: str) -> bool:
+    """Stopped on purpose (SIGTERM/SIGINT: a restart, an upgrade): ``INSTANCE.stopped``,
+    beside the pid files and never a pid file itself, so nothing that prunes dead pid
+    files takes it for one."""
+    return os.path.exists(_path(instance, "stopped"))
+
+
 def instance_gone(instance: str) -> bool:
     """Neither running nor stopped on purpose (killed, or never here): its routers are
-    orphans. A server stopped by SIGTERM/SIGINT (a restart, an upgrade) left its record
-    saying so, and the routers it left keep forwarding until it is back."""
-    return _record(instance) != STOPPED and not instance_alive(instance)
+    orphans. The routers a server stopped on purpose left keep forwarding until it is
+    back."""
+    return not instance_stopped(instance) and not instance_alive(instance)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -125,6 +136,7 @@ class Server:
                                                      # open long polls end, not wait
                                                      timeout_graceful_shutdown=5))
         self.thread: threading.Thread | None = None
+        self.registered = False  # this server wrote the instance record
 
     @property
     def agent(self):
@@ -144,23 +156,35 @@ class Server:
             for name in os.listdir(INSTANCES_DIR):
                 if name.endswith(".pid") and instance_gone(name[:-4]):
                     os.unlink(os.path.join(INSTANCES_DIR, name))
-            self._write_record(str(os.getpid()))
+            # several servers of one database (one instance) on a host: the record names
+            # the one with the agent, whose routers are here; one without takes it only
+            # while no other running server holds it
+            if self.backend is not None or not instance_alive(self.instance):
+                self._write_record(str(os.getpid()))
+                self.registered = True
         except OSError:
             pass
 
     def _write_record(self, text: str) -> None:
-        path = os.path.join(INSTANCES_DIR, self.instance + ".pid")
+        path = _path(self.instance)
         with open(path + ".tmp", "w") as f:  # whole when it appears: never read empty
             f.write(text)
         os.replace(path + ".tmp", path)
+        with contextlib.suppress(OSError):
+            os.unlink(_path(self.instance, "stopped"))
 
     def _unregister(self, stopped: bool = False) -> None:
-        """``stopped``: the record stays, saying so (``instance_gone`` is False)."""
+        """The pid file goes; ``stopped``: a marker says the instance was stopped on
+        purpose (``instance_gone`` is False). Only the record this server wrote, while it
+        still names this process."""
+        if not self.registered or _record(self.instance) != str(os.getpid()):
+            return
+        self.registered = False
         try:
             if stopped:
-                self._write_record(STOPPED)
-            else:
-                os.unlink(os.path.join(INSTANCES_DIR, self.instance + ".pid"))
+                with open(_path(self.instance, "stopped"), "w"):
+                    pass
+            os.unlink(_path(self.instance))
         except OSError:
             pass
 

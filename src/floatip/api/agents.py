@@ -100,7 +100,10 @@ def router(db: Database, heartbeats: Heartbeats) -> APIRouter:
 
     def read_delta(since: int) -> dict:
         with db.read() as s:
-            return delta_json(agent_view.agent_delta(s, since))
+            d = agent_view.agent_delta(s, since)
+        if d.get("held"):  # committed changes behind a writer still running: soon again
+            db.notify_soon()
+        return delta_json(d)
 
     # -- agents on other hosts ------------------------------------------------------------
     @api.get("/floatip/v1/state")

@@ -17,7 +17,10 @@ class LocalSource:
 
     def delta(self, since: int) -> dict:
         with self.db.read() as s:
-            return agent_view.agent_delta(s, since)
+            d = agent_view.agent_delta(s, since)
+        if d.get("held"):  # committed changes behind a writer still running: soon again
+            self.db.notify_soon()
+        return d
 
     def report(self, floatingips, routers, ports) -> None:
         with self.db.tx(notify=False) as s:

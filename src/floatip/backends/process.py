@@ -62,7 +62,7 @@ class ProcessBackend:
             raise NeutronError("--agent-process needs a database both processes can open: a "
                                "SQLite file or PostgreSQL, not an in-memory SQLite")
         self.db, self.source = db, LocalSource(db)
-        self.settings = {"db": db.url, "config": dataclasses.asdict(config),
+        self.settings = {"db": db.url, "token": db.token, "config": dataclasses.asdict(config),
                          "interval": interval, "prune_scope": prune_scope, "host": host,
                          "options": agent_options,
                          "log_level": logging.getLogger("floatip").getEffectiveLevel()}
@@ -202,7 +202,10 @@ class PipeSource(LocalSource):
         self.send({"report": {"floatingips": floatingips, "routers": routers, "ports": ports}})
 
     def watch(self, wake, stop) -> None:
-        """Woken by the parent through stdin (``child_main``)."""
+        """Woken by the parent through stdin (``child_main``) after its commits, and by its
+        own database: on PostgreSQL other processes' commits (LISTEN; the parent's are
+        ignored, the pipe brought them) and a second look at changes held back."""
+        super().watch(wake, stop)
 
 
 def child_main(fd: int) -> None:
@@ -218,7 +221,8 @@ def child_main(fd: int) -> None:
     opts = dict(s["options"])
     hooks = metadata_hooks(opts.get("run_dir", "/run/floatip"), opts.pop("metadata", True),
                            opts.pop("nova_metadata_url", None), opts.pop("metadata_secret", ""))
-    source = PipeSource(Database(s["db"], migrate_schema=False, checkpoints=False),
+    source = PipeSource(Database(s["db"], migrate_schema=False, checkpoints=False,
+                                 token=s.get("token")),
                         os.fdopen(fd, "wb"))
     agent = Agent(source, AgentConfig(**s["config"]), interval=s["interval"],
                   prune_scope=s["prune_scope"], host=s["host"], hooks=hooks, **opts)

@@ -61,7 +61,8 @@ def agent_delta(s: Session, since: int) -> dict:
     deletes = {k: sorted(ids.get(k[:-1], set()) - set(out[k])) for k in kinds}
     # a port that now backs a router or floating IP is no VM port any more
     deletes["ports"] = sorted(set(deletes["ports"]) | (ids.get("port", set()) - set(out["ports"])))
-    return {"generation": now, "full": False, "upserts": upserts, "deletes": deletes,
+    return {"generation": now, "full": False, "held": S.changes_held(s, now),
+            "upserts": upserts, "deletes": deletes,
             "vm_ports": out["vm_ports"],
             "vm_ports_deleted": sorted(ids.get("port", set()) - set(out["vm_ports"])),
             "known_routers": sorted(set(out["routers"]) | rows["deleted_routers"]),

@@ -178,7 +178,8 @@ def _allocate_any(s: Session, port: S.Port, net: S.Network, sn: S.Subnet) -> str
         if sn.gateway_ip:
             taken.add(sn.gateway_ip)
         for off, ip in zip(offsets, candidates):
-            if ip not in taken and S.try_allocate(s, port, sn, ip):  # the key settles races
+            # the key settles races; an address another request is taking is skipped
+            if ip not in taken and S.try_allocate(s, port, sn, ip, skip_busy=True):
                 _next[sn.id] = off + 1
                 return ip
     if net.external:

@@ -1,8 +1,8 @@
 """Persistent state: tables, the only queries, the database and its migrations. Service code
 reads ``store.X`` for tables and queries alike."""
 from .queries import (add, allocated_among, allocated_ips, allocation_owner, allocations_on_subnet,  # noqa: F401
-                      bump_generation, changes_since, count, delete, delete_unreferenced,
-                      deleted_routers, fips_where, generation, get, instance_id, list_all,
+                      bump_generation, changes_held, changes_since, count, delete, delete_unreferenced,
+                      deleted_routers, feed_position, fips_where, generation, get, instance_id, list_all,
                       load_many, page, port_backs, ports_on_network, prune_changes,
                       record_router_deleted, release_fips_of, router_for_subnet, router_port_of,
                       router_ports, routers_with_gateway, rows_for, select_changes,

@@ -1,10 +1,14 @@
 """The database: engine (SQLite or PostgreSQL), migrations (Alembic), one transaction per
-request, and the in-process change notification that wakes the agent."""
+request, and the change notification that wakes the agent: in-process listeners, and on
+PostgreSQL LISTEN/NOTIFY between the processes (API servers, agents) of one database."""
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import select as selectors
 import threading
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -154,10 +158,95 @@ class WalCheckpointer:
         self.checkpoint()
 
 
+CHANNEL = "floatip_changes"
+
+
+class PgNotifier:
+    """PostgreSQL LISTEN/NOTIFY on one connection of its own, in one thread: another
+    process' commit of a change wakes this one's listeners (``Database.notify``); this
+    one's commits are announced (``announce``). The change feed stays the truth: a lost
+    notification (a reconnect, a restart) costs latency, never a change; after a
+    (re)connection the listeners are woken once to read what they may have missed.
+
+    Announcements are sent after the commit, outside the writer's transaction (a NOTIFY in
+    it would queue every committing writer on PostgreSQL's notification lock), and
+    coalesced: commits made while one is being sent are announced by the next one. The
+    payload is ``token``: a process ignores its own (its listeners were told in-process)."""
+
+    def __init__(self, engine: Engine, wake, token: str):
+        self.engine, self.wake, self.token = engine, wake, token
+        self.pending = threading.Event()
+        self.closing = threading.Event()
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="floatip-pg-notify")
+        self._thread.start()
+
+    def announce(self) -> None:
+        self.pending.set()
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._w, b"n")
+
+    def _connect(self):
+        cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+        conn = self.engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def _run(self) -> None:
+        while not self.closing.is_set():
+            conn = None
+            try:
+                conn = self._connect()
+                self.connected.set()
+                self.wake()  # whatever was missed while not listening
+                self._serve(conn)
+            except Exception as e:  # noqa: BLE001 - reconnect: the feed is the truth
+                if not self.closing.is_set():
+                    log.warning("LISTEN/NOTIFY connection lost: %s; reconnecting", e)
+            finally:
+                self.connected.clear()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+            self.closing.wait(1.0)
+
+    def _serve(self, conn) -> None:
+        while not self.closing.is_set():
+            ready, _, _ = selectors.select([conn, self._r], [], [], 30.0)
+            if self._r in ready:
+                os.read(self._r, 4096)
+            if self.pending.is_set() and not self.closing.is_set():
+                self.pending.clear()
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.token))
+            conn.poll()
+            if conn.notifies:
+                others = any(n.payload != self.token for n in conn.notifies)
+                conn.notifies.clear()
+                if others:
+                    self.wake()
+
+    def close(self) -> None:
+        self.closing.set()
+        with contextlib.suppress(OSError):
+            os.write(self._w, b"x")
+        self._thread.join(timeout=10)
+        for fd in (self._r, self._w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class Database:
-    def __init__(self, url: str, migrate_schema: bool = True, checkpoints: bool = True):
+    def __init__(self, url: str, migrate_schema: bool = True, checkpoints: bool = True,
+                 token: str | None = None):
         """``checkpoints``: with a SQLite file, this process checkpoints the WAL in a thread
-        of its own (``WalCheckpointer``); a process that only reads says False."""
+        of its own (``WalCheckpointer``); a process that only reads says False.
+        ``token``: PostgreSQL notifications carrying it are ignored (a child process
+        told of its parent's commits by the parent: the parent's token)."""
         self.url = url
         # a database only this process can open
         self.in_memory = url.startswith("sqlite") and ("///" not in url or
@@ -182,6 +271,11 @@ class Database:
         self.generation = 0
         self.listeners: list = []          # told after every committed change
         self.resync_listeners: list = []   # asked for a full resync (POST /floatip/v1/sync?full=true)
+        self.token = token or uuid.uuid4().hex
+        self._soon: threading.Timer | None = None
+        self.notifier = PgNotifier(self.engine, self.notify, self.token) \
+            if self.engine.dialect.name == "postgresql" and \
+            self.engine.dialect.driver == "psycopg2" else None
 
     @contextlib.contextmanager
     def tx(self, notify: bool = True) -> Iterator[Session]:
@@ -199,6 +293,8 @@ class Database:
         if self.checkpointer is not None:  # not every write goes through a flush
             self.checkpointer.poke()
         if bumped:
+            if self.notifier is not None:
+                self.notifier.announce()
             self.notify()
 
     @contextlib.contextmanager
@@ -223,12 +319,26 @@ class Database:
         for fn in list(self.listeners):
             fn()
 
+    def notify_soon(self, delay: float = 0.02) -> None:
+        """Wake the listeners in ``delay`` seconds (one pending at a time): a reader found
+        changes held back behind a writer still running (``queries.changes_held``), whose
+        commit may not be announced (the agent's own status reports are not)."""
+        if self._soon is not None and self._soon.is_alive():
+            return
+        self._soon = threading.Timer(delay, self.notify)
+        self._soon.daemon = True
+        self._soon.start()
+
     def wait(self, generation: int, timeout: float) -> int:
         with self.changed:
             self.changed.wait_for(lambda: self.generation != generation, timeout)
             return self.generation
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
+        if self._soon is not None:
+            self._soon.cancel()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.engine.dispose()

@@ -1,11 +1,12 @@
 """The only queries: repository functions called by the service layer inside one transaction."""
 from __future__ import annotations
 
+import random
 import uuid
 from typing import Any, Iterable
 
-from sqlalchemy import (and_, bindparam, case, delete as sa_delete, func, insert, literal, or_,
-                        select, union_all, update)
+from sqlalchemy import (String, and_, bindparam, case, delete as sa_delete, func, insert,
+                        literal, literal_column, or_, select, union_all, update)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, lazyload
@@ -52,20 +53,45 @@ def changed_keys(obj) -> list[tuple[str, str]]:
 _meta = Meta.__table__
 _BUMP = (update(_meta).where(_meta.c.key == "generation").values(value=_meta.c.value + 1)
          .returning(_meta.c.value))
-_ADD_CHANGES = insert(Change.__table__)
+_chg = Change.__table__
+_ADD_CHANGES = insert(_chg)
+# PostgreSQL: a change's generation is its transaction's id, given when the transaction
+# first wrote: no row every writer updates (the counter row was the one all writes queued
+# on). Ids are given in order but commit in any order, so readers stop below the oldest
+# transaction still running (``_PG_POSITION``): nothing below it can appear later.
+_XID = literal_column("pg_current_xact_id()::text::bigint")
+_ADD_CHANGES_PG = insert(_chg).values(generation=_XID)
+_PRUNED = select(_meta.c.value).where(_meta.c.key == "pruned").scalar_subquery()
+# the newest change below the oldest transaction still running (the snapshot's xmin): every
+# change up to it is committed and visible, and none can appear below it later. It moves
+# with changes only, not with other transactions.
+_PG_POSITION = func.greatest(func.coalesce(
+    select(func.max(_chg.c.generation)).where(
+        _chg.c.generation < literal_column("pg_snapshot_xmin(pg_current_snapshot())::text"
+                                           "::bigint")).scalar_subquery(), 0),
+    func.coalesce(_PRUNED, 0))
+
+
+def _pg(s: Session) -> bool:
+    return s.bind.dialect.name == "postgresql"
 
 
 def bump_generation(s: Session, changed: Iterable[tuple[str, str]] = ()) -> int:
-    """The next generation, and what this transaction changed under it, in the same
-    transaction. The generation row is locked until commit (by the UPDATE), so generations
-    commit in order. One UPDATE ... RETURNING, no ORM object (``generation`` reads the
-    column too)."""
+    """Record what this transaction changed, in the same transaction, under its
+    generation. SQLite (one writer at a time): the next value of the counter row, one
+    UPDATE ... RETURNING. PostgreSQL: the transaction's id, no shared row (``_XID``)."""
     conn = s.connection()
+    keys = sorted(set(changed))
+    if _pg(s):
+        if keys:
+            conn.execute(_ADD_CHANGES_PG, [{"resource": r, "resource_id": i} for r, i in keys])
+        if random.random() < 0.001:  # now and then: the feed keeps ~KEEP_CHANGES ids
+            _prune_pg(s, KEEP_CHANGES)
+        return 0
     gen = conn.execute(_BUMP).scalar()
     if gen is None:
         gen = 1
         conn.execute(insert(_meta).values(key="generation", value=gen))
-    keys = sorted(set(changed))
     if keys:
         conn.execute(_ADD_CHANGES, [{"generation": gen, "resource": r, "resource_id": i}
                                     for r, i in keys])
@@ -74,19 +100,43 @@ def bump_generation(s: Session, changed: Iterable[tuple[str, str]] = ()) -> int:
     return gen
 
 
-_chg = Change.__table__
+def _prune_pg(s: Session, keep: int) -> None:
+    """Forget changes of transactions more than ``keep`` ids old; ``pruned`` says how far
+    (a reader behind it reads everything). A transaction still running below the mark
+    writes its rows after the delete: only readers behind the mark could want them."""
+    mark = s.connection().execute(select(_XID)).scalar() - keep
+    if mark <= 0:
+        return
+    s.execute(sa_delete(Change).where(Change.generation <= mark))
+    s.merge(Meta(key="pruned", value=mark))
+
+
 # the generation now and the oldest change kept, in one statement
 _FEED = select(select(_meta.c.value).where(_meta.c.key == "generation").scalar_subquery(),
                select(func.min(_chg.c.generation)).scalar_subquery())
+_PG_FEED = select(_PG_POSITION, _PRUNED)
 _CHANGES = select(_chg.c.resource, _chg.c.resource_id).where(_chg.c.generation > bindparam("g"))
+_PG_CHANGES = _CHANGES.where(_chg.c.generation <= bindparam("now"))
+_HELD = select(literal(1)).where(_chg.c.generation > bindparam("now")).limit(1)
 
 
 def changes_since(s: Session, gen: int) -> tuple[int, list[tuple[str, str]]] | None:
     """(generation now, [(resource, id)] changed after ``gen``); None when the feed no longer
     reaches back to ``gen`` (pruned): the caller reads everything. Prebuilt statements on
     the Core connection: the agent reads a delta after every commit, and building and
-    executing each SELECT through the ORM session cost more than the query."""
+    executing each SELECT through the ORM session cost more than the query.
+    PostgreSQL: "now" is the newest change below the oldest writer still running, read in
+    the caller's snapshot (REPEATABLE READ, ``_PG_POSITION``); a later one committed
+    meanwhile waits for the next read (``changes_held``)."""
     conn = s.connection()
+    if _pg(s):
+        now, pruned = conn.execute(_PG_FEED).one()
+        if gen < (pruned or 0):
+            return None
+        if gen >= now:
+            return now, []
+        rows = conn.execute(_PG_CHANGES, {"g": gen, "now": now}).all()
+        return now, sorted({(r, i) for r, i in rows})
     now, oldest = conn.execute(_FEED).one()
     now = now or 0
     if gen >= now:
@@ -97,6 +147,12 @@ def changes_since(s: Session, gen: int) -> tuple[int, list[tuple[str, str]]] | N
     return now, sorted({(r, i) for r, i in rows})
 
 
+def changes_held(s: Session, now: int) -> bool:
+    """Changes committed past ``now`` (the feed's position) are visible but held back
+    behind an older writer still running: the reader should look again soon."""
+    return _pg(s) and s.connection().execute(_HELD, {"now": now}).first() is not None
+
+
 def select_changes(gen: int):
     """The change rows after ``gen`` (tests and tools read them)."""
     return select(Change.__table__).where(Change.generation > gen).order_by(Change.generation)
@@ -104,6 +160,9 @@ def select_changes(gen: int):
 
 def prune_changes(s: Session, keep: int) -> None:
     """Forget changes older than the last ``keep`` generations."""
+    if _pg(s):
+        _prune_pg(s, keep)
+        return
     s.execute(sa_delete(Change).where(Change.generation <= generation(s) - keep))
 
 
@@ -282,14 +341,35 @@ _ALLOCATE = {"sqlite": sqlite_insert(IPAllocation.__table__).on_conflict_do_noth
              "postgresql": pg_insert(IPAllocation.__table__).on_conflict_do_nothing()}
 
 
-def try_allocate(s: Session, port: Port, subnet: Subnet, ip: str) -> bool:
+def _allocate_free_pg():
+    """PostgreSQL: the INSERT only if no other transaction is trying the same address now
+    (a transaction-scoped advisory lock on it, tried without waiting). An INSERT of a key
+    another transaction inserted and has not committed waits for that commit: concurrent
+    allocations starting at the same free address queued on each other, one at a time."""
+    t = IPAllocation.__table__
+    p = {c: bindparam(c, type_=String) for c in ("subnet_id", "ip_address", "port_id",
+                                                  "network_id")}
+    lock = func.pg_try_advisory_xact_lock(func.hashtext(p["subnet_id"]),
+                                          func.hashtext(p["ip_address"]))
+    return pg_insert(t).from_select(list(p), select(*p.values()).where(lock)) \
+        .on_conflict_do_nothing()
+
+
+_ALLOCATE_FREE_PG = _allocate_free_pg()
+
+
+def try_allocate(s: Session, port: Port, subnet: Subnet, ip: str, skip_busy: bool = False
+                 ) -> bool:
     """Give ``port`` the address unless another transaction (or row) already holds
     (subnet, ip): the unique key decides, not this process. One INSERT … ON CONFLICT DO
     NOTHING, not a savepoint around the unit of work's flush (three statements and the
     flush's bookkeeping, on every port and floating IP made). The port's ``fixed_ips`` are
-    stale after it: the caller expires them."""
+    stale after it: the caller expires them. ``skip_busy`` (any free address will do):
+    False at once, not after a wait, when another transaction is taking it now."""
     s.flush()
-    done = s.connection().execute(_ALLOCATE[s.bind.dialect.name], {
+    name = s.bind.dialect.name
+    stmt = _ALLOCATE_FREE_PG if skip_busy and name == "postgresql" else _ALLOCATE[name]
+    done = s.connection().execute(stmt, {
         "subnet_id": subnet.id, "ip_address": ip, "port_id": port.id,
         "network_id": subnet.network_id}).rowcount == 1
     if done:
@@ -383,7 +463,21 @@ def record_router_deleted(s: Session, rid: str) -> None:
 
 
 def generation(s: Session) -> int:
+    """The newest committed change: a backend at this generation has realised everything
+    committed so far. PostgreSQL: the newest change visible (its transaction's id)."""
+    if _pg(s):
+        return s.execute(select(func.max(_chg.c.generation))).scalar() or \
+            s.execute(select(_PRUNED)).scalar() or 0
     return s.execute(select(Meta.value).where(Meta.key == "generation")).scalar() or 0
+
+
+def feed_position(s: Session) -> int:
+    """Where a reader of the change feed stands after reading everything in this
+    transaction: SQLite's counter; on PostgreSQL the newest change below the oldest writer
+    still running (changes past it may be read again: a re-read, never a miss)."""
+    if _pg(s):
+        return s.execute(select(_PG_POSITION)).scalar()
+    return generation(s)
 
 
 def snapshot_rows(s: Session) -> dict:
@@ -397,7 +491,7 @@ def snapshot_rows(s: Session) -> dict:
             q = q.order_by(model.__table__.c.created_at, model.__table__.c.id)
         out[key] = list(s.execute(q))
     out["deleted_routers"] = deleted_routers(s)
-    out["generation"] = generation(s)
+    out["generation"] = feed_position(s)
     return out
 
 

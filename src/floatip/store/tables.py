@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+
+
+# 64 bits: PostgreSQL transaction ids (SQLite's INTEGER is 64 bits already)
+BIG = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -225,17 +229,19 @@ class DeletedRouter(Base):
 
 
 class Meta(Base):
-    """Key/value facts about the database itself: ``generation`` counts committed changes."""
+    """Key/value facts about the database itself: ``generation`` counts committed changes
+    (SQLite); ``pruned``: the change feed reaches back to there (PostgreSQL)."""
     __tablename__ = "floatip_meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[int] = mapped_column(Integer, default=0)
+    value: Mapped[int] = mapped_column(BIG, default=0)
 
 
 class Change(Base):
     """What each commit changed: (generation, resource, id), written in the commit's own
-    transaction, so an agent at generation G reads exactly what happened after G."""
+    transaction, so an agent at generation G reads exactly what happened after G. On
+    PostgreSQL the generation is the transaction's id (``queries.bump_generation``)."""
     __tablename__ = "floatip_changes"
-    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BIG, primary_key=True)
     resource: Mapped[str] = mapped_column(String(32), primary_key=True)
     resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
 
