@@ -38,7 +38,10 @@ def _free_port() -> int:
 
 
 class PgServer:
-    def __init__(self):
+    def __init__(self, synchronous_commit: bool = False):
+        """``synchronous_commit``: a commit is in the write-ahead log when it returns, so a
+        crash of the server (``restart``) loses none (the tests' default trades it away)."""
+        self.synchronous_commit = synchronous_commit
         self.dir = tempfile.mkdtemp(prefix="floatip-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = _free_port()
@@ -57,12 +60,23 @@ class PgServer:
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         self._run([_bin("initdb"), "-D", self.data, "-U", "floatip", "--auth=trust",
                    "-E", "UTF8", "--no-sync"])
+        self._start()
+        return self
+
+    def _start(self) -> None:
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
                 f"-c unix_socket_directories={self.dir} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+                f"-c synchronous_commit={'on' if self.synchronous_commit else 'off'} "
+                "-c full_page_writes=off -c max_connections=300")
         self._run([_bin("pg_ctl"), "-D", self.data, "-o", opts, "-w", "-t", "60",
                    "-l", os.path.join(self.dir, "log"), "start"])
-        return self
+
+    def restart(self, down: float = 0.0) -> None:
+        """Stopped at once (every connection cut, as a crash), ``down`` seconds, started."""
+        import time
+        self._run([_bin("pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"])
+        time.sleep(down)
+        self._start()
 
     def stop(self) -> None:
         try:

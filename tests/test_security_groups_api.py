@@ -206,6 +206,20 @@ def test_trusted_ports_get_no_groups(admin):
     assert p["port_security_enabled"] is False and p["security_groups"] == []
 
 
+def test_a_port_without_a_project_gets_that_default_group_too(admin):
+    """noauth without X-Project-Id (the README's clouds.yaml with auth_type none): the port's
+    project is empty; with the firewall on by default, no group at all would close its
+    outbound traffic too. It gets the default group (egress anywhere, ingress from members)."""
+    net, _ = net_of(admin)
+    p = port(admin, net)
+    assert p["project_id"] == "" and p["port_security_enabled"] is True
+    [gid] = p["security_groups"]
+    sg = ok(admin.get(f"/v2.0/security-groups/{gid}"))["security_group"]
+    assert sg["name"] == "default" and sg["project_id"] == ""
+    assert ("egress", "IPv4", None, None, None) in shape(sg["security_group_rules"])
+    assert port(admin, net)["security_groups"] == [gid]   # the same one, made once
+
+
 def test_allowed_address_pairs_validation(p1):
     net, _ = net_of(p1)
     p = port(p1, net, allowed_address_pairs=[

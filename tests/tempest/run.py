@@ -4,7 +4,8 @@ A throw-away Keystone (tests/keystoneserver.py), a floatip server with auth_stra
 keystone on a free loopback port (SQLite, agent off: these are API tests), the catalog's
 ``network`` endpoint pointing at it, an external network for Tempest, then ``tempest run``
 from its own virtualenv (``make tempest-venv``). Prints the counts; exit status 1 on any
-failure. ``TEMPEST_REGEX`` narrows the run, ``TEMPEST_CONCURRENCY`` (default 3).
+failure. ``TEMPEST_REGEX`` narrows the run, ``TEMPEST_EXCLUDE`` leaves tests out,
+``TEMPEST_CONCURRENCY`` (default 3).
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ from floatip.server import Server, free_port  # noqa: E402
 
 TVENV = Path(os.environ.get("FLOATIP_TEMPEST_VENV", HERE.parent.parent / ".venv-tempest"))
 REGEX = os.environ.get("TEMPEST_REGEX", r"^tempest\.api\.network\.")
+# TagsExtTest tags subnet pools too, and makes one in its class setup: floatip has none, so
+# the whole class would error; its subnet, port and router checks are in tests/test_tags.py
+EXCLUDE = os.environ.get("TEMPEST_EXCLUDE", r"test_tags\.TagsExtTest")
 
 
 def main() -> int:
@@ -89,7 +93,7 @@ def run(ws: Path, ks, t0: float) -> int:
               f"extensions {exts}", flush=True)
         t1 = time.monotonic()
         r = subprocess.run([str(TVENV / "bin/tempest"), "run", "--config-file", str(cf),
-                            "--regex", REGEX, "--concurrency",
+                            "--regex", REGEX, "--exclude-regex", EXCLUDE, "--concurrency",
                             os.environ.get("TEMPEST_CONCURRENCY", "3")],
                            cwd=ws / "ws", env=env, capture_output=True, text=True)
         out = r.stdout + r.stderr

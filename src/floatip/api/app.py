@@ -25,7 +25,7 @@ from ..service.extensions import EXTENSIONS
 from ..service.policy import Policy
 from ..service.quotas import Quotas
 from ..store.database import Database
-from . import agent_list, agents, events, quotas as quota_routes, ui
+from . import agent_list, agents, events, quotas as quota_routes, tags, ui
 from . import resources as resource_routes
 from .heartbeats import Heartbeats
 from .auth import AuthMiddleware, AuthSettings
@@ -40,7 +40,9 @@ MAX_BODY = 1024 * 1024  # bytes; Neutron's default max_request_body_size is 1146
 
 class BodyLimit:
     """Refuses a request body over ``limit`` bytes with 413 before anything parses it.
-    (Starlette's RequestBodyLimitMiddleware answers in plain text, not Neutron's body.)"""
+    (Starlette's RequestBodyLimitMiddleware answers in plain text, not Neutron's body.)
+    A body without a Content-Type is JSON, as Neutron reads it (clients send PUTs without
+    one; FastAPI would not parse them)."""
 
     def __init__(self, app, limit: int = MAX_BODY):
         self.app, self.limit = app, limit
@@ -48,7 +50,11 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"0")
+        headers = dict(scope["headers"])
+        if b"content-type" not in headers:
+            scope = {**scope, "headers": [*scope["headers"],
+                                          (b"content-type", b"application/json")]}
+        length = headers.get(b"content-length", b"0")
         too_big = not length.isdigit() or int(length) > self.limit
         received, total, msg = [], 0, {"more_body": True}
         while not too_big:
@@ -165,6 +171,7 @@ def create_app(db: Database, auth: AuthSettings | None = None,
     access = Access(policy, Quotas(policy, quotas))
     app.include_router(resource_routes.router(db, access))
     app.include_router(quota_routes.router(db, access.quotas))
+    app.include_router(tags.router(db, access.policy))
     heartbeats = Heartbeats()
     app.include_router(agents.router(db, heartbeats))
     app.include_router(agent_list.router(access.policy, backend, heartbeats))

@@ -38,7 +38,7 @@ REASONS = {
 # the keys of Neutron's request envelopes: {"network": {...}}, {"networks": [...]}
 ENVELOPES = {kind + plural for kind in ("network", "subnet", "port", "router", "floatingip",
                                         "security_group", "security_group_rule",
-                                        "address_group")
+                                        "address_group", "agent")
              for plural in ("", "s")}
 
 

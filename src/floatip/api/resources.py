@@ -27,8 +27,9 @@ RESOURCES = {"networks": "network", "subnets": "subnet", "ports": "port", "route
              "address-groups": "address_group"}
 
 ERR = {"model": NeutronErrorBody}
-LIST_ERRORS = {400: ERR, 401: ERR, 403: ERR, 500: ERR, 503: ERR}  # 401, 403: keystone, policy
-READ_ERRORS = {**LIST_ERRORS, 404: ERR}
+# 401, 403: keystone, policy; 404: a list's marker the caller cannot see (get_marker_obj)
+LIST_ERRORS = {400: ERR, 401: ERR, 403: ERR, 404: ERR, 500: ERR, 503: ERR}
+READ_ERRORS = LIST_ERRORS
 WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 413: ERR}
 PAGING = [("fields", {"type": "array", "items": {"type": "string"}},
            "attributes to show (repeatable)"),

@@ -12,6 +12,7 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     agent_process = true           # ... in a process of its own (false: a thread of the API's)
     interval = 30                  # full resync every N seconds
     prune = all                    # all | known
+    global_physnet_mtu = 1500      # the physical networks' MTU: no network's may be larger
 
     [database]
     connection = sqlite:////var/lib/floatip/floatip.db     # FLOATIP_DB
@@ -65,6 +66,7 @@ DEFAULTS = {
     ("DEFAULT", "agent_process"): "true",
     ("DEFAULT", "interval"): "30",
     ("DEFAULT", "prune"): "all",
+    ("DEFAULT", "global_physnet_mtu"): "1500",
     ("database", "connection"): "sqlite:////var/lib/floatip/floatip.db",
     ("agent", "shared_secret"): "",
     ("oslo_policy", "policy_file"): "",

@@ -14,6 +14,7 @@ from ..backends.remote import RemoteSource
 from ..core.errors import NeutronError
 from ..metadata.agent import metadata_hooks
 from ..server import Server
+from ..service import networks
 from ..service.quotas import defaults_from as quota_defaults
 from .app import Ctx, app, err
 from .config import load as load_config
@@ -105,6 +106,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
         agent = cfg.bool("DEFAULT", "agent")
         agent_process = cfg.bool("DEFAULT", "agent_process")
         interval = float(cfg.get("DEFAULT", "interval"))
+        networks.GLOBAL_PHYSNET_MTU = int(cfg.get("DEFAULT", "global_physnet_mtu"))
         quotas = quota_defaults(cfg.section("quotas"))
     except (NeutronError, ValueError) as e:
         _fail(NeutronError(str(e)))

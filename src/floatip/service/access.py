@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from . import listing, ports, resources as svc, routers, sg_access as sgrefs
+from . import listing, ports, resources as svc, routers, sg_access as sgrefs, tags
 from .common import bad, not_found
 from .policy import Context, Policy
 from .quotas import Quotas
@@ -166,8 +166,8 @@ class Access:
 
     def show(self, s: Session, ctx: Context, kind: str, rid: str,
              fields: list[str] | None = None) -> dict:
-        return listing.select_fields(self._strip(ctx, kind, self._seen(s, ctx, kind, rid)),
-                                     fields)
+        d = tags.fill(s, kind, [self._seen(s, ctx, kind, rid)])[0]
+        return listing.select_fields(self._strip(ctx, kind, d), fields)
 
     # -- write --------------------------------------------------------------------------
     def _attrs(self, ctx: Context, action: str, kind: str, d: dict, target: dict,
@@ -236,7 +236,11 @@ class Access:
         self.quotas.check(s, kind, project)  # after policy, before the create: Neutron's order
         if kind == "router" and d.get("routes"):
             self.quotas.limit_check(s, project, "router_route", len(d["routes"]))
-        return self._strip(ctx, kind, svc.CREATE[kind](s, d))
+        made = svc.CREATE[kind](s, {k: v for k, v in d.items() if k != "tags"})
+        if d.get("tags") and kind in tags.KINDS:
+            tags.create_with(s, kind, made["id"], d["tags"])
+            made["tags"] = sorted(d["tags"])
+        return self._strip(ctx, kind, made)
 
     def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:
         current = self._seen(s, ctx, kind, rid, then=(f"update_{kind}",))
@@ -252,7 +256,7 @@ class Access:
         self._references(s, ctx, kind, d, current["project_id"])
         if kind == "router" and d.get("routes"):
             self.quotas.limit_check(s, current["project_id"], "router_route", len(d["routes"]))
-        return self._strip(ctx, kind, svc.UPDATE[kind](s, rid, d))
+        return self._strip(ctx, kind, tags.fill(s, kind, [svc.UPDATE[kind](s, rid, d)])[0])
 
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
         current = self._seen(s, ctx, kind, rid, then=(f"delete_{kind}",))
@@ -261,6 +265,7 @@ class Access:
             svc.DELETE[kind](s, rid, admin=ctx.is_admin)
         else:
             svc.DELETE[kind](s, rid)
+        tags.forget(s, kind, rid)
 
     def router_interface(self, s: Session, ctx: Context, action: str, rid: str,
                          body: Any) -> dict:

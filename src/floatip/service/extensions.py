@@ -36,6 +36,9 @@ EXTENSIONS = {
     "security-groups-normalized-cidr": (
         "Normalized CIDR field for security group rules",
         "Add new field with normalized remote_ip_prefix cidr in SG rule"),
+    "standard-attr-tag": ("Tag support for resources with standard attribute: network, "
+                          "subnet, port, router, floatingip, security_group",
+                          "Enables to set tag on resources with standard attribute."),
     "quotas": ("Quota management support", "Expose functions for quotas management per "
                "project"),
     "quota_details": ("Quota details management support",

@@ -132,6 +132,8 @@ def create_floatingip(s: Session, d: dict) -> dict:
 
 def update_floatingip(s: Session, fid: str, d: dict) -> dict:
     f = _must(s, "floatingip", fid, lock=True)
+    if not d:  # Neutron: an update that sets nothing disassociates
+        d = {"port_id": None}
     _fixed_needs_port(d)
     _ignored_ok(d, "qos_policy_id", (None,))
     if "description" in d:

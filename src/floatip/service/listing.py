@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .. import store as S
+from . import tags
 from .common import bad
 from .views import SERIALIZERS, fip_dict
 
@@ -70,13 +71,15 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
     sql = {SQL_FILTERS[kind][k]: v for k, v in params.items() if k in SQL_FILTERS[kind]
            and not (kind == "floatingip" and k in ("port_id", "router_id", "fixed_ip_address")
                     and v in (["None"], [""]))}
-    rest = [k for k in params if k not in PAGING and not
+    where, done = _conditions(kind, params)
+    rest = [k for k in params if k not in PAGING and k not in done and not
             (k in SQL_FILTERS[kind] and SQL_FILTERS[kind][k] in sql)]
     model = S.MODELS[kind]
     if not rest:  # every filter is a column: sorting and paging happen in SQL too
-        rows = S.page(s, model, sql, **_paging(model, params), plain=kind == "floatingip")
+        rows = S.page(s, model, sql, **_paging(model, params), plain=kind == "floatingip",
+                      where=where)
         return [select_fields(d, params.get("fields")) for d in _views(s, kind, rows)]
-    rows = S.list_all(s, model, sql)
+    rows = S.list_all(s, model, sql, where)
     out = []
     for d in _views(s, kind, rows):
         ok = True
@@ -93,6 +96,23 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
     if "limit" in params:
         out = _paginate(out, params)
     return [select_fields(d, params.get("fields")) for d in out]
+
+
+def _conditions(kind: str, params: dict) -> tuple[list, set[str]]:
+    """The filters that are SQL but no column of the table: tags, a subnet's ``shared``
+    (its network's); and their keys."""
+    where = tags.conditions(kind, params)
+    done = set(tags.FILTERS) if kind in tags.KINDS else set()
+    if kind == "subnet" and "shared" in params:
+        values = set()
+        for v in params["shared"]:
+            if v.lower() not in ("true", "false", "1", "0"):
+                raise bad(f"Invalid input for shared. Reason: '{v}' cannot be converted to "
+                          f"boolean.")
+            values.add(v.lower() in ("true", "1"))
+        where.append(S.subnets_on_shared(values))
+        done.add("shared")
+    return where, done
 
 
 def _paginate(items: list[dict], params: dict) -> list[dict]:
@@ -136,11 +156,11 @@ def _views(s: Session, kind: str, rows: list) -> list[dict]:
     if kind == "floatingip":  # port_details needs no fixed IPs: plain rows
         ports = {p.id: p for p in S.load_many(s, S.Port, {r.fixed_port_id for r in rows
                                                           if r.fixed_port_id}, plain=True)}
-        return [fip_dict(s, row, ports) for row in rows]
+        return tags.fill(s, kind, [fip_dict(s, row, ports) for row in rows])
     held = []  # noqa: F841 - alive while the views look them up
     if kind == "router":
         held = S.load_many(s, S.Port, {r.gw_port_id for r in rows if r.gw_port_id})
-    return [SERIALIZERS[kind](s, row) for row in rows]
+    return tags.fill(s, kind, [SERIALIZERS[kind](s, row) for row in rows])
 
 
 def select_fields(d: dict, fields: list[str] | None) -> dict:

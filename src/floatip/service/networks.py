@@ -10,10 +10,27 @@ from .dhcp import DHCP_OWNER, delete_dhcp_ports
 from .views import network_dict
 
 
+# Neutron's global_physnet_mtu: the largest MTU of the physical networks, so of any network
+# on them (``[DEFAULT] global_physnet_mtu`` of ``floatip serve``'s config file sets it)
+GLOBAL_PHYSNET_MTU = 1500
+IPV6_MIN_MTU = 1280
+
+
 def _mtu(mtu: int) -> int:
     if not 68 <= mtu <= 9216:
         raise bad(f"Invalid input for mtu. Reason: {mtu} not in 68..9216.")
+    if mtu > GLOBAL_PHYSNET_MTU:
+        raise err("InvalidInput", 400, f"Invalid input for operation: Requested MTU is too "
+                                       f"big, maximum is {GLOBAL_PHYSNET_MTU}.")
     return mtu
+
+
+def check_ipv6_mtu(mtu: int) -> None:
+    """An IPv6 subnet needs a network MTU of at least 1280 (Neutron's refusal)."""
+    if mtu < IPV6_MIN_MTU:
+        raise err("InvalidInput", 400, f"Invalid input for operation: IPv6 protocol requires "
+                                       f"a minimum MTU of {IPV6_MIN_MTU}, while the configured "
+                                       f"value is {mtu}.")
 
 
 def create_network(s: Session, d: dict) -> dict:
@@ -51,7 +68,7 @@ def create_network(s: Session, d: dict) -> dict:
                                            f"{seg} out of range (1 through 4094).")
     if ntype == "flat" and (d.get("provider:network_type") or d.get("provider:physical_network")):
         _check_flat_free(s, physnet)
-    mtu = _mtu(d.get("mtu", 1500))
+    mtu = _mtu(d.get("mtu", GLOBAL_PHYSNET_MTU))
     net = S.Network(id=d.get("id") or new_id(),
                     project_id=d.get("project_id") or d.get("tenant_id", ""),
                     name=d.get("name", ""), description=d.get("description", ""),
@@ -112,6 +129,8 @@ def update_network(s: Session, nid: str, d: dict) -> dict:
             setattr(net, key, d[key])
     if "mtu" in d:
         net.mtu = _mtu(d["mtu"])
+        if any(sn.ip_version == 6 for sn in S.subnets_of(s, net.id)):
+            check_ipv6_mtu(net.mtu)
     S.touch(net)
     s.flush()
     return network_dict(s, net)

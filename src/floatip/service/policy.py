@@ -6,9 +6,9 @@ meanings are Neutron's, so an operator's Neutron policy file (YAML or JSON) over
 the same way (``[oslo_policy] policy_file``). Neutron's ``field:networks:shared=True`` check
 is written ``True:%(shared)s`` here (oslo.policy's generic check), with the same effect.
 
-Left out, because floatip has no such resource or attribute: segments, tags, QoS, security
-groups, RBAC (``access_as_shared``), address scopes, port forwardings, DVR/HA internals,
-``manager`` role only where Neutron uses it (``create_floatingip:floating_ip_address``).
+Left out, because floatip has no such resource or attribute: segments, QoS, RBAC
+(``access_as_shared``), address scopes, port forwardings, DVR/HA internals, ``manager`` role
+only where Neutron uses it (``create_floatingip:floating_ip_address``).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from oslo_policy import _checks as checks, policy as oslo
 
 from ..core.errors import NeutronError
 from .sg_policy import SG_RULES
+from .tag_policy import TAG_RULES
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,11 @@ RULES = {
     "delete_floatingip": A_MEMBER,
     # agents (GET /v2.0/agents): admins; others get an empty list, as from Neutron
     "get_agent": ADM,
+    "update_agent": ADM,
+    "delete_agent": ADM,
     # security groups, address groups, port security (issue 22)
     **SG_RULES,
+    **TAG_RULES,  # standard-attr-tag (issue 24)
     # quotas: checked with the caller's own project as the target (Neutron's validate_policy)
     "get_quota": f"{ADM} or (role:manager and rule:owner)",
     "update_quota": ADM,

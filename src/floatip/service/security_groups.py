@@ -23,9 +23,9 @@ def _rule(sg: S.SecurityGroup, **kw) -> S.SecurityGroupRule:
 
 def ensure_default(s: Session, project_id: str) -> str | None:
     """The project's ``default`` group, made now if it has none (Neutron's rules: egress
-    anywhere, ingress from its own members, IPv4 and IPv6). None for no project."""
-    if not project_id:
-        return None
+    anywhere, ingress from its own members, IPv4 and IPv6). The empty project (noauth
+    without X-Project-Id, an admin's project-less port) has one too: without it such ports
+    would get no group at all, outbound closed."""
     found = S.default_group_id(s, project_id)
     if found:
         return found

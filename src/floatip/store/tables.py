@@ -220,6 +220,17 @@ class PortSecurityGroup(Base):
                                                    primary_key=True, index=True)
 
 
+class Tag(Base):
+    """Neutron's standard-attr-tag: a resource's tags. ``resource``: its kind (``MODELS``'
+    key); ids are UUIDs, so (resource, resource_id) names one row of one table. The index
+    on (resource, tag) serves the list filters (``tags``, ``not-tags-any``, ...)."""
+    __tablename__ = "tags"
+    __table_args__ = (Index("ix_tags_resource_tag", "resource", "tag"),)
+    resource: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
 class DeletedRouter(Base):
     """Routers deleted through the API: an agent that missed the deletion still knows the
     namespace it finds is one of its own to remove."""

@@ -1,11 +1,11 @@
-"""``/floatip/v1/status``: the statuses an agent reports."""
+"""``/floatip/v1/status``: the statuses an agent reports; ``PUT /v2.0/agents/{id}``."""
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import Int, Part, Str
+from .base import Bool, Int, Part, Resource, Str, envelope
 
 Status = Literal["ACTIVE", "DOWN", "ERROR", "BUILD", "N/A"]
 Id = Str(64, none_ok=False)
@@ -30,3 +30,21 @@ class StatusChanged(BaseModel):
 
 class Generation(BaseModel):
     generation: int
+
+
+class AgentUpdate(Resource):
+    """What an admin may change of an agent (Neutron's agent extension); the rest is the
+    agent's own report, read-only."""
+    ATTRS = frozenset({"id", "agent_type", "binary", "host", "topic", "alive",
+                       "admin_state_up", "availability_zone", "description", "created_at",
+                       "started_at", "heartbeat_timestamp", "configurations",
+                       "resources_synced"})
+    METHOD = "PUT"
+    admin_state_up: Bool = True
+    description: Str(255, none_ok=False) | None = None
+
+
+class UpdateAgentRequest(BaseModel):
+    agent: AgentUpdate
+
+    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "agent")))

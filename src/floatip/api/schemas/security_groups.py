@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from ...core import protocols as P
-from .base import (STANDARD, UUID, Bool, Name, Resource, Str255, StrList, envelope, reason,
-                   refuse, shown)
+from .base import (STANDARD, UUID, Bool, Name, Resource, Str, Str255, StrList, envelope,
+                   reason, refuse, shown)
 
 
 def _name_not_default(v: Any) -> Any:
