@@ -32,7 +32,8 @@ SECRET_OPT = typer.Option("", "--metadata-secret", envvar="FLOATIP_METADATA_SECR
 FIREWALL_OPT = typer.Option(None, "--firewall/--no-firewall",
                             help="Enforce security groups and port security with OpenFlow "
                                  "flows on the integration bridge (kernel backend; "
-                                 "docs/firewall.md) [on; config: [securitygroup] "
+                                 "docs/firewall.md), or as OVN port groups and ACLs (OVN "
+                                 "backend; docs/ovn.md) [on; config: [securitygroup] "
                                  "firewall_driver = openvswitch | noop].")
 RUN_DIR_OPT = typer.Option("/run/floatip", "--run-dir",
                            help="dnsmasq files and the metadata socket.")
@@ -124,7 +125,8 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                      agent_options=_services(dhcp, metadata, nova, secret, run_dir, firewall),
                      backend=backend, agent_process=agent_process, quotas=quotas,
                      ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
-                                           "distributed_fip": ovn_distributed_fip})
+                                           "distributed_fip": ovn_distributed_fip,
+                                           "firewall": firewall})
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
