@@ -57,6 +57,7 @@ bench: install
 	$(PY) benchmarks/control_plane.py --table
 	$(PY) benchmarks/ovn_bench.py --fips 100,10000 --kernel-fips 100
 	$(PY) benchmarks/firewall_bench.py
+	$(PY) benchmarks/ovn_sg_bench.py
 	for db in postgresql sqlite; do for n in 1 2; do \
 	  $(PY) benchmarks/pg_churn.py --db $$db --servers $$n --clients 32 --seconds 60; done; done
 

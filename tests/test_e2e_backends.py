@@ -83,7 +83,8 @@ def _kernel(tmp_path):
 
 
 def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
-                   chassis: int = 2, gateways: int = 1, agent_down_time: float = 75.0):
+                   chassis: int = 2, gateways: int = 1, agent_down_time: float = 75.0,
+                   firewall: bool = False, prefix: str = "fo"):
     """Two chassis (or ``chassis``, the first ``gateways`` of them gateways); the API server
     without the kernel agent, the OVN backend following its database (a full pass every
     ``interval`` seconds). VMs go on the last chassis (not a gateway)."""
@@ -92,7 +93,7 @@ def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
     from floatip.cli.demo_api import remove_all
     from floatip.ovnlab import OvnLab
     from floatip.server import Server, free_port
-    lab = OvnLab("fo", mappings="all" if distributed else "gateway", chassis=chassis,
+    lab = OvnLab(prefix, mappings="all" if distributed else "gateway", chassis=chassis,
                  gateways=gateways)
     lab.start()
     srv = backend = None
@@ -101,7 +102,8 @@ def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
         srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
                      backend="ovn", ovn=OvnConfig(
                          lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed,
-                         interval=interval, agent_down_time=agent_down_time))
+                         interval=interval, agent_down_time=agent_down_time,
+                         firewall=firewall))
         backend = srv.backend
         srv.start()
 

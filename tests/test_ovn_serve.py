@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from floatip import lab as L
-from test_e2e_backends import Deployment, Scenario, assert_checks, wait_for
+from test_e2e_backends import TCP_PORT, Deployment, Scenario, assert_checks, wait_for
 from test_e2e_sdk import _answers
 
 pytestmark = [pytest.mark.kernel, pytest.mark.ovn,
@@ -43,6 +43,14 @@ def test_serve_with_the_ovn_backend(ovn_lab, tmp_path):
                           f"{ip['ip_address']}/24", sub["gateway_ip"])
         d = Deployment("ovn", url, lab.upstream, lab, plug, lambda: True)
         sc = Scenario(d)
+        # the firewall is on (serve's default): the checks' ping and TCP port opened
+        web = sc.net.create_security_group(name="iso-open", project_id="isoserve")
+        for proto, port in (("icmp", None), ("tcp", TCP_PORT)):
+            sc.net.create_security_group_rule(security_group_id=web.id, direction="ingress",
+                                              ethertype="IPv4", protocol=proto,
+                                              port_range_min=port, port_range_max=port)
+        for p in sc.ports.values():
+            sc.net.update_port(p, security_group_ids=[web.id])
         fip = sc.net.create_ip(floating_network_id=sc.ext.id, port_id=sc.ports["vm1"].id,
                                floating_ip_address="203.0.113.50")
         wait_for(lambda: sc.net.get_ip(fip.id).status == "ACTIVE", what="floating IP ACTIVE")

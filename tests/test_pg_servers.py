@@ -25,16 +25,17 @@ from pgserver import fresh_database
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture
+@pytest.fixture(params=["local"])
 def two(tmp_path, request):
-    """Server A with the agent (its full pass only every 600 s), server B without."""
+    """Server A with the agent (its full pass only every 600 s), server B without. "remote":
+    A has no agent either; the agent follows A over HTTP (its long poll)."""
     from floatip.dataplane.ovs import datapath_type
     lab = L.Lab(datapath_type())
     stack = contextlib.ExitStack()
     c = b = None
     try:
         url = stack.enter_context(fresh_database(request.getfixturevalue("pg_url")))
-        c = Cloud(lab, tmp_path, interval=600, db_url=url)
+        c = Cloud(lab, tmp_path, interval=600, db_url=url, remote=request.param == "remote")
         b = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
         yield c, b
     finally:
@@ -140,3 +141,30 @@ def test_two_servers_one_agent(two):
     finally:
         source.delta = real_delta
         bapi.close()
+
+
+@pytest.mark.parametrize("two", ["remote"], indirect=True)
+def test_a_remote_agent_long_polling_one_server_hears_the_other(two):
+    """``floatip agent --server A``: a floating IP created through B reaches it through A's
+    long poll, which PostgreSQL's notification wakes (else it answered at its 25 s timeout)."""
+    c, b = two
+    r = c.router("192.0.2.0/24")
+    port, _vm = c.vm(r)
+    assert c.wait_for_agent(30)
+    ns = f"qrouter-{r['id']}"
+    with httpx.Client(base_url=b.url, timeout=60) as bapi:
+        took = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            f = ok(bapi.post("/v2.0/floatingips", json={"floatingip": {
+                "floating_network_id": c.ext["id"], "port_id": port["id"]}}),
+                201)["floatingip"]
+            deadline = t0 + 10
+            while f["floating_ip_address"] not in _fips_in_kernel(ns):
+                assert time.monotonic() < deadline, "the remote agent did not hear of B's"
+                time.sleep(0.002)
+            took.append(time.monotonic() - t0)
+            ok(bapi.delete(f"/v2.0/floatingips/{f['id']}"), 204)
+            assert c.wait_for_agent(30)
+    print(f"create through B -> remote agent following A -> kernel: median "
+          f"{statistics.median(took) * 1000:.0f} ms, max {max(took) * 1000:.0f} ms")

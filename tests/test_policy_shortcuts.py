@@ -61,7 +61,8 @@ def test_kept_answers_are_oslo_policys_and_a_policy_file_edit_is_seen(tmp_path):
     owner = Context("p1", "u1", frozenset({"member"}))
     target = {"project_id": "p1", "tenant_id": "p1"}
     assert policy.check(owner, "delete_floatingip", target)
-    f.write_text('"delete_floatingip": "rule:context_is_admin"\n')
+    f.write_text('"delete_floatingip": "rule:context_is_admin"\n'
+                 '"delete_floatingip:tags": "rule:context_is_admin"\n')
     policy._next_reload = 0  # look at the file on the next check, not up to RELOAD_S later
     assert not policy.check(owner, "delete_floatingip", target)
     assert policy.reads("delete_floatingip") == frozenset()

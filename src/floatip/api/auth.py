@@ -13,6 +13,10 @@ resources) and ``X-Roles`` may narrow the roles (tests use it to act as a member
 ``/floatip/v1/*`` (agents on other hosts): a shared secret from the config file
 (``Authorization: Bearer SECRET``) or, in keystone mode, a token with the ``service`` or
 ``admin`` role. Anyone else gets 401/403 there.
+
+Scope: a domain- or system-scoped token is taken as such (``Context.scope``), never as a
+project; Neutron's rules are project-scope rules, so such a token sees nothing and may
+change nothing (as Neutron with its default ``enforce_scope``).
 """
 from __future__ import annotations
 
@@ -92,13 +96,30 @@ class KeystoneValidator:
             return resp.status_int, headers, resp.body
         user = req.token_auth.user
         roles = frozenset(r.lower() for r in (user.role_names or []))
-        return Context(project_id=user.project_id or "", user_id=user.user_id or "",
-                       roles=roles)
+        scope = ("project" if user.project_scoped else "system" if user.system_scoped
+                 else "domain" if user.domain_scoped else "none")
+        # a service token sent along (X-Service-Token, as Nova does): Neutron's delete_port
+        # lets a project delete its compute ports only through such a service
+        service = req.token_auth.service if req.token_auth.has_service_token else None
+        return Context(project_id=(user.project_id or "") if scope == "project" else "",
+                       user_id=user.user_id or "", roles=roles, scope=scope,
+                       service_roles=frozenset(r.lower() for r in service.role_names)
+                       if service is not None else frozenset())
 
 
 def _error(status: int, typ: str, message: str) -> tuple[int, list, bytes]:
     body = json.dumps({"NeutronError": {"type": typ, "message": message, "detail": ""}})
     return status, [(b"content-type", b"application/json")], body.encode()
+
+
+def _outside_policy(path: str, ctx: Context) -> Context | tuple[int, list, bytes]:
+    """The paths no Neutron rule covers: ``/metrics`` (the host's figures) is for admins;
+    floatip's own user paths need a project-scoped token, as every Neutron rule does."""
+    if path == "/metrics" and not ctx.is_admin:
+        return _error(403, "PolicyNotAuthorized", "Only admins may read the metrics.")
+    if path in USER_PATHS and ctx.scope != "project":
+        return _error(403, "PolicyNotAuthorized", "A project-scoped token is required.")
+    return ctx
 
 
 class AuthMiddleware:
@@ -139,9 +160,12 @@ class AuthMiddleware:
             if self.settings.agent_secret and self.keystone is None:
                 result = _error(401, "HTTPUnauthorized", "Agents authenticate with the shared "
                                 "secret of the [agent] section.")
-            elif self.keystone is not None and not result.roles & {"service", "admin"}:
+            elif self.keystone is not None and (not result.roles & {"service", "admin"}
+                                                or result.scope != "project"):
                 result = _error(403, "PolicyNotAuthorized", "Only the service user and admins "
                                 "may use the agents' API.")
+        elif isinstance(result, Context) and not result.agent:
+            result = _outside_policy(path, result)
         if not isinstance(result, Context):
             status, hdrs, body = result
             await send({"type": "http.response.start", "status": status,

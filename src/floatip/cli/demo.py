@@ -104,6 +104,18 @@ def run_checks(upstream: str, vm_fip: str, vm_plain: str, fip: str, router_ip: s
     return checks
 
 
+def closed_port_check(upstream: str, vm_fip: str, fip: str, lab: L.Lab,
+                      port: int = PORT + 1) -> Check:
+    """(g) the firewall: vm4 listens on a port that no rule of seed-web opens."""
+    srv = lab.serve(vm_fip, port=port)
+    try:
+        seen = L.tcp_source(upstream, fip, port, timeout=1.0)
+    finally:
+        srv.close()
+    return Check("g", f"TCP upstream -> {fip}:{port}, where vm4 listens but no rule opens, "
+                      "gets no answer", seen is None, f"vm4 saw {seen}" if seen else "")
+
+
 def names() -> dict:
     state = load(SEED)
     rid = next(iter(state.routers))

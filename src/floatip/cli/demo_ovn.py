@@ -53,7 +53,8 @@ def run(keep: bool = False, log=print, distributed: bool = False) -> tuple[DemoR
             f"({lab.dir})")
         srv = Server(f"sqlite:///{res.db}", f"127.0.0.1:{free_port()}", agent=False)
         srv.backend = OvnBackend(LocalSource(srv.db), OvnConfig(
-            lab.nb, lab.sb, owner=f"floatip-demo@{lab.tag}", distributed_fip=distributed))
+            lab.nb, lab.sb, owner=f"floatip-demo@{lab.tag}", distributed_fip=distributed,
+            firewall=True))   # as `floatip serve`
         srv.db.resync_listeners.append(srv.backend.request_full)
         srv.start()
         res.url = srv.url
@@ -92,6 +93,7 @@ def run(keep: bool = False, log=print, distributed: bool = False) -> tuple[DemoR
         n = D.names()["addresses"]
         res.checks = D.run_checks(lab.upstream, vms["vm4"], vms["vm5"], n["floating_ip"],
                                   n["router_gateway"], n["no_floating_ip"], n["upstream"], lab)
+        res.checks.append(D.closed_port_check(lab.upstream, vms["vm4"], n["floating_ip"], lab))
         names = {"backend": "ovn", "router_id": res.router_id, "upstream": lab.upstream,
                  "vms": vms, "addresses": n, **{k: v for k, v in lab.describe().items()
                                                 if k not in ("upstream", "vms")}}

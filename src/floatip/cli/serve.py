@@ -17,6 +17,8 @@ from ..server import Server
 from ..service import networks
 from ..service.quotas import defaults_from as quota_defaults
 from .app import Ctx, app, err
+from .config import PRUNE_SCOPES, choice
+from .config import interval as check_interval
 from .config import load as load_config
 from .resources import _fail
 
@@ -32,7 +34,8 @@ SECRET_OPT = typer.Option("", "--metadata-secret", envvar="FLOATIP_METADATA_SECR
 FIREWALL_OPT = typer.Option(None, "--firewall/--no-firewall",
                             help="Enforce security groups and port security with OpenFlow "
                                  "flows on the integration bridge (kernel backend; "
-                                 "docs/firewall.md) [on; config: [securitygroup] "
+                                 "docs/firewall.md), or as OVN port groups and ACLs (OVN "
+                                 "backend; docs/ovn.md) [on; config: [securitygroup] "
                                  "firewall_driver = openvswitch | noop].")
 RUN_DIR_OPT = typer.Option("/run/floatip", "--run-dir",
                            help="dnsmasq files and the metadata socket.")
@@ -101,6 +104,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                    ("DEFAULT", "agent_process"): agent_process,
                                    ("DEFAULT", "prune"): prune,
                                    ("securitygroup", "firewall_driver"): _driver(firewall)})
+        cfg.check()
         auth = cfg.auth()
         firewall = cfg.firewall()
         agent = cfg.bool("DEFAULT", "agent")
@@ -124,7 +128,8 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                      agent_options=_services(dhcp, metadata, nova, secret, run_dir, firewall),
                      backend=backend, agent_process=agent_process, quotas=quotas,
                      ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
-                                           "distributed_fip": ovn_distributed_fip})
+                                           "distributed_fip": ovn_distributed_fip,
+                                           "firewall": firewall})
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
@@ -155,6 +160,8 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
         cfg = load_config(config, {("securitygroup", "firewall_driver"): _driver(firewall)})
         agent_secret = cfg.get("agent", "shared_secret") or None
         firewall = cfg.firewall()
+        choice("--prune", prune, PRUNE_SCOPES)
+        check_interval(interval)
     except NeutronError as e:
         _fail(e)
     agent = Agent(RemoteSource(server, secret=agent_secret), Ctx.config, interval=interval,

@@ -16,27 +16,23 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from . import listing, ports, resources as svc, routers, sg_access as sgrefs, tags
-from .common import bad, not_found
+from .common import bad, err, not_found
 from .policy import Context, Policy
 from .quotas import Quotas
 from .views import FACTS, SERIALIZERS, facts
 
 # Values that count as "not explicitly set" on create (Neutron checks only set attributes).
 DEFAULTS = {
-    "network": {"shared": False, "router:external": False, "is_default": False},
+    "network": {"shared": False, "router:external": False, "is_default": False,
+                "port_security_enabled": True},
     "router": {"distributed": False, "ha": False},
-    "port": {"binding:profile": {}, "binding:host_id": ""},
+    "port": {"binding:profile": {}, "binding:host_id": "", "binding:vnic_type": "normal",
+             "device_id": "", "device_owner": ""},
     "subnet": {}, "floatingip": {},
     "security_group": {}, "security_group_rule": {}, "address_group": {},
 }
-# Attributes hidden from callers whom ``get_<kind>:<attr>`` refuses.
-READ_RULED = {
-    "network": ("provider:network_type", "provider:physical_network",
-                "provider:segmentation_id"),
-    "port": ("binding:vif_type", "binding:vif_details", "binding:host_id", "binding:profile"),
-    "router": (), "subnet": (), "floatingip": (),
-    "security_group": (), "security_group_rule": (), "address_group": (),
-}
+for _d in DEFAULTS.values():
+    _d["tags"] = []
 SG_PROJECT = "security_group:project_id"  # what ``target`` adds to a rule: its group's project
 # What ``target`` adds to a subnet or port: the facts of its network.
 NET_FACTS = ("network:project_id", "network:tenant_id", "network:shared",
@@ -62,6 +58,19 @@ def _body_project(ctx: Context, d: dict) -> None:
                            400)
 
 
+def _unscoped_create(ctx: Context, kind: str, project: str | None) -> None:
+    """A create with a domain- or system-scoped token, as Neutron answers it: its body
+    checks first (400), then its project-scope rule (InvalidScope, 403)."""
+    if project and "admin" not in ctx.roles:
+        raise err("HTTPBadRequest", 400, "Specifying 'project_id' other than the authenticated "
+                  "project in request is not allowed for the current user.")
+    if not project:
+        raise err("HTTPBadRequest", 400, "Running without keystone AuthN requires that "
+                  "project_id is specified")
+    raise err("InvalidScope", 403, f"create_{kind} requires a scope of ['project'], request "
+              f"was made with {ctx.scope} scope.")
+
+
 class Access:
     def __init__(self, policy: Policy, quotas: Quotas | None = None):
         self.policy = policy
@@ -78,6 +87,9 @@ class Access:
         t = dict(d)
         if kind in ("subnet", "port"):
             t.update(self._net_facts(s, d.get("network_id")))
+        if kind == "subnet":  # a Neutron subnet has its network's shared and router:external
+            for attr in ("shared", "router:external"):
+                t.setdefault(attr, t.get(f"network:{attr}"))
         if kind == "security_group_rule":
             sg = S.get(s, S.SecurityGroup, d["security_group_id"]) \
                 if isinstance(d.get("security_group_id"), str) else None
@@ -88,13 +100,18 @@ class Access:
         return self.policy.check(ctx, f"get_{kind}", self.target(s, kind, d))
 
     def _strippers(self, ctx: Context, kind: str) -> list:
-        return [(a, self.policy.checker(ctx, f"get_{kind}:{a}")) for a in READ_RULED[kind]]
+        return [(a, self.policy.checker(ctx, f"get_{kind}:{a}"))
+                for a in self.policy.attributes(f"get_{kind}")]
 
-    def _strip(self, ctx: Context, kind: str, d: dict, strippers=None) -> dict:
-        """``d`` without the attributes the caller may not read."""
-        for attr, allowed in strippers or self._strippers(ctx, kind):
-            if attr in d and not allowed(d):
-                del d[attr]
+    def _strip(self, s: Session, ctx: Context, kind: str, d: dict, strippers=None,
+               target: dict | None = None) -> dict:
+        """``d`` without the attributes the caller may not read (``get_<kind>:<attr>``)."""
+        strippers = self._strippers(ctx, kind) if strippers is None else strippers
+        if any(attr in d for attr, _ in strippers):
+            t = self.target(s, kind, d) if target is None else target
+            for attr, allowed in strippers:
+                if attr in d and not allowed(t):
+                    del d[attr]
         return d
 
     def _seen(self, s: Session, ctx: Context, kind: str, rid: str,
@@ -144,6 +161,8 @@ class Access:
         return query if keep else [(k, v) for k, v in query if k != "marker"]
 
     def list(self, s: Session, ctx: Context, kind: str, query: list[tuple[str, str]]) -> list:
+        if ctx.scope != "project":
+            return []  # Neutron: every row fails its project-scope get_<kind>
         query = self._marker(s, ctx, kind, query)
         params: dict[str, list[str]] = {}
         for k, v in query:
@@ -158,8 +177,11 @@ class Access:
             inner.append(("project_id", ctx.project_id))
         visible = self.policy.checker(ctx, f"get_{kind}")
         strippers = self._strippers(ctx, kind)
-        out = [self._strip(ctx, kind, d, strippers) for d in listing.list_resources(s, kind, inner)
-               if visible(self.target(s, kind, d))]
+        out = []
+        for d in listing.list_resources(s, kind, inner):
+            t = self.target(s, kind, d)
+            if visible(t):
+                out.append(self._strip(s, ctx, kind, d, strippers, t))
         if "limit" in params and not in_sql:
             out = listing._paginate(out, params)
         return [listing.select_fields(d, params.get("fields")) for d in out]
@@ -167,24 +189,26 @@ class Access:
     def show(self, s: Session, ctx: Context, kind: str, rid: str,
              fields: list[str] | None = None) -> dict:
         d = tags.fill(s, kind, [self._seen(s, ctx, kind, rid)])[0]
-        return listing.select_fields(self._strip(ctx, kind, d), fields)
+        return listing.select_fields(self._strip(s, ctx, kind, d), fields)
 
     # -- write --------------------------------------------------------------------------
     def _attrs(self, ctx: Context, action: str, kind: str, d: dict, target: dict,
                create: bool) -> None:
-        """``<action>_<kind>:<attr>`` for every attribute the body sets."""
+        """``<action>_<kind>:<attr>`` for every attribute the body sets, and as Neutron's
+        ``_build_match_rule``: ``...:<attr>:<key>`` for the keys of the gateway's dict and of
+        the dicts in a list (``fixed_ips``, ``allowed_address_pairs``). Without a rule: free."""
         for attr, value in d.items():
             if create and attr in DEFAULTS[kind] and value == DEFAULTS[kind][attr]:
                 continue
-            if attr == "device_owner" and not str(value or "").startswith("network:"):
-                continue
-            self.policy.require(ctx, f"{action}_{kind}:{attr}", target)
+            rule = f"{action}_{kind}:{attr}"
+            self.policy.require(ctx, rule, target)
+            subs: Any = ()
             if attr == "external_gateway_info" and isinstance(value, dict):
-                for sub in value:
-                    self.policy.require(ctx, f"{action}_{kind}:{attr}:{sub}", target)
-            if attr == "fixed_ips" and isinstance(value, list):
-                if any(isinstance(f, dict) and f.get("ip_address") for f in value):
-                    self.policy.require(ctx, f"{action}_{kind}:fixed_ips:ip_address", target)
+                subs = value
+            elif isinstance(value, list):
+                subs = dict.fromkeys(k for v in value if isinstance(v, dict) for k in v)
+            for sub in subs:
+                self.policy.require(ctx, f"{rule}:{sub}", target)
 
     def _references(self, s: Session, ctx: Context, kind: str, d: dict, project: str) -> None:
         """Resources the body points at must be visible to the caller (404 otherwise); a
@@ -222,6 +246,8 @@ class Access:
         if pid and tid and pid != tid:
             raise NeutronError("'project_id' and 'tenant_id' do not match", "HTTPBadRequest",
                                400)
+        if ctx.scope != "project":
+            _unscoped_create(ctx, kind, pid or tid)
         project = pid or tid or ctx.project_id
         _body_project(ctx, d)
         if kind == "port" and not ctx.is_admin:
@@ -238,11 +264,11 @@ class Access:
         if d.get("tags") and kind in tags.KINDS:
             tags.create_with(s, kind, made["id"], d["tags"])
             made["tags"] = sorted(d["tags"])
-        return self._strip(ctx, kind, made)
+        return self._strip(s, ctx, kind, made)
 
     def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:
         current = self._seen(s, ctx, kind, rid, then=(f"update_{kind}",))
-        target = self.target(s, kind, current)
+        target = self.target(s, kind, {**current, **d})  # Neutron's: the row as it would be
         self.policy.require(ctx, f"update_{kind}", target)
         _body_project(ctx, d)
         self._attrs(ctx, "update", kind, d, target, create=False)
@@ -252,7 +278,7 @@ class Access:
                 ports.check_device_id(s, owner, d.get("device_id") or current["device_id"],
                                       current["project_id"])
         self._references(s, ctx, kind, d, current["project_id"])
-        return self._strip(ctx, kind, tags.fill(s, kind, [svc.UPDATE[kind](s, rid, d)])[0])
+        return self._strip(s, ctx, kind, tags.fill(s, kind, [svc.UPDATE[kind](s, rid, d)])[0])
 
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
         current = self._seen(s, ctx, kind, rid, then=(f"delete_{kind}",))

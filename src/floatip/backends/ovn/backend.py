@@ -8,8 +8,10 @@ full pass.
 It follows the change feed as the kernel agent does (``agent.desired.Desired``: the desired
 state in memory, moved forward by the changes since its generation, checked object by
 object). An incremental pass works out which floatip objects a change touches (a floating
-IP: its NAT row; a port: its LSP and the NAT rows of the floating IPs on it; a router: its
-rows and the floating IPs that move to or from it; a network or subnet: what uses it),
+IP: its NAT row; a port: its LSP and the NAT rows of the floating IPs on it, and the port
+groups it joins or leaves; a router: its rows and the floating IPs that move to or from it;
+a network or subnet: what uses it; a security group: its port group and ACLs, so a rule
+change writes its ACL only; an address group: its address sets),
 translates only those (``translate``), compares only their rows with the owned rows in the
 IDL cache (``diff``) and writes the difference in one transaction (``nb.Northbound.apply``).
 The full pass (at start, every ``interval``, on request, after a failure) reads the whole
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 
 from ...agent.desired import Desired as DesiredState
 from ...core.model import State, fip_routers
+from .acl import DROP_OBJ, members, membership
 from .diff import diff
 from .chassis import alive, gateway_chassis, realised
 from .dhcp import DHCP_OWNER
@@ -50,6 +53,7 @@ class OvnConfig:
     # a chassis not heard from for so long is down (Neutron's agent_down_time); nb_cfg is
     # raised every half of it when nothing else raises it, so live chassis report in time
     agent_down_time: float = 75.0
+    firewall: bool = False                   # security groups and port security (acl.py)
 
     @classmethod
     def of(cls, config) -> "OvnConfig":
@@ -60,7 +64,7 @@ class OvnConfig:
         else:  # anything with attributes of these names (an argparse/typer namespace)
             c = cls(**{k: getattr(config, k) for k in
                        ("nb", "sb", "owner", "distributed_fip", "provider_tenant_networks",
-                        "interval", "timeout", "agent_down_time")
+                        "interval", "timeout", "agent_down_time", "firewall")
                        if hasattr(config, k)})
         if not c.owner:
             c.owner = f"floatip@{socket.gethostname()}"
@@ -95,7 +99,7 @@ class OvnBackend:
         self.source = source
         self.config = OvnConfig.of(config)
         self.opts = Options(self.config.owner, self.config.distributed_fip,
-                            self.config.provider_tenant_networks)
+                            self.config.provider_tenant_networks, self.config.firewall)
         self.wake = threading.Event()
         self.stop_event = threading.Event()
         self.done = threading.Condition()
@@ -107,6 +111,11 @@ class OvnBackend:
         self.desired = DesiredState()          # the desired state, moved forward by deltas
         self.rows: Desired | None = None       # its NB rows, moved forward likewise
         self._fip_router: dict[str, str] = {}  # floating IP id -> the router carrying it
+        # security group -> its member ports, the ports in the drop group, and per port
+        # (its groups, in the drop group): a member change is found without a scan
+        self._group_ports: dict[str, set[str]] = {}
+        self._secured: set[str] = set()
+        self._member: dict[str, tuple[frozenset[str], bool]] = {}
         self._conflicts: dict[str, str] = {}   # object -> a name another owner holds
         self._pending: dict[str, int] = {}     # object -> nb_cfg every chassis must reach
         self._recheck: set[str] = set()         # objects whose status report failed
@@ -272,6 +281,8 @@ class OvnBackend:
         ports, routers = changed.get("ports", set()), set(changed.get("routers", ()))
         fips = set(changed.get("floatingips", ()))
         objs = {f"network:{n}" for n in nets} | {f"port:{p}" for p in ports}
+        objs |= {f"sg:{g}" for g in changed.get("security_groups", ())}
+        objs |= {f"ag:{a}" for a in changed.get("address_groups", ())}
         # a subnet's DHCP options name its network's MTU and DHCP port; its ports refer to
         # them (rare changes, or a DHCP port: a scan is fine)
         dnets = set(nets) | {x.network_id for p in ports if (x := st.ports.get(p)) is not None
@@ -312,7 +323,43 @@ class OvnBackend:
                 else:
                     self._fip_router[f] = r.id
         objs |= {f"router:{r}" for r in routers} | {f"fip:{f}" for f in fips}
+        objs |= self._groups_touched(st, ports, nets, reasons)
         return objs | {r[6:] for r in reasons if r.startswith("drift:")}
+
+    def _members(self, state: State) -> None:
+        self._group_ports, self._secured = members(state)
+        self._member = {p: membership(state, p) for p in state.ports}
+
+    def _groups_touched(self, st: State, ports: set[str], nets: set[str],
+                        reasons: set[str]) -> set[str]:
+        """The security groups (``sg:``) whose port group gains or loses a member, and the
+        drop group when a port's port security comes or goes (its LSP deleted by hand and
+        written again: its port groups refer to the new row)."""
+        redo = {r[11:] for r in reasons if r.startswith("drift:port:")}
+        if nets:   # rare: every port's membership again
+            ports = set(ports) | set(self._member) | set(st.ports)
+        objs: set[str] = set()
+        for p in set(ports) | redo:
+            old = self._member.get(p, (frozenset(), False))
+            new = membership(st, p)
+            if p in redo:
+                objs |= {f"sg:{g}" for g in old[0] | new[0]}
+                objs |= {DROP_OBJ} if old[1] or new[1] else set()
+            if new == old:
+                continue
+            objs |= {f"sg:{g}" for g in old[0] ^ new[0]}
+            if old[1] != new[1]:
+                objs.add(DROP_OBJ)
+            for g in old[0] - new[0]:
+                self._group_ports.get(g, set()).discard(p)
+            for g in new[0] - old[0]:
+                self._group_ports.setdefault(g, set()).add(p)
+            (self._secured.add if new[1] else self._secured.discard)(p)
+            if new[1]:
+                self._member[p] = new
+            else:
+                self._member.pop(p, None)
+        return objs
 
     def _pass(self, reasons: set[str], full: bool) -> None:
         t0 = time.perf_counter()
@@ -343,7 +390,8 @@ class OvnBackend:
                 {state.floatingips[f].port_id for f in fip_ids if f in state.floatingips
                  and state.floatingips[f].port_id}) if self.opts.distributed_fip else {}
             part = translate(state, self.opts, chassis, {p: c for p, (c, _) in bound.items()},
-                             d.vm_ports, objects=scope, skip=skip, fip_router=self._fip_router)
+                             d.vm_ports, objects=scope, skip=skip, fip_router=self._fip_router,
+                             group_ports=self._group_ports, secured=self._secured)
             self.rows.replace(scope, part)
             hold = invalid | {f"fip:{f}" for f in fip_ids
                               if f"router:{self._fip_router.get(f)}" in invalid}
@@ -351,10 +399,12 @@ class OvnBackend:
             scope = None
             if full:
                 self._fip_router = fip_routers(state)
+            self._members(state)
             bound = self.sb.bindings(state.ports) if self.opts.distributed_fip else {}
             self.rows = translate(state, self.opts, chassis,
                                   {p: c for p, (c, _) in bound.items()}, d.vm_ports,
-                                  skip=skip, fip_router=self._fip_router)
+                                  skip=skip, fip_router=self._fip_router,
+                                  group_ports=self._group_ports, secured=self._secured)
             hold = invalid | {f"fip:{f}" for f, r in self._fip_router.items()
                               if f"router:{r}" in invalid}
         lap("translate")

@@ -11,6 +11,7 @@ from typing import Callable
 from ovs.db.data import Atom
 from ovs.db.types import UuidType
 from ovsdbapp.backend.ovs_idl import connection, idlutils
+from ovsdbapp.backend.ovs_idl.transaction import Transaction
 from ovsdbapp.schema.ovn_northbound import impl_idl as nb_impl
 
 from .chassis import ChassisCfg
@@ -191,6 +192,7 @@ class Northbound:
     def __init__(self, remote: str, owner: str, on_change: Callable[[str], None],
                  timeout: float = 10.0):
         self.owner = owner
+        self.timeout = timeout
         self._cb = on_change
         # owned rows by key and by object, kept up to date from the IDL's notifications (a
         # scan of every row's external_ids per pass costs ~85 ms at 1,000 floating IPs);
@@ -289,6 +291,7 @@ class Northbound:
         new_children: dict[str, dict[str, list]] = {}   # parent key -> column -> commands
         gone = {a.uuid for a in plan.delete}
         new_keys = {r.key for r in plan.create}
+        added: dict[tuple, list] = {}   # (table, uuid, column) of an existing row -> new children
 
         def ref(key: str):
             if key in cmds:
@@ -299,7 +302,9 @@ class Northbound:
             """References by key -> the row made in this transaction, or the owned one."""
             return {c: [r for x in v if (r := ref(x) if isinstance(x, Ref) else x) is not None]
                     if isinstance(v, list) else v for c, v in cols.items()}
-        with api.transaction(check_error=True) as txn:
+        # a big plan (10,000 rules in one bulk create) commits for longer than one row
+        rows = len(plan.create) + len(plan.update) + len(plan.attach) + len(plan.delete)
+        with Transaction(api, self.conn, self.timeout + rows / 250, check_error=True) as txn:
             for row in plan.create:   # leaves first
                 cols = resolved(row.columns)
                 for col, children in new_children.pop(row.key, {}).items():
@@ -312,7 +317,9 @@ class Northbound:
                         new_children.setdefault(row.parent, {}).setdefault(col, []).append(cmd)
                     else:
                         ptable, _ = PARENT[row.table]
-                        txn.add(api.db_add(ptable, actual[row.parent].uuid, col, cmd))
+                        added.setdefault((ptable, actual[row.parent].uuid, col), []).append(cmd)
+            for (ptable, puuid, col), children in added.items():   # one mutation per parent
+                txn.add(api.db_add(ptable, puuid, col, *children))
             for row, have, cols in plan.update:
                 txn.add(api.db_set(row.table, have.uuid, *resolved(cols).items()))
             for row, have in plan.attach:

@@ -9,9 +9,10 @@ on ``Gateway_Chassis`` rows, ``snat`` per tenant subnet and ``dnat_and_snat`` pe
 
 Every row carries in ``external_ids`` the owner marker (``floatip:owner``), its key
 (``floatip:key``, unique per owner) and the floatip object it realises (``floatip:object``:
-``network:<id>``, ``subnet:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``), so a sync can be limited to
-some objects, and rows of another owner (Neutron, an admin, another floatip) are never
-read as ours.
+``network:<id>``, ``subnet:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``; security
+groups ``sg:<id>``, address groups ``ag:<id>`` and the drop group ``portsec:drop``: ``acl``),
+so a sync can be limited to some objects, and rows of another owner (Neutron, an admin,
+another floatip) are never read as ours.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ...core.model import State, fip_routers, stable_mac
+from .acl import add_groups, lsp_addresses
 from .dhcp import DHCP_OWNER, dhcp_ports, options_row, port_refs, ra_configs, served
 
 OWNER = "floatip:owner"
@@ -34,12 +36,16 @@ PARENT = {
     "NAT": ("Logical_Router", "nat"),
     "Logical_Router_Static_Route": ("Logical_Router", "static_routes"),
     "Gateway_Chassis": ("Logical_Router_Port", "gateway_chassis"),
+    "ACL": ("Port_Group", "acls"),
 }
 # leaves first: a new parent is created with its new children already in the transaction
-TABLES = ("DHCP_Options", "Gateway_Chassis", "Logical_Router_Static_Route", "NAT", "Logical_Router_Port",
-          "Logical_Switch_Port", "Logical_Router", "Logical_Switch")
+# (a Port_Group refers to LSPs: after them)
+TABLES = ("DHCP_Options", "Address_Set", "ACL", "Gateway_Chassis", "Logical_Router_Static_Route",
+          "NAT", "Logical_Router_Port", "Logical_Switch_Port", "Logical_Router", "Logical_Switch",
+          "Port_Group")
 # tables whose "name" the NB schema indexes: a name held by a row we do not own is a conflict
-NAMED = ("Logical_Switch_Port", "Logical_Router_Port", "Gateway_Chassis")
+NAMED = ("Logical_Switch_Port", "Logical_Router_Port", "Gateway_Chassis", "Port_Group",
+         "Address_Set")
 MAX_GATEWAY_CHASSIS = 5  # as Neutron
 
 
@@ -51,6 +57,9 @@ class Options:
     # tags br-int ports with it), so on OVN they are Geneve overlays like any tenant network.
     # True: Neutron's reading instead, a localnet port on their physical network + tag.
     provider_tenant_networks: bool = False
+    # security groups and port security (``acl``); off: no port group, and every VM port's
+    # port_security is its MAC and fixed IPs, as before them
+    firewall: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,13 +158,16 @@ def _picked(objects: set[str] | None) -> dict[str, set[str]] | None:
 def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
               port_chassis: dict[str, str] | None = None,
               vm_ports: dict[str, dict] | None = None, objects: set[str] | None = None,
-              skip: set[str] = frozenset(), fip_router: dict[str, str] | None = None) -> Desired:
+              skip: set[str] = frozenset(), fip_router: dict[str, str] | None = None,
+              group_ports: dict[str, set[str]] | None = None,
+              secured: set[str] | None = None) -> Desired:
     """The NB rows for ``state``. ``chassis``: the SB chassis (for gateway scheduling and
     distributed FIPs); ``port_chassis``: port id -> chassis that bound it; ``vm_ports``:
     the snapshot's per-port info (``admin_state_up``). ``objects``: only the rows of these
     floatip objects (``network:<id>``, ``port:<id>``, ``router:<id>``, ``fip:<id>``), what
     a change touched; ``skip``: objects left out (invalid ones); ``fip_router``: floating
-    IP id -> its router, when the caller keeps it (else found here)."""
+    IP id -> its router, when the caller keeps it (else found here); ``group_ports`` /
+    ``secured``: ``acl.members(state)``, likewise."""
     d = Desired()
     port_chassis = port_chassis or {}
     vm_ports = vm_ports or {}
@@ -192,7 +204,6 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
     for port in pick("port", state.ports):
         if port.network_id not in state.networks:
             continue
-        addr = " ".join([port.mac_address, *[ip for _, ip in port.fixed_ips]])
         up = vm_ports.get(port.id, {}).get("admin_state_up", True)
         net = state.networks[port.network_id]
         offered = {sid for sid, _ in port.fixed_ips if not net.external
@@ -200,14 +211,19 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
         # the network's DHCP port is on every chassis (a localport): the DHCP server's
         # address and the metadata next hop of the VMs of its network
         local = port.device_owner == DHCP_OWNER
+        if opts.firewall:
+            addresses, port_security = lsp_addresses(port)
+        else:
+            addresses = [" ".join([port.mac_address, *[ip for _, ip in port.fixed_ips]])]
+            port_security = [] if local else addresses
         ext = {"neutron:port_name": port.name}
         if local:   # what the metadata agent on each chassis gives the namespace
             ext["neutron:cidrs"] = " ".join(
                 f"{ip}/{ipaddress.ip_network(state.subnets[sid].cidr).prefixlen}"
                 for sid, ip in port.fixed_ips if sid in state.subnets)
         d.add("Logical_Switch_Port", f"lsp:{port.id}", f"port:{port.id}", {
-            "name": port.id, "type": "localport" if local else "", "addresses": [addr],
-            "port_security": [] if local else [addr], "enabled": [bool(up)], "options": {},
+            "name": port.id, "type": "localport" if local else "", "addresses": addresses,
+            "port_security": port_security, "enabled": [bool(up)], "options": {},
             **port_refs(state, port, offered), "external_ids": ext},
             parent=f"ls:{port.network_id}", owner=own)
 
@@ -239,6 +255,8 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             cols["external_mac"] = [fip_mac(fip.id)]
         d.add("NAT", f"nat:{router.id}:fip:{fip.id}", f"fip:{fip.id}", cols,
               parent=f"lr:{router.id}", owner=own)
+    if opts.firewall:
+        add_groups(d, state, want, skip, own, group_ports, secured)
     return d
 
 
