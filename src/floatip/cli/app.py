@@ -3,21 +3,38 @@ Commands live beside it (local, resources, serve); ``main`` puts them together."
 from __future__ import annotations
 
 import logging
+from importlib.metadata import PackageNotFoundError, version
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..core.errors import InvalidState, NeutronError
 from ..core.layout import AgentConfig, check_ifname
 
+# -h as --help, on every subcommand too (click's contexts inherit help_option_names)
 app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Neutron-style virtual routers and floating IPs for Linux hosts.")
 out = Console()
 err = Console(stderr=True)
 
 
+NAT_DRIVERS = ("nftables", "iptables")
+
+
 class Ctx:
     config: AgentConfig = AgentConfig()
+
+
+def _version(show: bool):
+    if show:
+        try:
+            v = version("floatip")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            v = "unknown"
+        out.print(f"floatip {v}", highlight=False)
+        raise typer.Exit()
 
 
 @app.callback()
@@ -28,11 +45,15 @@ def main_options(
                                              help="PHYSNET:BRIDGE for external networks."),
     nat_driver: str = typer.Option("nftables", envvar="FLOATIP_NAT_DRIVER",
                                    help="nftables (default) or iptables."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print floatip's version and exit."),
 ):
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        if nat_driver not in NAT_DRIVERS:  # the dataplane's names; checked before any command
+            raise NeutronError(f"--nat-driver {nat_driver!r}: {' or '.join(NAT_DRIVERS)}")
         mappings = AgentConfig.parse_mappings(
             [m for item in bridge_mapping for m in item.split(",") if m])
         Ctx.config = AgentConfig(check_ifname(integration_bridge), mappings, nat_driver)
@@ -45,5 +66,7 @@ def fail(e: Exception, code: int = 2):
         for x in e.errors:
             err.print(f"[red]error[/red] {x.type}: {x.message}", highlight=False)
     else:
-        err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {e}", highlight=False)
+        # escaped: messages name config sections ([DEFAULT]), not markup; unwrapped for grep
+        err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {escape(str(e))}",
+                  highlight=False, soft_wrap=True)
     raise typer.Exit(code)

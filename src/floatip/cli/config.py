@@ -52,11 +52,17 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 from dataclasses import dataclass, field
 
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import loading
+from keystonemiddleware import auth_token
+
 from ..api.auth import AuthSettings
 from ..core.errors import NeutronError
+from ..service.quotas import DEFAULTS as QUOTA_DEFAULTS
 
 DEFAULTS = {
     ("DEFAULT", "bind_host"): "127.0.0.1",
@@ -73,6 +79,16 @@ DEFAULTS = {
     ("securitygroup", "firewall_driver"): "openvswitch",
 }
 FIREWALL_DRIVERS = ("openvswitch", "noop")
+# every key a file may set, per section; [keystone_authtoken] is keystonemiddleware's
+KEYS = {sec: set() for sec in ("DEFAULT", "database", "agent", "oslo_policy", "securitygroup",
+                                "quotas", "keystone_authtoken")}
+for _sec, _key in DEFAULTS:
+    KEYS[_sec].add(_key)
+KEYS["quotas"] |= {"quota_" + r for r in QUOTA_DEFAULTS}
+# as oslo.config's boolean options
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+PRUNE_SCOPES = ("all", "known")
+AUTH_STRATEGIES = ("noauth", "keystone")
 ENV = {
     ("DEFAULT", "bind_host"): "FLOATIP_BIND_HOST",
     ("DEFAULT", "bind_port"): "FLOATIP_BIND_PORT",
@@ -97,7 +113,24 @@ class Config:
         return {k: v for (sec, k), v in self.values.items() if sec == section}
 
     def bool(self, section: str, key: str) -> bool:
-        return self.get(section, key).strip().lower() in ("1", "true", "yes", "on")
+        value = self.get(section, key).strip().lower()
+        if value not in TRUE + FALSE:
+            raise NeutronError(f"[{section}] {key} = {value!r}: not a boolean (true or false)")
+        return value in TRUE
+
+    def check(self) -> None:
+        """Every value ``serve`` reads, refused at start with the option's name rather than
+        failing later in the API or crash-looping in the agent."""
+        port = self.get("DEFAULT", "bind_port").strip()
+        if not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise NeutronError(f"[DEFAULT] bind_port = {port!r}: a port number, 1-65535")
+        for key in ("agent", "agent_process"):
+            self.bool("DEFAULT", key)
+        interval(self.get("DEFAULT", "interval"))
+        choice("[DEFAULT] prune", self.get("DEFAULT", "prune"), PRUNE_SCOPES)
+        choice("[DEFAULT] auth_strategy", self.get("DEFAULT", "auth_strategy"),
+               AUTH_STRATEGIES)
+        self.firewall()
 
     def firewall(self) -> bool:
         """The kernel agent's firewall: on unless ``firewall_driver = noop``."""
@@ -122,6 +155,61 @@ class Config:
                             self.get("agent", "shared_secret"))
 
 
+def choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value.strip() not in allowed:
+        raise NeutronError(f"{name} = {value.strip()!r}: {' or '.join(allowed)}"
+                           + _near(value.strip(), allowed))
+    return value.strip()
+
+
+def interval(value) -> float:
+    """A resync interval: seconds, more than 0."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise NeutronError(f"interval = {str(value).strip()!r}: seconds, more than 0")
+    return seconds
+
+
+def _near(word: str, known) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _authtoken_keys(auth_type: str) -> set[str] | None:
+    """keystonemiddleware's options and those of its auth plugin (None: an unknown plugin,
+    which keystonemiddleware refuses when it loads it)."""
+    keys = {o.dest for _, opts in auth_token.list_opts() for o in opts}
+    try:
+        keys |= {o.dest for o in loading.get_plugin_loader(auth_type).get_options()}
+    except ks_exceptions.NoMatchingPlugin:
+        return None
+    return keys
+
+
+def _check_keys(path: str, p: configparser.ConfigParser) -> None:
+    """Unknown sections and keys are errors, as oslo.config would never warn about them."""
+    errors = []
+    for section in p.sections():
+        if section not in KEYS:
+            errors.append(f"unknown section [{section}]" + _near(section, KEYS))
+    for section in ["DEFAULT"] + [s for s in p.sections() if s in KEYS]:
+        own = list(p.defaults()) if section == "DEFAULT" else \
+            [k for k in p[section] if k not in p.defaults()]
+        known = KEYS[section]
+        if section == "keystone_authtoken":
+            known = _authtoken_keys(p[section].get("auth_type", "password").strip())
+            if known is None:
+                continue
+        for key in own:
+            if key not in known:
+                errors.append(f"unknown option {key!r} in [{section}]" + _near(key, known))
+    if errors:
+        raise NeutronError(f"config file {path}: " + "; ".join(errors))
+
+
 def load(path: str | None, overrides: dict | None = None) -> Config:
     """The file (if any), then the environment, then ``overrides`` (the flags that were given;
     None values are ignored)."""
@@ -135,6 +223,7 @@ def load(path: str | None, overrides: dict | None = None) -> Config:
             raise NeutronError(f"config file {path}: {e.strerror}") from None
         except configparser.Error as e:
             raise NeutronError(f"config file {path}: {e}") from None
+        _check_keys(path, p)
         for key, value in p.defaults().items():
             cfg.values[("DEFAULT", key)] = value
         for section in p.sections():

@@ -35,18 +35,22 @@ def status(url: str = typer.Option(DEFAULT_URL, "--url", envvar="FLOATIP_URL",
     if agent is None:
         out.print(f"instance {doc.get('instance')}: no agent in this server (--no-agent)")
         return
-    when = dt.datetime.fromtimestamp(agent["last_pass_at"]).isoformat(timespec="seconds") \
-        if agent["last_pass_at"] else "never"
-    out.print(f"instance {doc['instance']} on {agent['host']}: "
-              f"{'running' if agent['alive'] else 'STOPPED'}, generation {agent['generation']}, "
-              f"last pass {when} ({agent['last_pass_seconds'] * 1000:.1f} ms, "
-              f"{'full' if agent['last_pass_full'] else 'incremental'}), "
-              f"{agent['passes']} passes ({agent['full_passes']} full), "
-              f"repairs: {agent['repairs'] or 'none'}", highlight=False)
+    # an agent that has not passed yet (or not reported) has no figures: say so, never crash
+    at, secs = agent.get("last_pass_at"), agent.get("last_pass_seconds")
+    when = dt.datetime.fromtimestamp(at).isoformat(timespec="seconds") if at else "never"
+    took = f" ({secs * 1000:.1f} ms, {'full' if agent.get('last_pass_full') else 'incremental'})" \
+        if at and secs is not None else ""
+    out.print(f"instance {doc.get('instance')} on {agent.get('host', '?')}: "
+              f"{'running' if agent.get('alive') else 'STOPPED'}, "
+              f"generation {agent.get('generation', '-')}, last pass {when}{took}, "
+              f"{agent.get('passes', 0)} passes ({agent.get('full_passes', 0)} full), "
+              f"repairs: {agent.get('repairs') or 'none'}"
+              + (f", last error: {agent['last_error']}" if agent.get("last_error") else ""),
+              highlight=False)
     t = Table("router", "status", "in sync", "floating IPs", "error")
-    for rid, r in sorted(agent["routers"].items()):
-        t.add_row(rid, r["status"], "yes" if r["in_sync"] else "NO", str(r["floating_ips"]),
-                  r["reason"] or "")
+    for rid, r in sorted((agent.get("routers") or {}).items()):
+        t.add_row(rid, r.get("status", "?"), "yes" if r.get("in_sync") else "NO",
+                  str(r.get("floating_ips", "?")), r.get("reason") or "")
     out.print(t)
 
 

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..agent import binding
@@ -45,7 +46,9 @@ LABELS = {"router:external": "external", "provider:network_type": "type",
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {e}", highlight=False)
+    # escaped: messages name config sections ([DEFAULT]), not markup; unwrapped for grep
+    err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {escape(str(e))}",
+              highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 

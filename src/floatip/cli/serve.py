@@ -17,6 +17,8 @@ from ..server import Server
 from ..service import networks
 from ..service.quotas import defaults_from as quota_defaults
 from .app import Ctx, app, err
+from .config import PRUNE_SCOPES, choice
+from .config import interval as check_interval
 from .config import load as load_config
 from .resources import _fail
 
@@ -102,6 +104,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                    ("DEFAULT", "agent_process"): agent_process,
                                    ("DEFAULT", "prune"): prune,
                                    ("securitygroup", "firewall_driver"): _driver(firewall)})
+        cfg.check()
         auth = cfg.auth()
         firewall = cfg.firewall()
         agent = cfg.bool("DEFAULT", "agent")
@@ -157,6 +160,8 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
         cfg = load_config(config, {("securitygroup", "firewall_driver"): _driver(firewall)})
         agent_secret = cfg.get("agent", "shared_secret") or None
         firewall = cfg.firewall()
+        choice("--prune", prune, PRUNE_SCOPES)
+        check_interval(interval)
     except NeutronError as e:
         _fail(e)
     agent = Agent(RemoteSource(server, secret=agent_secret), Ctx.config, interval=interval,

@@ -46,6 +46,10 @@ class AgentConfig:
             physnet, sep, bridge = item.partition(":")
             if not sep or not physnet or not bridge:
                 raise NeutronError(f"Bridge mapping {item!r} is not PHYSNET:BRIDGE")
+            # as Neutron's parse_mappings(unique_values=True): one bridge per physnet and back
+            if physnet in out or bridge in out.values():
+                dup = physnet if physnet in out else bridge
+                raise NeutronError(f"Bridge mapping {item!r}: {dup} is already mapped")
             out[physnet] = check_ifname(bridge)
         return out
 
