@@ -13,7 +13,6 @@ from pathlib import Path
 from oslo_policy import _parser
 
 from floatip.service.policy import BASE, RULES, Policy
-from floatip.service.tag_policy import TAG_RULES
 
 TABLE = json.loads((Path(__file__).parent / "data" / "neutron_policy_defaults.json").read_text())
 NEUTRON = TABLE["rules"]
@@ -35,10 +34,6 @@ FLOATIP_ONLY = {
     "get_router:status_reason": "floatip's status reason of a router",
     "get_floatingip:status_reason": "floatip's status reason of a floating IP",
     "update_security_group_rule": "floatip lets the description of a rule change",
-    # the /tags sub-resource (issue 24) checks rules of these names; Neutron 29 registers
-    # none of them (its tag rules are the attribute rules <action>_<resource>:tags, here
-    # verbatim): to be renamed to those
-    **{name: "the /tags controller's rule (issue 24)" for name in TAG_RULES},
 }
 # Rules that differ from Neutron's on purpose: none.
 DIFFERENT: dict[str, str] = {}

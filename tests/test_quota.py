@@ -19,7 +19,8 @@ from floatip.server import Server, free_port
 from pgserver import fresh_database
 
 NEUTRON_DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10,
-                    "floatingip": 50, "security_group": 10, "security_group_rule": 100}
+                    "floatingip": 50, "security_group": 10, "security_group_rule": 100,
+                    "router_route": 30}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -174,8 +175,9 @@ def test_every_resource_stops_at_its_limit(api):
     details = ok(api.get(f"/v2.0/quotas/{pid}/details"))["quota"]
     assert {k: v["used"] for k, v in details.items()} == {
         "network": 1, "subnet": 1, "port": 2, "router": 1, "floatingip": 1,
-        "security_group": 2, "security_group_rule": 7}
-    assert all(v["reserved"] == 0 and v["limit"] == v["used"] for v in details.values())
+        "security_group": 2, "security_group_rule": 7, "router_route": 0}
+    assert all(v["reserved"] == 0 and v["limit"] == v["used"] for k, v in details.items()
+               if k != "router_route")
 
     attempts = {
         "network": ("networks", {"network": {}}),
@@ -205,6 +207,32 @@ def test_every_resource_stops_at_its_limit(api):
     set_quota(api, pid, network=-1)
     ok(api.post("/v2.0/networks", json={"network": {}}, headers=h), 201)
     del port
+
+
+def test_routes_of_a_router_stop_at_router_route(api):
+    """extraroute's quota: the routes one request sets on a router, at most router_route
+    (Neutron 29's limit_check); more is OverQuota and the routes stay as they were."""
+    pid = project()
+    h = as_(pid)
+    set_quota(api, pid, router_route=2)
+    net = ok(api.post("/v2.0/networks", json={"network": {}}, headers=h), 201)["network"]
+    sub = ok(api.post("/v2.0/subnets", json={"subnet": {
+        "network_id": net["id"], "cidr": "100.64.21.0/24", "ip_version": 4,
+        "enable_dhcp": False}}, headers=h), 201)["subnet"]
+    r = ok(api.post("/v2.0/routers", json={"router": {}}, headers=h), 201)["router"]
+    ok(api.put(f"/v2.0/routers/{r['id']}/add_router_interface",
+               json={"subnet_id": sub["id"]}, headers=h))
+    routes = [{"destination": f"192.0.2.{16 * i}/28", "nexthop": "100.64.21.5"}
+              for i in range(3)]
+    ok(api.put(f"/v2.0/routers/{r['id']}", json={"router": {"routes": routes[:2]}},
+               headers=h))
+    assert refused(api.put(f"/v2.0/routers/{r['id']}", json={"router": {"routes": routes}},
+                           headers=h), 409, "OverQuota") == \
+        "Quota exceeded for resources: ['router_route']."
+    shown = ok(api.get(f"/v2.0/routers/{r['id']}"))["router"]["routes"]
+    assert sorted(x["destination"] for x in shown) == ["192.0.2.0/28", "192.0.2.16/28"]
+    set_quota(api, pid, router_route=-1)
+    ok(api.put(f"/v2.0/routers/{r['id']}", json={"router": {"routes": routes}}, headers=h))
 
 
 def test_32_clients_racing_for_the_last_units_never_get_one_more(server, api):

@@ -1,7 +1,7 @@
 """Tags (Neutron's standard-attr-tag) through the API, on SQLite and PostgreSQL: the
 ``/tags`` sub-resource of each taggable resource, ``tags`` in the bodies, the list filters
 ``tags``, ``tags-any``, ``not-tags``, ``not-tags-any`` (in SQL: with paging too), Neutron's
-limits and errors, and its policy (``<action>_<resources>_tags``) for other projects.
+limits and errors, and its policy (``<action>_<resource>:tags``) for other projects.
 
 The server is the real one (uvicorn, agent off), noauth: X-Project-Id / X-Roles make the
 caller a project's member or reader."""

@@ -105,6 +105,13 @@ def router(db: Database, heartbeats: Heartbeats) -> APIRouter:
             db.notify_soon()
         return delta_json(d)
 
+    def read_position() -> int:
+        with db.read() as s:
+            now, held = agent_view.agent_position(s)
+        if held:
+            db.notify_soon()
+        return now
+
     # -- agents on other hosts ------------------------------------------------------------
     @api.get("/floatip/v1/state")
     async def agent_state(request: Request):
@@ -132,9 +139,10 @@ def router(db: Database, heartbeats: Heartbeats) -> APIRouter:
                 if objects:
                     doc = await run_in_threadpool(read_delta, generation)
                     gen = doc["generation"]
-                else:
+                else:  # the feed's generation, as a delta answers it (on PostgreSQL a
+                    # transaction id, not this process' count of commits)
                     doc = None
-                    gen = local
+                    gen = await run_in_threadpool(read_position)
                 left = deadline - time.monotonic()
                 if gen != generation or left <= 0 or (objects and local != start):
                     return doc if doc is not None else {"generation": gen}

@@ -260,6 +260,8 @@ class Access:
         self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
                     target, create=True)
         self.quotas.check(s, kind, project)  # after policy, before the create: Neutron's order
+        if kind == "router" and d.get("routes"):
+            self.quotas.limit_check(s, project, "router_route", len(d["routes"]))
         made = svc.CREATE[kind](s, {k: v for k, v in d.items() if k != "tags"})
         if d.get("tags") and kind in tags.KINDS:
             tags.create_with(s, kind, made["id"], d["tags"])
@@ -278,6 +280,8 @@ class Access:
                 ports.check_device_id(s, owner, d.get("device_id") or current["device_id"],
                                       current["project_id"])
         self._references(s, ctx, kind, d, current["project_id"])
+        if kind == "router" and d.get("routes"):
+            self.quotas.limit_check(s, current["project_id"], "router_route", len(d["routes"]))
         return self._strip(s, ctx, kind, tags.fill(s, kind, [svc.UPDATE[kind](s, rid, d)])[0])
 
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:

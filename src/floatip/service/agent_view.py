@@ -34,6 +34,13 @@ def agent_snapshot(s: Session) -> dict:
             **out["statuses"]}
 
 
+def agent_position(s: Session) -> tuple[int, bool]:
+    """Where the change feed stands (the generation a delta would answer) and whether
+    committed changes are held back behind a writer still running."""
+    now = S.feed_position(s)
+    return now, S.changes_held(s, now)
+
+
 def agent_delta(s: Session, since: int) -> dict:
     """What changed after generation ``since``, read in one transaction: ``{"generation",
     "full": False, "upserts": {kind: {id: model object}}, "deletes": {kind: [ids]},

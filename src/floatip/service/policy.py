@@ -22,7 +22,6 @@ from oslo_policy import _checks as checks, policy as oslo
 
 from ..core.errors import NeutronError
 from .sg_policy import SG_RULES
-from .tag_policy import TAG_RULES
 
 
 @dataclass(frozen=True)
@@ -231,7 +230,6 @@ RULES = {
     "create_agent": ADM,
     "update_agent": ADM,
     "delete_agent": ADM,
-    **TAG_RULES,  # standard-attr-tag (issue 24)
     # quotas: checked with the caller's own project as the target (Neutron's validate_policy)
     "get_quota": P_MANAGER,
     "update_quota": ADM,

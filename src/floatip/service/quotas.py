@@ -22,7 +22,10 @@ from .security_groups import ensure_default
 # Neutron 29's defaults (neutron/conf/quota.py), settable in the [quotas] section of the
 # configuration file as quota_<resource>
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
-            "security_group": 10, "security_group_rule": 100}
+            "security_group": 10, "security_group_rule": 100, "router_route": 30}
+# router_route (extraroute) limits the routes of one router, checked against the routes a
+# request sets (Neutron's limit_check); its "used" is always 0, as Neutron reports it
+PER_ROUTER = ("router_route",)
 UNLIMITED = -1
 MAX_LIMIT = 2147483647  # Neutron's DB_INTEGER_MAX_VALUE
 
@@ -66,7 +69,7 @@ class Quotas:
 
     def check(self, s: Session, kind: str, project: str) -> None:
         """Before the insert of one ``kind`` for ``project``, in its transaction."""
-        if kind not in self.defaults or not project:
+        if kind not in self.defaults or kind in PER_ROUTER or not project:
             return
         if kind == "security_group":  # the create makes the default group first: it counts
             ensure_default(s, project)
@@ -76,6 +79,16 @@ class Quotas:
         S.lock_quota(s, project, kind)  # held until this transaction ends
         if S.count_owned(s, S.MODELS[kind], project) + 1 > limit:
             raise over_quota([kind])
+
+    def limit_check(self, s: Session, project: str, resource: str, value: int) -> None:
+        """A value limited without counting rows (router_route: the routes of one router)."""
+        limit = self.limits(s, project)[resource]
+        if UNLIMITED < limit < value:
+            raise over_quota([resource])
+
+    @staticmethod
+    def used(s: Session, kind: str, project: str) -> int:
+        return 0 if kind in PER_ROUTER else S.count_owned(s, S.MODELS[kind], project)
 
     # -- the API ---------------------------------------------------------------------------
     def _require(self, ctx: Context, action: str) -> None:
@@ -105,7 +118,7 @@ class Quotas:
             raise err("AdminRequired", 403, "User does not have admin privileges: Only admin "
                                             "is authorized to access quotas for another "
                                             "project.")
-        return {k: {"limit": v, "used": S.count_owned(s, S.MODELS[k], project), "reserved": 0}
+        return {k: {"limit": v, "used": self.used(s, k, project), "reserved": 0}
                 for k, v in self.limits(s, project).items()}
 
     @staticmethod
@@ -122,7 +135,7 @@ class Quotas:
             for kind, limit in limits.items():
                 if limit == UNLIMITED:
                     continue
-                used = S.count_owned(s, S.MODELS[kind], project)
+                used = self.used(s, kind, project)
                 if used > limit:
                     raise _bad(f"Quota limit {limit} for {kind} must be greater than or equal "
                               f"to already used {used}")

@@ -1,16 +1,10 @@
-"""The resources that have tags, and Neutron's policy rules for their ``/tags``."""
+"""The resources that have tags. Their ``/tags`` are checked with Neutron 29's attribute
+rules ``<action>_<resource>:tags`` (its tagging controller's names, in ``policy.RULES``)."""
 from __future__ import annotations
 
-# the collection in the path -> the kind (``store.MODELS``) and Neutron's parent type, the
-# name in the policy rules (``get_security_groups_tags``) and errors
+# the collection in the path -> the kind (``store.MODELS``, the name in the policy rules:
+# ``get_security_group:tags``) and Neutron's parent type (in errors)
 TAGGED = {"networks": ("network", "networks"), "subnets": ("subnet", "subnets"),
           "ports": ("port", "ports"), "routers": ("router", "routers"),
           "floatingips": ("floatingip", "floatingips"),
           "security-groups": ("security_group", "security_groups")}
-ADM = "rule:context_is_admin"
-# Neutron's tagging controller checks <action>_<parent>_tags on {id, project_id}: its
-# readers read, its members change
-TAG_RULES = {f"{action}_{parent}_tags":
-             f"{ADM} or (role:{'reader' if action == 'get' else 'member'} and rule:owner)"
-             for _, parent in TAGGED.values()
-             for action in ("get", "create", "update", "delete")}

@@ -105,15 +105,15 @@ class Tags:
         self.policy = policy
 
     def _target(self, s: Session, ctx: Context, action: str, coll: str, rid: str):
-        """The resource's row (None if there is none) once ``<action>_<parent>_tags``
-        allows the caller on its project."""
+        """The resource's row (None if there is none) once ``<action>_<resource>:tags``
+        allows the caller on its project (Neutron's tagging controller)."""
         kind, parent = TAGGED[coll]
         row = S.get(s, S.MODELS[kind], rid, lock=action != "get", related=False)
         target = {"id": rid, "project_id": row.project_id if row else None,
                   "tenant_id": row.project_id if row else None}
         if kind == "subnet" and row is not None:
             target["network_id"] = row.network_id
-        self.policy.require(ctx, f"{action}_{parent}_tags", target)
+        self.policy.require(ctx, f"{action}_{kind}:tags", target)
         if row is None:
             raise err("TagResourceNotFound", 404, f"Resource {parent} {rid} could not be "
                                                   f"found.")
