@@ -105,6 +105,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                    ("DEFAULT", "prune"): prune,
                                    ("securitygroup", "firewall_driver"): _driver(firewall)})
         cfg.check()
+        choice("--backend", backend, ("kernel", "ovn"))
         auth = cfg.auth()
         firewall = cfg.firewall()
         agent = cfg.bool("DEFAULT", "agent")
