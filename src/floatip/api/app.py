@@ -52,8 +52,8 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         if b"content-type" not in headers:
-            scope = {**scope, "headers": [*scope["headers"],
-                                          (b"content-type", b"application/json")]}
+            # in place: the metrics middleware outside reads the matched route from it
+            scope["headers"] = [*scope["headers"], (b"content-type", b"application/json")]
         length = headers.get(b"content-length", b"0")
         too_big = not length.isdigit() or int(length) > self.limit
         received, total, msg = [], 0, {"more_body": True}
