@@ -16,6 +16,8 @@ from floatip.api import heartbeats as hb
 from floatip.backends.remote import RemoteSource
 from floatip.server import Server, free_port
 
+from test_tags import ok, refused  # noqa: F401 (the same helpers)
+
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
@@ -24,18 +26,6 @@ def api(tmp_path_factory):
     with httpx.Client(base_url=srv.url, timeout=30) as c:
         yield c
     srv.close()
-
-
-def ok(r: httpx.Response, code: int = 200) -> dict:
-    assert r.status_code == code, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
-    return r.json() if r.content else {}
-
-
-def refused(r: httpx.Response, code: int, type_: str) -> str:
-    assert r.status_code == code, r.text
-    body = r.json()["NeutronError"]
-    assert body["type"] == type_, body
-    return body["message"]
 
 
 def net(api, **attrs) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,6 @@ from floatip.client import Client
 from floatip.core.layout import AgentConfig
 from floatip.core.model import State
 from floatip.dataplane.kernel import Dataplane
-from floatip.dataplane.netns import run_in_netns
 from floatip.server import free_port
 
 from cloud import Cloud, UPSTREAM_IP, ok
@@ -92,21 +90,7 @@ def test_default_group_then_a_tcp_22_rule_through_the_api(lab, tmp_path):
 def forged_get(ns: str, src: str, path: str, timeout: float = 1.0) -> tuple[int, str]:
     """GET from 169.254.169.254 in ``ns`` with the source address ``src`` (another VM's,
     put on the attacker's own interface): (status, body), (0, why) when nothing answers."""
-    s = run_in_netns(ns, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.settimeout(timeout)
-        s.bind((src, 0))
-        s.connect(("169.254.169.254", 80))
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    except OSError as e:
-        return 0, str(e)
-    finally:
-        s.close()
-    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
-    return int(head.split()[1]) if head.startswith("HTTP/") else 0, body
+    return L.http_get(ns, "169.254.169.254", path, timeout=timeout, src=src)
 
 
 def test_a_vm_cannot_read_another_vms_metadata_by_forging_its_address(lab, tmp_path):

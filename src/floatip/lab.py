@@ -235,16 +235,18 @@ class TcpClient:
         self.sock.close()
 
 
-def http_get(ns: str, ip: str, path: str, port: int = 80,
-             timeout: float = 3.0) -> tuple[int, str]:
-    """GET ``path`` from ``ns`` (a socket opened there): (status, body); (0, error) when the
-    connection fails."""
+def http_get(ns: str, ip: str, path: str, port: int = 80, timeout: float = 3.0,
+             src: str | None = None) -> tuple[int, str]:
+    """GET ``path`` from ``ns`` (a socket opened there, bound to ``src`` if given): (status,
+    body); (0, error) when the connection fails."""
     try:
         s = run_in_netns(ns, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
     except OSError as e:
         return 0, str(e)
     try:
         s.settimeout(timeout)
+        if src:
+            s.bind((src, 0))
         s.connect((ip, port))
         s.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode())
         data = b""
