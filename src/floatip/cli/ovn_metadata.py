@@ -16,7 +16,7 @@ from ..core.errors import NeutronError
 from .app import app
 from .config import load as load_config
 from .resources import _fail
-from .serve import NOVA_OPT, SECRET_OPT
+from .serve import NOVA_OPT, RUN_DIR_OPT
 
 
 @app.command("ovn-metadata")
@@ -25,17 +25,17 @@ def ovn_metadata(
         sb: str = typer.Option(..., "--ovn-sb", envvar="FLOATIP_OVN_SB",
                                help="OVN Southbound, e.g. tcp:10.0.0.5:6642."),
         config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP_CONFIG",
-                                             help="INI file; [agent] shared_secret."),
+                                             help="INI file: \\[agent] shared_secret, "
+                                                  "run_dir, \\[metadata] (docs/config.md)."),
         ovs: Optional[str] = typer.Option(None, "--ovs-db",
                                           help="The local Open vSwitch database "
                                                "[ovs-vsctl's default]."),
         chassis: Optional[str] = typer.Option(None, "--chassis",
                                               help="This chassis' name [OVS system-id]."),
-        run_dir: str = typer.Option("/run/floatip", "--run-dir",
-                                    help="The metadata service's socket."),
+        run_dir: Optional[str] = RUN_DIR_OPT,
         interval: float = typer.Option(30.0, "--interval",
                                        help="Seconds between full passes (drift repair)."),
-        nova: str = NOVA_OPT, secret: str = SECRET_OPT):
+        nova: Optional[str] = NOVA_OPT):
     """Per network with VMs on this chassis: a namespace ovnmeta-<network> on br-int as the
     network's localport, with a proxy on 169.254.169.254:80 to floatip's metadata service."""
     if os.geteuid() != 0:
@@ -45,11 +45,17 @@ def ovn_metadata(
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
     try:
-        cfg = load_config(config, {})
+        # Nova's secret from the file or FLOATIP_METADATA_SECRET, never a flag
+        cfg = load_config(config, {("agent", "run_dir"): run_dir,
+                                   ("metadata", "nova_metadata_url"): nova})
+        cfg.check()
+        services = cfg.services()
         agent_secret = cfg.get("agent", "shared_secret") or None
-        agent = OvnMetadataAgent(RemoteSource(server, secret=agent_secret), sb, run_dir,
-                                 ovs=ovs, chassis=chassis, ns_prefix=NS_PREFIX,
-                                 interval=interval, nova_url=nova, secret=secret).start()
+        agent = OvnMetadataAgent(RemoteSource(server, secret=agent_secret), sb,
+                                 services["run_dir"], ovs=ovs, chassis=chassis,
+                                 ns_prefix=NS_PREFIX, interval=interval,
+                                 nova_url=services["nova_metadata_url"],
+                                 secret=services["metadata_secret"]).start()
     except (NeutronError, RuntimeError, OSError) as e:
         _fail(NeutronError(str(e)))
     stop = []
