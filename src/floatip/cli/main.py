@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 
 # each module registers its commands on ``app``
-from . import (events, local, ops, ovn_metadata, resources, security_groups,  # noqa: F401
-               serve, trace)
+from . import (events, local, ops, ovn_metadata, port_forwardings, resources,  # noqa: F401
+               security_groups, serve, trace)
 from .app import app
 
 
