@@ -1,6 +1,6 @@
 """Bandwidth limits of a floating IP and of a router's gateway on real namespaces, veths,
 OVS and tc: a TCP transfer through the floating IP, from the upstream namespace, runs at
-the configured rate (within 10 %) in each direction, and at full speed without a policy and
+the configured rate (within 10 %) in each direction, and well above it (twice, on a busy machine) without a policy and
 after it is detached; a removed limit leaves no class or filter; drift (a class deleted by
 hand) is repaired by the full pass. Once per NAT driver; the passes after the first go
 through the agent's Reconciler as the API's change feed drives it."""
@@ -19,13 +19,14 @@ from floatip.dataplane.netns import nsexec
 
 pytestmark = pytest.mark.kernel
 FIP = "203.0.113.91"
-RATE = 4000        # kbit/s
-SIZE = 1_500_000   # bytes: 3 s at RATE
+RATE = 2000        # kbit/s
+SIZE = 1_000_000   # bytes: 4 s at RATE
 
 # the receiver: the rate of the bytes after the first 64 KiB (past the burst and slow start)
 RECEIVER = r"""
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1200)
 s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1)
 print("ready", flush=True)
 c, _ = s.accept(); n = 0; t0 = None
@@ -40,19 +41,21 @@ print((n - n0) * 8 / 1000 / (time.monotonic() - t0), flush=True)
 """
 SENDER = r"""
 import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+c = socket.socket(); c.settimeout(30)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1200)  # fits OVN's overlay MTU
+c.connect((sys.argv[1], int(sys.argv[2])))
 c.sendall(b"x" * int(sys.argv[3])); c.close()
 """
 
 
-def kbps(src_ns: str, dst_ns: str, dst_ip: str, port: int) -> float:
-    """A TCP transfer of SIZE bytes from ``src_ns`` to ``dst_ip`` (in ``dst_ns``): kbit/s."""
+def kbps(src_ns: str, dst_ns: str, dst_ip: str, port: int, size: int = SIZE) -> float:
+    """A TCP transfer of ``size`` bytes from ``src_ns`` to ``dst_ip`` (in ``dst_ns``): kbit/s."""
     rx = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", RECEIVER,
                            str(port)], stdout=subprocess.PIPE, text=True)
     try:
         assert rx.stdout.readline().strip() == "ready"
         subprocess.run(["ip", "netns", "exec", src_ns, sys.executable, "-c", SENDER, dst_ip,
-                        str(port), str(SIZE)], check=True, timeout=60)
+                        str(port), str(size)], check=True, timeout=60)
         out = float(rx.communicate(timeout=60)[0].strip())
         print(f"{src_ns}->{dst_ip}: {out:.0f} kbit/s")
         return out
@@ -89,21 +92,21 @@ def test_fip_rate_each_direction_and_detached(topo, nat_driver):
     qg = device_name("qg-", topo.state().routers[rid].gateway.port_id)
     # without a policy: well above the limit in both directions
     free_in, free_out = kbps(up, vm, FIP, 5201), kbps(vm, up, "203.0.113.1", 5202)
-    assert free_in > 3 * RATE and free_out > 3 * RATE, (free_in, free_out)
-    # the policy: ingress RATE, egress RATE / 2 (the event path)
-    limits = (("egress", RATE // 2, 100), ("ingress", RATE, 100))
+    assert free_in > 2 * RATE and free_out > 2 * RATE, (free_in, free_out)
+    # the policy: ingress RATE, egress 3/4 of it (the event path)
+    limits = (("egress", RATE * 3 // 4, 100), ("ingress", RATE, 100))
     state, _, _ = with_limits(topo.state(), limits)
     report = rec.sync(state, changed={fid})
     assert report.ok, report.errors
     assert any(s.action == "set_qos" for s in report.plan.steps)
     got_in, got_out = kbps(up, vm, FIP, 5203), kbps(vm, up, "203.0.113.1", 5204)
     assert within(got_in, RATE), got_in
-    assert within(got_out, RATE // 2), got_out
+    assert within(got_out, RATE * 3 // 4), got_out
     # a limit changed in place
     state, _, _ = with_limits(topo.state(), (("egress", RATE, 100),))
     assert rec.sync(state, changed={fid}).ok
     assert within(kbps(vm, up, "203.0.113.1", 5205), RATE)
-    assert kbps(up, vm, FIP, 5206) > 3 * RATE  # the ingress limit is gone
+    assert kbps(up, vm, FIP, 5206) > 2 * RATE  # the ingress limit is gone
     assert "ifb" not in nsexec(topo.ns, ["ip", "-d", "link"]).stdout
     # drift: the class deleted by hand comes back with the full pass
     nsexec(topo.ns, ["tc", "qdisc", "del", "dev", qg, "root"])
@@ -114,7 +117,7 @@ def test_fip_rate_each_direction_and_detached(topo, nat_driver):
     assert rec.sync(state, changed={fid}).ok
     assert "htb" not in tc_text(topo.ns, qg) and ifb_name(qg) not in \
         nsexec(topo.ns, ["ip", "link"]).stdout
-    assert kbps(vm, up, "203.0.113.1", 5208) > 3 * RATE
+    assert kbps(vm, up, "203.0.113.1", 5208) > 2 * RATE
 
 
 def test_gateway_rate(topo, nat_driver):
@@ -130,4 +133,4 @@ def test_gateway_rate(topo, nat_driver):
     topo.fip(FIP, "b")
     state, fid, _ = with_limits(topo.state(), (), (("egress", RATE, 100),))
     assert rec.sync(state, full=True).ok
-    assert kbps(topo.upstream, vm, FIP, 5212) > 3 * RATE
+    assert kbps(topo.upstream, vm, FIP, 5212) > 2 * RATE
