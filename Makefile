@@ -62,6 +62,7 @@ bench: install
 	$(PY) benchmarks/ovn_bench.py --fips 100,10000 --kernel-fips 100
 	$(PY) benchmarks/firewall_bench.py
 	$(PY) benchmarks/ovn_sg_bench.py
+	$(PY) benchmarks/cli_latency.py --runs 20
 	for db in postgresql sqlite; do for n in 1 2; do \
 	  $(PY) benchmarks/pg_churn.py --db $$db --servers $$n --clients 32 --seconds 60; done; done
 

@@ -215,3 +215,22 @@ def test_every_option_has_help():
             walk(sub, f"{path} {name}")
     walk(typer.main.get_command(app), "floatip")
     assert not missing, "options without help:\n" + "\n".join(sorted(missing))
+
+
+def test_the_lazy_loader_knows_the_commands_and_global_options():
+    """main.MODULES names only commands that exist, and each command path loads the module
+    that registers it; VALUED is every global option that takes a value (else its value would
+    be read as a command name and the call would load every module: slow, not wrong)."""
+    import typer
+
+    from floatip.cli import main as M
+    root = typer.main.get_command(M.app)
+    for path, module in M.MODULES.items():
+        group, _, sub = path.partition(" ")
+        assert group in root.commands, f"MODULES names {path!r}: no such command"
+        assert not sub or sub in root.commands[group].commands, path
+        assert M.modules_for([*path.split(), "ARG", "--help"]) == {module}
+    assert M.modules_for(["port"]) == {"resources", "plug"}
+    assert M.modules_for(["--nat-driver", "iptables", "network", "show", "x"]) == {"resources"}
+    valued = {p.opts[0] for p in root.params if p.param_type_name == "option" and not p.is_flag}
+    assert valued == set(M.VALUED)
