@@ -439,11 +439,16 @@ class Agent:
             if fid in fip_errors:
                 out[fid] = ["ERROR", fip_errors[fid]]
                 continue
-            router = whole.router_for_fip(f) if f.port_id else None
+            router = whole.router_for_fip(f) if f.port_id or f.port_forwardings else None
             if router is None or not router.admin_state_up or router.gateway is None:
                 out[fid] = ["DOWN", None]
             elif router.id in self.router_errors:
                 out[fid] = ["ERROR", f"router {router.id}: {self.router_errors[router.id]}"]
+            elif f.port_forwardings:  # its forwardings are in the router's NAT spec
+                lay = self.reconciler.layouts.get(router.id)
+                out[fid] = ["ACTIVE", None] if lay is not None and \
+                    f.floating_ip_address in lay.fip_addresses else \
+                    ["ERROR", "not programmed on this host"]
             elif f.fixed_ip_address and \
                     programmed.get(router.id, {}).get(f.floating_ip_address) == f.fixed_ip_address:
                 out[fid] = ["ACTIVE", None]
