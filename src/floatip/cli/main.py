@@ -14,7 +14,8 @@ from . import app as _app
 # of its own; its group's module is imported by it)
 MODULES = {"network": "resources", "subnet": "resources", "port": "resources",
            "port plug": "plug", "port unplug": "plug", "router": "resources",
-           "floating-ip": "resources", "security-group": "security_groups",
+           "floating-ip": "resources", "floating-ip port-forwarding": "port_forwardings",
+           "security-group": "security_groups",
            "events": "events", "status": "events", "cleanup": "ops", "serve": "serve",
            "agent": "serve", "trace": "trace", "apply": "local", "diff": "local",
            "teardown": "local", "show": "local", "demo": "local",
