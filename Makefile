@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iputils-arping \
 	ethtool iproute2 procps util-linux kmod python3-venv python3-dev gcc \
-	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client radvd curl cloud-init \
+	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client radvd curl cloud-init systemd \
 	chromium chromium-driver
 
 # The topology page's graph library: Cytoscape.js from the npm registry (ui/package.json,
