@@ -14,7 +14,7 @@ from ..core.errors import InvalidState, NeutronError
 from ..core.layout import AgentConfig, check_ifname
 
 # -h as --help, on every subcommand too (click's contexts inherit help_option_names)
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=True, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Neutron-style virtual routers and floating IPs for Linux hosts.")
 out = Console()
