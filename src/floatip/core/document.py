@@ -23,6 +23,14 @@ def _get(d: dict, *keys: str, default: Any = None) -> Any:
 
 
 def load(doc: dict) -> State:
+    state = parse(doc)
+    validate(state)
+    return state
+
+
+def parse(doc: dict) -> State:
+    """``doc`` as a State, unchecked but for what reading it needs (references, CIDRs):
+    ``apply`` through the API validates it beside the API's objects."""
     if not isinstance(doc, dict):
         raise NeutronError("A desired-state document must be a mapping")
     # security groups are the API's (``apply`` through it); the local apply programs routers
@@ -170,9 +178,7 @@ def load(doc: dict) -> State:
                                port_id=port_id, fixed_ip_address=fixed_ip)
     if errors:
         raise InvalidState(errors)
-    state = State(networks, subnets, ports, routers, fips)
-    validate(state)
-    return state
+    return State(networks, subnets, ports, routers, fips)
 
 
 def _contains(cidr: str, ip: str | None) -> bool:
