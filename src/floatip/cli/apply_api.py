@@ -19,6 +19,7 @@ from ..client import Client
 from ..core.document import _get
 from ..core.errors import NeutronError
 from ..service.security_groups import _rule_key
+from .apply_check import place
 from .security_groups import port_range
 
 
@@ -161,7 +162,6 @@ def fip_body(d: dict, ref) -> dict:
 def bodies(doc: dict, ref):
     """(kind, place, name, create body, extra) of every object of ``doc``, for the check
     (``ref(kind, name, place)``)."""
-    from .apply_check import place
     for plural, kind, make in (("networks", "network", lambda d, r: network_body(d)[0]),
                                ("subnets", "subnet", lambda d, r: subnet_body(d, r)[0]),
                                ("security_groups", "security_group",
@@ -250,7 +250,7 @@ def apply_document(c: Client, doc: dict, res: ApplyResult | None = None) -> Appl
 
     def ensure(kind: str, name: str, create: dict, mutable: dict) -> dict:
         have = _by_name(c, kind, name)
-        label = f"{kind.replace('_', ' ')} {name}"
+        label = f"{kind} {name}"
         if have is None:
             obj = c.create(kind, name=name, **create)
             res.undo.append((f"deleted {label}", lambda: c.delete(kind, obj["id"])))

@@ -210,10 +210,22 @@ class Resolver:
         return None
 
 
+_UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+def _stand_in(v):
+    """An id apply finds later (a floating IP's network) or could not resolve (reported
+    already) as a well-formed one, so the schema checks the rest."""
+    if isinstance(v, dict):
+        return {k: _UNKNOWN if x is None and k.endswith("_id") else _stand_in(x)
+                for k, x in v.items()}
+    return [_stand_in(x) for x in v] if isinstance(v, list) else v
+
+
 def schema_check(p: Problems, kind: str, body: dict, where: str) -> None:
     """The API's own request schema for a create body (its first refusal, as it words it)."""
     try:
-        SCHEMAS[kind].create.model_validate({kind: body})
+        SCHEMAS[kind].create.model_validate({kind: _stand_in(body)})
     except ValidationError as e:
         typ, msg, _ = from_validation(list(e.errors()), True)
         p.add(where, f"{typ}: {msg}")

@@ -119,6 +119,7 @@ def cross_check(p, ref, made: list, snapshot: dict[str, list[dict]]) -> None:
         own.setdefault(kind, set()).add(rid)
         names[rid] = f"{kind.replace('_', ' ')} {name}"
     _gateway_addresses(doc, gateways)
+    _fip_networks(doc, own.get("floatingip", set()))
     _overlaps(p, doc, own.get("subnet", set()), names)
     for kind in ("network", "subnet", "port", "router"):
         for o in doc[kind + "s"]:
@@ -135,6 +136,36 @@ def cross_check(p, ref, made: list, snapshot: dict[str, list[dict]]) -> None:
             continue  # a network's own checks are the API's (its types, its VLANs)
         for x in errs:
             p.add(names.get(oid, kind), f"{x.type}: {_named(x.message, names)}")
+
+
+def _fip_networks(doc: dict, own: set) -> None:
+    """A floating IP of the file without its network is on the gateway network of the router
+    that serves its port, as apply finds it (``_external_network_for``)."""
+    ports = {q["id"]: q for q in doc["ports"]}
+    subnets = {s["id"]: s for s in doc["subnets"]}
+    for f in doc["floatingips"]:
+        if f["id"] not in own or f.get("floating_network_id") or not f.get("port_id"):
+            continue
+        port = ports.get(f["port_id"], {})
+        mine = {x.get("subnet_id") or next(
+            (s["id"] for s in subnets.values() if s["network_id"] == port.get("network_id")
+             and _holds(s["cidr"], x.get("ip_address"))), None)
+            for x in port.get("fixed_ips", [])}
+        for r in doc["routers"]:
+            gw = r.get("external_gateway_info") or {}
+            if gw.get("network_id") and mine & {i.get("subnet_id") for i in r["interfaces"]} \
+                    and any(s["network_id"] == gw["network_id"] and
+                            _holds(s["cidr"], f["floating_ip_address"])
+                            for s in subnets.values()):
+                f["floating_network_id"] = gw["network_id"]
+                break
+
+
+def _holds(cidr: str, ip) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)
+    except (ValueError, TypeError):
+        return False
 
 
 def _overlaps(p, doc: dict, own: set, names: dict[str, str]) -> None:
