@@ -92,6 +92,8 @@ def cross_check(p, ref, made: list, snapshot: dict[str, list[dict]]) -> None:
     gateways = []
     for kind, where, name, body, extra in made:
         rid = ref.planned.get(kind, {}).get(name) if name else None
+        if kind in ("subnet", "port") and body.get("network_id") is None:
+            continue  # its network is not found: said already
         if kind == "network":
             doc["networks"].append(_network({**by_id.get(rid, {}), **body, "id": rid}))
         elif kind == "subnet":
@@ -191,7 +193,8 @@ def _named(message: str, names: dict[str, str]) -> str:
     """Ids in a message as the names the user wrote."""
     for oid, label in names.items():
         if oid and oid in message:
-            message = message.replace(oid, label.split(" ", 1)[-1])
+            message = message.replace(oid, label.split(" ", 2 if label.startswith(
+                "security group") else 1)[-1])
     return message
 
 
