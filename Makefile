@@ -60,6 +60,7 @@ bench: install
 	$(PY) benchmarks/control_plane.py --routers 100 --fips 10000
 	$(PY) benchmarks/control_plane.py --table
 	$(PY) benchmarks/ovn_bench.py --fips 100,10000 --kernel-fips 100
+	$(PY) benchmarks/ovn_failover.py -n 10
 	$(PY) benchmarks/firewall_bench.py
 	$(PY) benchmarks/ovn_sg_bench.py
 	for db in postgresql sqlite; do for n in 1 2; do \

@@ -375,6 +375,27 @@ class OvnLab:
             if name in ch.pids:
                 self._kill(ch.pids.pop(name))
 
+    def restart_chassis(self, ch: Chassis) -> None:
+        """A chassis stopped by ``stop_chassis`` comes back: ovs-vswitchd (its bridges from
+        its database; the underlay's internal port made anew, so its address again) and
+        ovn-controller."""
+        run = ch.run
+        ch.pids["ovs-vswitchd"] = pid = self._spawn(ch.ns, run, "ovs-vswitchd", [
+            "ovs-vswitchd", ch.db, *self._common(run, "ovs-vswitchd")])
+        self._wait_file(f"{run}/ovs-vswitchd.ctl", pid)
+        deadline = time.monotonic() + 15
+        while ch.exec("ip", "link", "show", "br-phy", check=False).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"br-phy of {ch.name} did not come back")
+            time.sleep(0.05)
+        ch.exec("ip", "addr", "replace", f"{ch.encap_ip}/24", "dev", "br-phy")
+        ch.exec("ip", "link", "set", "br-phy", "up")
+        if ch.mapped:
+            ch.exec("ip", "link", "set", "br-ex", "up", check=False)
+        ch.pids["ovn-controller"] = self._spawn(ch.ns, run, "ovn-controller", [
+            "ovn-controller", ch.db,
+            *[o for o in self._common(run, "ovn-controller") if not o.startswith("--unixctl")]])
+
     def unplug(self, ns: str) -> None:
         ch, tap = self.vms[ns]
         ch.vsctl("--if-exists", "del-port", "br-int", tap)

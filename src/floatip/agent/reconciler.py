@@ -101,6 +101,7 @@ class Reconciler:
         self.stale: set[str] = set()   # routers whose self.layouts lag self.fips
         self.dirty: set[str] = set()   # routers to observe before trusting what we know
         self.port_fips: dict[str, set[str]] = {}  # port id -> floating IP ids using it
+        self.pf_fips: set[str] = set()  # floating IPs laid out with port forwardings
         self.last_full = 0.0
         self.full_syncs = self.partial_syncs = 0
         self.hold: set[str] = set()    # invalid routers: left as they are, neither applied nor removed
@@ -136,6 +137,7 @@ class Reconciler:
     def _index(self, state: State) -> None:
         """The port index and the bindings, after observing every router that changed."""
         self.port_fips, self.bound = {}, {}
+        self.pf_fips = {fid for fid, f in state.floatingips.items() if f.port_forwardings}
         for fid, f in state.floatingips.items():
             if f.port_id:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
@@ -194,10 +196,15 @@ class Reconciler:
             fids = _changed(old.floatingips, state.floatingips)
             pids = _changed(old.ports, state.ports)
         else:
-            fids = {x for x in changed if x in state.floatingips or x in self.bound}
+            fids = {x for x in changed if x in state.floatingips or x in self.bound
+                    or x in self.pf_fips}
             pids = set(changed) - fids
         for pid in pids:
             fids |= self.port_fips.get(pid, set())
+        # port forwardings change the router's NAT spec: planned against what is observed
+        if fids & self.pf_fips or any(state.floatingips[x].port_forwardings for x in fids
+                                      if x in state.floatingips):
+            return self._partial_routers(state, remove, dry_run, t0)
         add: dict[str, dict[str, str]] = {}
         rem: dict[str, set[str]] = {}
         moved: dict[str, tuple[str, str, str] | None] = {}

@@ -57,7 +57,8 @@ KEYS = {
 }
 # read by ``apply --local`` (which makes its own ids and MACs), not by the API's apply
 LOCAL_ONLY = {"network": {"id", "local_vlan"}, "subnet": {"id"}, "port": {"id"},
-              "router": {"id"}, "floatingip": {"id"}, "gateway": {"port_id", "mac_address"},
+              "router": {"id"}, "floatingip": {"id", "port_forwardings", "router"},
+              "gateway": {"port_id", "mac_address"},
               "interface": {"ip_address", "port_id", "mac_address"}}
 
 @dataclass

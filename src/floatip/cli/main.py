@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 
 # each module registers its commands on ``app``
-from . import (apply_cmds, events, local, ops, ovn_metadata, resources,  # noqa: F401
-               security_groups, serve, trace)
+from . import (apply_cmds, events, local, ops, ovn_metadata, port_forwardings,  # noqa: F401
+               resources, security_groups, serve, trace)
 from .app import app
 
 

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .layout import OWNER_KEY, RouterLayout, namespace_name
+from .layout import OWNER_KEY, RouterLayout, forward_elements, namespace_name
 
 # Phases: the plan runs every step of a phase, for every router, before the next phase.
 # NAT rules go in before floating IP addresses appear (Neutron's order: a FIP answers ARP
@@ -50,6 +50,8 @@ class NsFacts:
     sysctls: dict[str, str] = field(default_factory=dict)
     nat: Any = None                      # the NAT driver's own facts
     fip_map: dict[str, str] = field(default_factory=dict)  # floating ip -> fixed, as programmed
+    # port forwardings as programmed: (floating ip, protocol, first, last port) -> (fixed, port)
+    pf_map: dict = field(default_factory=dict)
     instance: str | None = None          # the floatip server instance that made it
     default_route6: tuple[str, str] | None = None
     # (destination, device) of the routes without a gateway; None: not read (the event
@@ -212,6 +214,11 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
     if flush:
         steps.append(Step("conntrack", "flush_conntrack", ns, tuple(flush),
                           "floating IP removed or moved: cut its flows"))
+    want_fwd = forward_elements(lay.nat.forwards)
+    gone = sorted(k for k, v in facts.pf_map.items() if want_fwd.get(k) != v)
+    if gone:
+        steps.append(Step("conntrack", "flush_forwards", ns, tuple(gone),
+                          "port forwarding removed or changed: cut its flows"))
     if lay.radvd is not None and (facts.radvd != lay.radvd):
         steps.append(Step("radvd", "ensure_radvd", ns, (lay.router_id, lay.radvd),
                           "radvd not running" if facts.radvd is None else "radvd config changed"))
@@ -266,6 +273,7 @@ def summary(step: Step) -> str:
               "iptables_restore": lambda: f"{a[0].count(chr(10))} lines",
               "nft": lambda: f"{a[0].count(chr(10))} lines",
               "flush_conntrack": lambda: " ".join(a),
+              "flush_forwards": lambda: " ".join(f"{k[0]}:{k[1]}/{k[2]}-{k[3]}" for k in a),
               "create_namespace": lambda: "",
               "ensure_radvd": lambda: f"{a[1].count('prefix ')} prefix(es)",
               "stop_radvd": lambda: "",
@@ -349,6 +357,9 @@ def commands(step: Step, datapath_type: str = "netdev") -> list[str]:
         case "flush_conntrack":
             return [line for ip in a for line in (inns + f"conntrack -D -d {ip}",
                                                   inns + f"conntrack -D -q {ip}")]
+        case "flush_forwards":
+            return [inns + f"conntrack -D -d {ip} -p {proto} --dport {port}"
+                    for ip, proto, lo, hi in a for port in range(lo, hi + 1)]
         case "delete_namespace":
             return [f"ip netns delete {q(ns)}"]
         case "iptables_restore":
