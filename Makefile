@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iputils-arping \
 	ethtool iproute2 procps util-linux kmod python3-venv python3-dev gcc \
-	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client radvd curl cloud-init \
+	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client radvd curl cloud-init systemd \
 	chromium chromium-driver
 
 # The topology page's graph library: Cytoscape.js from the npm registry (ui/package.json,
@@ -63,6 +63,8 @@ bench: install
 	$(PY) benchmarks/ovn_failover.py -n 10
 	$(PY) benchmarks/firewall_bench.py
 	$(PY) benchmarks/ovn_sg_bench.py
+	$(PY) benchmarks/pf_bench.py
+	$(PY) benchmarks/cli_latency.py --runs 20
 	for db in postgresql sqlite; do for n in 1 2; do \
 	  $(PY) benchmarks/pg_churn.py --db $$db --servers $$n --clients 32 --seconds 60; done; done
 

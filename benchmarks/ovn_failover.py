@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -45,7 +42,7 @@ from floatip.backends.ovn.metadata import OvnMetadataAgent  # noqa: E402
 from floatip.backends.remote import RemoteSource  # noqa: E402
 from floatip.cli.demo_api import remove_all  # noqa: E402
 from floatip.client import Client  # noqa: E402
-from floatip.ovnlab import OvnLab  # noqa: E402
+from floatip.ovnlab import GatewayWatch, OvnLab, Pinger  # noqa: E402
 from floatip.server import Server, free_port  # noqa: E402
 
 PORT = 8080
@@ -57,64 +54,6 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
 
 
-class Pinger:
-    """``ping -D -i 0.01`` from ``ns``: the answers' timestamps."""
-
-    def __init__(self, ns: str, ip: str):
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.01",
-                                   "-W", "1", ip], stdout=subprocess.PIPE, text=True)
-        self.times: list[float] = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        for line in self.p.stdout:
-            m = re.match(r"\[(\d+\.\d+)\] \d+ bytes from", line)
-            if m:
-                self.times.append(float(m.group(1)))
-
-    def gap(self, since: float, until: float | None = None) -> float:
-        """The longest time without an answer between ``since`` and ``until`` (seconds)."""
-        ts = [since] + [t for t in self.times if t > since and (until is None or t <= until)]
-        return max(b - a for a, b in zip(ts, ts[1:])) if len(ts) > 1 else float("inf")
-
-    def stop(self) -> None:
-        self.p.send_signal(signal.SIGINT)
-        try:
-            self.p.wait(5)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-        self.thread.join(5)
-
-
-class Binding:
-    """Where the router's gateway port is bound, polled every 50 ms: (time, chassis)."""
-
-    def __init__(self, lab: OvnLab, lrp: str):
-        self.lab, self.lrp = lab, lrp
-        self.changes: list[tuple[float, str]] = []
-        self.stop_event = threading.Event()
-        threading.Thread(target=self._poll, daemon=True).start()
-
-    def now(self) -> str:
-        sb = f"--db={self.lab.sb}"
-        uuid_ = L.sh("ovn-sbctl", sb, "--bare", "--columns=chassis", "find", "Port_Binding",
-                     f"logical_port=cr-{self.lrp}", check=False).stdout.strip()
-        if not uuid_:
-            return ""
-        return L.sh("ovn-sbctl", sb, "--bare", "--columns=name", "list", "Chassis", uuid_,
-                    check=False).stdout.strip()
-
-    def _poll(self) -> None:
-        last = None
-        while not self.stop_event.is_set():
-            c = self.now()
-            if c != last:
-                self.changes.append((time.time(), c))
-                last = c
-            self.stop_event.wait(0.05)
-
-
 def wait(fn, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not fn():
@@ -123,7 +62,8 @@ def wait(fn, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def failover(lab: OvnLab, upstream_fip: str, vm: str, binding: Binding, bfd: dict) -> dict:
+def failover(lab: OvnLab, upstream_fip: str, vm: str, binding: GatewayWatch,
+             bfd: dict) -> dict:
     nb = f"--db={lab.nb}"
     if bfd:
         L.sh("ovn-nbctl", nb, "set", "NB_Global", ".",
@@ -217,14 +157,14 @@ def main() -> int:
         vm = lab.vm("vm", -1, port["id"], port["mac_address"], f"{ip}/24", "198.51.100.1")
         assert srv.wait_for_agent(60)
         gw = c.list("port", device_owner="network:router_gateway")[0]["id"]
-        binding = Binding(lab, f"lrp-{gw}")
+        binding = GatewayWatch(lab, f"lrp-{gw}")
         wait(lambda: L.ping(lab.upstream, fip["floating_ip_address"], timeout=0.5), 60,
              "the floating IP answers")
         results = {}
         for name, bfd in (("OVN's BFD defaults (1 s x 3)", {}),
                           ("BFD 100 ms x 3 (NB_Global options)", TUNED)):
             results[name] = failover(lab, fip["floating_ip_address"], vm, binding, bfd)
-        binding.stop_event.set()
+        binding.close()
         times = boot(c, lab, net, args.n, lab.tag)
         print("\nGateway failover, two gateway chassis, ping every 10 ms through the "
               "floating IP (OVN " + L.sh("ovn-northd", "--version").stdout.split()[1] + ")\n")

@@ -135,7 +135,7 @@ def run_apply(file: Path, url: str, as_json: bool, dry_run: bool) -> bool:
 @app.command("delete")
 def delete(file: Path = typer.Option(..., "-f", "--filename",
                                      help="The file `apply FILE` applied."),
-           url: str = URL, as_json: bool = typer.Option(False, "--json")):
+           url: str = URL, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Delete FILE's resources through the API, dependents first (floating IPs, router
     interfaces, routers, ports, subnets, networks, security groups); others stay."""
     doc = read_doc(file)

@@ -87,7 +87,7 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
           local: bool = typer.Option(False, "--local",
                                      help="Program the kernel directly, without the API."),
           url: str = URL,
-          as_json: bool = typer.Option(False, "--json")):
+          as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Create or update FILE's resources through the API, like kubectl apply (--local: kernel)."""
     if not local:
         run_apply(file, url, as_json, dry_run)
@@ -108,7 +108,7 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
 def diff(file: Path, local: bool = typer.Option(False, "--local",
                                                 help="Against this host's kernel: the "
                                                      "commands `apply --local` would run."),
-         url: str = URL, as_json: bool = typer.Option(False, "--json")):
+         url: str = URL, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """What `apply FILE` would change through the API (--local: in the kernel); exit 1 when
     something differs."""
     if not local:
@@ -124,7 +124,7 @@ def diff(file: Path, local: bool = typer.Option(False, "--local",
 
 
 @app.command()
-def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
+def teardown(file: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Remove the routers (namespaces, OVS ports, rules) that FILE describes from this host's
     kernel (`apply --local`'s undo; `delete -f FILE` deletes through the API)."""
     state = read_state(file)
@@ -137,7 +137,7 @@ def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
 
 
 @app.command()
-def show(as_json: bool = typer.Option(False, "--json")):
+def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """What floatip owns in the kernel now, per router."""
     dp = dataplane()
     dhcp = DhcpDataplane()
