@@ -63,6 +63,8 @@ bench: install
 	$(PY) benchmarks/ovn_failover.py -n 10
 	$(PY) benchmarks/firewall_bench.py
 	$(PY) benchmarks/ovn_sg_bench.py
+	$(PY) benchmarks/pf_bench.py
+	$(PY) benchmarks/cli_latency.py --runs 20
 	for db in postgresql sqlite; do for n in 1 2; do \
 	  $(PY) benchmarks/pg_churn.py --db $$db --servers $$n --clients 32 --seconds 60; done; done
 

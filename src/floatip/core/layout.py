@@ -5,6 +5,7 @@ Pure: the same input always gives the same layout, and nothing here needs root.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field, replace
 
 from .errors import NeutronError
@@ -97,6 +98,22 @@ class NatSpec:
 Forward = tuple[str, str, int, int]          # (floating ip, protocol, first, last port)
 
 
+def forwards_of(fip) -> list[tuple]:
+    """``NatSpec.forwards`` entries of a floating IP's port forwardings."""
+    return [(fip.floating_ip_address, pf.protocol, pf.external_port_start,
+             pf.external_port_end, pf.internal_ip_address, pf.internal_port_start,
+             pf.internal_port_end, pf.id) for pf in fip.port_forwardings]
+
+
+def forward_key(f: tuple) -> tuple:
+    """``NatSpec.forwards``' order: by floating address, then the rest."""
+    return (socket.inet_aton(f[0]), *f[1:])
+
+
+def forward_order(forwards) -> tuple:
+    return tuple(sorted(forwards, key=forward_key))
+
+
 def forward_elements(forwards) -> dict[Forward, tuple[str, int]]:
     """What the kernel maps for ``NatSpec.forwards``: (floating ip, protocol, external
     port range) -> (fixed ip, internal port). A single port, or a range to one port, is one
@@ -138,10 +155,7 @@ def router_layouts(state: State, config: AgentConfig) -> dict[str, RouterLayout]
         if fip.port_forwardings and not fip.port_id:
             router = state.router_for_fip(fip)
             if router is not None:
-                fwd_by_router.setdefault(router.id, []).extend(
-                    (fip.floating_ip_address, pf.protocol, pf.external_port_start,
-                     pf.external_port_end, pf.internal_ip_address, pf.internal_port_start,
-                     pf.internal_port_end, pf.id) for pf in fip.port_forwardings)
+                fwd_by_router.setdefault(router.id, []).extend(forwards_of(fip))
             continue
         router = state.router_for_fip(fip) if fip.fixed_ip_address else None
         if router is not None:
@@ -234,8 +248,7 @@ def _layout(state: State, config: AgentConfig, router_id: str,
         gateway_ip=gw.ip_address if v4_gw else None,
         snat_cidrs=tuple(sorted(snat_cidrs)) if v4_gw and gw.enable_snat else (),
         fips=tuple(fips) if v4_gw else (),
-        forwards=tuple(sorted(forwards, key=lambda f: (ipaddress.ip_address(f[0]), *f[1:])))
-        if v4_gw else ())
+        forwards=forward_order(forwards) if v4_gw else ())
     # an extra route over a connected subnet (the API refuses them; older rows may hold
     # one) would replace the kernel's connected route: it is left out
     connected = {str(ipaddress.ip_interface(a).network) for d in devices for a in d.addresses}

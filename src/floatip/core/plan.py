@@ -402,3 +402,32 @@ def plan_fips(lay: RouterLayout, nat_driver, nat_facts, have: dict[str, str],
         steps.append(Step("conntrack", "flush_conntrack", ns, tuple(flush),
                           "floating IP removed or moved: cut its flows"))
     return [replace(s, router=lay.router_id) for s in steps]
+
+
+def plan_forwards(old: RouterLayout, new: RouterLayout, nat_driver, nat_facts) -> list[Step]:
+    """Steps for a router whose port forwardings changed, planned against what was applied
+    (``old``, and the NAT driver's facts it keeps): the NAT rules as ``new`` has them, the
+    floating IPs of forwardings added to or removed from ``qg-``, and the flows of removed
+    or changed forwardings cut."""
+    ns = new.namespace
+    steps: list[Step] = []
+    want, had = forward_elements(new.nat.forwards), forward_elements(old.nat.forwards)
+    gone = sorted(k for k, v in had.items() if want.get(k) != v)
+    nat_step = nat_driver.plan_forwards(ns, new.nat, nat_facts,
+                                        {k: v for k, v in want.items() if had.get(k) != v},
+                                        set(gone))
+    if nat_step is not None:
+        steps.append(nat_step)
+    qg = new.gateway_device
+    add = sorted(new.fip_addresses - old.fip_addresses, key=ipaddress.ip_address)
+    drop = sorted(old.fip_addresses - new.fip_addresses, key=ipaddress.ip_address)
+    if add and qg is not None:
+        steps.append(Step("fip", "add_fips", ns, (qg.name, qg.mac, tuple(add)),
+                          f"{len(add)} floating IP address(es) missing"))
+    if drop and qg is not None:
+        steps.append(Step("fip", "del_fips", ns, (qg.name, tuple(drop)),
+                          f"{len(drop)} floating IP address(es) no longer wanted"))
+    if gone:
+        steps.append(Step("conntrack", "flush_forwards", ns, tuple(gone),
+                          "port forwarding removed or changed: cut its flows"))
+    return [replace(s, router=new.router_id) for s in steps]

@@ -298,6 +298,11 @@ class IptablesDriver:
         return Step("nat", "iptables_restore", ns, ("\n".join(lines) + "\n", ("rules", (dels, adds))),
                     "floating IPs changed")
 
+    def plan_forwards(self, ns: str, spec: NatSpec, facts: Ruleset, add: dict,
+                      remove: set) -> Step | None:
+        """Port forwardings changed: their chains, through the rules' diff (one restore)."""
+        return self.plan(ns, spec, facts)
+
     @staticmethod
     def fip_map(facts: Ruleset) -> dict[str, str]:
         return facts.fip_map()

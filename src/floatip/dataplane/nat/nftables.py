@@ -523,6 +523,16 @@ class NftablesDriver:
             return None
         return Step("nat", "nft", ns, (script, ("delta", delta)), "floating IPs changed")
 
+    def plan_forwards(self, ns: str, spec: NatSpec, facts: NftTable, add: dict, remove: set):
+        """Port forwardings added/changed (key -> value) and removed, as pf_dnat element
+        changes only: constant time whatever the number of forwardings."""
+        add = {(_ip(f), p, lo, hi): (_ip(x), port) for (f, p, lo, hi), (x, port) in add.items()}
+        script = element_script({}, set(), {}, set(), fwd_add=add, fwd_del=remove)
+        if not script:
+            return None
+        return Step("nat", "nft", ns, (script, ("fwd", (add, set(remove)))),
+                    "port forwardings changed")
+
     @staticmethod
     def fip_map(facts: NftTable) -> dict[str, str]:
         return facts.fip_map()
@@ -547,7 +557,13 @@ class NftablesDriver:
             self._cache.pop(ns, None)
             return
         kind, value = extra
-        apply_to(cached[1], value if kind == "table" else None, value if kind == "delta" else None)
+        if kind == "fwd":
+            for k in value[1]:
+                cached[1].fwd.pop(k, None)
+            cached[1].fwd.update(value[0])
+        else:
+            apply_to(cached[1], value if kind == "table" else None,
+                     value if kind == "delta" else None)
         gen = self._genid(ns)
         if gen is None:
             self._cache.pop(ns, None)
