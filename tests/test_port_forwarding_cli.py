@@ -64,14 +64,14 @@ def test_floatip_cli(tmp_path, monkeypatch):
             fip = w["fip"]["floating_ip_address"]
             made = json.loads(run("floating-ip", "port-forwarding", "create", fip, "--port",
                                   f"{tag}-vm", "--internal-protocol-port", "22",
-                                  "--external-protocol-port", "2222", "--json"))
+                                  "--external-protocol-port", "2222", "-f", "json"))
             assert made["external_port"] == 2222 and made["internal_port"] == 22
             rng = json.loads(run("floating-ip", "port-forwarding", "create", fip, "--port",
                                  f"{tag}-vm", "--protocol", "udp", "--internal-protocol-port",
                                  "5000:5004", "--external-protocol-port", "6000:6004",
-                                 "--json"))
+                                 "-f", "json"))
             assert rng["external_port_range"] == "6000:6004"
-            listed = json.loads(run("floating-ip", "port-forwarding", "list", fip, "--json"))
+            listed = json.loads(run("floating-ip", "port-forwarding", "list", fip, "-f", "json"))
             assert {x["id"] for x in listed} == {made["id"], rng["id"]}
             assert "2222:2222" in run("floating-ip", "port-forwarding", "list", fip)
             # a collision: Neutron's error, exit 1
