@@ -4,7 +4,9 @@ and ``bridge_mappings``, floatip's ``[agent] nat_driver / run_dir / dhcp / metad
 keys are still refused. ``floatip`` runs as a real process where the command matters."""
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from floatip import lab as L
 from floatip.agent.binding import tap_name
 from floatip.cli.app import Ctx
-from floatip.cli.config import load
+from floatip.cli.config import KEYS, load
 from floatip.core.errors import NeutronError
 from floatip.server import free_port
 from served import Served, floatip, refused, wait_for
@@ -167,3 +169,24 @@ def test_serve_and_port_plug_build_on_the_files_bridges_and_nat_driver(tmp_path)
                 dp.close()
         left = lab.cleanup()
     assert not left, left
+
+
+def test_the_example_and_docs_list_every_key(tmp_path, monkeypatch):
+    """deploy/floatip.conf.example with every commented key set is a valid file holding every
+    key the loader knows; docs/config.md's table names each of them."""
+    monkeypatch.setattr(Ctx, "flags", {})
+    root = Path(__file__).resolve().parent.parent
+    lines = []
+    for ln in (root / "deploy" / "floatip.conf.example").read_text().splitlines():
+        m = re.fullmatch(r"# ([a-z_]+) =(.*)", ln)
+        lines.append(f"{m[1]} ={m[2].split('(')[0]}" if m else ln)
+    conf = tmp_path / "floatip.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    cfg = load(str(conf))
+    cfg.check()
+    known = {(sec, k) for sec, keys in KEYS.items() if sec != "keystone_authtoken" for k in keys}
+    assert set(cfg.values) == known
+    doc = (root / "docs" / "config.md").read_text()
+    for sec, key in sorted(known):
+        name = f"`[{sec}] quota_<resource>`" if sec == "quotas" else f"`[{sec}] {key}`"
+        assert name in doc, name
