@@ -166,6 +166,10 @@ def test_an_external_network_offered_to_b_takes_b_gateway_only(api):
     assert rb["external_gateway_info"]["network_id"] == ext["id"], rb
     refused(api.post("/v2.0/routers", headers=c, json={"router": {"name": "rb-c", **gw}}),
             404, "NetworkNotFound")
+    fip = {"floatingip": {"floating_network_id": ext["id"]}}
+    made = ok(api.post("/v2.0/floatingips", headers=b, json=fip), 201)["floatingip"]
+    refused(api.post("/v2.0/floatingips", headers=c, json=fip), 404, "NetworkNotFound")
+    ok(api.delete(f"/v2.0/floatingips/{made['id']}", headers=b), 204)
     refused(api.delete(f"{RBAC}/{pol['id']}"), 409, "RbacPolicyInUse")
     ok(api.put(f"/v2.0/routers/{rb['id']}", headers=b,
                json={"router": {"external_gateway_info": {}}}))
