@@ -16,7 +16,7 @@ class KernelBackend:
         """``agent_options`` go to ``agent.loop.Agent`` (dhcp, run_dir, interval, ...); the
         metadata proxies are its hook."""
         hooks = metadata_hooks(agent_options.get("run_dir", "/run/floatip"), metadata,
-                               nova_metadata_url, metadata_secret)
+                               nova_metadata_url, metadata_secret, owner=config.instance)
         self.agent = Agent(source, config, hooks=hooks, **agent_options)
 
     def start(self) -> None:

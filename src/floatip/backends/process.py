@@ -220,7 +220,8 @@ def child_main(fd: int) -> None:
                         format="%(asctime)s agent-process %(levelname)s %(message)s")
     opts = dict(s["options"])
     hooks = metadata_hooks(opts.get("run_dir", "/run/floatip"), opts.pop("metadata", True),
-                           opts.pop("nova_metadata_url", None), opts.pop("metadata_secret", ""))
+                           opts.pop("nova_metadata_url", None), opts.pop("metadata_secret", ""),
+                           owner=s["config"].get("instance"))
     source = PipeSource(Database(s["db"], migrate_schema=False, checkpoints=False,
                                  token=s.get("token")),
                         os.fdopen(fd, "wb"))

@@ -167,7 +167,7 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
         _fail(e)
     agent = Agent(RemoteSource(server, secret=agent_secret), Ctx.config, interval=interval,
                   prune_scope=prune, dhcp=dhcp, run_dir=run_dir, firewall=firewall,
-                  hooks=metadata_hooks(run_dir, metadata, nova, secret))
+                  hooks=metadata_hooks(run_dir, metadata, nova, secret, owner="agent"))
     agent.start()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

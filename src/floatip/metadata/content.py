@@ -7,6 +7,7 @@ one (``/openstack/latest/meta_data.json``, ``network_data.json``, ``user_data``)
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from dataclasses import dataclass
@@ -68,6 +69,54 @@ def find_instance(state: State, router_id: str, ip: str) -> Instance | None:
                 mtu=net.mtu, network_id=net.id, public_ipv4=fip, user_data=port.user_data,
                 public_keys=tuple(port.public_keys))
     return None
+
+
+def instance_table(state: State, routers) -> dict[str, dict[str, dict]]:
+    """router id -> fixed IP -> the ``Instance`` ``find_instance`` gives (as plain data),
+    for ``routers``: what a metadata process apart from the agent answers from. One walk
+    over ports and floating IPs, not one per address."""
+    fips: dict[str, list] = {}
+    for f in list(state.floatingips.values()):
+        if f.port_id:
+            fips.setdefault(f.port_id, []).append(f)
+    by_subnet: dict[str, list[str]] = {}
+    table: dict[str, dict[str, dict]] = {}
+    for rid in routers:
+        r = state.routers.get(rid)
+        if r is None:
+            continue
+        table[rid] = {}
+        for itf in r.interfaces:
+            by_subnet.setdefault(itf.subnet_id, []).append(rid)
+    for port in list(state.ports.values()):
+        if port.device_owner.startswith("network:"):
+            continue
+        for sid, ip in port.fixed_ips:
+            for rid in by_subnet.get(sid, ()):
+                if ip in table[rid]:
+                    continue  # find_instance: the first port with that address
+                sub, net = state.subnets[sid], state.networks[port.network_id]
+                fip = next((f.floating_ip_address for f in fips.get(port.id, ())
+                            if f.fixed_ip_address in (None, ip)
+                            and (x := state.router_for_fip(f)) is not None and x.id == rid),
+                           None)
+                table[rid][ip] = dataclasses.asdict(Instance(
+                    port_id=port.id, instance_id=port.device_id or port.id,
+                    project_id=port.project_id, name=port.name or dhcp_hostname("", ip),
+                    hostname=dhcp_hostname(port.name, ip), mac=port.mac_address,
+                    local_ipv4=ip, cidr=sub.cidr, gateway_ip=sub.gateway_ip,
+                    dns_nameservers=tuple(sub.dns_nameservers),
+                    host_routes=tuple(sub.host_routes), mtu=net.mtu, network_id=net.id,
+                    public_ipv4=fip, user_data=port.user_data,
+                    public_keys=tuple(port.public_keys)))
+    return table
+
+
+def instance_from(doc: dict) -> Instance:
+    """``instance_table``'s plain data back to an ``Instance`` (tuples from JSON lists)."""
+    return Instance(**{**doc, "dns_nameservers": tuple(doc["dns_nameservers"]),
+                       "host_routes": tuple(tuple(x) for x in doc["host_routes"]),
+                       "public_keys": tuple(tuple(x) for x in doc["public_keys"])})
 
 
 # ---------------------------------------------------------------------------------------
