@@ -19,6 +19,7 @@ import uvicorn
 
 from .api.app import create_app
 from .api.auth import AuthSettings
+from .backends.base import AGENT_DOWN_TIME
 from .backends.kernel import KernelBackend
 from .backends.local import LocalSource
 from .backends.ovn import OvnBackend, OvnConfig
@@ -86,12 +87,15 @@ class Server:
                  agent_options: dict | None = None, backend: str = "kernel",
                  ovn: OvnConfig | dict | None = None, auth: AuthSettings | None = None,
                  policy_file: str | None = None, agent_process: bool = False,
-                 quotas: dict[str, int] | None = None):
+                 quotas: dict[str, int] | None = None,
+                 agent_down_time: float = AGENT_DOWN_TIME):
         """``backend``: "kernel" (this host's agent) or "ovn" (``ovn``: NB/SB addresses and
         options, see backends.ovn.OvnConfig); ``agent=False``: none. ``agent_process``: the
         kernel agent runs in a process of its own (backends.process), not in a thread
         (an in-memory SQLite database, which no other process can open, keeps the thread).
-        ``quotas``: default limits per resource (Neutron's where not given)."""
+        ``quotas``: default limits per resource (Neutron's where not given).
+        ``agent_down_time``: the kernel agent is alive (``/v2.0/agents``) while a pass
+        finished within so many seconds (Neutron's default 75)."""
         self.host, self.port = parse_listen(listen)
         auth = auth or AuthSettings()
         if auth.strategy == "noauth" and not is_loopback(self.host):
@@ -118,6 +122,8 @@ class Server:
                                          **(agent_options or {}))
         else:
             raise NeutronError(f"backend {backend!r}: kernel or ovn")
+        if hasattr(self.backend, "agent_down_time"):
+            self.backend.agent_down_time = agent_down_time
         self.app = create_app(self.db, auth, policy_file, self.backend, quotas)
         self.app.state.backend = self.backend
         self.app.state.instance = self.instance

@@ -128,6 +128,7 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
                      agent_options=_services(dhcp, metadata, nova, secret, run_dir, firewall),
                      backend=backend, agent_process=agent_process, quotas=quotas,
+                     agent_down_time=float(cfg.get("DEFAULT", "agent_down_time")),
                      ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
                                            "distributed_fip": ovn_distributed_fip,
                                            "firewall": firewall})
