@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pyroute2 import netns as pnetns
 
 from .dataplane.process import kill
-from .lab import DHCLIENT_SCRIPT, TcpServer, sh
+from .lab import TcpServer, sh
 
 OVN_SCHEMAS = "/usr/share/ovn"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -45,6 +45,41 @@ BOUND6|RENEW6|REBIND6|REBOOT6|INFORM6)
     [ -n "$new_ip6_address" ] && ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" \\
         dev "$interface"
     env | grep -E '^(new_|reason=)' > "$V6_ENV_FILE" ;;
+esac
+exit 0
+"""
+# dhclient -4's script for lab VMs, as a cloud image's (Debian's rfc3442 hook): the address,
+# MTU and the classless static routes (the metadata route through the network's localport),
+# else the router; and what the server sent in $V6_ENV_FILE
+DHCLIENT4_SCRIPT = """#!/bin/sh
+env | grep -E '^(new_|reason=)' > "$V6_ENV_FILE"
+case "$reason" in
+PREINIT) ip link set dev "$interface" up ;;
+BOUND|RENEW|REBIND|REBOOT)
+    [ -n "$new_interface_mtu" ] && ip link set dev "$interface" mtu "$new_interface_mtu"
+    ip -4 addr flush dev "$interface"
+    ip -4 addr add "$new_ip_address/$new_subnet_mask" dev "$interface"
+    if [ -n "$new_rfc3442_classless_static_routes" ]; then
+        set -- $new_rfc3442_classless_static_routes
+        while [ $# -ge 5 ]; do
+            len=$1; shift
+            n=$(( (len + 7) / 8 )); dst=""; i=0
+            while [ $i -lt 4 ]; do
+                if [ $i -lt $n ]; then o=$1; shift; else o=0; fi
+                dst="$dst${dst:+.}$o"; i=$((i + 1))
+            done
+            gw="$1.$2.$3.$4"; shift 4
+            if [ "$len" = 0 ]; then
+                ip -4 route replace default via "$gw" dev "$interface"
+            else
+                ip -4 route replace "$dst/$len" via "$gw" dev "$interface"
+            fi
+        done
+    elif [ -n "$new_routers" ]; then
+        set -- $new_routers
+        ip -4 route replace default via "$1" dev "$interface"
+    fi ;;
+EXPIRE|FAIL|RELEASE|STOP) ip -4 addr flush dev "$interface" ;;
 esac
 exit 0
 """
@@ -309,17 +344,15 @@ class OvnLab:
 
     def dhcp(self, ns: str, v6: bool = False, stateless: bool = False,
              timeout: float = 30) -> dict | None:
-        """ISC dhclient on eth0 of ``ns``, one exchange (``-1``); IPv4: the address, MTU and
-        default route configured, IPv6 (``v6``; ``stateless``: information only) the
-        address. Returns what the server sent (dhclient's ``new_*`` variables), None when
-        nothing came. dhclient stays to renew; ``close()`` ends it with the namespace."""
+        """ISC dhclient on eth0 of ``ns``, one exchange (``-1``); IPv4: the address, MTU,
+        classless routes (else the default route) configured, IPv6 (``v6``; ``stateless``:
+        information only) the address. Returns what the server sent (dhclient's ``new_*``
+        variables), None when nothing came. dhclient stays to renew; ``close()`` ends it
+        with the namespace."""
         files = os.path.join(self.dir, f"dhclient-{ns}{'-6' if v6 else ''}")
         script = files + ".sh"
         with open(script, "w") as f:
-            # the IPv4 script, and a line that records what the server sent
-            f.write(DHCLIENT6_SCRIPT if v6 else DHCLIENT_SCRIPT.replace(
-                'case "$reason" in', 'env | grep -E \'^(new_|reason=)\' > "$V6_ENV_FILE"\n'
-                'case "$reason" in', 1))
+            f.write(DHCLIENT6_SCRIPT if v6 else DHCLIENT4_SCRIPT)
         os.chmod(script, 0o755)
         argv = ["ip", "netns", "exec", ns, "dhclient", "-6" if v6 else "-4", "-1",
                 *(["-S"] if stateless else []), "-lf", files + ".lease", "-pf", files + ".pid",

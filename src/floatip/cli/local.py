@@ -231,7 +231,7 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
          teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo."),
          backend: str = typer.Option("kernel", "--backend",
                                      help="kernel, or ovn: two OVN chassis on this machine "
-                                          "(checks (a)-(e)).")):
+                                          "(checks (a)-(g) as well).")):
     """Build the seed through a throw-away API server and check it: (a)-(g)."""
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))

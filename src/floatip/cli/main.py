@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 # each module registers its commands on ``app``
-from . import events, local, ops, resources, security_groups, serve, trace  # noqa: F401
+from . import (events, local, ops, ovn_metadata, resources, security_groups,  # noqa: F401
+               serve, trace)
 from .app import app
 
 

@@ -19,7 +19,8 @@ from rich.table import Table
 from ..agent import binding
 from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
-from .app import Ctx, app
+from .app import app
+from .config import load as load_config
 
 out = Console()
 err = Console(stderr=True)
@@ -320,16 +321,25 @@ def port_plug(ref: str, netns: str = typer.Option(..., "--netns", help="Network 
               ifname: str = typer.Option("eth0", "--ifname"),
               wait: float = typer.Option(10.0, "--wait", help="Seconds to wait for ACTIVE (0: "
                                                              "do not wait)."),
+              config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP_CONFIG",
+                                                   help="The host's config file ([ovs] "
+                                                        "integration_bridge), as serve's."),
               url: str = URL, as_json: bool = JSON):
     """Plug PORT into a network namespace (a container): veth on the integration bridge with
     iface-id, MAC, fixed IP, default route via the subnet gateway."""
+    try:
+        cfg = load_config(config)
+        cfg.check()  # the whole file, as serve checks it
+        bridge = cfg.host().integration_bridge
+    except NeutronError as e:
+        _fail(e)
     if os.geteuid() != 0:
         _fail(NeutronError("plugging changes links and OVS: run it as root"))
     with Client(url) as c:
         def go():
             port = c.find("port", ref)
             subnets = {f["subnet_id"]: c.show("subnet", f["subnet_id"]) for f in port["fixed_ips"]}
-            tap = binding.plug(port, subnets, netns, Ctx.config.integration_bridge, ifname)
+            tap = binding.plug(port, subnets, netns, bridge, ifname)
             c.sync()
             deadline = time.monotonic() + wait
             while wait and time.monotonic() < deadline:
@@ -343,7 +353,7 @@ def port_plug(ref: str, netns: str = typer.Option(..., "--netns", help="Network 
             print(json.dumps({"device": tap, "port": port}, indent=2))
         else:
             out.print(f"plugged port {port['id']} into {netns} ({tap} on "
-                      f"{Ctx.config.integration_bridge}); status {port['status']}")
+                      f"{bridge}); status {port['status']}")
         if wait and port["status"] != "ACTIVE":
             raise typer.Exit(1)
 

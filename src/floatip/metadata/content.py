@@ -1,7 +1,9 @@
 """What a VM reads from 169.254.169.254, built from the desired state. Pure.
 
-``find_instance(state, router_id, ip)`` is the only way to an ``Instance``: the port whose
-fixed IP is the request's source address on one of the router's tenant subnets. ``answer``
+``find_instance(state, router_id, ip)`` (the router's proxy asked) and
+``find_on_network(state, network_id, ip)`` (OVN's per-network proxy asked) are the only ways
+to an ``Instance``: the port whose fixed IP is the request's source address on one of the
+router's tenant subnets, or on the network. ``answer``
 renders Nova's two trees for it: the EC2 one (``/latest/meta-data/...``) and the OpenStack
 one (``/openstack/latest/meta_data.json``, ``network_data.json``, ``user_data``).
 """
@@ -47,19 +49,32 @@ def find_instance(state: State, router_id: str, ip: str) -> Instance | None:
     if router is None or not ip:
         return None
     subnets = {itf.subnet_id for itf in router.interfaces}
+    return _find(state, ip, lambda sid, port: sid in subnets,
+                 lambda f: (r := state.router_for_fip(f)) is not None and r.id == router_id)
+
+
+def find_on_network(state: State, network_id: str, ip: str) -> Instance | None:
+    """The port behind ``ip`` on network ``network_id`` (OVN's metadata namespace of that
+    network asks), or None; its floating IP whatever router carries it."""
+    if network_id not in state.networks or not ip:
+        return None
+    return _find(state, ip, lambda sid, port: port.network_id == network_id,
+                 lambda f: state.router_for_fip(f) is not None)
+
+
+def _find(state: State, ip: str, where, fip_ok) -> Instance | None:
     # list(): one step (the agent's thread changes the maps in place between passes)
     for port in list(state.ports.values()):
         if port.device_owner.startswith("network:"):
             continue  # DHCP ports and the like are no instances
         for sid, fixed in port.fixed_ips:
-            if fixed != ip or sid not in subnets:
+            if fixed != ip or not where(sid, port) or sid not in state.subnets:
                 continue
             sub = state.subnets[sid]
             net = state.networks[port.network_id]
             fip = next((f.floating_ip_address for f in list(state.floatingips.values())
                         if f.port_id == port.id and f.fixed_ip_address in (None, ip)
-                        and (r := state.router_for_fip(f)) is not None and r.id == router_id),
-                       None)
+                        and fip_ok(f)), None)
             return Instance(
                 port_id=port.id, instance_id=port.device_id or port.id,
                 project_id=port.project_id, name=port.name or dhcp_hostname("", ip),

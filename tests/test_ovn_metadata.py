@@ -1,0 +1,154 @@
+"""On OVN a VM reads its metadata (issue 23): ``floatip ovn-metadata`` beside each chassis'
+ovn-controller makes a namespace per network with VMs there, plugged into br-int as the
+network's localport, with a proxy on 169.254.169.254:80. A VM on the chassis that is not the
+gateway gets its address from OVN's DHCP (with the metadata route) and reads its floating
+IP, instance id and key; cloud-init's OpenStack and EC2 readers find them; a VM that forges
+another's address reads nothing of it; a VM on a second network reads its own; the
+namespace goes with the last VM of its network and comes back when removed by hand."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+
+import pytest
+
+from floatip import lab as L
+from floatip.backends.ovn.metadata import OvnMetadataAgent, veth_names
+from floatip.backends.remote import RemoteSource
+from floatip.client import Client
+from test_e2e_backends import ovn_deployment, wait_for
+
+pytestmark = [pytest.mark.kernel, pytest.mark.ovn,
+              pytest.mark.skipif(shutil.which("dhclient") is None,
+                                 reason="isc-dhcp-client needed"),
+              pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:.*influxdb:DeprecationWarning")]
+MD = "169.254.169.254"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFloatipTestKeyFloatipTestKeyFloatipTest im@test"
+CRAWL = os.path.join(os.path.dirname(__file__), "cloudinit_crawl.py")
+
+
+@pytest.fixture
+def ovn(tmp_path):
+    from conftest import KERNEL_SKIP, _ovn_ready
+    why = KERNEL_SKIP or _ovn_ready()
+    if why:
+        pytest.skip(why)
+    yield from ovn_deployment(tmp_path, firewall=True, prefix="im")
+
+
+def namespaces() -> set[str]:
+    return set(L.sh("ip", "netns", "list").stdout.split())
+
+
+def test_a_vm_on_a_compute_chassis_reads_its_metadata_through_ovn(ovn):
+    import openstack
+    d = ovn
+    lab, _ = d.extra
+    conn = openstack.connect(auth_type="none", auth={"endpoint": d.url}, region_name="")
+    net = conn.network
+    ext = net.create_network(name="ext", is_router_external=True,
+                             provider_network_type="flat", provider_physical_network="physnet1")
+    net.create_subnet(network_id=ext.id, cidr="203.0.113.0/24", ip_version=4,
+                      gateway_ip="203.0.113.1", is_dhcp_enabled=False)
+    n1 = net.create_network(name="n1")
+    s1 = net.create_subnet(network_id=n1.id, cidr="198.51.100.0/24", ip_version=4)
+    n2 = net.create_network(name="n2")
+    net.create_subnet(network_id=n2.id, cidr="192.0.2.0/24", ip_version=4)
+    router = net.create_router(name="r", external_gateway_info={"network_id": ext.id})
+    net.add_interface_to_router(router, subnet_id=s1.id)
+    # the floating IP and the SSH key: what a user checks
+    instance = str(uuid.uuid4())
+    # a new group has Neutron's egress rules (noauth callers have no default group)
+    out = net.create_security_group(name="im-out")
+    api = Client(d.url)
+    vm1 = api.create("port", network_id=n1.id, name="vm1", device_id=instance,
+                     security_groups=[out.id],
+                     **{"floatip:user_data": "#cloud-config\nhostname: vm1\n",
+                        "floatip:public_keys": {"im-key": KEY}})
+    vm2 = net.create_port(network_id=n1.id, name="vm2", security_group_ids=[out.id])
+    vm3 = net.create_port(network_id=n2.id, name="vm3", security_group_ids=[out.id])
+    fip = net.create_ip(floating_network_id=ext.id, port_id=vm1["id"])
+    compute, gateway = lab.chassis[-1], lab.chassis[0]
+    agents = [OvnMetadataAgent(RemoteSource(d.url), lab.sb, os.path.join(lab.dir, "meta"),
+                               ovs=ch.db, ovs_netns=ch.ns, chassis=ch.name,
+                               ns_prefix=f"{ch.ns}-meta-", interval=5).start()
+              for ch in (compute, gateway)]
+    meta_ns = {n: f"{compute.ns}-meta-{n}" for n in (n1.id, n2.id)}
+    try:
+        ns1 = lab.vm("vm1", -1, vm1["id"], vm1["mac_address"])
+        ns2 = lab.vm("vm2", -1, vm2.id, vm2.mac_address)
+        ns3 = lab.vm("vm3", -1, vm3.id, vm3.mac_address)
+        wait_for(lambda: all(net.get_port(p).status == "ACTIVE"
+                             for p in (vm1["id"], vm2.id, vm3.id)), what="VM ports ACTIVE")
+        assert d.wait_synced()
+        for ns, port in ((ns1, vm1), (ns2, vm2), (ns3, vm3)):
+            got = lab.dhcp(ns)
+            ip = port["fixed_ips"][0]["ip_address"]
+            assert got is not None and got["new_ip_address"] == ip, lab.dhcp_error
+        # one namespace per network with VMs on the compute chassis, none on the gateway
+        wait_for(lambda: set(meta_ns.values()) <= namespaces(), what="metadata namespaces")
+        assert not [n for n in namespaces() if n.startswith(f"{gateway.ns}-meta-")]
+
+        def get(ns, path, src=None):
+            return L.http_get(ns, MD, path, src=src)
+        try:
+            wait_for(lambda: get(ns1, "/latest/meta-data/public-ipv4")[0] == 200,
+                     what="vm1's metadata")
+        except AssertionError:
+            m = meta_ns[n1.id]
+            raise AssertionError(str((
+                get(ns1, "/latest/meta-data/public-ipv4"), agents[0].last_error,
+                L.sh("ip", "netns", "exec", ns1, "ip", "route").stdout,
+                L.sh("ip", "netns", "exec", ns1, "ip", "neigh").stdout,
+                L.sh("ip", "netns", "exec", m, "ip", "addr").stdout,
+                L.sh("ip", "netns", "exec", m, "ss", "-ltn").stdout,
+                compute.vsctl("show").stdout,
+                L.sh("ovn-sbctl", f"--db={lab.sb}", "show").stdout,
+                L.sh("ovn-nbctl", f"--db={lab.nb}", "show").stdout,
+                ))) from None
+        assert get(ns1, "/latest/meta-data/public-ipv4") == (200, fip.floating_ip_address)
+        assert get(ns1, "/latest/meta-data/instance-id") == (200, instance)
+        assert get(ns2, "/latest/meta-data/instance-id") == (200, vm2.device_id or vm2.id)
+        assert get(ns2, "/latest/meta-data/public-ipv4")[0] == 404
+        # the second network's VM reads its own
+        assert get(ns3, "/latest/meta-data/local-ipv4") == (200, vm3.fixed_ips[0]["ip_address"])
+
+        # vm2 forges vm1's address: port security drops it, vm1's data stays vm1's
+        ip1 = vm1["fixed_ips"][0]["ip_address"]
+        L.sh("ip", "netns", "exec", ns2, "ip", "addr", "add", f"{ip1}/32", "dev", "eth0")
+        status, body = L.http_get(ns2, MD, "/latest/meta-data/instance-id", src=ip1,
+                                  timeout=2)
+        assert status == 0 and instance not in body, (status, body)
+
+        # cloud-init's own readers
+        r = L.sh("ip", "netns", "exec", ns1, "/usr/bin/python3", CRAWL, vm1["mac_address"],
+                 check=False)
+        assert r.returncode == 0, r.stderr[-2000:]
+        got = json.loads(r.stdout)
+        assert got["openstack"]["metadata"]["instance-id"] == instance
+        assert got["openstack"]["metadata"]["public_keys"] == {"im-key": KEY}
+        assert got["ec2"]["instance-id"] == instance
+        assert got["ec2"]["public-ipv4"] == fip.floating_ip_address
+        assert got["ec2"]["public-keys"] in ({"im-key": [KEY]}, {"im-key": KEY})
+
+        # drift: the namespace's port on br-int deleted by hand comes back
+        outer, _ = veth_names(n1.id)
+        compute.vsctl("del-port", "br-int", outer)
+        wait_for(lambda: compute.vsctl("--if-exists", "get", "Interface", outer, "name",
+                                       check=False).stdout.strip() != "",
+                 timeout=30, what="the metadata port again")
+        wait_for(lambda: get(ns1, "/latest/meta-data/instance-id") == (200, instance),
+                 what="vm1's metadata after the repair")
+
+        # the last VM of n2 leaves the chassis: its namespace goes
+        lab.unplug(ns3)
+        wait_for(lambda: meta_ns[n2.id] not in namespaces(), timeout=30,
+                 what="n2's metadata namespace removed")
+        assert meta_ns[n1.id] in namespaces()
+    finally:
+        for a in agents:
+            a.stop()
+    assert not [n for n in namespaces() if n.startswith(f"{lab.tag}-") and "-meta-" in n]
