@@ -27,6 +27,7 @@ from .backends.process import ProcessBackend
 from .core.errors import NeutronError
 from .agent.loop import pass_summary
 from .core.layout import AgentConfig
+from .dataplane.process import running, start_ticks
 from .store.database import Database
 from .store.queries import generation, instance_id
 
@@ -48,13 +49,29 @@ def _record(instance: str) -> str | None:
         return None
 
 
-def instance_alive(instance: str) -> bool:
-    """A server instance runs on this host: its pid file names a live process."""
+def _started(instance: str) -> tuple[int, int] | None:
+    """``INSTANCE.started``: the pid and start time of the server that wrote the record.
+    Beside the pid file, not in it: a server of an older version reads the pid file as
+    one number (and would take another form for a dead instance's)."""
     try:
-        os.kill(int(_record(instance) or ""), 0)
-        return True
+        with open(_path(instance, "started")) as f:
+            pid, ticks = f.read().split()
+        return int(pid), int(ticks)
     except (OSError, ValueError):
+        return None
+
+
+def instance_alive(instance: str) -> bool:
+    """A server instance runs on this host: its pid file names a live process (not a
+    zombie), and one that started when the server that wrote it did (a later process
+    that reuses the pid is not it)."""
+    try:
+        pid = int(_record(instance) or "")
+    except ValueError:
         return False
+    started = _started(instance)
+    return running(pid) and (started is None or started[0] != pid
+                             or start_ticks(pid) == started[1])
 
 
 def instance_stopped(instance: str) -> bool:
@@ -162,20 +179,24 @@ class Server:
             for name in os.listdir(INSTANCES_DIR):
                 if name.endswith(".pid") and instance_gone(name[:-4]):
                     os.unlink(os.path.join(INSTANCES_DIR, name))
+                    with contextlib.suppress(OSError):
+                        os.unlink(_path(name[:-4], "started"))
             # several servers of one database (one instance) on a host: the record names
             # the one with the agent, whose routers are here; one without takes it only
             # while no other running server holds it
             if self.backend is not None or not instance_alive(self.instance):
-                self._write_record(str(os.getpid()))
+                self._write_record()
                 self.registered = True
         except OSError:
             pass
 
-    def _write_record(self, text: str) -> None:
-        path = _path(self.instance)
-        with open(path + ".tmp", "w") as f:  # whole when it appears: never read empty
-            f.write(text)
-        os.replace(path + ".tmp", path)
+    def _write_record(self) -> None:
+        me = os.getpid()
+        for kind, text in (("started", f"{me} {start_ticks(me)}"), ("pid", str(me))):
+            path = _path(self.instance, kind)
+            with open(path + ".tmp", "w") as f:  # whole when it appears: never read empty
+                f.write(text)
+            os.replace(path + ".tmp", path)
         with contextlib.suppress(OSError):
             os.unlink(_path(self.instance, "stopped"))
 
@@ -191,6 +212,7 @@ class Server:
                 with open(_path(self.instance, "stopped"), "w"):
                     pass
             os.unlink(_path(self.instance))
+            os.unlink(_path(self.instance, "started"))
         except OSError:
             pass
 

@@ -39,6 +39,27 @@ def stop_daemon(d: str) -> bool:
     return pid is not None
 
 
+def daemons() -> list[tuple[int, str, str]]:
+    """Every metadata process on this host: (pid, its directory, its owner: a server
+    instance id, "agent", or "p<pid>-<n>" of an agent that did not keep it)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if MODULE.encode() in argv[:-1]:
+            d = argv[argv.index(MODULE.encode()) + 1].decode(errors="replace")
+            base = os.path.basename(d)
+            if base.startswith("metadata-") and base.endswith(".sock.d") \
+                    and daemon_pid(d) == int(name):
+                found.append((int(name), d, base[len("metadata-"):-len(".sock.d")]))
+    return found
+
+
 class MetadataAgent:
     def __init__(self, socket_path: str, nova_url: str | None = None, secret: str = "",
                  port: int = PORT, keep: bool = False):
@@ -135,6 +156,6 @@ def metadata_hooks(run_dir: str, enabled: bool = True, nova_url: str | None = No
     (several agents may share a host and a run dir) and the process goes with the agent."""
     if not enabled:
         return []
-    name = f"metadata-{owner}" if owner else f"metadata-{os.getpid()}-{next(_serial)}"
+    name = f"metadata-{owner}" if owner else f"metadata-p{os.getpid()}-{next(_serial)}"
     return [MetadataAgent(os.path.join(run_dir, name + ".sock"), nova_url, secret,
                           keep=owner is not None)]
