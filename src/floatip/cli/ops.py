@@ -16,6 +16,7 @@ from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
 from ..core.plan import NsFacts, Observed, OvsPort, Plan, _plan_removal
 from ..dataplane.dhcp import DhcpDataplane
+from ..dataplane.kernel import LOCAL_OWNER
 from ..dataplane.ovs import idl_rows
 from ..dataplane.process import running
 from ..metadata.agent import daemons, stop_daemon
@@ -80,7 +81,7 @@ def cleanup(orphans: bool = typer.Option(False, "--orphans",
 
     def dead(inst: str | None, stopped: bool = False) -> bool:
         """Dead (``stopped``: or stopped), and among those asked for."""
-        return bool(inst) and (not only or inst in only) and (
+        return bool(inst) and inst != LOCAL_OWNER and (not only or inst in only) and (
             not instance_alive(inst) if stopped else instance_gone(inst))
     dp = dataplane()
     dhcp = DhcpDataplane(os.path.join(run_dir, "dhcp"))
