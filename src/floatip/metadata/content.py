@@ -9,9 +9,9 @@ one (``/openstack/latest/meta_data.json``, ``network_data.json``, ``user_data``)
 """
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
+import operator
 from dataclasses import dataclass
 
 from ..core.dhcp import hostname as dhcp_hostname
@@ -86,10 +86,17 @@ def _find(state: State, ip: str, where, fip_ok) -> Instance | None:
     return None
 
 
-def instance_table(state: State, routers) -> dict[str, dict[str, dict]]:
+def instance_table(state: State, routers,
+                   cache: dict | None = None) -> dict[str, dict[str, dict]]:
     """router id -> fixed IP -> the ``Instance`` ``find_instance`` gives (as plain data),
     for ``routers``: what a metadata process apart from the agent answers from. One walk
-    over ports and floating IPs, not one per address."""
+    over ports and floating IPs, not one per address. ``cache`` (kept by the caller between
+    calls): an entry whose port, subnet, network and floating IP are the same objects is
+    reused, not built again; ``cache["changed"]`` says whether anything differs from the
+    last call."""
+    old = cache.get("entries", {}) if cache is not None else {}
+    entries: dict = {}
+    changed = False
     fips: dict[str, list] = {}
     for f in list(state.floatingips.values()):
         if f.port_id:
@@ -111,19 +118,33 @@ def instance_table(state: State, routers) -> dict[str, dict[str, dict]]:
                 if ip in table[rid]:
                     continue  # find_instance: the first port with that address
                 sub, net = state.subnets[sid], state.networks[port.network_id]
-                fip = next((f.floating_ip_address for f in fips.get(port.id, ())
-                            if f.fixed_ip_address in (None, ip)
-                            and (x := state.router_for_fip(f)) is not None and x.id == rid),
-                           None)
-                table[rid][ip] = dataclasses.asdict(Instance(
-                    port_id=port.id, instance_id=port.device_id or port.id,
-                    project_id=port.project_id, name=port.name or dhcp_hostname("", ip),
-                    hostname=dhcp_hostname(port.name, ip), mac=port.mac_address,
-                    local_ipv4=ip, cidr=sub.cidr, gateway_ip=sub.gateway_ip,
-                    dns_nameservers=tuple(sub.dns_nameservers),
-                    host_routes=tuple(sub.host_routes), mtu=net.mtu, network_id=net.id,
-                    public_ipv4=fip, user_data=port.user_data,
-                    public_keys=tuple(port.public_keys)))
+                mine = fips.get(port.id, ())
+                key = (rid, ip)
+                hit = old.get(key)
+                if hit is not None and hit[0] is port and hit[1] is sub and hit[2] is net \
+                        and len(hit[3]) == len(mine) and all(map(operator.is_, hit[3], mine)):
+                    doc = hit[4]   # the same objects: the same answer
+                else:
+                    fip = next((f.floating_ip_address for f in mine
+                                if f.fixed_ip_address in (None, ip)
+                                and (x := state.router_for_fip(f)) is not None
+                                and x.id == rid), None)
+                    changed = True
+                    doc = dict(vars(Instance(
+                        port_id=port.id, instance_id=port.device_id or port.id,
+                        project_id=port.project_id, name=port.name or dhcp_hostname("", ip),
+                        hostname=dhcp_hostname(port.name, ip), mac=port.mac_address,
+                        local_ipv4=ip, cidr=sub.cidr, gateway_ip=sub.gateway_ip,
+                        dns_nameservers=tuple(sub.dns_nameservers),
+                        host_routes=tuple(sub.host_routes), mtu=net.mtu, network_id=net.id,
+                        public_ipv4=fip, user_data=port.user_data,
+                        public_keys=tuple(port.public_keys))))
+                entries[key] = (port, sub, net, mine, doc)
+                table[rid][ip] = doc
+    if cache is not None:
+        cache["changed"] = changed or entries.keys() != old.keys() or \
+            set(table) != cache.get("routers")
+        cache["entries"], cache["routers"] = entries, set(table)
     return table
 
 
