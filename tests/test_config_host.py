@@ -4,10 +4,6 @@ and ``bridge_mappings``, floatip's ``[agent] nat_driver / run_dir / dhcp / metad
 keys are still refused. Every ``floatip`` here is a real process."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 
 import httpx
@@ -16,63 +12,7 @@ import pytest
 from floatip import lab as L
 from floatip.agent.binding import tap_name
 from floatip.server import free_port
-
-EXE = os.path.join(os.path.dirname(sys.executable), "floatip")
-
-
-def floatip(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def refused(r: subprocess.CompletedProcess, *words: str) -> None:
-    text = r.stdout + r.stderr
-    assert r.returncode != 0, text
-    assert "Traceback" not in text, text
-    for w in words:
-        assert w in text, (w, text)
-
-
-def wait_for(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-class Served:
-    """``floatip [GLOBAL...] serve --config FILE``, a real process; its output in a file."""
-
-    def __init__(self, tmp_path, conf, *global_args: str, extra=()):
-        self.log = open(tmp_path / "serve.log", "w+")
-        self.proc = subprocess.Popen([EXE, *global_args, "serve", "--config", str(conf),
-                                      *extra], stdout=self.log, stderr=subprocess.STDOUT)
-
-    def up(self, url: str, timeout: float = 60) -> None:
-        def answers():
-            assert self.proc.poll() is None, self.output()
-            try:
-                return httpx.get(url + "/", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-        wait_for(answers, timeout, "the server")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
+from served import Served, floatip, refused, wait_for
 
 @pytest.mark.parametrize("lines, words", [
     ("[ovs]\nintegration_brige = br-int\n", ["integration_brige", "[ovs]",

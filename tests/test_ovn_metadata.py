@@ -7,9 +7,13 @@ another's address reads nothing of it; a VM on a second network reads its own; t
 namespace goes with the last VM of its network and comes back when removed by hand."""
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.server
 import json
 import os
 import shutil
+import threading
 import uuid
 
 import pytest
@@ -152,3 +156,83 @@ def test_a_vm_on_a_compute_chassis_reads_its_metadata_through_ovn(ovn):
         for a in agents:
             a.stop()
     assert not [n for n in namespaces() if n.startswith(f"{lab.tag}-") and "-meta-" in n]
+
+
+class FakeNova(http.server.BaseHTTPRequestHandler):
+    seen: list = []
+
+    def do_GET(self):  # noqa: N802
+        FakeNova.seen.append(self.headers)  # case-insensitive
+        body = f"nova says {self.headers['X-Instance-ID']}".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_a_restarted_agent_adopts_and_cleans_reconnects_and_forwards_to_nova(ovn):
+    """The agent stops (its namespaces stay: VMs keep their path); meanwhile the network's
+    last VM goes: the next agent removes that namespace (only its own, marked on br-int).
+    The Southbound restarts under it: a new VM still gets its namespace. With Nova's URL the
+    request goes to Nova signed, as Neutron's metadata agent signs it."""
+    d = ovn
+    lab, _ = d.extra
+    api = Client(d.url)
+    out = api.create("security_group", name="im-out")
+    ch = lab.chassis[-1]
+    nova = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeNova)
+    threading.Thread(target=nova.serve_forever, daemon=True).start()
+
+    def network(name, cidr):
+        n = api.create("network", name=name)
+        api.create("subnet", network_id=n["id"], cidr=cidr, ip_version=4)
+        return n
+
+    def vm(name, n):
+        p = api.create("port", network_id=n["id"], name=name, device_id=str(uuid.uuid4()),
+                       security_groups=[out["id"]])
+        ns = lab.vm(name, -1, p["id"], p["mac_address"])
+        wait_for(lambda: api.show("port", p["id"])["status"] == "ACTIVE", what=f"{name} ACTIVE")
+        assert lab.dhcp(ns) is not None, lab.dhcp_error
+        return p, ns
+
+    def agent(**kw):
+        return OvnMetadataAgent(RemoteSource(d.url), lab.sb, os.path.join(lab.dir, "meta"),
+                                ovs=ch.db, ovs_netns=ch.ns, chassis=ch.name,
+                                ns_prefix=f"{ch.ns}-meta-", interval=5, **kw).start()
+    n1, n2 = network("n1", "198.51.100.0/24"), network("n2", "192.0.2.0/24")
+    a = agent()
+    b = None
+    try:
+        p1, ns1 = vm("vm1", n1)
+        wait_for(lambda: L.http_get(ns1, MD, "/latest/meta-data/instance-id")
+                 == (200, p1["device_id"]), what="vm1's metadata")
+        a.stop(remove=False)
+        assert f"{ch.ns}-meta-{n1['id']}" in namespaces()   # kept for the restart
+        lab.unplug(ns1)
+        api.delete("port", p1["id"])
+        secret = "im-shared-secret"
+        b = agent(nova_url=f"http://127.0.0.1:{nova.server_address[1]}", secret=secret)
+        wait_for(lambda: f"{ch.ns}-meta-{n1['id']}" not in namespaces(), timeout=30,
+                 what="the stale namespace removed by the next agent")
+        lab.restart_db("sb")
+        p2, ns2 = vm("vm2", n2)
+        wait_for(lambda: L.http_get(ns2, MD, "/latest/meta-data/instance-id")[0] == 200,
+                 timeout=30, what="vm2's metadata after the Southbound restart")
+        status, body = L.http_get(ns2, MD, "/latest/meta-data/instance-id")
+        assert (status, body) == (200, f"nova says {p2['device_id']}")
+        h = FakeNova.seen[-1]
+        assert h["X-Instance-ID"] == p2["device_id"]
+        assert h["X-Forwarded-For"] == p2["fixed_ips"][0]["ip_address"]
+        assert h["X-Instance-ID-Signature"] == hmac.new(
+            secret.encode(), p2["device_id"].encode(), hashlib.sha256).hexdigest()
+    finally:
+        nova.shutdown()
+        a.stop()
+        if b is not None:
+            b.stop()
+    assert not [n for n in namespaces() if n.startswith(f"{ch.ns}-meta-")]

@@ -22,8 +22,11 @@ namespaces, veths and the run directory.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -375,6 +378,27 @@ class OvnLab:
             if name in ch.pids:
                 self._kill(ch.pids.pop(name))
 
+    def restart_chassis(self, ch: Chassis) -> None:
+        """A chassis stopped by ``stop_chassis`` comes back: ovs-vswitchd (its bridges from
+        its database; the underlay's internal port made anew, so its address again) and
+        ovn-controller."""
+        run = ch.run
+        ch.pids["ovs-vswitchd"] = pid = self._spawn(ch.ns, run, "ovs-vswitchd", [
+            "ovs-vswitchd", ch.db, *self._common(run, "ovs-vswitchd")])
+        self._wait_file(f"{run}/ovs-vswitchd.ctl", pid)
+        deadline = time.monotonic() + 15
+        while ch.exec("ip", "link", "show", "br-phy", check=False).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"br-phy of {ch.name} did not come back")
+            time.sleep(0.05)
+        ch.exec("ip", "addr", "replace", f"{ch.encap_ip}/24", "dev", "br-phy")
+        ch.exec("ip", "link", "set", "br-phy", "up")
+        if ch.mapped:
+            ch.exec("ip", "link", "set", "br-ex", "up", check=False)
+        ch.pids["ovn-controller"] = self._spawn(ch.ns, run, "ovn-controller", [
+            "ovn-controller", ch.db,
+            *[o for o in self._common(run, "ovn-controller") if not o.startswith("--unixctl")]])
+
     def unplug(self, ns: str) -> None:
         ch, tap = self.vms[ns]
         ch.vsctl("--if-exists", "del-port", "br-int", tap)
@@ -457,3 +481,66 @@ class OvnLab:
         if os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
         return left
+
+
+class Pinger:
+    """``ping -D -i 0.01`` from ``ns`` to ``ip`` until ``stop()``: the answers' timestamps
+    (``time.time()``), to measure an outage."""
+
+    def __init__(self, ns: str, ip: str):
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.01",
+                                   "-W", "1", ip], stdout=subprocess.PIPE, text=True)
+        self.times: list[float] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.p.stdout:
+            m = re.match(r"\[(\d+\.\d+)\] \d+ bytes from", line)
+            if m:
+                self.times.append(float(m.group(1)))
+
+    def gap(self, since: float, until: float | None = None) -> float:
+        """The longest time without an answer between ``since`` and ``until`` (seconds)."""
+        ts = [since] + [t for t in self.times if t > since and (until is None or t <= until)]
+        return max(b - a for a, b in zip(ts, ts[1:])) if len(ts) > 1 else float("inf")
+
+    def stop(self) -> None:
+        self.p.send_signal(signal.SIGINT)
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        self.thread.join(5)
+
+
+class GatewayWatch:
+    """Where a router's gateway port (``lrp``: its LRP name) is bound, polled every 50 ms;
+    ``changes``: (time, chassis name) each time it changed. ``close()`` stops it."""
+
+    def __init__(self, lab: OvnLab, lrp: str):
+        self.lab, self.lrp = lab, lrp
+        self.changes: list[tuple[float, str]] = []
+        self.stop_event = threading.Event()
+        threading.Thread(target=self._poll, daemon=True).start()
+
+    def now(self) -> str:
+        sb = f"--db={self.lab.sb}"
+        uuid_ = sh("ovn-sbctl", sb, "--bare", "--columns=chassis", "find", "Port_Binding",
+                   f"logical_port=cr-{self.lrp}", check=False).stdout.strip()
+        if not uuid_:
+            return ""
+        return sh("ovn-sbctl", sb, "--bare", "--columns=name", "list", "Chassis", uuid_,
+                  check=False).stdout.strip()
+
+    def close(self) -> None:
+        self.stop_event.set()
+
+    def _poll(self) -> None:
+        last = None
+        while not self.stop_event.is_set():
+            c = self.now()
+            if c != last:
+                self.changes.append((time.time(), c))
+                last = c
+            self.stop_event.wait(0.05)

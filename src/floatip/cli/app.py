@@ -3,6 +3,7 @@ Commands live beside it (local, resources, serve); ``main`` puts them together."
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Optional
 from importlib.metadata import PackageNotFoundError, version
 
@@ -14,11 +15,12 @@ from ..core.errors import InvalidState, NeutronError
 from ..core.layout import AgentConfig, check_ifname
 
 # -h as --help, on every subcommand too (click's contexts inherit help_option_names)
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=True, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Neutron-style virtual routers and floating IPs for Linux hosts.")
-out = Console()
-err = Console(stderr=True)
+# piped, wide enough that no table wraps: IP addresses and UUIDs stay whole for grep
+out = Console(width=None if sys.stdout.isatty() else 1 << 16)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 1 << 16)
 
 
 NAT_DRIVERS = ("nftables", "iptables")

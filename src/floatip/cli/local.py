@@ -91,7 +91,7 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
                                      help="Program the kernel directly, without the API."),
           url: str = typer.Option("http://127.0.0.1:9696", "--url", envvar="FLOATIP_URL",
                                   help="floatip API endpoint."),
-          as_json: bool = typer.Option(False, "--json")):
+          as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Create or update FILE's resources through the API, like kubectl apply (--local: kernel)."""
     if not (local or dry_run):
         try:
@@ -128,7 +128,7 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
 
 
 @app.command()
-def diff(file: Path, as_json: bool = typer.Option(False, "--json")):
+def diff(file: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """What `apply FILE` would change, as shell commands."""
     state = read_state(file)
     dp = dataplane()
@@ -141,7 +141,7 @@ def diff(file: Path, as_json: bool = typer.Option(False, "--json")):
 
 
 @app.command()
-def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
+def teardown(file: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Remove the routers (namespaces, OVS ports, rules) that FILE describes."""
     state = read_state(file)
     dp = dataplane()
@@ -153,7 +153,7 @@ def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
 
 
 @app.command()
-def show(as_json: bool = typer.Option(False, "--json")):
+def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """What floatip owns in the kernel now, per router."""
     dp = dataplane()
     dhcp = DhcpDataplane()

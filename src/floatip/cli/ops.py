@@ -1,18 +1,13 @@
-"""Operations: ``floatip status`` (what the agent of a server did, per router) and
-``floatip cleanup --orphans`` (what floatip servers that are dead left on this host)."""
+"""Operations on this host: ``floatip cleanup --orphans`` (what floatip servers that are dead
+left on this host). ``floatip status``: events.py, a client of the API."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import os
-
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
 from ..core.plan import NsFacts, Observed, OvsPort, Plan, _plan_removal
 from ..dataplane.dhcp import DhcpDataplane
@@ -23,42 +18,6 @@ from ..metadata.agent import daemons, stop_daemon
 from ..server import INSTANCES_DIR, instance_alive, instance_gone
 from .app import app, fail, out
 from .local import dataplane
-
-
-@app.command()
-def status(url: str = typer.Option(DEFAULT_URL, "--url", envvar="FLOATIP_URL",
-                                   help="floatip API endpoint."),
-           as_json: bool = typer.Option(False, "--json")):
-    """Per router: in sync or not, the agent's last pass (time, duration), repairs, errors."""
-    try:
-        with Client(url) as c:
-            doc = c.request("GET", "/floatip/v1/agent")
-    except NeutronError as e:
-        fail(e)
-    if as_json:
-        print(json.dumps(doc, indent=2))
-        return
-    agent = doc.get("agent")
-    if agent is None:
-        out.print(f"instance {doc.get('instance')}: no agent in this server (--no-agent)")
-        return
-    # an agent that has not passed yet (or not reported) has no figures: say so, never crash
-    at, secs = agent.get("last_pass_at"), agent.get("last_pass_seconds")
-    when = dt.datetime.fromtimestamp(at).isoformat(timespec="seconds") if at else "never"
-    took = f" ({secs * 1000:.1f} ms, {'full' if agent.get('last_pass_full') else 'incremental'})" \
-        if at and secs is not None else ""
-    out.print(f"instance {doc.get('instance')} on {agent.get('host', '?')}: "
-              f"{'running' if agent.get('alive') else 'STOPPED'}, "
-              f"generation {agent.get('generation', '-')}, last pass {when}{took}, "
-              f"{agent.get('passes', 0)} passes ({agent.get('full_passes', 0)} full), "
-              f"repairs: {agent.get('repairs') or 'none'}"
-              + (f", last error: {agent['last_error']}" if agent.get("last_error") else ""),
-              highlight=False)
-    t = Table("router", "status", "in sync", "floating IPs", "error")
-    for rid, r in sorted((agent.get("routers") or {}).items()):
-        t.add_row(rid, r.get("status", "?"), "yes" if r.get("in_sync") else "NO",
-                  str(r.get("floating_ips", "?")), r.get("reason") or "")
-    out.print(t)
 
 
 @app.command()

@@ -289,6 +289,7 @@ class Dataplane:
         facts.radvd, facts.radvd_stale = self.radvd.observe(rid, ns)
         facts.nat = self.nat.observe(ns)
         facts.fip_map = self.nat.fip_map(facts.nat)
+        facts.pf_map = self.nat.forward_map(facts.nat)
         return facts
 
     # -- apply ------------------------------------------------------------------------
@@ -523,6 +524,11 @@ class Dataplane:
                     for ip in a:
                         nsexec(ns, ["conntrack", "-D", "-d", ip], check=False)
                         nsexec(ns, ["conntrack", "-D", "-q", ip], check=False)
+            case "flush_forwards":
+                # the flows a removed forwarding carried: original destination its floating
+                # IP, protocol and external port (Neutron's conntrack -D -d -p --dport)
+                ct = self._ct.get(ns) or self._ct.setdefault(ns, CtNetlink(ns))
+                ct.delete_forwarded(a)
             case "delete_namespace":
                 self._kill_our_processes(ns)
                 self._forget_namespace(ns)

@@ -43,6 +43,16 @@ EXTENSIONS = {
                "project"),
     "quota_details": ("Quota details management support",
                       "Expose functions for quotas usage statistics per project"),
+    "floating-ip-port-forwarding": ("Floating IP Port Forwarding", "Allow port forwarding "
+                                    "from floating IP port to an internal port"),
+    "floating-ip-port-forwarding-description": (
+        "Floating IP Port Forwarding new attribute description",
+        "Add a description field to Port Forwarding rules"),
+    "floating-ip-port-forwarding-port-ranges": (
+        "Floating IP Port Forwarding support port ranges", "Add support to port ranges"),
+    "expose-port-forwarding-in-fip": (
+        "Expose Floating IP port forwardings",
+        "Expose port forwarding fields in floating IP response"),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

@@ -11,6 +11,7 @@ from ..core.errors import NeutronError
 from .common import (NETWORK_OWNERS, OWNER_FIP, OWNER_RI, _ignored_ok, _ipv4, _must, bad,
                      check_requested, err, new_id, not_found)
 from .ipam import _new_port
+from .port_forwardings import has_forwardings, in_use
 from .views import fip_dict
 
 
@@ -138,6 +139,8 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
     _ignored_ok(d, "qos_policy_id", (None,))
     if "description" in d:
         f.description = d["description"]
+    if d.get("port_id") and has_forwardings(s, f.id):  # Neutron: a "free" FIP only
+        raise in_use(f.id)
     if "port_id" in d:
         before = (f.fixed_port_id, f.fixed_ip_address)
         pid = d["port_id"]
@@ -161,6 +164,8 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
 
 def delete_floatingip(s: Session, fid: str) -> None:
     f = _must(s, "floatingip", fid, lock=True)
+    if has_forwardings(s, f.id):
+        raise in_use(f.id)
     port = S.get(s, S.Port, f.floating_port_id, related=False)
     S.delete_unreferenced(s, f)
     if port is not None:  # its floating IP gone, nothing refers to it

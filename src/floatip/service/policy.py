@@ -225,6 +225,15 @@ RULES = {
     "update_floatingip:tags": P_MEMBER,
     "delete_floatingip": P_MEMBER,
     "delete_floatingip:tags": P_MEMBER,
+    # floating IP port forwardings: the floating IP is the parent (ext_parent)
+    "create_floatingip_port_forwarding": "(rule:admin_only) or (role:member and "
+                                         "rule:ext_parent_owner)",
+    "get_floatingip_port_forwarding": "(rule:admin_only) or (role:reader and "
+                                      "rule:ext_parent_owner)",
+    "update_floatingip_port_forwarding": "(rule:admin_only) or (role:member and "
+                                         "rule:ext_parent_owner)",
+    "delete_floatingip_port_forwarding": "(rule:admin_only) or (role:member and "
+                                         "rule:ext_parent_owner)",
     # agents (GET /v2.0/agents: others get an empty list, as from Neutron); quotas
     "get_agent": ADM,
     "create_agent": ADM,

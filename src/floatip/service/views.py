@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from .common import ts
+from .port_forwardings import fip_view, forwardings_of
 from .sg_views import SG_FACTS, SG_SERIALIZERS
 
 
@@ -67,8 +68,11 @@ def router_dict(s: Session, r: S.Router) -> dict:
             "ha": False, "availability_zone_hints": [], "availability_zones": []}
 
 
-def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None) -> dict:
-    """``ports``: the ports by id, when a list loaded them already."""
+def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None,
+             pfs: dict | None = None) -> dict:
+    """``ports``: the ports by id, ``pfs``: the forwardings by floating IP id, when a list
+    loaded them already."""
+    pfs = forwardings_of(s, [f.id]) if pfs is None else pfs
     details = None
     if f.fixed_port_id:
         p = S.get(s, S.Port, f.fixed_port_id) if ports is None else ports[f.fixed_port_id]
@@ -79,7 +83,8 @@ def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None) -> dict:
             "description": f.description, "floating_ip_address": f.floating_ip_address,
             "floating_network_id": f.floating_network_id, "router_id": f.router_id,
             "port_id": f.fixed_port_id, "fixed_ip_address": f.fixed_ip_address,
-            "status": f.status, "status_reason": f.status_reason, "port_details": details, "port_forwardings": [],
+            "status": f.status, "status_reason": f.status_reason, "port_details": details,
+            "port_forwardings": [fip_view(pf) for pf in pfs.get(f.id, ())],
             "qos_policy_id": None, "dns_name": "", "dns_domain": "",
             "revision_number": f.revision_number, "created_at": ts(f.created_at),
             "updated_at": ts(f.updated_at), "tags": []}

@@ -9,7 +9,7 @@ from .queries import (add, allocated_among, allocated_ips, allocation_owner, all
                       snapshot_rows, subnets_of, subnets_on_shared, touch, try_allocate, used_vlans)
 from .tables import (MODELS, AddressGroup, Base, Change, DefaultSecurityGroup,  # noqa: F401
                      DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, Port,
-                     PortSecurityGroup, Quota, Router, RouterPort, SecurityGroup,
+                     PortForwarding, PortSecurityGroup, Quota, Router, RouterPort, SecurityGroup,
                      SecurityGroupRule, Subnet, Tag, utcnow)
 from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa: F401
                          groups_of_ports, ports_of_group, rules_with_address_group,

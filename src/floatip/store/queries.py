@@ -12,8 +12,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, lazyload
 
 from .tables import (AddressGroup, Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta,
-                     Network, Port, PortSecurityGroup, Router, RouterPort, SecurityGroup,
-                     SecurityGroupRule, Subnet, utcnow)
+                     Network, Port, PortForwarding, PortSecurityGroup, Router, RouterPort,
+                     SecurityGroup, SecurityGroupRule, Subnet, utcnow)
 
 
 # ---------------------------------------------------------------------------------------
@@ -47,6 +47,8 @@ def changed_keys(obj) -> list[tuple[str, str]]:
             return [("port", obj.port_id)]
         case AddressGroup():
             return [("address_group", obj.id)]
+        case PortForwarding():  # a forwarding reaches the agent as a change of its FIP
+            return [("floatingip", obj.floatingip_id)]
     return []
 
 
@@ -493,7 +495,8 @@ def snapshot_rows(s: Session) -> dict:
     out = {}
     for key, model in (("networks", Network), ("subnets", Subnet), ("ports", Port),
                        ("ipallocations", IPAllocation), ("routerports", RouterPort),
-                       ("routers", Router), ("floatingips", FloatingIP)):
+                       ("routers", Router), ("floatingips", FloatingIP),
+                       ("portforwardings", PortForwarding)):
         q = select(model.__table__)
         if "created_at" in model.__table__.c:
             q = q.order_by(model.__table__.c.created_at, model.__table__.c.id)
@@ -547,6 +550,8 @@ def rows_for(s: Session, ids: dict[str, set[str]]) -> dict:
             "routerports": routerports + [rp for rp in rp_of_ports
                                           if rp.router_id not in router_ids],
             "routers": routers, "floatingips": fips,
+            "portforwardings": where(PortForwarding, "floatingip_id",
+                                     ids.get("floatingip", ())),
             "fip_ports": {f.floating_port_id for f in where(FloatingIP, "floating_port_id",
                                                             port_ids)},
             "deleted_routers": {r.id for r in where(DeletedRouter, "id", router_ids)}}

@@ -199,6 +199,35 @@ class SecurityGroupRule(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class PortForwarding(Base):
+    """Neutron's floating IP port forwarding: (floating IP, protocol, external ports) ->
+    (internal port's fixed IP, internal ports). A single port is a range of one. The
+    unique keys settle concurrent creates of the same external or internal socket."""
+    __tablename__ = "portforwardings"
+    __table_args__ = (UniqueConstraint("floatingip_id", "protocol", "external_port_start",
+                                       "external_port_end",
+                                       name="uniq_portforwardings0fip0protocol0external"),
+                      UniqueConstraint("protocol", "internal_port_id", "internal_ip_address",
+                                       "internal_port_start", "internal_port_end",
+                                       name="uniq_portforwardings0protocol0internal"))
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    floatingip_id: Mapped[str] = mapped_column(ForeignKey("floatingips.id", ondelete="CASCADE"),
+                                               index=True)
+    internal_port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                                  index=True)
+    protocol: Mapped[str] = mapped_column(String(40))
+    internal_ip_address: Mapped[str] = mapped_column(String(64))
+    internal_port_start: Mapped[int] = mapped_column(Integer)
+    internal_port_end: Mapped[int] = mapped_column(Integer)
+    external_port_start: Mapped[int] = mapped_column(Integer)
+    external_port_end: Mapped[int] = mapped_column(Integer)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Quota(Base):
     """A project's limit for one resource, set by an admin (Neutron's ``quotas`` table);
     a resource without a row has the configured default."""
@@ -283,4 +312,5 @@ class Event(Base):
 
 MODELS = {"network": Network, "subnet": Subnet, "port": Port, "router": Router,
           "floatingip": FloatingIP, "security_group": SecurityGroup,
-          "security_group_rule": SecurityGroupRule, "address_group": AddressGroup}
+          "security_group_rule": SecurityGroupRule, "address_group": AddressGroup,
+          "port_forwarding": PortForwarding}

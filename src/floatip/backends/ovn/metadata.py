@@ -119,7 +119,9 @@ class OvnMetadataAgent:
 
     def stop(self, remove: bool = True) -> None:
         """Stop; ``remove``: the namespaces and ports go too (a restart keeps them: VMs
-        keep reaching metadata while the agent is away)."""
+        keep reaching metadata while the agent is away). Once only."""
+        if self.loop is None:
+            return
         self.stop_event.set()
         self.wake.set()
         if self.thread is not None:

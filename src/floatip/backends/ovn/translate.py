@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from ...core.model import State, fip_routers, stable_mac
 from .acl import add_groups, lsp_addresses
 from .dhcp import DHCP_OWNER, dhcp_ports, options_row, port_refs, ra_configs, served
+from .port_forwarding import add_forwardings
 
 OWNER = "floatip:owner"
 KEY = "floatip:key"
@@ -37,12 +38,14 @@ PARENT = {
     "Logical_Router_Static_Route": ("Logical_Router", "static_routes"),
     "Gateway_Chassis": ("Logical_Router_Port", "gateway_chassis"),
     "ACL": ("Port_Group", "acls"),
+    # a root table the router refers to weakly: destroyed, not left to the garbage collector
+    "Load_Balancer": ("Logical_Router", "load_balancer"),
 }
 # leaves first: a new parent is created with its new children already in the transaction
 # (a Port_Group refers to LSPs: after them)
 TABLES = ("DHCP_Options", "Address_Set", "ACL", "Gateway_Chassis", "Logical_Router_Static_Route",
-          "NAT", "Logical_Router_Port", "Logical_Switch_Port", "Logical_Router", "Logical_Switch",
-          "Port_Group")
+          "NAT", "Load_Balancer", "Logical_Router_Port", "Logical_Switch_Port",
+          "Logical_Router", "Logical_Switch", "Port_Group")
 # tables whose "name" the NB schema indexes: a name held by a row we do not own is a conflict
 NAMED = ("Logical_Switch_Port", "Logical_Router_Port", "Gateway_Chassis", "Port_Group",
          "Address_Set")
@@ -236,6 +239,11 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             {f.id: r.id for f in fips if (r := state.router_for_fip(f)) is not None}
     for fip in fips:
         router = state.routers.get(fip_router.get(fip.id, ""))
+        if fip.port_forwardings and not fip.port_id:  # Neutron's load balancers
+            if router is not None and router.gateway is not None and \
+                    f"router:{router.id}" not in skip:
+                add_forwardings(d, fip, router, own)
+            continue
         port = state.ports.get(fip.port_id) if fip.port_id else None
         if router is None or port is None or router.gateway is None or \
                 f"router:{router.id}" in skip:
