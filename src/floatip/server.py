@@ -88,6 +88,14 @@ def instance_gone(instance: str) -> bool:
     return not instance_stopped(instance) and not instance_alive(instance)
 
 
+def server_state(instance: str | None) -> str:
+    """For ``floatip show``: whether the server instance that owns a router runs here."""
+    if not instance:
+        return "unknown"
+    return "running" if instance_alive(instance) else \
+        "stopped" if instance_stopped(instance) else "dead: floatip cleanup --orphans"
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
@@ -142,6 +150,9 @@ class Server:
         if hasattr(self.backend, "agent_down_time"):
             self.backend.agent_down_time = agent_down_time
         self.app = create_app(self.db, auth, policy_file, self.backend, quotas)
+        if hasattr(self.backend, "agent_down_time"):  # the gauge as /v2.0/agents says
+            self.app.state.metrics.alive_source = \
+                lambda: any(a["alive"] for a in self.backend.agents())
         self.app.state.backend = self.backend
         self.app.state.instance = self.instance
         if self.backend is not None:

@@ -18,6 +18,7 @@ from ..core.model import State
 from ..core.plan import commands, summary
 from ..dataplane.dhcp import DhcpDataplane
 from ..dataplane.kernel import LOCAL_OWNER, Dataplane
+from ..server import server_state
 from . import demo_api, demo_ovn
 from .demo import EX_BR, INT_BR
 from .app import Ctx, app, err, fail, out
@@ -186,14 +187,14 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
         print(json.dumps({"routers": routers, "dhcp": networks,
                           "foreign_namespaces": sorted(obs.foreign_namespaces),
                           "other_instances": [{"router_id": r, "instance": i,
-                                               "server": _server_state(i)} for r, i in
+                                               "server": server_state(i)} for r, i in
                                               sorted(obs.other_instances.items())]},
                          indent=2))
         return
     if not routers:
         out.print("floatip owns no router on this host")
     for rid, inst in sorted(obs.other_instances.items()):
-        out.print(f"router {rid}: server instance {inst} ({_server_state(inst)})",
+        out.print(f"router {rid}: server instance {inst} ({server_state(inst)})",
                   highlight=False)
     for r in routers:
         out.rule(f"router {r['router_id']}  ({r['namespace']}, {r['owner']})")
@@ -221,15 +222,6 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
             t.add_row(n["network_id"], n["namespace"], f"{n['dnsmasq_pid']} " + (
                 "alive" if n["dnsmasq_alive"] else "dead"), "\n".join(n["addresses"]))
         out.print(t)
-
-
-def _server_state(instance: str | None) -> str:
-    """Whether the server instance that owns a router runs on this host."""
-    from ..server import instance_alive, instance_stopped
-    if not instance:
-        return "unknown"
-    return "running" if instance_alive(instance) else \
-        "stopped" if instance_stopped(instance) else "dead: floatip cleanup --orphans"
 
 
 def _rules_text(nat) -> list[str]:
