@@ -13,6 +13,9 @@ import http.server
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -236,3 +239,49 @@ def test_a_restarted_agent_adopts_and_cleans_reconnects_and_forwards_to_nova(ovn
         if b is not None:
             b.stop()
     assert not [n for n in namespaces() if n.startswith(f"{ch.ns}-meta-")]
+
+
+def test_floatip_ovn_metadata_as_a_process(ovn):
+    """``floatip ovn-metadata`` on the command line (the lab's chassis OVS in its namespace):
+    a VM reads its metadata; SIGTERM leaves the namespace (VMs keep their path while it
+    restarts); a namespace prefix that is no plain name is refused."""
+    d = ovn
+    lab, _ = d.extra
+    ch = lab.chassis[-1]
+    prefix = f"{ch.ns}-cli-"
+    exe = f"{sys.prefix}/bin/floatip"
+    bad = subprocess.run([exe, "ovn-metadata", "--server", d.url, "--ovn-sb", lab.sb,
+                          "--namespace-prefix", "../x"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--namespace-prefix" in bad.stderr
+    api = Client(d.url)
+    out = api.create("security_group", name="im-out")
+    n = api.create("network", name="n")
+    api.create("subnet", network_id=n["id"], cidr="198.51.100.0/24", ip_version=4)
+    p = api.create("port", network_id=n["id"], name="vm", device_id=str(uuid.uuid4()),
+                   security_groups=[out["id"]])
+    log = open(os.path.join(lab.dir, "ovn-metadata.log"), "w")
+    proc = subprocess.Popen([exe, "ovn-metadata", "--server", d.url, "--ovn-sb", lab.sb,
+                             "--ovs-db", ch.db, "--ovs-netns", ch.ns, "--chassis", ch.name,
+                             "--namespace-prefix", prefix, "--run-dir",
+                             os.path.join(lab.dir, "cli"), "--interval", "5"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        ns = lab.vm("vm", -1, p["id"], p["mac_address"])
+        wait_for(lambda: api.show("port", p["id"])["status"] == "ACTIVE", what="VM ACTIVE")
+        assert lab.dhcp(ns) is not None, lab.dhcp_error
+        wait_for(lambda: proc.poll() is not None or L.http_get(
+            ns, MD, "/latest/meta-data/instance-id") == (200, p["device_id"]),
+            timeout=30, what="the VM's metadata")
+        assert proc.poll() is None, open(log.name).read()[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        kept = [x for x in namespaces() if x.startswith(prefix)]
+        for x in kept:   # made by the process this test started
+            L.sh("ip", "netns", "delete", x, check=False)
+    assert kept == [prefix + n["id"]]

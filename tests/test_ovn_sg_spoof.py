@@ -13,7 +13,8 @@ import uuid
 import pytest
 
 from floatip import lab as L
-from test_e2e_backends import EXT_CIDR, EXT_GW, POOL, TENANT_CIDR, ovn_deployment, wait_for
+from test_e2e_backends import (EXT_CIDR, EXT_GW, POOL, TENANT_CIDR, UPSTREAM_IP,
+                               ovn_deployment, wait_for)
 from test_ovn_sg import nbctl, reaches
 from fwprobe import UdpSink, neigh_mac, send_arp, send_udp, wait_for as poll
 
@@ -138,3 +139,25 @@ def test_arp_and_dhcp_server_spoofing_blocked_on_ovn_and_port_security_off(ovn_f
                         what="vm3 -> vm2 on its new MAC")
     finally:
         offers.close()
+
+
+def test_allowed_address_pairs_let_exactly_the_listed_addresses_through_on_ovn(ovn_fw):
+    d = ovn_fw
+    net, ports, ns = cloud(d)
+    net.update_port(ports["vm2"], allowed_address_pairs=[
+        {"ip_address": "198.51.100.96/30"}, {"ip_address": "198.51.100.90"}])
+    assert d.wait_synced()
+    assert nbctl(d, "lsp-get-port-security", ports["vm2"].id) == \
+        f"{ports['vm2'].mac_address} {' '.join(VMS['vm2'])} 198.51.100.96/30 198.51.100.90"
+    sink = UdpSink(d.upstream, 9999)
+    try:
+        # leaving through the router's SNAT: the sink sees the router, the tag says who sent
+        srcs = ("198.51.100.90", "198.51.100.97", "198.51.100.91", "198.51.100.95")
+        for src in srcs:
+            send_udp(ns["vm2"], src, UPSTREAM_IP, 9999, src.encode())
+        assert wait_for(lambda: sink.seen(b"198.51.100.90") and sink.seen(b"198.51.100.97"),
+                        timeout=10, what="the pairs' datagrams")
+        poll(lambda: False, timeout=1.0)   # what is dropped cannot be polled for
+        assert not sink.seen(b"198.51.100.91") and not sink.seen(b"198.51.100.95")
+    finally:
+        sink.close()

@@ -11,7 +11,6 @@ import yaml
 from rich.table import Table
 
 from ..agent.reconciler import reconcile
-from ..client import Client
 from ..core.document import load
 from ..core.errors import NeutronError
 from ..core.model import State
@@ -22,7 +21,7 @@ from ..server import server_state
 from . import demo_api, demo_ovn
 from .demo import EX_BR, INT_BR
 from .app import Ctx, app, err, fail, out
-from .apply_api import apply_document
+from .apply_cmds import URL, run_apply
 
 
 def page_hint() -> str:
@@ -86,35 +85,15 @@ def print_report(report, as_json: bool, dry_run: bool, datapath: str) -> None:
 
 @app.command()
 def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
-                                                   help="Print the commands, change nothing "
-                                                        "(implies --local)."),
+                                                   help="Print what would change, change "
+                                                        "nothing (with --local: the commands)."),
           local: bool = typer.Option(False, "--local",
                                      help="Program the kernel directly, without the API."),
-          url: str = typer.Option("http://127.0.0.1:9696", "--url", envvar="FLOATIP_URL",
-                                  help="floatip API endpoint."),
+          url: str = URL,
           as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Create or update FILE's resources through the API, like kubectl apply (--local: kernel)."""
-    if not (local or dry_run):
-        try:
-            text = file.read_text()
-            doc = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, yaml.YAMLError, json.JSONDecodeError) as e:
-            fail(NeutronError(f"{file}: cannot read: {e}"))
-        try:
-            with Client(url) as c:
-                res = apply_document(c, doc or {})
-        except NeutronError as e:
-            if e.type == "ConnectionFailed":
-                e.message += " (start `floatip serve`, or use `apply --local`)"
-                e.args = (e.message,)
-            fail(e, 1)
-        if as_json:
-            print(json.dumps({"created": res.created, "updated": res.updated,
-                              "unchanged": res.unchanged, "ids": res.ids}, indent=2))
-        else:
-            for what in ("created", "updated", "unchanged"):
-                for label in getattr(res, what):
-                    out.print(f"{label} {what}", highlight=False)
+    if not local:
+        run_apply(file, url, as_json, dry_run)
         return
     state = read_state(file)
     dp = dataplane()
@@ -129,8 +108,14 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
 
 
 @app.command()
-def diff(file: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
-    """What `apply FILE` would change, as shell commands."""
+def diff(file: Path, local: bool = typer.Option(False, "--local",
+                                                help="Against this host's kernel: the "
+                                                     "commands `apply --local` would run."),
+         url: str = URL, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """What `apply FILE` would change through the API (--local: in the kernel); exit 1 when
+    something differs."""
+    if not local:
+        raise typer.Exit(1 if run_apply(file, url, as_json, True) else 0)
     state = read_state(file)
     dp = dataplane()
     try:
@@ -143,7 +128,8 @@ def diff(file: Path, as_json: bool = typer.Option(False, "--json", help="Print J
 
 @app.command()
 def teardown(file: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
-    """Remove the routers (namespaces, OVS ports, rules) that FILE describes."""
+    """Remove the routers (namespaces, OVS ports, rules) that FILE describes from this host's
+    kernel (`apply --local`'s undo; `delete -f FILE` deletes through the API)."""
     state = read_state(file)
     dp = dataplane()
     try:

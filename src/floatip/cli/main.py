@@ -18,7 +18,7 @@ MODULES = {"network": "resources", "subnet": "resources", "port": "resources",
            "security-group": "security_groups",
            "events": "events", "status": "events", "cleanup": "ops", "serve": "serve",
            "agent": "serve", "trace": "trace", "apply": "local", "diff": "local",
-           "teardown": "local", "show": "local", "demo": "local",
+           "teardown": "local", "show": "local", "demo": "local", "delete": "apply_cmds",
            "ovn-metadata": "ovn_metadata"}
 # the global options (app.main_options) that take a value: their value is not a command
 VALUED = ("--integration-bridge", "--bridge-mapping", "--nat-driver")

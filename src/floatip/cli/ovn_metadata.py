@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import time
 from typing import Optional
@@ -17,6 +18,8 @@ from .app import app
 from .config import load as load_config
 from .resources import _fail
 from .serve import NOVA_OPT, RUN_DIR_OPT
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
 @app.command("ovn-metadata")
@@ -32,6 +35,12 @@ def ovn_metadata(
                                                "[ovs-vsctl's default]."),
         chassis: Optional[str] = typer.Option(None, "--chassis",
                                               help="This chassis' name [OVS system-id]."),
+        ovs_netns: Optional[str] = typer.Option(
+            None, "--ovs-netns", help="The namespace Open vSwitch runs in when not this one "
+                                      "(a lab's chassis)."),
+        prefix: str = typer.Option(NS_PREFIX, "--namespace-prefix",
+                                   help="The metadata namespaces' names: PREFIX<network id> "
+                                        "(several lab chassis on one machine)."),
         run_dir: Optional[str] = RUN_DIR_OPT,
         interval: float = typer.Option(30.0, "--interval",
                                        help="Seconds between full passes (drift repair)."),
@@ -44,6 +53,9 @@ def ovn_metadata(
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
+    for what, name in (("--ovs-netns", ovs_netns or "x"), ("--namespace-prefix", prefix)):
+        if not NAME.fullmatch(name):   # names of files in /run/netns
+            _fail(NeutronError(f"{what} {name!r}: letters, digits, '.', '_', '-' (at most 40)"))
     try:
         # Nova's secret from the file or FLOATIP_METADATA_SECRET, never a flag
         cfg = load_config(config, {("agent", "run_dir"): run_dir,
@@ -52,8 +64,8 @@ def ovn_metadata(
         services = cfg.services()
         agent_secret = cfg.get("agent", "shared_secret") or None
         agent = OvnMetadataAgent(RemoteSource(server, secret=agent_secret), sb,
-                                 services["run_dir"], ovs=ovs, chassis=chassis,
-                                 ns_prefix=NS_PREFIX, interval=interval,
+                                 services["run_dir"], ovs=ovs, ovs_netns=ovs_netns,
+                                 chassis=chassis, ns_prefix=prefix, interval=interval,
                                  nova_url=services["nova_metadata_url"],
                                  secret=services["metadata_secret"]).start()
     except (NeutronError, RuntimeError, OSError) as e:

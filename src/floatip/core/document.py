@@ -24,6 +24,14 @@ def _get(d: dict, *keys: str, default: Any = None) -> Any:
 
 
 def load(doc: dict) -> State:
+    state = parse(doc)
+    validate(state)
+    return state
+
+
+def parse(doc: dict) -> State:
+    """``doc`` as a State, unchecked but for what reading it needs (references, CIDRs):
+    ``apply`` through the API validates it beside the API's objects."""
     if not isinstance(doc, dict):
         raise NeutronError("A desired-state document must be a mapping")
     # security groups are the API's (``apply`` through it); the local apply programs routers
@@ -183,7 +191,6 @@ def load(doc: dict) -> State:
                 f.id, f.floating_ip_address, f.floating_network_id, port.id,
                 f.port_forwardings[0].internal_ip_address))
             state.floatingips[fid] = replace(f, router_id=rid and rid.id)
-    validate(state)
     return state
 
 
