@@ -117,11 +117,11 @@ def test_a_half_done_file_changes_nothing(server, api, tmp_path, defect):
     external(api, t, "203.0.113.0/24", ("203.0.113.200", "203.0.113.220"))
     before = names(api, t)
     r = cli(server, "apply", write(tmp_path, broken(t, octet, defect)))
+    assert names(api, t) == before, r.stdout + r.stderr
     assert r.returncode == 2, r.stdout + r.stderr
     for text in EXPECTED[defect]:
         assert text.format(t=t, o=octet) in r.stderr, r.stderr
     assert "nothing was changed" in r.stderr
-    assert names(api, t) == before
 
 
 def test_every_error_of_a_file_is_listed_at_once(server, api, tmp_path):
@@ -158,6 +158,7 @@ def test_a_failure_the_check_cannot_see_is_undone(server, api, tmp_path):
     del doc["floatingips"][0]["floating_ip_address"]
     before = names(api, t)
     r = cli(server, "apply", write(tmp_path, doc))
+    assert names(api, t) == before, r.stdout + r.stderr
     assert r.returncode == 1, r.stdout + r.stderr
     assert "ExternalIpAddressExhausted" in r.stderr, r.stderr
     for undone in (f"rolled back: removed router {t}-r interface on subnet {t}-sub",
@@ -165,7 +166,6 @@ def test_a_failure_the_check_cannot_see_is_undone(server, api, tmp_path):
                    f"rolled back: deleted network {t}-net",
                    "everything it created was undone"):
         assert undone in r.stderr, r.stderr
-    assert names(api, t) == before
     assert api.get(f"/v2.0/networks/{ext['id']}").status_code == 200
 
 

@@ -1,18 +1,24 @@
 """The host's settings in the config file (issue 26): Neutron's ``[ovs] integration_bridge``
 and ``bridge_mappings``, floatip's ``[agent] nat_driver / run_dir / dhcp / metadata``, read by
 ``serve``, ``agent`` and ``port plug`` alike; the global flags still override them; unknown
-keys are still refused. Every ``floatip`` here is a real process."""
+keys are still refused. ``floatip`` runs as a real process where the command matters."""
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
 from floatip import lab as L
 from floatip.agent.binding import tap_name
+from floatip.cli.app import Ctx
+from floatip.cli.config import KEYS, load
+from floatip.core.errors import NeutronError
 from floatip.server import free_port
 from served import Served, floatip, refused, wait_for
+
 
 @pytest.mark.parametrize("lines, words", [
     ("[ovs]\nintegration_brige = br-int\n", ["integration_brige", "[ovs]",
@@ -26,15 +32,26 @@ from served import Served, floatip, refused, wait_for
     ("[metadata]\nmetadata_secret = x\n", ["metadata_secret",
                                            "did you mean 'metadata_proxy_shared_secret'"]),
 ])
-def test_bad_host_settings_in_the_file_stop_serve_agent_and_port_plug(tmp_path, lines, words):
+def test_bad_host_settings_in_the_file_are_named(tmp_path, monkeypatch, lines, words):
+    monkeypatch.setattr(Ctx, "flags", {})  # no global flags (a CLI test in this process)
+    conf = tmp_path / "floatip.conf"
+    conf.write_text(lines)
+    with pytest.raises(NeutronError) as e:
+        load(str(conf)).check()
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+
+
+def test_a_bad_host_setting_stops_serve_agent_and_port_plug(tmp_path):
+    """As processes: each command refuses the file, naming the key, before it does anything."""
     db = tmp_path / "floatip.db"
     conf = tmp_path / "floatip.conf"
     conf.write_text(f"[DEFAULT]\nbind_port = {free_port()}\nagent = false\n"
-                    f"[database]\nconnection = sqlite:///{db}\n" + lines)
+                    f"[database]\nconnection = sqlite:///{db}\n"
+                    "[ovs]\nintegration_brige = br-int\n")
+    words = ("integration_brige", "[ovs]", "did you mean 'integration_bridge'")
     refused(floatip("serve", "--config", str(conf)), *words)
     assert not db.exists()
-    if "[agent]" not in lines:  # the other commands read the file the same way: twice is enough
-        return
     refused(floatip("agent", "--server", "http://127.0.0.1:9", "--config", str(conf)), *words)
     refused(floatip("port", "plug", "p", "--netns", "x", "--config", str(conf),
                     "--url", "http://127.0.0.1:9"), *words)
@@ -152,3 +169,24 @@ def test_serve_and_port_plug_build_on_the_files_bridges_and_nat_driver(tmp_path)
                 dp.close()
         left = lab.cleanup()
     assert not left, left
+
+
+def test_the_example_and_docs_list_every_key(tmp_path, monkeypatch):
+    """deploy/floatip.conf.example with every commented key set is a valid file holding every
+    key the loader knows; docs/config.md's table names each of them."""
+    monkeypatch.setattr(Ctx, "flags", {})
+    root = Path(__file__).resolve().parent.parent
+    lines = []
+    for ln in (root / "deploy" / "floatip.conf.example").read_text().splitlines():
+        m = re.fullmatch(r"# ([a-z_]+) =(.*)", ln)
+        lines.append(f"{m[1]} ={m[2].split('(')[0]}" if m else ln)
+    conf = tmp_path / "floatip.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    cfg = load(str(conf))
+    cfg.check()
+    known = {(sec, k) for sec, keys in KEYS.items() if sec != "keystone_authtoken" for k in keys}
+    assert set(cfg.values) == known
+    doc = (root / "docs" / "config.md").read_text()
+    for sec, key in sorted(known):
+        name = f"`[{sec}] quota_<resource>`" if sec == "quotas" else f"`[{sec}] {key}`"
+        assert name in doc, name

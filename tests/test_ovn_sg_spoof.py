@@ -161,3 +161,28 @@ def test_allowed_address_pairs_let_exactly_the_listed_addresses_through_on_ovn(o
         assert not sink.seen(b"198.51.100.91") and not sink.seen(b"198.51.100.95")
     finally:
         sink.close()
+
+
+def test_broadcast_to_a_vm_is_filtered_by_its_ingress_rules_on_ovn(ovn_fw):
+    """OVN runs the receiver's to-lport ACLs on broadcast too (the kernel backend, like
+    Neutron's openvswitch driver, floods it: docs/firewall.md)."""
+    d = ovn_fw
+    net, ports, ns = cloud(d)
+    default = ports["vm1"].security_group_ids
+    lone = net.create_security_group(name=f"ir-lone-{uuid.uuid4().hex[:4]}",
+                                     project_id=PROJECT)
+    net.update_port(ports["vm1"], security_group_ids=[lone.id])   # lets nothing in
+    assert d.wait_synced()
+    sink = UdpSink(ns["vm1"], 7777)
+    try:
+        for dst in ("255.255.255.255", "198.51.100.255"):
+            send_udp(ns["vm2"], VMS["vm2"][0], dst, 7777, b"closed")
+        poll(lambda: False, timeout=1.5)   # what is dropped cannot be polled for
+        assert sink.seen(b"closed") == []
+        net.update_port(ports["vm1"], security_group_ids=default)   # vm2 is a member
+        assert d.wait_synced()
+        for dst in ("255.255.255.255", "198.51.100.255"):
+            send_udp(ns["vm2"], VMS["vm2"][0], dst, 7777, b"open")
+        assert wait_for(lambda: len(sink.seen(b"open")) == 6, timeout=10, what="broadcast")
+    finally:
+        sink.close()

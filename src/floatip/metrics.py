@@ -95,6 +95,12 @@ class Metrics:
             self._namespace_repairs = ns
         self.errors.inc(p["errors"])
         self._agent_generation = p["generation"]
+        self.passed()
+
+    def passed(self, kind: str | None = None, seconds: float | None = None) -> None:
+        """A pass ended now (with ``kind`` and ``seconds``: one the OVN backend timed)."""
+        if kind is not None:
+            self.passes.labels(kind).observe(seconds)
         self._last_pass = time.time()
         self.last_pass.set(self._last_pass)
 

@@ -163,7 +163,7 @@ class Server:
             elif getattr(self.backend, "agent", None) is not None:  # the kernel backend's
                 self.backend.agent.on_pass = lambda *a: m.observe(pass_summary(*a))
             elif isinstance(self.backend, OvnBackend):   # its passes by kind
-                self.backend.on_pass = lambda kind, s: m.passes.labels(kind).observe(s)
+                self.backend.on_pass = m.passed
             m.watch_generation(self.db_generation)
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port,
                                                      log_level="warning", access_log=False,

@@ -114,6 +114,7 @@ class Reconciler:
         self.port_fips: dict[str, set[str]] = {}  # port id -> floating IP ids using it
         # floating IP with forwardings -> (its router, its address), as laid out
         self.pf_fips: dict[str, tuple[str, str]] = {}
+        self.qos_fips: set[str] = set()  # floating IPs with bandwidth limits
         self.last_full = 0.0
         self.full_syncs = self.partial_syncs = 0
         self.hold: set[str] = set()    # invalid routers: left as they are, neither applied nor removed
@@ -152,6 +153,7 @@ class Reconciler:
         self.pf_fips = {fid: (r.id, f.floating_ip_address)
                         for fid, f in state.floatingips.items()
                         if f.port_forwardings and (r := state.router_for_fip(f)) is not None}
+        self.qos_fips = {fid for fid, f in state.floatingips.items() if f.qos}
         for fid, f in state.floatingips.items():
             if f.port_id:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
@@ -211,10 +213,14 @@ class Reconciler:
             pids = _changed(old.ports, state.ports)
         else:
             fids = {x for x in changed if x in state.floatingips or x in self.bound
-                    or x in self.pf_fips}
+                    or x in self.pf_fips or x in self.qos_fips}
             pids = set(changed) - fids
         for pid in pids:
             fids |= self.port_fips.get(pid, set())
+        # bandwidth limits change the router's tc: planned against what is observed
+        if fids & self.qos_fips or any(state.floatingips[x].qos for x in fids
+                                       if x in state.floatingips):
+            return self._partial_routers(state, remove, dry_run, t0)
         # port forwardings change the router's NAT spec: planned against what was applied
         if fids & self.pf_fips.keys() or any(state.floatingips[x].port_forwardings
                                              for x in fids if x in state.floatingips):

@@ -15,6 +15,7 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     interval = 30                  # full resync every N seconds
     prune = all                    # all | known
     global_physnet_mtu = 1500      # the physical networks' MTU: no network's may be larger
+    backend = kernel               # kernel: this host's agent | ovn ([ovn] below)
 
     [database]
     connection = sqlite:////var/lib/floatip/floatip.db     # FLOATIP_DB

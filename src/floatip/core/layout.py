@@ -141,6 +141,9 @@ class RouterLayout:
     extra_routes: frozenset[tuple[str, str]] = frozenset()  # router "routes": (dest, nexthop)
     default_route6: tuple[str, str] | None = None  # (via, dev): the external IPv6 gateway
     radvd: str | None = None   # radvd's configuration, when an interface has an RA mode
+    # bandwidth limits on qg- (qos-fip, qos-gateway-ip): (address, direction, max_kbps,
+    # max_burst_kbps), sorted; egress: from the address to the outside
+    qos: tuple[tuple[str, str, int, int], ...] = ()
 
     @property
     def gateway_device(self) -> Device | None:
@@ -151,7 +154,14 @@ def router_layouts(state: State, config: AgentConfig) -> dict[str, RouterLayout]
     """One RouterLayout per router that is administratively up."""
     fips_by_router: dict[str, list[tuple[str, str]]] = {}
     fwd_by_router: dict[str, list[tuple]] = {}
+    qos_by_router: dict[str, list[tuple]] = {}
     for fip in state.floatingips.values():
+        if fip.qos:
+            router = state.router_for_fip(fip) if fip.fixed_ip_address or \
+                fip.port_forwardings else None
+            if router is not None:
+                qos_by_router.setdefault(router.id, []).extend(
+                    (fip.floating_ip_address, *limit) for limit in fip.qos)
         if fip.port_forwardings and not fip.port_id:
             router = state.router_for_fip(fip)
             if router is not None:
@@ -164,10 +174,19 @@ def router_layouts(state: State, config: AgentConfig) -> dict[str, RouterLayout]
     out = {}
     for router in state.routers.values():
         if router.admin_state_up:
-            out[router.id] = _layout(state, config, router.id,
-                                     _fip_order(fips_by_router.get(router.id, [])),
-                                     fwd_by_router.get(router.id, ()))
+            lay = _layout(state, config, router.id,
+                          _fip_order(fips_by_router.get(router.id, [])),
+                          fwd_by_router.get(router.id, ()))
+            gw = lay.nat.gateway_ip
+            limits = qos_by_router.get(router.id, []) + \
+                [(gw, *limit) for limit in router.gateway_qos if gw]
+            out[router.id] = replace(lay, qos=_qos_order(
+                x for x in limits if x[0] in lay.fip_addresses or x[0] == gw))
     return out
+
+
+def _qos_order(limits) -> tuple[tuple[str, str, int, int], ...]:
+    return tuple(sorted(limits, key=lambda x: (ipaddress.ip_address(x[0]), *x[1:])))
 
 
 def _fip_order(pairs) -> list[tuple[str, str]]:
@@ -179,8 +198,11 @@ def with_fips(lay: RouterLayout, fips: dict[str, str]) -> RouterLayout:
     """``lay`` with these floating IPs (floating -> fixed) instead of its own."""
     if lay.nat.gateway_device is None:  # no IPv4 gateway: no floating IP is laid out
         return lay
+    addresses = frozenset(fips) | {f[0] for f in lay.nat.forwards}
     return replace(lay, nat=replace(lay.nat, fips=tuple(_fip_order(fips.items()))),
-                   fip_addresses=frozenset(fips) | {f[0] for f in lay.nat.forwards})
+                   fip_addresses=addresses,
+                   qos=tuple(x for x in lay.qos if x[0] in addresses
+                             or x[0] == lay.nat.gateway_ip))
 
 
 def _prefixed(ip: str, cidr: str) -> str:

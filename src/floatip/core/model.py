@@ -107,6 +107,8 @@ class Router:
     interfaces: tuple[Interface, ...] = ()
     admin_state_up: bool = True
     routes: tuple[tuple[str, str], ...] = ()  # extra routes: (destination CIDR, nexthop)
+    # qos-gateway-ip: the gateway address's bandwidth limits, as FloatingIP.qos
+    gateway_qos: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ class FloatingIP:
     # Neutron's floating-ip-port-forwarding: a floating IP with forwardings has no port; it
     # lives on ``router_id``, which the API set when the first forwarding was made
     port_forwardings: tuple[PortForwarding, ...] = ()
+    # qos-fip: (direction, max_kbps, max_burst_kbps) of its policy's bandwidth limit
+    # rules, sorted; egress: from the floating IP to the outside
+    qos: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -253,9 +258,11 @@ _FROM_JSON = {
                                        v["gateway"].get("extra_ips", ()))}) if v["gateway"]
                                    else None,
                                    "interfaces": tuple(Interface(**x) for x in v["interfaces"]),
-                                   "routes": _tup(v.get("routes", ()))}),
+                                   "routes": _tup(v.get("routes", ())),
+                                   "gateway_qos": _tup(v.get("gateway_qos", ()))}),
     "floatingips": lambda v: FloatingIP(**{**v, "port_forwardings": tuple(
-        PortForwarding(**x) for x in v.get("port_forwardings", ()))}),
+        PortForwarding(**x) for x in v.get("port_forwardings", ())),
+                                           "qos": _tup(v.get("qos", ()))}),
     "security_groups": lambda v: SecurityGroup(**{**v, "rules": tuple(
         SecurityGroupRule(**r) for r in v.get("rules", ()))}),
     "address_groups": lambda v: AddressGroup(**{**v, "addresses": tuple(v.get("addresses", ()))}),

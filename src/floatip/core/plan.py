@@ -12,13 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .layout import OWNER_KEY, RouterLayout, forward_elements, namespace_name
+from .tc import TcFacts, commands_text, matches
 
 # Phases: the plan runs every step of a phase, for every router, before the next phase.
 # NAT rules go in before floating IP addresses appear (Neutron's order: a FIP answers ARP
 # only once its DNAT is in place), conntrack is cleared after the rules changed.
 # radvd starts once the addresses and forwarding are there, and stops before the cleanup.
 PHASES = ("bridge", "namespace", "ovs", "move", "link", "address", "route", "nat", "sysctl",
-          "fip", "conntrack", "radvd", "cleanup")
+          "fip", "qos", "conntrack", "radvd", "cleanup")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Link:
     mtu: int
     up: bool
     addresses: frozenset[str]
+    qdisc: str | None = None   # its root qdisc's kind
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class NsFacts:
     connected: frozenset[tuple[str, str]] | None = None
     radvd: str | None = None             # the configuration a live radvd of floatip's reads
     radvd_stale: bool = False            # files of a radvd that is gone (dead, or not started)
+    qos: TcFacts | None = None           # floatip's bandwidth limits on qg- (None: none)
 
 
 @dataclass
@@ -208,6 +211,9 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
     if drop and link is not None:
         steps.append(Step("fip", "del_fips", ns, (qg.name, tuple(drop)),
                           f"{len(drop)} floating IP address(es) no longer wanted"))
+    if qg is not None and not matches(lay.qos, facts.qos):
+        steps.append(Step("qos", "set_qos", ns, (qg.name, lay.qos),
+                          "bandwidth limits differ"))
     want_map = dict(lay.nat.fips)
     flush = sorted((f for f, fixed in facts.fip_map.items() if want_map.get(f) != fixed),
                    key=ipaddress.ip_address)
@@ -274,6 +280,8 @@ def summary(step: Step) -> str:
               "nft": lambda: f"{a[0].count(chr(10))} lines",
               "flush_conntrack": lambda: " ".join(a),
               "flush_forwards": lambda: " ".join(f"{k[0]}:{k[1]}/{k[2]}-{k[3]}" for k in a),
+              "set_qos": lambda: f"{a[0]} " + " ".join(f"{x[0]}:{x[1]}={x[2]}kbit"
+                                                       for x in a[1][:4]),
               "create_namespace": lambda: "",
               "ensure_radvd": lambda: f"{a[1].count('prefix ')} prefix(es)",
               "stop_radvd": lambda: "",
@@ -362,6 +370,8 @@ def commands(step: Step, datapath_type: str = "netdev") -> list[str]:
                     for ip, proto, lo, hi in a for port in range(lo, hi + 1)]
         case "delete_namespace":
             return [f"ip netns delete {q(ns)}"]
+        case "set_qos":  # the whole set (the dataplane changes only what differs)
+            return [inns + line for line in commands_text(a[0], a[1])]
         case "iptables_restore":
             return [inns + "iptables-restore -n <<'EOF'\n" + a[0] + "EOF"]
         case "nft":

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from . import listing, ports, resources as svc, routers, sg_access as sgrefs, tags
-from .common import bad, err, not_found
+from .common import bad, body_project as _body_project, err, not_found
+from .qos import Qos
 from .policy import Context, Policy
 from .quotas import Quotas
 from .views import FACTS, SERIALIZERS, facts
@@ -45,17 +46,6 @@ FACT_KEYS = {kind: frozenset(cols) | (frozenset(NET_FACTS) if kind in ("subnet",
 OWNED_LISTS = ("router", "floatingip")  # visible only to their project: narrowed in SQL
 PAGING = ("limit", "marker", "fields", "page_reverse")
 MARKER_404 = ("network", "port", "router")  # marker read by _get_<kind>, not by an object
-
-
-def _body_project(ctx: Context, d: dict) -> None:
-    """neutron-lib's _validate_privileges: only an admin or a service (Neutron's
-    ``can_set_project_id``) names another project in a body, create or update."""
-    named = d.get("project_id", d.get("tenant_id"))
-    if ("project_id" in d or "tenant_id" in d) and named != ctx.project_id and not (
-            ctx.is_admin or "service" in ctx.roles):
-        raise NeutronError("Specifying 'project_id' other than the authenticated project in "
-                           "request is not allowed for the current user.", "HTTPBadRequest",
-                           400)
 
 
 def _unscoped_create(ctx: Context, kind: str, project: str | None) -> None:
@@ -221,6 +211,9 @@ class Access:
                 self._must_see(s, ctx, "network", nid)
         if kind == "security_group_rule":
             sgrefs.rule_references(self, s, ctx, d, project)
+        gw = d.get("external_gateway_info") if kind == "router" else None
+        if kind == "floatingip" or isinstance(gw, dict):  # a policy the caller may not get: 404
+            Qos(self.policy).must_see(s, ctx, (gw or d).get("qos_policy_id"))
         if kind == "port" and d.get("security_groups"):
             sgrefs.port_groups(self, s, ctx, d["security_groups"], project)
         # a subnet the caller cannot see answers as one that does not exist

@@ -53,6 +53,17 @@ EXTENSIONS = {
     "expose-port-forwarding-in-fip": (
         "Expose Floating IP port forwardings",
         "Expose port forwarding fields in floating IP response"),
+    "qos": ("Quality of Service", "The Quality of Service extension."),
+    "qos-bw-limit-direction": ("Direction for QoS bandwidth limit rule",
+                               "Allow to configure QoS bandwidth limit rule with specific "
+                               "direction: ingress or egress"),
+    "qos-default": ("QoS default policy", "Expose the QoS default policy per project"),
+    "qos-fip": ("Floating IP QoS", "The floating IP Quality of Service extension"),
+    "qos-gateway-ip": ("Router gateway IP QoS",
+                       "The Router gateway IP Quality of Service extension"),
+    "qos-rule-type-details": ("Details of QoS rule types",
+                              "Expose details about QoS rule types supported by loaded backend "
+                              "drivers"),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

@@ -226,6 +226,17 @@ RULES = {
     "delete_floatingip": P_MEMBER,
     "delete_floatingip:tags": P_MEMBER,
     # floating IP port forwardings: the floating IP is the parent (ext_parent)
+    # QoS policies and their bandwidth limit rules (neutron/conf/policies/qos.py)
+    "get_policy": f"{P_READER} or rule:shared_qos_policy",
+    "create_policy": P_MANAGER,
+    "update_policy": P_MANAGER,
+    "delete_policy": P_MANAGER,
+    "get_rule_type": "role:reader",
+    "get_policy_bandwidth_limit_rule": "(rule:admin_only) or (role:reader and "
+                                       "rule:ext_parent_owner)",
+    **{f"{a}_policy_bandwidth_limit_rule": "(rule:admin_only) or (role:manager and "
+                                           "rule:ext_parent_owner)"
+       for a in ("create", "update", "delete")},
     "create_floatingip_port_forwarding": "(rule:admin_only) or (role:member and "
                                          "rule:ext_parent_owner)",
     "get_floatingip_port_forwarding": "(rule:admin_only) or (role:reader and "

@@ -61,6 +61,7 @@ def router_dict(s: Session, r: S.Router) -> dict:
     if r.gw_port_id:
         port = S.get(s, S.Port, r.gw_port_id)
         gw = {"network_id": port.network_id, "enable_snat": r.enable_snat,
+              "qos_policy_id": r.qos_policy_id,
               "external_fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
                                      for a in port.fixed_ips]}
     return {**_std(r), "name": r.name, "admin_state_up": r.admin_state_up, "status": r.status,
@@ -85,7 +86,7 @@ def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None,
             "port_id": f.fixed_port_id, "fixed_ip_address": f.fixed_ip_address,
             "status": f.status, "status_reason": f.status_reason, "port_details": details,
             "port_forwardings": [fip_view(pf) for pf in pfs.get(f.id, ())],
-            "qos_policy_id": None, "dns_name": "", "dns_domain": "",
+            "qos_policy_id": f.qos_policy_id, "dns_name": "", "dns_domain": "",
             "revision_number": f.revision_number, "created_at": ts(f.created_at),
             "updated_at": ts(f.updated_at), "tags": []}
 

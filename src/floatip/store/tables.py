@@ -117,6 +117,8 @@ class Router(_Standard, Base):
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
     routes: Mapped[list] = mapped_column(JSON, default=list)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
+    # Neutron's qos-gateway-ip: the QoS policy of the gateway's address
+    qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
 
 
 class RouterPort(Base):
@@ -148,6 +150,7 @@ class FloatingIP(Base):
                                                   index=True)
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
+    qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -226,6 +229,34 @@ class PortForwarding(Base):
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QosPolicy(Base):
+    """Neutron's QoS policy; floating IPs and router gateways name it by
+    ``qos_policy_id`` (the API refuses to delete one in use)."""
+    __tablename__ = "qos_policies"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QosBandwidthLimitRule(Base):
+    """One per (policy, direction), as Neutron's unique key."""
+    __tablename__ = "qos_bandwidth_limit_rules"
+    __table_args__ = (UniqueConstraint("qos_policy_id", "direction",
+                                       name="qos_bandwidth_rules0qos_policy_id0direction"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    qos_policy_id: Mapped[str] = mapped_column(
+        ForeignKey("qos_policies.id", ondelete="CASCADE"), index=True)
+    max_kbps: Mapped[int] = mapped_column(Integer, default=0)
+    max_burst_kbps: Mapped[int] = mapped_column(Integer, default=0)
+    direction: Mapped[str] = mapped_column(String(16), default="egress")
 
 
 class Quota(Base):

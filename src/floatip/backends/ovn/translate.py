@@ -24,6 +24,7 @@ from ...core.model import State, fip_routers, stable_mac
 from .acl import add_groups, lsp_addresses
 from .dhcp import DHCP_OWNER, dhcp_ports, options_row, port_refs, ra_configs, served
 from .port_forwarding import add_forwardings
+from .qos import add_fip_qos, add_gateway_qos
 
 OWNER = "floatip:owner"
 KEY = "floatip:key"
@@ -40,10 +41,11 @@ PARENT = {
     "ACL": ("Port_Group", "acls"),
     # a root table the router refers to weakly: destroyed, not left to the garbage collector
     "Load_Balancer": ("Logical_Router", "load_balancer"),
+    "QoS": ("Logical_Switch", "qos_rules"),
 }
 # leaves first: a new parent is created with its new children already in the transaction
 # (a Port_Group refers to LSPs: after them)
-TABLES = ("DHCP_Options", "Address_Set", "ACL", "Gateway_Chassis", "Logical_Router_Static_Route",
+TABLES = ("DHCP_Options", "Address_Set", "ACL", "QoS", "Gateway_Chassis", "Logical_Router_Static_Route",
           "NAT", "Load_Balancer", "Logical_Router_Port", "Logical_Switch_Port",
           "Logical_Router", "Logical_Switch", "Port_Group")
 # tables whose "name" the NB schema indexes: a name held by a row we do not own is a conflict
@@ -243,6 +245,7 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             if router is not None and router.gateway is not None and \
                     f"router:{router.id}" not in skip:
                 add_forwardings(d, fip, router, own)
+                add_fip_qos(d, fip, router, own)
             continue
         port = state.ports.get(fip.port_id) if fip.port_id else None
         if router is None or port is None or router.gateway is None or \
@@ -263,6 +266,7 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             cols["external_mac"] = [fip_mac(fip.id)]
         d.add("NAT", f"nat:{router.id}:fip:{fip.id}", f"fip:{fip.id}", cols,
               parent=f"lr:{router.id}", owner=own)
+        add_fip_qos(d, fip, router, own, port.id if cols["logical_port"] else None)
     if opts.firewall:
         add_groups(d, state, want, skip, own, group_ports, secured)
     return d
@@ -306,6 +310,7 @@ def _router(d: Desired, state: State, router, opts: Options, chassis) -> None:
             extra = [c for sid, ip in gw.extra_ips if (c := cidr_of(sid, ip))]
             port_pair(gw.port_id, gw.network_id, gw.mac_address,
                       [cidr_of(gw.subnet_id, gw.ip_address), *extra], True)
+            add_gateway_qos(d, router, own)
             sched = gateway_chassis_for(router.id, net.physical_network, chassis)
             if not sched:
                 d.problems[obj] = (f"no gateway chassis (ovn-cms-options=enable-chassis-as-gw) "
