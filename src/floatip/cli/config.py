@@ -15,6 +15,7 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     interval = 30                  # full resync every N seconds
     prune = all                    # all | known
     global_physnet_mtu = 1500      # the physical networks' MTU: no network's may be larger
+    agent_down_time = 75           # no pass finished for so long: the agent is not alive
     backend = kernel               # kernel: this host's agent | ovn ([ovn] below)
 
     [database]
