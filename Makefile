@@ -64,6 +64,7 @@ bench: install
 	$(PY) benchmarks/firewall_bench.py
 	$(PY) benchmarks/ovn_sg_bench.py
 	$(PY) benchmarks/pf_bench.py
+	$(PY) benchmarks/qos_bench.py --addresses 1000
 	$(PY) benchmarks/cli_latency.py --runs 20
 	for db in postgresql sqlite; do for n in 1 2; do \
 	  $(PY) benchmarks/pg_churn.py --db $$db --servers $$n --clients 32 --seconds 60; done; done

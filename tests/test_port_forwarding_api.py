@@ -1,5 +1,6 @@
-"""Floating IP port forwardings through the API (Neutron's floating-ip-port-forwarding with
-its description and port-range extensions, expose-port-forwarding-in-fip): the attributes,
+"""Floating IP port forwardings through the API, on SQLite and PostgreSQL (Neutron's
+floating-ip-port-forwarding with its description and port-range extensions,
+expose-port-forwarding-in-fip): the attributes,
 Neutron's refusals and their codes, the floating IP's view, the policy for other projects.
 
 The server is the real one (uvicorn, agent off), noauth: X-Project-Id / X-Roles make the
@@ -12,19 +13,27 @@ import httpx
 import pytest
 
 from floatip.server import Server, free_port
+from pgserver import fresh_database
 
 EXT = "203.0.113"
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('pf-api')}/floatip.db"
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('pf-api')}/floatip.db"
+        ctx = None
+    else:
+        ctx = fresh_database(request.getfixturevalue("pg_url"))
+        url = ctx.__enter__()
     srv = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             yield c
     finally:
         srv.close()
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
 
 
 def ok(r: httpx.Response, code: int = 200) -> dict:

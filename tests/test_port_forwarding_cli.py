@@ -136,3 +136,57 @@ def test_openstack_cli(keystone, tmp_path):
         assert osc("floating", "ip", "port", "forwarding", "list", fip["id"]) == []
     finally:
         srv.close()
+
+
+def test_apply_file_with_forwardings(tmp_path, monkeypatch):
+    """``floatip apply FILE`` through the API: a floating IP's ``port_forwardings`` made,
+    a second apply changes nothing, one taken out of the file is deleted."""
+    import yaml
+    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
+                 agent=False).start()
+    runner = CliRunner()
+    tag = f"pfa{uuid.uuid4().hex[:5]}"
+    doc = {"networks": [{"name": f"{tag}-ext", "router:external": True},
+                        {"name": f"{tag}-net"}],
+           "subnets": [{"name": f"{tag}-exts", "network": f"{tag}-ext",
+                        "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1"},
+                       {"name": f"{tag}-sub", "network": f"{tag}-net",
+                        "cidr": "100.64.13.0/24", "gateway_ip": "100.64.13.1"}],
+           "ports": [{"name": f"{tag}-vm", "network": f"{tag}-net",
+                      "fixed_ip": "100.64.13.5"}],
+           "routers": [{"name": f"{tag}-r",
+                        "external_gateway_info": {"network": f"{tag}-ext"},
+                        "interfaces": [f"{tag}-sub"]}],
+           "floatingips": [{"floating_ip_address": "203.0.113.70", "port_forwardings": [
+               {"protocol": "tcp", "internal_port_name": f"{tag}-vm", "internal_port": 22,
+                "external_port": 2222},
+               {"protocol": "udp", "internal_port_name": f"{tag}-vm",
+                "internal_port_range": "5000:5002", "external_port_range": "6000:6002"}]}]}
+    f = tmp_path / "pf.yaml"
+
+    def apply() -> dict:
+        f.write_text(yaml.safe_dump(doc))
+        r = runner.invoke(app, ["apply", str(f), "--json"], env={"FLOATIP_URL": srv.url})
+        assert r.exit_code == 0, r.stdout + r.stderr + repr(r.exception)
+        return json.loads(r.stdout)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            def forwardings() -> list:
+                fip = c.get("/v2.0/floatingips",
+                            params={"floating_ip_address": "203.0.113.70"}).json()[
+                    "floatingips"][0]
+                return sorted((x["protocol"], x["external_port_range"], x["internal_port_range"],
+                               x["internal_ip_address"]) for x in c.get(
+                    f"/v2.0/floatingips/{fip['id']}/port_forwardings").json()[
+                    "port_forwardings"])
+            first = apply()
+            assert any("port forwarding" in x for x in first["created"])
+            assert forwardings() == [("tcp", "2222:2222", "22:22", "100.64.13.5"),
+                                     ("udp", "6000:6002", "5000:5002", "100.64.13.5")]
+            again = apply()
+            assert not again["created"] and not again["updated"]
+            doc["floatingips"][0]["port_forwardings"].pop()
+            apply()
+            assert forwardings() == [("tcp", "2222:2222", "22:22", "100.64.13.5")]
+    finally:
+        srv.close()

@@ -159,6 +159,18 @@ def test_floating_ip_and_gateway(api, world):
     assert [tuple(x) for x in f["qos"]] == [("ingress", 1000, 0)]
     assert [tuple(x) for x in state["routers"][router["id"]]["gateway_qos"]] == [
         ("ingress", 1000, 0)]
+    # a rule changed: the change feed carries the floating IP and router with the new limit
+    gen = ok(api.get("/floatip/v1/changes", params={"timeout": 0}))["generation"]
+    rule = ok(api.get(f"{POL}/{p['id']}/bandwidth_limit_rules", headers=h))[
+        "bandwidth_limit_rules"][0]
+    ok(api.put(f"{POL}/{p['id']}/bandwidth_limit_rules/{rule['id']}", json={
+        "bandwidth_limit_rule": {"max_kbps": 1500}}, headers=h))
+    delta = ok(api.get("/floatip/v1/changes", params={"generation": gen, "objects": "true",
+                                                      "timeout": 5}))
+    assert [tuple(x) for x in delta["upserts"]["floatingips"][fip["id"]]["qos"]] == [
+        ("ingress", 1500, 0)]
+    assert [tuple(x) for x in delta["upserts"]["routers"][router["id"]]["gateway_qos"]] == [
+        ("ingress", 1500, 0)]
     # another project's private policy: 404 and nothing changes
     theirs = new_policy(api, other)
     refused(api.put(f"/v2.0/floatingips/{fip['id']}", json={"floatingip": {

@@ -1,4 +1,5 @@
-"""QoS with the real ``openstack`` CLI behind a real Keystone (conftest's ``keystone``), as
+"""QoS from the command line: ``floatip qos policy|rule|attach`` (typer's runner, the real
+server with the agent off, noauth), and with the real ``openstack`` CLI behind a real Keystone (conftest's ``keystone``), as
 a project's admin: ``network qos policy create``, ``network qos rule create --type
 bandwidth-limit``, ``floating ip set --qos-policy`` / ``unset``, ``router set
 --external-gateway ... --qos-policy``, ``network qos policy delete`` refused while in use."""
@@ -11,9 +12,13 @@ import subprocess
 import sys
 import uuid
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
 from floatip.api.auth import AuthSettings
+from floatip.cli import resources
+from floatip.cli.main import app
 from floatip.server import Server, free_port
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
@@ -78,5 +83,50 @@ def test_openstack_cli(keystone, tmp_path):
             f"{tag}-r", parse=False)
         osc("network", "qos", "policy", "delete", pol["id"], parse=False)
         assert osc("network", "qos", "policy", "list") == []
+    finally:
+        srv.close()
+
+
+def test_floatip_cli(tmp_path, monkeypatch):
+    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
+                 agent=False).start()
+    monkeypatch.setattr(resources.out, "width", 250)
+    runner = CliRunner()
+
+    def run(*args, code=0):
+        r = runner.invoke(app, list(args), env={"FLOATIP_URL": srv.url})
+        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
+        return r.stdout if code == 0 else r.stderr
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            tag = f"qsc{uuid.uuid4().hex[:5]}"
+            ext = c.post("/v2.0/networks", json={"network": {
+                "name": f"{tag}-ext", "router:external": True}}).json()["network"]
+            c.post("/v2.0/subnets", json={"subnet": {"network_id": ext["id"], "ip_version": 4,
+                                                     "cidr": "203.0.113.0/24"}})
+            fip = c.post("/v2.0/floatingips", json={"floatingip": {
+                "floating_network_id": ext["id"]}}).json()["floatingip"]
+            r = c.post("/v2.0/routers", json={"router": {
+                "name": f"{tag}-r", "external_gateway_info": {"network_id": ext["id"]}}}
+            ).json()["router"]
+            pol = json.loads(run("qos", "policy", "create", f"{tag}-p", "-f", "json"))
+            rule = json.loads(run("qos", "rule", "create", f"{tag}-p", "--max-kbps", "2000",
+                                  "--direction", "ingress", "-f", "json"))
+            assert (rule["max_kbps"], rule["direction"]) == (2000, "ingress")
+            assert "conflicts" in run("qos", "rule", "create", f"{tag}-p", "--max-kbps", "1",
+                                      "--direction", "ingress", code=1)
+            assert "2000" in run("qos", "rule", "list", f"{tag}-p")
+            run("qos", "attach", f"{tag}-p", "--floating-ip", fip["floating_ip_address"])
+            run("qos", "attach", f"{tag}-p", "--router", f"{tag}-r")
+            assert c.get(f"/v2.0/floatingips/{fip['id']}").json()["floatingip"][
+                "qos_policy_id"] == pol["id"]
+            assert c.get(f"/v2.0/routers/{r['id']}").json()["router"][
+                "external_gateway_info"]["qos_policy_id"] == pol["id"]
+            assert "is used by" in run("qos", "policy", "delete", f"{tag}-p", code=1)
+            run("qos", "attach", "--detach", "--floating-ip", fip["id"])
+            run("qos", "attach", "--detach", "--router", r["id"])
+            run("qos", "rule", "delete", f"{tag}-p", rule["id"])
+            run("qos", "policy", "delete", f"{tag}-p")
+            assert json.loads(run("qos", "policy", "list", "-f", "json")) == []
     finally:
         srv.close()

@@ -108,10 +108,18 @@ def test_fip_rate_each_direction_and_detached(topo, nat_driver):
     assert within(kbps(vm, up, "203.0.113.1", 5205), RATE)
     assert kbps(up, vm, FIP, 5206) > 2 * RATE  # the ingress limit is gone
     assert "ifb" not in nsexec(topo.ns, ["ip", "-d", "link"]).stdout
-    # drift: the class deleted by hand comes back with the full pass
+    # drift: the qdisc deleted by hand comes back with the full pass
     nsexec(topo.ns, ["tc", "qdisc", "del", "dev", qg, "root"])
     assert rec.sync(state, full=True).ok
     assert within(kbps(vm, up, "203.0.113.1", 5207), RATE)
+    # and the ingress redirect's filter
+    state, _, _ = with_limits(topo.state(), (("egress", RATE, 100), ("ingress", RATE, 100)))
+    assert rec.sync(state, changed={fid}).ok
+    nsexec(topo.ns, ["tc", "filter", "del", "dev", qg, "parent", "ffff:"])
+    assert rec.sync(state, full=True).ok
+    assert within(kbps(up, vm, FIP, 5209), RATE)
+    state, _, _ = with_limits(topo.state(), (("egress", RATE, 100),))
+    assert rec.sync(state, changed={fid}).ok
     # detached: no class, no filter, no ifb; full speed
     state, _, _ = with_limits(topo.state())
     assert rec.sync(state, changed={fid}).ok

@@ -356,6 +356,7 @@ def _floatingip(c: Client, res: ApplyResult, d: dict, ref, update) -> None:
             update("floatingip", f["id"], label, f, changes)
         else:
             res.note("unchanged", label)
+        _apply_forwardings(c, res, f, d.get("port_forwardings"), ref)
         return
     net = body.get("floating_network_id")
     body["floating_network_id"] = ref("network", net) if net is not None else \
@@ -364,6 +365,48 @@ def _floatingip(c: Client, res: ApplyResult, d: dict, ref, update) -> None:
     label = f"floating IP {f['floating_ip_address']}"
     res.undo.append((f"deleted {label}", lambda: c.delete("floatingip", f["id"])))
     res.note("created", label)
+    _apply_forwardings(c, res, f, d.get("port_forwardings"), ref)
+
+
+def _apply_forwardings(c: Client, res: ApplyResult, f: dict, want: list | None, ref) -> None:
+    """A floating IP's ``port_forwardings`` as the file lists them (None: left alone):
+    matched by protocol and external ports; one that differs is deleted and made again."""
+    if want is None:
+        return
+    path = f"/v2.0/floatingips/{f['id']}/port_forwardings"
+    have = {(x["protocol"], x["external_port_range"]): x
+            for x in c.request("GET", path)["port_forwardings"]}
+    keep = set()
+    for w in want:
+        body = {"protocol": str(w.get("protocol", "tcp")).lower(),
+                "internal_port_id": ref("port", w.get("internal_port_name")
+                                        or w.get("internal_port_id"))}
+        for side in ("internal", "external"):
+            rng = str(w.get(f"{side}_port_range") or w.get(f"{side}_port"))
+            body[f"{side}_port_range"] = rng if ":" in rng else f"{rng}:{rng}"
+        if w.get("internal_ip_address"):
+            body["internal_ip_address"] = w["internal_ip_address"]
+        if w.get("description"):
+            body["description"] = w["description"]
+        key = (body["protocol"], body["external_port_range"])
+        x = have.get(key)
+        label = f"port forwarding {f['floating_ip_address']} {key[0]}/{key[1]}"
+        if x is not None and all(x.get(k) == v for k, v in body.items()):
+            keep.add(key)
+            res.note("unchanged", label)
+            continue
+        if x is not None:
+            c.request("DELETE", f"{path}/{x['id']}")
+        made = c.request("POST", path, json={"port_forwarding": body})["port_forwarding"]
+        res.undo.append((f"deleted {label}",
+                         lambda pid=made["id"]: c.request("DELETE", f"{path}/{pid}")))
+        keep.add(key)
+        res.note("created", label)
+    for key, x in have.items():
+        if key not in keep:
+            c.request("DELETE", f"{path}/{x['id']}")
+            res.note("updated", f"port forwarding {f['floating_ip_address']} removed "
+                     f"{key[0]}/{key[1]}")
 
 
 def rollback(res: ApplyResult) -> tuple[list[str], list[str]]:

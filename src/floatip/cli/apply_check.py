@@ -43,7 +43,7 @@ KEYS = {
     "router": {"name", "external_gateway_info", "external_gateway", "interfaces",
                "admin_state_up", "routes"},
     "floatingip": {"floating_ip_address", "address", "port", "port_id", "floating_network",
-                   "floating_network_id", "fixed_ip_address"},
+                   "floating_network_id", "fixed_ip_address", "port_forwardings"},
     "security_group": {"name", "description", "stateful", "rules"},
     "gateway": {"network", "network_id", "ip_address", "external_fixed_ips", "enable_snat"},
     "fixed_ip": {"subnet", "subnet_id", "ip_address"},
@@ -57,7 +57,7 @@ KEYS = {
 }
 # read by ``apply --local`` (which makes its own ids and MACs), not by the API's apply
 LOCAL_ONLY = {"network": {"id", "local_vlan"}, "subnet": {"id"}, "port": {"id"},
-              "router": {"id"}, "floatingip": {"id", "port_forwardings", "router"},
+              "router": {"id"}, "floatingip": {"id", "router"},
               "gateway": {"port_id", "mac_address"},
               "interface": {"ip_address", "port_id", "mac_address"}}
 

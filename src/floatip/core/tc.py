@@ -97,7 +97,7 @@ def changes(qg: str, want: tuple, have: TcFacts) -> list[list[str]]:
         if direction == "ingress" and not have.ifb:
             out += [["ip", "link", "add", ifb, "type", "ifb"], ["ip", "link", "set", ifb, "up"]]
         if not root:
-            out.append(["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb",
+            out.append(["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb",
                         "default", "0"])
         for addr in sorted(set(h) - set(w), key=ipaddress.ip_address):
             m = h[addr][0]
@@ -119,7 +119,7 @@ def changes(qg: str, want: tuple, have: TcFacts) -> list[list[str]]:
                      "prio", "1", "handle", f"800::{m:x}", "u32", "match", "ip", at,
                      f"{addr}/32", "flowid", f"1:{m:x}"]]
         if direction == "ingress" and not have.redirect:
-            out += [["tc", "qdisc", "add", "dev", qg, "ingress"],
+            out += [["tc", "qdisc", "replace", "dev", qg, "ingress"],  # its filter gone
                     ["tc", "filter", "add", "dev", qg, "parent", "ffff:", "protocol", "ip",
                      "prio", "1", "u32", "match", "u32", "0", "0", "action", "mirred",
                      "egress", "redirect", "dev", ifb]]

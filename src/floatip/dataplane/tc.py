@@ -47,6 +47,14 @@ def apply(ns: str, qg: str, want: tuple, root_htb: bool, ifb: bool) -> int:
     """Make qg- (and qi-) carry ``want``; returns the number of commands run."""
     have = observe(ns, qg, root_htb, ifb) or TcFacts()
     argvs = changes(qg, want, have)
-    for argv in argvs:
-        nsexec(ns, argv)
+    run: list[list[str]] = []
+    for argv in argvs + [[]]:
+        if argv[:1] == ["tc"]:  # consecutive tc commands: one ``tc -batch`` process
+            run.append(argv[1:])
+            continue
+        if run:  # its words are floatip's names, addresses and numbers: no quoting needed
+            nsexec(ns, ["tc", "-batch", "-"], input="".join(" ".join(a) + "\n" for a in run))
+            run = []
+        if argv:
+            nsexec(ns, argv)
     return len(argvs)

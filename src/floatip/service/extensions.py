@@ -53,6 +53,8 @@ EXTENSIONS = {
     "expose-port-forwarding-in-fip": (
         "Expose Floating IP port forwardings",
         "Expose port forwarding fields in floating IP response"),
+    "rbac-policies": ("RBAC Policies", "Allows creation and modification of policies that "
+                      "control tenant access to resources."),
     "qos": ("Quality of Service", "The Quality of Service extension."),
     "qos-bw-limit-direction": ("Direction for QoS bandwidth limit rule",
                                "Allow to configure QoS bandwidth limit rule with specific "

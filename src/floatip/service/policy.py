@@ -245,6 +245,15 @@ RULES = {
                                          "rule:ext_parent_owner)",
     "delete_floatingip_port_forwarding": "(rule:admin_only) or (role:member and "
                                          "rule:ext_parent_owner)",
+    # network RBAC policies (neutron/conf/policies/rbac.py): '*' is an admin's
+    "create_rbac_policy": P_MEMBER,
+    "get_rbac_policy": P_READER,
+    "update_rbac_policy": P_MEMBER,
+    "delete_rbac_policy": P_MEMBER,
+    **{f"{a}_rbac_policy:target_tenant": "rule:admin_only or (not field:rbac_policy:"
+       "target_tenant=* and not field:rbac_policy:target_project=*)" for a in ("create", "update")},
+    **{f"{a}_rbac_policy:target_project": "rule:admin_only or not field:rbac_policy:"
+       "target_project=*" for a in ("create", "update")},
     # agents (GET /v2.0/agents: others get an empty list, as from Neutron); quotas
     "get_agent": ADM,
     "create_agent": ADM,

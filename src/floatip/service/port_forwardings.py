@@ -123,10 +123,6 @@ def _ranges(d: dict, current: S.PortForwarding | None) -> tuple[tuple[int, int],
     return ext, itn
 
 
-def _collides(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return max(a[0], b[0]) <= min(a[1], b[1])
-
-
 def _check_collisions(s: Session, fid: str, pid: str | None, proto: str, port_id: str,
                       ip: str, ext: tuple[int, int], itn: tuple[int, int],
                       check_internal: bool = True) -> None:
@@ -134,17 +130,33 @@ def _check_collisions(s: Session, fid: str, pid: str | None, proto: str, port_id
     forwardings to the same port, address and protocol; the external range against the
     other forwardings of the floating IP with the protocol."""
     if check_internal:
-        for other in _where(s, internal_port_id=port_id, protocol=proto,
-                            internal_ip_address=ip):
+        other = _overlapping(s, S.PortForwarding.internal_port_start,
+                             S.PortForwarding.internal_port_end, itn, pid,
+                             internal_port_id=port_id, protocol=proto, internal_ip_address=ip)
+        if other is not None:
             have = (other.internal_port_start, other.internal_port_end)
-            if other.id != pid and _collides(have, itn):
-                raise pf_bad(f"There is a port collision with the internal_port_range. The "
-                             f"following ranges collide: {_text(*have)} and {_text(*itn)}")
-    for other in _where(s, floatingip_id=fid, protocol=proto):
+            raise pf_bad(f"There is a port collision with the internal_port_range. The "
+                         f"following ranges collide: {_text(*have)} and {_text(*itn)}")
+    other = _overlapping(s, S.PortForwarding.external_port_start,
+                         S.PortForwarding.external_port_end, ext, pid, floatingip_id=fid,
+                         protocol=proto)
+    if other is not None:
         have = (other.external_port_start, other.external_port_end)
-        if other.id != pid and _collides(have, ext):
-            raise pf_bad(f"There is a port collision with the external_port_range. The "
-                         f"following ranges collide: {_text(*have)} and {_text(*ext)}")
+        raise pf_bad(f"There is a port collision with the external_port_range. The "
+                     f"following ranges collide: {_text(*have)} and {_text(*ext)}")
+
+
+def _overlapping(s: Session, start, end, rng: tuple[int, int], pid: str | None, **eq):
+    """One other forwarding (``eq``) whose range [start, end] meets ``rng``, in SQL: a
+    floating IP with 1,000 forwardings is not read whole for each new one."""
+    q = select(S.PortForwarding.internal_port_start, S.PortForwarding.internal_port_end,
+               S.PortForwarding.external_port_start, S.PortForwarding.external_port_end) \
+        .where(start <= rng[1], end >= rng[0])
+    for k, v in eq.items():
+        q = q.where(getattr(S.PortForwarding, k) == v)
+    if pid is not None:
+        q = q.where(S.PortForwarding.id != pid)
+    return s.execute(q.limit(1)).first()
 
 
 def _bound_fip(s: Session, port_id: str, fixed_ip: str) -> None:

@@ -9,7 +9,7 @@ from .queries import (add, allocated_among, allocated_ips, allocation_owner, all
                       router_ports, routers_with_gateway, rows_for, select_changes,
                       snapshot_rows, subnets_of, subnets_on_shared, touch, try_allocate, used_vlans)
 from .tables import (MODELS, AddressGroup, Base, Change, DefaultSecurityGroup,  # noqa: F401
-                     DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, Port,
+                     DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, NetworkRbac, Port,
                      PortForwarding, PortSecurityGroup, QosBandwidthLimitRule, QosPolicy,
                      Quota, Router, RouterPort, SecurityGroup,
                      SecurityGroupRule, Subnet, Tag, utcnow)

@@ -259,6 +259,22 @@ class QosBandwidthLimitRule(Base):
     direction: Mapped[str] = mapped_column(String(16), default="egress")
 
 
+class NetworkRbac(Base):
+    """Neutron's network RBAC entry (``networkrbacs``): the network ``object_id`` is shared
+    with (``access_as_shared``) or usable as external by (``access_as_external``)
+    ``target_project``, or every project for ``*``; ``networks.shared`` mirrors the
+    ``*`` access_as_shared entry."""
+    __tablename__ = "networkrbacs"
+    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
+                                       name="uniq_networkrbacs0target_project0object_id0action"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    object_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"),
+                                           index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    target_project: Mapped[str] = mapped_column(String(255), index=True)
+
+
 class Quota(Base):
     """A project's limit for one resource, set by an admin (Neutron's ``quotas`` table);
     a resource without a row has the configured default."""
