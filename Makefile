@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TEST_WORKERS ?= 3
 APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iputils-arping \
 	ethtool iproute2 procps util-linux kmod python3-venv python3-dev gcc \
-	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client radvd curl cloud-init \
+	postgresql ovn-central ovn-host dnsmasq-base isc-dhcp-client radvd curl cloud-init systemd \
 	chromium chromium-driver
 
 # The topology page's graph library: Cytoscape.js from the npm registry (ui/package.json,
@@ -63,8 +63,12 @@ bench: install
 	$(PY) benchmarks/control_plane.py --routers 100 --fips 10000
 	$(PY) benchmarks/control_plane.py --table
 	$(PY) benchmarks/ovn_bench.py --fips 100,10000 --kernel-fips 100
+	$(PY) benchmarks/ovn_failover.py -n 10
 	$(PY) benchmarks/firewall_bench.py
 	$(PY) benchmarks/ovn_sg_bench.py
+	$(PY) benchmarks/pf_bench.py
+	$(PY) benchmarks/qos_bench.py --addresses 1000
+	$(PY) benchmarks/cli_latency.py --runs 20
 	for db in postgresql sqlite; do for n in 1 2; do \
 	  $(PY) benchmarks/pg_churn.py --db $$db --servers $$n --clients 32 --seconds 60; done; done
 

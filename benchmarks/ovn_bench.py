@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import httpx  # noqa: E402
 
-from control_plane import Bench, Connector, pct  # noqa: E402
+from api_clients import Connector  # noqa: E402
+from control_plane import Bench, pct  # noqa: E402
 from floatip import lab as L  # noqa: E402
 from floatip.backends.local import LocalSource  # noqa: E402
 from floatip.backends.ovn import OvnBackend, OvnConfig  # noqa: E402

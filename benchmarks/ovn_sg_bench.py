@@ -11,6 +11,11 @@ are not bound), all of them also members of a remote group "big". Measures:
                      of it, the backend's pass that wrote the ACL
   member add         the client's port joins "big", which the server's rule names (PUT
                      /v2.0/ports), until the client connects; and the NB rows written
+Where the rule's time goes: floatip's pass (written to the NB), ovn-northd (its
+``ovnnb_db_run`` stopwatch: the NB change into logical flows, and which of its incremental
+engine nodes recomputed everything) and the VMs' chassis' ovn-controller (its
+``flow-generation`` stopwatch); once with northd single-threaded (23.03's default) and once
+with ``parallel-build/set-n-threads 2`` (``--threads``).
 Prints a markdown table. Everything is named osg<random> and removed at the end.
 """
 from __future__ import annotations
@@ -26,12 +31,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from floatip import lab as L  # noqa: E402
 from floatip.backends.local import LocalSource  # noqa: E402
 from floatip.backends.ovn import OvnBackend, OvnConfig  # noqa: E402
 from floatip.ovnlab import OvnLab  # noqa: E402
 from floatip.server import Server, free_port  # noqa: E402
+from ovn_bench import Daemons  # noqa: E402
 
 PROJECT = "osgbench"
 
@@ -57,11 +64,24 @@ def ms(xs) -> str:
     return f"p50 {pct(xs, .5) * 1000:.0f} ms, p99 {pct(xs, .99) * 1000:.0f} ms"
 
 
+def cfg_stages(lab, sent_ms: float) -> tuple[float, float]:
+    """ms from the API call until the ovn-controller of the gateway chassis and of the VMs'
+    chassis finished the change (Chassis_Private.nb_cfg_timestamp, what ``ovn-nbctl
+    --wait=hv`` waits for), read once both caught up."""
+    out = []
+    for ch in (lab.gateway, lab.chassis[-1]):
+        ts = L.sh("ovn-sbctl", f"--db={lab.sb}", "get", "Chassis_Private", ch.name,
+                  "nb_cfg_timestamp").stdout.strip()
+        out.append(int(ts) - sent_ms)
+    return out[0], out[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ports", type=int, default=1000)
     ap.add_argument("--rules", type=int, default=10000)
     ap.add_argument("--samples", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2, help="northd threads, second round")
     a = ap.parse_args()
     lab = OvnLab("osg").start()
     tmp = tempfile.mkdtemp(prefix="osg-bench-")
@@ -138,23 +158,54 @@ def main() -> None:
         assert srv.wait_for_agent(1800), backend.stats
         rows.append(("first sync", f"{a.ports} ports, {n_rules} rules",
                      f"{time.perf_counter() - t0:.1f} s", ""))
-        # rule create -> enforced through the floating IP
-        enforced, wrote = [], []
-        for k in range(a.samples):
-            port = 20000 + k
-            lab.serve(sns, port=port)
-            t0 = time.perf_counter()
-            post("security-group-rules", {"security_group_id": web["id"],
-                                          "direction": "ingress", "protocol": "tcp",
-                                          "port_range_min": port, "port_range_max": port})
-            until(lambda: connects(lab.upstream, addr, port))
-            enforced.append(time.perf_counter() - t0)
-            wrote.append(sum(backend.stats.write_timing.values()) / 1000)
-            assert srv.wait_for_agent(120)
-        rows.append(("rule create -> enforced (FIP, first conn.)",
-                     f"{a.ports} ports, {n_rules} rules", ms(enforced), "target p50 <= 50 ms"))
-        rows.append(("  of which the backend pass that wrote the ACL", backend.stats.last_plan,
-                     ms(wrote), ""))
+        # rule create -> enforced through the floating IP; northd alone, then threaded
+        daemons = Daemons(lab)
+        vm_chassis = lab.chassis[-1]
+        daemons.targets["controller"] = \
+            f"{vm_chassis.run}/ovn-controller.{vm_chassis.pids['ovn-controller']}.ctl"
+        northd = f"{lab.dir}/c/ovn-northd.ctl"
+        port = 20000
+        for threads in (1, a.threads):
+            L.sh("ovs-appctl", "-t", northd, "parallel-build/set-n-threads", str(threads))
+            daemons.reset()
+            enforced, wrote, stages = [], [], []
+            for _ in range(a.samples):
+                port += 1
+                lab.serve(sns, port=port)
+                sent = time.time() * 1000
+                t0 = time.perf_counter()
+                post("security-group-rules", {"security_group_id": web["id"],
+                                              "direction": "ingress", "protocol": "tcp",
+                                              "port_range_min": port, "port_range_max": port})
+                until(lambda: connects(lab.upstream, addr, port))
+                enforced.append(time.perf_counter() - t0)
+                wrote.append(sum(backend.stats.write_timing.values()) / 1000)
+                assert srv.wait_for_agent(120)
+                stages.append(cfg_stages(lab, sent))
+            n, nd95, ndmax = daemons.stopwatch("northd", "ovnnb_db_run")
+            _, bl95, blmax = daemons.stopwatch("northd", "build_lflows")
+            nl, lp95, lpmax = daemons.stopwatch("northd", "ovn-northd-loop")
+            _, fg95, fgmax = daemons.stopwatch("controller", "flow-generation")
+            _, fi95, fimax = daemons.stopwatch("controller", "flow-installation")
+            engine = daemons.engine()
+            rows.append(("rule create -> enforced (FIP, first conn.)",
+                         f"{a.ports} ports, {n_rules} rules, northd threads {threads}",
+                         ms(enforced), "target p50 <= 50 ms"))
+            rows.append(("  floatip's pass that wrote the ACL", backend.stats.last_plan,
+                         ms(wrote), ""))
+            for i, what in enumerate(("API call -> gateway chassis' ovn-controller done",
+                                      "API call -> VMs' chassis' ovn-controller done")):
+                rows.append((f"  {what}", "", ms([x[i] / 1000 for x in stages]), ""))
+            rows.append(("  ovn-northd: its loop / ovnnb_db_run / build_lflows",
+                         f"{nl} loops, {n} NB runs",
+                         f"p95 {lp95:.0f} / {nd95:.0f} / {bl95:.0f} ms, "
+                         f"max {lpmax} / {ndmax} / {blmax} ms",
+                         "recomputed: " + (", ".join(engine["northd"]["recompute"]) or "none")))
+            rows.append(("  ovn-controller (VMs' chassis): flow-generation / -installation",
+                         "", f"p95 {fg95:.0f} / {fi95:.0f} ms, max {fgmax} / {fimax} ms",
+                         "recomputed: " + (", ".join(engine["controller"]["recompute"])
+                                           or "none")))
+        L.sh("ovs-appctl", "-t", northd, "parallel-build/set-n-threads", "1")
         # member add to the remote group "big" (a.ports members)
         lab.serve(sns, port=9000)
         post("security-group-rules", {"security_group_id": web["id"], "direction": "ingress",

@@ -515,8 +515,8 @@ def test_native_cli_against_the_api(server):
     run("router", "create", r, "--external-gateway", ext)
     run("router", "add-interface", r, "--subnet", sub)
     port = json.loads(run("port", "create", uniq("vm"), "--network", net, "--fixed-ip",
-                          f"subnet={sub},ip-address=100.64.11.9", "--json"))
-    f = json.loads(run("floating-ip", "create", ext, "--port", port["id"], "--json"))
+                          f"subnet={sub},ip-address=100.64.11.9", "-f", "json"))
+    f = json.loads(run("floating-ip", "create", ext, "--port", port["id"], "-f", "json"))
     assert f["fixed_ip_address"] == "100.64.11.9" and f["router_id"]
     listed = run("floating-ip", "list")
     assert f["floating_ip_address"] in listed
@@ -545,9 +545,9 @@ def test_native_cli_against_the_api(server):
     try:
         first = json.loads(run("apply", fh.name, "--json"))
         assert len(first["created"]) == 6 and len(first["updated"]) == 1  # + the interface
-        v6 = json.loads(run("subnet", "show", doc["subnets"][1]["name"], "--json"))
+        v6 = json.loads(run("subnet", "show", doc["subnets"][1]["name"], "-f", "json"))
         assert v6["ip_version"] == 6 and v6["ipv6_address_mode"] == "slaac"
-        vm = json.loads(run("port", "show", doc["ports"][0]["name"], "--json"))
+        vm = json.loads(run("port", "show", doc["ports"][0]["name"], "-f", "json"))
         v4, v6addr = sorted((f["ip_address"] for f in vm["fixed_ips"]), key=len)
         assert v4 == "100.64.12.7" and ipaddress.ip_address(v6addr) in ipaddress.ip_network(
             "2001:db8:12::/64")  # its EUI-64 address, which apply does not fight

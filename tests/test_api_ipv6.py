@@ -442,7 +442,7 @@ def test_cli_creates_v6_subnets(server):
     for args in (("network", "create", name),
                  ("subnet", "create", uniq("clis"), "--network", name, "--subnet-range",
                   "2001:db8:fa::/64", "--ip-version", "6", "--ipv6-ra-mode", "slaac",
-                  "--ipv6-address-mode", "slaac", "--json")):
+                  "--ipv6-address-mode", "slaac", "-f", "json")):
         r = subprocess.run([*exe, *args], capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stdout + r.stderr
     import json

@@ -80,7 +80,7 @@ def test_the_keys_neutron_conf_uses_are_accepted(tmp_path):
     (["--bridge-mapping", "physnet1:br-ex", "--bridge-mapping", "physnet1:br-ex2", "serve"],
      ["physnet1", "already mapped"]),
     (["--nat-driver", "pf", "serve"], ["--nat-driver", "'pf'"]),
-    (["serve", "--backend", "kernl"], ["--backend", "did you mean 'kernel'"]),
+    (["serve", "--backend", "kernl"], ["backend = 'kernl'", "did you mean 'kernel'"]),
 ])
 def test_bad_option_values_are_refused_at_start(tmp_path, args, words):
     """``--prune nown`` used to give an API that served while its agent crash-looped; the

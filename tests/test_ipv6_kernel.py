@@ -275,7 +275,7 @@ def test_cli_dry_run_apply_show_and_teardown_dual_stack(topo, tmp_path):
         r = CliRunner().invoke(app, [*base, *args])
         assert r.exit_code == 0, r.output
         return r.output
-    text = cli("apply", str(f), "--dry-run")
+    text = cli("apply", "--local", str(f), "--dry-run")
     assert f"ip -6 addr add {TEN6_GW}/64 dev qr-" in text and f"{ROUTER6}/64" in text
     assert f"ip -6 route replace default via {EXT6_GW} dev qg-" in text
     assert "net.ipv6.conf.all.forwarding=1" in text

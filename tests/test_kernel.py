@@ -297,7 +297,8 @@ def test_cli_dry_run_prints_commands_and_changes_nothing(topo, tmp_path):
     f.write_text(yaml.safe_dump(topo.doc))
     base = [sys.executable, "-m", "floatip.cli.main", "--integration-bridge", topo.int_br,
             "--bridge-mapping", f"physnet1:{topo.ex_br}", "--nat-driver", topo.config.nat_driver]
-    out = subprocess.run(base + ["apply", str(f), "--dry-run"], capture_output=True, text=True)
+    out = subprocess.run(base + ["apply", "--local", str(f), "--dry-run"], capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert f"ip netns add {topo.ns}" in text
@@ -309,7 +310,7 @@ def test_cli_dry_run_prints_commands_and_changes_nothing(topo, tmp_path):
     # apply for real, then diff says nothing is left to do, and show lists the router
     out = subprocess.run(base + ["apply", "--local", str(f)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    out = subprocess.run(base + ["diff", str(f)], capture_output=True, text=True)
+    out = subprocess.run(base + ["diff", "--local", str(f)], capture_output=True, text=True)
     assert out.returncode == 0 and "nothing to change" in out.stdout
     out = subprocess.run(base + ["show", "--json"], capture_output=True, text=True)
     shown = {r["router_id"]: r for r in json.loads(out.stdout)["routers"]}
@@ -341,7 +342,7 @@ def test_bad_file_is_rejected_with_a_clear_error(tmp_path):
     f.write_text("networks:\n  - name: ext\n    router:external: true\nsubnets:\n"
                  "  - name: s\n    network: ext\n    cidr: 203.0.113.0/24\n"
                  "    gateway_ip: 198.51.100.1\n")
-    out = subprocess.run([sys.executable, "-m", "floatip.cli.main", "apply", str(f), "--dry-run"],
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "floatip.cli.main", "apply", "--local", str(f),
+                          "--dry-run"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "InvalidIpForSubnet" in out.stderr and "198.51.100.1" in out.stderr

@@ -34,6 +34,11 @@ LISTED = f"""table ip floatip {{ # handle 7
 		elements = {{ 198.51.100.0/25, 198.51.100.128/25 }}
 	}}
 
+	map pf_dnat {{
+		type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+		flags interval
+	}}
+
 	chain mangle_prerouting {{ # handle 4
 		type filter hook prerouting priority mangle; policy accept;
 		iifname "{QG}" meta mark set meta mark & 0xffff0002 | 0x00000002 # handle 9
@@ -49,11 +54,13 @@ LISTED = f"""table ip floatip {{ # handle 7
 	chain nat_prerouting {{
 		type nat hook prerouting priority dstnat; policy accept;
 		ip daddr 169.254.169.254 iifname "qr-*" tcp dport 80 redirect to :9697
+		meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @pf_dnat
 		dnat to ip daddr map @fip_dnat
 	}}
 
 	chain nat_output {{
 		type nat hook output priority -100; policy accept;
+		meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @pf_dnat
 		dnat to ip daddr map @fip_dnat
 	}}
 

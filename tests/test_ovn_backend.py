@@ -168,7 +168,8 @@ def test_distributed_fip_leaves_from_the_vm_chassis(ovn_distributed):
 
 
 def test_demo_on_ovn_keep_and_teardown():
-    """``floatip demo --backend ovn --keep``: checks (a)-(e) pass, the named namespaces are
+    """``floatip demo --backend ovn --keep``: checks (a)-(g) pass (f: vm4 reads its floating
+    IP from 169.254.169.254 through its chassis' metadata namespace), the named namespaces are
     there to probe after the demo returned; ``--teardown`` removes everything."""
     from conftest import KERNEL_SKIP, _ovn_ready
     from floatip.cli import demo_ovn
@@ -177,6 +178,7 @@ def test_demo_on_ovn_keep_and_teardown():
         pytest.skip(why)
     try:
         res, names = demo_ovn.run(keep=True, log=lambda m: None)
+        assert {c.key for c in res.checks} == set("abcdefg")
         assert res.checks and all(c.ok for c in res.checks), \
             [(c.key, c.detail) for c in res.checks if not c.ok]
         listed = L.sh("ip", "netns", "list").stdout

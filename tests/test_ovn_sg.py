@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from floatip import lab as L
-from floatip.backends.ovn.acl import DROP_PG, pg_name
+from floatip.backends.ovn.acl import DHCP_SERVER_MATCH, DROP_PG, pg_name
 from test_e2e_backends import (EXT_CIDR, EXT_GW, FIP, POOL, TENANT_CIDR, UPSTREAM_IP,
                                ovn_deployment, wait_for)
 from fwprobe import UdpSink, send_udp
@@ -100,7 +100,8 @@ def test_groups_rules_and_port_security_on_ovn(ovn_fw):
         ("to-lport", 1002, "allow-related", f"outport == @{pg} && ip4 && ip4.src == ${pg}_ip4"),
         ("to-lport", 1002, "allow-related", f"outport == @{pg} && ip6 && ip6.src == ${pg}_ip6")}
     assert acls(d, DROP_PG) == {("from-lport", 1001, "drop", f"inport == @{DROP_PG} && ip"),
-                                ("to-lport", 1001, "drop", f"outport == @{DROP_PG} && ip")}
+                                ("to-lport", 1001, "drop", f"outport == @{DROP_PG} && ip"),
+                                ("from-lport", 1003, "drop", DHCP_SERVER_MATCH)}
     assert nbctl(d, "lsp-get-port-security", vm1.id) == f"{vm1.mac_address} {VMS['vm1']}"
 
     # the default group: its own outbound works (replies come back), no new inbound

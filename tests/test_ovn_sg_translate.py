@@ -108,6 +108,8 @@ def test_drop_group_and_port_security_only_for_ports_with_port_security():
     assert sorted((r.columns["direction"], r.columns["priority"], r.columns["action"],
                    r.columns["match"]) for r in rows(d, "ACL") if r.parent == "pg:drop") == [
         ("from-lport", 1001, "drop", f"inport == @{DROP_PG} && ip"),
+        ("from-lport", 1003, "drop", f"inport == @{DROP_PG} && "
+         "((ip4 && udp.src == 67) || (ip6 && udp.src == 547))"),
         ("to-lport", 1001, "drop", f"outport == @{DROP_PG} && ip")]
     lsp1 = d.rows[f"lsp:{vm1.id}"].columns
     assert lsp1["port_security"] == [f"{vm1.mac_address} 198.51.100.10 198.51.100.100",
@@ -115,8 +117,10 @@ def test_drop_group_and_port_security_only_for_ports_with_port_security():
     assert lsp1["addresses"] == [f"{vm1.mac_address} 198.51.100.10", "fa:16:3e:aa:bb:cc"]
     assert d.rows[f"lsp:{vm2.id}"].columns["port_security"] == [
         f"{vm2.mac_address} 198.51.100.11"]
-    # port security off: no port_security, in no group
+    # port security off: no port_security, in no group, any MAC ("unknown", as Neutron)
     assert d.rows[f"lsp:{vm3.id}"].columns["port_security"] == []
+    assert d.rows[f"lsp:{vm3.id}"].columns["addresses"] == [
+        f"{vm3.mac_address} 198.51.100.12", "unknown"]
     assert not any(f"lsp:{vm3.id}" in r.columns.get("ports", ()) for r in rows(d, "Port_Group"))
     # no port with port security: no drop group (an emptied cloud leaves no row)
     off = {"port_security_enabled": False, "security_groups": ()}

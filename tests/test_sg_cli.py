@@ -54,7 +54,7 @@ def uniq(prefix: str) -> str:
 def test_security_group_commands(cli, api):
     web = uniq("web")
     sg = json.loads(cli("security-group", "create", web, "--description", "the web tier",
-                        "--json"))
+                        "-f", "json"))
     assert api(f"/v2.0/security-groups/{sg['id']}")["security_group"]["description"] == \
         "the web tier"
     # Neutron's egress rules come with every new group
@@ -62,21 +62,21 @@ def test_security_group_commands(cli, api):
         [("egress", "IPv4"), ("egress", "IPv6")]
 
     ssh = json.loads(cli("security-group", "rule", "create", web, "--protocol", "tcp",
-                         "--dst-port", "22", "--json"))
+                         "--dst-port", "22", "-f", "json"))
     got = api(f"/v2.0/security-group-rules/{ssh['id']}")["security_group_rule"]
     assert (got["security_group_id"], got["direction"], got["ethertype"], got["protocol"],
             got["port_range_min"], got["port_range_max"]) == \
         (sg["id"], "ingress", "IPv4", "tcp", 22, 22)
     rng = json.loads(cli("security-group", "rule", "create", web, "--protocol", "udp",
                          "--dst-port", "5000:5010", "--remote-ip", "198.51.100.0/24",
-                         "--json"))
+                         "-f", "json"))
     assert (rng["port_range_min"], rng["port_range_max"], rng["remote_ip_prefix"]) == \
         (5000, 5010, "198.51.100.0/24")
     ping = json.loads(cli("security-group", "rule", "create", web, "--protocol", "icmp",
-                          "--icmp-type", "8", "--json"))
+                          "--icmp-type", "8", "-f", "json"))
     assert (ping["port_range_min"], ping["port_range_max"]) == (8, None)
     peers = json.loads(cli("security-group", "rule", "create", web, "--ethertype", "IPv6",
-                           "--remote-group", web, "--json"))
+                           "--remote-group", web, "-f", "json"))
     assert peers["remote_group_id"] == sg["id"] and peers["ethertype"] == "IPv6"
 
     # the same rule again: Neutron's refusal, nothing added
@@ -87,7 +87,7 @@ def test_security_group_commands(cli, api):
     err = cli("security-group", "rule", "create", web, "--protocol", "gre", "--dst-port", "1",
               code=1)
     assert "InvalidInput" in err or "SecurityGroup" in err
-    rules = json.loads(cli("security-group", "rule", "list", web, "--json"))
+    rules = json.loads(cli("security-group", "rule", "list", web, "-f", "json"))
     assert len(rules) == 6 and {r["security_group_id"] for r in rules} == {sg["id"]}
     assert {r["id"] for r in rules} == {
         r["id"] for r in api(f"/v2.0/security-group-rules?security_group_id={sg['id']}")
@@ -95,7 +95,7 @@ def test_security_group_commands(cli, api):
     table = cli("security-group", "rule", "list", web)
     assert "5000:5010" in table and "198.51.100.0/24" in table and "type=8" in table
     assert web in cli("security-group", "list")
-    shown = json.loads(cli("security-group", "show", web, "--json"))
+    shown = json.loads(cli("security-group", "show", web, "-f", "json"))
     assert len(shown["security_group_rules"]) == 6
 
     cli("security-group", "set", web, "--stateless", "--name", web + "-x")
@@ -111,9 +111,9 @@ def test_security_group_commands(cli, api):
     net = uniq("net")
     cli("network", "create", net)
     cli("subnet", "create", uniq("sub"), "--network", net, "--subnet-range", "100.64.21.0/24")
-    db = json.loads(cli("security-group", "create", uniq("db"), "--json"))
+    db = json.loads(cli("security-group", "create", uniq("db"), "-f", "json"))
     vm = json.loads(cli("port", "create", uniq("vm"), "--network", net, "--security-group", web,
-                        "--allowed-address", "ip-address=100.64.21.200", "--json"))
+                        "--allowed-address", "ip-address=100.64.21.200", "-f", "json"))
     got = api(f"/v2.0/ports/{vm['id']}")["port"]
     assert got["security_groups"] == [sg["id"]] and got["port_security_enabled"] is True
     assert [a["ip_address"] for a in got["allowed_address_pairs"]] == ["100.64.21.200"]

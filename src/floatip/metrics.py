@@ -1,14 +1,35 @@
 """``/metrics`` in Prometheus' text format (prometheus-client): agent pass durations (full
-and incremental), objects programmed, repairs by kind, errors, generations behind, and API
-latency per route. One registry per app, so several servers in one process (tests) do not
-collide."""
+and incremental), objects programmed, repairs by kind, errors, generations behind, whether the
+agent is alive and when it last finished a pass, API requests by status code and latency per
+route, the build (version) and the process (CPU, memory, open files: prometheus_client's
+process collector). One registry per app, so several servers in one process (tests) do not
+collide.
+
+``Requests`` is also the access log: one line per request on the ``floatip.access`` logger
+(method, path, status, milliseconds, project, request id), and the request id Neutron
+answers in ``X-Openstack-Request-Id``."""
 from __future__ import annotations
 
+import logging
 import time
+import uuid
+from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
-                               Histogram, generate_latest)
+                               Histogram, Info, ProcessCollector, generate_latest)
 from starlette.responses import Response
+
+access_log = logging.getLogger("floatip.access")
+REQUEST_ID_HEADER = b"x-openstack-request-id"
+# Neutron's agent_down_time: an agent whose last pass ended longer ago is not alive
+AGENT_DOWN_TIME = 75.0
+
+
+def build_version() -> str:
+    try:
+        return version("floatip")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 PASS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
@@ -35,8 +56,27 @@ class Metrics:
                             "Committed changes the agent has not applied yet", registry=r)
         self.api = Histogram("floatip_api_request_seconds", "API latency per route",
                              ["method", "route"], registry=r, buckets=API_BUCKETS)
+        self.requests = Counter("floatip_api_requests", "API requests by route and status "
+                                "code", ["method", "route", "code"], registry=r)
+        self.last_pass = Gauge("floatip_agent_last_pass_timestamp_seconds",
+                               "When this server's agent last finished a pass (Unix time; 0: "
+                               "never)", registry=r)
+        Gauge("floatip_agent_alive", f"1 when this server's agent finished a pass within "
+              f"the last {AGENT_DOWN_TIME:.0f} s (Neutron's agent_down_time), else 0",
+              registry=r).set_function(self.agent_alive)
+        Info("floatip_build", "The running floatip", registry=r).info(
+            {"version": build_version()})
+        ProcessCollector(registry=r)
         self._namespace_repairs = 0
         self._agent_generation = -1
+        self._last_pass = 0.0
+        # the server's own answer when it has one (/v2.0/agents: its agent_down_time)
+        self.alive_source = None
+
+    def agent_alive(self) -> int:
+        if self.alive_source is not None:
+            return int(self.alive_source())
+        return int(self._last_pass > 0 and time.time() - self._last_pass < AGENT_DOWN_TIME)
 
     def observe(self, p: dict) -> None:
         """After each agent pass, with its ``agent.loop.pass_summary`` (in process, or sent
@@ -55,6 +95,14 @@ class Metrics:
             self._namespace_repairs = ns
         self.errors.inc(p["errors"])
         self._agent_generation = p["generation"]
+        self.passed()
+
+    def passed(self, kind: str | None = None, seconds: float | None = None) -> None:
+        """A pass ended now (with ``kind`` and ``seconds``: one the OVN backend timed)."""
+        if kind is not None:
+            self.passes.labels(kind).observe(seconds)
+        self._last_pass = time.time()
+        self.last_pass.set(self._last_pass)
 
     def watch_generation(self, fn) -> None:
         """``fn()`` gives the database's generation, read when /metrics is scraped (not
@@ -66,28 +114,49 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class Timing:
-    """ASGI middleware: request latency per route template (not per URL: ids stay out)."""
+class Requests:
+    """ASGI middleware, outermost: a request id for each request (``req-<uuid>``, in
+    ``scope["state"]["request_id"]`` for the error handlers and in the response's
+    ``X-Openstack-Request-Id``), the latency per route template (not per URL: ids stay out),
+    the count by status code, and the access log line."""
 
     def __init__(self, app, metrics: Metrics):
-        self.app, self.hist = app, metrics.api
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         t0 = time.perf_counter()
+        rid = f"req-{uuid.uuid4()}"
+        # the same dict the inner middlewares and handlers see (auth puts the caller in it)
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        status = [500]  # an exception with no response sent: the server's own 500
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (REQUEST_ID_HEADER, rid.encode())]}
+            await send(message)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - t0
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.hist.labels(scope["method"], route).observe(time.perf_counter() - t0)
+            self.metrics.api.labels(scope["method"], route).observe(seconds)
+            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
+            ctx = state.get("ctx")
+            access_log.info("%s %s %d %.1fms project=%s %s", scope["method"], scope["path"],
+                            status[0], seconds * 1000,
+                            getattr(ctx, "project_id", "") or "-", rid)
 
 
 def install(app) -> Metrics:
-    """Mount ``/metrics`` and the latency middleware on a FastAPI app."""
+    """Mount ``/metrics`` and the request middleware on a FastAPI app."""
     m = Metrics()
     app.state.metrics = m
-    app.add_middleware(Timing, metrics=m)
+    app.add_middleware(Requests, metrics=m)
     app.add_route("/metrics", lambda _req: Response(m.text(), media_type=CONTENT_TYPE_LATEST),
                   methods=["GET"], include_in_schema=False)
     return m

@@ -22,8 +22,11 @@ namespaces, veths and the run directory.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pyroute2 import netns as pnetns
 
 from .dataplane.process import kill
-from .lab import DHCLIENT_SCRIPT, TcpServer, sh
+from .lab import TcpServer, sh
 
 OVN_SCHEMAS = "/usr/share/ovn"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -45,6 +48,41 @@ BOUND6|RENEW6|REBIND6|REBOOT6|INFORM6)
     [ -n "$new_ip6_address" ] && ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" \\
         dev "$interface"
     env | grep -E '^(new_|reason=)' > "$V6_ENV_FILE" ;;
+esac
+exit 0
+"""
+# dhclient -4's script for lab VMs, as a cloud image's (Debian's rfc3442 hook): the address,
+# MTU and the classless static routes (the metadata route through the network's localport),
+# else the router; and what the server sent in $V6_ENV_FILE
+DHCLIENT4_SCRIPT = """#!/bin/sh
+env | grep -E '^(new_|reason=)' > "$V6_ENV_FILE"
+case "$reason" in
+PREINIT) ip link set dev "$interface" up ;;
+BOUND|RENEW|REBIND|REBOOT)
+    [ -n "$new_interface_mtu" ] && ip link set dev "$interface" mtu "$new_interface_mtu"
+    ip -4 addr flush dev "$interface"
+    ip -4 addr add "$new_ip_address/$new_subnet_mask" dev "$interface"
+    if [ -n "$new_rfc3442_classless_static_routes" ]; then
+        set -- $new_rfc3442_classless_static_routes
+        while [ $# -ge 5 ]; do
+            len=$1; shift
+            n=$(( (len + 7) / 8 )); dst=""; i=0
+            while [ $i -lt 4 ]; do
+                if [ $i -lt $n ]; then o=$1; shift; else o=0; fi
+                dst="$dst${dst:+.}$o"; i=$((i + 1))
+            done
+            gw="$1.$2.$3.$4"; shift 4
+            if [ "$len" = 0 ]; then
+                ip -4 route replace default via "$gw" dev "$interface"
+            else
+                ip -4 route replace "$dst/$len" via "$gw" dev "$interface"
+            fi
+        done
+    elif [ -n "$new_routers" ]; then
+        set -- $new_routers
+        ip -4 route replace default via "$1" dev "$interface"
+    fi ;;
+EXPIRE|FAIL|RELEASE|STOP) ip -4 addr flush dev "$interface" ;;
 esac
 exit 0
 """
@@ -309,17 +347,15 @@ class OvnLab:
 
     def dhcp(self, ns: str, v6: bool = False, stateless: bool = False,
              timeout: float = 30) -> dict | None:
-        """ISC dhclient on eth0 of ``ns``, one exchange (``-1``); IPv4: the address, MTU and
-        default route configured, IPv6 (``v6``; ``stateless``: information only) the
-        address. Returns what the server sent (dhclient's ``new_*`` variables), None when
-        nothing came. dhclient stays to renew; ``close()`` ends it with the namespace."""
+        """ISC dhclient on eth0 of ``ns``, one exchange (``-1``); IPv4: the address, MTU,
+        classless routes (else the default route) configured, IPv6 (``v6``; ``stateless``:
+        information only) the address. Returns what the server sent (dhclient's ``new_*``
+        variables), None when nothing came. dhclient stays to renew; ``close()`` ends it
+        with the namespace."""
         files = os.path.join(self.dir, f"dhclient-{ns}{'-6' if v6 else ''}")
         script = files + ".sh"
         with open(script, "w") as f:
-            # the IPv4 script, and a line that records what the server sent
-            f.write(DHCLIENT6_SCRIPT if v6 else DHCLIENT_SCRIPT.replace(
-                'case "$reason" in', 'env | grep -E \'^(new_|reason=)\' > "$V6_ENV_FILE"\n'
-                'case "$reason" in', 1))
+            f.write(DHCLIENT6_SCRIPT if v6 else DHCLIENT4_SCRIPT)
         os.chmod(script, 0o755)
         argv = ["ip", "netns", "exec", ns, "dhclient", "-6" if v6 else "-4", "-1",
                 *(["-S"] if stateless else []), "-lf", files + ".lease", "-pf", files + ".pid",
@@ -341,6 +377,27 @@ class OvnLab:
         for name in ("ovn-controller", "ovs-vswitchd"):
             if name in ch.pids:
                 self._kill(ch.pids.pop(name))
+
+    def restart_chassis(self, ch: Chassis) -> None:
+        """A chassis stopped by ``stop_chassis`` comes back: ovs-vswitchd (its bridges from
+        its database; the underlay's internal port made anew, so its address again) and
+        ovn-controller."""
+        run = ch.run
+        ch.pids["ovs-vswitchd"] = pid = self._spawn(ch.ns, run, "ovs-vswitchd", [
+            "ovs-vswitchd", ch.db, *self._common(run, "ovs-vswitchd")])
+        self._wait_file(f"{run}/ovs-vswitchd.ctl", pid)
+        deadline = time.monotonic() + 15
+        while ch.exec("ip", "link", "show", "br-phy", check=False).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"br-phy of {ch.name} did not come back")
+            time.sleep(0.05)
+        ch.exec("ip", "addr", "replace", f"{ch.encap_ip}/24", "dev", "br-phy")
+        ch.exec("ip", "link", "set", "br-phy", "up")
+        if ch.mapped:
+            ch.exec("ip", "link", "set", "br-ex", "up", check=False)
+        ch.pids["ovn-controller"] = self._spawn(ch.ns, run, "ovn-controller", [
+            "ovn-controller", ch.db,
+            *[o for o in self._common(run, "ovn-controller") if not o.startswith("--unixctl")]])
 
     def unplug(self, ns: str) -> None:
         ch, tap = self.vms[ns]
@@ -424,3 +481,66 @@ class OvnLab:
         if os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
         return left
+
+
+class Pinger:
+    """``ping -D -i 0.01`` from ``ns`` to ``ip`` until ``stop()``: the answers' timestamps
+    (``time.time()``), to measure an outage."""
+
+    def __init__(self, ns: str, ip: str):
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.01",
+                                   "-W", "1", ip], stdout=subprocess.PIPE, text=True)
+        self.times: list[float] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.p.stdout:
+            m = re.match(r"\[(\d+\.\d+)\] \d+ bytes from", line)
+            if m:
+                self.times.append(float(m.group(1)))
+
+    def gap(self, since: float, until: float | None = None) -> float:
+        """The longest time without an answer between ``since`` and ``until`` (seconds)."""
+        ts = [since] + [t for t in self.times if t > since and (until is None or t <= until)]
+        return max(b - a for a, b in zip(ts, ts[1:])) if len(ts) > 1 else float("inf")
+
+    def stop(self) -> None:
+        self.p.send_signal(signal.SIGINT)
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        self.thread.join(5)
+
+
+class GatewayWatch:
+    """Where a router's gateway port (``lrp``: its LRP name) is bound, polled every 50 ms;
+    ``changes``: (time, chassis name) each time it changed. ``close()`` stops it."""
+
+    def __init__(self, lab: OvnLab, lrp: str):
+        self.lab, self.lrp = lab, lrp
+        self.changes: list[tuple[float, str]] = []
+        self.stop_event = threading.Event()
+        threading.Thread(target=self._poll, daemon=True).start()
+
+    def now(self) -> str:
+        sb = f"--db={self.lab.sb}"
+        uuid_ = sh("ovn-sbctl", sb, "--bare", "--columns=chassis", "find", "Port_Binding",
+                   f"logical_port=cr-{self.lrp}", check=False).stdout.strip()
+        if not uuid_:
+            return ""
+        return sh("ovn-sbctl", sb, "--bare", "--columns=name", "list", "Chassis", uuid_,
+                  check=False).stdout.strip()
+
+    def close(self) -> None:
+        self.stop_event.set()
+
+    def _poll(self) -> None:
+        last = None
+        while not self.stop_event.is_set():
+            c = self.now()
+            if c != last:
+                self.changes.append((time.time(), c))
+                last = c
+            self.stop_event.wait(0.05)

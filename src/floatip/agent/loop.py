@@ -16,6 +16,7 @@ from ..core.layout import AgentConfig, router_layouts, with_fips
 from ..core.model import State, fip_routers
 from ..dataplane.kernel import Dataplane
 from .binding import Binder
+from .changes import log_pass
 from .desired import Desired
 from .dhcp import DhcpAgent
 from .firewall import FirewallAgent
@@ -263,8 +264,6 @@ class Agent:
                 if tnet is not None and tnet.local_vlan is None and tnet.segmentation_id is None:
                     broken[rid] = f"Network {tnet.name or tnet.id} has no local VLAN"
                     break
-        if broken:
-            log.error("routers left out: %s", broken)
         return broken
 
     def _layouts(self, state: State) -> tuple[dict, dict[str, str]]:
@@ -281,8 +280,6 @@ class Agent:
                 layouts.update(router_layouts(sub, self.config))
             except NeutronError as e:
                 broken[rid] = e.message
-        if broken:
-            log.error("routers left out: %s", broken)
         return layouts, broken
 
     def _read(self, full: bool) -> tuple[str, dict | None]:
@@ -382,17 +379,23 @@ class Agent:
         check = None
         if changed is None or before != self.router_errors or \
                 set(changed) - {"ports", "floatingips"}:
+            fips_before = self.fip_status
             self.fip_status = self._fip_status(whole, d.invalid_fips, whole.floatingips)
+            fips_now = self.fip_status
         else:
             fids = set(changed.get("floatingips", ()))
             for pid in changed.get("ports", ()):
                 fids |= d.port_fips.get(pid, set())
+            fips_before = {f: self.fip_status[f] for f in fids if f in self.fip_status}
             for fid in fids:
                 if fid not in whole.floatingips:
                     self.fip_status.pop(fid, None)
             check = {f for f in fids if f in whole.floatingips}
-            self.fip_status.update(self._fip_status(
-                whole, d.invalid_fips, {f: whole.floatingips[f] for f in check}))
+            fips_now = self._fip_status(whole, d.invalid_fips,
+                                        {f: whole.floatingips[f] for f in check})
+            self.fip_status.update(fips_now)
+        log_pass(report.plan.steps, whole, before, self.router_errors, fips_before, fips_now,
+                 [f for f in fips_before if f not in whole.floatingips])
         # the bridge is read again after OVS events and changes to networks or routers (a
         # VLAN moves every port's tag); else only for the ports that changed
         ports_changed = None if changed is None or self._ovs_woken or \
@@ -423,7 +426,7 @@ class Agent:
         self.stats.repairs = dict(self.reconciler.repairs)
         if self.on_pass is not None:
             self.on_pass(self, full, self.stats.last_seconds, report)
-        if steps or self.router_errors:
+        if steps:  # a router in ERROR is said once (changes.log_pass), not at every pass
             log.info("%s pass: %d step(s), %d error(s) in %.1f ms", "full" if full else
                      "incremental", steps, len(self.router_errors),
                      self.stats.last_seconds * 1000)
@@ -439,11 +442,16 @@ class Agent:
             if fid in fip_errors:
                 out[fid] = ["ERROR", fip_errors[fid]]
                 continue
-            router = whole.router_for_fip(f) if f.port_id else None
+            router = whole.router_for_fip(f) if f.port_id or f.port_forwardings else None
             if router is None or not router.admin_state_up or router.gateway is None:
                 out[fid] = ["DOWN", None]
             elif router.id in self.router_errors:
                 out[fid] = ["ERROR", f"router {router.id}: {self.router_errors[router.id]}"]
+            elif f.port_forwardings:  # its forwardings are in the router's NAT spec
+                lay = self.reconciler.layouts.get(router.id)
+                out[fid] = ["ACTIVE", None] if lay is not None and \
+                    f.floating_ip_address in lay.fip_addresses else \
+                    ["ERROR", "not programmed on this host"]
             elif f.fixed_ip_address and \
                     programmed.get(router.id, {}).get(f.floating_ip_address) == f.fixed_ip_address:
                 out[fid] = ["ACTIVE", None]

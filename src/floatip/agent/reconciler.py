@@ -1,13 +1,15 @@
 """One reconcile pass: desired state -> layouts -> observe -> plan -> apply -> report."""
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ..core.layout import AgentConfig, RouterLayout, router_layouts, with_fips
+from ..core.layout import (AgentConfig, RouterLayout, forward_key, forwards_of,
+                           router_layouts, with_fips)
 from ..core.model import State
-from ..core.plan import Plan, plan, plan_fips
+from ..core.plan import Plan, plan, plan_fips, plan_forwards
 from ..dataplane.kernel import Dataplane
 
 
@@ -88,6 +90,15 @@ class LazyLayouts(Mapping):
         return len(self._get())
 
 
+def _blocks(forwards: list[tuple]) -> list[list[tuple]]:
+    """Forwards by floating address, each block in ``NatSpec.forwards``' order (within
+    one address, the tuples' own order)."""
+    by: dict[str, list[tuple]] = {}
+    for t in forwards:
+        by.setdefault(t[0], []).append(t)
+    return [sorted(v) for v in by.values()]
+
+
 class Reconciler:
     def __init__(self, dp: Dataplane, config: AgentConfig, resync_interval: float | None = None):
         self.dp, self.config = dp, config
@@ -101,6 +112,9 @@ class Reconciler:
         self.stale: set[str] = set()   # routers whose self.layouts lag self.fips
         self.dirty: set[str] = set()   # routers to observe before trusting what we know
         self.port_fips: dict[str, set[str]] = {}  # port id -> floating IP ids using it
+        # floating IP with forwardings -> (its router, its address), as laid out
+        self.pf_fips: dict[str, tuple[str, str]] = {}
+        self.qos_fips: set[str] = set()  # floating IPs with bandwidth limits
         self.last_full = 0.0
         self.full_syncs = self.partial_syncs = 0
         self.hold: set[str] = set()    # invalid routers: left as they are, neither applied nor removed
@@ -136,6 +150,10 @@ class Reconciler:
     def _index(self, state: State) -> None:
         """The port index and the bindings, after observing every router that changed."""
         self.port_fips, self.bound = {}, {}
+        self.pf_fips = {fid: (r.id, f.floating_ip_address)
+                        for fid, f in state.floatingips.items()
+                        if f.port_forwardings and (r := state.router_for_fip(f)) is not None}
+        self.qos_fips = {fid for fid, f in state.floatingips.items() if f.qos}
         for fid, f in state.floatingips.items():
             if f.port_id:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
@@ -194,10 +212,19 @@ class Reconciler:
             fids = _changed(old.floatingips, state.floatingips)
             pids = _changed(old.ports, state.ports)
         else:
-            fids = {x for x in changed if x in state.floatingips or x in self.bound}
+            fids = {x for x in changed if x in state.floatingips or x in self.bound
+                    or x in self.pf_fips or x in self.qos_fips}
             pids = set(changed) - fids
         for pid in pids:
             fids |= self.port_fips.get(pid, set())
+        # bandwidth limits change the router's tc: planned against what is observed
+        if fids & self.qos_fips or any(state.floatingips[x].qos for x in fids
+                                       if x in state.floatingips):
+            return self._partial_routers(state, remove, dry_run, t0)
+        # port forwardings change the router's NAT spec: planned against what was applied
+        if fids & self.pf_fips.keys() or any(state.floatingips[x].port_forwardings
+                                             for x in fids if x in state.floatingips):
+            return self._forwards(state, fids, remove, dry_run, t0)
         add: dict[str, dict[str, str]] = {}
         rem: dict[str, set[str]] = {}
         moved: dict[str, tuple[str, str, str] | None] = {}
@@ -251,6 +278,67 @@ class Reconciler:
             have.update(add.get(rid, {}))
             self.stale.add(rid)
         self.state = state
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _forwards(self, state: State, fids: set[str], remove, dry_run: bool,
+                  t0: float) -> Report:
+        """Only floating IPs with port forwardings changed: their routers' layouts as
+        applied with those floating IPs' forwardings replaced, planned against what was
+        applied (nothing observed, nothing else laid out again). Anything else in the
+        change, or a router not known converged: ``_partial_routers``."""
+        if any(self._binding(state, f) != self.bound.get(f) for f in fids):
+            return self._partial_routers(state, remove, dry_run, t0)
+        owner: dict[str, str] = {}
+        for f in fids:
+            x = state.floatingips.get(f)
+            r = state.router_for_fip(x) if x is not None and x.port_forwardings else None
+            if r is not None and r.admin_state_up:
+                owner[f] = r.id
+        routers = set(owner.values()) | {self.pf_fips[f][0] for f in fids if f in self.pf_fips}
+        if routers & self.dirty or not routers <= set(self.layouts):
+            return self._partial_routers(state, remove, dry_run, t0)
+        gone = {self.pf_fips[f][1] for f in fids if f in self.pf_fips} | \
+            {state.floatingips[f].floating_ip_address for f in owner}
+        p = Plan()
+        new: dict[str, RouterLayout] = {}
+        for rid in sorted(routers):
+            old = self._applied(rid)
+            facts = self.dp.nat.known(old.namespace)
+            if facts is None or old.nat.gateway_device is None:
+                return self._partial_routers(state, remove, dry_run, t0)
+            add = [t for f in fids if owner.get(f) == rid
+                   for t in forwards_of(state.floatingips[f])]
+            # the others' stay in order; each floating IP's block goes in at its address
+            kept = [t for t in old.nat.forwards if t[0] not in gone]
+            for block in _blocks(add):
+                at = bisect.bisect(kept, forward_key(block[0]), key=forward_key)
+                kept[at:at] = block
+            forwards = tuple(kept)
+            lay = replace(old, nat=replace(old.nat, forwards=forwards),
+                          fip_addresses=(old.fip_addresses - gone) | {t[0] for t in add})
+            new[rid] = lay
+            p.steps += plan_forwards(old, lay, self.dp.nat, facts)
+        p.steps.sort(key=lambda s: s.order)
+        report = Report(p, layouts=LazyLayouts(state, self.config))
+        self.partial_syncs += 1
+        if not dry_run:
+            if p.steps:
+                res = self.dp.apply(p)
+                report.writes = res.writes
+                for target, err in res.errors.items():
+                    report.errors[target.removeprefix("qrouter-")] = err
+            for rid, lay in new.items():
+                if rid in report.errors:
+                    self.dirty.add(rid)
+                    continue
+                self.layouts[rid], self.fips[rid] = lay, dict(lay.nat.fips)
+                self.stale.discard(rid)
+            for f in fids:
+                self.pf_fips.pop(f, None)
+                if f in owner:
+                    self.pf_fips[f] = (owner[f], state.floatingips[f].floating_ip_address)
+            self.state = state
         report.seconds = time.perf_counter() - t0
         return report
 

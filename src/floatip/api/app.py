@@ -25,7 +25,7 @@ from ..service.extensions import EXTENSIONS
 from ..service.policy import Policy
 from ..service.quotas import Quotas
 from ..store.database import Database
-from . import agent_list, agents, events, quotas as quota_routes, tags, ui
+from . import agent_list, agents, events, port_forwardings, qos, quotas as quota_routes, rbac, tags, ui
 from . import resources as resource_routes
 from .heartbeats import Heartbeats
 from .auth import AuthMiddleware, AuthSettings
@@ -92,6 +92,14 @@ def _openapi(app: FastAPI) -> dict:
     return app.openapi_schema
 
 
+def _request_id(req: Request) -> str:
+    return getattr(req.state, "request_id", None) or "req-unknown"
+
+
+def _what(req: Request) -> str:
+    return f"{req.method} {req.url.path}"
+
+
 def create_app(db: Database, auth: AuthSettings | None = None,
                policy_file: str | None = None, backend=None,
                quotas: dict[str, int] | None = None) -> FastAPI:
@@ -117,24 +125,27 @@ def create_app(db: Database, auth: AuthSettings | None = None,
         return neutron_error(typ, str(e.detail), e.status_code)
 
     @app.exception_handler(IntegrityError)
-    async def _integrity(_req: Request, e: IntegrityError):
+    async def _integrity(req: Request, e: IntegrityError):
         # a constraint the rules above did not foresee, typically a concurrent change
         # (a port deleted while a floating IP was being associated with it)
-        log.warning("integrity error: %s", e.orig)
+        log.warning("%s %s: integrity error: %s", _request_id(req), _what(req), e.orig)
         return neutron_error("Conflict", "The request conflicts with a concurrent change; "
                              "nothing was changed. Retry it.", 409)
 
     @app.exception_handler(OperationalError)
-    async def _db_down(_req: Request, e: OperationalError):
-        log.error("database error: %s", e.orig)
+    async def _db_down(req: Request, e: OperationalError):
+        log.error("%s %s: database error: %s", _request_id(req), _what(req), e.orig)
         return neutron_error("ServiceUnavailable", "The database is not available; nothing "
                              "was changed.", 503)
 
     @app.exception_handler(Exception)
-    async def _crash(_req: Request, e: Exception):
-        log.exception("request failed")
+    async def _crash(req: Request, e: Exception):
+        # outside the request middleware (Starlette's ServerErrorMiddleware): the id is the
+        # one it put in the request's state, named in the log, the body and the header
+        rid = _request_id(req)
+        log.exception("%s %s: request failed", rid, _what(req))
         return neutron_error("InternalServerError", f"Request failed: internal server error "
-                             f"({type(e).__name__})", 500)
+                             f"({type(e).__name__})", 500, request_id=rid)
 
     # -- discovery --------------------------------------------------------------------
     @app.get("/")
@@ -172,6 +183,9 @@ def create_app(db: Database, auth: AuthSettings | None = None,
     app.include_router(resource_routes.router(db, access))
     app.include_router(quota_routes.router(db, access.quotas))
     app.include_router(tags.router(db, access.policy))
+    app.include_router(port_forwardings.router(db, access))
+    app.include_router(qos.router(db, access.policy))
+    app.include_router(rbac.router(db, access))
     heartbeats = Heartbeats()
     app.include_router(agents.router(db, heartbeats))
     app.include_router(agent_list.router(access.policy, backend, heartbeats))

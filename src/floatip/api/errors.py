@@ -42,11 +42,17 @@ ENVELOPES = {kind + plural for kind in ("network", "subnet", "port", "router", "
              for plural in ("", "s")}
 
 
-def neutron_error(type_: str, message: str, code: int) -> JSONResponse:
+def neutron_error(type_: str, message: str, code: int,
+                  request_id: str | None = None) -> JSONResponse:
+    """``request_id``: named in the body (and the header) of a server error, so a user can
+    quote it and the operator find its traceback in the log."""
     # a message may quote what the client sent: escape what UTF-8 cannot encode
     message = message.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
-    return JSONResponse({"NeutronError": {"type": type_, "message": message, "detail": ""}},
-                        status_code=code)
+    body = {"type": type_, "message": message, "detail": ""}
+    if request_id is None:
+        return JSONResponse({"NeutronError": body}, status_code=code)
+    return JSONResponse({"NeutronError": {**body, "request_id": request_id}}, status_code=code,
+                        headers={"X-Openstack-Request-Id": request_id})
 
 
 def from_validation(errors: list[dict[str, Any]], enveloped: bool = True) -> tuple[str, str, int]:

@@ -3,6 +3,8 @@ Commands live beside it (local, resources, serve); ``main`` puts them together."
 from __future__ import annotations
 
 import logging
+import sys
+from typing import Optional
 from importlib.metadata import PackageNotFoundError, version
 
 import typer
@@ -13,11 +15,12 @@ from ..core.errors import InvalidState, NeutronError
 from ..core.layout import AgentConfig, check_ifname
 
 # -h as --help, on every subcommand too (click's contexts inherit help_option_names)
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=True, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Neutron-style virtual routers and floating IPs for Linux hosts.")
-out = Console()
-err = Console(stderr=True)
+# piped, wide enough that no table wraps: IP addresses and UUIDs stay whole for grep
+out = Console(width=None if sys.stdout.isatty() else 1 << 16)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 1 << 16)
 
 
 NAT_DRIVERS = ("nftables", "iptables")
@@ -25,6 +28,9 @@ NAT_DRIVERS = ("nftables", "iptables")
 
 class Ctx:
     config: AgentConfig = AgentConfig()
+    # the global options given (flag or environment), as config keys: they override the
+    # config file's (cli/config.py)
+    flags: dict = {}
 
 
 def _version(show: bool):
@@ -39,18 +45,31 @@ def _version(show: bool):
 
 @app.callback()
 def main_options(
-    integration_bridge: str = typer.Option("br-int", envvar="FLOATIP_INTEGRATION_BRIDGE",
-                                           help="OVS bridge that tenant ports plug into."),
-    bridge_mapping: list[str] = typer.Option(["physnet1:br-ex"], envvar="FLOATIP_BRIDGE_MAPPINGS",
-                                             help="PHYSNET:BRIDGE for external networks."),
-    nat_driver: str = typer.Option("nftables", envvar="FLOATIP_NAT_DRIVER",
-                                   help="nftables (default) or iptables."),
+    # None when not given, so that the config file's keys apply (serve, agent, port plug)
+    integration_bridge: Optional[str] = typer.Option(
+        None, envvar="FLOATIP_INTEGRATION_BRIDGE",
+        help="OVS bridge that tenant ports plug into [br-int; config: \\[ovs] "
+             "integration_bridge]."),
+    bridge_mapping: Optional[list[str]] = typer.Option(
+        None, envvar="FLOATIP_BRIDGE_MAPPINGS",
+        help="PHYSNET:BRIDGE for external networks [physnet1:br-ex; config: \\[ovs] "
+             "bridge_mappings]."),
+    nat_driver: Optional[str] = typer.Option(
+        None, envvar="FLOATIP_NAT_DRIVER",
+        help="nftables or iptables [nftables; config: \\[agent] nat_driver]."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
     _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print floatip's version and exit."),
 ):
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    Ctx.flags = {key: value for key, value in (
+        (("ovs", "integration_bridge"), integration_bridge),
+        (("ovs", "bridge_mappings"), ",".join(bridge_mapping) if bridge_mapping else None),
+        (("agent", "nat_driver"), nat_driver)) if value is not None}
+    integration_bridge = integration_bridge or "br-int"
+    bridge_mapping = bridge_mapping or ["physnet1:br-ex"]
+    nat_driver = nat_driver or "nftables"
     try:
         if nat_driver not in NAT_DRIVERS:  # the dataplane's names; checked before any command
             raise NeutronError(f"--nat-driver {nat_driver!r}: {' or '.join(NAT_DRIVERS)}")

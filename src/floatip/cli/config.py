@@ -3,6 +3,8 @@
 Precedence: command-line flag, then environment variable, then the file, then the default.
 Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from the file
 (mode 0600) or the environment, never from a flag, so they do not show in ``ps``.
+``serve``, ``agent`` and ``port plug`` read the same file: the host's settings ([ovs],
+[agent]) are in it, and the global flags (``--integration-bridge``, ...) override them.
 
     [DEFAULT]
     bind_host = 127.0.0.1          # FLOATIP_BIND_HOST
@@ -13,6 +15,8 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     interval = 30                  # full resync every N seconds
     prune = all                    # all | known
     global_physnet_mtu = 1500      # the physical networks' MTU: no network's may be larger
+    agent_down_time = 75           # no pass finished for so long: the agent is not alive
+    backend = kernel               # kernel: this host's agent | ovn ([ovn] below)
 
     [database]
     connection = sqlite:////var/lib/floatip/floatip.db     # FLOATIP_DB
@@ -29,7 +33,23 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
 
     [agent]
     shared_secret = ...            # FLOATIP_AGENT_SECRET: agents' Authorization: Bearer
-    # bridges and the NAT driver: the global flags (--integration-bridge, FLOATIP_*)
+    nat_driver = nftables          # this host's agent: nftables | iptables (--nat-driver)
+    run_dir = /run/floatip         # dnsmasq, radvd and metadata files (--run-dir)
+    dhcp = true                    # a dnsmasq per tenant network with DHCP (--dhcp/--no-dhcp)
+    metadata = true                # the metadata proxy in each router (--metadata/--no-metadata)
+
+    [ovs]                          # as Neutron's openvswitch_agent.ini
+    integration_bridge = br-int    # --integration-bridge
+    bridge_mappings = physnet1:br-ex   # --bridge-mapping; PHYSNET:BRIDGE,...
+
+    [metadata]
+    nova_metadata_url =            # --nova-metadata-url: forward to Nova, signed
+    metadata_proxy_shared_secret = ...   # FLOATIP_METADATA_SECRET: Nova's shared secret
+
+    [ovn]                          # serve --backend ovn, as Neutron's ml2_conf.ini
+    ovn_nb_connection = unix:/var/run/ovn/ovnnb_db.sock
+    ovn_sb_connection = unix:/var/run/ovn/ovnsb_db.sock
+    enable_distributed_floating_ip = false
 
     [oslo_policy]
     policy_file =                  # FLOATIP_POLICY_FILE: Neutron-style rule overrides
@@ -62,6 +82,8 @@ from keystonemiddleware import auth_token
 
 from ..api.auth import AuthSettings
 from ..core.errors import NeutronError
+from ..core.layout import AgentConfig, check_ifname
+from .app import NAT_DRIVERS, Ctx
 from ..service.quotas import DEFAULTS as QUOTA_DEFAULTS
 
 DEFAULTS = {
@@ -73,15 +95,28 @@ DEFAULTS = {
     ("DEFAULT", "interval"): "30",
     ("DEFAULT", "prune"): "all",
     ("DEFAULT", "global_physnet_mtu"): "1500",
+    ("DEFAULT", "agent_down_time"): "75",   # Neutron's: no pass for so long = not alive
     ("database", "connection"): "sqlite:////var/lib/floatip/floatip.db",
     ("agent", "shared_secret"): "",
     ("oslo_policy", "policy_file"): "",
     ("securitygroup", "firewall_driver"): "openvswitch",
+    ("DEFAULT", "backend"): "kernel",
+    ("agent", "nat_driver"): "nftables",
+    ("agent", "run_dir"): "/run/floatip",
+    ("agent", "dhcp"): "true",
+    ("agent", "metadata"): "true",
+    ("ovs", "integration_bridge"): "br-int",
+    ("ovs", "bridge_mappings"): "physnet1:br-ex",
+    ("metadata", "nova_metadata_url"): "",
+    ("metadata", "metadata_proxy_shared_secret"): "",
+    ("ovn", "ovn_nb_connection"): "unix:/var/run/ovn/ovnnb_db.sock",
+    ("ovn", "ovn_sb_connection"): "unix:/var/run/ovn/ovnsb_db.sock",
+    ("ovn", "enable_distributed_floating_ip"): "false",
 }
 FIREWALL_DRIVERS = ("openvswitch", "noop")
 # every key a file may set, per section; [keystone_authtoken] is keystonemiddleware's
 KEYS = {sec: set() for sec in ("DEFAULT", "database", "agent", "oslo_policy", "securitygroup",
-                                "quotas", "keystone_authtoken")}
+                                "quotas", "keystone_authtoken", "ovs", "metadata", "ovn")}
 for _sec, _key in DEFAULTS:
     KEYS[_sec].add(_key)
 KEYS["quotas"] |= {"quota_" + r for r in QUOTA_DEFAULTS}
@@ -89,6 +124,7 @@ KEYS["quotas"] |= {"quota_" + r for r in QUOTA_DEFAULTS}
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 PRUNE_SCOPES = ("all", "known")
 AUTH_STRATEGIES = ("noauth", "keystone")
+BACKENDS = ("kernel", "ovn")
 ENV = {
     ("DEFAULT", "bind_host"): "FLOATIP_BIND_HOST",
     ("DEFAULT", "bind_port"): "FLOATIP_BIND_PORT",
@@ -97,7 +133,9 @@ ENV = {
     ("agent", "shared_secret"): "FLOATIP_AGENT_SECRET",
     ("oslo_policy", "policy_file"): "FLOATIP_POLICY_FILE",
     ("keystone_authtoken", "password"): "FLOATIP_KEYSTONE_PASSWORD",
+    ("metadata", "metadata_proxy_shared_secret"): "FLOATIP_METADATA_SECRET",
 }
+
 
 
 @dataclass
@@ -130,10 +168,44 @@ class Config:
         mtu = self.get("DEFAULT", "global_physnet_mtu").strip()
         if not (mtu.isdigit() and 68 <= int(mtu) <= 9216):  # the range of a network's mtu
             raise NeutronError(f"[DEFAULT] global_physnet_mtu = {mtu!r}: an MTU, 68-9216")
+        down = self.get("DEFAULT", "agent_down_time").strip()
+        try:
+            if not 1 <= float(down) <= 86400:
+                raise ValueError
+        except ValueError:
+            raise NeutronError(f"[DEFAULT] agent_down_time = {down!r}: seconds, 1-86400") \
+                from None
         choice("[DEFAULT] prune", self.get("DEFAULT", "prune"), PRUNE_SCOPES)
         choice("[DEFAULT] auth_strategy", self.get("DEFAULT", "auth_strategy"),
                AUTH_STRATEGIES)
+        choice("[DEFAULT] backend", self.get("DEFAULT", "backend"), BACKENDS)
         self.firewall()
+        self.host()
+        for key in ("dhcp", "metadata"):
+            self.bool("agent", key)
+        self.bool("ovn", "enable_distributed_floating_ip")
+        if not os.path.isabs(self.get("agent", "run_dir").strip()):
+            raise NeutronError(f"[agent] run_dir = {self.get('agent', 'run_dir').strip()!r}: "
+                               "an absolute path")
+
+    def host(self) -> AgentConfig:
+        """This host's bridges and NAT driver (``[ovs]``, ``[agent] nat_driver``)."""
+        nat = choice("[agent] nat_driver", self.get("agent", "nat_driver"), NAT_DRIVERS)
+        try:
+            bridge = check_ifname(self.get("ovs", "integration_bridge").strip())
+            mappings = AgentConfig.parse_mappings(
+                [m.strip() for m in self.get("ovs", "bridge_mappings").split(",") if m.strip()])
+        except NeutronError as e:
+            raise NeutronError(f"[ovs]: {e.message}") from None
+        return AgentConfig(bridge, mappings, nat)
+
+    def services(self) -> dict:
+        """The agent's services on this host (``agent.loop.Agent``'s and the metadata hook's
+        options)."""
+        return {"dhcp": self.bool("agent", "dhcp"), "metadata": self.bool("agent", "metadata"),
+                "nova_metadata_url": self.get("metadata", "nova_metadata_url").strip() or None,
+                "metadata_secret": self.get("metadata", "metadata_proxy_shared_secret"),
+                "run_dir": self.get("agent", "run_dir").strip(), "firewall": self.firewall()}
 
     def firewall(self) -> bool:
         """The kernel agent's firewall: on unless ``firewall_driver = noop``."""
@@ -214,8 +286,8 @@ def _check_keys(path: str, p: configparser.ConfigParser) -> None:
 
 
 def load(path: str | None, overrides: dict | None = None) -> Config:
-    """The file (if any), then the environment, then ``overrides`` (the flags that were given;
-    None values are ignored)."""
+    """The file (if any), then the environment, then the global flags that were given, then
+    ``overrides`` (the command's flags that were given; None values are ignored)."""
     cfg = Config()
     if path:
         p = configparser.ConfigParser(interpolation=None)
@@ -243,7 +315,7 @@ def load(path: str | None, overrides: dict | None = None) -> Config:
                 cfg.authtoken[key] = os.environ[var]
             else:
                 cfg.values[(section, key)] = os.environ[var]
-    for (section, key), value in (overrides or {}).items():
+    for (section, key), value in {**Ctx.flags, **(overrides or {})}.items():
         if value is not None:
             cfg.values[(section, key)] = str(value)
     return cfg

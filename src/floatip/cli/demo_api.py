@@ -57,6 +57,9 @@ def _wait_fips(c: Client, timeout: float = 15.0) -> bool:
 def remove_all(c: Client) -> None:
     """Delete everything through the API, in dependency order."""
     for f in c.list("floatingip"):
+        path = f"/v2.0/floatingips/{f['id']}/port_forwardings"
+        for pf in c.request("GET", path)["port_forwardings"]:  # a FIP with any: 409
+            c.request("DELETE", f"{path}/{pf['id']}")
         c.delete("floatingip", f["id"])
     for r in c.list("router"):
         for p in c.list("port", device_id=r["id"], device_owner="network:router_interface"):

@@ -3,7 +3,8 @@
 A throw-away OvnLab (central NB/SB + northd, a gateway chassis with the upstream host, a
 second chassis holding vm4 and vm5), the API server with the OVN backend in this process,
 the seed built through the API, vm4 and vm5 configured by OVN's native DHCP (a real
-``dhclient``), then the same checks (a)-(e) as the kernel demo. With
+``dhclient``), ``floatip ovn-metadata`` beside each chassis' ovn-controller (in this
+process), then the same checks (a)-(g) as the kernel demo. With
 ``keep`` the lab stays up under fixed names (the OVN databases keep the routers; the API
 server does not need to run), and ``teardown()`` removes it.
 """
@@ -14,8 +15,11 @@ import shutil
 import tempfile
 import time
 
+from .. import lab as L
 from ..backends.local import LocalSource
 from ..backends.ovn import OvnBackend, OvnConfig
+from ..backends.ovn.metadata import OvnMetadataAgent
+from ..backends.remote import RemoteSource
 from ..client import Client
 from ..ovnlab import OvnLab
 from ..server import Server, free_port
@@ -44,6 +48,7 @@ def run(keep: bool = False, log=print, distributed: bool = False) -> tuple[DemoR
     dbdir = tempfile.mkdtemp(prefix="floatip-demo-ovn-")
     res = DemoResult(db=os.path.join(dbdir, "demo.db"))
     srv = None
+    agents: list[OvnMetadataAgent] = []
     names: dict = {}
     t0 = time.perf_counter()
     try:
@@ -58,6 +63,10 @@ def run(keep: bool = False, log=print, distributed: bool = False) -> tuple[DemoR
         srv.db.resync_listeners.append(srv.backend.request_full)
         srv.start()
         res.url = srv.url
+        # the metadata agent of each chassis, following the API as on a real chassis
+        agents = [OvnMetadataAgent(RemoteSource(srv.url), lab.sb, os.path.join(lab.dir, "meta"),
+                                   ovs=ch.db, ovs_netns=ch.ns, chassis=ch.name,
+                                   ns_prefix=f"{ch.ns}-meta-").start() for ch in lab.chassis]
         c = Client(srv.url)
         t = time.perf_counter()
         applied = apply_document(c, D.SEED)
@@ -77,6 +86,14 @@ def run(keep: bool = False, log=print, distributed: bool = False) -> tuple[DemoR
                                None if use_dhcp else f"{ip['ip_address']}/{prefix}",
                                None if use_dhcp else sub["gateway_ip"])
             ports.append(port["id"])
+            if not use_dhcp:   # what DHCP's classless routes would give: metadata's route
+                dport = c.list("port", network_id=port["network_id"],
+                               device_owner="network:dhcp")
+                hop = next((a["ip_address"] for p in dport for a in p["fixed_ips"]
+                            if a["subnet_id"] == sub["id"]), None)
+                if hop:
+                    L.sh("ip", "netns", "exec", vms[name], "ip", "route", "add",
+                         "169.254.169.254/32", "via", hop)
         ok = _wait_active(c, ports) and _wait_fips(c) and srv.wait_for_agent(15)
         res.timings["converged"] = time.perf_counter() - t
         log(f"chassis bound the VM ports, NB programmed, chassis caught up: "
@@ -93,11 +110,17 @@ def run(keep: bool = False, log=print, distributed: bool = False) -> tuple[DemoR
         n = D.names()["addresses"]
         res.checks = D.run_checks(lab.upstream, vms["vm4"], vms["vm5"], n["floating_ip"],
                                   n["router_gateway"], n["no_floating_ip"], n["upstream"], lab)
+        res.checks.append(metadata_check(vms["vm4"], n["floating_ip"]))
         res.checks.append(D.closed_port_check(lab.upstream, vms["vm4"], n["floating_ip"], lab))
         names = {"backend": "ovn", "router_id": res.router_id, "upstream": lab.upstream,
                  "vms": vms, "addresses": n, **{k: v for k, v in lab.describe().items()
                                                 if k not in ("upstream", "vms")}}
     finally:
+        for a in agents:
+            try:
+                a.stop()
+            except Exception as e:  # noqa: BLE001
+                log(f"stopping the metadata agent of {a.chassis} failed: {e}")
         try:
             if srv is not None:
                 if not keep:
@@ -113,6 +136,20 @@ def run(keep: bool = False, log=print, distributed: bool = False) -> tuple[DemoR
                 lab.close()
     res.timings["total"] = time.perf_counter() - t0
     return res, names
+
+
+def metadata_check(vm: str, fip: str, timeout: float = 30.0) -> D.Check:
+    """(f) vm4, on the chassis that is not the gateway, reads its floating IP from
+    169.254.169.254 (its chassis' metadata namespace of its network, through the route DHCP
+    gave it); the agent makes the namespace once the port is bound: polled."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = L.http_get(vm, "169.254.169.254", "/latest/meta-data/public-ipv4")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return D.Check("f", f"vm4 reads public-ipv4 = {fip} from 169.254.169.254",
+                   (status, body.strip()) == (200, fip), f"HTTP {status}: {body.strip()[:60]}")
 
 
 def teardown() -> list[str]:

@@ -11,17 +11,17 @@ import yaml
 from rich.table import Table
 
 from ..agent.reconciler import reconcile
-from ..client import Client
 from ..core.document import load
 from ..core.errors import NeutronError
 from ..core.model import State
 from ..core.plan import commands, summary
 from ..dataplane.dhcp import DhcpDataplane
-from ..dataplane.kernel import Dataplane
+from ..dataplane.kernel import LOCAL_OWNER, Dataplane
+from ..server import server_state
 from . import demo_api, demo_ovn
 from .demo import EX_BR, INT_BR
 from .app import Ctx, app, err, fail, out
-from .apply_api import apply_document
+from .apply_cmds import URL, run_apply
 
 
 def page_hint() -> str:
@@ -47,10 +47,12 @@ def read_state(path: Path) -> State:
 
 
 def dataplane():
+    """The kernel as ``apply --local`` owns it: what it makes carries its own owner mark
+    (``LOCAL_OWNER``); servers' routers are theirs (``other_instances``), never touched."""
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
     try:
-        return Dataplane(Ctx.config.nat_driver)
+        return Dataplane(Ctx.config.nat_driver, instance=LOCAL_OWNER)
     except Exception as e:  # noqa: BLE001
         fail(NeutronError(f"cannot reach the dataplane: {e}"))
 
@@ -83,35 +85,15 @@ def print_report(report, as_json: bool, dry_run: bool, datapath: str) -> None:
 
 @app.command()
 def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
-                                                   help="Print the commands, change nothing "
-                                                        "(implies --local)."),
+                                                   help="Print what would change, change "
+                                                        "nothing (with --local: the commands)."),
           local: bool = typer.Option(False, "--local",
                                      help="Program the kernel directly, without the API."),
-          url: str = typer.Option("http://127.0.0.1:9696", "--url", envvar="FLOATIP_URL",
-                                  help="floatip API endpoint."),
-          as_json: bool = typer.Option(False, "--json")):
+          url: str = URL,
+          as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Create or update FILE's resources through the API, like kubectl apply (--local: kernel)."""
-    if not (local or dry_run):
-        try:
-            text = file.read_text()
-            doc = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, yaml.YAMLError, json.JSONDecodeError) as e:
-            fail(NeutronError(f"{file}: cannot read: {e}"))
-        try:
-            with Client(url) as c:
-                res = apply_document(c, doc or {})
-        except NeutronError as e:
-            if e.type == "ConnectionFailed":
-                e.message += " (start `floatip serve`, or use `apply --local`)"
-                e.args = (e.message,)
-            fail(e, 1)
-        if as_json:
-            print(json.dumps({"created": res.created, "updated": res.updated,
-                              "unchanged": res.unchanged, "ids": res.ids}, indent=2))
-        else:
-            for what in ("created", "updated", "unchanged"):
-                for label in getattr(res, what):
-                    out.print(f"{label} {what}", highlight=False)
+    if not local:
+        run_apply(file, url, as_json, dry_run)
         return
     state = read_state(file)
     dp = dataplane()
@@ -126,8 +108,14 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
 
 
 @app.command()
-def diff(file: Path, as_json: bool = typer.Option(False, "--json")):
-    """What `apply FILE` would change, as shell commands."""
+def diff(file: Path, local: bool = typer.Option(False, "--local",
+                                                help="Against this host's kernel: the "
+                                                     "commands `apply --local` would run."),
+         url: str = URL, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """What `apply FILE` would change through the API (--local: in the kernel); exit 1 when
+    something differs."""
+    if not local:
+        raise typer.Exit(1 if run_apply(file, url, as_json, True) else 0)
     state = read_state(file)
     dp = dataplane()
     try:
@@ -139,8 +127,9 @@ def diff(file: Path, as_json: bool = typer.Option(False, "--json")):
 
 
 @app.command()
-def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
-    """Remove the routers (namespaces, OVS ports, rules) that FILE describes."""
+def teardown(file: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """Remove the routers (namespaces, OVS ports, rules) that FILE describes from this host's
+    kernel (`apply --local`'s undo; `delete -f FILE` deletes through the API)."""
     state = read_state(file)
     dp = dataplane()
     try:
@@ -151,7 +140,7 @@ def teardown(file: Path, as_json: bool = typer.Option(False, "--json")):
 
 
 @app.command()
-def show(as_json: bool = typer.Option(False, "--json")):
+def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """What floatip owns in the kernel now, per router."""
     dp = dataplane()
     dhcp = DhcpDataplane()
@@ -166,6 +155,7 @@ def show(as_json: bool = typer.Option(False, "--json")):
         ports = {n: p for n, p in obs.ports.items() if p.router_id == f.router_id}
         routers.append({
             "router_id": f.router_id, "namespace": ns,
+            "owner": "apply --local" if f.instance == LOCAL_OWNER else "unmarked",
             "devices": [{"name": l.name, "mac": l.mac, "mtu": l.mtu, "up": l.up,
                          "addresses": sorted(l.addresses),
                          "ovs": {"bridge": ports[n].bridge, "tag": ports[n].tag}
@@ -182,17 +172,18 @@ def show(as_json: bool = typer.Option(False, "--json")):
     if as_json:
         print(json.dumps({"routers": routers, "dhcp": networks,
                           "foreign_namespaces": sorted(obs.foreign_namespaces),
-                          "other_instances": [{"router_id": r, "instance": i} for r, i in
+                          "other_instances": [{"router_id": r, "instance": i,
+                                               "server": server_state(i)} for r, i in
                                               sorted(obs.other_instances.items())]},
                          indent=2))
         return
     if not routers:
         out.print("floatip owns no router on this host")
     for rid, inst in sorted(obs.other_instances.items()):
-        out.print(f"router {rid}: made by floatip instance {inst} (another server)",
+        out.print(f"router {rid}: server instance {inst} ({server_state(inst)})",
                   highlight=False)
     for r in routers:
-        out.rule(f"router {r['router_id']}  ({r['namespace']})")
+        out.rule(f"router {r['router_id']}  ({r['namespace']}, {r['owner']})")
         t = Table("device", "ovs", "mac", "addresses")
         for d in r["devices"]:
             ovs = f"{d['ovs']['bridge']} tag={d['ovs']['tag']}" if d["ovs"] else "-"
@@ -231,7 +222,7 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
          teardown_: bool = typer.Option(False, "--teardown", help="Remove a kept demo."),
          backend: str = typer.Option("kernel", "--backend",
                                      help="kernel, or ovn: two OVN chassis on this machine "
-                                          "(checks (a)-(e)).")):
+                                          "(checks (a)-(g) as well).")):
     """Build the seed through a throw-away API server and check it: (a)-(g)."""
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))

@@ -1,28 +1,23 @@
 """The native CLI over the API: ``floatip network|subnet|port|router|floating-ip ...``,
 ``floatip port plug|unplug`` (security groups: security_groups.py).
 
-Tables by default, ``--json`` for scripts. Resources are named by id or by unique name
-(floating IPs also by address), as with the openstack CLI.
+Tables by default, ``-f value|json|csv|yaml`` and ``-c COLUMN`` for scripts (output.py).
+Resources are named by id or by unique name (floating IPs also by address), as with the
+openstack CLI.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from ..agent import binding
 from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
-from .app import Ctx, app
+from .app import app, err, out
+from .output import COLUMN, FORMAT, Format, label, print_list, print_one
 
-out = Console()
-err = Console(stderr=True)
 URL = typer.Option(DEFAULT_URL, "--url", envvar="FLOATIP_URL", help="floatip API endpoint.")
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
@@ -45,42 +40,25 @@ LABELS = {"router:external": "external", "provider:network_type": "type",
           "admin_state_up": "up", "allocation_pools": "pools", "device_owner": "owner"}
 
 
-def _fail(e: Exception) -> None:
+def _fail(e: Exception, code: int = 1) -> None:
     # escaped: messages name config sections ([DEFAULT]), not markup; unwrapped for grep
     err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {escape(str(e))}",
               highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
-def _fmt(v) -> str:
-    if isinstance(v, list):
-        return "\n".join(_fmt(x) for x in v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
-    return "" if v is None else str(v)
+def _print_list(kind: str, items: list[dict], fmt: Format, columns: list[str]) -> None:
+    try:
+        print_list(items, COLUMNS[kind], LABELS, fmt, columns)
+    except NeutronError as e:  # a -c that names no column
+        _fail(e, 2)
 
 
-def _print_list(kind: str, items: list[dict], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(items, indent=2))
-        return
-    t = Table()
-    for c in COLUMNS[kind]:
-        t.add_column(LABELS.get(c, c), overflow="fold")
-    for d in items:
-        t.add_row(*(_fmt(d.get(c)) for c in COLUMNS[kind]))
-    out.print(t)
-
-
-def _print_one(obj, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(obj, indent=2))
-        return
-    t = Table("Field", "Value")
-    t.columns[1].overflow = "fold"
-    for k, v in sorted(obj.items()):
-        t.add_row(k, _fmt(v))
-    out.print(t)
+def _print_one(obj: dict, fmt: Format, columns: list[str]) -> None:
+    try:
+        print_one(obj, fmt, columns)
+    except NeutronError as e:
+        _fail(e, 2)
 
 
 def _call(fn):
@@ -116,33 +94,36 @@ def _fixed_ips(c: Client, items: list[str]) -> list[dict]:
     return res
 
 
-def _sub_app(kind: str, label: str) -> typer.Typer:
-    app = typer.Typer(help=f"{label}s through the API.", no_args_is_help=True)
+def _sub_app(kind: str, what: str) -> typer.Typer:
+    app = typer.Typer(help=f"{what}s through the API.", no_args_is_help=True)
 
     @app.command("list")
     def list_(filter_: list[str] = typer.Option([], "--filter", help="FIELD=VALUE (repeatable)"),
-              url: str = URL, as_json: bool = JSON):
+              url: str = URL, fmt: Format = FORMAT,
+              columns: list[str] = COLUMN):
         """List them (filters as in the API: name=, router:external=True, port_id= ...)."""
         params = {}
         for f in filter_:
             k, _, v = f.partition("=")
             params[k] = v
         with Client(url) as c:
-            _print_list(kind, _call(lambda: c.list(kind, **params)), as_json)
+            _print_list(kind, _call(lambda: c.list(kind, **params)), fmt, columns)
 
     @app.command("show")
-    def show(ref: str, url: str = URL, as_json: bool = JSON):
+    def show(ref: str, url: str = URL, fmt: Format = FORMAT,
+             columns: list[str] = COLUMN):
         """Show one, by id or name."""
         with Client(url) as c:
-            _print_one(_call(lambda: c.find(kind, ref)), as_json)
+            _print_one(_call(lambda: c.find(kind, ref)), fmt, columns)
 
     @app.command("delete")
     def delete(refs: list[str], url: str = URL):
         """Delete them, by id or name."""
         with Client(url) as c:
             for ref in refs:
-                _call(lambda: c.delete(kind, c.find(kind, ref)["id"]))
-                out.print(f"deleted {label.lower()} {ref}")
+                obj = _call(lambda: c.find(kind, ref))
+                _call(lambda: c.delete(kind, obj["id"]))
+                out.print(f"deleted {what.lower()} {label(kind, obj)}", highlight=False)
     return app
 
 
@@ -154,13 +135,21 @@ fip_app = _sub_app("floatingip", "Floating IP")
 
 
 @network_app.command("create")
-def network_create(name: str, external: bool = typer.Option(False, "--external"),
+def network_create(name: str,
+                   external: bool = typer.Option(False, "--external",
+                                                 help="An external network (floating IPs, "
+                                                      "router gateways)."),
                    network_type: Optional[str] = typer.Option(None, "--provider-network-type",
                                                               help="flat, vlan or local"),
-                   physnet: Optional[str] = typer.Option(None, "--provider-physical-network"),
-                   segment: Optional[int] = typer.Option(None, "--provider-segment"),
-                   mtu: Optional[int] = typer.Option(None, "--mtu"),
-                   url: str = URL, as_json: bool = JSON):
+                   physnet: Optional[str] = typer.Option(None, "--provider-physical-network",
+                                                         help="Physical network (flat, vlan): "
+                                                              "a name of --bridge-mapping."),
+                   segment: Optional[int] = typer.Option(None, "--provider-segment",
+                                                         help="VLAN id (vlan networks)."),
+                   mtu: Optional[int] = typer.Option(None, "--mtu",
+                                                     help="MTU [the physical network's]."),
+                   url: str = URL, fmt: Format = FORMAT,
+                   columns: list[str] = COLUMN):
     """Create a network (tenant networks: local or vlan; external: flat or vlan)."""
     body = {"name": name, "router:external": external}
     for k, v in (("provider:network_type", network_type), ("provider:physical_network", physnet),
@@ -168,37 +157,42 @@ def network_create(name: str, external: bool = typer.Option(False, "--external")
         if v is not None:
             body[k] = v
     with Client(url) as c:
-        _print_one(_call(lambda: c.create("network", **body)), as_json)
+        _print_one(_call(lambda: c.create("network", **body)), fmt, columns)
 
 
 @network_app.command("set")
-def network_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
-                mtu: Optional[int] = typer.Option(None, "--mtu"),
-                enable: Optional[bool] = typer.Option(None, "--enable/--disable"),
-                url: str = URL, as_json: bool = JSON):
+def network_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="New name."),
+                mtu: Optional[int] = typer.Option(None, "--mtu", help="New MTU."),
+                enable: Optional[bool] = typer.Option(None, "--enable/--disable",
+                                                      help="Admin state up or down."),
+                url: str = URL, fmt: Format = FORMAT,
+                columns: list[str] = COLUMN):
     """Change name, MTU or admin state."""
     body = {k: v for k, v in (("name", name), ("mtu", mtu), ("admin_state_up", enable))
             if v is not None}
     with Client(url) as c:
         _print_one(_call(lambda: c.update("network", c.find("network", ref)["id"], **body)),
-                   as_json)
+                   fmt, columns)
 
 
 @subnet_app.command("create")
-def subnet_create(name: str, network: str = typer.Option(..., "--network"),
-                  cidr: str = typer.Option(..., "--subnet-range"),
+def subnet_create(name: str, network: str = typer.Option(..., "--network",
+                                                        help="Its network, by id or name."),
+                  cidr: str = typer.Option(..., "--subnet-range", help="CIDR."),
                   gateway: Optional[str] = typer.Option(None, "--gateway",
                                                         help="IP, or 'none'"),
                   pools: list[str] = typer.Option([], "--allocation-pool",
                                                   help="start=IP,end=IP (repeatable)"),
-                  dhcp: bool = typer.Option(True, "--dhcp/--no-dhcp"),
+                  dhcp: bool = typer.Option(True, "--dhcp/--no-dhcp",
+                                            help="Addresses by DHCP (dnsmasq)."),
                   ip_version: int = typer.Option(4, "--ip-version", help="4 or 6"),
                   ra_mode: Optional[str] = typer.Option(
                       None, "--ipv6-ra-mode", help="slaac, dhcpv6-stateful, dhcpv6-stateless"),
                   address_mode: Optional[str] = typer.Option(
                       None, "--ipv6-address-mode",
                       help="slaac, dhcpv6-stateful, dhcpv6-stateless"),
-                  url: str = URL, as_json: bool = JSON):
+                  url: str = URL, fmt: Format = FORMAT,
+                  columns: list[str] = COLUMN):
     """Create a subnet (IPv4, or IPv6 with its RA and address modes)."""
     with Client(url) as c:
         def go():
@@ -212,18 +206,20 @@ def subnet_create(name: str, network: str = typer.Option(..., "--network"),
             if pools:
                 body["allocation_pools"] = _kv(pools, "--allocation-pool")
             return c.create("subnet", **body)
-        _print_one(_call(go), as_json)
+        _print_one(_call(go), fmt, columns)
 
 
 @subnet_app.command("set")
-def subnet_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
-               dhcp: Optional[bool] = typer.Option(None, "--dhcp/--no-dhcp"),
-               url: str = URL, as_json: bool = JSON):
+def subnet_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="New name."),
+               dhcp: Optional[bool] = typer.Option(None, "--dhcp/--no-dhcp",
+                                                   help="Turn DHCP on or off."),
+               url: str = URL, fmt: Format = FORMAT,
+               columns: list[str] = COLUMN):
     """Change name or DHCP flag."""
     body = {k: v for k, v in (("name", name), ("enable_dhcp", dhcp)) if v is not None}
     with Client(url) as c:
         _print_one(_call(lambda: c.update("subnet", c.find("subnet", ref)["id"], **body)),
-                   as_json)
+                   fmt, columns)
 
 
 def port_security_body(c: Client, groups: list[str], no_group: bool,
@@ -249,23 +245,30 @@ def port_security_body(c: Client, groups: list[str], no_group: bool,
 
 
 SG_OPT = typer.Option([], "--security-group", help="By id or name (repeatable).")
-PSEC_OPT = typer.Option(None, "--enable-port-security/--disable-port-security")
+PSEC_OPT = typer.Option(None, "--enable-port-security/--disable-port-security",
+                        help="Security groups and anti-spoofing on or off.")
 PAIR_OPT = typer.Option([], "--allowed-address",
                         help="ip-address=IP[/LEN][,mac-address=MAC] (repeatable)")
 
 
 @port_app.command("create")
-def port_create(name: str, network: str = typer.Option(..., "--network"),
+def port_create(name: str, network: str = typer.Option(..., "--network",
+                                                      help="Its network, by id or name."),
                 fixed_ip: list[str] = typer.Option([], "--fixed-ip",
                                                    help="subnet=SUBNET,ip-address=IP"),
-                mac: Optional[str] = typer.Option(None, "--mac-address"),
-                device_owner: str = typer.Option("compute:floatip", "--device-owner"),
-                device_id: str = typer.Option("", "--device-id"),
+                mac: Optional[str] = typer.Option(None, "--mac-address",
+                                                  help="MAC [a random one]."),
+                device_owner: str = typer.Option("compute:floatip", "--device-owner",
+                                                 help="What uses it (as Neutron's)."),
+                device_id: str = typer.Option("", "--device-id",
+                                              help="The id of what uses it (a VM's)."),
                 security_group: list[str] = SG_OPT,
-                no_security_group: bool = typer.Option(False, "--no-security-group"),
+                no_security_group: bool = typer.Option(False, "--no-security-group",
+                                                       help="No group (not the default)."),
                 port_security: Optional[bool] = PSEC_OPT,
                 allowed_address: list[str] = PAIR_OPT,
-                url: str = URL, as_json: bool = JSON):
+                url: str = URL, fmt: Format = FORMAT,
+                columns: list[str] = COLUMN):
     """Create a port (a VM's or a container's NIC); without --security-group it gets the
     project's default group."""
     with Client(url) as c:
@@ -279,22 +282,26 @@ def port_create(name: str, network: str = typer.Option(..., "--network"),
             body.update(port_security_body(c, security_group, no_security_group, port_security,
                                            _kv(allowed_address, "--allowed-address")))
             return c.create("port", **body)
-        _print_one(_call(go), as_json)
+        _print_one(_call(go), fmt, columns)
 
 
 @port_app.command("set")
-def port_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
-             device_id: Optional[str] = typer.Option(None, "--device-id"),
-             host: Optional[str] = typer.Option(None, "--host"),
-             enable: Optional[bool] = typer.Option(None, "--enable/--disable"),
+def port_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="New name."),
+             device_id: Optional[str] = typer.Option(None, "--device-id",
+                                                     help="The id of what uses it."),
+             host: Optional[str] = typer.Option(None, "--host", help="Binding host."),
+             enable: Optional[bool] = typer.Option(None, "--enable/--disable",
+                                                   help="Admin state up or down."),
              security_group: list[str] = SG_OPT,
              no_security_group: bool = typer.Option(False, "--no-security-group",
                                                     help="Remove its groups (with the ones "
                                                          "given: set exactly those)."),
              port_security: Optional[bool] = PSEC_OPT,
              allowed_address: list[str] = PAIR_OPT,
-             no_allowed_address: bool = typer.Option(False, "--no-allowed-address"),
-             url: str = URL, as_json: bool = JSON):
+             no_allowed_address: bool = typer.Option(False, "--no-allowed-address",
+                                                     help="Remove its allowed address pairs."),
+             url: str = URL, fmt: Format = FORMAT,
+             columns: list[str] = COLUMN):
     """Change name, device id, binding host, admin state, groups, port security or allowed
     address pairs (--security-group adds to its groups, as the openstack CLI does)."""
     body = {k: v for k, v in (("name", name), ("device_id", device_id),
@@ -312,55 +319,7 @@ def port_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
             if no_allowed_address:
                 body["allowed_address_pairs"] = []
             return c.update("port", port["id"], **body)
-        _print_one(_call(go), as_json)
-
-
-@port_app.command("plug")
-def port_plug(ref: str, netns: str = typer.Option(..., "--netns", help="Network namespace."),
-              ifname: str = typer.Option("eth0", "--ifname"),
-              wait: float = typer.Option(10.0, "--wait", help="Seconds to wait for ACTIVE (0: "
-                                                             "do not wait)."),
-              url: str = URL, as_json: bool = JSON):
-    """Plug PORT into a network namespace (a container): veth on the integration bridge with
-    iface-id, MAC, fixed IP, default route via the subnet gateway."""
-    if os.geteuid() != 0:
-        _fail(NeutronError("plugging changes links and OVS: run it as root"))
-    with Client(url) as c:
-        def go():
-            port = c.find("port", ref)
-            subnets = {f["subnet_id"]: c.show("subnet", f["subnet_id"]) for f in port["fixed_ips"]}
-            tap = binding.plug(port, subnets, netns, Ctx.config.integration_bridge, ifname)
-            c.sync()
-            deadline = time.monotonic() + wait
-            while wait and time.monotonic() < deadline:
-                port = c.show("port", port["id"])
-                if port["status"] == "ACTIVE":
-                    break
-                time.sleep(0.05)
-            return tap, port
-        tap, port = _call(go)
-        if as_json:
-            print(json.dumps({"device": tap, "port": port}, indent=2))
-        else:
-            out.print(f"plugged port {port['id']} into {netns} ({tap} on "
-                      f"{Ctx.config.integration_bridge}); status {port['status']}")
-        if wait and port["status"] != "ACTIVE":
-            raise typer.Exit(1)
-
-
-@port_app.command("unplug")
-def port_unplug(ref: str, url: str = URL):
-    """Remove the veth and OVS port that ``port plug`` made for PORT."""
-    if os.geteuid() != 0:
-        _fail(NeutronError("unplugging changes links and OVS: run it as root"))
-    with Client(url) as c:
-        port = _call(lambda: c.find("port", ref))
-        found = binding.unplug(port["id"])
-        try:
-            c.sync()
-        except NeutronError:
-            pass
-    out.print(f"unplugged port {port['id']}" if found else f"port {port['id']} was not plugged")
+        _print_one(_call(go), fmt, columns)
 
 
 def _gateway_body(c: Client, network: str, fixed_ip: list[str], snat: Optional[bool]) -> dict:
@@ -373,12 +332,15 @@ def _gateway_body(c: Client, network: str, fixed_ip: list[str], snat: Optional[b
 
 
 @router_app.command("create")
-def router_create(name: str, gateway: Optional[str] = typer.Option(None, "--external-gateway"),
+def router_create(name: str, gateway: Optional[str] = typer.Option(
+                      None, "--external-gateway", help="External network, by id or name."),
                   fixed_ip: list[str] = typer.Option([], "--fixed-ip",
                                                      help="subnet=S,ip-address=IP on the "
                                                           "external network"),
-                  snat: Optional[bool] = typer.Option(None, "--enable-snat/--disable-snat"),
-                  url: str = URL, as_json: bool = JSON):
+                  snat: Optional[bool] = typer.Option(None, "--enable-snat/--disable-snat",
+                                                      help="Source NAT to the gateway [on]."),
+                  url: str = URL, fmt: Format = FORMAT,
+                  columns: list[str] = COLUMN):
     """Create a router, optionally with its external gateway."""
     with Client(url) as c:
         def go():
@@ -386,17 +348,24 @@ def router_create(name: str, gateway: Optional[str] = typer.Option(None, "--exte
             if gateway:
                 body["external_gateway_info"] = _gateway_body(c, gateway, fixed_ip, snat)
             return c.create("router", **body)
-        _print_one(_call(go), as_json)
+        _print_one(_call(go), fmt, columns)
 
 
 @router_app.command("set")
-def router_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
-               gateway: Optional[str] = typer.Option(None, "--external-gateway"),
-               no_gateway: bool = typer.Option(False, "--no-external-gateway"),
-               fixed_ip: list[str] = typer.Option([], "--fixed-ip"),
-               snat: Optional[bool] = typer.Option(None, "--enable-snat/--disable-snat"),
-               enable: Optional[bool] = typer.Option(None, "--enable/--disable"),
-               url: str = URL, as_json: bool = JSON):
+def router_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="New name."),
+               gateway: Optional[str] = typer.Option(None, "--external-gateway",
+                                                     help="External network, by id or name."),
+               no_gateway: bool = typer.Option(False, "--no-external-gateway",
+                                               help="Remove the gateway."),
+               fixed_ip: list[str] = typer.Option([], "--fixed-ip",
+                                                  help="subnet=S,ip-address=IP on the "
+                                                       "external network"),
+               snat: Optional[bool] = typer.Option(None, "--enable-snat/--disable-snat",
+                                                   help="Source NAT to the gateway."),
+               enable: Optional[bool] = typer.Option(None, "--enable/--disable",
+                                                     help="Admin state up or down."),
+               url: str = URL, fmt: Format = FORMAT,
+               columns: list[str] = COLUMN):
     """Change name, admin state or external gateway."""
     with Client(url) as c:
         def go():
@@ -413,7 +382,7 @@ def router_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
                 body["external_gateway_info"] = {"network_id": gw["network_id"],
                                                  "enable_snat": snat}
             return c.update("router", r["id"], **body)
-        _print_one(_call(go), as_json)
+        _print_one(_call(go), fmt, columns)
 
 
 def _interface_body(c: Client, subnet: Optional[str], port: Optional[str]) -> dict:
@@ -422,38 +391,61 @@ def _interface_body(c: Client, subnet: Optional[str], port: Optional[str]) -> di
         {"port_id": c.find("port", port)["id"]}
 
 
+SUBNET_HELP, PORT_HELP = "Subnet, by id or name.", "Port, by id or name."
+
+
 @router_app.command("add-interface")
-def router_add_interface(ref: str, subnet: Optional[str] = typer.Option(None, "--subnet"),
-                         port: Optional[str] = typer.Option(None, "--port"),
-                         url: str = URL, as_json: bool = JSON):
+def router_add_interface(ref: str, subnet: Optional[str] = typer.Option(None, "--subnet",
+                                                                         help=SUBNET_HELP),
+                         port: Optional[str] = typer.Option(None, "--port", help=PORT_HELP),
+                         url: str = URL, fmt: Format = FORMAT,
+                         columns: list[str] = COLUMN):
     """Attach a tenant subnet (the router takes its gateway IP) or an existing port."""
     with Client(url) as c:
         def go():
             body = _interface_body(c, subnet, port)
             return c.add_interface(c.find("router", ref)["id"], **body)
-        _print_one(_call(go), as_json)
+        _print_one(_call(go), fmt, columns)
 
 
 @router_app.command("remove-interface")
-def router_remove_interface(ref: str, subnet: Optional[str] = typer.Option(None, "--subnet"),
-                            port: Optional[str] = typer.Option(None, "--port"),
-                            url: str = URL, as_json: bool = JSON):
+def router_remove_interface(ref: str, subnet: Optional[str] = typer.Option(None, "--subnet",
+                                                                            help=SUBNET_HELP),
+                            port: Optional[str] = typer.Option(None, "--port",
+                                                               help=PORT_HELP),
+                            url: str = URL, fmt: Format = FORMAT,
+                            columns: list[str] = COLUMN):
     """Detach a subnet or port from the router."""
     with Client(url) as c:
         def go():
             body = _interface_body(c, subnet, port)
             return c.remove_interface(c.find("router", ref)["id"], **body)
-        _print_one(_call(go), as_json)
+        _print_one(_call(go), fmt, columns)
 
 
 @fip_app.command("create")
-def fip_create(network: str, address: Optional[str] = typer.Option(None, "--floating-ip-address"),
-               subnet: Optional[str] = typer.Option(None, "--subnet"),
-               port: Optional[str] = typer.Option(None, "--port"),
-               fixed_ip: Optional[str] = typer.Option(None, "--fixed-ip-address"),
-               description: str = typer.Option("", "--description"),
-               url: str = URL, as_json: bool = JSON):
+def fip_create(network: str, address: Optional[str] = typer.Option(
+                   None, "--floating-ip-address", help="This address [a free one]."),
+               subnet: Optional[str] = typer.Option(None, "--subnet",
+                                                    help="From this external subnet."),
+               port: Optional[str] = typer.Option(None, "--port",
+                                                  help="Associate with this port."),
+               fixed_ip: Optional[str] = typer.Option(None, "--fixed-ip-address",
+                                                      help="The port's address to use "
+                                                           "[its first IPv4]."),
+               description: str = typer.Option("", "--description",
+                                                help="Free text kept with it."),
+               wait: bool = typer.Option(False, "--wait",
+                                         help="Wait until the agent made it ACTIVE (needs "
+                                              "--port); exit 1 on ERROR, with its reason, or "
+                                              "at --timeout."),
+               timeout: float = typer.Option(60.0, "--timeout", min=0,
+                                             help="Seconds --wait waits."),
+               url: str = URL, fmt: Format = FORMAT,
+               columns: list[str] = COLUMN):
     """Allocate a floating IP on an external NETWORK, optionally associated with a port."""
+    if wait and not port:
+        _fail(NeutronError("--wait needs --port: a floating IP without a port stays DOWN"), 2)
     with Client(url) as c:
         def go():
             body = {"floating_network_id": c.find("network", network)["id"],
@@ -467,7 +459,26 @@ def fip_create(network: str, address: Optional[str] = typer.Option(None, "--floa
             if fixed_ip:
                 body["fixed_ip_address"] = fixed_ip
             return c.create("floatingip", **body)
-        _print_one(_call(go), as_json)
+        fip = _call(go)
+        if wait:
+            fip = _wait_active(c, fip, timeout)
+        _print_one(fip, fmt, columns)
+
+
+def _wait_active(c: Client, fip: dict, timeout: float) -> dict:
+    """Poll until the agent reports the floating IP ACTIVE; ERROR or the timeout: exit 1."""
+    deadline = time.monotonic() + timeout
+    while fip["status"] != "ACTIVE":
+        if fip["status"] == "ERROR":
+            _fail(NeutronError(f"floating IP {label('floatingip', fip)} is ERROR: "
+                               f"{fip.get('status_reason') or 'no reason given'}",
+                               "FloatingIPError", 409))
+        if time.monotonic() >= deadline:
+            _fail(NeutronError(f"floating IP {label('floatingip', fip)} is still "
+                               f"{fip['status']} after {timeout:g} s", "Timeout", 408))
+        time.sleep(0.1)
+        fip = _call(lambda: c.show("floatingip", fip["id"]))
+    return fip
 
 
 @fip_app.command("set")
@@ -475,9 +486,12 @@ def fip_set(ref: str, port: Optional[str] = typer.Option(None, "--port",
                                                           help="Associate with (or move to) "
                                                                "this port."),
             no_port: bool = typer.Option(False, "--no-port", help="Disassociate."),
-            fixed_ip: Optional[str] = typer.Option(None, "--fixed-ip-address"),
-            description: Optional[str] = typer.Option(None, "--description"),
-            url: str = URL, as_json: bool = JSON):
+            fixed_ip: Optional[str] = typer.Option(None, "--fixed-ip-address",
+                                                   help="The port's address to use."),
+            description: Optional[str] = typer.Option(None, "--description",
+                                                      help="New description."),
+            url: str = URL, fmt: Format = FORMAT,
+            columns: list[str] = COLUMN):
     """Associate, move or disassociate a floating IP (by id or address)."""
     with Client(url) as c:
         def go():
@@ -492,7 +506,7 @@ def fip_set(ref: str, port: Optional[str] = typer.Option(None, "--port",
             if description is not None:
                 body["description"] = description
             return c.update("floatingip", f["id"], **body)
-        _print_one(_call(go), as_json)
+        _print_one(_call(go), fmt, columns)
 
 
 app.add_typer(network_app, name="network")

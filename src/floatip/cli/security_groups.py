@@ -13,7 +13,8 @@ import typer
 from ..client import Client
 from ..core.errors import NeutronError
 from .app import app
-from .resources import COLUMNS, JSON, LABELS, URL, _call, _print_list, _print_one, _sub_app, out
+from .output import COLUMN, FORMAT, Format
+from .resources import COLUMNS, LABELS, URL, _call, _print_list, _print_one, _sub_app, out
 
 COLUMNS.update({
     "security_group": ("id", "name", "description", "stateful", "project_id"),
@@ -29,28 +30,33 @@ sg_app.add_typer(rule_app, name="rule")
 
 
 @sg_app.command("create")
-def sg_create(name: str, description: str = typer.Option("", "--description"),
+def sg_create(name: str, description: str = typer.Option("", "--description",
+                                                        help="Free text kept with it."),
               stateful: bool = typer.Option(True, "--stateful/--stateless",
                                             help="Connection tracking (stateless: each "
                                                  "direction needs its own rules)."),
-              url: str = URL, as_json: bool = JSON):
+              url: str = URL, fmt: Format = FORMAT,
+              columns: list[str] = COLUMN):
     """Create a group (Neutron gives it rules for any egress, IPv4 and IPv6)."""
     with Client(url) as c:
         _print_one(_call(lambda: c.create("security_group", name=name, description=description,
-                                          stateful=stateful)), as_json)
+                                          stateful=stateful)), fmt, columns)
 
 
 @sg_app.command("set")
-def sg_set(ref: str, name: Optional[str] = typer.Option(None, "--name"),
-           description: Optional[str] = typer.Option(None, "--description"),
-           stateful: Optional[bool] = typer.Option(None, "--stateful/--stateless"),
-           url: str = URL, as_json: bool = JSON):
+def sg_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="New name."),
+           description: Optional[str] = typer.Option(None, "--description",
+                                                     help="New description."),
+           stateful: Optional[bool] = typer.Option(None, "--stateful/--stateless",
+                                                   help="Connection tracking on or off."),
+           url: str = URL, fmt: Format = FORMAT,
+           columns: list[str] = COLUMN):
     """Change name, description or statefulness."""
     body = {k: v for k, v in (("name", name), ("description", description),
                               ("stateful", stateful)) if v is not None}
     with Client(url) as c:
         _print_one(_call(lambda: c.update("security_group", c.find("security_group", ref)["id"],
-                                          **body)), as_json)
+                                          **body)), fmt, columns)
 
 
 def port_range(spec: str | None) -> tuple[int | None, int | None]:
@@ -102,22 +108,27 @@ def _rule_row(r: dict) -> dict:
 
 @rule_app.command("create")
 def rule_create(group: str,
-                ingress: bool = typer.Option(True, "--ingress/--egress"),
+                ingress: bool = typer.Option(True, "--ingress/--egress",
+                                             help="Traffic to the ports, or from them."),
                 ethertype: str = typer.Option("IPv4", "--ethertype", help="IPv4 or IPv6"),
                 protocol: Optional[str] = typer.Option(None, "--protocol",
                                                        help="tcp, udp, icmp, ipv6-icmp, a "
                                                             "name or a number; any if unset"),
                 dst_port: Optional[str] = typer.Option(None, "--dst-port",
                                                        help="PORT or MIN:MAX (tcp, udp, ...)"),
-                icmp_type: Optional[int] = typer.Option(None, "--icmp-type"),
-                icmp_code: Optional[int] = typer.Option(None, "--icmp-code"),
+                icmp_type: Optional[int] = typer.Option(None, "--icmp-type",
+                                                        help="ICMP type (icmp, ipv6-icmp)."),
+                icmp_code: Optional[int] = typer.Option(None, "--icmp-code",
+                                                        help="ICMP code (with --icmp-type)."),
                 remote_ip: Optional[str] = typer.Option(None, "--remote-ip", help="CIDR"),
                 remote_group: Optional[str] = typer.Option(None, "--remote-group",
                                                            help="Members of this group."),
                 remote_address_group: Optional[str] = typer.Option(
-                    None, "--remote-address-group"),
-                description: str = typer.Option("", "--description"),
-                url: str = URL, as_json: bool = JSON):
+                    None, "--remote-address-group", help="Addresses of this address group."),
+                description: str = typer.Option("", "--description",
+                                                help="Free text kept with it."),
+                url: str = URL, fmt: Format = FORMAT,
+                columns: list[str] = COLUMN):
     """Add a rule to GROUP (by id or name): what it lets in (--ingress) or out (--egress)."""
     with Client(url) as c:
         def go():
@@ -126,12 +137,13 @@ def rule_create(group: str,
                 protocol=protocol, dst_port=dst_port, icmp_type=icmp_type,
                 icmp_code=icmp_code, remote_ip=remote_ip, remote_group=remote_group,
                 remote_address_group=remote_address_group, description=description))
-        _print_one(_call(go), as_json)
+        _print_one(_call(go), fmt, columns)
 
 
 @rule_app.command("list")
 def rule_list(group: Optional[str] = typer.Argument(None, help="Only this group's rules."),
-              url: str = URL, as_json: bool = JSON):
+              url: str = URL, fmt: Format = FORMAT,
+              columns: list[str] = COLUMN):
     """List rules (every group's you can see, or GROUP's)."""
     with Client(url) as c:
         def go():
@@ -139,15 +151,15 @@ def rule_list(group: Optional[str] = typer.Argument(None, help="Only this group'
                 else {}
             return c.list("security_group_rule", **params)
         rules = _call(go)
-        _print_list("security_group_rule", rules if as_json else [_rule_row(r) for r in rules],
-                    as_json)
+        _print_list("security_group_rule", [_rule_row(r) for r in rules], fmt, columns)
 
 
 @rule_app.command("show")
-def rule_show(rule_id: str, url: str = URL, as_json: bool = JSON):
+def rule_show(rule_id: str, url: str = URL, fmt: Format = FORMAT,
+              columns: list[str] = COLUMN):
     """Show one rule, by id."""
     with Client(url) as c:
-        _print_one(_call(lambda: c.show("security_group_rule", rule_id)), as_json)
+        _print_one(_call(lambda: c.show("security_group_rule", rule_id)), fmt, columns)
 
 
 @rule_app.command("delete")
@@ -156,7 +168,7 @@ def rule_delete(rule_ids: list[str], url: str = URL):
     with Client(url) as c:
         for rid in rule_ids:
             _call(lambda: c.delete("security_group_rule", rid))
-            out.print(f"deleted security group rule {rid}")
+            out.print(f"deleted security group rule ({rid})", highlight=False)
 
 
 

@@ -16,35 +16,40 @@ from ..metadata.agent import metadata_hooks
 from ..server import Server
 from ..service import networks
 from ..service.quotas import defaults_from as quota_defaults
-from .app import Ctx, app, err
-from .config import PRUNE_SCOPES, choice
-from .config import interval as check_interval
+from .app import app, err
 from .config import load as load_config
 from .resources import _fail
 
-# DHCP and metadata options, shared by ``serve`` and ``agent``
-DHCP_OPT = typer.Option(True, "--dhcp/--no-dhcp", help="dnsmasq per tenant network with DHCP.")
-METADATA_OPT = typer.Option(True, "--metadata/--no-metadata",
-                            help="A metadata proxy in each router namespace (port 9697).")
+# the host's services, shared by ``serve`` and ``agent``: None when not given, so the config
+# file's [agent]/[metadata] keys apply. Nova's shared secret is never a flag (it would show in
+# ``ps``): [metadata] metadata_proxy_shared_secret or FLOATIP_METADATA_SECRET.
+DHCP_OPT = typer.Option(None, "--dhcp/--no-dhcp",
+                        help="dnsmasq per tenant network with DHCP [on; config: \\[agent] dhcp].")
+METADATA_OPT = typer.Option(None, "--metadata/--no-metadata",
+                            help="A metadata proxy in each router namespace (port 9697) [on; "
+                                 "config: \\[agent] metadata].")
 NOVA_OPT = typer.Option(None, "--nova-metadata-url", envvar="FLOATIP_NOVA_METADATA_URL",
                         help="Forward metadata requests to Nova (signed, as Neutron's "
-                             "metadata agent); without it floatip answers itself.")
-SECRET_OPT = typer.Option("", "--metadata-secret", envvar="FLOATIP_METADATA_SECRET",
-                          help="Nova's metadata_proxy_shared_secret.")
+                             "metadata agent); without it floatip answers itself [config: "
+                             "\\[metadata] nova_metadata_url].")
 FIREWALL_OPT = typer.Option(None, "--firewall/--no-firewall",
                             help="Enforce security groups and port security with OpenFlow "
                                  "flows on the integration bridge (kernel backend; "
                                  "docs/firewall.md), or as OVN port groups and ACLs (OVN "
-                                 "backend; docs/ovn.md) [on; config: [securitygroup] "
+                                 "backend; docs/ovn.md) [on; config: \\[securitygroup] "
                                  "firewall_driver = openvswitch | noop].")
-RUN_DIR_OPT = typer.Option("/run/floatip", "--run-dir",
-                           help="dnsmasq files and the metadata socket.")
+RUN_DIR_OPT = typer.Option(None, "--run-dir",
+                           help="dnsmasq, radvd and metadata files [/run/floatip; config: "
+                                "\\[agent] run_dir].")
+CONFIG_OPT = typer.Option(None, "--config", envvar="FLOATIP_CONFIG",
+                          help="INI file like neutron.conf (see docs/config.md).")
 
 
-def _services(dhcp: bool, metadata: bool, nova: str | None, secret: str, run_dir: str,
-              firewall: bool) -> dict:
-    return {"dhcp": dhcp, "metadata": metadata, "nova_metadata_url": nova,
-            "metadata_secret": secret, "run_dir": run_dir, "firewall": firewall}
+def _host_flags(dhcp, metadata, nova, run_dir, firewall) -> dict:
+    """The host's flags as config keys (None: not given)."""
+    return {("agent", "dhcp"): dhcp, ("agent", "metadata"): metadata,
+            ("metadata", "nova_metadata_url"): nova, ("agent", "run_dir"): run_dir,
+            ("securitygroup", "firewall_driver"): _driver(firewall)}
 
 
 def _driver(firewall: bool | None) -> str | None:
@@ -53,9 +58,7 @@ def _driver(firewall: bool | None) -> str | None:
 
 
 @app.command("serve")
-def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP_CONFIG",
-                                               help="INI file like neutron.conf (see "
-                                                    "docs/config.md)."),
+def serve(config: Optional[str] = CONFIG_OPT,
           listen: Optional[str] = typer.Option(None, "--listen",
                                                help="HOST:PORT [127.0.0.1:9696]"),
           db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL [sqlite:////var/"
@@ -78,18 +81,23 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                               help="all: remove every floatip router this "
                                                    "database does not want; known: only "
                                                    "routers it ever had [all]."),
-          dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
-          secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT,
+          dhcp: Optional[bool] = DHCP_OPT, metadata: Optional[bool] = METADATA_OPT,
+          nova: Optional[str] = NOVA_OPT, run_dir: Optional[str] = RUN_DIR_OPT,
           firewall: Optional[bool] = FIREWALL_OPT,
-          backend: str = typer.Option("kernel", "--backend", envvar="FLOATIP_BACKEND",
-                                      help="kernel: this host's agent; ovn: OVN Northbound."),
-          ovn_nb: str = typer.Option("unix:/var/run/ovn/ovnnb_db.sock", "--ovn-nb",
-                                     envvar="FLOATIP_OVN_NB", help="OVN Northbound (ovsdb)."),
-          ovn_sb: str = typer.Option("unix:/var/run/ovn/ovnsb_db.sock", "--ovn-sb",
-                                     envvar="FLOATIP_OVN_SB", help="OVN Southbound (ovsdb)."),
-          ovn_distributed_fip: bool = typer.Option(
-              False, "--ovn-distributed-fip",
-              help="Floating IPs on the VM's chassis when it maps the external network."),
+          backend: Optional[str] = typer.Option(None, "--backend", envvar="FLOATIP_BACKEND",
+                                                help="kernel: this host's agent; ovn: OVN "
+                                                     "Northbound [kernel; config: \\[DEFAULT] "
+                                                     "backend]."),
+          ovn_nb: Optional[str] = typer.Option(None, "--ovn-nb", envvar="FLOATIP_OVN_NB",
+                                               help="OVN Northbound (ovsdb) [config: \\[ovn] "
+                                                    "ovn_nb_connection]."),
+          ovn_sb: Optional[str] = typer.Option(None, "--ovn-sb", envvar="FLOATIP_OVN_SB",
+                                               help="OVN Southbound (ovsdb) [config: \\[ovn] "
+                                                    "ovn_sb_connection]."),
+          ovn_distributed_fip: Optional[bool] = typer.Option(
+              None, "--ovn-distributed-fip",
+              help="Floating IPs on the VM's chassis when it maps the external network "
+                   "[config: \\[ovn] enable_distributed_floating_ip]."),
           ovn_owner: str = typer.Option("", "--ovn-owner",
                                         help="Marker in external_ids (default floatip@HOST).")):
     """The Neutron v2.0 API and a backend (the agent, or OVN), in one process."""
@@ -102,12 +110,18 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
                                    ("oslo_policy", "policy_file"): policy_file,
                                    ("DEFAULT", "agent"): agent, ("DEFAULT", "interval"): interval,
                                    ("DEFAULT", "agent_process"): agent_process,
-                                   ("DEFAULT", "prune"): prune,
-                                   ("securitygroup", "firewall_driver"): _driver(firewall)})
+                                   ("DEFAULT", "prune"): prune, ("DEFAULT", "backend"): backend,
+                                   ("ovn", "ovn_nb_connection"): ovn_nb,
+                                   ("ovn", "ovn_sb_connection"): ovn_sb,
+                                   ("ovn", "enable_distributed_floating_ip"):
+                                       ovn_distributed_fip,
+                                   **_host_flags(dhcp, metadata, nova, run_dir, firewall)})
         cfg.check()
-        choice("--backend", backend, ("kernel", "ovn"))
+        backend = cfg.get("DEFAULT", "backend").strip()
         auth = cfg.auth()
-        firewall = cfg.firewall()
+        host = cfg.host()
+        services = cfg.services()
+        firewall = services["firewall"]
         agent = cfg.bool("DEFAULT", "agent")
         agent_process = cfg.bool("DEFAULT", "agent_process")
         interval = float(cfg.get("DEFAULT", "interval"))
@@ -123,14 +137,16 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        srv = Server(cfg.get("database", "connection"), cfg.listen, Ctx.config, agent=agent,
+        srv = Server(cfg.get("database", "connection"), cfg.listen, host, agent=agent,
                      interval=interval, prune_scope=cfg.get("DEFAULT", "prune"), auth=auth,
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
-                     agent_options=_services(dhcp, metadata, nova, secret, run_dir, firewall),
-                     backend=backend, agent_process=agent_process, quotas=quotas,
-                     ovn={"nb": ovn_nb, "sb": ovn_sb, "owner": ovn_owner,
-                                           "distributed_fip": ovn_distributed_fip,
-                                           "firewall": firewall})
+                     agent_options=services, backend=backend, agent_process=agent_process,
+                     quotas=quotas,
+                     agent_down_time=float(cfg.get("DEFAULT", "agent_down_time")),
+                     ovn={"nb": cfg.get("ovn", "ovn_nb_connection"),
+                          "sb": cfg.get("ovn", "ovn_sb_connection"), "owner": ovn_owner,
+                          "distributed_fip": cfg.bool("ovn", "enable_distributed_floating_ip"),
+                          "firewall": firewall})
     except NeutronError as e:
         _fail(e)
     err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
@@ -143,31 +159,38 @@ def serve(config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP
 
 @app.command("agent")
 def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to follow."),
-              config: Optional[str] = typer.Option(None, "--config", envvar="FLOATIP_CONFIG",
-                                                   help="INI file; [agent] shared_secret."),
-              interval: float = typer.Option(30.0, "--interval"),
-              prune: str = typer.Option("all", "--prune", help="all or known"),
-              dhcp: bool = DHCP_OPT, metadata: bool = METADATA_OPT, nova: str = NOVA_OPT,
-              secret: str = SECRET_OPT, run_dir: str = RUN_DIR_OPT,
+              config: Optional[str] = CONFIG_OPT,
+              interval: Optional[float] = typer.Option(None, "--interval",
+                                                       help="Full resync every N seconds [30; "
+                                                            "config: \\[DEFAULT] interval]."),
+              prune: Optional[str] = typer.Option(None, "--prune",
+                                                  help="all or known [all; config: \\[DEFAULT] "
+                                                       "prune]."),
+              dhcp: Optional[bool] = DHCP_OPT, metadata: Optional[bool] = METADATA_OPT,
+              nova: Optional[str] = NOVA_OPT, run_dir: Optional[str] = RUN_DIR_OPT,
               firewall: Optional[bool] = FIREWALL_OPT):
     """The agent alone: follows a remote floatip API (long poll + periodic resync)."""
+    try:
+        cfg = load_config(config, {("DEFAULT", "interval"): interval,
+                                   ("DEFAULT", "prune"): prune,
+                                   **_host_flags(dhcp, metadata, nova, run_dir, firewall)})
+        cfg.check()
+        host = cfg.host()
+        services = cfg.services()
+    except NeutronError as e:
+        _fail(e)
     if os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run it as root"))
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
-    try:
-        cfg = load_config(config, {("securitygroup", "firewall_driver"): _driver(firewall)})
-        agent_secret = cfg.get("agent", "shared_secret") or None
-        firewall = cfg.firewall()
-        choice("--prune", prune, PRUNE_SCOPES)
-        check_interval(interval)
-    except NeutronError as e:
-        _fail(e)
-    agent = Agent(RemoteSource(server, secret=agent_secret), Ctx.config, interval=interval,
-                  prune_scope=prune, dhcp=dhcp, run_dir=run_dir, firewall=firewall,
-                  hooks=metadata_hooks(run_dir, metadata, nova, secret))
+    hooks = metadata_hooks(services["run_dir"], services.pop("metadata"),
+                           services.pop("nova_metadata_url"), services.pop("metadata_secret"),
+                           owner="agent")
+    agent = Agent(RemoteSource(server, secret=cfg.get("agent", "shared_secret") or None), host,
+                  interval=float(cfg.get("DEFAULT", "interval")),
+                  prune_scope=cfg.get("DEFAULT", "prune").strip(), hooks=hooks, **services)
     agent.start()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

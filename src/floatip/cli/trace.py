@@ -76,7 +76,7 @@ def trace(source: str = typer.Option("upstream", "--from",
           chassis_netns: str = typer.Option(None, "--chassis-netns", help="OVN, --probe: "
                                             "the namespace of its uplink (default: this one)."),
           probe: bool = typer.Option(False, "--probe", help="Confirm with a real packet."),
-          as_json: bool = typer.Option(False, "--json")):
+          as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """The path of one packet hop by hop, from what this host has programmed."""
     try:
         dest, src = _ipv4("--to", dest), _ipv4("--src", src) if src else None

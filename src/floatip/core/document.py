@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from .errors import InvalidState, NeutronError
-from .model import (FloatingIP, Gateway, Interface, Network, Port, Router, State, Subnet,
-                    stable_id, stable_mac)
+from .model import (FloatingIP, Gateway, Interface, Network, Port, PortForwarding, Router,
+                    State, Subnet, stable_id, stable_mac)
 from .validate import validate
 
 # ---------------------------------------------------------------------------------------
@@ -23,6 +24,14 @@ def _get(d: dict, *keys: str, default: Any = None) -> Any:
 
 
 def load(doc: dict) -> State:
+    state = parse(doc)
+    validate(state)
+    return state
+
+
+def parse(doc: dict) -> State:
+    """``doc`` as a State, unchecked but for what reading it needs (references, CIDRs):
+    ``apply`` through the API validates it beside the API's objects."""
     if not isinstance(doc, dict):
         raise NeutronError("A desired-state document must be a mapping")
     # security groups are the API's (``apply`` through it); the local apply programs routers
@@ -166,13 +175,60 @@ def load(doc: dict) -> State:
         fixed_ip = d.get("fixed_ip_address")
         if port_id and fixed_ip is None and port_id in ports:
             fixed_ip = next((ip for _, ip in ports[port_id].fixed_ips if ":" not in ip), None)
+        pfs = tuple(_forwarding(f"{fid}:{i}", x, ports, ref, errors)
+                    for i, x in enumerate(d.get("port_forwardings") or []))
         fips[fid] = FloatingIP(id=fid, floating_ip_address=str(addr), floating_network_id=net_id,
-                               port_id=port_id, fixed_ip_address=fixed_ip)
+                               port_id=port_id, fixed_ip_address=fixed_ip,
+                               router_id=ref("router", d.get("router")),
+                               port_forwardings=tuple(p for p in pfs if p is not None))
     if errors:
         raise InvalidState(errors)
     state = State(networks, subnets, ports, routers, fips)
-    validate(state)
+    for fid, f in fips.items():  # forwardings: the router reaching their first port
+        if f.port_forwardings and not f.port_id and f.router_id is None:
+            port = ports[f.port_forwardings[0].internal_port_id]
+            rid = state.router_for_fip(FloatingIP(
+                f.id, f.floating_ip_address, f.floating_network_id, port.id,
+                f.port_forwardings[0].internal_ip_address))
+            state.floatingips[fid] = replace(f, router_id=rid and rid.id)
     return state
+
+
+def _forwarding(pid: str, d: Any, ports: dict, ref, errors: list) -> PortForwarding | None:
+    """A floating IP's port forwarding in a file: ``protocol``, ``internal_port_name`` (or
+    ``internal_port_id``), ``internal_ip_address`` (default: the port's first IPv4 address),
+    and the port numbers as the API has them: ``internal_port``/``external_port`` or
+    ``internal_port_range``/``external_port_range`` "N:M"."""
+    if not isinstance(d, dict):
+        errors.append(NeutronError(f"A port forwarding must be a mapping, got {d!r}"))
+        return None
+    port_id = ref("port", _get(d, "internal_port_name", "internal_port_id"))
+    port = ports.get(port_id or "")
+    if port is None:
+        errors.append(NeutronError(f"Port forwarding {d!r}: internal port not found",
+                                   "PortNotFound", 404))
+        return None
+    ip = d.get("internal_ip_address") or next(
+        (ip for _, ip in port.fixed_ips if ":" not in ip), "")
+
+    def ports_of(side: str) -> tuple[int, int]:
+        text = str(_get(d, f"{side}_port_range", f"{side}_port", default=""))
+        lo, _, hi = text.partition(":")
+        return int(lo), int(hi or lo)
+    try:
+        (elo, ehi), (ilo, ihi) = ports_of("external"), ports_of("internal")
+    except ValueError:
+        errors.append(NeutronError(f"Port forwarding {d!r}: bad ports", "BadRequest"))
+        return None
+    proto = str(d.get("protocol", "tcp")).lower()
+    if proto not in ("tcp", "udp") or not (1 <= elo <= ehi <= 65535 and 1 <= ilo <= ihi <= 65535):
+        errors.append(NeutronError(f"Port forwarding {d!r}: bad protocol or ports",
+                                   "BadRequest"))
+        return None
+    return PortForwarding(id=d.get("id") or stable_id("port_forwarding", pid), protocol=proto,
+                          external_port_start=elo, external_port_end=ehi,
+                          internal_ip_address=ip, internal_port_start=ilo,
+                          internal_port_end=ihi, internal_port_id=port.id)
 
 
 def _contains(cidr: str, ip: str | None) -> bool:

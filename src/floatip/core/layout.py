@@ -5,6 +5,7 @@ Pure: the same input always gives the same layout, and nothing here needs root.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field, replace
 
 from .errors import NeutronError
@@ -89,6 +90,43 @@ class NatSpec:
     gateway_ip: str | None
     snat_cidrs: tuple[str, ...]           # tenant subnets SNATed to gateway_ip
     fips: tuple[tuple[str, str], ...]     # (floating ip, fixed ip), sorted
+    # port forwardings: (floating ip, protocol, external first, last port, fixed ip,
+    # internal first, last port, forwarding id), sorted
+    forwards: tuple[tuple[str, str, int, int, str, int, int, str], ...] = ()
+
+
+Forward = tuple[str, str, int, int]          # (floating ip, protocol, first, last port)
+
+
+def forwards_of(fip) -> list[tuple]:
+    """``NatSpec.forwards`` entries of a floating IP's port forwardings."""
+    return [(fip.floating_ip_address, pf.protocol, pf.external_port_start,
+             pf.external_port_end, pf.internal_ip_address, pf.internal_port_start,
+             pf.internal_port_end, pf.id) for pf in fip.port_forwardings]
+
+
+def forward_key(f: tuple) -> tuple:
+    """``NatSpec.forwards``' order: by floating address, then the rest."""
+    return (socket.inet_aton(f[0]), *f[1:])
+
+
+def forward_order(forwards) -> tuple:
+    return tuple(sorted(forwards, key=forward_key))
+
+
+def forward_elements(forwards) -> dict[Forward, tuple[str, int]]:
+    """What the kernel maps for ``NatSpec.forwards``: (floating ip, protocol, external
+    port range) -> (fixed ip, internal port). A single port, or a range to one port, is one
+    element; a range to a range of the same length (Neutron's N-N: port i to port i) is
+    an element per port, since a NAT map's value is one port."""
+    out: dict[Forward, tuple[str, int]] = {}
+    for fip, proto, elo, ehi, fixed, ilo, ihi, _ in forwards:
+        if ilo == ihi or elo == ehi:
+            out[(fip, proto, elo, ehi)] = (fixed, ilo)
+        else:  # as Neutron's mask: the internal port is the offset into the range, wrapped
+            for i, port in enumerate(range(elo, ehi + 1)):
+                out[(fip, proto, port, port)] = (fixed, ilo + i % (ihi - ilo + 1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -103,6 +141,9 @@ class RouterLayout:
     extra_routes: frozenset[tuple[str, str]] = frozenset()  # router "routes": (dest, nexthop)
     default_route6: tuple[str, str] | None = None  # (via, dev): the external IPv6 gateway
     radvd: str | None = None   # radvd's configuration, when an interface has an RA mode
+    # bandwidth limits on qg- (qos-fip, qos-gateway-ip): (address, direction, max_kbps,
+    # max_burst_kbps), sorted; egress: from the address to the outside
+    qos: tuple[tuple[str, str, int, int], ...] = ()
 
     @property
     def gateway_device(self) -> Device | None:
@@ -112,7 +153,20 @@ class RouterLayout:
 def router_layouts(state: State, config: AgentConfig) -> dict[str, RouterLayout]:
     """One RouterLayout per router that is administratively up."""
     fips_by_router: dict[str, list[tuple[str, str]]] = {}
+    fwd_by_router: dict[str, list[tuple]] = {}
+    qos_by_router: dict[str, list[tuple]] = {}
     for fip in state.floatingips.values():
+        if fip.qos:
+            router = state.router_for_fip(fip) if fip.fixed_ip_address or \
+                fip.port_forwardings else None
+            if router is not None:
+                qos_by_router.setdefault(router.id, []).extend(
+                    (fip.floating_ip_address, *limit) for limit in fip.qos)
+        if fip.port_forwardings and not fip.port_id:
+            router = state.router_for_fip(fip)
+            if router is not None:
+                fwd_by_router.setdefault(router.id, []).extend(forwards_of(fip))
+            continue
         router = state.router_for_fip(fip) if fip.fixed_ip_address else None
         if router is not None:
             fips_by_router.setdefault(router.id, []).append(
@@ -120,9 +174,19 @@ def router_layouts(state: State, config: AgentConfig) -> dict[str, RouterLayout]
     out = {}
     for router in state.routers.values():
         if router.admin_state_up:
-            out[router.id] = _layout(state, config, router.id,
-                                     _fip_order(fips_by_router.get(router.id, [])))
+            lay = _layout(state, config, router.id,
+                          _fip_order(fips_by_router.get(router.id, [])),
+                          fwd_by_router.get(router.id, ()))
+            gw = lay.nat.gateway_ip
+            limits = qos_by_router.get(router.id, []) + \
+                [(gw, *limit) for limit in router.gateway_qos if gw]
+            out[router.id] = replace(lay, qos=_qos_order(
+                x for x in limits if x[0] in lay.fip_addresses or x[0] == gw))
     return out
+
+
+def _qos_order(limits) -> tuple[tuple[str, str, int, int], ...]:
+    return tuple(sorted(limits, key=lambda x: (ipaddress.ip_address(x[0]), *x[1:])))
 
 
 def _fip_order(pairs) -> list[tuple[str, str]]:
@@ -134,8 +198,11 @@ def with_fips(lay: RouterLayout, fips: dict[str, str]) -> RouterLayout:
     """``lay`` with these floating IPs (floating -> fixed) instead of its own."""
     if lay.nat.gateway_device is None:  # no IPv4 gateway: no floating IP is laid out
         return lay
+    addresses = frozenset(fips) | {f[0] for f in lay.nat.forwards}
     return replace(lay, nat=replace(lay.nat, fips=tuple(_fip_order(fips.items()))),
-                   fip_addresses=frozenset(fips))
+                   fip_addresses=addresses,
+                   qos=tuple(x for x in lay.qos if x[0] in addresses
+                             or x[0] == lay.nat.gateway_ip))
 
 
 def _prefixed(ip: str, cidr: str) -> str:
@@ -144,7 +211,7 @@ def _prefixed(ip: str, cidr: str) -> str:
 
 
 def _layout(state: State, config: AgentConfig, router_id: str,
-            fips: list[tuple[str, str]]) -> RouterLayout:
+            fips: list[tuple[str, str]], forwards=()) -> RouterLayout:
     router = state.routers[router_id]
     devices = []
     snat_cidrs = []
@@ -202,7 +269,8 @@ def _layout(state: State, config: AgentConfig, router_id: str,
         gateway_device=gw_dev if v4_gw else None,
         gateway_ip=gw.ip_address if v4_gw else None,
         snat_cidrs=tuple(sorted(snat_cidrs)) if v4_gw and gw.enable_snat else (),
-        fips=tuple(fips) if v4_gw else ())
+        fips=tuple(fips) if v4_gw else (),
+        forwards=forward_order(forwards) if v4_gw else ())
     # an extra route over a connected subnet (the API refuses them; older rows may hold
     # one) would replace the kernel's connected route: it is left out
     connected = {str(ipaddress.ip_interface(a).network) for d in devices for a in d.addresses}
@@ -210,7 +278,9 @@ def _layout(state: State, config: AgentConfig, router_id: str,
              for dest, hop in router.routes}
     return RouterLayout(router_id=router_id, namespace=namespace_name(router_id),
                         devices=tuple(devices), default_route=default_route, nat=nat,
-                        fip_addresses=frozenset(f for f, _ in nat.fips),
+                        # a floating IP of forwardings is on qg- too (Neutron's /32)
+                        fip_addresses=frozenset(f for f, _ in nat.fips)
+                        | {f[0] for f in nat.forwards},
                         extra_routes=frozenset(r for r in extra if r[0] not in connected),
                         default_route6=default_route6,
                         radvd=radvd_config(sorted(ra_ports, key=lambda p: p[0]))

@@ -107,6 +107,23 @@ class Router:
     interfaces: tuple[Interface, ...] = ()
     admin_state_up: bool = True
     routes: tuple[tuple[str, str], ...] = ()  # extra routes: (destination CIDR, nexthop)
+    # qos-gateway-ip: the gateway address's bandwidth limits, as FloatingIP.qos
+    gateway_qos: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class PortForwarding:
+    """floating IP ``protocol`` ports external_port_start..end -> internal_ip_address
+    ports internal_port_start..end (a single port: start == end; N ports to one: the
+    internal range is one port)."""
+    id: str
+    protocol: str                         # tcp | udp
+    external_port_start: int
+    external_port_end: int
+    internal_ip_address: str
+    internal_port_start: int
+    internal_port_end: int
+    internal_port_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,12 @@ class FloatingIP:
     port_id: str | None = None
     fixed_ip_address: str | None = None
     router_id: str | None = None  # the router the API chose (None: chosen here, as Neutron)
+    # Neutron's floating-ip-port-forwarding: a floating IP with forwardings has no port; it
+    # lives on ``router_id``, which the API set when the first forwarding was made
+    port_forwardings: tuple[PortForwarding, ...] = ()
+    # qos-fip: (direction, max_kbps, max_burst_kbps) of its policy's bandwidth limit
+    # rules, sorted; egress: from the floating IP to the outside
+    qos: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +207,10 @@ class State:
         port's fixed IP and its gateway on the FIP's external network. The router the API
         named (``fip.router_id``) when it did, so that the kernel carries a floating IP
         where the API says it is; else Neutron's choice."""
+        if fip.port_forwardings and not fip.port_id:
+            r = self.routers.get(fip.router_id or "")
+            gw_net = r.gateway.network_id if r is not None and r.gateway else None
+            return r if gw_net == fip.floating_network_id else None
         port = self.ports.get(fip.port_id) if fip.port_id else None
         if port is None:
             return None
@@ -231,8 +258,11 @@ _FROM_JSON = {
                                        v["gateway"].get("extra_ips", ()))}) if v["gateway"]
                                    else None,
                                    "interfaces": tuple(Interface(**x) for x in v["interfaces"]),
-                                   "routes": _tup(v.get("routes", ()))}),
-    "floatingips": lambda v: FloatingIP(**v),
+                                   "routes": _tup(v.get("routes", ())),
+                                   "gateway_qos": _tup(v.get("gateway_qos", ()))}),
+    "floatingips": lambda v: FloatingIP(**{**v, "port_forwardings": tuple(
+        PortForwarding(**x) for x in v.get("port_forwardings", ())),
+                                           "qos": _tup(v.get("qos", ()))}),
     "security_groups": lambda v: SecurityGroup(**{**v, "rules": tuple(
         SecurityGroupRule(**r) for r in v.get("rules", ()))}),
     "address_groups": lambda v: AddressGroup(**{**v, "addresses": tuple(v.get("addresses", ()))}),

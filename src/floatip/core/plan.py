@@ -11,14 +11,15 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .layout import OWNER_KEY, RouterLayout, namespace_name
+from .layout import OWNER_KEY, RouterLayout, forward_elements, namespace_name
+from .tc import TcFacts, commands_text, matches
 
 # Phases: the plan runs every step of a phase, for every router, before the next phase.
 # NAT rules go in before floating IP addresses appear (Neutron's order: a FIP answers ARP
 # only once its DNAT is in place), conntrack is cleared after the rules changed.
 # radvd starts once the addresses and forwarding are there, and stops before the cleanup.
 PHASES = ("bridge", "namespace", "ovs", "move", "link", "address", "route", "nat", "sysctl",
-          "fip", "conntrack", "radvd", "cleanup")
+          "fip", "qos", "conntrack", "radvd", "cleanup")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Link:
     mtu: int
     up: bool
     addresses: frozenset[str]
+    qdisc: str | None = None   # its root qdisc's kind
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class NsFacts:
     sysctls: dict[str, str] = field(default_factory=dict)
     nat: Any = None                      # the NAT driver's own facts
     fip_map: dict[str, str] = field(default_factory=dict)  # floating ip -> fixed, as programmed
+    # port forwardings as programmed: (floating ip, protocol, first, last port) -> (fixed, port)
+    pf_map: dict = field(default_factory=dict)
     instance: str | None = None          # the floatip server instance that made it
     default_route6: tuple[str, str] | None = None
     # (destination, device) of the routes without a gateway; None: not read (the event
@@ -57,6 +61,7 @@ class NsFacts:
     connected: frozenset[tuple[str, str]] | None = None
     radvd: str | None = None             # the configuration a live radvd of floatip's reads
     radvd_stale: bool = False            # files of a radvd that is gone (dead, or not started)
+    qos: TcFacts | None = None           # floatip's bandwidth limits on qg- (None: none)
 
 
 @dataclass
@@ -206,12 +211,20 @@ def _plan_router(lay: RouterLayout, obs: Observed, nat_driver) -> list[Step]:
     if drop and link is not None:
         steps.append(Step("fip", "del_fips", ns, (qg.name, tuple(drop)),
                           f"{len(drop)} floating IP address(es) no longer wanted"))
+    if qg is not None and not matches(lay.qos, facts.qos):
+        steps.append(Step("qos", "set_qos", ns, (qg.name, lay.qos),
+                          "bandwidth limits differ"))
     want_map = dict(lay.nat.fips)
     flush = sorted((f for f, fixed in facts.fip_map.items() if want_map.get(f) != fixed),
                    key=ipaddress.ip_address)
     if flush:
         steps.append(Step("conntrack", "flush_conntrack", ns, tuple(flush),
                           "floating IP removed or moved: cut its flows"))
+    want_fwd = forward_elements(lay.nat.forwards)
+    gone = sorted(k for k, v in facts.pf_map.items() if want_fwd.get(k) != v)
+    if gone:
+        steps.append(Step("conntrack", "flush_forwards", ns, tuple(gone),
+                          "port forwarding removed or changed: cut its flows"))
     if lay.radvd is not None and (facts.radvd != lay.radvd):
         steps.append(Step("radvd", "ensure_radvd", ns, (lay.router_id, lay.radvd),
                           "radvd not running" if facts.radvd is None else "radvd config changed"))
@@ -266,6 +279,9 @@ def summary(step: Step) -> str:
               "iptables_restore": lambda: f"{a[0].count(chr(10))} lines",
               "nft": lambda: f"{a[0].count(chr(10))} lines",
               "flush_conntrack": lambda: " ".join(a),
+              "flush_forwards": lambda: " ".join(f"{k[0]}:{k[1]}/{k[2]}-{k[3]}" for k in a),
+              "set_qos": lambda: f"{a[0]} " + " ".join(f"{x[0]}:{x[1]}={x[2]}kbit"
+                                                       for x in a[1][:4]),
               "create_namespace": lambda: "",
               "ensure_radvd": lambda: f"{a[1].count('prefix ')} prefix(es)",
               "stop_radvd": lambda: "",
@@ -349,8 +365,13 @@ def commands(step: Step, datapath_type: str = "netdev") -> list[str]:
         case "flush_conntrack":
             return [line for ip in a for line in (inns + f"conntrack -D -d {ip}",
                                                   inns + f"conntrack -D -q {ip}")]
+        case "flush_forwards":
+            return [inns + f"conntrack -D -d {ip} -p {proto} --dport {port}"
+                    for ip, proto, lo, hi in a for port in range(lo, hi + 1)]
         case "delete_namespace":
             return [f"ip netns delete {q(ns)}"]
+        case "set_qos":  # the whole set (the dataplane changes only what differs)
+            return [inns + line for line in commands_text(a[0], a[1])]
         case "iptables_restore":
             return [inns + "iptables-restore -n <<'EOF'\n" + a[0] + "EOF"]
         case "nft":
@@ -391,3 +412,32 @@ def plan_fips(lay: RouterLayout, nat_driver, nat_facts, have: dict[str, str],
         steps.append(Step("conntrack", "flush_conntrack", ns, tuple(flush),
                           "floating IP removed or moved: cut its flows"))
     return [replace(s, router=lay.router_id) for s in steps]
+
+
+def plan_forwards(old: RouterLayout, new: RouterLayout, nat_driver, nat_facts) -> list[Step]:
+    """Steps for a router whose port forwardings changed, planned against what was applied
+    (``old``, and the NAT driver's facts it keeps): the NAT rules as ``new`` has them, the
+    floating IPs of forwardings added to or removed from ``qg-``, and the flows of removed
+    or changed forwardings cut."""
+    ns = new.namespace
+    steps: list[Step] = []
+    want, had = forward_elements(new.nat.forwards), forward_elements(old.nat.forwards)
+    gone = sorted(k for k, v in had.items() if want.get(k) != v)
+    nat_step = nat_driver.plan_forwards(ns, new.nat, nat_facts,
+                                        {k: v for k, v in want.items() if had.get(k) != v},
+                                        set(gone))
+    if nat_step is not None:
+        steps.append(nat_step)
+    qg = new.gateway_device
+    add = sorted(new.fip_addresses - old.fip_addresses, key=ipaddress.ip_address)
+    drop = sorted(old.fip_addresses - new.fip_addresses, key=ipaddress.ip_address)
+    if add and qg is not None:
+        steps.append(Step("fip", "add_fips", ns, (qg.name, qg.mac, tuple(add)),
+                          f"{len(add)} floating IP address(es) missing"))
+    if drop and qg is not None:
+        steps.append(Step("fip", "del_fips", ns, (qg.name, tuple(drop)),
+                          f"{len(drop)} floating IP address(es) no longer wanted"))
+    if gone:
+        steps.append(Step("conntrack", "flush_forwards", ns, tuple(gone),
+                          "port forwarding removed or changed: cut its flows"))
+    return [replace(s, router=new.router_id) for s in steps]

@@ -104,6 +104,47 @@ class CtNetlink:
                     za, zb = top[18]
                     extra = msg[za:zb] + b"\0" * ((4 - (zb - za) % 4) % 4)
                 victims.append(msg[a:b] + b"\0" * ((4 - (b - a) % 4) % 4) + extra)
+        self._delete(victims)
+        return len(victims)
+
+    def delete_forwarded(self, keys) -> int:
+        """One dump; delete entries whose original destination is a forwarded socket:
+        ``keys`` are (floating ip, "tcp" | "udp", first, last port)."""
+        if self.empty() or not keys:
+            return 0
+        want: dict[tuple[bytes, int], list[tuple[int, int]]] = {}
+        for ip, proto, lo, hi in keys:
+            num = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}[proto]
+            want.setdefault((socket.inet_aton(ip), num), []).append((lo, hi))
+        self.seq += 1
+        seq = self.seq
+        self.sock.send(struct.pack("=IHHII", 20, 0x101, 0x301, seq, 0) + struct.pack("=BBH", 2, 0, 0))
+        victims = []
+        for _, msg in read_dump(self.sock, seq, 1 << 22):
+            top = self._attrs(msg, 20, len(msg))
+            if 1 not in top:
+                continue
+            dst = self._dst(msg, top[1])
+            tup = self._attrs(msg, top[1][0] + 4, top[1][1])
+            if 2 not in tup:  # CTA_TUPLE_PROTO
+                continue
+            pa = self._attrs(msg, tup[2][0] + 4, tup[2][1])
+            if 1 not in pa or 3 not in pa:  # CTA_PROTO_NUM, CTA_PROTO_DST_PORT
+                continue
+            num = msg[pa[1][0] + 4]
+            port = struct.unpack_from("!H", msg, pa[3][0] + 4)[0]
+            if not any(lo <= port <= hi for lo, hi in want.get((dst, num), ())):
+                continue
+            a, b = top[1]
+            extra = b""
+            if 18 in top:  # CTA_ZONE
+                za, zb = top[18]
+                extra = msg[za:zb] + b"\0" * ((4 - (zb - za) % 4) % 4)
+            victims.append(msg[a:b] + b"\0" * ((4 - (b - a) % 4) % 4) + extra)
+        self._delete(victims)
+        return len(victims)
+
+    def _delete(self, victims) -> None:
         for tuple_attr in victims:
             self.seq += 1
             body = struct.pack("=BBH", 2, 0, 0) + tuple_attr
@@ -113,7 +154,6 @@ class CtNetlink:
                 length, t, _, mseq, _ = struct.unpack_from("=IHHII", data, 0)
                 if mseq == self.seq:
                     break
-        return len(victims)
 
 
 class Flusher:

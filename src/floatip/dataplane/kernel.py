@@ -32,7 +32,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..core.layout import NS_PREFIX, OWNER_KEY
 from ..core.plan import Link, NsFacts, Observed, OvsPort, Plan, Step
+from ..core.tc import ifb_name
 from .conntrack import CtNetlink, Flusher
+from . import tc
 from .garp import Garp
 from .nat import nat_driver
 from .netlink import RtBatch
@@ -45,6 +47,9 @@ log = logging.getLogger("floatip.dataplane")
 MARK_PREFIX = "floatip router="
 INSTANCE_MARK = " instance="
 INSTANCE_KEY = "floatip-instance"  # external_ids key: the server instance that made the port
+# the owner marked on what ``apply --local`` makes: no server's, so no server prunes or
+# rebuilds it, and no ``cleanup --orphans`` takes it for a dead server's
+LOCAL_OWNER = "local"
 
 
 def parse_mark(mark: str) -> tuple[str, str | None]:
@@ -269,7 +274,7 @@ class Dataplane:
             if name == "lo":
                 continue
             facts.links[name] = Link(name, l["mac"], l["mtu"], bool(l["flags"] & 1),
-                                     frozenset(addrs.get(l["index"], ())))
+                                     frozenset(addrs.get(l["index"], ())), l.get("qdisc"))
         extra, connected = set(), set()
         for dst, gw, oif in nl.routes():
             if dst == "0.0.0.0/0":
@@ -286,6 +291,11 @@ class Dataplane:
         facts.radvd, facts.radvd_stale = self.radvd.observe(rid, ns)
         facts.nat = self.nat.observe(ns)
         facts.fip_map = self.nat.fip_map(facts.nat)
+        facts.pf_map = self.nat.forward_map(facts.nat)
+        qg = next((n for n in facts.links if n.startswith("qg-")), None)
+        if qg is not None:  # tc is read only where floatip's qdiscs are
+            facts.qos = tc.observe(ns, qg, facts.links[qg].qdisc == "htb",
+                                   ifb_name(qg) in facts.links)
         return facts
 
     # -- apply ------------------------------------------------------------------------
@@ -520,6 +530,16 @@ class Dataplane:
                     for ip in a:
                         nsexec(ns, ["conntrack", "-D", "-d", ip], check=False)
                         nsexec(ns, ["conntrack", "-D", "-q", ip], check=False)
+            case "flush_forwards":
+                # the flows a removed forwarding carried: original destination its floating
+                # IP, protocol and external port (Neutron's conntrack -D -d -p --dport)
+                ct = self._ct.get(ns) or self._ct.setdefault(ns, CtNetlink(ns))
+                ct.delete_forwarded(a)
+            case "set_qos":
+                qg, want = a
+                links = {l["ifname"]: l for l in self.batch(ns).links()}
+                tc.apply(ns, qg, want, links.get(qg, {}).get("qdisc") == "htb",
+                         ifb_name(qg) in links)
             case "delete_namespace":
                 self._kill_our_processes(ns)
                 self._forget_namespace(ns)

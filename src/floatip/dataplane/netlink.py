@@ -90,7 +90,8 @@ class RtBatch:
                         "ifname": a.get(3, b"").rstrip(b"\0").decode(),
                         "mac": ":".join(f"{b:02x}" for b in mac) if mac else None,
                         "mtu": struct.unpack("=I", a[4])[0] if 4 in a else None,
-                        "alias": a[20].rstrip(b"\0").decode() if 20 in a else None})
+                        "alias": a[20].rstrip(b"\0").decode() if 20 in a else None,
+                        "qdisc": a[6].rstrip(b"\0").decode() if 6 in a else None})
         return out
 
     # hand, not IPRoute.addr("dump"): 10,000 addresses read in 0.03 s against 1.2 s (36x).

@@ -1,6 +1,8 @@
 """The metadata proxy of each router namespace, in-process: one asyncio loop in one thread;
 per router a listening socket on 0.0.0.0:9697 opened inside the router's namespace (a socket
-belongs to the namespace it was created in, so nothing else of the process moves).
+belongs to the namespace it was created in, so nothing else of the process moves). The same
+proxies serve OVN's per-network metadata namespaces (``ovnmeta-<network>``, port 80, the
+network in ``X-OVN-Network-ID``).
 
 The router's NAT redirects ``169.254.169.254:80`` arriving on ``qr-`` here. For each request
 the proxy drops every identity header the VM sent (``X-Forwarded-For``, ``X-Neutron-*``,
@@ -22,7 +24,8 @@ from .http import BadRequest, read_request, response
 log = logging.getLogger("floatip.metadata")
 PORT = 9697
 NS_PREFIX = "qrouter-"
-STRIP = {"x-forwarded-for", "x-neutron-router-id", "x-neutron-network-id", "x-instance-id",
+STRIP = {"x-forwarded-for", "x-neutron-router-id", "x-neutron-network-id", "x-ovn-network-id",
+         "x-instance-id",
          "x-tenant-id", "x-instance-id-signature", "connection", "keep-alive",
          "proxy-connection", "x-forwarded-host", "forwarded"}
 
@@ -62,9 +65,14 @@ def _ns_inode(ns: str) -> int | None:
 
 
 class MetadataProxies:
-    def __init__(self, loop: Loop, socket_path: str, port: int = PORT, timeout: float = 30):
+    def __init__(self, loop: Loop, socket_path: str, port: int = PORT, timeout: float = 30,
+                 ns_prefix: str = NS_PREFIX, header: str = "X-Neutron-Router-ID"):
+        """One proxy per key (a router, or an OVN network) in namespace ``ns_prefix`` + key,
+        telling the service the key in ``header``."""
         self.loop, self.socket_path, self.port, self.timeout = loop, socket_path, port, timeout
-        self.servers: dict[str, tuple[asyncio.AbstractServer, int]] = {}  # router -> (server, ns inode)
+        self.ns_prefix, self.header = ns_prefix, header
+        # key -> (server, its namespace's inode)
+        self.servers: dict[str, tuple[asyncio.AbstractServer, int]] = {}
 
     def sync(self, routers: set[str]) -> dict[str, str]:
         """A proxy in each of ``routers``' namespaces, none elsewhere; a namespace made anew
@@ -72,10 +80,10 @@ class MetadataProxies:
         errors = {}
         for rid in list(self.servers):
             server, ino = self.servers[rid]
-            if rid not in routers or _ns_inode(NS_PREFIX + rid) != ino:
+            if rid not in routers or _ns_inode(self.ns_prefix + rid) != ino:
                 self._close(rid)
         for rid in sorted(routers - set(self.servers)):
-            ns = NS_PREFIX + rid
+            ns = self.ns_prefix + rid
             ino = _ns_inode(ns)
             if ino is None:
                 continue
@@ -119,7 +127,7 @@ class MetadataProxies:
                 await writer.drain()
                 return
             req.headers = [(k, v) for k, v in req.headers if k.lower() not in STRIP]
-            req.headers += [("X-Forwarded-For", peer), ("X-Neutron-Router-ID", rid),
+            req.headers += [("X-Forwarded-For", peer), (self.header, rid),
                             ("Connection", "close")]
             try:
                 up_r, up_w = await asyncio.wait_for(

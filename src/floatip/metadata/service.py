@@ -1,7 +1,8 @@
 """floatip's metadata service on a unix socket, the far end of the router proxies.
 
-It trusts only the two headers the proxy sets (``X-Forwarded-For``: the VM's address as the
-router saw it; ``X-Neutron-Router-ID``), finds the port behind them and either forwards the
+It trusts only the headers the proxy sets (``X-Forwarded-For``: the VM's address as the
+router saw it; ``X-Neutron-Router-ID`` from a router's proxy, ``X-OVN-Network-ID`` from an
+OVN chassis' per-network proxy), finds the port behind them and either forwards the
 request to Nova's metadata API exactly as Neutron's metadata agent does (``X-Instance-ID``,
 ``X-Tenant-ID``, ``X-Instance-ID-Signature`` = HMAC-SHA256 of the instance id with the shared
 secret) or, without a Nova URL, answers from the port itself. An address that is no port's on
@@ -24,6 +25,7 @@ from .http import BadRequest, Request, read_request, response
 
 log = logging.getLogger("floatip.metadata")
 SOCKET = "/run/floatip/metadata.sock"
+NETWORK_HEADER = "X-OVN-Network-ID"   # as Neutron's OVN metadata proxy sends it
 
 
 def sign(instance_id: str, secret: str) -> str:
@@ -33,8 +35,9 @@ def sign(instance_id: str, secret: str) -> str:
 
 class MetadataService:
     def __init__(self, lookup: Callable[[str, str], Instance | None], socket_path: str = SOCKET,
-                 nova_url: str | None = None, secret: str = "", timeout: float = 10.0):
-        self.lookup = lookup
+                 nova_url: str | None = None, secret: str = "", timeout: float = 10.0,
+                 lookup_network: Callable[[str, str], Instance | None] | None = None):
+        self.lookup, self.lookup_network = lookup, lookup_network
         self.socket_path = socket_path
         self.nova_url = nova_url.rstrip("/") if nova_url else None
         self.secret = secret
@@ -82,9 +85,14 @@ class MetadataService:
         if req.method not in ("GET", "HEAD") and not self.nova_url:
             return response(405, b"Method Not Allowed")
         ip, router_id = req.header("X-Forwarded-For"), req.header("X-Neutron-Router-ID")
-        inst = self.lookup(router_id or "", (ip or "").strip())
+        network_id = req.header(NETWORK_HEADER)
+        if network_id is not None and self.lookup_network is not None:
+            inst = self.lookup_network(network_id, (ip or "").strip())
+        else:
+            inst = self.lookup(router_id or "", (ip or "").strip())
         if inst is None:
-            log.info("metadata: no port with %s behind router %s", ip, router_id)
+            log.info("metadata: no port with %s behind router %s / on network %s", ip,
+                     router_id, network_id)
             return response(404, b"Not Found")
         if self.nova_url:
             status, ctype, body = await asyncio.get_running_loop().run_in_executor(

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from . import listing, ports, resources as svc, routers, sg_access as sgrefs, tags
-from .common import bad, err, not_found
+from . import listing, ports, rbac, resources as svc, routers, sg_access as sgrefs, tags
+from .common import bad, body_project as _body_project, err, not_found
+from .qos import Qos
 from .policy import Context, Policy
 from .quotas import Quotas
 from .views import FACTS, SERIALIZERS, facts
@@ -47,17 +48,6 @@ PAGING = ("limit", "marker", "fields", "page_reverse")
 MARKER_404 = ("network", "port", "router")  # marker read by _get_<kind>, not by an object
 
 
-def _body_project(ctx: Context, d: dict) -> None:
-    """neutron-lib's _validate_privileges: only an admin or a service (Neutron's
-    ``can_set_project_id``) names another project in a body, create or update."""
-    named = d.get("project_id", d.get("tenant_id"))
-    if ("project_id" in d or "tenant_id" in d) and named != ctx.project_id and not (
-            ctx.is_admin or "service" in ctx.roles):
-        raise NeutronError("Specifying 'project_id' other than the authenticated project in "
-                           "request is not allowed for the current user.", "HTTPBadRequest",
-                           400)
-
-
 def _unscoped_create(ctx: Context, kind: str, project: str | None) -> None:
     """A create with a domain- or system-scoped token, as Neutron answers it: its body
     checks first (400), then its project-scope rule (InvalidScope, 403)."""
@@ -83,10 +73,15 @@ class Access:
             return {}
         return dict(zip(NET_FACTS, (net.project_id, net.project_id, net.shared, net.external)))
 
-    def target(self, s: Session, kind: str, d: dict) -> dict:
+    def target(self, s: Session, kind: str, d: dict, ctx: Context | None = None,
+               grants: rbac.Grants | None = None) -> dict:
+        """``ctx``: the network's ``shared``/``router:external`` as the caller's RBAC
+        entries make them (``grants``: read once for a list)."""
         t = dict(d)
         if kind in ("subnet", "port"):
             t.update(self._net_facts(s, d.get("network_id")))
+        if ctx is not None and not ctx.is_admin and kind in rbac.KINDS:
+            (grants or rbac.Grants(s, ctx.project_id)).narrow(kind, t)
         if kind == "subnet":  # a Neutron subnet has its network's shared and router:external
             for attr in ("shared", "router:external"):
                 t.setdefault(attr, t.get(f"network:{attr}"))
@@ -97,7 +92,7 @@ class Access:
         return t
 
     def visible(self, s: Session, ctx: Context, kind: str, d: dict) -> bool:
-        return self.policy.check(ctx, f"get_{kind}", self.target(s, kind, d))
+        return self.policy.check(ctx, f"get_{kind}", self.target(s, kind, d, ctx))
 
     def _strippers(self, ctx: Context, kind: str) -> list:
         return [(a, self.policy.checker(ctx, f"get_{kind}:{a}"))
@@ -177,10 +172,13 @@ class Access:
             inner.append(("project_id", ctx.project_id))
         visible = self.policy.checker(ctx, f"get_{kind}")
         strippers = self._strippers(ctx, kind)
+        grants = rbac.Grants(s, ctx.project_id) if kind in rbac.KINDS else None
         out = []
         for d in listing.list_resources(s, kind, inner):
-            t = self.target(s, kind, d)
+            t = self.target(s, kind, d, ctx, grants)
             if visible(t):
+                if kind == "network":  # Neutron: shared with the caller's project
+                    d["shared"] = t["shared"]
                 out.append(self._strip(s, ctx, kind, d, strippers, t))
         if "limit" in params and not in_sql:
             out = listing._paginate(out, params)
@@ -189,6 +187,8 @@ class Access:
     def show(self, s: Session, ctx: Context, kind: str, rid: str,
              fields: list[str] | None = None) -> dict:
         d = tags.fill(s, kind, [self._seen(s, ctx, kind, rid)])[0]
+        if kind == "network":  # Neutron: shared with the caller's project
+            d["shared"] = self.target(s, kind, d, ctx)["shared"]
         return listing.select_fields(self._strip(s, ctx, kind, d), fields)
 
     # -- write --------------------------------------------------------------------------
@@ -221,6 +221,9 @@ class Access:
                 self._must_see(s, ctx, "network", nid)
         if kind == "security_group_rule":
             sgrefs.rule_references(self, s, ctx, d, project)
+        gw = d.get("external_gateway_info") if kind == "router" else None
+        if kind == "floatingip" or isinstance(gw, dict):  # a policy the caller may not get: 404
+            Qos(self.policy).must_see(s, ctx, (gw or d).get("qos_policy_id"))
         if kind == "port" and d.get("security_groups"):
             sgrefs.port_groups(self, s, ctx, d["security_groups"], project)
         # a subnet the caller cannot see answers as one that does not exist
@@ -255,7 +258,7 @@ class Access:
         d.pop("tenant_id", None)
         d["project_id"] = project
         self._references(s, ctx, kind, d, project)
-        target = self.target(s, kind, {**DEFAULTS[kind], **d, "tenant_id": project})
+        target = self.target(s, kind, {**DEFAULTS[kind], **d, "tenant_id": project}, ctx)
         self.policy.require(ctx, f"create_{kind}", target)
         self._attrs(ctx, "create", kind, {k: v for k, v in d.items() if k != "project_id"},
                     target, create=True)
@@ -263,6 +266,8 @@ class Access:
         if kind == "router" and d.get("routes"):
             self.quotas.limit_check(s, project, "router_route", len(d["routes"]))
         made = svc.CREATE[kind](s, {k: v for k, v in d.items() if k != "tags"})
+        if kind == "network":
+            rbac.wildcards(s, made)
         if d.get("tags") and kind in tags.KINDS:
             tags.create_with(s, kind, made["id"], d["tags"])
             made["tags"] = sorted(d["tags"])
@@ -270,7 +275,7 @@ class Access:
 
     def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:
         current = self._seen(s, ctx, kind, rid, then=(f"update_{kind}",))
-        target = self.target(s, kind, {**current, **d})  # Neutron's: the row as it would be
+        target = self.target(s, kind, {**current, **d}, ctx)  # the row as it would be
         self.policy.require(ctx, f"update_{kind}", target)
         _body_project(ctx, d)
         self._attrs(ctx, "update", kind, d, target, create=False)
@@ -282,11 +287,16 @@ class Access:
         self._references(s, ctx, kind, d, current["project_id"])
         if kind == "router" and d.get("routes"):
             self.quotas.limit_check(s, current["project_id"], "router_route", len(d["routes"]))
-        return self._strip(s, ctx, kind, tags.fill(s, kind, [svc.UPDATE[kind](s, rid, d)])[0])
+        made = svc.UPDATE[kind](s, rid, d)
+        if kind == "network":
+            rbac.wildcards(s, made)
+        return self._strip(s, ctx, kind, tags.fill(s, kind, [made])[0])
 
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
         current = self._seen(s, ctx, kind, rid, then=(f"delete_{kind}",))
-        self.policy.require(ctx, f"delete_{kind}", self.target(s, kind, current))
+        self.policy.require(ctx, f"delete_{kind}", self.target(s, kind, current, ctx))
+        if kind == "network":
+            rbac.forget(s, rid)
         if kind == "security_group":  # its project may not delete its default group
             svc.DELETE[kind](s, rid, admin=ctx.is_admin)
         else:

@@ -139,6 +139,10 @@ def _build(rows: dict, nets: dict) -> dict:
             itfs.setdefault(rp.router_id, []).append(
                 M.Interface(port_id=p.id, subnet_id=sid, ip_address=ip,
                             mac_address=p.mac_address))
+    limits: dict[str, list[tuple[str, int, int]]] = {}
+    for q in rows.get("qos_rules", ()):
+        limits.setdefault(q.qos_policy_id, []).append((q.direction, q.max_kbps,
+                                                       q.max_burst_kbps))
     routers = {}
     for r in rows["routers"]:
         gw = None
@@ -155,11 +159,24 @@ def _build(rows: dict, nets: dict) -> dict:
                                                          key=lambda i: i.port_id)),
                                  admin_state_up=r.admin_state_up,
                                  routes=tuple((rt["destination"], rt["nexthop"])
-                                              for rt in r.routes or []))
+                                              for rt in r.routes or []),
+                                 gateway_qos=tuple(sorted(limits.get(r.qos_policy_id, ())))
+                                 if gw is not None else ())
+    pfs: dict[str, list[M.PortForwarding]] = {}
+    for x in rows.get("portforwardings", ()):
+        pfs.setdefault(x.floatingip_id, []).append(M.PortForwarding(
+            id=x.id, protocol=x.protocol, external_port_start=x.external_port_start,
+            external_port_end=x.external_port_end, internal_ip_address=x.internal_ip_address,
+            internal_port_start=x.internal_port_start, internal_port_end=x.internal_port_end,
+            internal_port_id=x.internal_port_id))
     fips = {f.id: M.FloatingIP(id=f.id, floating_ip_address=f.floating_ip_address,
                                floating_network_id=f.floating_network_id,
                                port_id=f.fixed_port_id, fixed_ip_address=f.fixed_ip_address,
-                               router_id=f.router_id if f.fixed_port_id else None)
+                               router_id=f.router_id if f.fixed_port_id or f.id in pfs
+                               else None,
+                               port_forwardings=tuple(sorted(pfs.get(f.id, ()),
+                                                             key=lambda p: p.id)),
+                               qos=tuple(sorted(limits.get(f.qos_policy_id, ()))))
             for f in rows["floatingips"]}
     security_groups, address_groups = _groups(rows)
     statuses = {"fip_revisions": {f.id: f.revision_number for f in rows["floatingips"]},

@@ -157,3 +157,13 @@ def check_requested(s: Session, net: S.Network, requests: list[dict], owner: str
             raise err("IpAddressInUse", 409, f"Unable to complete operation for network "
                                              f"{net.id}. The IP address {ip} is in use: it is "
                                              f"the gateway of subnet {sn.id}.")
+
+
+def body_project(ctx, d: dict) -> None:
+    """neutron-lib's _validate_privileges: only an admin or a service (Neutron's
+    ``can_set_project_id``) names another project in a body, create or update."""
+    named = d.get("project_id", d.get("tenant_id"))
+    if ("project_id" in d or "tenant_id" in d) and named != ctx.project_id and not (
+            ctx.is_admin or "service" in ctx.roles):
+        raise err("HTTPBadRequest", 400, "Specifying 'project_id' other than the authenticated "
+                  "project in request is not allowed for the current user.")

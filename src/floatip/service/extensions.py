@@ -43,6 +43,29 @@ EXTENSIONS = {
                "project"),
     "quota_details": ("Quota details management support",
                       "Expose functions for quotas usage statistics per project"),
+    "floating-ip-port-forwarding": ("Floating IP Port Forwarding", "Allow port forwarding "
+                                    "from floating IP port to an internal port"),
+    "floating-ip-port-forwarding-description": (
+        "Floating IP Port Forwarding new attribute description",
+        "Add a description field to Port Forwarding rules"),
+    "floating-ip-port-forwarding-port-ranges": (
+        "Floating IP Port Forwarding support port ranges", "Add support to port ranges"),
+    "expose-port-forwarding-in-fip": (
+        "Expose Floating IP port forwardings",
+        "Expose port forwarding fields in floating IP response"),
+    "rbac-policies": ("RBAC Policies", "Allows creation and modification of policies that "
+                      "control tenant access to resources."),
+    "qos": ("Quality of Service", "The Quality of Service extension."),
+    "qos-bw-limit-direction": ("Direction for QoS bandwidth limit rule",
+                               "Allow to configure QoS bandwidth limit rule with specific "
+                               "direction: ingress or egress"),
+    "qos-default": ("QoS default policy", "Expose the QoS default policy per project"),
+    "qos-fip": ("Floating IP QoS", "The floating IP Quality of Service extension"),
+    "qos-gateway-ip": ("Router gateway IP QoS",
+                       "The Router gateway IP Quality of Service extension"),
+    "qos-rule-type-details": ("Details of QoS rule types",
+                              "Expose details about QoS rule types supported by loaded backend "
+                              "drivers"),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

@@ -8,9 +8,10 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..store import events as E
 from ..core.errors import NeutronError
-from .common import (NETWORK_OWNERS, OWNER_FIP, OWNER_RI, _ignored_ok, _ipv4, _must, bad,
+from .common import (NETWORK_OWNERS, OWNER_FIP, OWNER_RI, _ipv4, _must, bad,
                      check_requested, err, new_id, not_found)
 from .ipam import _new_port
+from .port_forwardings import has_forwardings, in_use
 from .views import fip_dict
 
 
@@ -84,7 +85,6 @@ def _fixed_needs_port(d: dict) -> None:
 def create_floatingip(s: Session, d: dict) -> dict:
     """``d``: the attributes the request set, validated (``api.schemas.floatingips``)."""
     _fixed_needs_port(d)
-    _ignored_ok(d, "qos_policy_id", (None,))
     nid = d["floating_network_id"]
     net = _must(s, "network", nid)
     if not net.external:
@@ -122,7 +122,8 @@ def create_floatingip(s: Session, d: dict) -> dict:
     f = S.FloatingIP(id=fid, project_id=d.get("project_id") or d.get("tenant_id", ""),
                      description=d.get("description", ""), floating_ip_address=alloc.ip_address,
                      floating_network_id=nid, floating_subnet_id=alloc.subnet_id,
-                     floating_port_id=port.id, status="DOWN")
+                     floating_port_id=port.id, status="DOWN",
+                     qos_policy_id=d.get("qos_policy_id"))
     # associated before its one INSERT (not inserted, then updated)
     assoc = _association(s, f, d["port_id"], d.get("fixed_ip_address")) \
         if d.get("port_id") else None
@@ -135,9 +136,11 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
     if not d:  # Neutron: an update that sets nothing disassociates
         d = {"port_id": None}
     _fixed_needs_port(d)
-    _ignored_ok(d, "qos_policy_id", (None,))
-    if "description" in d:
-        f.description = d["description"]
+    for key in ("description", "qos_policy_id"):  # a policy the caller may get (Access)
+        if key in d:
+            setattr(f, key, d[key])
+    if d.get("port_id") and has_forwardings(s, f.id):  # Neutron: a "free" FIP only
+        raise in_use(f.id)
     if "port_id" in d:
         before = (f.fixed_port_id, f.fixed_ip_address)
         pid = d["port_id"]
@@ -161,6 +164,8 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
 
 def delete_floatingip(s: Session, fid: str) -> None:
     f = _must(s, "floatingip", fid, lock=True)
+    if has_forwardings(s, f.id):
+        raise in_use(f.id)
     port = S.get(s, S.Port, f.floating_port_id, related=False)
     S.delete_unreferenced(s, f)
     if port is not None:  # its floating IP gone, nothing refers to it

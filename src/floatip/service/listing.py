@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from . import tags
 from .common import bad
+from .port_forwardings import forwardings_of
 from .views import SERIALIZERS, fip_dict
 
 
@@ -156,7 +157,8 @@ def _views(s: Session, kind: str, rows: list) -> list[dict]:
     if kind == "floatingip":  # port_details needs no fixed IPs: plain rows
         ports = {p.id: p for p in S.load_many(s, S.Port, {r.fixed_port_id for r in rows
                                                           if r.fixed_port_id}, plain=True)}
-        return tags.fill(s, kind, [fip_dict(s, row, ports) for row in rows])
+        pfs = forwardings_of(s, [r.id for r in rows])
+        return tags.fill(s, kind, [fip_dict(s, row, ports, pfs) for row in rows])
     held = []  # noqa: F841 - alive while the views look them up
     if kind == "router":
         held = S.load_many(s, S.Port, {r.gw_port_id for r in rows if r.gw_port_id})

@@ -225,6 +225,35 @@ RULES = {
     "update_floatingip:tags": P_MEMBER,
     "delete_floatingip": P_MEMBER,
     "delete_floatingip:tags": P_MEMBER,
+    # floating IP port forwardings: the floating IP is the parent (ext_parent)
+    # QoS policies and their bandwidth limit rules (neutron/conf/policies/qos.py)
+    "get_policy": f"{P_READER} or rule:shared_qos_policy",
+    "create_policy": P_MANAGER,
+    "update_policy": P_MANAGER,
+    "delete_policy": P_MANAGER,
+    "get_rule_type": "role:reader",
+    "get_policy_bandwidth_limit_rule": "(rule:admin_only) or (role:reader and "
+                                       "rule:ext_parent_owner)",
+    **{f"{a}_policy_bandwidth_limit_rule": "(rule:admin_only) or (role:manager and "
+                                           "rule:ext_parent_owner)"
+       for a in ("create", "update", "delete")},
+    "create_floatingip_port_forwarding": "(rule:admin_only) or (role:member and "
+                                         "rule:ext_parent_owner)",
+    "get_floatingip_port_forwarding": "(rule:admin_only) or (role:reader and "
+                                      "rule:ext_parent_owner)",
+    "update_floatingip_port_forwarding": "(rule:admin_only) or (role:member and "
+                                         "rule:ext_parent_owner)",
+    "delete_floatingip_port_forwarding": "(rule:admin_only) or (role:member and "
+                                         "rule:ext_parent_owner)",
+    # network RBAC policies (neutron/conf/policies/rbac.py): '*' is an admin's
+    "create_rbac_policy": P_MEMBER,
+    "get_rbac_policy": P_READER,
+    "update_rbac_policy": P_MEMBER,
+    "delete_rbac_policy": P_MEMBER,
+    **{f"{a}_rbac_policy:target_tenant": "rule:admin_only or (not field:rbac_policy:"
+       "target_tenant=* and not field:rbac_policy:target_project=*)" for a in ("create", "update")},
+    **{f"{a}_rbac_policy:target_project": "rule:admin_only or not field:rbac_policy:"
+       "target_project=*" for a in ("create", "update")},
     # agents (GET /v2.0/agents: others get an empty list, as from Neutron); quotas
     "get_agent": ADM,
     "create_agent": ADM,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from .. import store as S
+from . import port_forwardings as pf
 from .common import NETWORK_OWNERS, OWNER_RI, _must, bad, check_requested, err, is_auto_address
 from .dhcp import set_metadata_attrs
 from .ipam import _allocate, _new_port, renumber_auto
@@ -80,6 +81,8 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
         net = _must(s, "network", port.network_id)
         check_requested(s, net, d["fixed_ips"], port.device_owner)
         _change_fixed_ips(s, port, net, d["fixed_ips"])
+        s.flush()
+        pf.on_port_change(s, port.id, [a.ip_address for a in port.fixed_ips])
     if mac_changed:
         renumber_auto(s, port)
     psec_on_update(s, port, d)
@@ -161,6 +164,7 @@ def delete_port(s: Session, pid: str, internal: bool = False) -> None:
         raise err("L3PortInUse", 409, f"Port {pid} has owner {port.device_owner} and therefore "
                                       "cannot be deleted directly via the port API.")
     S.release_fips_of(s, pid)  # Neutron disassociates, as on VM deletion
+    pf.on_port_change(s, pid)  # and deletes its port forwardings
     if internal:  # a router's or a network's own port: their rows may still point to it
         S.delete(s, port)
     else:  # nothing backs it (checked above) and its floating IPs let go of it

@@ -14,9 +14,11 @@ from .views import router_dict
 
 def _gateway(s: Session, r: S.Router, info: dict | None) -> None:
     """Set, change or clear the external gateway of ``r``."""
+    # qos-gateway-ip: the gateway's policy (seen by the caller: Access), gone with it
+    r.qos_policy_id = info.get("qos_policy_id", r.qos_policy_id) if info else None
     if info is not None and not info.get("network_id"):
-        if r.gw_port_id and "enable_snat" in info:
-            r.enable_snat = info["enable_snat"]
+        if r.gw_port_id and ("enable_snat" in info or "qos_policy_id" in info):
+            r.enable_snat = info.get("enable_snat", r.enable_snat)
             return
         raise bad("Invalid input for external_gateway_info. Reason: network_id is required.")
     current = S.get(s, S.Port, r.gw_port_id) if r.gw_port_id else None

@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from .common import ts
+from .port_forwardings import fip_view, forwardings_of
 from .sg_views import SG_FACTS, SG_SERIALIZERS
 
 
@@ -60,6 +61,7 @@ def router_dict(s: Session, r: S.Router) -> dict:
     if r.gw_port_id:
         port = S.get(s, S.Port, r.gw_port_id)
         gw = {"network_id": port.network_id, "enable_snat": r.enable_snat,
+              "qos_policy_id": r.qos_policy_id,
               "external_fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
                                      for a in port.fixed_ips]}
     return {**_std(r), "name": r.name, "admin_state_up": r.admin_state_up, "status": r.status,
@@ -67,8 +69,11 @@ def router_dict(s: Session, r: S.Router) -> dict:
             "ha": False, "availability_zone_hints": [], "availability_zones": []}
 
 
-def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None) -> dict:
-    """``ports``: the ports by id, when a list loaded them already."""
+def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None,
+             pfs: dict | None = None) -> dict:
+    """``ports``: the ports by id, ``pfs``: the forwardings by floating IP id, when a list
+    loaded them already."""
+    pfs = forwardings_of(s, [f.id]) if pfs is None else pfs
     details = None
     if f.fixed_port_id:
         p = S.get(s, S.Port, f.fixed_port_id) if ports is None else ports[f.fixed_port_id]
@@ -79,8 +84,9 @@ def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None) -> dict:
             "description": f.description, "floating_ip_address": f.floating_ip_address,
             "floating_network_id": f.floating_network_id, "router_id": f.router_id,
             "port_id": f.fixed_port_id, "fixed_ip_address": f.fixed_ip_address,
-            "status": f.status, "status_reason": f.status_reason, "port_details": details, "port_forwardings": [],
-            "qos_policy_id": None, "dns_name": "", "dns_domain": "",
+            "status": f.status, "status_reason": f.status_reason, "port_details": details,
+            "port_forwardings": [fip_view(pf) for pf in pfs.get(f.id, ())],
+            "qos_policy_id": f.qos_policy_id, "dns_name": "", "dns_domain": "",
             "revision_number": f.revision_number, "created_at": ts(f.created_at),
             "updated_at": ts(f.updated_at), "tags": []}
 

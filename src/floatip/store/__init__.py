@@ -4,12 +4,14 @@ from .queries import (add, allocated_among, allocated_ips, allocation_owner, all
                       bump_generation, changes_held, changes_since, count, delete, delete_unreferenced,
                       deleted_routers, feed_position, fips_where, generation, get, instance_id, list_all,
                       load_many, page, port_backs, ports_on_network, prune_changes,
+                      qos_bindings, qos_rules_of, record_qos_change,
                       record_router_deleted, release_fips_of, router_for_subnet, router_port_of,
                       router_ports, routers_with_gateway, rows_for, select_changes,
                       snapshot_rows, subnets_of, subnets_on_shared, touch, try_allocate, used_vlans)
 from .tables import (MODELS, AddressGroup, Base, Change, DefaultSecurityGroup,  # noqa: F401
-                     DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, Port,
-                     PortSecurityGroup, Quota, Router, RouterPort, SecurityGroup,
+                     DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, NetworkRbac, Port,
+                     PortForwarding, PortSecurityGroup, QosBandwidthLimitRule, QosPolicy,
+                     Quota, Router, RouterPort, SecurityGroup,
                      SecurityGroupRule, Subnet, Tag, utcnow)
 from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa: F401
                          groups_of_ports, ports_of_group, rules_with_address_group,

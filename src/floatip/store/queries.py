@@ -12,8 +12,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, lazyload
 
 from .tables import (AddressGroup, Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta,
-                     Network, Port, PortSecurityGroup, Router, RouterPort, SecurityGroup,
-                     SecurityGroupRule, Subnet, utcnow)
+                     Network, Port, PortForwarding, PortSecurityGroup, QosBandwidthLimitRule,
+                     Router, RouterPort, SecurityGroup, SecurityGroupRule, Subnet, utcnow)
 
 
 # ---------------------------------------------------------------------------------------
@@ -47,6 +47,8 @@ def changed_keys(obj) -> list[tuple[str, str]]:
             return [("port", obj.port_id)]
         case AddressGroup():
             return [("address_group", obj.id)]
+        case PortForwarding():  # a forwarding reaches the agent as a change of its FIP
+            return [("floatingip", obj.floatingip_id)]
     return []
 
 
@@ -493,14 +495,40 @@ def snapshot_rows(s: Session) -> dict:
     out = {}
     for key, model in (("networks", Network), ("subnets", Subnet), ("ports", Port),
                        ("ipallocations", IPAllocation), ("routerports", RouterPort),
-                       ("routers", Router), ("floatingips", FloatingIP)):
+                       ("routers", Router), ("floatingips", FloatingIP),
+                       ("portforwardings", PortForwarding)):
         q = select(model.__table__)
         if "created_at" in model.__table__.c:
             q = q.order_by(model.__table__.c.created_at, model.__table__.c.id)
         out[key] = list(s.execute(q))
+    out["qos_rules"] = list(s.execute(select(QosBandwidthLimitRule.__table__)))
     out["deleted_routers"] = deleted_routers(s)
     out["generation"] = feed_position(s)
     return out
+
+
+def qos_bindings(s: Session, policy_id: str) -> tuple[list[str], list[str]]:
+    """(floating IP ids, router ids) whose qos_policy_id is ``policy_id``."""
+    return (list(s.execute(select(FloatingIP.id).where(FloatingIP.qos_policy_id == policy_id))
+                 .scalars()),
+            list(s.execute(select(Router.id).where(Router.qos_policy_id == policy_id))
+                 .scalars()))
+
+
+def record_qos_change(s: Session, policy_id: str) -> None:
+    """A policy's rules changed: it reaches the agents as a change of every floating IP
+    and router gateway bound to it (their limits are in the agents' state)."""
+    fids, rids = qos_bindings(s, policy_id)
+    _record_changes(s, [("floatingip", f) for f in fids] + [("router", r) for r in rids])
+
+
+def qos_rules_of(s: Session, policy_ids) -> list:
+    ids = sorted({p for p in policy_ids if p})
+    if not ids:
+        return []
+    c = QosBandwidthLimitRule.__table__.c
+    return list(s.execute(select(QosBandwidthLimitRule.__table__)
+                          .where(c.qos_policy_id.in_(ids))))
 
 
 _ROW_BY: dict[tuple, Any] = {}
@@ -547,8 +575,11 @@ def rows_for(s: Session, ids: dict[str, set[str]]) -> dict:
             "routerports": routerports + [rp for rp in rp_of_ports
                                           if rp.router_id not in router_ids],
             "routers": routers, "floatingips": fips,
+            "portforwardings": where(PortForwarding, "floatingip_id",
+                                     ids.get("floatingip", ())),
             "fip_ports": {f.floating_port_id for f in where(FloatingIP, "floating_port_id",
                                                             port_ids)},
+            "qos_rules": qos_rules_of(s, [x.qos_policy_id for x in (*fips, *routers)]),
             "deleted_routers": {r.id for r in where(DeletedRouter, "id", router_ids)}}
 
 

@@ -117,6 +117,8 @@ class Router(_Standard, Base):
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
     routes: Mapped[list] = mapped_column(JSON, default=list)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
+    # Neutron's qos-gateway-ip: the QoS policy of the gateway's address
+    qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
 
 
 class RouterPort(Base):
@@ -148,6 +150,7 @@ class FloatingIP(Base):
                                                   index=True)
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
+    qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -197,6 +200,79 @@ class SecurityGroupRule(Base):
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PortForwarding(Base):
+    """Neutron's floating IP port forwarding: (floating IP, protocol, external ports) ->
+    (internal port's fixed IP, internal ports). A single port is a range of one. The
+    unique keys settle concurrent creates of the same external or internal socket."""
+    __tablename__ = "portforwardings"
+    __table_args__ = (UniqueConstraint("floatingip_id", "protocol", "external_port_start",
+                                       "external_port_end",
+                                       name="uniq_portforwardings0fip0protocol0external"),
+                      UniqueConstraint("protocol", "internal_port_id", "internal_ip_address",
+                                       "internal_port_start", "internal_port_end",
+                                       name="uniq_portforwardings0protocol0internal"))
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    floatingip_id: Mapped[str] = mapped_column(ForeignKey("floatingips.id", ondelete="CASCADE"),
+                                               index=True)
+    internal_port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                                  index=True)
+    protocol: Mapped[str] = mapped_column(String(40))
+    internal_ip_address: Mapped[str] = mapped_column(String(64))
+    internal_port_start: Mapped[int] = mapped_column(Integer)
+    internal_port_end: Mapped[int] = mapped_column(Integer)
+    external_port_start: Mapped[int] = mapped_column(Integer)
+    external_port_end: Mapped[int] = mapped_column(Integer)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QosPolicy(Base):
+    """Neutron's QoS policy; floating IPs and router gateways name it by
+    ``qos_policy_id`` (the API refuses to delete one in use)."""
+    __tablename__ = "qos_policies"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QosBandwidthLimitRule(Base):
+    """One per (policy, direction), as Neutron's unique key."""
+    __tablename__ = "qos_bandwidth_limit_rules"
+    __table_args__ = (UniqueConstraint("qos_policy_id", "direction",
+                                       name="qos_bandwidth_rules0qos_policy_id0direction"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    qos_policy_id: Mapped[str] = mapped_column(
+        ForeignKey("qos_policies.id", ondelete="CASCADE"), index=True)
+    max_kbps: Mapped[int] = mapped_column(Integer, default=0)
+    max_burst_kbps: Mapped[int] = mapped_column(Integer, default=0)
+    direction: Mapped[str] = mapped_column(String(16), default="egress")
+
+
+class NetworkRbac(Base):
+    """Neutron's network RBAC entry (``networkrbacs``): the network ``object_id`` is shared
+    with (``access_as_shared``) or usable as external by (``access_as_external``)
+    ``target_project``, or every project for ``*``; ``networks.shared`` mirrors the
+    ``*`` access_as_shared entry."""
+    __tablename__ = "networkrbacs"
+    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
+                                       name="uniq_networkrbacs0target_project0object_id0action"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    object_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"),
+                                           index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    target_project: Mapped[str] = mapped_column(String(255), index=True)
 
 
 class Quota(Base):
@@ -283,4 +359,5 @@ class Event(Base):
 
 MODELS = {"network": Network, "subnet": Subnet, "port": Port, "router": Router,
           "floatingip": FloatingIP, "security_group": SecurityGroup,
-          "security_group_rule": SecurityGroupRule, "address_group": AddressGroup}
+          "security_group_rule": SecurityGroupRule, "address_group": AddressGroup,
+          "port_forwarding": PortForwarding}

@@ -19,7 +19,8 @@ class FloatingIPUpdate(Resource):
                                                    "disassociate")
     fixed_ip_address: IPAddress | None = Field(None, description="needs port_id")
     description: Str255 = ""
-    qos_policy_id: UUID | None = Field(None, description="null only")
+    qos_policy_id: UUID | None = Field(None, description="a QoS policy (bandwidth limits); "
+                                                         "null: none")
 
 
 class FloatingIPCreate(FloatingIPUpdate):

@@ -16,6 +16,8 @@ class GatewayInfo(Part):
                                                       "changes; {} clears the gateway")
     enable_snat: Bool = True
     external_fixed_ips: FixedIPs = []
+    qos_policy_id: UUID | None = Field(None, description="a QoS policy for the gateway's "
+                                                         "address; null: none")
 
 
 class RouterUpdate(Resource):
@@ -76,6 +78,7 @@ class ExternalGateway(BaseModel):
     network_id: str
     enable_snat: bool
     external_fixed_ips: list[ExternalFixedIP]
+    qos_policy_id: str | None = None
 
 
 class Router(BaseModel):

@@ -13,7 +13,10 @@ writes them (``ovn_client`` / ``acl.py``). Pure: no I/O.
 - the drop group (Neutron's ``neutron_pg_drop``; floatip's own name, ``floatip_pg_drop``,
   object ``portsec:drop``) with every port with port security and two ACLs at priority 1001
   dropping IP both ways: what no group allows is dropped (no port with port security: no
-  drop group, so a cloud emptied leaves no row);
+  drop group, so a cloud emptied leaves no row); and one at 1003, above the groups' allows,
+  dropping DHCP server replies a VM sends (floatip's, not Neutron's: OVN's port security
+  lets them through; router advertisements cannot be stopped by an ACL, see
+  docs/firewall.md);
 - ``port_security`` on each LSP with port security: MAC, fixed IPs and the allowed address
   pairs with that MAC in one entry, a pair with another MAC an entry of its own (whose MAC
   also goes to ``addresses``); none for trusted ports and ports with port security off.
@@ -27,7 +30,10 @@ from ...core.model import Port, SecurityGroupRule, State
 from .dhcp import Ref
 
 PRIORITY_ALLOW, PRIORITY_DROP = 1002, 1001    # Neutron's ACL_PRIORITY_ALLOW / _DROP
+PRIORITY_NO_SERVER = 1003                      # above every group's allow
 DROP_PG = "floatip_pg_drop"
+DHCP_SERVER_MATCH = (f"inport == @{DROP_PG} && "
+                     "((ip4 && udp.src == 67) || (ip6 && udp.src == 547))")
 DROP_OBJ = "portsec:drop"
 RULE_ID = "neutron:security_group_rule_id"
 SG_ID = "neutron:security_group_id"
@@ -47,7 +53,9 @@ def lsp_addresses(port: Port) -> tuple[list[str], list[str]]:
     ``_get_allowed_addresses_from_port``)."""
     own = " ".join([port.mac_address, *[ip for _, ip in port.fixed_ips]])
     if not port.port_security_enabled:
-        return [own], []
+        # a VM port without port security may send from any MAC: "unknown" (as Neutron)
+        # has frames to MACs OVN does not know delivered to it too
+        return [own] + ([] if port.device_owner.startswith("network:") else ["unknown"]), []
     mine, others, macs = [own], [], []
     for ip, mac in port.allowed_address_pairs:
         if not mac or mac.lower() == port.mac_address.lower():
@@ -168,3 +176,8 @@ def add_groups(d, state: State, want: dict[str, set[str]] | None, skip, own: str
                 "direction": direction, "priority": PRIORITY_DROP, "action": "drop",
                 "match": f"{side} == @{DROP_PG} && ip", "log": False},
                 parent="pg:drop", owner=own)
+        # a VM is no DHCP server: OVN's port security lets a reply from the VM's own address
+        # through and the groups' egress rules allow it (the kernel backend drops it too)
+        d.add("ACL", "acl:drop:dhcp-server", DROP_OBJ, {
+            "direction": "from-lport", "priority": PRIORITY_NO_SERVER, "action": "drop",
+            "match": DHCP_SERVER_MATCH, "log": False}, parent="pg:drop", owner=own)

@@ -321,6 +321,12 @@ class Northbound:
             for (ptable, puuid, col), children in added.items():   # one mutation per parent
                 txn.add(api.db_add(ptable, puuid, col, *children))
             for row, have, cols in plan.update:
+                # db_set merges a map into the row's: a load balancer's VIPs that go are
+                # removed by key
+                stale = [k for k in (have.columns.get("vips") or {})
+                         if "vips" in cols and k not in cols["vips"]]
+                if stale:
+                    txn.add(api.db_remove(row.table, have.uuid, "vips", *stale))
                 txn.add(api.db_set(row.table, have.uuid, *resolved(cols).items()))
             for row, have in plan.attach:
                 ptable, col = PARENT[row.table]
@@ -329,7 +335,7 @@ class Northbound:
                 if have.parent_uuid is not None and have.parent_uuid not in gone:
                     txn.add(api.db_remove(ptable, have.parent_uuid, col, have.uuid))
             for have in plan.delete:
-                if have.table not in PARENT:
+                if have.table not in PARENT or have.table == "Load_Balancer":  # roots
                     txn.add(api.db_destroy(have.table, have.uuid))
                 elif have.parent_uuid is not None and have.parent_uuid not in gone:
                     ptable, col = PARENT[have.table]

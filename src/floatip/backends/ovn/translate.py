@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from ...core.model import State, fip_routers, stable_mac
 from .acl import add_groups, lsp_addresses
 from .dhcp import DHCP_OWNER, dhcp_ports, options_row, port_refs, ra_configs, served
+from .port_forwarding import add_forwardings
+from .qos import add_fip_qos, add_gateway_qos
 
 OWNER = "floatip:owner"
 KEY = "floatip:key"
@@ -37,12 +39,15 @@ PARENT = {
     "Logical_Router_Static_Route": ("Logical_Router", "static_routes"),
     "Gateway_Chassis": ("Logical_Router_Port", "gateway_chassis"),
     "ACL": ("Port_Group", "acls"),
+    # a root table the router refers to weakly: destroyed, not left to the garbage collector
+    "Load_Balancer": ("Logical_Router", "load_balancer"),
+    "QoS": ("Logical_Switch", "qos_rules"),
 }
 # leaves first: a new parent is created with its new children already in the transaction
 # (a Port_Group refers to LSPs: after them)
-TABLES = ("DHCP_Options", "Address_Set", "ACL", "Gateway_Chassis", "Logical_Router_Static_Route",
-          "NAT", "Logical_Router_Port", "Logical_Switch_Port", "Logical_Router", "Logical_Switch",
-          "Port_Group")
+TABLES = ("DHCP_Options", "Address_Set", "ACL", "QoS", "Gateway_Chassis", "Logical_Router_Static_Route",
+          "NAT", "Load_Balancer", "Logical_Router_Port", "Logical_Switch_Port",
+          "Logical_Router", "Logical_Switch", "Port_Group")
 # tables whose "name" the NB schema indexes: a name held by a row we do not own is a conflict
 NAMED = ("Logical_Switch_Port", "Logical_Router_Port", "Gateway_Chassis", "Port_Group",
          "Address_Set")
@@ -236,6 +241,12 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             {f.id: r.id for f in fips if (r := state.router_for_fip(f)) is not None}
     for fip in fips:
         router = state.routers.get(fip_router.get(fip.id, ""))
+        if fip.port_forwardings and not fip.port_id:  # Neutron's load balancers
+            if router is not None and router.gateway is not None and \
+                    f"router:{router.id}" not in skip:
+                add_forwardings(d, fip, router, own)
+                add_fip_qos(d, fip, router, own)
+            continue
         port = state.ports.get(fip.port_id) if fip.port_id else None
         if router is None or port is None or router.gateway is None or \
                 f"router:{router.id}" in skip:
@@ -255,6 +266,7 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             cols["external_mac"] = [fip_mac(fip.id)]
         d.add("NAT", f"nat:{router.id}:fip:{fip.id}", f"fip:{fip.id}", cols,
               parent=f"lr:{router.id}", owner=own)
+        add_fip_qos(d, fip, router, own, port.id if cols["logical_port"] else None)
     if opts.firewall:
         add_groups(d, state, want, skip, own, group_ports, secured)
     return d
@@ -298,6 +310,7 @@ def _router(d: Desired, state: State, router, opts: Options, chassis) -> None:
             extra = [c for sid, ip in gw.extra_ips if (c := cidr_of(sid, ip))]
             port_pair(gw.port_id, gw.network_id, gw.mac_address,
                       [cidr_of(gw.subnet_id, gw.ip_address), *extra], True)
+            add_gateway_qos(d, router, own)
             sched = gateway_chassis_for(router.id, net.physical_network, chassis)
             if not sched:
                 d.problems[obj] = (f"no gateway chassis (ovn-cms-options=enable-chassis-as-gw) "

@@ -8,6 +8,8 @@ Chain layout (Neutron's IptablesManager, with floatip's own prefix in place of t
   filter  FORWARD, OUTPUT -> floatip-filter-top -> floatip-l3-local
           INPUT/OUTPUT/FORWARD -> floatip-l3-INPUT/OUTPUT/FORWARD
   nat     PREROUTING/OUTPUT/POSTROUTING -> floatip-l3-PREROUTING/OUTPUT/POSTROUTING
+          floatip-l3-PREROUTING -> floatip-l3-fip-pf -> floatip-l3-pf-<id>: one chain per
+          port forwarding with its DNAT rule (Neutron's fip-pf and pf-<id> chains)
           POSTROUTING (last) -> floatip-postrouting-bottom -> floatip-l3-snat -> floatip-l3-float-snat
   mangle  PREROUTING -> floatip-l3-PREROUTING -> floatip-l3-mark
 Rules are written exactly as ``iptables-save`` prints them, so observed and desired compare as text.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 
-from ...core.layout import NatSpec
+from ...core.layout import Forward, NatSpec
 from ...core.plan import Step
 from ..netns import nsexec
 
@@ -43,8 +45,26 @@ TABLES = ("mangle", "nat", "filter")
 # Chains whose rules after an ordered head match disjoint packets (one per floating IP):
 # their order does not matter, so rules are appended and deleted one by one rather than
 # the chain rewritten. Value: how many leading rules keep their place.
-ORDER_FREE = {("nat", f"{W}-PREROUTING"): 1, ("nat", f"{W}-OUTPUT"): 0,
-              ("nat", f"{W}-float-snat"): 0}
+ORDER_FREE = {("nat", f"{W}-PREROUTING"): 2, ("nat", f"{W}-OUTPUT"): 0,
+              ("nat", f"{W}-float-snat"): 0, ("nat", f"{W}-fip-pf"): 0}
+PF = f"{W}-fip-pf"
+
+
+def pf_chain(pf_id: str) -> str:
+    """A forwarding's chain: Neutron's pf-<id>, cut to iptables' 28 characters."""
+    return f"{W}-pf-" + pf_id.replace("-", "")[:14]
+
+
+def pf_rule(fwd: tuple) -> str:
+    """Neutron's DNAT rule of one forwarding; a range to a range keeps the offset
+    (``/first external port``: port i to port i)."""
+    fip, proto, elo, ehi, fixed, ilo, ihi, pf_id = fwd
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"bad protocol {proto!r}")
+    dport = f"{elo}" if elo == ehi else f"{elo}:{ehi}"
+    to = f"{ilo}" if ilo == ihi else f"{ilo}-{ihi}" + ("" if elo == ehi else f"/{elo}")
+    return (f"-A {pf_chain(pf_id)} -d {fip}/32 -p {proto} -m {proto} --dport {dport} "
+            f"-j DNAT --to-destination {fixed}:{to}")
 
 
 def fip_rules(fip: str, fixed: str) -> list[tuple[str, str]]:
@@ -87,6 +107,31 @@ class Ruleset:
                     words[words.index("--to-destination") + 1]
         return out
 
+    def forward_map(self) -> dict[Forward, tuple[str, int]]:
+        """What the forwardings' DNAT rules map, in ``core.layout.forward_elements``' form."""
+        out: dict[Forward, tuple[str, int]] = {}
+        for (table, chain), rules in self.chains.items():
+            if table != "nat" or not chain.startswith(f"{W}-pf-"):
+                continue
+            for rule in rules:
+                w = rule.split()
+                try:
+                    fip = w[w.index("-d") + 1].removesuffix("/32")
+                    proto = w[w.index("-p") + 1]
+                    elo, _, ehi = w[w.index("--dport") + 1].partition(":")
+                    fixed, _, ports = w[w.index("--to-destination") + 1].partition(":")
+                except (ValueError, IndexError):
+                    continue
+                ports = ports.split("/")[0]
+                ilo, _, ihi = ports.partition("-")
+                elo, ehi, ilo, ihi = int(elo), int(ehi or elo), int(ilo), int(ihi or ilo)
+                if ilo == ihi or elo == ehi:
+                    out[(fip, proto, elo, ehi)] = (fixed, ilo)
+                else:
+                    for i, port in enumerate(range(elo, ehi + 1)):
+                        out[(fip, proto, port, port)] = (fixed, ilo + i % (ihi - ilo + 1))
+        return out
+
 
 def render(spec: NatSpec, random_fully: bool = True) -> Ruleset:
     rs = Ruleset()
@@ -111,7 +156,11 @@ def render(spec: NatSpec, random_fully: bool = True) -> Ruleset:
     ]
     c[("mangle", f"{W}-mark")] = [f"-A {W}-mark -i {qg} -j MARK --set-xmark 0x2/0xffff"] if qg else []
     # nat
-    pre = [f"-A {W}-PREROUTING {meta} -j REDIRECT --to-ports {METADATA_PORT}"]
+    pre = [f"-A {W}-PREROUTING {meta} -j REDIRECT --to-ports {METADATA_PORT}",
+           f"-A {W}-PREROUTING -j {PF}"]
+    c[("nat", PF)] = [f"-A {PF} -j {pf_chain(f[7])}" for f in spec.forwards]
+    for f in spec.forwards:
+        c[("nat", pf_chain(f[7]))] = [pf_rule(f)]
     out: list[str] = []
     post: list[str] = []
     snat = [f"-A {W}-snat -j {W}-float-snat"]
@@ -249,9 +298,18 @@ class IptablesDriver:
         return Step("nat", "iptables_restore", ns, ("\n".join(lines) + "\n", ("rules", (dels, adds))),
                     "floating IPs changed")
 
+    def plan_forwards(self, ns: str, spec: NatSpec, facts: Ruleset, add: dict,
+                      remove: set) -> Step | None:
+        """Port forwardings changed: their chains, through the rules' diff (one restore)."""
+        return self.plan(ns, spec, facts)
+
     @staticmethod
     def fip_map(facts: Ruleset) -> dict[str, str]:
         return facts.fip_map()
+
+    @staticmethod
+    def forward_map(facts: Ruleset) -> dict[Forward, tuple[str, int]]:
+        return facts.forward_map()
 
     def execute(self, step: Step) -> None:
         ns = step.target

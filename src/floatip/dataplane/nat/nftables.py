@@ -5,6 +5,9 @@ Layout (the same meaning as iptables.py renders with Neutron's chains)::
 
   map fip_dnat  floating ip -> fixed ip     used by nat_prerouting and nat_output (DNAT)
   map fip_snat  fixed ip -> floating ip     used by nat_postrouting (float-SNAT)
+  map pf_dnat   floating ip . protocol . port(s) -> fixed ip . port
+                                            port forwardings: DNAT in nat_prerouting and
+                                            nat_output, replies by conntrack
   set snat_nets tenant subnets              SNATed to the gateway IP (fully-random)
   mangle_prerouting  mark 0x2 what came in by the gateway, 0x1 metadata requests from qr-*
   filter_input       accept metadata-marked, drop other traffic to 9697
@@ -31,7 +34,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
-from ...core.layout import NatSpec
+from ...core.layout import Forward, NatSpec, forward_elements
 from ...core.plan import Step
 from ..netns import high_socket, nsexec, run_in_netns
 
@@ -39,14 +42,18 @@ FAMILY, TABLE = "ip", "floatip"
 T = f"{FAMILY} {TABLE}"
 METADATA_IP = "169.254.169.254"
 METADATA_PORT = 9697
-DNAT_MAP, SNAT_MAP, NETS = "fip_dnat", "fip_snat", "snat_nets"
+DNAT_MAP, SNAT_MAP, NETS, PF_MAP = "fip_dnat", "fip_snat", "snat_nets", "pf_dnat"
 
 # Set declarations exactly as ``nft list`` prints them (kind, name) -> body lines.
 SETS: dict[tuple[str, str], tuple[str, ...]] = {
     ("map", DNAT_MAP): ("type ipv4_addr : ipv4_addr",),
     ("map", SNAT_MAP): ("type ipv4_addr : ipv4_addr",),
     ("set", NETS): ("type ipv4_addr", "flags interval"),
+    # an interval key: a forwarding of a port range to one port is one element
+    ("map", PF_MAP): ("type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service",
+                      "flags interval"),
 }
+PF_RULE = f"meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @{PF_MAP}"
 HEADERS = {
     "mangle_prerouting": "type filter hook prerouting priority mangle; policy accept;",
     "filter_input": "type filter hook input priority filter; policy accept;",
@@ -67,6 +74,7 @@ class NftTable:
     nets: frozenset[str] = frozenset()           # collapsed CIDRs of snat_nets
     dnat: dict[str, str] = field(default_factory=dict)   # floating ip -> fixed ip
     snat: dict[str, str] = field(default_factory=dict)   # fixed ip -> floating ip
+    fwd: dict[Forward, tuple[str, int]] = field(default_factory=dict)  # pf_dnat
 
     def fip_map(self) -> dict[str, str]:
         return dict(self.dnat)
@@ -77,7 +85,7 @@ class NftTable:
 
     def copy(self) -> "NftTable":
         return NftTable(self.present, dict(self.sets), dict(self.chain_rules), self.nets,
-                        dict(self.dnat), dict(self.snat))
+                        dict(self.dnat), dict(self.snat), dict(self.fwd))
 
 
 def _ip(text: str) -> str:
@@ -125,9 +133,9 @@ def render(spec: NatSpec, fully_random: bool = True) -> NftTable:
         "mangle_prerouting": mangle,
         "filter_input": ["meta mark & 0x0000ffff == 0x00000001 accept",
                          f"tcp dport {METADATA_PORT} drop"],
-        "nat_prerouting": [f"{meta} redirect to :{METADATA_PORT}",
+        "nat_prerouting": [f"{meta} redirect to :{METADATA_PORT}", PF_RULE,
                            f"dnat to ip daddr map @{DNAT_MAP}"],
-        "nat_output": [f"dnat to ip daddr map @{DNAT_MAP}"],
+        "nat_output": [PF_RULE, f"dnat to ip daddr map @{DNAT_MAP}"],
         "nat_postrouting": post,
     }
     dnat: dict[str, str] = {}
@@ -136,8 +144,21 @@ def render(spec: NatSpec, fully_random: bool = True) -> NftTable:
         fip, fixed = _ip(fip), _ip(fixed)  # as the first iptables rule would
         dnat[fip] = fixed
         snat.setdefault(fixed, fip)
+    fwd = {(_ip(f), p, lo, hi): (_ip(x), port)
+           for (f, p, lo, hi), (x, port) in forward_elements(spec.forwards).items()}
     return NftTable(True, dict(SETS), {n: (HEADERS[n], *r) for n, r in chains.items()},
-                    collapse(spec.snat_cidrs) if qg and gw else frozenset(), dnat, snat)
+                    collapse(spec.snat_cidrs) if qg and gw else frozenset(), dnat, snat, fwd)
+
+
+def _fwd_key(k: Forward) -> str:
+    fip, proto, lo, hi = k
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"bad protocol {proto!r}")
+    return f"{_ip(fip)} . {proto} . {int(lo)}" + (f"-{int(hi)}" if hi != lo else "")
+
+
+def _fwd_element(k: Forward, v: tuple[str, int]) -> str:
+    return f"{_fwd_key(k)} : {_ip(v[0])} . {int(v[1])}"
 
 
 def _elements(kind: str, name: str, t: NftTable) -> list[str]:
@@ -145,6 +166,8 @@ def _elements(kind: str, name: str, t: NftTable) -> list[str]:
         return [f"{k} : {v}" for k, v in t.dnat.items()]
     if name == SNAT_MAP:
         return [f"{k} : {v}" for k, v in t.snat.items()]
+    if name == PF_MAP:
+        return [_fwd_element(k, v) for k, v in t.fwd.items()]
     return sorted(t.nets, key=lambda c: ipaddress.IPv4Network(c))
 
 
@@ -215,6 +238,13 @@ def _set_elements(t: NftTable, name: str, text: str) -> None:
     items = [i.strip() for i in inner.split(",") if i.strip()]
     if name == NETS:
         t.nets = collapse(items)
+    elif name == PF_MAP:
+        for item in items:
+            k, _, v = item.partition(" : ")
+            fip, proto, ports = (x.strip() for x in k.split(" . "))
+            lo, _, hi = ports.partition("-")
+            ip, port = (x.strip() for x in v.split(" . "))
+            t.fwd[(fip, proto, int(lo), int(hi or lo))] = (ip, int(port))
     elif name in (DNAT_MAP, SNAT_MAP):
         d = t.dnat if name == DNAT_MAP else t.snat
         for item in items:
@@ -227,12 +257,18 @@ def _set_elements(t: NftTable, name: str, text: str) -> None:
 
 def element_script(dnat_add: dict[str, str], dnat_del: set[str],
                    snat_add: dict[str, str], snat_del: set[str],
-                   nets_add=(), nets_del=()) -> str:
+                   nets_add=(), nets_del=(), fwd_add=None, fwd_del=()) -> str:
     """Element deletes and adds for the maps and the set, as nft commands."""
     lines = []
     for name, keys in ((DNAT_MAP, dnat_del), (SNAT_MAP, snat_del), (NETS, nets_del)):
         if keys:
             lines.append(f"delete element {T} {name} {{ " + ", ".join(sorted(keys)) + " }")
+    if fwd_del:
+        lines.append(f"delete element {T} {PF_MAP} {{ "
+                     + ", ".join(_fwd_key(k) for k in sorted(fwd_del)) + " }")
+    if fwd_add:
+        lines.append(f"add element {T} {PF_MAP} {{ "
+                     + ", ".join(_fwd_element(k, v) for k, v in fwd_add.items()) + " }")
     for name, add in ((DNAT_MAP, dnat_add), (SNAT_MAP, snat_add)):
         if add:
             lines.append(f"add element {T} {name} {{ "
@@ -268,7 +304,10 @@ def diff_script(want: NftTable, have: NftTable) -> str | None:
     if nets_del:  # an interval set: rewrite it whole rather than split intervals
         lines.append(f"flush set {T} {NETS}")
         nets_del, nets_add = set(), want.nets
-    script = element_script(dnat_add, dnat_del, snat_add, snat_del, nets_add, nets_del)
+    fwd_add = {k: v for k, v in want.fwd.items() if have.fwd.get(k) != v}
+    fwd_del = {k for k, v in have.fwd.items() if want.fwd.get(k) != v}
+    script = element_script(dnat_add, dnat_del, snat_add, snat_del, nets_add, nets_del,
+                            fwd_add, fwd_del)
     text = "\n".join(lines) + ("\n" if lines else "") + script
     return text or None
 
@@ -281,6 +320,8 @@ def apply_to(t: NftTable, want: NftTable | None, delta: tuple | None) -> None:
         t.dnat.update(want.dnat)
         t.snat.clear()
         t.snat.update(want.snat)
+        t.fwd.clear()
+        t.fwd.update(want.fwd)
         return
     dnat_add, dnat_del, snat_add, snat_del = delta
     for k in dnat_del:
@@ -482,9 +523,23 @@ class NftablesDriver:
             return None
         return Step("nat", "nft", ns, (script, ("delta", delta)), "floating IPs changed")
 
+    def plan_forwards(self, ns: str, spec: NatSpec, facts: NftTable, add: dict, remove: set):
+        """Port forwardings added/changed (key -> value) and removed, as pf_dnat element
+        changes only: constant time whatever the number of forwardings."""
+        add = {(_ip(f), p, lo, hi): (_ip(x), port) for (f, p, lo, hi), (x, port) in add.items()}
+        script = element_script({}, set(), {}, set(), fwd_add=add, fwd_del=remove)
+        if not script:
+            return None
+        return Step("nat", "nft", ns, (script, ("fwd", (add, set(remove)))),
+                    "port forwardings changed")
+
     @staticmethod
     def fip_map(facts: NftTable) -> dict[str, str]:
         return facts.fip_map()
+
+    @staticmethod
+    def forward_map(facts: NftTable) -> dict[Forward, tuple[str, int]]:
+        return dict(facts.fwd)
 
     def execute(self, step) -> None:
         ns = step.target
@@ -502,7 +557,13 @@ class NftablesDriver:
             self._cache.pop(ns, None)
             return
         kind, value = extra
-        apply_to(cached[1], value if kind == "table" else None, value if kind == "delta" else None)
+        if kind == "fwd":
+            for k in value[1]:
+                cached[1].fwd.pop(k, None)
+            cached[1].fwd.update(value[0])
+        else:
+            apply_to(cached[1], value if kind == "table" else None,
+                     value if kind == "delta" else None)
         gen = self._genid(ns)
         if gen is None:
             self._cache.pop(ns, None)

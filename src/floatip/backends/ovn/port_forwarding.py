@@ -1,0 +1,31 @@
+"""Port forwardings on OVN as Neutron's OVN driver writes them: per floating IP and
+protocol a ``Load_Balancer`` named ``pf-floatingip-<fip id>-<protocol>`` on the router,
+one VIP per external port ``"FIP:port" -> "fixed ip:port"`` (ranges unrolled, as the driver
+does with ``unroll_port_ranges``), Neutron's external_ids plus floatip's owner marker."""
+from __future__ import annotations
+
+from ...core.layout import forward_elements
+from ...core.model import FloatingIP, Router
+
+PF_OWNER = "port_forwarding_plugin"  # Neutron's neutron:device_owner of these rows
+
+
+def lb_name(fip_id: str, protocol: str) -> str:
+    return f"pf-floatingip-{fip_id}-{protocol}"
+
+
+def add_forwardings(d, fip: FloatingIP, router: Router, own: str) -> None:
+    """The load balancers of ``fip``'s forwardings, held by ``router``'s logical router."""
+    forwards = tuple((fip.floating_ip_address, pf.protocol, pf.external_port_start,
+                      pf.external_port_end, pf.internal_ip_address, pf.internal_port_start,
+                      pf.internal_port_end, pf.id) for pf in fip.port_forwardings)
+    vips: dict[str, dict[str, str]] = {}
+    for (ip, proto, lo, hi), (fixed, port) in sorted(forward_elements(forwards).items()):
+        for p in range(lo, hi + 1):  # N ports to one: a VIP per external port
+            vips.setdefault(proto, {})[f"{ip}:{p}"] = f"{fixed}:{port}"
+    for proto, v in sorted(vips.items()):
+        d.add("Load_Balancer", f"lb:{router.id}:pf:{fip.id}:{proto}", f"fip:{fip.id}",
+              {"name": lb_name(fip.id, proto), "protocol": [proto], "vips": v,
+               "external_ids": {"neutron:device_owner": PF_OWNER, "neutron:fip_id": fip.id,
+                                "neutron:router_name": f"neutron-{router.id}"}},
+              parent=f"lr:{router.id}", owner=own)

@@ -1,0 +1,88 @@
+"""Port forwardings on real namespaces, veths, OVS and netfilter, once per NAT driver: from
+the upstream namespace, two VMs behind one floating IP on different ports, a port range
+(N-N and N-1), and a forwarding removed cuts its connections and only its own. The passes
+after the first go through the agent's Reconciler as the API's change feed drives it."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from floatip import lab as L
+from floatip.agent.reconciler import Reconciler
+from floatip.dataplane.netns import nsexec
+
+pytestmark = pytest.mark.kernel
+FIP = "203.0.113.90"
+
+
+def addresses(ns: str) -> str:
+    return L.sh("ip", "netns", "exec", ns, "ip", "-4", "-o", "addr").stdout
+
+
+def connects(ns: str, port: int) -> str | None:
+    """The source the server behind ``FIP:port`` saw, or None."""
+    return L.tcp_source(ns, FIP, port, timeout=1.5)
+
+
+def wait_for(cond, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_forwardings_two_vms_ranges_and_removal(topo, lab, nat_driver):
+    topo.vm("a", "198.51.100.84")
+    topo.vm("b", "198.51.100.85")
+    fwd = [{"protocol": "tcp", "internal_port_name": topo.port("a"), "internal_port": 8080,
+            "external_port": 2222},
+           {"protocol": "tcp", "internal_port_name": topo.port("b"), "internal_port": 8081,
+            "external_port": 2223},
+           # N-N: 9000..9002 -> a's 7000..7002; N-1: 9100..9105 -> b's 8081
+           {"protocol": "tcp", "internal_port_name": topo.port("a"),
+            "internal_port_range": "7000:7002", "external_port_range": "9000:9002"},
+           {"protocol": "tcp", "internal_port_name": topo.port("b"), "internal_port": 8081,
+            "external_port_range": "9100:9105"}]
+    topo.doc["floatingips"].append({"floating_ip_address": FIP, "port": None,
+                                    "port_forwardings": fwd})
+    rec = Reconciler(topo.dp, topo.config)
+    report = rec.sync(topo.state(), full=True)
+    assert report.ok, report.errors
+    for ns, port in (("a", 8080), ("b", 8081), ("a", 7001), ("a", 7002)):
+        lab.serve(topo.vms[ns], port=port)
+    assert f"{FIP}/32" in addresses(topo.ns)  # the floating IP on qg-, as Neutron's
+    up = topo.upstream
+    # each external port reaches its VM, with the client's own address (no SNAT inbound)
+    assert connects(up, 2222) == "203.0.113.1"
+    assert connects(up, 2223) == "203.0.113.1"
+    assert connects(up, 9001) and connects(up, 9002)   # port i to port i
+    assert connects(up, 9000) is None                  # a listens on 7001, 7002 only
+    assert connects(up, 9103) and connects(up, 9105)   # the range to one port
+    assert connects(up, 9106) is None and connects(up, 2224) is None
+    # a forwarding removed cuts its connection, not the others' (the event path)
+    to_a, to_b = L.TcpClient(up, FIP, 2222), L.TcpClient(up, FIP, 2223)
+    assert to_a.echo("one") and to_b.echo("one")
+    fip = next(f for f in topo.state().floatingips.values() if f.floating_ip_address == FIP)
+    del fwd[0]
+    report = rec.sync(topo.state(), changed={fip.id})
+    assert report.ok, report.errors
+    assert connects(up, 2222) is None
+    to_a.sock.settimeout(1.5)
+    assert not to_a.echo("after"), "a connection survived its forwarding's removal"
+    assert to_b.echo("still"), "another forwarding's connection was cut"
+    to_a.close()
+    to_b.close()
+    assert connects(up, 2223) == "203.0.113.1"
+    # the last one gone, so is the floating IP's address
+    fwd.clear()
+    topo.doc["floatingips"][-1]["port_forwardings"] = []
+    report = rec.sync(topo.state(), changed={fip.id})
+    assert report.ok, report.errors
+    assert wait_for(lambda: f"{FIP}/32" not in addresses(topo.ns), 2.0)
+    assert connects(up, 2223) is None
+    text = nsexec(topo.ns, ["iptables-save"] if nat_driver == "iptables"
+                  else ["nft", "list", "ruleset"]).stdout
+    assert FIP not in text
