@@ -59,7 +59,7 @@ def servers(tmp_path, pg_url):
 
 
 def wait_for(url: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # two servers start beside other test files
     while True:
         try:
             httpx.get(url, timeout=2).raise_for_status()

@@ -88,7 +88,8 @@ def test_a_server_prunes_only_its_own_routers(topo, nat_driver):
         # floatip show lists it as another instance's router
         r = CliRunner().invoke(app, ["--nat-driver", nat_driver, "show", "--json"])
         assert r.exit_code == 0, r.output
-        assert {"router_id": topo.router_id, "instance": mine} in \
+        assert {"router_id": topo.router_id, "instance": mine,
+                "server": "dead: floatip cleanup --orphans"} in \
             __import__("json").loads(r.output)["other_instances"]
         # its instance does not run: cleanup --orphans removes it, namespace and ports
         r = CliRunner().invoke(app, ["--nat-driver", nat_driver, "cleanup", "--orphans"])

@@ -35,7 +35,7 @@ def _serve(args: list[str], port: int, env: dict | None = None) -> subprocess.Po
         assert proc.poll() is None, proc.stdout.read().decode()
         with contextlib.suppress(httpx.HTTPError):
             return httpx.get(f"http://127.0.0.1:{port}/floatip/v1/agent", timeout=2).json()
-    wait_for(up, 60, "floatip serve answers")
+    wait_for(up, 120, "floatip serve answers")
     return proc
 
 
@@ -61,7 +61,7 @@ def _record(instance: str) -> str | None:
 
 
 def _forget(instance: str) -> None:
-    for kind in ("pid", "stopped"):
+    for kind in ("pid", "stopped", "started"):
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(INSTANCES_DIR, f"{instance}.{kind}"))
 
@@ -145,7 +145,7 @@ def test_sigterm_stops_the_agent_and_cleanup_keeps_its_routers(tmp_path):
         res = CliRunner().invoke(app, ["--integration-bridge", int_br, "--bridge-mapping",
                                        f"physnet1:{ex_br}", "cleanup", "--orphans",
                                        "--dry-run"])
-        assert f"router {r['id']} of instance {instance} (not running): would be removed" \
+        assert f"router {r['id']} of instance {instance} (dead): would be removed" \
             in " ".join(res.output.split()), res.output
     finally:
         if proc.poll() is None:

@@ -135,6 +135,14 @@ def test_shared_true_is_the_wildcard_entry(api, world):
     assert [(e["action"], e["target_tenant"]) for e in entries] == [
         ("access_as_shared", "*")], entries
     assert net["id"] in ids(api, "/v2.0/networks", c, "networks")
+    # C's port on it: unsharing is refused (Neutron's InvalidSharedSetting), nothing changes
+    port = ok(api.post("/v2.0/ports", headers=c, json={"port": {"network_id": net["id"]}}),
+              201)["port"]
+    refused(api.put(f"/v2.0/networks/{net['id']}", json={"network": {"shared": False}}), 409,
+            "InvalidSharedSetting")
+    refused(api.delete(f"{RBAC}/{entries[0]['id']}"), 409, "RbacPolicyInUse")
+    assert ok(api.get(f"/v2.0/networks/{net['id']}", headers=c))["network"]["shared"] is True
+    ok(api.delete(f"/v2.0/ports/{port['id']}", headers=c), 204)
     ok(api.delete(f"{RBAC}/{entries[0]['id']}"), 204)  # admin removes '*': unshared
     assert ok(api.get(f"/v2.0/networks/{net['id']}", headers=a))["network"]["shared"] is False
     assert net["id"] not in ids(api, "/v2.0/networks", c, "networks")

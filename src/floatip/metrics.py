@@ -70,8 +70,12 @@ class Metrics:
         self._namespace_repairs = 0
         self._agent_generation = -1
         self._last_pass = 0.0
+        # the server's own answer when it has one (/v2.0/agents: its agent_down_time)
+        self.alive_source = None
 
     def agent_alive(self) -> int:
+        if self.alive_source is not None:
+            return int(self.alive_source())
         return int(self._last_pass > 0 and time.time() - self._last_pass < AGENT_DOWN_TIME)
 
     def observe(self, p: dict) -> None:

@@ -19,6 +19,7 @@ import uvicorn
 
 from .api.app import create_app
 from .api.auth import AuthSettings
+from .backends.base import AGENT_DOWN_TIME
 from .backends.kernel import KernelBackend
 from .backends.local import LocalSource
 from .backends.ovn import OvnBackend, OvnConfig
@@ -26,6 +27,7 @@ from .backends.process import ProcessBackend
 from .core.errors import NeutronError
 from .agent.loop import pass_summary
 from .core.layout import AgentConfig
+from .dataplane.process import running, start_ticks
 from .store.database import Database
 from .store.queries import generation, instance_id
 
@@ -47,13 +49,29 @@ def _record(instance: str) -> str | None:
         return None
 
 
-def instance_alive(instance: str) -> bool:
-    """A server instance runs on this host: its pid file names a live process."""
+def _started(instance: str) -> tuple[int, int] | None:
+    """``INSTANCE.started``: the pid and start time of the server that wrote the record.
+    Beside the pid file, not in it: a server of an older version reads the pid file as
+    one number (and would take another form for a dead instance's)."""
     try:
-        os.kill(int(_record(instance) or ""), 0)
-        return True
+        with open(_path(instance, "started")) as f:
+            pid, ticks = f.read().split()
+        return int(pid), int(ticks)
     except (OSError, ValueError):
+        return None
+
+
+def instance_alive(instance: str) -> bool:
+    """A server instance runs on this host: its pid file names a live process (not a
+    zombie), and one that started when the server that wrote it did (a later process
+    that reuses the pid is not it)."""
+    try:
+        pid = int(_record(instance) or "")
+    except ValueError:
         return False
+    started = _started(instance)
+    return running(pid) and (started is None or started[0] != pid
+                             or start_ticks(pid) == started[1])
 
 
 def instance_stopped(instance: str) -> bool:
@@ -68,6 +86,14 @@ def instance_gone(instance: str) -> bool:
     orphans. The routers a server stopped on purpose left keep forwarding until it is
     back."""
     return not instance_stopped(instance) and not instance_alive(instance)
+
+
+def server_state(instance: str | None) -> str:
+    """For ``floatip show``: whether the server instance that owns a router runs here."""
+    if not instance:
+        return "unknown"
+    return "running" if instance_alive(instance) else \
+        "stopped" if instance_stopped(instance) else "dead: floatip cleanup --orphans"
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -86,12 +112,15 @@ class Server:
                  agent_options: dict | None = None, backend: str = "kernel",
                  ovn: OvnConfig | dict | None = None, auth: AuthSettings | None = None,
                  policy_file: str | None = None, agent_process: bool = False,
-                 quotas: dict[str, int] | None = None):
+                 quotas: dict[str, int] | None = None,
+                 agent_down_time: float = AGENT_DOWN_TIME):
         """``backend``: "kernel" (this host's agent) or "ovn" (``ovn``: NB/SB addresses and
         options, see backends.ovn.OvnConfig); ``agent=False``: none. ``agent_process``: the
         kernel agent runs in a process of its own (backends.process), not in a thread
         (an in-memory SQLite database, which no other process can open, keeps the thread).
-        ``quotas``: default limits per resource (Neutron's where not given)."""
+        ``quotas``: default limits per resource (Neutron's where not given).
+        ``agent_down_time``: the kernel agent is alive (``/v2.0/agents``) while a pass
+        finished within so many seconds (Neutron's default 75)."""
         self.host, self.port = parse_listen(listen)
         auth = auth or AuthSettings()
         if auth.strategy == "noauth" and not is_loopback(self.host):
@@ -118,7 +147,12 @@ class Server:
                                          **(agent_options or {}))
         else:
             raise NeutronError(f"backend {backend!r}: kernel or ovn")
+        if hasattr(self.backend, "agent_down_time"):
+            self.backend.agent_down_time = agent_down_time
         self.app = create_app(self.db, auth, policy_file, self.backend, quotas)
+        if hasattr(self.backend, "agent_down_time"):  # the gauge as /v2.0/agents says
+            self.app.state.metrics.alive_source = \
+                lambda: any(a["alive"] for a in self.backend.agents())
         self.app.state.backend = self.backend
         self.app.state.instance = self.instance
         if self.backend is not None:
@@ -156,20 +190,24 @@ class Server:
             for name in os.listdir(INSTANCES_DIR):
                 if name.endswith(".pid") and instance_gone(name[:-4]):
                     os.unlink(os.path.join(INSTANCES_DIR, name))
+                    with contextlib.suppress(OSError):
+                        os.unlink(_path(name[:-4], "started"))
             # several servers of one database (one instance) on a host: the record names
             # the one with the agent, whose routers are here; one without takes it only
             # while no other running server holds it
             if self.backend is not None or not instance_alive(self.instance):
-                self._write_record(str(os.getpid()))
+                self._write_record()
                 self.registered = True
         except OSError:
             pass
 
-    def _write_record(self, text: str) -> None:
-        path = _path(self.instance)
-        with open(path + ".tmp", "w") as f:  # whole when it appears: never read empty
-            f.write(text)
-        os.replace(path + ".tmp", path)
+    def _write_record(self) -> None:
+        me = os.getpid()
+        for kind, text in (("started", f"{me} {start_ticks(me)}"), ("pid", str(me))):
+            path = _path(self.instance, kind)
+            with open(path + ".tmp", "w") as f:  # whole when it appears: never read empty
+                f.write(text)
+            os.replace(path + ".tmp", path)
         with contextlib.suppress(OSError):
             os.unlink(_path(self.instance, "stopped"))
 
@@ -185,6 +223,7 @@ class Server:
                 with open(_path(self.instance, "stopped"), "w"):
                     pass
             os.unlink(_path(self.instance))
+            os.unlink(_path(self.instance, "started"))
         except OSError:
             pass
 

@@ -156,8 +156,10 @@ def router(db: Database, heartbeats: Heartbeats) -> APIRouter:
         """This server's agent: per router in sync or not, last pass, repairs, errors."""
         backend = getattr(request.app.state, "backend", None)
         agent = getattr(backend, "agent", None)
-        return {"instance": getattr(request.app.state, "instance", None),
-                "agent": agent.status() if agent is not None else None}
+        st = agent.status() if agent is not None else None
+        if st is not None:  # alive as /v2.0/agents says: a pass within the agent-down time
+            st["alive"] = any(a.get("alive") for a in backend.agents())
+        return {"instance": getattr(request.app.state, "instance", None), "agent": st}
 
     @api.post("/floatip/v1/status", responses={200: {"model": StatusChanged}, **ERR})
     def status(body: AgentReport, request: Request):

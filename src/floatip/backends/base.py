@@ -55,7 +55,29 @@ def wait_until(cond: threading.Condition, done, timeout: float) -> bool:
     return True
 
 
-def l3_agent(host: str, alive: bool, stats) -> dict:
-    """This host's agent for ``GET /v2.0/agents`` (``stats``: agent.loop.AgentStats)."""
+AGENT_DOWN_TIME = 75.0  # Neutron's agent_down_time: seconds without a pass = dead
+
+
+def agent_alive(running: bool, last_pass_at: float, started_at: float, down_time: float,
+                interval: float = 0.0) -> bool:
+    """Neutron's liveness: a pass finished within ``down_time`` (a new agent has that long
+    for its first). An agent that fails every pass (a crash loop), hangs, or whose process
+    is gone is dead, whatever its thread does. The periodic full pass runs every
+    ``interval``: a quiet agent with a longer interval is not dead between two."""
+    if not running:
+        return False
+    last = last_pass_at or started_at
+    return time.time() - last <= max(down_time, 2 * interval)
+
+
+def l3_agent(host: str, alive: bool, stats, started_at: float | None = None,
+             down_time: float = AGENT_DOWN_TIME, interval: float = 0.0) -> dict:
+    """This host's agent for ``GET /v2.0/agents`` (``stats``: agent.loop.AgentStats;
+    ``alive``: its thread or process runs)."""
+    started_at = started_at or time.time()
+    beat = stats.last_pass_at or started_at
     return {"agent_type": "L3 agent", "binary": "floatip-agent", "host": host,
-            "alive": alive, "passes": stats.passes, "last_error": stats.last_error}
+            "alive": agent_alive(alive, stats.last_pass_at, started_at, down_time, interval),
+            "passes": stats.passes, "last_error": stats.last_error,
+            "heartbeat": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(beat)),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started_at))}

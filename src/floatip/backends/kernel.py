@@ -1,10 +1,12 @@
 """The kernel backend: this host's agent builds every router in namespaces, OVS and netfilter."""
 from __future__ import annotations
 
+import time
+
 from ..agent.loop import Agent
 from ..core.layout import AgentConfig
 from ..metadata.agent import metadata_hooks
-from .base import StateSource, l3_agent, wait_until
+from .base import AGENT_DOWN_TIME, StateSource, l3_agent, wait_until
 
 
 class KernelBackend:
@@ -16,10 +18,12 @@ class KernelBackend:
         """``agent_options`` go to ``agent.loop.Agent`` (dhcp, run_dir, interval, ...); the
         metadata proxies are its hook."""
         hooks = metadata_hooks(agent_options.get("run_dir", "/run/floatip"), metadata,
-                               nova_metadata_url, metadata_secret)
+                               nova_metadata_url, metadata_secret, owner=config.instance)
         self.agent = Agent(source, config, hooks=hooks, **agent_options)
+        self.agent_down_time, self.started_at = AGENT_DOWN_TIME, None
 
     def start(self) -> None:
+        self.started_at = time.time()
         self.agent.start()
 
     def stop(self) -> None:
@@ -35,4 +39,5 @@ class KernelBackend:
 
     def agents(self) -> list[dict]:
         a = self.agent
-        return [l3_agent(a.host, a.thread is not None and a.thread.is_alive(), a.stats)]
+        return [l3_agent(a.host, a.thread is not None and a.thread.is_alive(), a.stats,
+                         self.started_at, self.agent_down_time, a.interval)]

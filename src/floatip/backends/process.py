@@ -24,13 +24,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from ..agent.loop import Agent, AgentStats, pass_summary
 from ..core.errors import NeutronError
 from ..core.layout import AgentConfig
 from ..metadata.agent import metadata_hooks
 from ..store.database import Database
-from .base import l3_agent, wait_until
+from .base import AGENT_DOWN_TIME, l3_agent, wait_until
 from .local import LocalSource
 
 log = logging.getLogger("floatip.agent")
@@ -74,9 +75,12 @@ class ProcessBackend:
         self._write_lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
         self.restarts = 0
+        self.interval, self.agent_down_time, self.started_at = \
+            interval, AGENT_DOWN_TIME, None
 
     # -- the parent ------------------------------------------------------------------------
     def start(self) -> None:
+        self.started_at = time.time()
         self.db.listeners.append(self.wake)
         self._supervisor = threading.Thread(target=self._supervise, name="floatip-agent-proc",
                                             daemon=True)
@@ -181,7 +185,8 @@ class ProcessBackend:
                           timeout)
 
     def agents(self) -> list[dict]:
-        return [l3_agent(self.agent.host, self.agent.alive, self.agent.stats)]
+        return [l3_agent(self.agent.host, self.agent.alive, self.agent.stats, self.started_at,
+                         self.agent_down_time, self.interval)]
 
 
 # -- the child ---------------------------------------------------------------------------
@@ -220,7 +225,8 @@ def child_main(fd: int) -> None:
                         format="%(asctime)s agent-process %(levelname)s %(message)s")
     opts = dict(s["options"])
     hooks = metadata_hooks(opts.get("run_dir", "/run/floatip"), opts.pop("metadata", True),
-                           opts.pop("nova_metadata_url", None), opts.pop("metadata_secret", ""))
+                           opts.pop("nova_metadata_url", None), opts.pop("metadata_secret", ""),
+                           owner=s["config"].get("instance"))
     source = PipeSource(Database(s["db"], migrate_schema=False, checkpoints=False,
                                  token=s.get("token")),
                         os.fdopen(fd, "wb"))

@@ -15,6 +15,7 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     interval = 30                  # full resync every N seconds
     prune = all                    # all | known
     global_physnet_mtu = 1500      # the physical networks' MTU: no network's may be larger
+    agent_down_time = 75           # no pass finished for so long: the agent is not alive
     backend = kernel               # kernel: this host's agent | ovn ([ovn] below)
 
     [database]
@@ -94,6 +95,7 @@ DEFAULTS = {
     ("DEFAULT", "interval"): "30",
     ("DEFAULT", "prune"): "all",
     ("DEFAULT", "global_physnet_mtu"): "1500",
+    ("DEFAULT", "agent_down_time"): "75",   # Neutron's: no pass for so long = not alive
     ("database", "connection"): "sqlite:////var/lib/floatip/floatip.db",
     ("agent", "shared_secret"): "",
     ("oslo_policy", "policy_file"): "",
@@ -166,6 +168,13 @@ class Config:
         mtu = self.get("DEFAULT", "global_physnet_mtu").strip()
         if not (mtu.isdigit() and 68 <= int(mtu) <= 9216):  # the range of a network's mtu
             raise NeutronError(f"[DEFAULT] global_physnet_mtu = {mtu!r}: an MTU, 68-9216")
+        down = self.get("DEFAULT", "agent_down_time").strip()
+        try:
+            if not 1 <= float(down) <= 86400:
+                raise ValueError
+        except ValueError:
+            raise NeutronError(f"[DEFAULT] agent_down_time = {down!r}: seconds, 1-86400") \
+                from None
         choice("[DEFAULT] prune", self.get("DEFAULT", "prune"), PRUNE_SCOPES)
         choice("[DEFAULT] auth_strategy", self.get("DEFAULT", "auth_strategy"),
                AUTH_STRATEGIES)

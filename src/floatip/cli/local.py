@@ -16,7 +16,8 @@ from ..core.errors import NeutronError
 from ..core.model import State
 from ..core.plan import commands, summary
 from ..dataplane.dhcp import DhcpDataplane
-from ..dataplane.kernel import Dataplane
+from ..dataplane.kernel import LOCAL_OWNER, Dataplane
+from ..server import server_state
 from . import demo_api, demo_ovn
 from .demo import EX_BR, INT_BR
 from .app import Ctx, app, err, fail, out
@@ -46,10 +47,12 @@ def read_state(path: Path) -> State:
 
 
 def dataplane():
+    """The kernel as ``apply --local`` owns it: what it makes carries its own owner mark
+    (``LOCAL_OWNER``); servers' routers are theirs (``other_instances``), never touched."""
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
     try:
-        return Dataplane(Ctx.config.nat_driver)
+        return Dataplane(Ctx.config.nat_driver, instance=LOCAL_OWNER)
     except Exception as e:  # noqa: BLE001
         fail(NeutronError(f"cannot reach the dataplane: {e}"))
 
@@ -152,6 +155,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
         ports = {n: p for n, p in obs.ports.items() if p.router_id == f.router_id}
         routers.append({
             "router_id": f.router_id, "namespace": ns,
+            "owner": "apply --local" if f.instance == LOCAL_OWNER else "unmarked",
             "devices": [{"name": l.name, "mac": l.mac, "mtu": l.mtu, "up": l.up,
                          "addresses": sorted(l.addresses),
                          "ovs": {"bridge": ports[n].bridge, "tag": ports[n].tag}
@@ -168,17 +172,18 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     if as_json:
         print(json.dumps({"routers": routers, "dhcp": networks,
                           "foreign_namespaces": sorted(obs.foreign_namespaces),
-                          "other_instances": [{"router_id": r, "instance": i} for r, i in
+                          "other_instances": [{"router_id": r, "instance": i,
+                                               "server": server_state(i)} for r, i in
                                               sorted(obs.other_instances.items())]},
                          indent=2))
         return
     if not routers:
         out.print("floatip owns no router on this host")
     for rid, inst in sorted(obs.other_instances.items()):
-        out.print(f"router {rid}: made by floatip instance {inst} (another server)",
+        out.print(f"router {rid}: server instance {inst} ({server_state(inst)})",
                   highlight=False)
     for r in routers:
-        out.rule(f"router {r['router_id']}  ({r['namespace']})")
+        out.rule(f"router {r['router_id']}  ({r['namespace']}, {r['owner']})")
         t = Table("device", "ovs", "mac", "addresses")
         for d in r["devices"]:
             ovs = f"{d['ovs']['bridge']} tag={d['ovs']['tag']}" if d["ovs"] else "-"

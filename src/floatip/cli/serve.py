@@ -142,6 +142,7 @@ def serve(config: Optional[str] = CONFIG_OPT,
                      policy_file=cfg.get("oslo_policy", "policy_file") or None,
                      agent_options=services, backend=backend, agent_process=agent_process,
                      quotas=quotas,
+                     agent_down_time=float(cfg.get("DEFAULT", "agent_down_time")),
                      ovn={"nb": cfg.get("ovn", "ovn_nb_connection"),
                           "sb": cfg.get("ovn", "ovn_sb_connection"), "owner": ovn_owner,
                           "distributed_fip": cfg.bool("ovn", "enable_distributed_floating_ip"),
@@ -185,7 +186,8 @@ def agent_cmd(server: str = typer.Option(..., "--server", help="API endpoint to 
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("floatip").setLevel(logging.INFO)
     hooks = metadata_hooks(services["run_dir"], services.pop("metadata"),
-                           services.pop("nova_metadata_url"), services.pop("metadata_secret"))
+                           services.pop("nova_metadata_url"), services.pop("metadata_secret"),
+                           owner="agent")
     agent = Agent(RemoteSource(server, secret=cfg.get("agent", "shared_secret") or None), host,
                   interval=float(cfg.get("DEFAULT", "interval")),
                   prune_scope=cfg.get("DEFAULT", "prune").strip(), hooks=hooks, **services)

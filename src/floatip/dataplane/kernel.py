@@ -47,6 +47,9 @@ log = logging.getLogger("floatip.dataplane")
 MARK_PREFIX = "floatip router="
 INSTANCE_MARK = " instance="
 INSTANCE_KEY = "floatip-instance"  # external_ids key: the server instance that made the port
+# the owner marked on what ``apply --local`` makes: no server's, so no server prunes or
+# rebuilds it, and no ``cleanup --orphans`` takes it for a dead server's
+LOCAL_OWNER = "local"
 
 
 def parse_mark(mark: str) -> tuple[str, str | None]:

@@ -21,6 +21,16 @@ def running(pid: int) -> bool:
         return False
 
 
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): a pid and its start time name one
+    process, never a later one that reuses the pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def pid_from_file(path: str, marker: bytes) -> int | None:
     """The pid in ``path`` when that process runs and its command line holds ``marker``
     (a pid reused by another program is not ours)."""

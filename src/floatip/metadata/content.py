@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import operator
 from dataclasses import dataclass
 
 from ..core.dhcp import hostname as dhcp_hostname
@@ -83,6 +84,75 @@ def _find(state: State, ip: str, where, fip_ok) -> Instance | None:
                 mtu=net.mtu, network_id=net.id, public_ipv4=fip, user_data=port.user_data,
                 public_keys=tuple(port.public_keys))
     return None
+
+
+def instance_table(state: State, routers,
+                   cache: dict | None = None) -> dict[str, dict[str, dict]]:
+    """router id -> fixed IP -> the ``Instance`` ``find_instance`` gives (as plain data),
+    for ``routers``: what a metadata process apart from the agent answers from. One walk
+    over ports and floating IPs, not one per address. ``cache`` (kept by the caller between
+    calls): an entry whose port, subnet, network and floating IP are the same objects is
+    reused, not built again; ``cache["changed"]`` says whether anything differs from the
+    last call."""
+    old = cache.get("entries", {}) if cache is not None else {}
+    entries: dict = {}
+    changed = False
+    fips: dict[str, list] = {}
+    for f in list(state.floatingips.values()):
+        if f.port_id:
+            fips.setdefault(f.port_id, []).append(f)
+    by_subnet: dict[str, list[str]] = {}
+    table: dict[str, dict[str, dict]] = {}
+    for rid in routers:
+        r = state.routers.get(rid)
+        if r is None:
+            continue
+        table[rid] = {}
+        for itf in r.interfaces:
+            by_subnet.setdefault(itf.subnet_id, []).append(rid)
+    for port in list(state.ports.values()):
+        if port.device_owner.startswith("network:"):
+            continue
+        for sid, ip in port.fixed_ips:
+            for rid in by_subnet.get(sid, ()):
+                if ip in table[rid]:
+                    continue  # find_instance: the first port with that address
+                sub, net = state.subnets[sid], state.networks[port.network_id]
+                mine = fips.get(port.id, ())
+                key = (rid, ip)
+                hit = old.get(key)
+                if hit is not None and hit[0] is port and hit[1] is sub and hit[2] is net \
+                        and len(hit[3]) == len(mine) and all(map(operator.is_, hit[3], mine)):
+                    doc = hit[4]   # the same objects: the same answer
+                else:
+                    fip = next((f.floating_ip_address for f in mine
+                                if f.fixed_ip_address in (None, ip)
+                                and (x := state.router_for_fip(f)) is not None
+                                and x.id == rid), None)
+                    changed = True
+                    doc = dict(vars(Instance(
+                        port_id=port.id, instance_id=port.device_id or port.id,
+                        project_id=port.project_id, name=port.name or dhcp_hostname("", ip),
+                        hostname=dhcp_hostname(port.name, ip), mac=port.mac_address,
+                        local_ipv4=ip, cidr=sub.cidr, gateway_ip=sub.gateway_ip,
+                        dns_nameservers=tuple(sub.dns_nameservers),
+                        host_routes=tuple(sub.host_routes), mtu=net.mtu, network_id=net.id,
+                        public_ipv4=fip, user_data=port.user_data,
+                        public_keys=tuple(port.public_keys))))
+                entries[key] = (port, sub, net, mine, doc)
+                table[rid][ip] = doc
+    if cache is not None:
+        cache["changed"] = changed or entries.keys() != old.keys() or \
+            set(table) != cache.get("routers")
+        cache["entries"], cache["routers"] = entries, set(table)
+    return table
+
+
+def instance_from(doc: dict) -> Instance:
+    """``instance_table``'s plain data back to an ``Instance`` (tuples from JSON lists)."""
+    return Instance(**{**doc, "dns_nameservers": tuple(doc["dns_nameservers"]),
+                       "host_routes": tuple(tuple(x) for x in doc["host_routes"]),
+                       "public_keys": tuple(tuple(x) for x in doc["public_keys"])})
 
 
 # ---------------------------------------------------------------------------------------

@@ -97,6 +97,10 @@ def wildcards(s: Session, net: dict) -> None:
         elif not on:
             for r in rows:
                 if r.action == action and (r.target_project == "*" or action == EXTERNAL):
+                    if action == SHARED and users_losing(s, r):  # Neutron's update_network
+                        raise err("InvalidSharedSetting", 409, "Unable to reconfigure sharing "
+                                  f"settings for network {net['id']}. Multiple tenants are "
+                                  "using it.")
                     s.delete(r)
     s.flush()
 
@@ -224,23 +228,27 @@ class Rbac:
             svc.UPDATE["network"](s, nid, {"router:external": False})
 
     def _ensure_unused(self, s: Session, r: S.NetworkRbac) -> None:
-        """Neutron's ensure_no_project_ports_on_network (and for an external entry, the
-        routers of the project losing access): the project losing access uses nothing
-        on the network that another entry does not still allow."""
-        net = S.get(s, S.Network, r.object_id)
-        if net is None or r.target_project == net.project_id:
-            return
-        others = {t for t, in s.execute(select(R.target_project).where(
-            R.object_id == r.object_id, R.action == r.action, R.id != r.id))}
-        if "*" in others:
-            return
-        allowed = others | {net.project_id, ""}
-        if r.action == SHARED:
-            q = select(S.Port.project_id).where(S.Port.network_id == r.object_id)
-        else:
-            q = select(S.Router.project_id).join(S.Port, S.Router.gw_port_id == S.Port.id) \
-                .where(S.Port.network_id == r.object_id)
-        users = {p for p, in s.execute(q)}
-        losing = users - allowed if r.target_project == "*" else users & {r.target_project}
-        if losing:
+        if users_losing(s, r):
             raise in_use(r.object_id)
+
+
+def users_losing(s: Session, r: S.NetworkRbac) -> set[str]:
+    """Neutron's ensure_no_project_ports_on_network (and for an external entry, the routers
+    of the project losing access): the projects that would lose access and have ports
+    (gateways) on the network that no other entry still allows."""
+    net = S.get(s, S.Network, r.object_id)
+    if net is None or r.target_project == net.project_id:
+        return set()
+    others = {t for t, in s.execute(select(R.target_project).where(
+        R.object_id == r.object_id, R.action == r.action, R.id != r.id))}
+    if "*" in others:
+        return set()
+    if r.action == SHARED:
+        q = select(S.Port.project_id).where(S.Port.network_id == r.object_id)
+    else:
+        q = select(S.Router.project_id).join(S.Port, S.Router.gw_port_id == S.Port.id) \
+            .where(S.Port.network_id == r.object_id)
+    users = {p for p, in s.execute(q)}
+    if r.target_project == "*":
+        return users - others - {net.project_id, ""}
+    return users & {r.target_project}

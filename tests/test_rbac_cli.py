@@ -1,0 +1,79 @@
+"""Network RBAC with the real ``openstack`` CLI behind a real Keystone (conftest's
+``keystone``): project A's member shares its network with project B (``network rbac
+create --target-project B --action access_as_shared --type network``), B lists it and puts a
+port on it, ``network rbac list/show/delete``; C sees nothing."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from floatip.api.auth import AuthSettings
+from floatip.server import Server, free_port
+
+pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture(scope="module")
+def osc(keystone, tmp_path_factory):
+    d = tmp_path_factory.mktemp("rb-cli")
+    srv = Server(f"sqlite:///{d}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
+                 auth=AuthSettings("keystone", keystone.authtoken())).start()
+    keystone.set_network_endpoint(srv.url)
+    sfx = uuid.uuid4().hex[:6]
+    runners, projects = {}, {}
+    for who in ("a", "b", "c"):
+        name, project, password = f"rb-{who}-{sfx}", f"rb-p{who}-{sfx}", secrets.token_urlsafe(12)
+        keystone.user(name, password, project, ["member"])
+        projects[who] = keystone.project(project)
+        auth = keystone.cloud(name, password, project)["auth"]
+        env = {**os.environ, "OS_AUTH_URL": auth["auth_url"], "OS_USERNAME": name,
+               "OS_PASSWORD": password, "OS_PROJECT_NAME": project,
+               "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+               "OS_REGION_NAME": "RegionOne", "OS_IDENTITY_API_VERSION": "3",
+               "OS_INTERFACE": "public", "PYTHONWARNINGS": "ignore"}
+        env.pop("OS_CLOUD", None)
+
+        def run(*args, parse: bool = True, env=env, fail: bool = False):
+            r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
+                               env=env, capture_output=True, text=True, timeout=120)
+            if fail:
+                assert r.returncode != 0, r.stdout
+                return r.stderr
+            assert r.returncode == 0, f"openstack {' '.join(args)}: {r.stderr}"
+            return json.loads(r.stdout) if parse and r.stdout.strip() else r.stdout
+        runners[who] = run
+    yield runners, projects
+    srv.close()
+
+
+def test_network_rbac_with_the_openstack_cli(osc):
+    run, projects = osc
+    a, b, c = run["a"], run["b"], run["c"]
+    net = a("network", "create", "rb-cli-net")
+    a("subnet", "create", "--network", net["id"], "--subnet-range", "100.64.41.0/24",
+      "rb-cli-sub")
+    pol = a("network", "rbac", "create", "--target-project", projects["b"],
+            "--action", "access_as_shared", "--type", "network", net["id"])
+    assert pol["target_project_id"] == projects["b"], pol
+    assert pol["object_id"] == net["id"] and pol["action"] == "access_as_shared", pol
+    assert [p["ID"] for p in a("network", "rbac", "list")] == [pol["id"]]
+    assert a("network", "rbac", "show", pol["id"])["object_type"] == "network"
+    assert net["id"] in {n["ID"] for n in b("network", "list")}
+    assert net["id"] not in {n["ID"] for n in c("network", "list")}
+    port = b("port", "create", "--network", net["id"], "rb-cli-port")
+    assert port["project_id"] == projects["b"]
+    a("network", "rbac", "delete", pol["id"], parse=False, fail=True)  # B's port: in use
+    assert [p["ID"] for p in a("network", "rbac", "list")] == [pol["id"]]
+    b("port", "delete", port["id"], parse=False)
+    a("network", "rbac", "delete", pol["id"], parse=False)
+    assert a("network", "rbac", "list") == []
+    assert net["id"] not in {n["ID"] for n in b("network", "list")}
