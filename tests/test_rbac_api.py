@@ -182,3 +182,25 @@ def test_an_external_network_offered_to_b_takes_b_gateway_only(api):
 def test_listed_as_an_extension(api):
     aliases = {e["alias"] for e in ok(api.get("/v2.0/extensions"))["extensions"]}
     assert "rbac-policies" in aliases
+
+
+def test_retarget_moves_access_and_a_deleted_network_takes_its_entries(api, world):
+    a, b, c, net = world["a"], world["b"], world["c"], world["net"]
+    pol = share(api, a, net["id"], b["X-Project-Id"])
+    port = ok(api.post("/v2.0/ports", headers=b, json={"port": {"network_id": net["id"]}}),
+              201)["port"]
+    to_c = {"rbac_policy": {"target_tenant": c["X-Project-Id"]}}
+    refused(api.put(f"{RBAC}/{pol['id']}", headers=a, json=to_c), 409, "RbacPolicyInUse")
+    refused(api.put(f"{RBAC}/{pol['id']}", headers=a,
+                    json={"rbac_policy": {"target_tenant": "*"}}), 403, "PolicyNotAuthorized")
+    refused(api.put(f"{RBAC}/{pol['id']}", headers=a,
+                    json={"rbac_policy": {"action": "access_as_external"}}), 400,
+            "HTTPBadRequest")
+    ok(api.delete(f"/v2.0/ports/{port['id']}", headers=b), 204)
+    moved = ok(api.put(f"{RBAC}/{pol['id']}", headers=a, json=to_c))["rbac_policy"]
+    assert moved["target_tenant"] == c["X-Project-Id"], moved
+    assert net["id"] in ids(api, "/v2.0/networks", c, "networks")
+    assert net["id"] not in ids(api, "/v2.0/networks", b, "networks")
+    ok(api.delete(f"/v2.0/subnets/{world['sub']['id']}", headers=a), 204)
+    ok(api.delete(f"/v2.0/networks/{net['id']}", headers=a), 204)
+    assert ok(api.get(RBAC, headers=a, params={"object_id": net["id"]}))["rbac_policies"] == []
