@@ -75,6 +75,10 @@ def test_a_network_shared_with_b_is_seen_and_used_by_b_only(api, world):
     # B: the network (shared, as Neutron shows it to B) and its subnet, and a port on it
     seen = ok(api.get(f"/v2.0/networks/{net['id']}", headers=b))["network"]
     assert seen["shared"] is True, seen
+    shared_for_b = ok(api.get("/v2.0/networks", headers=b, params={"shared": "True"}))
+    assert net["id"] in {n["id"] for n in shared_for_b["networks"]}
+    assert net["id"] not in ids(api, "/v2.0/networks?shared=false", b, "networks")
+    assert net["id"] in ids(api, "/v2.0/networks?shared=false", a, "networks")
     assert net["id"] in ids(api, "/v2.0/networks", b, "networks")
     assert sub["id"] in ids(api, "/v2.0/subnets", b, "subnets")
     ok(api.get(f"/v2.0/subnets/{sub['id']}", headers=b))

@@ -173,10 +173,14 @@ class Access:
         visible = self.policy.checker(ctx, f"get_{kind}")
         strippers = self._strippers(ctx, kind)
         grants = rbac.Grants(s, ctx.project_id) if kind in rbac.KINDS else None
+        # ``shared`` of a network is the caller's (its RBAC entries): filtered after them
+        shared = rbac.shared_filter(inner) if kind == "network" and not ctx.is_admin else None
+        if shared is not None:
+            inner = [(k, v) for k, v in inner if k != "shared"]
         out = []
         for d in listing.list_resources(s, kind, inner):
             t = self.target(s, kind, d, ctx, grants)
-            if visible(t):
+            if visible(t) and (shared is None or t["shared"] in shared):
                 if kind == "network":  # Neutron: shared with the caller's project
                     d["shared"] = t["shared"]
                 out.append(self._strip(s, ctx, kind, d, strippers, t))

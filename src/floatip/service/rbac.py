@@ -84,6 +84,15 @@ class Grants:
             t[f"{pre}router:external"] = False
 
 
+def shared_filter(query: list[tuple[str, str]]) -> set[bool] | None:
+    """The values of a network list's ``shared`` filter, when all are booleans (else None:
+    the list's own filter answers them, 400 for a bad one)."""
+    vals = [v.strip().lower() for k, v in query if k == "shared"]
+    if not vals or not all(v in ("true", "1", "false", "0") for v in vals):
+        return None
+    return {v in ("true", "1") for v in vals}
+
+
 def wildcards(s: Session, net: dict) -> None:
     """The ``*`` entries of a network after a create or update through the API:
     ``shared`` is a ``*`` access_as_shared entry, ``router:external`` a ``*``
