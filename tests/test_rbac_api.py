@@ -5,7 +5,7 @@ network offered to B only takes B's router gateway and is hidden from C; Neutron
 ``shared: true`` is the ``*`` entry.
 
 The server is the real one (uvicorn, agent off), noauth: X-Project-Id / X-Roles make the
-caller a project's member."""
+caller a project's member; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import uuid
@@ -14,14 +14,23 @@ import httpx
 import pytest
 
 from floatip.server import Server, free_port
+from pgserver import fresh_database
 
 RBAC = "/v2.0/rbac-policies"
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('rb-api')}/floatip.db"
+        return
+    with fresh_database(request.getfixturevalue("pg_url")) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('rb-api')}/floatip.db"
-    srv = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
+def api(db_url):
+    srv = Server(db_url, f"127.0.0.1:{free_port()}", agent=False).start()
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             yield c
