@@ -1,7 +1,8 @@
 """Network RBAC with the real ``openstack`` CLI behind a real Keystone (conftest's
 ``keystone``): project A's member shares its network with project B (``network rbac
 create --target-project B --action access_as_shared --type network``), B lists it and puts a
-port on it, ``network rbac list/show/delete``; C sees nothing."""
+port on it, ``network rbac list/show/delete``; C sees nothing. And floatip's own
+``floatip network rbac``."""
 from __future__ import annotations
 
 import json
@@ -11,9 +12,14 @@ import subprocess
 import sys
 import uuid
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
 from floatip.api.auth import AuthSettings
+from floatip.cli import rbac as _registers_network_rbac  # noqa: F401
+from floatip.cli import resources
+from floatip.cli.main import app
 from floatip.server import Server, free_port
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
@@ -77,3 +83,39 @@ def test_network_rbac_with_the_openstack_cli(osc):
     a("network", "rbac", "delete", pol["id"], parse=False)
     assert a("network", "rbac", "list") == []
     assert net["id"] not in {n["ID"] for n in b("network", "list")}
+
+
+def test_floatip_network_rbac(tmp_path, monkeypatch):
+    """``floatip network rbac create|list|show|delete`` against the API (noauth: the admin
+    shares with any project; X-Project-Id headers then act as B and C)."""
+    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
+                 agent=False).start()
+    monkeypatch.setattr(resources.out, "width", 250)
+    runner = CliRunner()
+
+    def run(*args, code=0):
+        r = runner.invoke(app, list(args), env={"FLOATIP_URL": srv.url})
+        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
+        return r.stdout if code == 0 else r.stderr
+    b, c = uuid.uuid4().hex, uuid.uuid4().hex
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as h:
+            net = h.post("/v2.0/networks", json={"network": {"name": "rb-fcli"}}).json()["network"]
+            h.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
+                                                     "cidr": "100.64.42.0/24"}})
+            pol = json.loads(run("network", "rbac", "create", "rb-fcli", "--target-project", b,
+                                 "-f", "json"))
+            assert (pol["object_id"], pol["target_project"]) == (net["id"], b), pol
+            assert [p["id"] for p in json.loads(run("network", "rbac", "list", "-f", "json"))] \
+                == [pol["id"]]
+            assert b in run("network", "rbac", "show", pol["id"])
+
+            def visible(project: str) -> bool:
+                return net["id"] in {n["id"] for n in h.get("/v2.0/networks", headers={
+                    "X-Project-Id": project, "X-Roles": "member,reader"}).json()["networks"]}
+            assert visible(b) and not visible(c)
+            run("network", "rbac", "delete", pol["id"])
+            assert not visible(b)
+            assert json.loads(run("network", "rbac", "list", "-f", "json")) == []
+    finally:
+        srv.close()

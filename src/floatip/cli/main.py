@@ -15,7 +15,7 @@ from . import app as _app
 MODULES = {"network": "resources", "subnet": "resources", "port": "resources",
            "port plug": "plug", "port unplug": "plug", "router": "resources",
            "floating-ip": "resources", "floating-ip port-forwarding": "port_forwardings",
-           "security-group": "security_groups", "qos": "qos",
+           "security-group": "security_groups", "qos": "qos", "network rbac": "rbac",
            "events": "events", "status": "events", "cleanup": "ops", "serve": "serve",
            "agent": "serve", "trace": "trace", "apply": "local", "diff": "local",
            "teardown": "local", "show": "local", "demo": "local", "delete": "apply_cmds",

@@ -1,0 +1,60 @@
+"""``floatip network rbac create|list|show|delete``: share a network with chosen projects
+(Neutron's rbac-policies) through the API (the network by id or name)."""
+from __future__ import annotations
+
+import typer
+
+from ..client import Client
+from ..core.errors import NeutronError
+from .output import COLUMN, FORMAT, Format, print_list
+from .resources import URL, _call, _fail, _print_one, network_app, out
+
+rbac_app = typer.Typer(help="Networks shared with chosen projects (RBAC policies).",
+                       no_args_is_help=True)
+COLUMNS = ("id", "object_id", "action", "target_project")
+RBAC = "/v2.0/rbac-policies"
+
+
+@rbac_app.command("create")
+def rbac_create(network: str,
+                target: str = typer.Option(..., "--target-project",
+                                           help="The project's id, or * (admins)."),
+                action: str = typer.Option("access_as_shared", "--action",
+                                           help="access_as_shared or access_as_external"),
+                url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
+    """Let the target project use NETWORK (its ports, or its router gateways if external)."""
+    with Client(url) as c:
+        _print_one(_call(lambda: c.request("POST", RBAC, json={"rbac_policy": {
+            "object_type": "network", "object_id": c.find("network", network)["id"],
+            "action": action, "target_tenant": target}})["rbac_policy"]), fmt, columns)
+
+
+@rbac_app.command("list")
+def rbac_list(url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
+    """The caller's RBAC policies (an admin's: all)."""
+    with Client(url) as c:
+        items = _call(lambda: c.request("GET", RBAC)["rbac_policies"])
+    try:
+        print_list(items, COLUMNS, {}, fmt, columns)
+    except NeutronError as e:  # a -c that names no column
+        _fail(e, 2)
+
+
+@rbac_app.command("show")
+def rbac_show(pid: str, url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
+    """One RBAC policy."""
+    with Client(url) as c:
+        _print_one(_call(lambda: c.request("GET", f"{RBAC}/{pid}")["rbac_policy"]), fmt,
+                   columns)
+
+
+@rbac_app.command("delete")
+def rbac_delete(pids: list[str], url: str = URL):
+    """Delete RBAC policies (refused while the project losing access uses the network)."""
+    with Client(url) as c:
+        for pid in pids:
+            _call(lambda: c.request("DELETE", f"{RBAC}/{pid}"))
+            out.print(f"deleted rbac policy {pid}", highlight=False)
+
+
+network_app.add_typer(rbac_app, name="rbac")
