@@ -17,9 +17,6 @@ import pytest
 from typer.testing import CliRunner
 
 from floatip.api.auth import AuthSettings
-from floatip.cli import rbac as _registers_network_rbac  # noqa: F401
-from floatip.cli import resources
-from floatip.cli.main import app
 from floatip.server import Server, free_port
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
@@ -88,6 +85,10 @@ def test_network_rbac_with_the_openstack_cli(osc):
 def test_floatip_network_rbac(tmp_path, monkeypatch):
     """``floatip network rbac create|list|show|delete`` against the API (noauth: the admin
     shares with any project; X-Project-Id headers then act as B and C)."""
+    # imported here: the CLI's console is made at import (test_cli_output sets it up first)
+    from floatip.cli import rbac as _registers_network_rbac  # noqa: F401
+    from floatip.cli import resources
+    from floatip.cli.main import app
     srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
                  agent=False).start()
     monkeypatch.setattr(resources.out, "width", 250)
