@@ -92,7 +92,10 @@ def test_a_server_prunes_only_its_own_routers(topo, nat_driver):
                 "server": "dead: floatip cleanup --orphans"} in \
             __import__("json").loads(r.output)["other_instances"]
         # its instance does not run: cleanup --orphans removes it, namespace and ports
-        r = CliRunner().invoke(app, ["--nat-driver", nat_driver, "cleanup", "--orphans"])
+        # (only this test's instance: other tests' servers run beside it with their records
+        # in their own run dirs, so a host-wide cleanup would take their routers for orphans)
+        r = CliRunner().invoke(app, ["--nat-driver", nat_driver, "cleanup", "--orphans",
+                                     "--instance", mine])
         assert r.exit_code == 0, r.output
         assert topo.router_id in r.output
         assert not os.path.exists(f"/run/netns/{topo.ns}")

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import NeutronError
-from ..core.trace import Query as TraceQuery, build
+from ..core.trace import ApiFip, Query as TraceQuery, build
 from ..dataplane.trace import gather
 from ..service.access import Access
 from ..service.policy import ADMIN
@@ -95,8 +95,15 @@ def router(db: Database, access: Access) -> APIRouter:
         except ValueError:
             raise NeutronError(f"{address!r} is not an IPv4 address", "HTTPBadRequest",
                                400) from None
-        t = await run_in_threadpool(lambda: build(gather(TraceQuery("upstream", ip, "tcp",
-                                                                    port))))
-        return t.to_dict()
+        def traced():
+            # the API's own floating IP names its router: another instance's router on this
+            # host holding the same address is never the one traced
+            with db.read() as s:
+                found = access.list(s, ctx, "floatingip", [("floating_ip_address", ip)])
+            f = found[0] if found else {}
+            api_fip = ApiFip(f["id"], f.get("status", ""), f.get("fixed_ip_address"),
+                             f.get("router_id"), f.get("port_id")) if f else None
+            return build(gather(TraceQuery("upstream", ip, "tcp", port), api=api_fip))
+        return (await run_in_threadpool(traced)).to_dict()
 
     return api

@@ -141,12 +141,13 @@ def router_facts(ns: str) -> RouterFacts | None:
 
 
 def find_router(dest: str, router_id: str | None = None) -> RouterFacts | None:
-    """The router namespace that holds ``dest``: the one named by the API if it exists here,
-    else the one with ``dest`` on its gateway port, else with a DNAT for it, else with
-    ``dest`` on its gateway network."""
+    """The router namespace that holds ``dest``: the one named by the API (none if it is not
+    here: another instance's router with the same address is not ours to trace), else the
+    one with ``dest`` on its gateway port, else with a DNAT for it, else with ``dest`` on
+    its gateway network."""
     names = router_namespaces()
-    if router_id and NS_PREFIX + router_id in names:
-        names = [NS_PREFIX + router_id]
+    if router_id:
+        names = [n for n in names if n == NS_PREFIX + router_id]
     best, score = None, 0
     addr = ipaddress.ip_address(dest)
     for ns in names:
