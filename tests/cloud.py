@@ -28,8 +28,37 @@ def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
 
 
 def ok(r: httpx.Response, code: int = 200) -> dict:
-    assert r.status_code == code, r.text
+    assert r.status_code == code, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
     return r.json() if r.content else {}
+
+
+def refused(r: httpx.Response, code: int, type_: str) -> str:
+    """The Neutron error body's message, once its code and type are the expected ones."""
+    assert r.status_code == code, r.text
+    body = r.json()["NeutronError"]
+    assert body["type"] == type_, body
+    return body["message"]
+
+
+def served_api(request, tmp_path_factory, tag: str):
+    """For a module fixture: an httpx client of a real server (uvicorn, agent off, noauth) on
+    a fresh SQLite file, or on a fresh PostgreSQL database when ``request.param`` says so."""
+    from floatip.server import Server, free_port
+    from pgserver import fresh_database
+    ctx = None
+    if getattr(request, "param", "sqlite") == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp(tag)}/floatip.db"
+    else:
+        ctx = fresh_database(request.getfixturevalue("pg_url"))
+        url = ctx.__enter__()
+    srv = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            yield c
+    finally:
+        srv.close()
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
 
 
 class Cloud:

@@ -16,7 +16,7 @@ from floatip.api import heartbeats as hb
 from floatip.backends.remote import RemoteSource
 from floatip.server import Server, free_port
 
-from test_tags import ok, refused  # noqa: F401 (the same helpers)
+from cloud import ok, refused  # noqa: F401 (the shared helpers)
 
 
 @pytest.fixture(scope="module")

@@ -12,33 +12,15 @@ import uuid
 import httpx
 import pytest
 
-from floatip.server import Server, free_port
+from cloud import ok, refused, served_api
 
 EXT = "203.0.113"
 POL = "/v2.0/qos/policies"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('qs-api')}/floatip.db"
-    srv = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
-    try:
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
-            yield c
-    finally:
-        srv.close()
-
-
-def ok(r: httpx.Response, code: int = 200) -> dict:
-    assert r.status_code == code, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
-    return r.json() if r.content else {}
-
-
-def refused(r: httpx.Response, code: int, type_: str) -> str:
-    assert r.status_code == code, r.text
-    body = r.json()["NeutronError"]
-    assert body["type"] == type_, body
-    return body["message"]
+def api(request, tmp_path_factory):
+    yield from served_api(request, tmp_path_factory, "qs-api")
 
 
 def project(roles: str = "manager,member,reader") -> dict:

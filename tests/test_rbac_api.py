@@ -13,41 +13,14 @@ import uuid
 import httpx
 import pytest
 
-from floatip.server import Server, free_port
-from pgserver import fresh_database
+from cloud import ok, refused, served_api
 
 RBAC = "/v2.0/rbac-policies"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def db_url(request, tmp_path_factory):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('rb-api')}/floatip.db"
-        return
-    with fresh_database(request.getfixturevalue("pg_url")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def api(db_url):
-    srv = Server(db_url, f"127.0.0.1:{free_port()}", agent=False).start()
-    try:
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
-            yield c
-    finally:
-        srv.close()
-
-
-def ok(r: httpx.Response, code: int = 200) -> dict:
-    assert r.status_code == code, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
-    return r.json() if r.content else {}
-
-
-def refused(r: httpx.Response, code: int, type_: str) -> str:
-    assert r.status_code == code, r.text
-    body = r.json()["NeutronError"]
-    assert body["type"] == type_, body
-    return body["message"]
+def api(request, tmp_path_factory):
+    yield from served_api(request, tmp_path_factory, "rb-api")
 
 
 def project() -> dict:

@@ -12,40 +12,14 @@ import uuid
 import httpx
 import pytest
 
-from floatip.server import Server, free_port
-from pgserver import fresh_database
+from cloud import ok, refused, served_api
 
 EXT = "203.0.113"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('fa-tags')}/floatip.db"
-        ctx = None
-    else:
-        ctx = fresh_database(request.getfixturevalue("pg_url"))
-        url = ctx.__enter__()
-    srv = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
-    try:
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
-            yield c
-    finally:
-        srv.close()
-        if ctx is not None:
-            ctx.__exit__(None, None, None)
-
-
-def ok(r: httpx.Response, code: int = 200) -> dict:
-    assert r.status_code == code, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
-    return r.json() if r.content else {}
-
-
-def refused(r: httpx.Response, code: int, type_: str) -> str:
-    assert r.status_code == code, r.text
-    body = r.json()["NeutronError"]
-    assert body["type"] == type_, body
-    return body["message"]
+    yield from served_api(request, tmp_path_factory, "fa-tags")
 
 
 def member(project: str, role: str = "member") -> dict:
