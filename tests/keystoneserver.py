@@ -220,6 +220,16 @@ password_hash_rounds = 4
                 "user_domain_name": "Default", "project_domain_name": "Default",
                 "region_name": self.REGION, "memcached_servers": ""}
 
+    def osc_env(self, user: str, password: str, project: str) -> dict:
+        """The environment the ``openstack`` CLI reads for this user (no clouds.yaml)."""
+        env = {**os.environ, "OS_AUTH_URL": self.url, "OS_USERNAME": user,
+               "OS_PASSWORD": password, "OS_PROJECT_NAME": project,
+               "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+               "OS_REGION_NAME": self.REGION, "OS_IDENTITY_API_VERSION": "3",
+               "OS_INTERFACE": "public", "PYTHONWARNINGS": "ignore"}
+        env.pop("OS_CLOUD", None)
+        return env
+
     def cloud(self, user: str, password: str, project: str) -> dict:
         """A clouds.yaml entry (openstacksdk / the openstack CLI)."""
         return {"auth_type": "password", "region_name": self.REGION, "interface": "public",

@@ -275,13 +275,7 @@ def test_seed_scenario_through_openstacksdk_as_a_member(cloud):
 
 def test_main_steps_with_the_openstack_cli_as_a_member(cloud):
     a = cloud["users"]["a"]
-    auth = cloud["ks"].cloud(a.name, a.password, a.project)["auth"]
-    env = {**os.environ, "OS_AUTH_URL": auth["auth_url"], "OS_USERNAME": a.name,
-           "OS_PASSWORD": a.password, "OS_PROJECT_NAME": a.project,
-           "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-           "OS_REGION_NAME": "RegionOne", "OS_IDENTITY_API_VERSION": "3",
-           "OS_INTERFACE": "public", "PYTHONWARNINGS": "ignore"}
-    env.pop("OS_CLOUD", None)
+    env = cloud["ks"].osc_env(a.name, a.password, a.project)
 
     def osc(*args) -> dict | list | str:
         r = subprocess.run([f"{BIN}/openstack", *args, "-f", "json"], env=env,

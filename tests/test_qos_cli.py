@@ -34,13 +34,7 @@ def test_openstack_cli(keystone, tmp_path):
         sfx = uuid.uuid4().hex[:6]
         name, project, password = f"qs-u-{sfx}", f"qs-p-{sfx}", secrets.token_urlsafe(12)
         keystone.user(name, password, project, ["admin", "member", "reader"])
-        auth = keystone.cloud(name, password, project)["auth"]
-        env = {**os.environ, "OS_AUTH_URL": auth["auth_url"], "OS_USERNAME": name,
-               "OS_PASSWORD": password, "OS_PROJECT_NAME": project,
-               "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-               "OS_REGION_NAME": "RegionOne", "OS_IDENTITY_API_VERSION": "3",
-               "OS_INTERFACE": "public", "PYTHONWARNINGS": "ignore"}
-        env.pop("OS_CLOUD", None)
+        env = keystone.osc_env(name, password, project)
 
         def osc(*args, parse: bool = True, ok: bool = True):
             r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],

@@ -93,13 +93,7 @@ def test_who_may_read_and_set_quotas(cloud):
 
 
 def _env(ks, user: str, password: str, project: str) -> dict:
-    auth = ks.cloud(user, password, project)["auth"]
-    env = {**os.environ, "OS_AUTH_URL": auth["auth_url"], "OS_USERNAME": user,
-           "OS_PASSWORD": password, "OS_PROJECT_NAME": project,
-           "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-           "OS_REGION_NAME": "RegionOne", "OS_IDENTITY_API_VERSION": "3",
-           "OS_INTERFACE": "public", "PYTHONWARNINGS": "ignore"}
-    env.pop("OS_CLOUD", None)
+    env = ks.osc_env(user, password, project)
     return env
 
 

@@ -37,13 +37,7 @@ def osc(keystone, tmp_path_factory):
         name, project, password = f"rb-{who}-{sfx}", f"rb-p{who}-{sfx}", secrets.token_urlsafe(12)
         keystone.user(name, password, project, ["member"])
         projects[who] = keystone.project(project)
-        auth = keystone.cloud(name, password, project)["auth"]
-        env = {**os.environ, "OS_AUTH_URL": auth["auth_url"], "OS_USERNAME": name,
-               "OS_PASSWORD": password, "OS_PROJECT_NAME": project,
-               "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-               "OS_REGION_NAME": "RegionOne", "OS_IDENTITY_API_VERSION": "3",
-               "OS_INTERFACE": "public", "PYTHONWARNINGS": "ignore"}
-        env.pop("OS_CLOUD", None)
+        env = keystone.osc_env(name, password, project)
 
         def run(*args, parse: bool = True, env=env, fail: bool = False):
             r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],

@@ -16,13 +16,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
 
 
 def _env(cloud, user) -> dict:
-    auth = cloud["ks"].cloud(user.name, user.password, user.project)["auth"]
-    env = {**os.environ, "OS_AUTH_URL": auth["auth_url"], "OS_USERNAME": user.name,
-           "OS_PASSWORD": user.password, "OS_PROJECT_NAME": user.project,
-           "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-           "OS_REGION_NAME": "RegionOne", "OS_IDENTITY_API_VERSION": "3",
-           "OS_INTERFACE": "public", "PYTHONWARNINGS": "ignore"}
-    env.pop("OS_CLOUD", None)
+    env = cloud["ks"].osc_env(user.name, user.password, user.project)
     return env
 
 

@@ -30,13 +30,7 @@ def osc(keystone, tmp_path_factory):
     sfx = uuid.uuid4().hex[:6]
     name, project, password = f"tg-u-{sfx}", f"tg-p-{sfx}", secrets.token_urlsafe(12)
     keystone.user(name, password, project, ["member"])
-    auth = keystone.cloud(name, password, project)["auth"]
-    env = {**os.environ, "OS_AUTH_URL": auth["auth_url"], "OS_USERNAME": name,
-           "OS_PASSWORD": password, "OS_PROJECT_NAME": project,
-           "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-           "OS_REGION_NAME": "RegionOne", "OS_IDENTITY_API_VERSION": "3",
-           "OS_INTERFACE": "public", "PYTHONWARNINGS": "ignore"}
-    env.pop("OS_CLOUD", None)
+    env = keystone.osc_env(name, password, project)
 
     def run(*args, parse: bool = True):
         r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
