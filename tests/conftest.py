@@ -34,6 +34,15 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "kernel" in item.keywords:
                 item.add_marker(mark)
+    # Side by side (``-n N --dist loadgroup``): a file's tests stay on one worker, and the
+    # tests that use the host's own OVS run one after the other on one worker. Beside each
+    # other they broke each other's floating IPs: the netdev datapath has one userspace
+    # conntrack for every bridge, so servers' zones and flushes meet. OVN labs run their own
+    # OVS and go side by side.
+    for item in items:
+        host = "kernel" in item.keywords and "ovn" not in item.keywords
+        item.add_marker(pytest.mark.xdist_group("host-ovs" if host
+                                                else item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")
