@@ -126,8 +126,10 @@ def test_serve_and_port_plug_build_on_the_files_bridges_and_nat_driver(tmp_path)
                        json={"subnet_id": sub["id"]}).status_code == 200
         wait_for(lambda: api.get(f"/v2.0/routers/{router['id']}").json()["router"]["status"]
                  == "ACTIVE", 60, "router ACTIVE")
-        ports = L.sh("ovs-vsctl", "list-ports", ex_br).stdout.split()
-        assert any(p.startswith("qg-") for p in ports), ports
+        # a router is ACTIVE from its creation, as in Neutron: wait for the agent's pass
+        wait_for(lambda: any(p.startswith("qg-") for p in
+                             L.sh("ovs-vsctl", "list-ports", ex_br).stdout.split()),
+                 60, f"the gateway port on {ex_br}")
         ns = f"qrouter-{router['id']}"
         # the iptables driver's SNAT for the subnet; no table of the nftables driver
         wait_for(lambda: "-s 192.0.2.0/24" in L.sh("ip", "netns", "exec", ns, "iptables-save",
