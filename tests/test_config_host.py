@@ -163,7 +163,10 @@ def test_serve_and_port_plug_build_on_the_files_bridges_and_nat_driver(tmp_path)
             from floatip.core.layout import AgentConfig
             from floatip.core.model import State
             from floatip.dataplane.kernel import Dataplane
-            dp = Dataplane("iptables")
+            import sqlite3  # the router is the server instance's: only that instance removes it
+            with sqlite3.connect(tmp_path / "floatip.db") as c:
+                (inst,), = c.execute("SELECT value FROM floatip_info WHERE key='instance_id'")
+            dp = Dataplane("iptables", instance=inst)
             try:
                 reconcile(dp, State(), AgentConfig(int_br, {"physnet7": ex_br}, "iptables"),
                           remove={router["id"]})

@@ -35,7 +35,12 @@ def _serve(args: list[str], port: int, env: dict | None = None) -> subprocess.Po
         assert proc.poll() is None, proc.stdout.read().decode()
         with contextlib.suppress(httpx.HTTPError):
             return httpx.get(f"http://127.0.0.1:{port}/floatip/v1/agent", timeout=2).json()
-    wait_for(up, 120, "floatip serve answers")
+    try:
+        wait_for(up, 120, "floatip serve answers")
+    except BaseException:  # a server that never answered is not left running
+        proc.kill()
+        proc.wait()
+        raise
     return proc
 
 
