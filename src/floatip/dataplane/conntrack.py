@@ -78,6 +78,24 @@ class CtNetlink:
         a, b = ipa[2]
         return msg[a + 4:b]
 
+    def _dump(self):
+        """One dump of the conntrack table: each entry's netlink message."""
+        self.seq += 1
+        self.sock.send(struct.pack("=IHHII", 20, 0x101, 0x301, self.seq, 0)
+                       + struct.pack("=BBH", 2, 0, 0))
+        for _, msg in read_dump(self.sock, self.seq, 1 << 22):
+            yield msg
+
+    @staticmethod
+    def _key(msg: bytes, top: dict) -> bytes:
+        """What a delete names an entry by: its original tuple (and zone), padded."""
+        a, b = top[1]
+        extra = b""
+        if 18 in top:  # CTA_ZONE
+            za, zb = top[18]
+            extra = msg[za:zb] + b"\0" * ((4 - (zb - za) % 4) % 4)
+        return msg[a:b] + b"\0" * ((4 - (b - a) % 4) % 4) + extra
+
     def delete_by_address(self, ips=(), stale=()) -> int:
         """One dump; delete entries whose original or reply destination is one of ``ips``,
         and entries to one of ``stale`` that were not DNATed (opened by packets that came
@@ -86,11 +104,8 @@ class CtNetlink:
             return 0
         every = {socket.inet_aton(ip) for ip in ips}
         undnated = {socket.inet_aton(ip) for ip in stale}
-        self.seq += 1
-        seq = self.seq
-        self.sock.send(struct.pack("=IHHII", 20, 0x101, 0x301, seq, 0) + struct.pack("=BBH", 2, 0, 0))
         victims = []
-        for _, msg in read_dump(self.sock, seq, 1 << 22):
+        for msg in self._dump():
             top = self._attrs(msg, 20, len(msg))
             dst = self._dst(msg, top[1]) if 1 in top else None
             hit = dst in every or (2 in top and self._dst(msg, top[2]) in every)
@@ -98,12 +113,7 @@ class CtNetlink:
                 st = top.get(3)  # CTA_STATUS, IPS_DST_NAT is 0x20
                 hit = st is not None and not struct.unpack_from("!I", msg, st[0] + 4)[0] & 0x20
             if hit:
-                a, b = top[1]
-                extra = b""
-                if 18 in top:  # CTA_ZONE
-                    za, zb = top[18]
-                    extra = msg[za:zb] + b"\0" * ((4 - (zb - za) % 4) % 4)
-                victims.append(msg[a:b] + b"\0" * ((4 - (b - a) % 4) % 4) + extra)
+                victims.append(self._key(msg, top))
         self._delete(victims)
         return len(victims)
 
@@ -116,11 +126,8 @@ class CtNetlink:
         for ip, proto, lo, hi in keys:
             num = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}[proto]
             want.setdefault((socket.inet_aton(ip), num), []).append((lo, hi))
-        self.seq += 1
-        seq = self.seq
-        self.sock.send(struct.pack("=IHHII", 20, 0x101, 0x301, seq, 0) + struct.pack("=BBH", 2, 0, 0))
         victims = []
-        for _, msg in read_dump(self.sock, seq, 1 << 22):
+        for msg in self._dump():
             top = self._attrs(msg, 20, len(msg))
             if 1 not in top:
                 continue
@@ -135,12 +142,7 @@ class CtNetlink:
             port = struct.unpack_from("!H", msg, pa[3][0] + 4)[0]
             if not any(lo <= port <= hi for lo, hi in want.get((dst, num), ())):
                 continue
-            a, b = top[1]
-            extra = b""
-            if 18 in top:  # CTA_ZONE
-                za, zb = top[18]
-                extra = msg[za:zb] + b"\0" * ((4 - (zb - za) % 4) % 4)
-            victims.append(msg[a:b] + b"\0" * ((4 - (b - a) % 4) % 4) + extra)
+            victims.append(self._key(msg, top))
         self._delete(victims)
         return len(victims)
 
