@@ -39,8 +39,11 @@ class Net:
                                     mac_address=stable_mac(dhcp_id), device_owner="network:dhcp",
                                     device_id=f"dhcp-{self.net.id}")}
         self.dhcp_port = dhcp_id
+        # its own instance: a server under test elsewhere on the host (prune all) leaves
+        # another instance's namespaces alone, never an unmarked one
+        self.instance = f"fdt-{sid}"
         self.agent = DhcpAgent(self.bridge, state_dir=os.path.join(workdir, "dhcp"),
-                               prune_scope="known")
+                               prune_scope="known", instance=self.instance)
         self.vms: list[Vm] = []
 
     def port(self, name: str, ip: str) -> Port:
@@ -196,7 +199,7 @@ def test_a_network_without_router_gets_its_integration_bridge(net, lab):
     lab.bridges.append(bridge)  # removed by the lab whatever happens
     net.agent.close()
     net.agent = DhcpAgent(bridge, state_dir=os.path.join(net.workdir, "dhcp"),
-                          prune_scope="known")
+                          prune_scope="known", instance=net.instance)
     net.bridge = bridge
     p = net.port("a", "198.51.100.10")
     net.sync()
