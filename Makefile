@@ -47,7 +47,8 @@ demo: install
 
 # Everything: the pytest suite (kernel, OVN, Keystone, PostgreSQL: each started by its fixtures)
 # and, beside it (its own Keystone, PostgreSQL and floatip server without an agent, on free
-# loopback ports: ~1 minute off CI's wall time), Tempest's network API tests; its output follows.
+# loopback ports: ~1 minute off CI's wall time), Tempest's network API tests and Neutron's own
+# (neutron-tempest-plugin); their output follows.
 test: install keystone-venv tempest-venv
 	@$(PY) tests/tempest/run.py > .tempest.log 2>&1 & tempest=$$!; \
 	$(VENV)/bin/pytest -q -ra --durations=25 -n $(TEST_WORKERS) --dist loadgroup; pytest_rc=$$?; \
@@ -83,14 +84,15 @@ $(KVENV)/.stamp:
 	$(KVENV)/bin/pip install -q keystone gunicorn python-openstackclient psycopg2-binary
 	touch $@
 
-tempest-venv: $(TVENV)/.stamp
-$(TVENV)/.stamp:
+# Tempest and Neutron's own API suite (neutron-tempest-plugin), both from PyPI
+tempest-venv: $(TVENV)/.stamp-plugin
+$(TVENV)/.stamp-plugin:
 	test -x $(TVENV)/bin/python || python3 -m venv $(TVENV)
 	$(TVENV)/bin/pip install -q --upgrade pip
-	$(TVENV)/bin/pip install -q tempest
+	$(TVENV)/bin/pip install -q tempest neutron-tempest-plugin
 	touch $@
 
-# Tempest's tempest.api.network (IPv4) against a throw-away Keystone and floatip server.
+# Tempest's tempest.api.network and neutron_tempest_plugin.api against a throw-away Keystone and floatip server.
 tempest: install keystone-venv tempest-venv
 	$(PY) tests/tempest/run.py
 

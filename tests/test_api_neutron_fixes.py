@@ -73,19 +73,20 @@ def test_empty_floating_ip_update_disassociates(api):
 
 def test_network_mtu_limits(api):
     """Above the physical network's MTU (1500: Neutron's global_physnet_mtu) is refused on
-    create and update; an IPv6 subnet needs an MTU of 1280."""
+    create and update; a lower one is accepted, and a subnet needs the minimum of its IP
+    version (68 for IPv4, 1280 for IPv6): 409 NetworkMTUSubnetConflict, as Neutron."""
     assert refused(api.post("/v2.0/networks", json={"network": {"mtu": 1501}}), 400,
                    "InvalidInput") == ("Invalid input for operation: Requested MTU is too "
                                        "big, maximum is 1500.")
+    refused(api.post("/v2.0/networks", json={"network": {"mtu": -1}}), 400, "BadRequest")
     n = net(api, mtu=1279)
     refused(api.put(f"/v2.0/networks/{n['id']}", json={"network": {"mtu": 9000}}), 400,
             "InvalidInput")
     assert ok(api.get(f"/v2.0/networks/{n['id']}"))["network"]["mtu"] == 1279
     msg = refused(api.post("/v2.0/subnets", json={"subnet": {
-        "network_id": n["id"], "ip_version": 6, "cidr": "2001:db8:9::/64"}}), 400,
-        "InvalidInput")
-    assert msg == ("Invalid input for operation: IPv6 protocol requires a minimum MTU of "
-                   "1280, while the configured value is 1279.")
+        "network_id": n["id"], "ip_version": 6, "cidr": "2001:db8:9::/64"}}), 409,
+        "NetworkMTUSubnetConflict")
+    assert msg == f"MTU of {n['id']} is not valid, subnet requires a minimum of 1280"
     assert ok(api.get("/v2.0/subnets", params={"network_id": n["id"]}))["subnets"] == []
     # IPv4 is fine at 1279; at 1280 IPv6 too, and then the MTU may not go below
     ok(api.post("/v2.0/subnets", json={"subnet": {
@@ -93,9 +94,21 @@ def test_network_mtu_limits(api):
     ok(api.put(f"/v2.0/networks/{n['id']}", json={"network": {"mtu": 1280}}))
     ok(api.post("/v2.0/subnets", json={"subnet": {
         "network_id": n["id"], "ip_version": 6, "cidr": "2001:db8:9::/64"}}), 201)
-    refused(api.put(f"/v2.0/networks/{n['id']}", json={"network": {"mtu": 1279}}), 400,
-            "InvalidInput")
+    refused(api.put(f"/v2.0/networks/{n['id']}", json={"network": {"mtu": 1279}}), 409,
+            "NetworkMTUSubnetConflict")
     assert ok(api.get(f"/v2.0/networks/{n['id']}"))["network"]["mtu"] == 1280
+    # IPv4 needs 68: a network of 67 takes no IPv4 subnet, and one with an IPv4 subnet
+    # cannot go below 68
+    tiny = net(api, mtu=67)
+    refused(api.post("/v2.0/subnets", json={"subnet": {
+        "network_id": tiny["id"], "ip_version": 4, "cidr": "100.64.12.0/24"}}), 409,
+        "NetworkMTUSubnetConflict")
+    v4 = net(api, mtu=1280)
+    ok(api.post("/v2.0/subnets", json={"subnet": {
+        "network_id": v4["id"], "ip_version": 4, "cidr": "100.64.13.0/24"}}), 201)
+    refused(api.put(f"/v2.0/networks/{v4['id']}", json={"network": {"mtu": 67}}), 409,
+            "NetworkMTUSubnetConflict")
+    assert ok(api.get(f"/v2.0/networks/{v4['id']}"))["network"]["mtu"] == 1280
 
 
 def test_deleting_a_subnet_bumps_its_network_revision(api):
@@ -173,3 +186,46 @@ def test_rule_with_a_remote_group_id_that_is_no_uuid_is_a_missing_group(api):
             "security_group_id": sg["id"], "direction": "ingress",
             "remote_group_id": rid}}), 404, "SecurityGroupNotFound") == \
             f"Security group {rid} does not exist"
+
+
+def test_if_match_revision_constrains_updates_and_deletes(api):
+    """Neutron's revision plugin: ``If-Match: revision_number=N`` with a stale N is 412
+    RevisionNumberConstraintFailed and changes nothing; the current N passes."""
+    n = net(api)
+    url, rev = f"/v2.0/networks/{n['id']}", n["revision_number"]
+    stale = {"If-Match": f"revision_number={rev - 1}"}
+    assert refused(api.put(url, json={"network": {"name": "new"}}, headers=stale), 412,
+                   "RevisionNumberConstraintFailed") == \
+        f"Constrained to {rev - 1}, but current revision is {rev}"
+    assert ok(api.get(url))["network"]["name"] == "nf"
+    refused(api.delete(url, headers=stale), 412, "RevisionNumberConstraintFailed")
+    got = ok(api.put(url, json={"network": {"name": "new"}},
+                     headers={"If-Match": f"revision_number={rev}"}))["network"]
+    assert got["name"] == "new" and got["revision_number"] > rev
+    # an unknown resource is still 404, whatever the constraint
+    refused(api.put(f"/v2.0/networks/{uuid.uuid4()}", json={"network": {"name": "x"}},
+                    headers=stale), 404, "NetworkNotFound")
+    assert api.delete(url, headers={"If-Match": f"revision_number={got['revision_number']}"}
+                      ).status_code == 204
+
+
+def test_a_rule_revises_its_security_group(api):
+    sg = ok(api.post("/v2.0/security-groups", json={"security_group": {"name": "rv"}}),
+            201)["security_group"]
+    rule = ok(api.post("/v2.0/security-group-rules", json={"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp",
+        "port_range_min": 60, "port_range_max": 70}}), 201)["security_group_rule"]
+    added = ok(api.get(f"/v2.0/security-groups/{sg['id']}"))["security_group"]
+    assert added["revision_number"] > sg["revision_number"]
+    assert api.delete(f"/v2.0/security-group-rules/{rule['id']}").status_code == 204
+    removed = ok(api.get(f"/v2.0/security-groups/{sg['id']}"))["security_group"]
+    assert removed["revision_number"] > added["revision_number"]
+
+
+def test_qos_policies_sort_by_a_key(api):
+    for name in ("Bq", "Aq", "Cq"):
+        ok(api.post("/v2.0/qos/policies", json={"policy": {"name": name}}), 201)
+    for direction, expect in (("asc", ["Aq", "Bq", "Cq"]), ("desc", ["Cq", "Bq", "Aq"])):
+        got = ok(api.get("/v2.0/qos/policies", params={"sort_key": "name",
+                                                        "sort_dir": direction}))["policies"]
+        assert [p["name"] for p in got if p["name"] in expect] == expect

@@ -20,7 +20,7 @@ from pgserver import fresh_database
 
 NEUTRON_DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10,
                     "floatingip": 50, "security_group": 10, "security_group_rule": 100,
-                    "router_route": 30}
+                    "rbac_policy": 10, "router_route": 30}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -175,9 +175,9 @@ def test_every_resource_stops_at_its_limit(api):
     details = ok(api.get(f"/v2.0/quotas/{pid}/details"))["quota"]
     assert {k: v["used"] for k, v in details.items()} == {
         "network": 1, "subnet": 1, "port": 2, "router": 1, "floatingip": 1,
-        "security_group": 2, "security_group_rule": 7, "router_route": 0}
+        "security_group": 2, "security_group_rule": 7, "rbac_policy": 0, "router_route": 0}
     assert all(v["reserved"] == 0 and v["limit"] == v["used"] for k, v in details.items()
-               if k != "router_route")
+               if k not in ("router_route", "rbac_policy"))
 
     attempts = {
         "network": ("networks", {"network": {}}),
@@ -335,3 +335,43 @@ def test_quotas_section_of_the_config_file(tmp_path):
     r = subprocess.run([exe, "serve", "--config", str(conf)], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode != 0 and "quota_routers" in r.stderr + r.stdout
+
+
+def test_security_group_quota_counts_before_the_default_group(api):
+    """As Neutron: the project's groups are counted before its first create makes the default
+    group, so a limit of 1 lets one group in (then default + 1 = 2 refuse the next); the
+    default group's four rules and the new group's two egress rules must fit
+    security_group_rule (0: refused, nothing made)."""
+    pid = project()
+    set_quota(api, pid, security_group=1)
+    h = as_(pid)
+    ok(api.post("/v2.0/security-groups", json={"security_group": {"name": "g1"}},
+                headers=h), 201)
+    assert _count(api, "security-groups", pid) == 2  # g1 and the default group
+    refused(api.post("/v2.0/security-groups", json={"security_group": {"name": "g2"}},
+                     headers=h), 409, "OverQuota")
+    tight = project()
+    set_quota(api, tight, security_group_rule=5)  # the default's 4, not g's 2 more
+    assert refused(api.post("/v2.0/security-groups", json={"security_group": {"name": "g"}},
+                            headers=as_(tight)), 409, "OverQuota") == \
+        "Quota exceeded for resources: ['security_group_rule']."
+    assert _count(api, "security-groups", tight) == 0
+
+
+def test_rbac_policies_stop_at_their_quota(api):
+    """rbac_policy (Neutron's default 10) counts the entries a project owns."""
+    pid = project()
+    set_quota(api, pid, rbac_policy=2)
+    h = as_(pid)
+    net = ok(api.post("/v2.0/networks", json={"network": {}}, headers=h), 201)["network"]
+
+    def share(target: str):
+        return api.post("/v2.0/rbac-policies", json={"rbac_policy": {
+            "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
+            "target_tenant": target}}, headers=h)
+    ok(share(uuid.uuid4().hex), 201)
+    ok(share(uuid.uuid4().hex), 201)
+    assert refused(share(uuid.uuid4().hex), 409, "OverQuota") == \
+        "Quota exceeded for resources: ['rbac_policy']."
+    details = ok(api.get(f"/v2.0/quotas/{pid}/details"))["quota"]
+    assert details["rbac_policy"] == {"limit": 2, "used": 2, "reserved": 0}

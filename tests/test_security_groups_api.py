@@ -400,8 +400,13 @@ def test_reader_reads_but_does_not_write(srv, p1):
 
 def test_address_groups_actions_in_use_and_other_project(p1, p2):
     ag = ok(p1.post("/v2.0/address-groups", json={"address_group": {
-        "name": "office", "addresses": ["192.0.2.9/24", "2001:db8::1"]}}), 201)["address_group"]
+        "name": "office", "addresses": ["192.0.2.9/24", "2001:db8::1/128"]}}),
+        201)["address_group"]
     assert ag["addresses"] == ["192.0.2.0/24", "2001:db8::1/128"]
+    # as Neutron: a CIDR, not a bare address (nor text that is neither)
+    for wrong in ("10.20.30.40", "this is bad IP address", " 10.0.0.0/8"):
+        refused(p1.post("/v2.0/address-groups", json={"address_group": {
+            "name": "w", "addresses": [wrong]}}), 400, "HTTPBadRequest")
     url = f"/v2.0/address-groups/{ag['id']}"
     got = ok(p1.put(f"{url}/add_addresses", json={"addresses": ["198.51.100.0/24"]}))
     assert got["address_group"]["addresses"][-1] == "198.51.100.0/24"

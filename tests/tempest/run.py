@@ -1,11 +1,14 @@
-"""``make tempest``: OpenStack's Tempest (``tempest.api.network``, IPv4 and IPv6) against floatip.
+"""``make tempest``: OpenStack's Tempest (``tempest.api.network``, IPv4 and IPv6) and Neutron's own
+API suite (neutron-tempest-plugin's ``neutron_tempest_plugin.api``) against floatip.
 
 A throw-away Keystone (tests/keystoneserver.py), a floatip server with auth_strategy =
 keystone on a free loopback port (SQLite, agent off: these are API tests), the catalog's
 ``network`` endpoint pointing at it, an external network for Tempest, then ``tempest run``
-from its own virtualenv (``make tempest-venv``). Prints the counts; exit status 1 on any
-failure. ``TEMPEST_REGEX`` narrows the run, ``TEMPEST_EXCLUDE`` leaves tests out,
-``TEMPEST_CONCURRENCY`` (default 3).
+from its own virtualenv (``make tempest-venv``): both suites in one run, so one Keystone and
+one server serve them. Each is told only the extensions floatip lists; tests/tempest/exclude.txt
+leaves out (with why) those that run regardless and need what floatip has not got. Prints the
+counts per suite; exit status 1 on any failure. ``TEMPEST_REGEX`` narrows the run,
+``TEMPEST_EXCLUDE`` leaves more tests out, ``TEMPEST_CONCURRENCY`` (default 3).
 """
 from __future__ import annotations
 
@@ -31,10 +34,24 @@ from floatip.api.auth import AuthSettings  # noqa: E402
 from floatip.server import Server, free_port  # noqa: E402
 
 TVENV = Path(os.environ.get("FLOATIP_TEMPEST_VENV", HERE.parent.parent / ".venv-tempest"))
-REGEX = os.environ.get("TEMPEST_REGEX", r"^tempest\.api\.network\.")
-# TagsExtTest tags subnet pools too, and makes one in its class setup: floatip has none, so
-# the whole class would error; its subnet, port and router checks are in tests/test_tags.py
-EXCLUDE = os.environ.get("TEMPEST_EXCLUDE", r"test_tags\.TagsExtTest")
+REGEX = os.environ.get("TEMPEST_REGEX",
+                       r"^(tempest\.api\.network\.|neutron_tempest_plugin\.api\.)")
+EXCLUDE = os.environ.get("TEMPEST_EXCLUDE", r"^$")
+SUITES = {"tempest": "tempest.api.network.", "neutron-tempest-plugin": "neutron_tempest_plugin."}
+RESULT = re.compile(r"^\{\d+\} (?:(?:setUpClass|tearDownClass) \()?(\S+?)\)?(?: \[[^]]*\])? "
+                    r"\.\.\. (ok|FAILED|SKIPPED)")
+
+
+def per_suite(out: str) -> str:
+    """passed/failed/skipped of each suite, from `tempest run`'s per-test lines."""
+    counts = {name: {"ok": 0, "FAILED": 0, "SKIPPED": 0} for name in SUITES}
+    for line in out.splitlines():
+        m = RESULT.match(line)
+        for name, prefix in SUITES.items():
+            if m and m.group(1).startswith(prefix):
+                counts[name][m.group(2)] += 1
+    return "\n".join(f"{name}: {c['ok']} passed, {c['FAILED']} failed, {c['SKIPPED']} skipped"
+                     for name, c in counts.items())
 
 
 def main() -> int:
@@ -93,7 +110,8 @@ def run(ws: Path, ks, t0: float) -> int:
               f"extensions {exts}", flush=True)
         t1 = time.monotonic()
         r = subprocess.run([str(TVENV / "bin/tempest"), "run", "--config-file", str(cf),
-                            "--regex", REGEX, "--exclude-regex", EXCLUDE, "--concurrency",
+                            "--regex", REGEX, "--exclude-regex", EXCLUDE,
+                            "--exclude-list", str(HERE / "exclude.txt"), "--concurrency",
                             os.environ.get("TEMPEST_CONCURRENCY", "3")],
                            cwd=ws / "ws", env=env, capture_output=True, text=True)
         out = r.stdout + r.stderr
@@ -106,6 +124,7 @@ def run(ws: Path, ks, t0: float) -> int:
                 print("\n".join(lines[i:i + 60]))
         totals = re.search(r"Totals\n=+\n(.*?)\n\n", out, re.S)
         print(totals.group(1) if totals else out[-3000:])
+        print(per_suite(out))
         print(f"tempest run {time.monotonic() - t1:.0f}s (setup {t1 - t0:.0f}s); "
               f"log {ws}/tempest-out.log", flush=True)
         return 0 if r.returncode == 0 else 1

@@ -14,6 +14,7 @@ from ..service import sg_access
 from ..service.access import Access
 from ..service.common import not_found
 from ..service.policy import ADMIN, Context
+from .. import store as S
 from ..store.database import Database
 from .schemas import SCHEMAS
 from .schemas.base import clean_text
@@ -30,7 +31,7 @@ ERR = {"model": NeutronErrorBody}
 # 401, 403: keystone, policy; 404: a list's marker the caller cannot see (get_marker_obj)
 LIST_ERRORS = {400: ERR, 401: ERR, 403: ERR, 404: ERR, 500: ERR, 503: ERR}
 READ_ERRORS = LIST_ERRORS
-WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 413: ERR}
+WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 412: ERR, 413: ERR}
 PAGING = [("fields", {"type": "array", "items": {"type": "string"}},
            "attributes to show (repeatable)"),
           ("limit", {"type": "integer", "minimum": 0}, "at most this many"),
@@ -73,6 +74,32 @@ def list_parameters(kind: str) -> list[dict]:
                 **({"style": "form", "explode": True} if s["type"] == "array" else {})}
                for n, s, d in PAGING if n not in names]
     return params
+
+
+def if_match(request: Request) -> int | None:
+    """The revision an ``If-Match: revision_number=N`` header constrains a change to."""
+    key, _, number = request.headers.get("if-match", "").partition("=")
+    try:
+        return int(number) if key.strip() == "revision_number" else None
+    except ValueError:
+        return None
+
+
+def constrained(fn: Callable, kind: str, expected: int | None) -> Callable:
+    """``fn`` (an update or delete) in its transaction, refused as Neutron's revision plugin
+    does when the row's revision was not ``expected`` (412; the change rolls back)."""
+    if expected is None:
+        return fn
+
+    def run(s, ctx, kind_, rid, *rest):
+        row = S.get(s, S.MODELS[kind], rid)
+        before = row.revision_number if row is not None else None
+        out = fn(s, ctx, kind_, rid, *rest)  # not found, not allowed: those answers first
+        if before != expected:
+            raise NeutronError(f"Constrained to {expected}, but current revision is {before}",
+                               "RevisionNumberConstraintFailed", 412)
+        return out
+    return run
 
 
 def ctx_of(request: Request) -> Context:
@@ -123,11 +150,13 @@ def router(db: Database, access: Access) -> APIRouter:
                                            getattr(body, kind).attrs())}, status_code=201)
 
         def update(rid: str, request: Request, body: schemas.update):
-            return JSONResponse({kind: run(access.update, ctx_of(request), kind,
-                                           checked_id(kind, rid), getattr(body, kind).attrs())})
+            return JSONResponse({kind: run(constrained(access.update, kind, if_match(request)),
+                                           ctx_of(request), kind, checked_id(kind, rid),
+                                           getattr(body, kind).attrs())})
 
         def delete(rid: str, request: Request):
-            run(access.delete, ctx_of(request), kind, checked_id(kind, rid))
+            run(constrained(access.delete, kind, if_match(request)), ctx_of(request), kind,
+                checked_id(kind, rid))
             return Response(status_code=204)
 
         for path in (f"/v2.0/{coll}", f"/v2.0/{coll}.json"):

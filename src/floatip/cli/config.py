@@ -67,6 +67,7 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     quota_floatingip = 50
     quota_security_group = 10
     quota_security_group_rule = 100
+    quota_rbac_policy = 10
     quota_router_route = 30        # routes of one router
 """
 from __future__ import annotations

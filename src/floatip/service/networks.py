@@ -13,24 +13,25 @@ from .views import network_dict
 # Neutron's global_physnet_mtu: the largest MTU of the physical networks, so of any network
 # on them (``[DEFAULT] global_physnet_mtu`` of ``floatip serve``'s config file sets it)
 GLOBAL_PHYSNET_MTU = 1500
-IPV6_MIN_MTU = 1280
+IPV4_MIN_MTU, IPV6_MIN_MTU = 68, 1280
 
 
 def _mtu(mtu: int) -> int:
-    if not 68 <= mtu <= 9216:
-        raise bad(f"Invalid input for mtu. Reason: {mtu} not in 68..9216.")
+    # as Neutron: any MTU up to the physical network's; what a subnet needs is checked with it
+    if mtu < 0:
+        raise bad(f"Invalid input for mtu. Reason: '{mtu}' should be non-negative.")
     if mtu > GLOBAL_PHYSNET_MTU:
         raise err("InvalidInput", 400, f"Invalid input for operation: Requested MTU is too "
                                        f"big, maximum is {GLOBAL_PHYSNET_MTU}.")
     return mtu
 
 
-def check_ipv6_mtu(mtu: int) -> None:
-    """An IPv6 subnet needs a network MTU of at least 1280 (Neutron's refusal)."""
-    if mtu < IPV6_MIN_MTU:
-        raise err("InvalidInput", 400, f"Invalid input for operation: IPv6 protocol requires "
-                                       f"a minimum MTU of {IPV6_MIN_MTU}, while the configured "
-                                       f"value is {mtu}.")
+def check_subnet_mtu(net: S.Network, mtu: int, ip_version: int) -> None:
+    """An IPv4 subnet needs a network MTU of at least 68, an IPv6 one 1280 (Neutron's 409)."""
+    least = IPV6_MIN_MTU if ip_version == 6 else IPV4_MIN_MTU
+    if mtu < least:
+        raise err("NetworkMTUSubnetConflict", 409, f"MTU of {net.id} is not valid, subnet "
+                                                   f"requires a minimum of {least}")
 
 
 def create_network(s: Session, d: dict) -> dict:
@@ -129,8 +130,8 @@ def update_network(s: Session, nid: str, d: dict) -> dict:
             setattr(net, key, d[key])
     if "mtu" in d:
         net.mtu = _mtu(d["mtu"])
-        if any(sn.ip_version == 6 for sn in S.subnets_of(s, net.id)):
-            check_ipv6_mtu(net.mtu)
+        for version in {sn.ip_version for sn in S.subnets_of(s, net.id)}:
+            check_subnet_mtu(net, net.mtu, version)
     S.touch(net)
     s.flush()
     return network_dict(s, net)

@@ -105,6 +105,9 @@ class Qos:
                                        else set(vs))
                    for k, vs in params.items() if k in POLICY_FILTERS):
                 out.append(d)
+        key = params.get("sort_key", [""])[0]
+        if out and key in out[0]:  # by an attribute, None first (as SQL's NULLs)
+            out.sort(key=lambda d: (d[key] is not None, str(d[key] or "")))
         if params.get("sort_dir", ["asc"])[0] == "desc":
             out.reverse()
         if params.get("limit", [""])[0].isdigit() and int(params["limit"][0]) > 0:

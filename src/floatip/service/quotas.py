@@ -22,10 +22,12 @@ from .security_groups import ensure_default
 # Neutron 29's defaults (neutron/conf/quota.py), settable in the [quotas] section of the
 # configuration file as quota_<resource>
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
-            "security_group": 10, "security_group_rule": 100, "router_route": 30}
+            "security_group": 10, "security_group_rule": 100, "rbac_policy": 10,
+            "router_route": 30}
 # router_route (extraroute) limits the routes of one router, checked against the routes a
 # request sets (Neutron's limit_check); its "used" is always 0, as Neutron reports it
 PER_ROUTER = ("router_route",)
+COUNTED = {**S.MODELS, "rbac_policy": S.NetworkRbac}  # the rows each resource counts
 UNLIMITED = -1
 MAX_LIMIT = 2147483647  # Neutron's DB_INTEGER_MAX_VALUE
 
@@ -71,13 +73,19 @@ class Quotas:
         """Before the insert of one ``kind`` for ``project``, in its transaction."""
         if kind not in self.defaults or kind in PER_ROUTER or not project:
             return
-        if kind == "security_group":  # the create makes the default group first: it counts
+        self._room(s, project, kind, 1)
+        if kind == "security_group":
+            # as Neutron: the groups are counted before the create makes the project's
+            # default group (its rules count later), then the new group's two egress rules
             ensure_default(s, project)
+            self._room(s, project, "security_group_rule", 2)
+
+    def _room(self, s: Session, project: str, kind: str, more: int) -> None:
         limit = self.limits(s, project)[kind]
         if limit <= UNLIMITED:
             return
         S.lock_quota(s, project, kind)  # held until this transaction ends
-        if S.count_owned(s, S.MODELS[kind], project) + 1 > limit:
+        if S.count_owned(s, COUNTED[kind], project) + more > limit:
             raise over_quota([kind])
 
     def limit_check(self, s: Session, project: str, resource: str, value: int) -> None:
@@ -88,7 +96,7 @@ class Quotas:
 
     @staticmethod
     def used(s: Session, kind: str, project: str) -> int:
-        return 0 if kind in PER_ROUTER else S.count_owned(s, S.MODELS[kind], project)
+        return 0 if kind in PER_ROUTER else S.count_owned(s, COUNTED[kind], project)
 
     # -- the API ---------------------------------------------------------------------------
     def _require(self, ctx: Context, action: str) -> None:

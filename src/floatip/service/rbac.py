@@ -197,6 +197,7 @@ class Rbac:
                                         R.target_project == target)).first():
             raise err("DuplicateRbacPolicy", 409, "An RBAC policy already exists with those "
                                                   "values.")
+        self.access.quotas.check(s, "rbac_policy", project)
         r = R(id=new_id(), project_id=project, object_id=net["id"], action=action,
               target_project=target)
         S.add(s, r)

@@ -191,6 +191,7 @@ def create_security_group_rule(s: Session, d: dict) -> dict:
     row = S.SecurityGroupRule(id=new_id(), project_id=d["project_id"], security_group_id=sg.id,
                               description=d.get("description", ""), **rule)
     sg.rules.append(row)
+    S.touch(sg)  # as Neutron: a rule revises its group
     s.flush()
     return rule_dict(s, row)
 
@@ -205,4 +206,8 @@ def update_security_group_rule(s: Session, rid: str, d: dict) -> dict:
 
 
 def delete_security_group_rule(s: Session, rid: str) -> None:
-    S.delete(s, _must(s, "security_group_rule", rid, lock=True))
+    row = _must(s, "security_group_rule", rid, lock=True)
+    sg = S.get(s, S.SecurityGroup, row.security_group_id)
+    if sg is not None:
+        S.touch(sg)
+    S.delete(s, row)

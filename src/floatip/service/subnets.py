@@ -10,7 +10,7 @@ from .common import (OWNER_RI, _must, err, family_mismatch, host_range, is_auto_
                      new_id)
 from .dhcp import release_subnet, sync_dhcp_port
 from .ipam import add_auto_addresses, address
-from .networks import check_ipv6_mtu
+from .networks import check_subnet_mtu
 from .routers import add_to_gateways
 from .views import subnet_dict
 
@@ -36,8 +36,7 @@ def create_subnet(s: Session, d: dict) -> dict:
     gateway and pools are sound on their own); here what needs the state."""
     net = _must(s, "network", d["network_id"], lock=True)
     cidr = ipaddress.ip_network(d["cidr"])
-    if cidr.version == 6:
-        check_ipv6_mtu(net.mtu)
+    check_subnet_mtu(net, net.mtu, cidr.version)
     for other in S.subnets_of(s, net.id):
         if ipaddress.ip_network(other.cidr).overlaps(cidr):
             raise err("InvalidInput", 400, f"Invalid input for operation: Requested subnet "

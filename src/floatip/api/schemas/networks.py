@@ -20,7 +20,7 @@ class NetworkUpdate(Resource):
     description: Str255 = ""
     admin_state_up: Bool = True
     shared: Bool = False
-    mtu: Int = Field(1500, description="68 through 9216")
+    mtu: Int = Field(1500, description="up to the physical network's; a subnet needs 68 (IPv4), 1280 (IPv6)")
     external: Bool = Field(False, alias="router:external",
                            description="admins only; the network must have no ports")
     port_security_enabled: Bool = Field(True, description="new ports' default")

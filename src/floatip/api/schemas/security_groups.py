@@ -93,17 +93,18 @@ Direction = Annotated[str, BeforeValidator(_direction),
 
 
 def _addresses(v: Any) -> Any:
-    """An address group's addresses: CIDRs or addresses, normalised (host bits cleared)."""
+    """An address group's addresses: CIDRs (a bare address is not one, as Neutron's
+    subnet_list validator), normalised (host bits cleared)."""
     if v is None:
         return []
     if not isinstance(v, list):
         raise reason(f"'{shown(v)}' is not a list")
     out = []
     for a in v:
-        if not isinstance(a, str):
+        if not isinstance(a, str) or "/" not in a or a.strip() != a:
             raise reason(f"'{shown(a)}' is not a valid IP subnet")
         try:
-            out.append(str(ipaddress.ip_network(a.strip(), strict=False)))
+            out.append(str(ipaddress.ip_network(a, strict=False)))
         except ValueError:
             raise reason(f"'{shown(a)}' is not a valid IP subnet") from None
     return sorted(set(out), key=out.index)
