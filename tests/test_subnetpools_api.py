@@ -57,7 +57,8 @@ def test_a_pool_hands_out_subnets_that_never_overlap(api):
     p = pool(api, a, ["100.64.0.0/24", "100.64.1.0/24"], min_prefixlen=26, max_prefixlen=28)
     # Neutron's reading of the body: compacted prefixes, the version, the default length
     assert p["prefixes"] == ["100.64.0.0/23"] and p["ip_version"] == 4, p
-    assert p["default_prefixlen"] == 26 and p["default_quota"] is None, p
+    # the lengths as strings, as Neutron shows them
+    assert p["default_prefixlen"] == "26" and p["default_quota"] is None, p
     assert p["shared"] is False and p["is_default"] is False and p["address_scope_id"] is None
     assert p["project_id"] == p["tenant_id"] == a["X-Project-Id"]
     net = network(api, a)

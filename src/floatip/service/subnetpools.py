@@ -36,8 +36,10 @@ def pool_dict(p: S.SubnetPool) -> dict:
     return {"id": p.id, "name": p.name, "description": p.description,
             "project_id": p.project_id, "tenant_id": p.project_id,
             "ip_version": p.ip_version, "prefixes": list(p.prefixes),
-            "default_prefixlen": p.default_prefixlen, "min_prefixlen": p.min_prefixlen,
-            "max_prefixlen": p.max_prefixlen, "default_quota": p.default_quota,
+            # strings, as Neutron's _make_subnetpool_dict has them
+            "default_prefixlen": str(p.default_prefixlen),
+            "min_prefixlen": str(p.min_prefixlen), "max_prefixlen": str(p.max_prefixlen),
+            "default_quota": p.default_quota,
             "is_default": p.is_default, "shared": p.shared,
             "address_scope_id": p.address_scope_id, "tags": [],
             "revision_number": p.revision_number, "created_at": ts(p.created_at),
@@ -218,7 +220,9 @@ class SubnetPools:
         self.policy.require(ctx, "update_subnetpool", target)
         if "is_default" in d:
             self.policy.require(ctx, "update_subnetpool:is_default", target)
-        return self._dict(s, self._update(s, ctx, p, d))
+        # Neutron's update answers the lengths as numbers (its show: as strings)
+        return {**self._dict(s, self._update(s, ctx, p, d)), **{
+            k: getattr(p, k) for k in ("default_prefixlen", "min_prefixlen", "max_prefixlen")}}
 
     def _update(self, s: Session, ctx: Context, p: S.SubnetPool, d: dict) -> S.SubnetPool:
         """Neutron's update_subnetpool: new prefixes hold the old ones; the bounds as on
