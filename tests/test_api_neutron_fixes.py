@@ -229,3 +229,18 @@ def test_qos_policies_sort_by_a_key(api):
         got = ok(api.get("/v2.0/qos/policies", params={"sort_key": "name",
                                                         "sort_dir": direction}))["policies"]
         assert [p["name"] for p in got if p["name"] in expect] == expect
+
+
+def test_a_port_names_a_security_group_once(api):
+    n = net(api)
+    ok(api.post("/v2.0/subnets", json={"subnet": {
+        "network_id": n["id"], "ip_version": 4, "cidr": "100.64.14.0/24"}}), 201)
+    port = ok(api.post("/v2.0/ports", json={"port": {"network_id": n["id"]}}), 201)["port"]
+    sg = ok(api.post("/v2.0/security-groups", json={"security_group": {"name": "tw"}}),
+            201)["security_group"]
+    msg = refused(api.put(f"/v2.0/ports/{port['id']}", json={"port": {
+        "security_groups": [sg["id"], sg["id"]]}}), 400, "HTTPBadRequest")
+    assert msg == (f"Invalid input for security_groups. Reason: Duplicate items in the list: "
+                   f"'{sg['id']}'.")
+    assert ok(api.get(f"/v2.0/ports/{port['id']}"))["port"]["security_groups"] == \
+        port["security_groups"]

@@ -68,7 +68,8 @@ def create(api, w, fip, **body) -> httpx.Response:
 def test_listed_as_extensions(api):
     names = {e["alias"] for e in ok(api.get("/v2.0/extensions"))["extensions"]}
     assert {"floating-ip-port-forwarding", "floating-ip-port-forwarding-description",
-            "floating-ip-port-forwarding-port-ranges", "expose-port-forwarding-in-fip"} <= names
+            "floating-ip-port-forwarding-port-ranges", "expose-port-forwarding-in-fip",
+            "floating-ip-port-forwarding-detail"} <= names
 
 
 def test_two_vms_behind_one_floating_ip(api, world):

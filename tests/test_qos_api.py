@@ -76,12 +76,13 @@ def test_policy_and_rules(api, world):
     refused(api.get(f"{rules}/{uuid.uuid4()}", headers=h), 404, "QosRuleNotFound")
     ok(api.delete(f"{rules}/{ing['id']}", headers=h), 204)
     assert len(ok(api.get(f"{POL}/{p['id']}", headers=h))["policy"]["rules"]) == 1
-    # rule types
-    assert ok(api.get("/v2.0/qos/rule-types", headers=h))["rule_types"] == [
-        {"type": "bandwidth_limit"}]
-    ok(api.get("/v2.0/qos/rule-types/bandwidth_limit", headers=h))
-    refused(api.get("/v2.0/qos/rule-types/dscp_marking", headers=h), 404,
-            "QosRuleTypeNotFound")
+    # rule types: an admin's (Neutron's get_rule_type); a project lists none, shows none
+    assert ok(api.get("/v2.0/qos/rule-types"))["rule_types"] == [{"type": "bandwidth_limit"}]
+    ok(api.get("/v2.0/qos/rule-types/bandwidth_limit"))
+    refused(api.get("/v2.0/qos/rule-types/dscp_marking"), 404, "QosRuleTypeNotFound")
+    assert ok(api.get("/v2.0/qos/rule-types", headers=h))["rule_types"] == []
+    refused(api.get("/v2.0/qos/rule-types/bandwidth_limit", headers=h), 403,
+            "PolicyNotAuthorized")
     # unsupported rule types have no resource
     assert api.post(f"{POL}/{p['id']}/dscp_marking_rules", json={
         "dscp_marking_rule": {"dscp_mark": 8}}, headers=h).status_code == 404
@@ -102,6 +103,9 @@ def test_default_and_visibility(api, world):
     ok(api.put(f"{POL}/{second['id']}", json={"policy": {"is_default": True}}, headers=h))
     # another project's private policy: not found; a shared one: visible, not writable
     refused(api.get(f"{POL}/{d['id']}", headers=other), 404, "QosPolicyNotFound")
+    # a rule write to it is refused by the rule's policy first (Neutron's order)
+    refused(api.post(f"{POL}/{d['id']}/bandwidth_limit_rules", json={
+        "bandwidth_limit_rule": {"max_kbps": 1}}, headers=other), 403, "PolicyNotAuthorized")
     assert d["id"] not in {x["id"] for x in ok(api.get(POL, headers=other))["policies"]}
     shared = ok(api.post(POL, json={"policy": {"name": "qs-shared", "shared": True,
                                                "project_id": h["X-Project-Id"]}}),
@@ -172,3 +176,25 @@ def test_floating_ip_and_gateway(api, world):
     assert not state["routers"][router["id"]].get("gateway_qos")
     ok(api.delete(f"{POL}/{p['id']}", headers=h), 204)
     refused(api.get(f"{POL}/{p['id']}", headers=h), 404, "QosPolicyNotFound")
+
+
+def test_policy_tags(api, world):
+    """standard-attr-tag on QoS policies: /v2.0/qos/policies/{id}/tags, tags on create,
+    shown and listed, the tags filters; another project sees a shared one's, changes none."""
+    h, other = world["h"], project()
+    p = new_policy(api, h, tags=["red", "blue"], shared=True)
+    assert p["tags"] == ["blue", "red"]
+    tag_url = f"{POL}/{p['id']}/tags"
+    assert ok(api.get(tag_url, headers=h))["tags"] == ["blue", "red"]
+    ok(api.put(f"{tag_url}/green", headers=h), 201)
+    plain = new_policy(api, h)
+    assert sorted(ok(api.get(f"{POL}/{p['id']}", headers=h))["policy"]["tags"]) == \
+        ["blue", "green", "red"]
+    got = ok(api.get(POL, headers=h, params={"tags": "red,green"}))["policies"]
+    assert [x["id"] for x in got] == [p["id"]]
+    got = ok(api.get(POL, headers=h, params={"not-tags-any": "red"}))["policies"]
+    assert plain["id"] in {x["id"] for x in got} and p["id"] not in {x["id"] for x in got}
+    assert ok(api.get(tag_url, headers=other))["tags"] == ["blue", "green", "red"]
+    refused(api.put(f"{tag_url}/mine", headers=other), 403, "PolicyNotAuthorized")
+    ok(api.delete(tag_url, headers=h), 204)
+    assert ok(api.get(f"{POL}/{p['id']}", headers=h))["policy"]["tags"] == []

@@ -165,6 +165,26 @@ def test_an_external_network_offered_to_b_takes_b_gateway_only(api):
     assert ext["id"] not in ids(api, "/v2.0/networks", b, "networks")
 
 
+def test_a_wildcard_retargeted_to_its_only_user(api):
+    """Neutron: the '*' external entry of a network whose only gateway is B's may become B's
+    own (B loses nothing); from B to C it may not (B's router would lose the network)."""
+    b, c = project(), project()
+    ext = ok(api.post("/v2.0/networks", json={"network": {
+        "name": "rb-wild", "router:external": True}}), 201)["network"]
+    ok(api.post("/v2.0/subnets", json={"subnet": {
+        "network_id": ext["id"], "cidr": "198.51.100.0/24", "ip_version": 4}}), 201)
+    pol = ok(api.get(RBAC, params={"object_id": ext["id"], "target_tenant": "*",
+                                   "action": "access_as_external"}))["rbac_policies"][0]
+    ok(api.post("/v2.0/routers", headers=b, json={"router": {
+        "name": "rb-wb", "external_gateway_info": {"network_id": ext["id"]}}}), 201)
+    moved = ok(api.put(f"{RBAC}/{pol['id']}", json={"rbac_policy": {
+        "target_tenant": b["X-Project-Id"]}}))["rbac_policy"]
+    assert moved["target_tenant"] == b["X-Project-Id"]
+    refused(api.put(f"{RBAC}/{pol['id']}", json={"rbac_policy": {
+        "target_tenant": c["X-Project-Id"]}}), 409, "RbacPolicyInUse")
+    assert ext["id"] in ids(api, "/v2.0/networks", b, "networks")
+
+
 def test_listed_as_an_extension(api):
     aliases = {e["alias"] for e in ok(api.get("/v2.0/extensions"))["extensions"]}
     assert "rbac-policies" in aliases

@@ -414,6 +414,9 @@ def test_address_groups_actions_in_use_and_other_project(p1, p2):
             "AddressesAlreadyExist")
     refused(p1.put(f"{url}/remove_addresses", json={"addresses": ["203.0.113.0/24"]}), 404,
             "AddressesNotFound")
+    # an action takes an address as its /32
+    refused(p1.put(f"{url}/remove_addresses", json={"addresses": ["10.200.200.200"]}), 404,
+            "AddressesNotFound")
     got = ok(p1.put(f"{url}/remove_addresses", json={"addresses": ["192.0.2.0/24"]}))
     assert got["address_group"]["addresses"] == ["2001:db8::1/128", "198.51.100.0/24"]
     refused(p2.get(url), 404, "AddressGroupNotFound")

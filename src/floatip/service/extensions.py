@@ -53,6 +53,10 @@ EXTENSIONS = {
     "expose-port-forwarding-in-fip": (
         "Expose Floating IP port forwardings",
         "Expose port forwarding fields in floating IP response"),
+    # a floating IP's forwardings show their id and internal_port_id (service.port_forwardings)
+    "floating-ip-port-forwarding-detail": (
+        "Floating IP Port Forwarding detail",
+        "Add the id and internal_port_id of each port forwarding to its floating IP"),
     "rbac-policies": ("RBAC Policies", "Allows creation and modification of policies that "
                       "control tenant access to resources."),
     "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet "

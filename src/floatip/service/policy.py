@@ -231,7 +231,9 @@ RULES = {
     "create_policy": P_MANAGER,
     "update_policy": P_MANAGER,
     "delete_policy": P_MANAGER,
-    "get_rule_type": "role:reader",
+    "get_policy:tags": f"{P_READER} or rule:shared_qos_policy",
+    **{f"{a}_policy:tags": P_MANAGER for a in ("create", "update", "delete")},
+    "get_rule_type": "rule:admin_only",  # others list none and may not show one
     "get_policy_bandwidth_limit_rule": "(rule:admin_only) or (role:reader and "
                                        "rule:ext_parent_owner)",
     **{f"{a}_policy_bandwidth_limit_rule": "(rule:admin_only) or (role:manager and "

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
+from . import tags
 from .common import body_project, err, new_id, ts
 from .policy import Context, Policy
 
@@ -94,16 +95,15 @@ class Qos:
         params: dict[str, list[str]] = {}
         for k, v in query:
             params.setdefault(k, []).append(v)
-        rows = s.execute(select(S.QosPolicy).order_by(S.QosPolicy.created_at,
-                                                      S.QosPolicy.id)).scalars()
+        rows = [p for p in s.execute(select(S.QosPolicy).order_by(
+            S.QosPolicy.created_at, S.QosPolicy.id)).scalars()
+            if self.policy.check(ctx, "get_policy", _target(p))]
         out = []
-        for p in rows:
-            if not self.policy.check(ctx, "get_policy", _target(p)):
-                continue
-            d = policy_dict(s, p)
-            if all(_text(d.get(k)) in (_bool_filter(vs) if k in ("shared", "is_default")
-                                       else set(vs))
-                   for k, vs in params.items() if k in POLICY_FILTERS):
+        for d in tags.fill(s, "policy", [policy_dict(s, p) for p in rows]):
+            if tags.matches(d["tags"], params) and all(
+                    _text(d.get(k)) in (_bool_filter(vs) if k in ("shared", "is_default")
+                                        else set(vs))
+                    for k, vs in params.items() if k in POLICY_FILTERS):
                 out.append(d)
         key = params.get("sort_key", [""])[0]
         if out and key in out[0]:  # by an attribute, None first (as SQL's NULLs)
@@ -115,7 +115,11 @@ class Qos:
         return [_fields(d, params.get("fields")) for d in out]
 
     def show(self, s: Session, ctx: Context, pid: str, fields: list[str] | None) -> dict:
-        return _fields(policy_dict(s, self._policy(s, ctx, pid)), fields)
+        return _fields(self._dict(s, self._policy(s, ctx, pid)), fields)
+
+    @staticmethod
+    def _dict(s: Session, p: S.QosPolicy) -> dict:
+        return tags.fill(s, "policy", [policy_dict(s, p)])[0]
 
     def create(self, s: Session, ctx: Context, d: dict) -> dict:
         pid, tid = d.get("project_id"), d.get("tenant_id")
@@ -133,7 +137,10 @@ class Qos:
         if d.get("is_default"):
             self._set_default(s, p)
         s.flush()
-        return policy_dict(s, p)
+        if d.get("tags"):
+            self.policy.require(ctx, "create_policy:tags", _target(p))
+            tags.create_with(s, "policy", p.id, d["tags"])
+        return self._dict(s, p)
 
     def _set_default(self, s: Session, p: S.QosPolicy) -> None:
         """Neutron's qos-default: one default policy per project."""
@@ -159,7 +166,7 @@ class Qos:
                 p.is_default = False
         S.touch(p)
         s.flush()
-        return policy_dict(s, p)
+        return self._dict(s, p)
 
     def delete(self, s: Session, ctx: Context, pid: str) -> None:
         p = self._policy(s, ctx, pid, lock=True)
@@ -169,6 +176,7 @@ class Qos:
             if ids:
                 raise err("QosPolicyInUse", 409,
                           f"QoS Policy {p.id} is used by {kind} {ids[0]}.")
+        tags.forget(s, "policy", p.id)
         S.delete(s, p)
         s.flush()
 
@@ -177,6 +185,15 @@ class Qos:
         self.policy.require(ctx, f"{action}_policy_bandwidth_limit_rule", {
             "project_id": p.project_id, "tenant_id": p.project_id,
             "ext_parent:project_id": p.project_id, "ext_parent:tenant_id": p.project_id})
+
+    def _writable(self, s: Session, ctx: Context, pid: str, action: str) -> S.QosPolicy:
+        """The policy a rule write goes to. As Neutron, the write's own rule comes before the
+        policy's visibility: another project's private policy is 403 here, not 404."""
+        p = S.get(s, S.QosPolicy, pid, lock=True)
+        if p is None:
+            raise policy_not_found(pid)
+        self._require(ctx, action, p)
+        return self._policy(s, ctx, pid)
 
     def _rule(self, s: Session, p: S.QosPolicy, rid: str) -> S.QosBandwidthLimitRule:
         r = S.get(s, S.QosBandwidthLimitRule, rid)
@@ -210,8 +227,7 @@ class Qos:
                           f"already exists in QoS Policy {p.id}.")
 
     def create_rule(self, s: Session, ctx: Context, pid: str, d: dict) -> dict:
-        p = self._policy(s, ctx, pid, lock=True)
-        self._require(ctx, "create", p)
+        p = self._writable(s, ctx, pid, "create")
         direction = d.get("direction", "egress")
         self._conflict(s, p, direction)
         r = S.QosBandwidthLimitRule(id=new_id(), qos_policy_id=p.id, max_kbps=d["max_kbps"],
@@ -228,8 +244,7 @@ class Qos:
         return rule_dict(r)
 
     def update_rule(self, s: Session, ctx: Context, pid: str, rid: str, d: dict) -> dict:
-        p = self._policy(s, ctx, pid, lock=True)
-        self._require(ctx, "update", p)
+        p = self._writable(s, ctx, pid, "update")
         r = self._rule(s, p, rid)
         if "direction" in d:
             self._conflict(s, p, d["direction"], but=r.id)
@@ -241,8 +256,7 @@ class Qos:
         return rule_dict(r)
 
     def delete_rule(self, s: Session, ctx: Context, pid: str, rid: str) -> None:
-        p = self._policy(s, ctx, pid, lock=True)
-        self._require(ctx, "delete", p)
+        p = self._writable(s, ctx, pid, "delete")
         S.delete(s, self._rule(s, p, rid))
         s.flush()
         self._changed(s, p)
@@ -254,8 +268,8 @@ class Qos:
 
     # -- rule types -----------------------------------------------------------------------
     def rule_types(self, ctx: Context) -> list[dict]:
-        self.policy.require(ctx, "get_rule_type", {})
-        return [{"type": t} for t in RULE_TYPES]
+        # a list shows what the policy lets the caller get (Neutron's list filtering)
+        return [{"type": t} for t in RULE_TYPES if self.policy.check(ctx, "get_rule_type", {})]
 
     def rule_type(self, ctx: Context, name: str) -> dict:
         self.policy.require(ctx, "get_rule_type", {})

@@ -218,7 +218,7 @@ class Rbac:
             body.update(target_tenant=target, target_project=target)
             self.policy.require(ctx, "update_rbac_policy:target_tenant", body)
             if target != r.target_project:
-                self._ensure_unused(s, r)
+                self._ensure_unused(s, r, keeps=target)
                 r.target_project = target
                 s.flush()
         return view(r)
@@ -237,8 +237,9 @@ class Rbac:
                 select(R.id).where(R.object_id == nid, R.action == EXTERNAL)).first():
             svc.UPDATE["network"](s, nid, {"router:external": False})
 
-    def _ensure_unused(self, s: Session, r: S.NetworkRbac) -> None:
-        if users_losing(s, r):
+    def _ensure_unused(self, s: Session, r: S.NetworkRbac, keeps: str = "") -> None:
+        """``keeps``: the project the entry is retargeted to (it loses nothing)."""
+        if users_losing(s, r) - {keeps}:
             raise in_use(r.object_id)
 
 

@@ -8,4 +8,5 @@ TAGGED = {"networks": ("network", "networks"), "subnets": ("subnet", "subnets"),
           "ports": ("port", "ports"), "routers": ("router", "routers"),
           "floatingips": ("floatingip", "floatingips"),
           "security-groups": ("security_group", "security_groups"),
-          "subnetpools": ("subnetpool", "subnetpools")}
+          "subnetpools": ("subnetpool", "subnetpools"),
+          "qos/policies": ("policy", "policies")}

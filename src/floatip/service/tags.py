@@ -125,6 +125,8 @@ class Tags:
                   "tenant_id": row.project_id if row else None}
         if kind == "subnet" and row is not None:
             target["network_id"] = row.network_id
+        if kind in ("policy", "subnetpool") and row is not None:  # rule:shared_*
+            target["shared"] = row.shared
         self.policy.require(ctx, f"{action}_{kind}:tags", target)
         if row is None:
             raise err("TagResourceNotFound", 404, f"Resource {parent} {rid} could not be "

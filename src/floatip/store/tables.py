@@ -389,4 +389,5 @@ class Event(Base):
 MODELS = {"network": Network, "subnet": Subnet, "port": Port, "router": Router,
           "floatingip": FloatingIP, "security_group": SecurityGroup,
           "security_group_rule": SecurityGroupRule, "address_group": AddressGroup,
-          "port_forwarding": PortForwarding, "subnetpool": SubnetPool}
+          "port_forwarding": PortForwarding, "subnetpool": SubnetPool,
+          "policy": QosPolicy}  # a QoS policy: "policy" in Neutron's rule names

@@ -51,7 +51,18 @@ def _pairs(v: Any) -> Any:
 
 
 AddressPairs = Annotated[list[dict[str, str]], BeforeValidator(_pairs)]
-GroupIds = Annotated[list[UUID], BeforeValidator(lambda v: [] if v is None else v)]
+def _group_ids(v: Any) -> Any:
+    """null is none; a group named twice is refused (Neutron's uuid_list)."""
+    if v is None:
+        return []
+    if isinstance(v, list):
+        twice = sorted({shown(x) for i, x in enumerate(v) if x in v[:i]})
+        if twice:
+            raise reason(f"Duplicate items in the list: '{', '.join(twice)}'")
+    return v
+
+
+GroupIds = Annotated[list[UUID], BeforeValidator(_group_ids)]
 
 PublicKeys = Annotated[dict[Str(255, none_ok=False), Str(16384, none_ok=False)],
                       BeforeValidator(lambda v: {} if v is None else v)]

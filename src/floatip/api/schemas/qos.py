@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
-from .base import INT_MAX, Bool, Name, Resource, Str255, envelope, reason, shown, _integer
+from .base import (INT_MAX, Bool, Name, Resource, Str255, envelope, reason, shown, _integer,
+                   _list)
 
 POLICY_ATTRS = frozenset({"id", "project_id", "tenant_id", "name", "description", "shared",
                           "is_default", "rules", "tags", "revision_number", "created_at",
@@ -49,6 +50,7 @@ class PolicyCreate(PolicyUpdate):
     METHOD = "POST"
     project_id: Str255 = ""
     tenant_id: Str255 = ""
+    tags: Annotated[list[Str255], BeforeValidator(_list("list"))] = []
 
 
 class BandwidthLimitRuleUpdate(Resource):

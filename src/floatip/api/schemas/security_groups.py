@@ -92,25 +92,27 @@ Direction = Annotated[str, BeforeValidator(_direction),
                       WithJsonSchema({"type": "string", "enum": ["ingress", "egress"]})]
 
 
-def _addresses(v: Any) -> Any:
-    """An address group's addresses: CIDRs (a bare address is not one, as Neutron's
-    subnet_list validator), normalised (host bits cleared)."""
+def _addresses(v: Any, strict: bool = True) -> Any:
+    """An address group's addresses, normalised (host bits cleared). ``strict`` (its create):
+    CIDRs only, as Neutron's subnet_list validator; the add/remove actions take an address
+    as its /32 or /128, as Neutron's plugin reads them."""
     if v is None:
         return []
     if not isinstance(v, list):
         raise reason(f"'{shown(v)}' is not a list")
     out = []
     for a in v:
-        if not isinstance(a, str) or "/" not in a or a.strip() != a:
+        if not isinstance(a, str) or strict and ("/" not in a or a.strip() != a):
             raise reason(f"'{shown(a)}' is not a valid IP subnet")
         try:
-            out.append(str(ipaddress.ip_network(a, strict=False)))
+            out.append(str(ipaddress.ip_network(a.strip(), strict=False)))
         except ValueError:
             raise reason(f"'{shown(a)}' is not a valid IP subnet") from None
     return sorted(set(out), key=out.index)
 
 
 Addresses = Annotated[list[str], BeforeValidator(_addresses)]
+ActionAddresses = Annotated[list[str], BeforeValidator(lambda v: _addresses(v, strict=False))]
 
 SG_ATTRS = STANDARD | {"name", "stateful", "security_group_rules", "shared"}
 RULE_ATTRS = STANDARD | {"security_group_id", "direction", "ethertype", "protocol",
@@ -174,7 +176,7 @@ class AddressGroupCreate(AddressGroupUpdate):
 
 class AddressesRequest(BaseModel):
     """PUT /v2.0/address-groups/{id}/add_addresses (or remove_addresses)."""
-    addresses: Addresses
+    addresses: ActionAddresses
 
     @model_validator(mode="before")
     @classmethod
