@@ -186,7 +186,7 @@ def test_policy_tags(api, world):
     assert p["tags"] == ["blue", "red"]
     tag_url = f"{POL}/{p['id']}/tags"
     assert ok(api.get(tag_url, headers=h))["tags"] == ["blue", "red"]
-    ok(api.put(f"{tag_url}/green", headers=h), 201)
+    ok(api.put(f"/v2.0/policies/{p['id']}/tags/green", headers=h), 201)  # Neutron's path
     plain = new_policy(api, h)
     assert sorted(ok(api.get(f"{POL}/{p['id']}", headers=h))["policy"]["tags"]) == \
         ["blue", "green", "red"]

@@ -9,4 +9,6 @@ TAGGED = {"networks": ("network", "networks"), "subnets": ("subnet", "subnets"),
           "floatingips": ("floatingip", "floatingips"),
           "security-groups": ("security_group", "security_groups"),
           "subnetpools": ("subnetpool", "subnetpools"),
-          "qos/policies": ("policy", "policies")}
+          # a QoS policy's: Neutron's tagging path is /v2.0/policies/{id}/tags, openstacksdk's
+          # /v2.0/qos/policies/{id}/tags
+          "policies": ("policy", "policies"), "qos/policies": ("policy", "policies")}
