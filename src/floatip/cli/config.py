@@ -15,6 +15,7 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     interval = 30                  # full resync every N seconds
     prune = all                    # all | known
     global_physnet_mtu = 1500      # the physical networks' MTU: no network's may be larger
+    dns_domain = openstacklocal    # ports' DNS domain; Neutron's default records no dns_name
     agent_down_time = 75           # no pass finished for so long: the agent is not alive
     backend = kernel               # kernel: this host's agent | ovn ([ovn] below)
 
@@ -95,6 +96,7 @@ DEFAULTS = {
     ("DEFAULT", "interval"): "30",
     ("DEFAULT", "prune"): "all",
     ("DEFAULT", "global_physnet_mtu"): "1500",
+    ("DEFAULT", "dns_domain"): "openstacklocal",
     ("DEFAULT", "agent_down_time"): "75",   # Neutron's: no pass for so long = not alive
     ("database", "connection"): "sqlite:////var/lib/floatip/floatip.db",
     ("agent", "shared_secret"): "",

@@ -256,6 +256,7 @@ RULES = {
        "target_project=*" for a in ("create", "update")},
     # agents (GET /v2.0/agents: others get an empty list, as from Neutron); quotas
     "get_agent": ADM,
+    "get_network_ip_availability": ADM_SVC,   # network_ip_availability.py
     "create_agent": ADM,
     "update_agent": ADM,
     "delete_agent": ADM,
