@@ -1,15 +1,15 @@
 """Ports' extra DHCP options and DNS names, networks' and floating IPs' DNS domains
 (Neutron's extra_dhcp_opt and dns-integration; issue 24).
 
-Revision ID: 0014_dhcp_dns
-Revises: 0013_rbac
+Revision ID: 0015_dhcp_dns
+Revises: 0014_subnetpools
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0014_dhcp_dns'
-down_revision = '0013_rbac'
+revision = '0015_dhcp_dns'
+down_revision = '0014_subnetpools'
 branch_labels = None
 depends_on = None
 
