@@ -85,6 +85,7 @@ from ..api.auth import AuthSettings
 from ..core.errors import NeutronError
 from ..core.layout import AgentConfig, check_ifname
 from .app import NAT_DRIVERS, Ctx
+from ..service.dns import configured as dns_configured
 from ..service.quotas import DEFAULTS as QUOTA_DEFAULTS
 
 DEFAULTS = {
@@ -170,6 +171,10 @@ class Config:
         mtu = self.get("DEFAULT", "global_physnet_mtu").strip()
         if not (mtu.isdigit() and 68 <= int(mtu) <= 9216):  # the range of a network's mtu
             raise NeutronError(f"[DEFAULT] global_physnet_mtu = {mtu!r}: an MTU, 68-9216")
+        try:
+            dns_configured(self.get("DEFAULT", "dns_domain"))
+        except ValueError as e:
+            raise NeutronError(str(e)) from None
         down = self.get("DEFAULT", "agent_down_time").strip()
         try:
             if not 1 <= float(down) <= 86400:

@@ -35,7 +35,7 @@ def configured(text: str) -> str:
     text = text.strip().lower()
     why = _format(text)
     if why:
-        raise ValueError(f"[DEFAULT] dns_domain: {why}")
+        raise ValueError(f"[DEFAULT] dns_domain = {text!r}: {why}")
     return text
 
 
