@@ -45,8 +45,7 @@ def listed(items: list[dict], params: dict[str, list[str]], filters) -> list[dic
         raise bad("sort_dir must be asc or desc")
     for i in reversed(range(len(keys))):  # stable sorts: the first key last
         desc = (dirs[i] if i < len(dirs) else "asc") == "desc"
-        out.sort(key=lambda d, k=keys[i]: (d.get(k) is None, d.get(k) if d.get(k) is not None
-                                           else 0), reverse=desc)
+        out.sort(key=lambda d, k=keys[i]: _sortable(d.get(k)), reverse=desc)
     if (params.get("page_reverse") or ["false"])[0].lower() == "true":
         out.reverse()
     if "limit" in params:
@@ -54,6 +53,15 @@ def listed(items: list[dict], params: dict[str, list[str]], filters) -> list[dic
         if (params.get("page_reverse") or ["false"])[0].lower() == "true":
             out.reverse()
     return [select_fields(d, params.get("fields")) for d in out]
+
+
+def _sortable(v) -> tuple:
+    """A sort key: numbers (also a pool's prefix lengths, strings) by value, None last."""
+    if isinstance(v, str) and v.isdigit():
+        return (1, int(v), "")
+    if isinstance(v, (int, float)):
+        return (1, v, "")
+    return (2, 0, "") if v is None else (3, 0, str(v))
 
 
 class AddressScopes:
