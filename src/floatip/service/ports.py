@@ -27,6 +27,7 @@ def create_port(s: Session, d: dict) -> dict:
     port.host_id = d.get("binding:host_id", "")
     port.extra_dhcp_opts = merge_opts([], d.get("extra_dhcp_opts") or [])
     port.dns_name = d.get("dns_name", "")
+    port.dns_domain = d.get("dns_domain", "")
     set_metadata_attrs(port, d)
     s.flush()
     psec_on_create(s, port, net, d)
@@ -55,7 +56,7 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
     _check_owner_change(s, port, d)
     set_metadata_attrs(port, d)
     for key in ("name", "description", "device_id", "device_owner", "admin_state_up",
-                "dns_name"):
+                "dns_name", "dns_domain"):
         if key in d:
             setattr(port, key, d[key])
     if d.get("extra_dhcp_opts"):  # [] or null: unchanged, as Neutron's

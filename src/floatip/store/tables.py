@@ -98,6 +98,7 @@ class Port(_Standard, Base):
     # extra_dhcp_opt: [{"opt_name", "opt_value", "ip_version"}], one per (name, version)
     extra_dhcp_opts: Mapped[list] = mapped_column(JSON, default=list)
     dns_name: Mapped[str] = mapped_column(String(255), default="")  # dns-integration
+    dns_domain: Mapped[str] = mapped_column(String(255), default="")  # dns-domain-ports
     sg_bindings: Mapped[list["PortSecurityGroup"]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
         order_by="PortSecurityGroup.security_group_id")
