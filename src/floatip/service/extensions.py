@@ -85,4 +85,5 @@ EXTENSIONS = {
                                 "Provides IP availability data for each network and subnet."),
     "dns-domain-ports": ("dns_domain for ports",
                          "Allows the DNS domain to be specified for a network port."),
+    "trunk": ("Trunk Extension", "Provides support for trunk ports"),
 }

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from . import port_forwardings as pf
 from .dns import merge_opts
+from .trunks import port_trunk_refusal
 from .common import NETWORK_OWNERS, OWNER_RI, _must, bad, check_requested, err, is_auto_address
 from .dhcp import set_metadata_attrs
 from .ipam import _allocate, _new_port, renumber_auto
@@ -163,6 +164,9 @@ def check_device_id(s: Session, owner: str | None, device_id: str | None,
 
 def delete_port(s: Session, pid: str, internal: bool = False) -> None:
     port = _must(s, "port", pid, lock=True)
+    in_trunk = None if internal else port_trunk_refusal(s, port.id)
+    if in_trunk is not None:
+        raise in_trunk
     backs = None if internal else S.port_backs(s, port.id)
     if backs is not None:
         raise err("L3PortInUse", 409, f"Port {pid} backs {backs} and therefore "

@@ -165,6 +165,26 @@ class FloatingIP(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Trunk(_Standard, Base):
+    """Neutron's trunk: a parent port and its subports (VLANs inside the VM); API only."""
+    __tablename__ = "trunks"
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id"), unique=True)
+
+
+class SubPort(Base):
+    __tablename__ = "subports"
+    __table_args__ = (UniqueConstraint("trunk_id", "segmentation_type", "segmentation_id",
+                                       name="uniq_subport0trunk_id0segmentation_type0"
+                                            "segmentation_id"),)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id"), primary_key=True)
+    trunk_id: Mapped[str] = mapped_column(ForeignKey("trunks.id", ondelete="CASCADE"),
+                                          index=True)
+    segmentation_type: Mapped[str] = mapped_column(String(32))
+    segmentation_id: Mapped[int] = mapped_column(Integer)
+
+
 class SecurityGroup(_Standard, Base):
     __tablename__ = "securitygroups"
     stateful: Mapped[bool] = mapped_column(Boolean, default=True)
