@@ -83,3 +83,4 @@ class FirewallAgent:
 
     def close(self) -> None:
         """Flows stay: VMs stay protected while the agent restarts (as Neutron's do)."""
+        self.of.close()
