@@ -137,8 +137,8 @@ def test_a_large_batch_goes_through_one_ovs_ofctl_run(bridges):
     fw = F.OpenFlowFirewall(br)
     try:
         n = F.SMALL + 1
-        res = fw.apply({"port:x": [Flow(60, 100, f"dl_dst=fa:16:3e:00:01:{i:02x}", "drop")
-                                   for i in range(n)]})
+        macs = [f"fa:16:3e:00:{i >> 8:02x}:{i & 255:02x}" for i in range(n)]
+        res = fw.apply({"port:x": [Flow(60, 100, f"dl_dst={m}", "drop") for m in macs]})
         assert res.added == n and len(dump(br)) == n and fw.conn.connects == 0
     finally:
         fw.close()

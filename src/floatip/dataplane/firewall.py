@@ -7,14 +7,15 @@ the same transaction, so a port is never half-filtered. Flows are addressed by c
 deleted or changed.
 
 Two carriers, by batch size (benchmarks/firewall_bench.py, this machine):
-- a small batch (a member add, a rule of a few ports) goes over the agent's own OpenFlow
-  connection to the bridge (``dataplane.openflow``: os-ken encodes, ~0.4 ms per flow in
-  Python; a flow mod and its barrier take ~0.4 ms against ~25 ms for an ``ovs-ofctl`` run,
-  20 ms of which is starting the process);
-- a large one (a first or full pass, a rule of a big group) goes through one
-  ``ovs-ofctl add-flows`` (C parses 10k flows in a few ms; os-ken would take seconds).
-The break-even is ~50 flows. Observing (drift repair) is ``ovs-ofctl dump-flows``: its text
-is what an operator reads too.
+- a batch of up to SMALL flow mods (a member add, a rule of a few ports) goes over the
+  agent's own OpenFlow connection to the bridge (``dataplane.openflow``): ~0.5 ms for a
+  flow mod and its barrier, against ~25 ms for an ``ovs-ofctl`` run, 20 ms of which is
+  starting the process;
+- a larger one (a first or full pass, a rule of a big group) goes through one
+  ``ovs-ofctl add-flows``: encoding here costs ~20-50 us per flow in Python, so above a few
+  hundred flows the process start no longer matters, and a 100,000-flow bundle is better
+  left to ovs-ofctl's own flow control and error handling.
+Observing (drift repair) is ``ovs-ofctl dump-flows``: its text is what an operator reads too.
 """
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ..core.firewall import COOKIE_MASK, COOKIE_PREFIX, Flow
-from .openflow import Connection, OpenFlowError, flow_add, flow_delete, warm_up
+from .openflow import Connection, OpenFlowError, flow_add, flow_delete
 
 OFCTL = "ovs-ofctl"
-SMALL = 50      # flow mods up to which a batch goes over the connection (see above)
+SMALL = 500     # flow mods up to which a batch goes over the connection (see above)
 
 
 class FirewallApplyError(RuntimeError):
@@ -57,7 +58,6 @@ class OpenFlowFirewall:
         self.always_bundle = always_bundle
         self.installed: dict[str, dict[int, Flow]] = {}
         self.conn = Connection(bridge)
-        warm_up()
 
     def close(self) -> None:
         self.conn.close()
