@@ -136,6 +136,7 @@ class Agent:
         self.retry_routers: dict[str, str] = {}  # routers whose apply failed: retried soon
         self._want_full = False
         self._fw_due = True
+        self._fw_ports_changed: set[str] | None = None
         self._dp = None
         self.binder = None
         if bind_ports:
@@ -302,7 +303,8 @@ class Agent:
         if self.firewall is not None and (full or self._fw_due):  # before the binder tags
             # a new VM port (_report)
             try:
-                errors.update(self.firewall.sync(state, self.binder.ofports(), full))
+                errors.update(self.firewall.sync(state, self.binder.ofports(), full,
+                                                 self._fw_ports_changed))
             except Exception as e:  # noqa: BLE001
                 log.exception("firewall pass failed")
                 errors["firewall"] = str(e)
@@ -404,6 +406,7 @@ class Agent:
         # the firewall looks at the ports when they, their groups or the bridge changed
         self._fw_due = changed is None or self._ovs_woken or bool(
             set(changed) & {"ports", "networks", "security_groups", "address_groups"})
+        self._fw_ports_changed = ports_changed   # None: every port looked at
         self._ovs_woken = False
         extra_errors = self._services(state, invalid, full)
         t_apply = time.perf_counter()
