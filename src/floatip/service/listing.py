@@ -86,6 +86,10 @@ SORTABLE = {
                                      "remote_address_group_id"},
     "address_group": _OWNER | {"name", "description"},
     "policy": _OWNER | {"name"},
+    "subnetpool": _OWNER | {"name", "address_scope_id", "default_prefixlen", "default_quota",
+                            "ip_version", "is_default", "max_prefixlen", "min_prefixlen",
+                            "shared"},
+    "address_scope": _OWNER | {"name", "ip_version", "shared"},
 }
 _STD = _OWNER | {"description", "revision_number", "tags", "tags-any", "not-tags",
                  "not-tags-any"}
@@ -223,7 +227,7 @@ def _cmp(order: list[tuple[str, bool]]):
     return cmp
 
 
-def sort_page(s: Session, kind: str, items: list[dict],
+def sort_page(s: Session | None, kind: str, items: list[dict],
               params: dict[str, list[str]]) -> list[dict]:
     """Neutron's sorting and paging over bodies already filtered in Python: sort keys then
     id; ``marker``: the items past it in that order (keyset: a marker filtered out of the
@@ -244,13 +248,30 @@ def sort_page(s: Session, kind: str, items: list[dict],
         ids = [d["id"] for d in items]
         if marker in ids:
             items = items[ids.index(marker) + 1:]
-        elif order and (m := _marker_view(s, kind, marker)) is not None:
+        elif order and s is not None and (m := _marker_view(s, kind, marker)) is not None:
             cmp = _cmp(order)
             items = [d for d in items if cmp(d, m) > 0]
         else:  # Neutron's emulated paging: a marker not found pages nothing
             items = []
     page = items[:limit]
     return page[::-1] if reverse else page
+
+
+def listed(kind: str, items: list[dict], params: dict[str, list[str]],
+           filters) -> list[dict]:
+    """A list served in Python (few rows, each one the caller may see): ``filters`` are the
+    keys that filter (any other is refused, as Neutron's filter-validation), any of a key's
+    values matches; then Neutron's sorting, paging and fields."""
+    unknown = [k for k in params if k not in PAGING and k not in filters]
+    if unknown:
+        raise err("HTTPBadRequest", 400, f"{unknown} is invalid attribute for filtering")
+    out = [d for d in items if all(_matches(d.get(k), vs) for k, vs in params.items()
+                                   if k not in PAGING)]
+    out = sort_page(None, kind, out, params)
+    fields = params.get("fields")
+    if fields and limit_of(params):  # the id names the next page's marker
+        fields = [*fields, "id"]
+    return [select_fields(d, fields) for d in out]
 
 
 def _marker_view(s: Session, kind: str, rid: str) -> dict | None:

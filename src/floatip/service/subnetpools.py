@@ -124,7 +124,8 @@ class SubnetPools:
         rows = s.execute(select(S.SubnetPool).order_by(S.SubnetPool.created_at,
                                                        S.SubnetPool.id)).scalars()
         seen = self.policy.checker(ctx, "get_subnetpool")
-        return listed([d for d in map(pool_dict, rows) if seen(d)], params_of(query), FILTERS)
+        return listed("subnetpool", [d for d in map(pool_dict, rows) if seen(d)],
+                      params_of(query), FILTERS)
 
     def show(self, s: Session, ctx: Context, pid: str, fields: list[str] | None) -> dict:
         return select_fields(pool_dict(self.get(s, ctx, pid)), fields)
