@@ -57,7 +57,8 @@ def test_a_pool_hands_out_subnets_that_never_overlap(api):
     p = pool(api, a, ["100.64.0.0/24", "100.64.1.0/24"], min_prefixlen=26, max_prefixlen=28)
     # Neutron's reading of the body: compacted prefixes, the version, the default length
     assert p["prefixes"] == ["100.64.0.0/23"] and p["ip_version"] == 4, p
-    assert p["default_prefixlen"] == 26 and p["default_quota"] is None, p
+    # the lengths as strings, as Neutron shows them
+    assert p["default_prefixlen"] == "26" and p["default_quota"] is None, p
     assert p["shared"] is False and p["is_default"] is False and p["address_scope_id"] is None
     assert p["project_id"] == p["tenant_id"] == a["X-Project-Id"]
     net = network(api, a)
@@ -247,3 +248,23 @@ def test_address_scopes(api):
         "name": "pool-gone", "ip_version": 6}}), 201)["address_scope"]
     ok(api.delete(f"{SCOPES}/{other['id']}", headers=a), 204)
     refused(api.get(f"{SCOPES}/{other['id']}", headers=a), 404, "AddressScopeNotFound")
+
+
+def test_pool_tags(api):
+    a, b = project(), project()
+    p = pool(api, a, ["100.64.30.0/24"], min_prefixlen=26, tags=["red", "blue"])
+    assert sorted(p["tags"]) == ["blue", "red"], p
+    ok(api.put(f"{POOLS}/{p['id']}/tags/green", headers=a), 201)
+    assert sorted(ok(api.get(f"{POOLS}/{p['id']}/tags", headers=a))["tags"]) == \
+        ["blue", "green", "red"]
+    other = pool(api, a, ["100.64.31.0/24"], min_prefixlen=26)
+    red = {x["id"] for x in ok(api.get(POOLS, headers=a, params={"tags": "red"}))[
+        "subnetpools"]}
+    assert p["id"] in red and other["id"] not in red
+    notred = {x["id"] for x in ok(api.get(POOLS, headers=a, params={"not-tags-any": "red"}))[
+        "subnetpools"]}
+    assert other["id"] in notred and p["id"] not in notred
+    refused(api.put(f"{POOLS}/{p['id']}/tags/b-was-here", headers=b), 403,
+            "PolicyNotAuthorized")
+    ok(api.delete(f"{POOLS}/{p['id']}", headers=a), 204)
+    refused(api.get(f"{POOLS}/{p['id']}/tags"), 404, "TagResourceNotFound")  # an admin

@@ -82,4 +82,11 @@ EXTENSIONS = {
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),
+    "extra_dhcp_opt": ("Neutron Extra DHCP options",
+                       "Extra options configuration for DHCP. For example PXE boot options to "
+                       "DHCP clients can be specified (e.g. tftp-server, server-ip-address, "
+                       "bootfile-name)"),
+    "dns-integration": ("DNS Integration", "Provides integration with DNS."),
+    "network-ip-availability": ("Network IP Availability",
+                                "Provides IP availability data for each network and subnet."),
 }

@@ -212,15 +212,23 @@ def page_reverse(params: dict[str, list[str]]) -> bool:
     return (params.get("page_reverse") or ["False"])[0].lower() == "true"
 
 
+# Integer columns Neutron shows as strings (a subnet pool's): sorted by value, as in SQL.
+NUMERIC_TEXT = {"default_prefixlen", "min_prefixlen", "max_prefixlen"}
+
+
 def _cmp(order: list[tuple[str, bool]]):
     """Compare two bodies by the sort keys (None first in ascending order, as SQL's NULLs
     in SQLite and MySQL)."""
-    def value(v: Any) -> tuple:
-        return (0, "") if v is None else (1, str(v) if isinstance(v, (list, dict)) else v)
+    def value(key: str, v: Any) -> tuple:
+        if v is None:
+            return (0, "")
+        if key in NUMERIC_TEXT and isinstance(v, str) and v.isdigit():
+            return (1, int(v))
+        return (1, str(v) if isinstance(v, (list, dict)) else v)
 
     def cmp(a: dict, b: dict) -> int:
         for key, asc in order:
-            x, y = value(a.get(key)), value(b.get(key))
+            x, y = value(key, a.get(key)), value(key, b.get(key))
             if x != y:
                 return (-1 if x < y else 1) * (1 if asc else -1)
         return 0
@@ -262,11 +270,14 @@ def listed(kind: str, items: list[dict], params: dict[str, list[str]],
     """A list served in Python (few rows, each one the caller may see): ``filters`` are the
     keys that filter (any other is refused, as Neutron's filter-validation), any of a key's
     values matches; then Neutron's sorting, paging and fields."""
-    unknown = [k for k in params if k not in PAGING and k not in filters]
+    tagged = bool(items) and "tags" in items[0]  # the tag filters: Neutron's four
+    unknown = [k for k in params if k not in PAGING and k not in filters
+               and not (tagged and k in tags.FILTERS)]
     if unknown:
         raise err("HTTPBadRequest", 400, f"{unknown} is invalid attribute for filtering")
     out = [d for d in items if all(_matches(d.get(k), vs) for k, vs in params.items()
-                                   if k not in PAGING)]
+                                   if k not in PAGING and k not in tags.FILTERS)
+           and (not tagged or tags.matches(d["tags"], params))]
     out = sort_page(None, kind, out, params)
     fields = params.get("fields")
     if fields and limit_of(params):  # the id names the next page's marker

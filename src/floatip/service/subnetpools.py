@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
+from . import tags
 from .address_scopes import AddressScopes, listed, params_of
-from .common import bad, body_project, err, new_id, ts
+from .common import bad, body_project, err, new_id, not_found, ts
 from .listing import select_fields
 from .policy import Context, Policy
 
@@ -28,15 +29,17 @@ QUOTA_UNIT = {4: 32, 6: 64}  # default_quota counts /32s (IPv4) or /64s (IPv6)
 
 
 def pool_not_found(pid: str) -> NeutronError:
-    return err("SubnetPoolNotFound", 404, f"Subnet pool {pid} could not be found.")
+    return not_found("subnetpool", pid)
 
 
 def pool_dict(p: S.SubnetPool) -> dict:
     return {"id": p.id, "name": p.name, "description": p.description,
             "project_id": p.project_id, "tenant_id": p.project_id,
             "ip_version": p.ip_version, "prefixes": list(p.prefixes),
-            "default_prefixlen": p.default_prefixlen, "min_prefixlen": p.min_prefixlen,
-            "max_prefixlen": p.max_prefixlen, "default_quota": p.default_quota,
+            # strings, as Neutron's _make_subnetpool_dict has them
+            "default_prefixlen": str(p.default_prefixlen),
+            "min_prefixlen": str(p.min_prefixlen), "max_prefixlen": str(p.max_prefixlen),
+            "default_quota": p.default_quota,
             "is_default": p.is_default, "shared": p.shared,
             "address_scope_id": p.address_scope_id, "tags": [],
             "revision_number": p.revision_number, "created_at": ts(p.created_at),
@@ -124,11 +127,14 @@ class SubnetPools:
         rows = s.execute(select(S.SubnetPool).order_by(S.SubnetPool.created_at,
                                                        S.SubnetPool.id)).scalars()
         seen = self.policy.checker(ctx, "get_subnetpool")
-        return listed("subnetpool", [d for d in map(pool_dict, rows) if seen(d)],
-                      params_of(query), FILTERS)
+        out = tags.fill(s, "subnetpool", [d for d in map(pool_dict, rows) if seen(d)])
+        return listed("subnetpool", out, params_of(query), FILTERS)
 
     def show(self, s: Session, ctx: Context, pid: str, fields: list[str] | None) -> dict:
-        return select_fields(pool_dict(self.get(s, ctx, pid)), fields)
+        return select_fields(self._dict(s, self.get(s, ctx, pid)), fields)
+
+    def _dict(self, s: Session, p: S.SubnetPool) -> dict:
+        return tags.fill(s, "subnetpool", [pool_dict(p)])[0]
 
     # -- checks shared by create and update --------------------------------------------
     def _default_exists(self, s: Session, version: int, but: str) -> None:
@@ -202,7 +208,10 @@ class SubnetPools:
             self._default_exists(s, version, p.id)
         self._scope(s, ctx, p.address_scope_id, p.id, version, prefixes)
         S.add(s, p)
-        return pool_dict(p)
+        if d.get("tags"):
+            self.policy.require(ctx, "create_subnetpool:tags", target)
+            tags.create_with(s, "subnetpool", p.id, d["tags"])
+        return self._dict(s, p)
 
     def update(self, s: Session, ctx: Context, pid: str, d: dict) -> dict:
         p = self.get(s, ctx, pid, lock=True)
@@ -210,7 +219,9 @@ class SubnetPools:
         self.policy.require(ctx, "update_subnetpool", target)
         if "is_default" in d:
             self.policy.require(ctx, "update_subnetpool:is_default", target)
-        return pool_dict(self._update(s, ctx, p, d))
+        # Neutron's update answers the lengths as numbers (its show: as strings)
+        return {**self._dict(s, self._update(s, ctx, p, d)), **{
+            k: getattr(p, k) for k in ("default_prefixlen", "min_prefixlen", "max_prefixlen")}}
 
     def _update(self, s: Session, ctx: Context, p: S.SubnetPool, d: dict) -> S.SubnetPool:
         """Neutron's update_subnetpool: new prefixes hold the old ones; the bounds as on
@@ -251,6 +262,7 @@ class SubnetPools:
         if s.execute(select(S.Subnet.id).where(S.Subnet.subnetpool_id == p.id)).first():
             raise err("SubnetPoolDeleteError", 400, "Unable to delete subnet pool: Subnet pool "
                                                     "has existing allocations.")
+        tags.forget(s, "subnetpool", p.id)
         S.delete(s, p)
 
     # -- subnetpool-prefix-ops ----------------------------------------------------------

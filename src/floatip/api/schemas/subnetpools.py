@@ -130,9 +130,9 @@ class SubnetPool(BaseModel):
     tenant_id: str
     ip_version: int
     prefixes: list[str]
-    default_prefixlen: int
-    min_prefixlen: int
-    max_prefixlen: int
+    default_prefixlen: str | int  # show and list: strings, update: numbers (Neutron's)
+    min_prefixlen: str | int
+    max_prefixlen: str | int
     default_quota: int | None
     is_default: bool
     shared: bool
