@@ -63,6 +63,14 @@ def test_trunk_subports_added_listed_removed(api, world):
     assert (t["name"], t["description"]) == ("dd-t2", "d") and t["revision_number"] >= 1
     listed = ok(api.get("/v2.0/trunks", headers=h, params={"port_id": p[0]}))["trunks"]
     assert [x["id"] for x in listed] == [t["id"]]
+    # Neutron's sorting and paging, filter-validation
+    t2 = ok(api.post("/v2.0/trunks", headers=h, json={"trunk": {"port_id": p[4], "name": "dd-a"}}),
+            201)["trunk"]
+    page = ok(api.get("/v2.0/trunks", headers=h, params={"sort_key": "name", "sort_dir": "asc",
+                                                        "limit": 1}))
+    assert [x["id"] for x in page["trunks"]] == [t2["id"]] and page["trunks_links"]
+    refused(api.get("/v2.0/trunks", headers=h, params={"bogus": "1"}), 400, "HTTPBadRequest")
+    assert api.delete(f"/v2.0/trunks/{t2['id']}", headers=h).status_code == 204
     # another project sees nothing of it
     other = project()
     assert ok(api.get("/v2.0/trunks", headers=other))["trunks"] == []

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from ..service.access import Access
 from ..service.trunks import Trunks, not_found
 from ..store.database import Database
+from .links import page_body
 from .resources import READ_ERRORS, WRITE_ERRORS, checked_query, ctx_of
 from .schemas.base import clean_text
 from .schemas.trunks import (CreateTrunkRequest, SubPorts, TrunkList, TrunkOne,
@@ -35,7 +36,8 @@ def router(db: Database, access: Access) -> APIRouter:
     def list_(request: Request):
         query = checked_query(list(request.query_params.multi_items()))
         with db.read() as s:
-            return JSONResponse({"trunks": trunks.list(s, ctx_of(request), query)})
+            return JSONResponse(page_body(request, "trunks",
+                                          trunks.list(s, ctx_of(request), query)))
 
     @api.get(item, tags=TAGS, response_model=None,
              responses={200: {"model": TrunkOne}, **READ_ERRORS})

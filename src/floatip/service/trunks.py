@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from .common import body_project, err, new_id, ts
+from .listing import listed
 from .policy import Context, Policy
 
 T, SP = S.Trunk, S.SubPort
@@ -104,17 +105,9 @@ class Trunks:
         q = select(T).order_by(T.created_at, T.id)
         if not ctx.is_admin:
             q = q.where(T.project_id == ctx.project_id)
-        out = []
-        for t in s.execute(q).scalars():
-            if not self.policy.check(ctx, "get_trunk", self._facts(t)):
-                continue
-            d = self.view(s, t)
-            if all(_matches(d.get(k), vs) for k, vs in params.items() if k in FILTERS):
-                out.append(d)
-        if params.get("sort_dir", ["asc"])[0] == "desc":
-            out.reverse()
-        fields = params.get("fields")
-        return [{k: v for k, v in d.items() if k in fields} if fields else d for d in out]
+        out = [self.view(s, t) for t in s.execute(q).scalars()
+               if self.policy.check(ctx, "get_trunk", self._facts(t))]
+        return listed("trunk", out, params, FILTERS)  # Neutron's filters, sorting, paging
 
     def show(self, s: Session, ctx: Context, tid: str, fields: list[str] | None) -> dict:
         d = self.view(s, self._trunk(s, ctx, tid))
@@ -279,12 +272,6 @@ def _sub_ports_of(body: Any) -> Any:
     if not isinstance(body, dict) or "sub_ports" not in body:
         raise err("HTTPBadRequest", 400, "Unable to find 'sub_ports' in request body")
     return body["sub_ports"]
-
-
-def _matches(value: Any, wanted: list[str]) -> bool:
-    if isinstance(value, bool):
-        return any(w.lower() in (str(value).lower(), "1" if value else "0") for w in wanted)
-    return str(value) in wanted
 
 
 def port_trunk_refusal(s: Session, port_id: str) -> NeutronError | None:
