@@ -227,18 +227,21 @@ class Server:
         except OSError:
             pass
 
-    @staticmethod
-    def _tune_interpreter() -> None:
+    def _tune_interpreter(self) -> None:
         """The API and the agent share one interpreter; two things made an API write wait
         for the agent (a PUT during a full pass at 3,000 FIPs: 200 ms -> 58 ms max):
         - a full garbage collection walked every object alive since start (modules, the
           app, its schemas and policy: ~10^6 objects): 120-170 ms with every thread
           stopped. They live as long as the process: frozen, out of the collector's walk;
         - a thread back from the database waits for the GIL up to the switch interval
-          (5 ms) each time while the agent computes: tens of times per request."""
+          (5 ms) each time while the agent computes: tens of times per request.
+        Without the agent in this interpreter (--no-agent, the agent in its own process) the
+        switch interval stays: the request threads forced off the GIL every 0.5 ms cost
+        ~15 % more CPU per request (benchmarks/pg_churn.py, 32 clients)."""
         gc.collect()
         gc.freeze()
-        sys.setswitchinterval(0.0005)
+        if self.backend is not None and not isinstance(self.backend, ProcessBackend):
+            sys.setswitchinterval(0.0005)
 
     def run(self) -> None:
         """Foreground: until SIGINT/SIGTERM, then the full stop (``close``), bounded.
