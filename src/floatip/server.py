@@ -4,12 +4,14 @@ agent) or none (``--no-agent``: the API alone, agents on other hosts follow it).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import os
 import ipaddress
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -343,7 +345,6 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 def _die_with_parent() -> None:
     """A worker gets SIGTERM (its clean stop) when the ``serve`` that started it ends,
     even killed."""
-    import ctypes
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the parent ended before that
         os.kill(os.getpid(), signal.SIGTERM)
@@ -364,7 +365,6 @@ class Workers:
         self._thread.start()
 
     def _spawn(self):
-        import subprocess
         return subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
 
     def _watch(self) -> None:
@@ -377,7 +377,6 @@ class Workers:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM: each worker's own clean stop; killed if it takes longer."""
-        import subprocess
         self.stopping.set()
         self._thread.join(timeout=5)
         for p in self.procs:
