@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from .. import store as S
+from . import dns
 from .common import ts
 from .port_forwardings import fip_view, forwardings_of
 from .sg_views import SG_FACTS, SG_SERIALIZERS
@@ -16,16 +17,28 @@ def _std(row, project: bool = True) -> dict:
 
 
 def network_dict(s: Session, n: S.Network) -> dict:
+    subnets = S.subnets_of(s, n.id)
     return {**_std(n), "name": n.name, "admin_state_up": n.admin_state_up, "status": n.status,
             "shared": n.shared, "router:external": n.external, "mtu": n.mtu,
             "provider:network_type": n.network_type,
             "provider:physical_network": n.physical_network,
             "provider:segmentation_id": n.segmentation_id,
-            "subnets": [sn.id for sn in S.subnets_of(s, n.id)],
+            "subnets": [sn.id for sn in subnets],
             "availability_zone_hints": [], "availability_zones": [],
             "port_security_enabled": n.port_security_enabled, "is_default": False,
-            "l2_adjacency": True,
-            "ipv4_address_scope": None, "ipv6_address_scope": None}
+            "l2_adjacency": True, **network_scopes(s, subnets),
+            "dns_domain": n.dns_domain or ""}
+
+
+def network_scopes(s: Session, subnets: list) -> dict[str, str | None]:
+    """``ipv4_address_scope``/``ipv6_address_scope`` of a network with these subnets: the
+    address scope of their subnet pools (one per family on a network, as Neutron keeps it)."""
+    out: dict[str, str | None] = {"ipv4_address_scope": None, "ipv6_address_scope": None}
+    pools = {sn.subnetpool_id: sn.ip_version for sn in subnets if sn.subnetpool_id}
+    for p in S.load_many(s, S.SubnetPool, set(pools), plain=True) if pools else ():
+        if p.address_scope_id:
+            out[f"ipv{pools[p.id]}_address_scope"] = p.address_scope_id
+    return out
 
 
 def subnet_dict(s: Session, sn: S.Subnet) -> dict:
@@ -34,7 +47,7 @@ def subnet_dict(s: Session, sn: S.Subnet) -> dict:
             "allocation_pools": [dict(p) for p in sn.allocation_pools],
             "enable_dhcp": sn.enable_dhcp, "dns_nameservers": list(sn.dns_nameservers),
             "host_routes": list(sn.host_routes), "ipv6_ra_mode": sn.ipv6_ra_mode,
-            "ipv6_address_mode": sn.ipv6_address_mode, "subnetpool_id": None, "service_types": [],
+            "ipv6_address_mode": sn.ipv6_address_mode, "subnetpool_id": sn.subnetpool_id, "service_types": [],
             "segment_id": None, "dns_publish_fixed_ip": False,
             "router:external": S.get(s, S.Network, sn.network_id).external}
 
@@ -50,7 +63,11 @@ def port_dict(s: Session, p: S.Port) -> dict:
             "binding:vif_details": {"port_filter": False} if p.host_id else {},
             "security_groups": [b.security_group_id for b in p.sg_bindings],
             "allowed_address_pairs": [dict(a) for a in p.allowed_address_pairs or []],
-            "extra_dhcp_opts": [], "port_security_enabled": p.port_security_enabled,
+            "extra_dhcp_opts": [dict(o) for o in p.extra_dhcp_opts or []],
+            "dns_name": p.dns_name or "",
+            "dns_assignment": dns.assignment(p.dns_name or "",
+                                             [a.ip_address for a in p.fixed_ips]),
+            "port_security_enabled": p.port_security_enabled,
             # floatip-metadata extension
             "floatip:user_data": p.user_data,
             "floatip:public_keys": {n: k for n, k in (p.public_keys or [])}}
@@ -86,7 +103,8 @@ def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None,
             "port_id": f.fixed_port_id, "fixed_ip_address": f.fixed_ip_address,
             "status": f.status, "status_reason": f.status_reason, "port_details": details,
             "port_forwardings": [fip_view(pf) for pf in pfs.get(f.id, ())],
-            "qos_policy_id": f.qos_policy_id, "dns_name": "", "dns_domain": "",
+            "qos_policy_id": f.qos_policy_id, "dns_name": f.dns_name or "",
+            "dns_domain": f.dns_domain or "",
             "revision_number": f.revision_number, "created_at": ts(f.created_at),
             "updated_at": ts(f.updated_at), "tags": []}
 
