@@ -31,6 +31,14 @@ def _query(params: dict) -> str:
                       for x in (v if isinstance(v, (list, tuple)) else [v])])
 
 
+def _readable(sock) -> bool:
+    """Data or EOF waiting on an idle connection: the server closed it (poll, not select:
+    an agent inside a server may hold file descriptors past select's 1024)."""
+    p = select.poll()
+    p.register(sock, select.POLLIN)
+    return bool(p.poll(0))
+
+
 class Client:
     def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0,
                  secret: str | None = None, agent_host: str | None = None):
@@ -66,8 +74,7 @@ class Client:
         """The kept connection unless the server closed it meanwhile (readable while idle:
         EOF), else a new one. https verifies the server's certificate against the system's
         CAs (SSL_CERT_FILE/SSL_CERT_DIR to use others)."""
-        conn = self._conn
-        if conn is not None and (conn.sock is None or select.select([conn.sock], [], [], 0)[0]):
+        if self._conn is not None and (self._conn.sock is None or _readable(self._conn.sock)):
             self._drop()
         if self._conn is None:
             parts = urlsplit(self.url)

@@ -18,9 +18,10 @@ from ..core.names import check_ifname, parse_mappings
 app = typer.Typer(add_completion=True, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Neutron-style virtual routers and floating IPs for Linux hosts.")
-# piped, wide enough that no table wraps: IP addresses and UUIDs stay whole for grep
-out = Console(width=None if sys.stdout.isatty() else 1 << 16)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 1 << 16)
+# piped, wide enough that no table wraps: IP addresses and UUIDs stay whole for grep. No
+# emoji codes: a name with ":smile:" prints as typed (and rich's emoji table is not loaded)
+out = Console(width=None if sys.stdout.isatty() else 1 << 16, emoji=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 1 << 16, emoji=False)
 
 
 NAT_DRIVERS = ("nftables", "iptables")
