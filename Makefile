@@ -69,8 +69,7 @@ bench: install
 	$(PY) benchmarks/pf_bench.py
 	$(PY) benchmarks/qos_bench.py --addresses 1000
 	$(PY) benchmarks/cli_latency.py --runs 20
-	for db in postgresql sqlite; do for n in 1 2; do \
-	  $(PY) benchmarks/pg_churn.py --db $$db --servers $$n --clients 32 --seconds 60; done; done
+	$(PY) benchmarks/pg_churn.py --all --clients 32 --seconds 60
 
 # Keystone and Tempest live in their own virtualenvs (their pins must not touch floatip's).
 KVENV := .venv-keystone

@@ -47,7 +47,30 @@ def by_table(desired, table):
 def as_actual(desired) -> dict[str, Actual]:
     """What the NB would hold after writing ``desired``."""
     return {r.key: Actual(uuid.uuid4(), r.table, r.key, r.obj, copy.deepcopy(r.columns),
-                          r.parent) for r in desired.rows.values()}
+                          r.parent, holders=frozenset(r.holders))
+            for r in desired.rows.values()}
+
+
+def test_a_forwardings_load_balancer_is_on_the_router_and_its_internal_switches():
+    """Neutron's OVN driver puts it on the router's switches too (hairpin: a VM reaches
+    another through the floating IP's port); a switch left out is added to an existing one."""
+    st = state(floatingips=[{"floating_ip_address": "203.0.113.50", "port_forwardings": [
+        {"protocol": "tcp", "internal_port_name": "vm1", "internal_port": 80,
+         "external_port": 8080}]}])
+    d = translate(st, OPTS, [GW1, COMPUTE])
+    ten = next(n for n in st.networks.values() if n.name == "ten")
+    r = next(iter(st.routers))
+    (lb,) = by_table(d, "Load_Balancer")
+    assert lb.parent == f"lr:{r}" and lb.holders == (f"ls:{ten.id}",)
+    actual = as_actual(d)
+    assert not diff(d, actual)
+    have = actual[lb.key]
+    actual[lb.key] = Actual(have.uuid, have.table, have.key, have.obj, have.columns,
+                            have.parent, holders=frozenset())   # on the router only
+    plan = diff(d, actual)
+    assert [(row.key, add, drop) for row, _, add, drop in plan.hold] == \
+        [(lb.key, (f"ls:{ten.id}",), ())]
+    assert not plan.create and not plan.update and not plan.delete
 
 
 def test_rows_follow_neutron_names_and_carry_the_owner_marker():

@@ -80,3 +80,49 @@ def test_forwardings_on_both_backends(deployment):
     if d.name == "ovn":
         assert lbs(d, fip.id) == []  # destroyed, not left behind
     net.delete_ip(fip)
+
+
+def test_ovn_hairpin_through_forwarded_port(tmp_path):
+    """On OVN a VM reaches another VM through the floating IP's forwarded port: the load
+    balancer is on the router's internal switch too, as Neutron's OVN driver puts it (on the
+    router only, the VM's packet to the floating IP never met it)."""
+    from conftest import _ovn_ready
+    why = _ovn_ready()
+    if why:
+        pytest.skip(why)
+    gen = ovn_deployment(tmp_path, prefix="pff")
+    d = next(gen)
+    try:
+        sc = Scenario(d)
+        net = sc.net
+        d.lab.serve(sc.ns["vm1"], port=8080)
+        fip = net.create_ip(floating_network_id=sc.ext.id, floating_ip_address=FIP)
+        net.create_floating_ip_port_forwarding(
+            fip, protocol="tcp", internal_port_id=sc.ports["vm1"].id, internal_port=8080,
+            external_port=2222, internal_ip_address=sc.ports["vm1"].fixed_ips[0]["ip_address"])
+        assert d.wait_synced()
+        lab, _ = d.extra
+
+        def on_switch() -> list[str]:
+            nbctl = ("ovn-nbctl", f"--db={lab.nb}", "--bare")
+            held = L.sh(*nbctl, "--columns=load_balancer", "list", "Logical_Switch",
+                        f"neutron-{sc.tenant.id}").stdout.split()
+            return sorted(L.sh(*nbctl, "--columns=name", "list", "Load_Balancer",
+                               u).stdout.strip() for u in held)
+        assert on_switch() == [f"pf-floatingip-{fip.id}-tcp"]
+        wait_for(lambda: answers(d, 2222), what="the forwarding answers from outside")
+        vm2_ip = sc.ports["vm2"].fixed_ips[0]["ip_address"]
+        # from vm2, on the same network as vm1: through FIP:2222, seen with its own address
+        wait_for(lambda: L.tcp_source(sc.ns["vm2"], FIP, 2222, timeout=1.0) == vm2_ip,
+                 what="vm2 reaches vm1 through the floating IP's forwarded port")
+        conn = L.TcpClient(sc.ns["vm2"], FIP, 2222)
+        assert conn.echo("hairpin")
+        conn.close()
+        # the forwardings removed: the load balancer is destroyed, gone from the switch too
+        for pf in list(net.floating_ip_port_forwardings(fip)):
+            net.delete_floating_ip_port_forwarding(fip, pf.id)
+        assert d.wait_synced()
+        assert on_switch() == []
+        net.delete_ip(fip)
+    finally:
+        gen.close()

@@ -20,6 +20,7 @@ from .common import bad, body_project as _body_project, err, not_found
 from .qos import Qos
 from .policy import Context, Policy
 from .quotas import Quotas
+from .subnetpools import SubnetPools
 from .views import FACTS, SERIALIZERS, facts
 
 # Values that count as "not explicitly set" on create (Neutron checks only set attributes).
@@ -269,6 +270,8 @@ class Access:
         self.quotas.check(s, kind, project)  # after policy, before the create: Neutron's order
         if kind == "router" and d.get("routes"):
             self.quotas.limit_check(s, project, "router_route", len(d["routes"]))
+        if kind == "subnet":  # a pool's CIDR (subnet_allocation)
+            SubnetPools(self.policy).place(s, ctx, d, d["network_id"])
         made = svc.CREATE[kind](s, {k: v for k, v in d.items() if k != "tags"})
         if kind == "network":
             rbac.wildcards(s, made)

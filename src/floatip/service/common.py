@@ -38,8 +38,9 @@ def not_found(kind: str, rid: str) -> NeutronError:
         typ, text = SG_NOT_FOUND[kind]
         return err(typ, 404, text.format(rid))
     label = {"floatingip": "Floating IP", "network": "Network", "subnet": "Subnet",
-             "port": "Port", "router": "Router"}[kind]
-    typ = {"floatingip": "FloatingIPNotFound"}.get(kind, kind.capitalize() + "NotFound")
+             "port": "Port", "router": "Router", "subnetpool": "Subnet pool"}[kind]
+    typ = {"floatingip": "FloatingIPNotFound", "subnetpool": "SubnetPoolNotFound"}.get(
+        kind, kind.capitalize() + "NotFound")
     return err(typ, 404, f"{label} {rid} could not be found.")
 
 

@@ -55,6 +55,13 @@ EXTENSIONS = {
         "Expose port forwarding fields in floating IP response"),
     "rbac-policies": ("RBAC Policies", "Allows creation and modification of policies that "
                       "control tenant access to resources."),
+    "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet "
+                          "pool"),
+    "subnetpool-prefix-ops": ("Subnet Pool Prefix Operations",
+                              "Provides support for adjusting the prefix list of subnet pools"),
+    "default-subnetpools": ("Default Subnetpools", "Provides ability to mark and use a "
+                            "subnetpool as the default."),
+    "address-scope": ("Address scope", "Address scopes extension."),
     "qos": ("Quality of Service", "The Quality of Service extension."),
     "qos-bw-limit-direction": ("Direction for QoS bandwidth limit rule",
                                "Allow to configure QoS bandwidth limit rule with specific "

@@ -254,6 +254,27 @@ RULES = {
        "target_tenant=* and not field:rbac_policy:target_project=*)" for a in ("create", "update")},
     **{f"{a}_rbac_policy:target_project": "rule:admin_only or not field:rbac_policy:"
        "target_project=*" for a in ("create", "update")},
+    # subnet pools and address scopes (neutron/conf/policies/subnetpool.py, address_scope.py)
+    "create_subnetpool": P_MEMBER,
+    "create_subnetpool:shared": ADM,
+    "create_subnetpool:is_default": ADM,
+    "create_subnetpool:tags": P_MEMBER,
+    "get_subnetpool": f"{P_READER} or rule:shared_subnetpools",
+    "get_subnetpool:tags": f"{P_READER} or rule:shared_subnetpools",
+    "update_subnetpool": P_MEMBER,
+    "update_subnetpool:is_default": ADM,
+    "update_subnetpool:tags": P_MEMBER,
+    "delete_subnetpool": P_MEMBER,
+    "delete_subnetpool:tags": P_MEMBER,
+    "add_prefixes": P_MEMBER,
+    "remove_prefixes": P_MEMBER,
+    "create_address_scope": P_MEMBER,
+    "create_address_scope:shared": ADM,
+    "get_address_scope": "rule:admin_only or role:reader and project_id:%(project_id)s or "
+                         "rule:shared_address_scopes",
+    "update_address_scope": P_MEMBER,
+    "update_address_scope:shared": ADM,
+    "delete_address_scope": P_MEMBER,
     # agents (GET /v2.0/agents: others get an empty list, as from Neutron); quotas
     "get_agent": ADM,
     "create_agent": ADM,

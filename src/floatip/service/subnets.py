@@ -57,7 +57,8 @@ def create_subnet(s: Session, d: dict) -> dict:
                   enable_dhcp=d.get("enable_dhcp", True), allocation_pools=pools,
                   dns_nameservers=d.get("dns_nameservers", []),
                   host_routes=d.get("host_routes", []),
-                  ipv6_ra_mode=d.get("ipv6_ra_mode"), ipv6_address_mode=d.get("ipv6_address_mode"))
+                  ipv6_ra_mode=d.get("ipv6_ra_mode"), ipv6_address_mode=d.get("ipv6_address_mode"),
+                  subnetpool_id=d.get("subnetpool_id"))
     S.add(s, sn)
     S.touch(net)
     if is_auto_address(sn):

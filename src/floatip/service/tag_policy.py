@@ -7,4 +7,5 @@ from __future__ import annotations
 TAGGED = {"networks": ("network", "networks"), "subnets": ("subnet", "subnets"),
           "ports": ("port", "ports"), "routers": ("router", "routers"),
           "floatingips": ("floatingip", "floatingips"),
-          "security-groups": ("security_group", "security_groups")}
+          "security-groups": ("security_group", "security_groups"),
+          "subnetpools": ("subnetpool", "subnetpools")}

@@ -87,6 +87,18 @@ def conditions(kind: str, params: dict[str, list[str]]) -> list:
     return out
 
 
+def matches(held: list[str], params: dict[str, list[str]]) -> bool:
+    """The tag filters over a body's tags, for lists filtered outside SQL."""
+    have = set(held)
+    for op in FILTERS:
+        want = {t for v in params.get(op, []) for t in v.split(",") if t}
+        if want and not {"tags": want <= have, "tags-any": bool(want & have),
+                         "not-tags": not want <= have,
+                         "not-tags-any": not want & have}[op]:
+            return False
+    return True
+
+
 def create_with(s: Session, kind: str, rid: str, tags: list[str]) -> None:
     """Tags given in a create request's body (Neutron's tag-creation)."""
     S.add_tags(s, kind, rid, check_tags(tags))

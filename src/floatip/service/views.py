@@ -16,16 +16,27 @@ def _std(row, project: bool = True) -> dict:
 
 
 def network_dict(s: Session, n: S.Network) -> dict:
+    subnets = S.subnets_of(s, n.id)
     return {**_std(n), "name": n.name, "admin_state_up": n.admin_state_up, "status": n.status,
             "shared": n.shared, "router:external": n.external, "mtu": n.mtu,
             "provider:network_type": n.network_type,
             "provider:physical_network": n.physical_network,
             "provider:segmentation_id": n.segmentation_id,
-            "subnets": [sn.id for sn in S.subnets_of(s, n.id)],
+            "subnets": [sn.id for sn in subnets],
             "availability_zone_hints": [], "availability_zones": [],
             "port_security_enabled": n.port_security_enabled, "is_default": False,
-            "l2_adjacency": True,
-            "ipv4_address_scope": None, "ipv6_address_scope": None}
+            "l2_adjacency": True, **network_scopes(s, subnets)}
+
+
+def network_scopes(s: Session, subnets: list) -> dict[str, str | None]:
+    """``ipv4_address_scope``/``ipv6_address_scope`` of a network with these subnets: the
+    address scope of their subnet pools (one per family on a network, as Neutron keeps it)."""
+    out: dict[str, str | None] = {"ipv4_address_scope": None, "ipv6_address_scope": None}
+    pools = {sn.subnetpool_id: sn.ip_version for sn in subnets if sn.subnetpool_id}
+    for p in S.load_many(s, S.SubnetPool, set(pools), plain=True) if pools else ():
+        if p.address_scope_id:
+            out[f"ipv{pools[p.id]}_address_scope"] = p.address_scope_id
+    return out
 
 
 def subnet_dict(s: Session, sn: S.Subnet) -> dict:
@@ -34,7 +45,7 @@ def subnet_dict(s: Session, sn: S.Subnet) -> dict:
             "allocation_pools": [dict(p) for p in sn.allocation_pools],
             "enable_dhcp": sn.enable_dhcp, "dns_nameservers": list(sn.dns_nameservers),
             "host_routes": list(sn.host_routes), "ipv6_ra_mode": sn.ipv6_ra_mode,
-            "ipv6_address_mode": sn.ipv6_address_mode, "subnetpool_id": None, "service_types": [],
+            "ipv6_address_mode": sn.ipv6_address_mode, "subnetpool_id": sn.subnetpool_id, "service_types": [],
             "segment_id": None, "dns_publish_fixed_ip": False,
             "router:external": S.get(s, S.Network, sn.network_id).external}
 

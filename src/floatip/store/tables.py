@@ -68,6 +68,8 @@ class Subnet(_Standard, Base):
     host_routes: Mapped[list] = mapped_column(JSON, default=list)
     ipv6_ra_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
     ipv6_address_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # the pool its CIDR came from (Neutron's subnet_allocation); no foreign key, as Neutron's
+    subnetpool_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     network: Mapped[Network] = relationship(back_populates="subnets")
 
 
@@ -275,6 +277,33 @@ class NetworkRbac(Base):
     target_project: Mapped[str] = mapped_column(String(255), index=True)
 
 
+class AddressScope(Base):
+    """Neutron's address scope: subnet pools in one scope never overlap (no standard
+    attributes, as Neutron's)."""
+    __tablename__ = "address_scopes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip_version: Mapped[int] = mapped_column(Integer)
+
+
+class SubnetPool(_Standard, Base):
+    """Neutron's subnet pool: ``prefixes`` (compacted CIDRs) hand out subnets of
+    ``min_prefixlen``..``max_prefixlen``; ``default_quota``: a project's share, in /32
+    (IPv4) or /64 (IPv6) units, None for no limit."""
+    __tablename__ = "subnetpools"
+    ip_version: Mapped[int] = mapped_column(Integer)
+    default_prefixlen: Mapped[int] = mapped_column(Integer)
+    min_prefixlen: Mapped[int] = mapped_column(Integer)
+    max_prefixlen: Mapped[int] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    address_scope_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    prefixes: Mapped[list] = mapped_column(JSON, default=list)
+
+
 class Quota(Base):
     """A project's limit for one resource, set by an admin (Neutron's ``quotas`` table);
     a resource without a row has the configured default."""
@@ -360,4 +389,4 @@ class Event(Base):
 MODELS = {"network": Network, "subnet": Subnet, "port": Port, "router": Router,
           "floatingip": FloatingIP, "security_group": SecurityGroup,
           "security_group_rule": SecurityGroupRule, "address_group": AddressGroup,
-          "port_forwarding": PortForwarding}
+          "port_forwarding": PortForwarding, "subnetpool": SubnetPool}

@@ -80,8 +80,10 @@ class SubnetCreate(SubnetUpdate):
         if v not in (4, 6):
             raise refuse(f"Invalid input for ip_version. Reason: {v} is not in [4, 6].")
         if self.cidr is None:
-            raise refuse("Bad subnet request: a cidr must be specified in the absence of a "
-                         "subnet pool", "BadRequest")
+            if self.subnetpool_id is None and not self.use_default_subnetpool:
+                raise refuse("Bad subnets request: a subnetpool must be specified in the "
+                             "absence of a cidr.", "BadRequest")
+            return self._pooled()  # the pool gives the CIDR (service.subnetpools)
         cidr = ipaddress.ip_network(self.cidr)
         if cidr.version != v:
             raise invalid(f"cidr '{cidr}' does not match the ip_version '{v}'")
@@ -135,6 +137,23 @@ class SubnetCreate(SubnetUpdate):
                     raise refuse(f"Found overlapping allocation pools: {a}-{b} and {qa}-{qb} "
                                  f"for subnet {cidr}.", "OverlappingAllocationPools", 409)
             pools.append((a, b))
+        return self
+
+    def _pooled(self) -> "SubnetCreate":
+        """What can be checked of a subnet whose CIDR a pool allocates."""
+        if self.prefixlen is not None and not 0 <= self.prefixlen <= (32 if self.ip_version == 4
+                                                                     else 128):
+            raise invalid(f"{self.prefixlen} is not a valid prefix length")
+        if self.ip_version == 4:
+            self._modes(None)
+        if self.gateway_ip is not None and \
+                ipaddress.ip_address(self.gateway_ip).version != self.ip_version:
+            raise invalid(f"gateway_ip '{self.gateway_ip}' does not match the ip_version "
+                          f"'{self.ip_version}'")
+        wrong = family_mismatch(self.ip_version, self.dns_nameservers,
+                                [(r.destination, r.nexthop) for r in self.host_routes])
+        if wrong:
+            raise invalid(wrong)
         return self
 
     def _modes(self, cidr) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .dhcp import Ref
-from .translate import NAMED, TABLES, Desired, Row
+from .translate import HOLDERS, NAMED, TABLES, Desired, Row
 
 
 _UNSET = object()
@@ -23,10 +23,11 @@ class Actual:
     only when asked (``loader``): a per-object sync touches few rows among many."""
 
     def __init__(self, uuid: Any, table: str, key: str, obj: str | None, columns: Any = _UNSET,
-                 parent: Any = _UNSET, parent_uuid: Any = _UNSET, loader: Any = None):
+                 parent: Any = _UNSET, parent_uuid: Any = _UNSET, loader: Any = None,
+                 holders: Any = _UNSET):
         self.uuid, self.table, self.key, self.obj = uuid, table, key, obj
         self._columns, self._parent, self._parent_uuid = columns, parent, parent_uuid
-        self._loader = loader
+        self._loader, self._holders = loader, holders
 
     def __repr__(self) -> str:
         return f"Actual({self.table}, {self.key})"
@@ -55,6 +56,13 @@ class Actual:
             self._parent_uuid = self._loader.holder(self)[0] if self._loader else None
         return self._parent_uuid
 
+    @property
+    def holders(self) -> frozenset[str]:
+        """Keys of the owned rows holding it besides its parent (``translate.HOLDERS``)."""
+        if self._holders is _UNSET:
+            self._holders = self._loader.holders(self) if self._loader else frozenset()
+        return self._holders
+
     def held_by(self, parent: "Actual | None") -> bool:
         if parent is None:
             return False
@@ -68,6 +76,8 @@ class Plan:
     create: list[Row] = field(default_factory=list)            # leaves first
     update: list[tuple[Row, Actual, dict]] = field(default_factory=list)
     attach: list[tuple[Row, Actual]] = field(default_factory=list)  # held by the wrong parent
+    # further holders to add and to drop (keys): a load balancer's switches
+    hold: list[tuple[Row, Actual, tuple, tuple]] = field(default_factory=list)
     delete: list[Actual] = field(default_factory=list)
     conflicts: dict[str, str] = field(default_factory=dict)    # object -> why not written
 
@@ -75,14 +85,15 @@ class Plan:
     def objects(self) -> set[str]:
         """The floatip objects whose rows this plan writes."""
         return ({r.obj for r in self.create} | {r.obj for r, _, _ in self.update}
-                | {r.obj for r, _ in self.attach} | {a.obj for a in self.delete if a.obj})
+                | {r.obj for r, _ in self.attach} | {r.obj for r, *_ in self.hold}
+                | {a.obj for a in self.delete if a.obj})
 
     def __bool__(self) -> bool:
-        return bool(self.create or self.update or self.attach or self.delete)
+        return bool(self.create or self.update or self.attach or self.hold or self.delete)
 
     def summary(self) -> str:
         return (f"{len(self.create)} create, {len(self.update)} update, "
-                f"{len(self.attach)} attach, {len(self.delete)} delete")
+                f"{len(self.attach) + len(self.hold)} attach, {len(self.delete)} delete")
 
 
 def _norm(v):
@@ -130,7 +141,8 @@ def _closure(desired: Desired, actual, objects: set[str]) -> set[str]:
         for key in desired.by_obj.get(todo.pop(), ()):
             row = desired.rows[key]
             # the row holding it, and the rows it refers to (a port's DHCP options)
-            for need in ([row.parent] if row.parent is not None else []) + refs(row.columns):
+            for need in ([row.parent] if row.parent is not None else []) + \
+                    list(row.holders) + refs(row.columns):
                 prow = desired.rows.get(need)
                 if prow is not None and prow.obj not in out and need not in actual:
                     out.add(prow.obj)
@@ -181,6 +193,11 @@ def diff(desired: Desired, actual: Mapping[str, Actual],
         if row.parent is not None and row.parent in actual and \
                 not have.held_by(actual[row.parent]):
             plan.attach.append((row, have))
+        if row.holders or have.table in HOLDERS:
+            want = {k for k in row.holders if k in desired.rows or k in actual}
+            add, drop = want - have.holders, have.holders - want
+            if add or drop:
+                plan.hold.append((row, have, tuple(sorted(add)), tuple(sorted(drop))))
     plan.create = sorted(creates, key=lambda r: rank[r.table])
     if objects is None:
         candidates = actual.items()

@@ -17,7 +17,7 @@ from ovsdbapp.schema.ovn_northbound import impl_idl as nb_impl
 from .chassis import ChassisCfg
 from .dhcp import Ref
 from .diff import Actual, Plan
-from .translate import KEY, NAMED, OBJECT, OWNER, PARENT, TABLES, ChassisInfo
+from .translate import HOLDERS, KEY, NAMED, OBJECT, OWNER, PARENT, TABLES, ChassisInfo
 
 log = logging.getLogger("floatip.ovn")
 
@@ -108,6 +108,18 @@ class _Loader:
             prow = self.nb.idl.tables[parent.table].rows.get(parent.uuid)
             return prow is not None and _holds(prow, col, child.uuid)
 
+    def holders(self, a: Actual) -> frozenset[str]:
+        """Keys of the owned rows holding ``a`` through ``HOLDERS`` (a few switches)."""
+        if a.table not in HOLDERS:
+            return frozenset()
+        table, col = HOLDERS[a.table]
+        owner = self.nb.owner
+        with self.nb.conn.lock:
+            return frozenset(prow.external_ids[KEY]
+                             for prow in self.nb.idl.tables[table].rows.values()
+                             if prow.external_ids.get(OWNER) == owner
+                             and KEY in prow.external_ids and _holds(prow, col, a.uuid))
+
     def holder(self, a: Actual) -> tuple:
         """(uuid, owned key or None) of the row holding ``a``: a look into each row of the
         parent table (a few routers or switches), not into every reference."""
@@ -176,6 +188,13 @@ class Owned(Mapping):
                     pkey = ext.get(KEY) if ext.get(OWNER) == nb.owner else None
                     for child in getattr(prow, col):
                         holder[child.uuid] = (prow.uuid, pkey)
+            held: dict = {}   # child uuid -> owned keys holding it through HOLDERS
+            for ptable, col in set(HOLDERS.values()):
+                for prow in tables[ptable].rows.values():
+                    ext = prow.external_ids
+                    if ext.get(OWNER) == nb.owner and KEY in ext:
+                        for child in getattr(prow, col):
+                            held.setdefault(child.uuid, set()).add(ext[KEY])
             for key, (table, uid, obj) in nb._index.items():
                 row = tables[table].rows.get(uid)
                 if row is None:
@@ -185,7 +204,8 @@ class Owned(Mapping):
                 puuid, pkey = holder.get(uid, (None, None))
                 self._cache[key] = Actual(uid, table, key, obj,
                                           {c: getattr(row, c) for c in cols}, pkey, puuid,
-                                          loader=self._loader)
+                                          loader=self._loader,
+                                          holders=frozenset(held.get(uid, ())))
 
 
 class Northbound:
@@ -318,6 +338,12 @@ class Northbound:
                     else:
                         ptable, _ = PARENT[row.table]
                         added.setdefault((ptable, actual[row.parent].uuid, col), []).append(cmd)
+                for hkey in row.holders:   # a load balancer's switches
+                    htable, hcol = HOLDERS[row.table]
+                    if hkey in new_keys:
+                        new_children.setdefault(hkey, {}).setdefault(hcol, []).append(cmd)
+                    elif hkey in actual:
+                        added.setdefault((htable, actual[hkey].uuid, hcol), []).append(cmd)
             for (ptable, puuid, col), children in added.items():   # one mutation per parent
                 txn.add(api.db_add(ptable, puuid, col, *children))
             for row, have, cols in plan.update:
@@ -334,6 +360,14 @@ class Northbound:
                 txn.add(api.db_add(ptable, parent, col, have.uuid))
                 if have.parent_uuid is not None and have.parent_uuid not in gone:
                     txn.add(api.db_remove(ptable, have.parent_uuid, col, have.uuid))
+            for row, have, add, drop in plan.hold:
+                htable, hcol = HOLDERS[have.table]
+                for hkey in add:
+                    holder = cmds.get(hkey) or actual[hkey].uuid
+                    txn.add(api.db_add(htable, holder, hcol, have.uuid))
+                for hkey in drop:
+                    if hkey in actual and actual[hkey].uuid not in gone:
+                        txn.add(api.db_remove(htable, actual[hkey].uuid, hcol, have.uuid))
             for have in plan.delete:
                 if have.table not in PARENT or have.table == "Load_Balancer":  # roots
                     txn.add(api.db_destroy(have.table, have.uuid))

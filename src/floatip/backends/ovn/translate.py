@@ -43,6 +43,10 @@ PARENT = {
     "Load_Balancer": ("Logical_Router", "load_balancer"),
     "QoS": ("Logical_Switch", "qos_rules"),
 }
+# child table -> (table, column) of further rows that hold it besides its parent: a port
+# forwarding's load balancer is on its router and on the router's internal switches, so a
+# VM reaches another VM through the floating IP's port (hairpin; Neutron's OVN driver)
+HOLDERS = {"Load_Balancer": ("Logical_Switch", "load_balancer")}
 # leaves first: a new parent is created with its new children already in the transaction
 # (a Port_Group refers to LSPs: after them)
 TABLES = ("DHCP_Options", "Address_Set", "ACL", "QoS", "Gateway_Chassis", "Logical_Router_Static_Route",
@@ -82,6 +86,7 @@ class Row:
     obj: str
     columns: dict
     parent: str | None = None  # key of the parent row (child tables only)
+    holders: tuple[str, ...] = ()  # keys of the further rows holding it (``HOLDERS``)
 
 
 @dataclass
@@ -91,13 +96,13 @@ class Desired:
     by_obj: dict[str, list[str]] = field(default_factory=dict)  # object -> keys of its rows
 
     def add(self, table: str, key: str, obj: str, columns: dict, parent: str | None = None,
-            owner: str = "") -> None:
+            owner: str = "", holders: tuple[str, ...] = ()) -> None:
         ext = dict(columns.pop("external_ids", {}))
         ext.update({OWNER: owner, KEY: key, OBJECT: obj})
         columns["external_ids"] = ext
         if key not in self.rows:
             self.by_obj.setdefault(obj, []).append(key)
-        self.rows[key] = Row(table, key, obj, columns, parent)
+        self.rows[key] = Row(table, key, obj, columns, parent, holders)
 
     def objects(self) -> set[str]:
         return set(self.by_obj)
@@ -244,7 +249,7 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
         if fip.port_forwardings and not fip.port_id:  # Neutron's load balancers
             if router is not None and router.gateway is not None and \
                     f"router:{router.id}" not in skip:
-                add_forwardings(d, fip, router, own)
+                add_forwardings(d, state, fip, router, own)
                 add_fip_qos(d, fip, router, own)
             continue
         port = state.ports.get(fip.port_id) if fip.port_id else None

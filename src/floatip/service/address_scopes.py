@@ -1,0 +1,130 @@
+"""Address scopes (Neutron's address-scope): ``/v2.0/address-scopes``. Subnet pools name one
+by ``address_scope_id``; pools of one scope never overlap (``subnetpools``), and a network
+shows the scope of its subnets' pools as ``ipv4_address_scope``/``ipv6_address_scope``.
+Checks, errors and policy rules are Neutron's address_scope_db and policies."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import store as S
+from ..core.errors import NeutronError
+from .common import bad, body_project, err, new_id
+from .listing import PAGING, _matches, _paginate, select_fields
+from .policy import Context, Policy
+
+FILTERS = ("id", "name", "project_id", "tenant_id", "shared", "ip_version")
+
+
+def scope_not_found(sid: str) -> NeutronError:
+    return err("AddressScopeNotFound", 404, f"Address scope {sid} could not be found.")
+
+
+def scope_dict(a: S.AddressScope) -> dict:
+    return {"id": a.id, "name": a.name, "project_id": a.project_id, "tenant_id": a.project_id,
+            "shared": a.shared, "ip_version": a.ip_version}
+
+
+def params_of(query: list[tuple[str, str]]) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for k, v in query:
+        params.setdefault(k, []).append(v)
+    return params
+
+
+def listed(items: list[dict], params: dict[str, list[str]], filters) -> list[dict]:
+    """Filters (any of a key's values), ``sort_key``/``sort_dir``, ``limit``/``marker`` and
+    ``fields`` over the views a caller may see (few rows: in Python)."""
+    out = [d for d in items if all(_matches(d.get(k), vs) for k, vs in params.items()
+                                   if k in filters and k not in PAGING)]
+    keys, dirs = params.get("sort_key", []), params.get("sort_dir", [])
+    for k in keys:
+        if k not in filters:
+            raise bad(f"{k} is an invalid attribute for sort_key")
+    if any(d not in ("asc", "desc") for d in dirs):
+        raise bad("sort_dir must be asc or desc")
+    for i in reversed(range(len(keys))):  # stable sorts: the first key last
+        desc = (dirs[i] if i < len(dirs) else "asc") == "desc"
+        out.sort(key=lambda d, k=keys[i]: _sortable(d.get(k)), reverse=desc)
+    if (params.get("page_reverse") or ["false"])[0].lower() == "true":
+        out.reverse()
+    if "limit" in params:
+        out = _paginate(out, params)
+        if (params.get("page_reverse") or ["false"])[0].lower() == "true":
+            out.reverse()
+    return [select_fields(d, params.get("fields")) for d in out]
+
+
+def _sortable(v) -> tuple:
+    """A sort key: numbers (also a pool's prefix lengths, strings) by value, None last."""
+    if isinstance(v, str) and v.isdigit():
+        return (1, int(v), "")
+    if isinstance(v, (int, float)):
+        return (1, v, "")
+    return (2, 0, "") if v is None else (3, 0, str(v))
+
+
+class AddressScopes:
+    """The API's operations as a caller may do them: a scope the caller may not get (its
+    project's, or shared) answers as one that does not exist."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
+    def get(self, s: Session, ctx: Context, sid: str, lock: bool = False) -> S.AddressScope:
+        a = S.get(s, S.AddressScope, sid, lock=lock) if isinstance(sid, str) else None
+        if a is None or not self.policy.check(ctx, "get_address_scope", scope_dict(a)):
+            raise scope_not_found(sid)
+        return a
+
+    def list(self, s: Session, ctx: Context, query: list[tuple[str, str]]) -> list[dict]:
+        rows = s.execute(select(S.AddressScope).order_by(S.AddressScope.id)).scalars()
+        seen = self.policy.checker(ctx, "get_address_scope")
+        return listed([d for d in map(scope_dict, rows) if seen(d)], params_of(query), FILTERS)
+
+    def show(self, s: Session, ctx: Context, sid: str, fields: list[str] | None) -> dict:
+        return select_fields(scope_dict(self.get(s, ctx, sid)), fields)
+
+    def create(self, s: Session, ctx: Context, d: dict) -> dict:
+        pid, tid = d.get("project_id"), d.get("tenant_id")
+        if pid and tid and pid != tid:
+            raise NeutronError("'project_id' and 'tenant_id' do not match", "HTTPBadRequest",
+                               400)
+        body_project(ctx, d)
+        project = pid or tid or ctx.project_id
+        target = {"project_id": project, "tenant_id": project,
+                  "shared": d.get("shared", False)}
+        self.policy.require(ctx, "create_address_scope", target)
+        if d.get("shared"):
+            self.policy.require(ctx, "create_address_scope:shared", target)
+        a = S.AddressScope(id=new_id(), project_id=project, name=d.get("name", ""),
+                           shared=d.get("shared", False), ip_version=d["ip_version"])
+        S.add(s, a)
+        return scope_dict(a)
+
+    def update(self, s: Session, ctx: Context, sid: str, d: dict) -> dict:
+        a = self.get(s, ctx, sid, lock=True)
+        target = {**scope_dict(a), **d}
+        self.policy.require(ctx, "update_address_scope", target)
+        if "shared" in d:
+            self.policy.require(ctx, "update_address_scope:shared", target)
+            if a.shared and not d["shared"]:
+                raise err("AddressScopeUpdateError", 400,
+                          f"Unable to update address scope {a.id} : Shared address scope "
+                          "can't be unshared.")
+        for key in ("name", "shared"):
+            if key in d:
+                setattr(a, key, d[key])
+        s.flush()
+        return scope_dict(a)
+
+    def delete(self, s: Session, ctx: Context, sid: str) -> None:
+        a = self.get(s, ctx, sid, lock=True)
+        self.policy.require(ctx, "delete_address_scope", scope_dict(a))
+        if s.execute(select(S.SubnetPool.id).where(
+                S.SubnetPool.address_scope_id == a.id)).first():
+            raise err("AddressScopeInUse", 409,
+                      f"Unable to complete operation on address scope {a.id}. There are one "
+                      "or more subnet pools in use on the address scope.")
+        S.delete(s, a)
+

@@ -1,0 +1,91 @@
+"""Subnet pools and address scopes with the real ``openstack`` CLI behind a real Keystone
+(conftest's ``keystone``): a member makes an address scope and a pool in it (``address
+scope create``, ``subnet pool create --pool-prefix --address-scope``), takes subnets from it
+(``subnet create --subnet-pool --prefix-length``, and ``--subnet-range`` inside the pool),
+never overlapping; another project neither lists nor uses the pool; ``subnet pool set
+--pool-prefix`` adds a prefix; a pool in use is not deleted."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from floatip.api.auth import AuthSettings
+from floatip.server import Server, free_port
+
+pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture(scope="module")
+def osc(keystone, tmp_path_factory):
+    d = tmp_path_factory.mktemp("pool-cli")
+    srv = Server(f"sqlite:///{d}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
+                 auth=AuthSettings("keystone", keystone.authtoken())).start()
+    keystone.set_network_endpoint(srv.url)
+    sfx = uuid.uuid4().hex[:6]
+    runners = {}
+    for who in ("a", "b"):
+        name, project, password = (f"pool-{who}-{sfx}", f"pool-p{who}-{sfx}",
+                                   secrets.token_urlsafe(12))
+        keystone.user(name, password, project, ["member"])
+        env = keystone.osc_env(name, password, project)
+
+        def run(*args, parse: bool = True, env=env, fail: bool = False):
+            r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
+                               env=env, capture_output=True, text=True, timeout=120)
+            if fail:
+                assert r.returncode != 0, r.stdout
+                return r.stderr
+            assert r.returncode == 0, f"openstack {' '.join(args)}: {r.stderr}"
+            return json.loads(r.stdout) if parse and r.stdout.strip() else r.stdout
+        runners[who] = run
+    yield runners
+    srv.close()
+
+
+def test_subnet_pools_with_the_openstack_cli(osc):
+    a, b = osc["a"], osc["b"]
+    scope = a("address", "scope", "create", "--ip-version", "4", "pool-cli-scope")
+    pool = a("subnet", "pool", "create", "--pool-prefix", "100.64.50.0/24",
+             "--default-prefix-length", "26", "--min-prefix-length", "26",
+             "--max-prefix-length", "28", "--address-scope", scope["id"], "pool-cli-pool")
+    assert pool["prefixes"] in (["100.64.50.0/24"], "100.64.50.0/24"), pool
+    assert pool["address_scope_id"] == scope["id"], pool
+    assert [p["ID"] for p in a("subnet", "pool", "list")] == [pool["id"]]
+    assert b("subnet", "pool", "list") == []
+    net = a("network", "create", "pool-cli-net")
+    s1 = a("subnet", "create", "--network", net["id"], "--subnet-pool", pool["id"],
+           "pool-cli-s1")
+    s2 = a("subnet", "create", "--network", net["id"], "--subnet-pool", pool["id"],
+           "--prefix-length", "28", "pool-cli-s2")
+    s3 = a("subnet", "create", "--network", net["id"], "--subnet-pool", pool["id"],
+           "--subnet-range", "100.64.50.192/27", "pool-cli-s3")
+    cidrs = [ipaddress.ip_network(s["cidr"]) for s in (s1, s2, s3)]
+    assert [c.prefixlen for c in cidrs] == [26, 28, 27], cidrs
+    assert all(c.subnet_of(ipaddress.ip_network("100.64.50.0/24")) for c in cidrs)
+    assert not any(x.overlaps(y) for i, x in enumerate(cidrs) for y in cidrs[i + 1:]), cidrs
+    assert s1["subnetpool_id"] == pool["id"]
+    assert a("network", "show", net["id"])["ipv4_address_scope"] == scope["id"]
+    # B: the pool is not there for it
+    bnet = b("network", "create", "pool-cli-bnet")
+    b("subnet", "create", "--network", bnet["id"], "--subnet-pool", pool["id"],
+      "pool-cli-b", parse=False, fail=True)
+    # a prefix added; in use: not deleted
+    a("subnet", "pool", "set", "--pool-prefix", "100.64.51.0/24", pool["id"], parse=False)
+    shown = a("subnet", "pool", "show", pool["id"])["prefixes"]
+    assert shown in (["100.64.50.0/23"], "100.64.50.0/23"), shown
+    a("subnet", "pool", "delete", pool["id"], parse=False, fail=True)
+    for s in (s1, s2, s3):
+        a("subnet", "delete", s["id"], parse=False)
+    a("subnet", "pool", "delete", pool["id"], parse=False)
+    a("address", "scope", "delete", scope["id"], parse=False)
+    assert a("subnet", "pool", "list") == [] and a("address", "scope", "list") == []
