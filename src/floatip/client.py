@@ -17,8 +17,9 @@ from .core.errors import NeutronError
 DEFAULT_URL = os.environ.get("FLOATIP_URL", "http://127.0.0.1:9696")
 COLLECTIONS = {"network": "networks", "subnet": "subnets", "port": "ports", "router": "routers",
                "floatingip": "floatingips", "security_group": "security-groups",
-               "security_group_rule": "security-group-rules", "address_group": "address-groups"}
-LABELS = {"floatingip": "FloatingIP", "security_group": "SecurityGroup",
+               "security_group_rule": "security-group-rules", "address_group": "address-groups",
+               "subnetpool": "subnetpools"}
+LABELS = {"floatingip": "FloatingIP", "security_group": "SecurityGroup", "subnetpool": "SubnetPool",
           "security_group_rule": "SecurityGroupRule", "address_group": "AddressGroup"}
 
 

@@ -14,7 +14,7 @@ from ..backends.remote import RemoteSource
 from ..core.errors import NeutronError
 from ..metadata.agent import metadata_hooks
 from ..server import Server
-from ..service import networks
+from ..service import dns, networks
 from ..service.quotas import defaults_from as quota_defaults
 from .app import app, err
 from .config import load as load_config
@@ -126,6 +126,7 @@ def serve(config: Optional[str] = CONFIG_OPT,
         agent_process = cfg.bool("DEFAULT", "agent_process")
         interval = float(cfg.get("DEFAULT", "interval"))
         networks.GLOBAL_PHYSNET_MTU = int(cfg.get("DEFAULT", "global_physnet_mtu"))
+        dns.DNS_DOMAIN = dns.configured(cfg.get("DEFAULT", "dns_domain"))
         quotas = quota_defaults(cfg.section("quotas"))
     except (NeutronError, ValueError) as e:
         _fail(NeutronError(str(e)))

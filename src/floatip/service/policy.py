@@ -277,6 +277,7 @@ RULES = {
     "delete_address_scope": P_MEMBER,
     # agents (GET /v2.0/agents: others get an empty list, as from Neutron); quotas
     "get_agent": ADM,
+    "get_network_ip_availability": ADM_SVC,   # network_ip_availability.py
     "create_agent": ADM,
     "update_agent": ADM,
     "delete_agent": ADM,

@@ -19,4 +19,5 @@ from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa:
                          sg_snapshot_rows)
 from .quota_queries import (count_owned, delete_quota_limits, lock_quota,  # noqa: F401
                             quota_limits, set_quota_limit)
+from .ip_queries import networks_with_subnets, used_per_subnet  # noqa: F401
 from .tag_queries import add_tags, remove_tags, tag_condition, tags_of  # noqa: F401

@@ -52,6 +52,7 @@ class Network(_Standard, Base):
     segmentation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     local_vlan: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)  # new ports' default
+    dns_domain: Mapped[str] = mapped_column(String(255), default="")  # dns-integration
     subnets: Mapped[list["Subnet"]] = relationship(back_populates="network",
                                                    order_by="Subnet.created_at")
 
@@ -94,6 +95,9 @@ class Port(_Standard, Base):
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # [{"ip_address": IP or CIDR, "mac_address": MAC}], the MAC filled in (Neutron's)
     allowed_address_pairs: Mapped[list] = mapped_column(JSON, default=list)
+    # extra_dhcp_opt: [{"opt_name", "opt_value", "ip_version"}], one per (name, version)
+    extra_dhcp_opts: Mapped[list] = mapped_column(JSON, default=list)
+    dns_name: Mapped[str] = mapped_column(String(255), default="")  # dns-integration
     sg_bindings: Mapped[list["PortSecurityGroup"]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
         order_by="PortSecurityGroup.security_group_id")
@@ -153,6 +157,8 @@ class FloatingIP(Base):
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
     qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    dns_name: Mapped[str] = mapped_column(String(255), default="")    # dns-integration
+    dns_domain: Mapped[str] = mapped_column(String(255), default="")
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

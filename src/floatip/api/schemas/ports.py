@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
+from ...service import dns
 from ...service.dhcp import USER_DATA_MAX
 from .base import (STANDARD, UUID, Bool, Dict, FixedIPs, MacAddress, Name, Resource, Str,
-                   Str255, StrList, envelope, ip_address, mac_address, reason, refuse, shown,
-                   subnet_cidr)
+                   Str255, StrList, checked, envelope, ip_address, mac_address, reason, refuse,
+                   shown, subnet_cidr)
 
 
 
@@ -53,6 +54,9 @@ def _pairs(v: Any) -> Any:
 AddressPairs = Annotated[list[dict[str, str]], BeforeValidator(_pairs)]
 GroupIds = Annotated[list[UUID], BeforeValidator(lambda v: [] if v is None else v)]
 
+DhcpOpts = Annotated[list[dict[str, Any]], checked(dns.check_opts, "InvalidInput")]
+DnsName = Annotated[str, checked(dns.port_dns_name)]
+
 PublicKeys = Annotated[dict[Str(255, none_ok=False), Str(16384, none_ok=False)],
                       BeforeValidator(lambda v: {} if v is None else v)]
 
@@ -60,7 +64,7 @@ ATTRS = STANDARD | {"name", "network_id", "fixed_ips", "mac_address", "device_id
                     "device_owner", "admin_state_up", "binding:host_id", "binding:profile",
                     "binding:vnic_type", "security_groups", "port_security_enabled",
                     "allowed_address_pairs", "status", "floatip:user_data",
-                    "floatip:public_keys"}
+                    "floatip:public_keys", "extra_dhcp_opts", "dns_name", "dns_assignment"}
 
 
 class PortUpdate(Resource):
@@ -87,6 +91,10 @@ class PortUpdate(Resource):
                                                      f"(at most {USER_DATA_MAX} bytes), or null")
     public_keys: PublicKeys = Field({}, alias="floatip:public_keys",
                                     description="{name: OpenSSH public key}")
+    extra_dhcp_opts: DhcpOpts = Field(
+        [], description="each {opt_name, opt_value (null: remove), ip_version?: 4 or 6}")
+    dns_name: DnsName = Field("", description="the port's hostname (recorded when the "
+                                              "configured dns_domain is not openstacklocal.)")
 
 
 class PortCreate(PortUpdate):
@@ -138,6 +146,8 @@ class Port(BaseModel):
     security_groups: list[str]
     allowed_address_pairs: list[Any]
     extra_dhcp_opts: list[Any]
+    dns_name: str
+    dns_assignment: list[Any]
     port_security_enabled: bool
     user_data: str | None = Field(None, alias="floatip:user_data")
     public_keys: dict = Field({}, alias="floatip:public_keys")
