@@ -128,10 +128,9 @@ class SubnetPools:
         rows = s.execute(select(S.SubnetPool).order_by(S.SubnetPool.created_at,
                                                        S.SubnetPool.id)).scalars()
         seen = self.policy.checker(ctx, "get_subnetpool")
-        params = params_of(query)
         bodies = seen_as(s, ctx, "subnetpool", list(map(pool_dict, rows)))
         out = tags.fill(s, "subnetpool", [d for d in bodies if seen(d)])
-        return listed([d for d in out if tags.matches(d["tags"], params)], params, FILTERS)
+        return listed("subnetpool", out, params_of(query), FILTERS)
 
     def show(self, s: Session, ctx: Context, pid: str, fields: list[str] | None) -> dict:
         return select_fields(self._dict(s, self.get(s, ctx, pid), ctx), fields)
