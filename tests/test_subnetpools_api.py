@@ -268,3 +268,24 @@ def test_pool_tags(api):
             "PolicyNotAuthorized")
     ok(api.delete(f"{POOLS}/{p['id']}", headers=a), 204)
     refused(api.get(f"{POOLS}/{p['id']}/tags"), 404, "TagResourceNotFound")  # an admin
+
+
+def test_concurrent_allocations_never_overlap(api):
+    """Seventeen requests at once from eight projects, each for a /28 of one shared /24
+    pool: sixteen distinct /28s and one refusal (the pool's row is locked for each
+    allocation; requests of different projects do not wait for each other otherwise)."""
+    from concurrent.futures import ThreadPoolExecutor
+    p = pool(api, {}, ["100.64.70.0/24"], min_prefixlen=28, shared=True)
+    who = [project() for _ in range(8)]
+    nets = [network(api, h) for h in who]
+
+    def take(i: int):
+        return subnet(api, who[i % 8], nets[i % 8], subnetpool_id=p["id"], prefixlen=28)
+    with ThreadPoolExecutor(8) as ex:
+        answers = list(ex.map(take, range(17)))
+    made = [r.json()["subnet"] for r in answers if r.status_code == 201]
+    assert len(made) == 16, [r.text for r in answers if r.status_code != 201]
+    assert [r.json()["NeutronError"]["type"] for r in answers if r.status_code != 201] == \
+        ["SubnetAllocationError"]
+    cidrs = {ipaddress.ip_network(s["cidr"]) for s in made}
+    assert len(cidrs) == 16 and sum(c.num_addresses for c in cidrs) == 256, cidrs

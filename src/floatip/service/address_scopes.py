@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from .common import bad, body_project, err, new_id
-from .listing import PAGING, _matches, _paginate, select_fields
+from .listing import listed, select_fields
 from .policy import Context, Policy
 
 FILTERS = ("id", "name", "project_id", "tenant_id", "shared", "ip_version")
@@ -32,38 +32,6 @@ def params_of(query: list[tuple[str, str]]) -> dict[str, list[str]]:
     return params
 
 
-def listed(items: list[dict], params: dict[str, list[str]], filters) -> list[dict]:
-    """Filters (any of a key's values), ``sort_key``/``sort_dir``, ``limit``/``marker`` and
-    ``fields`` over the views a caller may see (few rows: in Python)."""
-    out = [d for d in items if all(_matches(d.get(k), vs) for k, vs in params.items()
-                                   if k in filters and k not in PAGING)]
-    keys, dirs = params.get("sort_key", []), params.get("sort_dir", [])
-    for k in keys:
-        if k not in filters:
-            raise bad(f"{k} is an invalid attribute for sort_key")
-    if any(d not in ("asc", "desc") for d in dirs):
-        raise bad("sort_dir must be asc or desc")
-    for i in reversed(range(len(keys))):  # stable sorts: the first key last
-        desc = (dirs[i] if i < len(dirs) else "asc") == "desc"
-        out.sort(key=lambda d, k=keys[i]: _sortable(d.get(k)), reverse=desc)
-    if (params.get("page_reverse") or ["false"])[0].lower() == "true":
-        out.reverse()
-    if "limit" in params:
-        out = _paginate(out, params)
-        if (params.get("page_reverse") or ["false"])[0].lower() == "true":
-            out.reverse()
-    return [select_fields(d, params.get("fields")) for d in out]
-
-
-def _sortable(v) -> tuple:
-    """A sort key: numbers (also a pool's prefix lengths, strings) by value, None last."""
-    if isinstance(v, str) and v.isdigit():
-        return (1, int(v), "")
-    if isinstance(v, (int, float)):
-        return (1, v, "")
-    return (2, 0, "") if v is None else (3, 0, str(v))
-
-
 class AddressScopes:
     """The API's operations as a caller may do them: a scope the caller may not get (its
     project's, or shared) answers as one that does not exist."""
@@ -80,7 +48,8 @@ class AddressScopes:
     def list(self, s: Session, ctx: Context, query: list[tuple[str, str]]) -> list[dict]:
         rows = s.execute(select(S.AddressScope).order_by(S.AddressScope.id)).scalars()
         seen = self.policy.checker(ctx, "get_address_scope")
-        return listed([d for d in map(scope_dict, rows) if seen(d)], params_of(query), FILTERS)
+        return listed("address_scope", [d for d in map(scope_dict, rows) if seen(d)],
+                      params_of(query), FILTERS)
 
     def show(self, s: Session, ctx: Context, sid: str, fields: list[str] | None) -> dict:
         return select_fields(scope_dict(self.get(s, ctx, sid)), fields)

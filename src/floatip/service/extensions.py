@@ -73,6 +73,12 @@ EXTENSIONS = {
     "qos-rule-type-details": ("Details of QoS rule types",
                               "Expose details about QoS rule types supported by loaded backend "
                               "drivers"),
+    "pagination": ("Pagination support", "Extension that indicates that pagination is enabled."),
+    "sorting": ("Sorting support", "Extension that indicates that sorting is enabled."),
+    "filter-validation": ("Filter parameters validation",
+                          "Provides validation on filter parameters."),
+    "empty-string-filtering": ("Empty String Filtering Extension",
+                               "Allow filtering by attributes with empty string value"),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),

@@ -127,9 +127,8 @@ class SubnetPools:
         rows = s.execute(select(S.SubnetPool).order_by(S.SubnetPool.created_at,
                                                        S.SubnetPool.id)).scalars()
         seen = self.policy.checker(ctx, "get_subnetpool")
-        params = params_of(query)
         out = tags.fill(s, "subnetpool", [d for d in map(pool_dict, rows) if seen(d)])
-        return listed([d for d in out if tags.matches(d["tags"], params)], params, FILTERS)
+        return listed("subnetpool", out, params_of(query), FILTERS)
 
     def show(self, s: Session, ctx: Context, pid: str, fields: list[str] | None) -> dict:
         return select_fields(self._dict(s, self.get(s, ctx, pid)), fields)

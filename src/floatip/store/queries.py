@@ -227,7 +227,7 @@ def page(s: Session, model, filters: dict[str, Iterable[Any]] | None = None, *,
         ([model.created_at] if hasattr(model, "created_at") else [])
     asc = [(dirs[i] if i < len(dirs) else "asc") == "asc" for i in range(len(cols))]
     cols.append(model.id)
-    asc.append(asc[-1] if asc else True)
+    asc.append(True)  # Neutron's tiebreak: id ascending, whatever the keys' directions
     if reverse:
         asc = [not a for a in asc]
     q = (select(model.__table__) if plain else select(model)).where(*where)
