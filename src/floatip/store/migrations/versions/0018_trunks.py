@@ -1,14 +1,14 @@
 """Trunks and their subports (Neutron's trunk extension, API only; issue 24).
 
-Revision ID: 0017_trunks
-Revises: 0016_port_dns_domain
+Revision ID: 0018_trunks
+Revises: 0017_port_dns_domain
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0017_trunks'
-down_revision = '0016_port_dns_domain'
+revision = '0018_trunks'
+down_revision = '0017_port_dns_domain'
 branch_labels = None
 depends_on = None
 

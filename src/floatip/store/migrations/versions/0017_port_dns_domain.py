@@ -1,14 +1,14 @@
 """Ports' dns_domain (Neutron's dns-domain-ports; issue 24).
 
-Revision ID: 0016_port_dns_domain
-Revises: 0015_dhcp_dns
+Revision ID: 0017_port_dns_domain
+Revises: 0016_pool_rbac
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0016_port_dns_domain'
-down_revision = '0015_dhcp_dns'
+revision = '0017_port_dns_domain'
+down_revision = '0016_pool_rbac'
 branch_labels = None
 depends_on = None
 
