@@ -40,9 +40,12 @@ SG_PROJECT = "security_group:project_id"  # what ``target`` adds to a rule: its 
 NET_FACTS = ("network:project_id", "network:tenant_id", "network:shared",
              "network:router:external")
 # The target attributes available without the whole view (``views.FACTS`` plus NET_FACTS).
+# A network's ``network:shared`` is read by the networks:shared field check only when its
+# ``shared`` is missing; a network's view has no ``network:shared`` either.
 FACT_KEYS = {kind: frozenset(cols) | (frozenset(NET_FACTS) if kind in ("subnet", "port")
                                       else frozenset())
              | ({SG_PROJECT} if kind == "security_group_rule" else frozenset())
+             | ({"network:shared"} if kind == "network" else frozenset())
              for kind, cols in FACTS.items()}
 OWNED_LISTS = ("router", "floatingip")  # visible only to their project: narrowed in SQL
 PAGING = ("limit", "marker", "fields", "page_reverse", "sort_key", "sort_dir")
