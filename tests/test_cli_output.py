@@ -141,6 +141,16 @@ def test_piped_tables_keep_long_values_whole(server, ext):
     assert any(net["name"] in ln for ln in shown) and any(net["id"] in ln for ln in shown)
 
 
+def test_tables_print_names_as_typed(server):
+    """A name with what rich reads as markup or an emoji code is printed as it is (a table
+    showed "[b]x[/b] :smile:" as a bold "x" and an emoji)."""
+    name = uniq("mk") + " [b]x[/b] :smile:"
+    net = json.loads(out(server, "network", "create", name, "-f", "json"))
+    lines = out(server, "network", "list", "--filter", f"name={name}").splitlines()
+    assert any(net["id"] in ln and name in ln for ln in lines), lines
+    assert any(name in ln for ln in out(server, "network", "show", net["id"]).splitlines())
+
+
 def test_messages_name_what_the_user_named(server, ext):
     name = uniq("gone")
     net = json.loads(out(server, "network", "create", name, "-f", "json"))
