@@ -310,6 +310,33 @@ class SubnetPool(_Standard, Base):
     prefixes: Mapped[list] = mapped_column(JSON, default=list)
 
 
+class SubnetPoolRbac(Base):
+    """Neutron's ``subnetpoolrbacs``: the pool ``object_id`` is shared with
+    ``target_project`` (``*``: every project, the pool's ``shared``)."""
+    __tablename__ = "subnetpoolrbacs"
+    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
+                                       name="uniq_subnetpoolrbacs0target0object0action"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    object_id: Mapped[str] = mapped_column(ForeignKey("subnetpools.id", ondelete="CASCADE"),
+                                           index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    target_project: Mapped[str] = mapped_column(String(255), index=True)
+
+
+class AddressScopeRbac(Base):
+    """Neutron's ``addressscoperbacs``, as ``subnetpoolrbacs`` for address scopes."""
+    __tablename__ = "addressscoperbacs"
+    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
+                                       name="uniq_addressscoperbacs0target0object0action"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    object_id: Mapped[str] = mapped_column(ForeignKey("address_scopes.id", ondelete="CASCADE"),
+                                           index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    target_project: Mapped[str] = mapped_column(String(255), index=True)
+
+
 class Quota(Base):
     """A project's limit for one resource, set by an admin (Neutron's ``quotas`` table);
     a resource without a row has the configured default."""
