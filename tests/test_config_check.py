@@ -108,6 +108,7 @@ def test_a_bad_value_in_the_config_file_stops_serve(tmp_path):
     ("interval = nan", "interval = 'nan'"),
     ("auth_strategy = keystnoe", "did you mean 'keystone'"),
     ("global_physnet_mtu = 15OO", "global_physnet_mtu = '15OO': an MTU, 68-9216"),
+    ("dns_domain = bad_domain", "dns_domain = 'bad_domain': 'bad_domain' not a valid PQDN"),
 ])
 def test_bad_values_in_the_config_file_are_named(tmp_path, line, words):
     conf = tmp_path / "floatip.conf"

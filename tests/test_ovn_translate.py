@@ -451,3 +451,44 @@ def test_diff_writes_the_options_row_with_the_port_that_refers_to_it():
     plan = diff(d, actual, objects={f"port:{vm1.id}"})
     assert [r.key for r in plan.create] == [key]
     assert [(r.key, list(c)) for r, _, c in plan.update] == [(lsp, ["dhcpv4_options"])]
+
+
+def test_a_port_with_extra_dhcp_options_gets_its_own_row_as_neutron_writes_it():
+    """extra_dhcp_opt on OVN (Neutron's get_lsp_dhcp_opts): the subnet's options plus the
+    port's that OVN knows (by OVN's names, strings quoted, routes merged), in a row of the
+    port's own (external_ids port_id) that its LSP refers to; unknown options ignored;
+    ``dhcp_disabled: true``: no DHCP for the port; no options: the subnet's row again."""
+    from floatip.backends.ovn.dhcp import Ref
+    st = _dhcp_state()
+    vm1 = next(p for p in st.ports.values() if p.name == "vm1")
+    subs = {s.name: s for s in st.subnets.values()}
+    st.ports[vm1.id] = replace(vm1, extra_dhcp_opts=(
+        ("ntp-server", "192.0.2.123", 4), ("domain-search", "corp.example", 4),
+        ("classless-static-route", "10.0.0.0/8,198.51.100.9", 4), ("mtu", "1300", 4),
+        ("no-such-option", "x", 4), ("dns-server", "[2001:db8::99]", 6)))
+    d = translate(st, OPTS)
+    base = d.rows[f"dhcp:{subs['v4'].id}"].columns
+    own = d.rows[f"dhcp:{subs['v4'].id}:{vm1.id}"]
+    assert own.table == "DHCP_Options" and own.obj == f"port:{vm1.id}"
+    assert own.columns["cidr"] == "198.51.100.0/24"
+    assert own.columns["external_ids"]["port_id"] == vm1.id
+    assert own.columns["external_ids"]["subnet_id"] == subs["v4"].id
+    assert own.columns["options"] == {
+        **base["options"], "ntp_server": "192.0.2.123", "mtu": "1300",
+        "domain_search_list": '"corp.example"',
+        "classless_static_route": "{169.254.169.254/32,198.51.100.2, 192.0.2.0/24,198.51.100.9,"
+                                  " 0.0.0.0/0,198.51.100.1, 10.0.0.0/8,198.51.100.9}"}
+    own6 = d.rows[f"dhcp:{subs['st'].id}:{vm1.id}"]
+    assert own6.columns["options"]["dns_server"] == "[2001:db8::99]"
+    lsp = d.rows[f"lsp:{vm1.id}"].columns
+    assert lsp["dhcpv4_options"] == [Ref(own.key)] and lsp["dhcpv6_options"] == [Ref(own6.key)]
+    # only options OVN does not know: the subnet's row
+    st.ports[vm1.id] = replace(vm1, extra_dhcp_opts=(("no-such-option", "x", 4),))
+    d = translate(st, OPTS)
+    assert d.rows[f"lsp:{vm1.id}"].columns["dhcpv4_options"] == [Ref(f"dhcp:{subs['v4'].id}")]
+    assert len(by_table(d, "DHCP_Options")) == 2
+    # dhcp_disabled: no DHCPv4 for the port, DHCPv6 as before
+    st.ports[vm1.id] = replace(vm1, extra_dhcp_opts=(("dhcp_disabled", "True", 4),))
+    d = translate(st, OPTS)
+    assert d.rows[f"lsp:{vm1.id}"].columns["dhcpv4_options"] == []
+    assert d.rows[f"lsp:{vm1.id}"].columns["dhcpv6_options"] == [Ref(f"dhcp:{subs['st'].id}")]

@@ -89,3 +89,45 @@ def test_subnet_pools_with_the_openstack_cli(osc):
     a("subnet", "pool", "delete", pool["id"], parse=False)
     a("address", "scope", "delete", scope["id"], parse=False)
     assert a("subnet", "pool", "list") == [] and a("address", "scope", "list") == []
+
+
+def test_floatip_subnet_pool(tmp_path, monkeypatch):
+    """``floatip subnet pool create|list|show|set|delete`` and ``floatip subnet create
+    --subnet-pool`` against the API (noauth: an admin)."""
+    # imported here: the CLI's console is made at import (test_cli_output sets it up first)
+    from typer.testing import CliRunner
+
+    from floatip.cli import resources, subnetpools as _registers_subnet_pool  # noqa: F401
+    from floatip.cli.main import app
+    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
+                 agent=False).start()
+    monkeypatch.setattr(resources.out, "width", 250)
+    runner = CliRunner()
+
+    def run(*args, code=0):
+        r = runner.invoke(app, list(args), env={"FLOATIP_URL": srv.url})
+        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
+        return json.loads(r.stdout) if code == 0 and "json" in args else r.stdout
+    try:
+        pool = run("subnet", "pool", "create", "pool-fcli", "--pool-prefix", "100.64.60.0/24",
+                   "--default-prefix-length", "26", "--min-prefix-length", "26", "-f", "json")
+        assert pool["prefixes"] == ["100.64.60.0/24"], pool
+        assert [p["id"] for p in run("subnet", "pool", "list", "-f", "json")] == [pool["id"]]
+        run("network", "create", "pool-fnet")
+        s1 = run("subnet", "create", "pool-fs1", "--network", "pool-fnet", "--subnet-pool",
+                 "pool-fcli", "-f", "json")
+        s2 = run("subnet", "create", "pool-fs2", "--network", "pool-fnet", "--subnet-pool",
+                 "pool-fcli", "--prefix-length", "27", "-f", "json")
+        a, b = ipaddress.ip_network(s1["cidr"]), ipaddress.ip_network(s2["cidr"])
+        assert (a.prefixlen, b.prefixlen) == (26, 27) and not a.overlaps(b), (a, b)
+        assert s1["subnetpool_id"] == pool["id"]
+        shown = run("subnet", "pool", "set", "pool-fcli", "--pool-prefix", "100.64.61.0/24",
+                    "-f", "json")
+        assert shown["prefixes"] == ["100.64.60.0/23"], shown
+        assert "100.64.60.0/23" in run("subnet", "pool", "show", "pool-fcli")
+        run("subnet", "pool", "delete", "pool-fcli", code=1)  # in use
+        run("subnet", "delete", "pool-fs1", "pool-fs2")
+        run("subnet", "pool", "delete", "pool-fcli")
+        assert run("subnet", "pool", "list", "-f", "json") == []
+    finally:
+        srv.close()

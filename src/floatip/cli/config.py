@@ -15,6 +15,7 @@ Secrets (``[keystone_authtoken] password``, ``[agent] shared_secret``) come from
     interval = 30                  # full resync every N seconds
     prune = all                    # all | known
     global_physnet_mtu = 1500      # the physical networks' MTU: no network's may be larger
+    dns_domain = openstacklocal    # ports' DNS domain; Neutron's default records no dns_name
     agent_down_time = 75           # no pass finished for so long: the agent is not alive
     backend = kernel               # kernel: this host's agent | ovn ([ovn] below)
 
@@ -83,8 +84,10 @@ from keystonemiddleware import auth_token
 
 from ..api.auth import AuthSettings
 from ..core.errors import NeutronError
-from ..core.layout import AgentConfig, check_ifname
+from ..core.layout import AgentConfig
+from ..core.names import check_ifname, parse_mappings
 from .app import NAT_DRIVERS, Ctx
+from ..service.dns import configured as dns_configured
 from ..service.quotas import DEFAULTS as QUOTA_DEFAULTS
 
 DEFAULTS = {
@@ -96,6 +99,7 @@ DEFAULTS = {
     ("DEFAULT", "interval"): "30",
     ("DEFAULT", "prune"): "all",
     ("DEFAULT", "global_physnet_mtu"): "1500",
+    ("DEFAULT", "dns_domain"): "openstacklocal",
     ("DEFAULT", "agent_down_time"): "75",   # Neutron's: no pass for so long = not alive
     ("database", "connection"): "sqlite:////var/lib/floatip/floatip.db",
     ("agent", "shared_secret"): "",
@@ -169,6 +173,10 @@ class Config:
         mtu = self.get("DEFAULT", "global_physnet_mtu").strip()
         if not (mtu.isdigit() and 68 <= int(mtu) <= 9216):  # the range of a network's mtu
             raise NeutronError(f"[DEFAULT] global_physnet_mtu = {mtu!r}: an MTU, 68-9216")
+        try:
+            dns_configured(self.get("DEFAULT", "dns_domain"))
+        except ValueError as e:
+            raise NeutronError(str(e)) from None
         down = self.get("DEFAULT", "agent_down_time").strip()
         try:
             if not 1 <= float(down) <= 86400:
@@ -194,7 +202,7 @@ class Config:
         nat = choice("[agent] nat_driver", self.get("agent", "nat_driver"), NAT_DRIVERS)
         try:
             bridge = check_ifname(self.get("ovs", "integration_bridge").strip())
-            mappings = AgentConfig.parse_mappings(
+            mappings = parse_mappings(
                 [m.strip() for m in self.get("ovs", "bridge_mappings").split(",") if m.strip()])
         except NeutronError as e:
             raise NeutronError(f"[ovs]: {e.message}") from None

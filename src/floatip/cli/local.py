@@ -13,6 +13,7 @@ from rich.table import Table
 from ..agent.reconciler import reconcile
 from ..core.document import load
 from ..core.errors import NeutronError
+from ..core.layout import AgentConfig
 from ..core.model import State
 from ..core.plan import commands, summary
 from ..dataplane.dhcp import DhcpDataplane
@@ -46,13 +47,18 @@ def read_state(path: Path) -> State:
         fail(e)
 
 
+def host_config() -> AgentConfig:
+    """This host's bridges and NAT driver as the global options gave them."""
+    return AgentConfig(**Ctx.host)
+
+
 def dataplane():
     """The kernel as ``apply --local`` owns it: what it makes carries its own owner mark
     (``LOCAL_OWNER``); servers' routers are theirs (``other_instances``), never touched."""
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
     try:
-        return Dataplane(Ctx.config.nat_driver, instance=LOCAL_OWNER)
+        return Dataplane(Ctx.host["nat_driver"], instance=LOCAL_OWNER)
     except Exception as e:  # noqa: BLE001
         fail(NeutronError(f"cannot reach the dataplane: {e}"))
 
@@ -98,7 +104,7 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
     state = read_state(file)
     dp = dataplane()
     try:
-        report = reconcile(dp, state, Ctx.config, dry_run=dry_run)
+        report = reconcile(dp, state, host_config(), dry_run=dry_run)
         print_report(report, as_json, dry_run, dp.datapath_type)
     except NeutronError as e:
         fail(e)
@@ -119,7 +125,7 @@ def diff(file: Path, local: bool = typer.Option(False, "--local",
     state = read_state(file)
     dp = dataplane()
     try:
-        report = reconcile(dp, state, Ctx.config, dry_run=True)
+        report = reconcile(dp, state, host_config(), dry_run=True)
         print_report(report, as_json, True, dp.datapath_type)
     finally:
         dp.close()
@@ -133,7 +139,7 @@ def teardown(file: Path, as_json: bool = typer.Option(False, "--json", help="Pri
     state = read_state(file)
     dp = dataplane()
     try:
-        report = reconcile(dp, State(), Ctx.config, remove=set(state.routers))
+        report = reconcile(dp, State(), host_config(), remove=set(state.routers))
         print_report(report, as_json, False, dp.datapath_type)
     finally:
         dp.close()
@@ -230,7 +236,7 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
         fail(NeutronError(f"--backend {backend}: kernel or ovn"))
     if teardown_:
         left = demo_ovn.teardown() if backend == "ovn" else \
-            demo_api.teardown(Ctx.config.nat_driver)
+            demo_api.teardown(Ctx.host["nat_driver"])
         if left:
             fail(NeutronError(f"could not remove: {', '.join(left)}"), 1)
         out.print("demo removed")
@@ -240,7 +246,7 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
     if backend == "ovn":
         res, names = demo_ovn.run(keep, log=log)
     else:
-        res = demo_api.run(Ctx.config.nat_driver, keep, log=log)
+        res = demo_api.run(Ctx.host["nat_driver"], keep, log=log)
         names = demo_api.names(res.router_id)
     checks = res.checks
     elapsed = res.timings.get("total", 0.0)

@@ -16,6 +16,7 @@ MODULES = {"network": "resources", "subnet": "resources", "port": "resources",
            "port plug": "plug", "port unplug": "plug", "router": "resources",
            "floating-ip": "resources", "floating-ip port-forwarding": "port_forwardings",
            "security-group": "security_groups", "qos": "qos", "network rbac": "rbac",
+           "subnet pool": "subnetpools",
            "events": "events", "status": "events", "cleanup": "ops", "serve": "serve",
            "agent": "serve", "trace": "trace", "apply": "local", "diff": "local",
            "teardown": "local", "show": "local", "demo": "local", "delete": "apply_cmds",
@@ -64,11 +65,6 @@ def __getattr__(name: str):
 
 
 def main():
-    # what a call never runs but its libraries import anyway, a third of its time: httpx's own
-    # command-line tool (click, pygments, rich.progress) and, when the test extras installed
-    # it, httpcore's trio support
-    for unused in ("httpx._main", "trio"):
-        sys.modules.setdefault(unused, None)
     load(sys.argv[1:])
     try:
         _app.app()

@@ -178,7 +178,12 @@ def network_set(ref: str, name: Optional[str] = typer.Option(None, "--name", hel
 @subnet_app.command("create")
 def subnet_create(name: str, network: str = typer.Option(..., "--network",
                                                         help="Its network, by id or name."),
-                  cidr: str = typer.Option(..., "--subnet-range", help="CIDR."),
+                  cidr: Optional[str] = typer.Option(None, "--subnet-range",
+                                                     help="CIDR (with --subnet-pool: in it)."),
+                  pool: Optional[str] = typer.Option(None, "--subnet-pool",
+                                                     help="Take the CIDR from this pool."),
+                  prefixlen: Optional[int] = typer.Option(None, "--prefix-length",
+                                                          help="Of the pool's CIDR."),
                   gateway: Optional[str] = typer.Option(None, "--gateway",
                                                         help="IP, or 'none'"),
                   pools: list[str] = typer.Option([], "--allocation-pool",
@@ -197,8 +202,11 @@ def subnet_create(name: str, network: str = typer.Option(..., "--network",
     with Client(url) as c:
         def go():
             body = {"name": name, "network_id": c.find("network", network)["id"],
-                    "cidr": cidr, "ip_version": ip_version, "enable_dhcp": dhcp}
-            for key, value in (("ipv6_ra_mode", ra_mode), ("ipv6_address_mode", address_mode)):
+                    "ip_version": ip_version, "enable_dhcp": dhcp}
+            if pool is not None:
+                body["subnetpool_id"] = c.find("subnetpool", pool)["id"]
+            for key, value in (("ipv6_ra_mode", ra_mode), ("ipv6_address_mode", address_mode),
+                               ("cidr", cidr), ("prefixlen", prefixlen)):
                 if value is not None:
                     body[key] = value
             if gateway is not None:

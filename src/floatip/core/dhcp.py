@@ -7,6 +7,10 @@ hostname). A spec renders into dnsmasq's command line (changes only when the sub
 the DHCP port's addresses change: a restart) and its hosts and options files (every port
 change: rewritten, then SIGHUP).
 
+A port's ``dns_name`` is its hostname; its extra DHCP options (extra_dhcp_opt) are tagged
+``port-<id>`` on its host entries and given for that tag in the options file, as Neutron's
+dnsmasq driver writes them.
+
 IPv6 as Neutron's dnsmasq driver serves it: a ``dhcpv6-stateful`` subnet gets a static range
 and a host entry per port (MAC -> address, used for DHCPv6 requests only), a
 ``dhcpv6-stateless`` one a static range and its DNS servers only; SLAAC subnets are the
@@ -48,6 +52,7 @@ class DhcpHost:
     mac: str
     ip: str
     hostname: str
+    tag: str = ""                       # "port-<id>" when the port has extra options
 
     @property
     def v6(self) -> bool:
@@ -67,6 +72,8 @@ class DhcpSpec:
     addresses: tuple[str, ...]          # the DHCP port's "ip/prefix"
     subnets: tuple[DhcpSubnet, ...]
     hosts: tuple[DhcpHost, ...]
+    # (port id, ip version, option name, value): the ports' extra options
+    port_opts: tuple[tuple[str, int, str, str], ...] = ()
 
 
 def namespace_name(network_id: str) -> str:
@@ -77,10 +84,13 @@ def tap_name(port_id: str) -> str:
     return ("tap" + port_id)[:DEV_LEN]
 
 
-def hostname(port_name: str, ip: str) -> str:
-    """The port's name when it is a valid DNS label, else Neutron's ``host-<ip dashed>``."""
-    name = (port_name or "").lower()
-    return name if _LABEL.match(name) else "host-" + ip.replace(".", "-").replace(":", "-")
+def hostname(port_name: str, ip: str, dns_name: str = "") -> str:
+    """The port's dns_name (its first label), else its name when it is a valid DNS label,
+    else Neutron's ``host-<ip dashed>``."""
+    for name in ((dns_name or "").split(".")[0], (port_name or "").lower()):
+        if _LABEL.match(name):
+            return name
+    return "host-" + ip.replace(".", "-").replace(":", "-")
 
 
 def _served(s) -> bool:
@@ -115,20 +125,26 @@ def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
                           for sid, ip in dport.fixed_ips if sid in by_id)
         if not addresses:
             continue
-        hosts = []
+        hosts, port_opts = [], []
         for p in sorted(state.ports.values(), key=lambda p: p.id):
             # what reaches dnsmasq's files is checked here too: exact MACs and addresses
             if p.network_id != nid or p.id == dport.id or not _MAC.match(p.mac_address.lower()):
                 continue
+            opts = _port_opts(p)
+            ptag = f"port-{p.id}" if opts else ""
             for sid, ip in p.fixed_ips:
                 sub = by_id.get(sid)
                 if sub is None:
                     continue
                 if sub.ip_version == 4 and _ipv4(ip):
-                    hosts.append(DhcpHost(p.mac_address.lower(), ip, hostname(p.name, ip)))
+                    hosts.append(DhcpHost(p.mac_address.lower(), ip,
+                                          hostname(p.name, ip, p.dns_name), ptag))
                 elif sub.ip_version == 6 and sub.ipv6_address_mode != STATELESS and _ipv6(ip):
                     ip = str(ipaddress.IPv6Address(ip))
-                    hosts.append(DhcpHost(p.mac_address.lower(), ip, hostname(p.name, ip)))
+                    hosts.append(DhcpHost(p.mac_address.lower(), ip,
+                                          hostname(p.name, ip, p.dns_name), ptag))
+            versions = {6 if ":" in ip else 4 for _, ip in p.fixed_ips}
+            port_opts += [(p.id, v, n, val) for n, val, v in opts if v in versions]
         out[nid] = DhcpSpec(
             network_id=nid, namespace=namespace_name(nid), port_id=dport.id,
             device=tap_name(dport.id), mac=dport.mac_address.lower(), bridge=integration_bridge,
@@ -143,8 +159,16 @@ def dhcp_specs(state: State, integration_bridge: str) -> dict[str, DhcpSpec]:
                                      _routes(s.host_routes) if s.ip_version == 4 else (),
                                      s.ip_version)
                           for s in subnets),
-            hosts=tuple(hosts))
+            hosts=tuple(hosts), port_opts=tuple(port_opts))
     return out
+
+
+def _port_opts(p) -> list[tuple[str, str, int]]:
+    """The port's extra options dnsmasq gets: one line each, client-id left out (Neutron
+    gives it as the host entry's id, which floatip does not)."""
+    return [(str(n).split("\n", 1)[0], str(v).split("\n", 1)[0], int(ver))
+            for n, v, ver in p.extra_dhcp_opts
+            if str(n) not in ("client-id", "61") and "\x00" not in f"{n}{v}"]
 
 
 def _ipv4(text: str) -> bool:
@@ -181,8 +205,9 @@ def render_hosts(spec: DhcpSpec) -> str:
     """``--dhcp-hostsfile``: one ``mac,hostname,ip`` per fixed IP; an IPv6 one in brackets
     and for DHCPv6 requests only (``tag:dhcpv6``), so it never shadows the IPv4 entry of
     the same MAC."""
-    return "".join(f"{h.mac},tag:dhcpv6,{h.hostname},[{h.ip}]\n" if h.v6 else
-                   f"{h.mac},{h.hostname},{h.ip}\n" for h in spec.hosts)
+    return "".join((f"{h.mac},tag:dhcpv6,{h.hostname},[{h.ip}]" if h.v6 else
+                    f"{h.mac},{h.hostname},{h.ip}") + (f",set:{h.tag}" if h.tag else "") + "\n"
+                   for h in spec.hosts)
 
 
 def render_opts(spec: DhcpSpec) -> str:
@@ -209,7 +234,20 @@ def render_opts(spec: DhcpSpec) -> str:
         lines.append(f"{tag},option:router,{s.gateway_ip}" if s.gateway_ip
                      else f"{tag},option:router")
         lines.append(f"{tag},option:mtu,{spec.mtu}")
+    lines += [_format_option(v, f"port-{pid}", name, value)
+              for pid, v, name, value in spec.port_opts]
     return "".join(line + "\n" for line in lines)
+
+
+def _format_option(version: int, tag: str, option: str, value: str) -> str:
+    """Neutron's Dnsmasq._format_option: ``[tag:X,]name`` -> ``tag:<tag>[,tag:X],option:name``
+    (``option6:`` for IPv6; a number stays a number on IPv4)."""
+    extra, _, name = option.rpartition(",") if option.startswith("tag:") else ("", "", option)
+    if version == 6:
+        name = f"option6:{name}"
+    elif not name.isdigit():
+        name = f"option:{name}"
+    return ",".join([f"tag:{tag}"] + ([extra] if extra else []) + [name, value])
 
 
 def dnsmasq_argv(spec: DhcpSpec, conf_dir: str, binary: str = "dnsmasq") -> list[str]:

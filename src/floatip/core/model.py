@@ -76,6 +76,9 @@ class Port:
     # (IP address or CIDR, MAC) the port may also send from; the MAC is the port's when the
     # API was given none (as Neutron fills it)
     allowed_address_pairs: tuple[tuple[str, str], ...] = ()
+    # extra_dhcp_opt: (opt_name, opt_value, ip_version) the DHCP server adds for this port
+    extra_dhcp_opts: tuple[tuple[str, str, int], ...] = ()
+    dns_name: str = ""                   # dns-integration: its hostname ('' : host-<ip>)
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,8 @@ _FROM_JSON = {
     "ports": lambda v: Port(**{**v, "fixed_ips": _tup(v["fixed_ips"]),
                                "public_keys": _tup(v.get("public_keys", ())),
                                "security_groups": tuple(v.get("security_groups", ())),
-                               "allowed_address_pairs": _tup(v.get("allowed_address_pairs", ()))}),
+                               "allowed_address_pairs": _tup(v.get("allowed_address_pairs", ())),
+                               "extra_dhcp_opts": _tup(v.get("extra_dhcp_opts", ()))}),
     "routers": lambda v: Router(**{**v, "gateway": Gateway(**{**v["gateway"], "extra_ips": _tup(
                                        v["gateway"].get("extra_ips", ()))}) if v["gateway"]
                                    else None,

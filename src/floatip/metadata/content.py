@@ -78,7 +78,8 @@ def _find(state: State, ip: str, where, fip_ok) -> Instance | None:
             return Instance(
                 port_id=port.id, instance_id=port.device_id or port.id,
                 project_id=port.project_id, name=port.name or dhcp_hostname("", ip),
-                hostname=dhcp_hostname(port.name, ip), mac=port.mac_address, local_ipv4=ip,
+                hostname=dhcp_hostname(port.name, ip, port.dns_name), mac=port.mac_address,
+                local_ipv4=ip,
                 cidr=sub.cidr, gateway_ip=sub.gateway_ip,
                 dns_nameservers=tuple(sub.dns_nameservers), host_routes=tuple(sub.host_routes),
                 mtu=net.mtu, network_id=net.id, public_ipv4=fip, user_data=port.user_data,
@@ -133,7 +134,7 @@ def instance_table(state: State, routers,
                     doc = dict(vars(Instance(
                         port_id=port.id, instance_id=port.device_id or port.id,
                         project_id=port.project_id, name=port.name or dhcp_hostname("", ip),
-                        hostname=dhcp_hostname(port.name, ip), mac=port.mac_address,
+                        hostname=dhcp_hostname(port.name, ip, port.dns_name), mac=port.mac_address,
                         local_ipv4=ip, cidr=sub.cidr, gateway_ip=sub.gateway_ip,
                         dns_nameservers=tuple(sub.dns_nameservers),
                         host_routes=tuple(sub.host_routes), mtu=net.mtu, network_id=net.id,

@@ -125,7 +125,11 @@ def _build(rows: dict, nets: dict) -> dict:
                              port_security_enabled=psec,
                              allowed_address_pairs=tuple(
                                  (a["ip_address"], a.get("mac_address") or p.mac_address)
-                                 for a in p.allowed_address_pairs or ()) if psec else ())
+                                 for a in p.allowed_address_pairs or ()) if psec else (),
+                             extra_dhcp_opts=tuple((o["opt_name"], o["opt_value"],
+                                                    o["ip_version"])
+                                                   for o in p.extra_dhcp_opts or ()),
+                             dns_name=p.dns_name or "")
         net = nets.get(p.network_id)
         if net is not None and not net.external:
             vm_ports[p.id] = {"tag": net.local_vlan, "admin_state_up": p.admin_state_up,

@@ -123,7 +123,8 @@ def create_floatingip(s: Session, d: dict) -> dict:
                      description=d.get("description", ""), floating_ip_address=alloc.ip_address,
                      floating_network_id=nid, floating_subnet_id=alloc.subnet_id,
                      floating_port_id=port.id, status="DOWN",
-                     qos_policy_id=d.get("qos_policy_id"))
+                     qos_policy_id=d.get("qos_policy_id"), dns_name=d.get("dns_name", ""),
+                     dns_domain=d.get("dns_domain", ""))
     # associated before its one INSERT (not inserted, then updated)
     assoc = _association(s, f, d["port_id"], d.get("fixed_ip_address")) \
         if d.get("port_id") else None

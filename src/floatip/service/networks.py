@@ -76,7 +76,8 @@ def create_network(s: Session, d: dict) -> dict:
                     admin_state_up=d.get("admin_state_up", True),
                     shared=d.get("shared", False), external=external, mtu=mtu,
                     network_type=ntype, physical_network=physnet, segmentation_id=seg,
-                    port_security_enabled=d.get("port_security_enabled", True))
+                    port_security_enabled=d.get("port_security_enabled", True),
+                    dns_domain=d.get("dns_domain", ""))
     if S.get(s, S.Network, net.id) is not None:
         raise err("Conflict", 409, f"Network {net.id} already exists.")
     S.add(s, net)
@@ -125,7 +126,8 @@ def update_network(s: Session, nid: str, d: dict) -> dict:
     net = _must(s, "network", nid, lock=True)
     if "router:external" in d:
         _set_external(s, net, bool(d["router:external"]))
-    for key in ("name", "description", "admin_state_up", "shared", "port_security_enabled"):
+    for key in ("name", "description", "admin_state_up", "shared", "port_security_enabled",
+                "dns_domain"):
         if key in d:
             setattr(net, key, d[key])
     if "mtu" in d:

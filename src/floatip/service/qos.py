@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from . import tags
+from . import listing, tags
 from .common import body_project, err, new_id, ts
 from .policy import Context, Policy
 
@@ -100,19 +100,11 @@ class Qos:
             if self.policy.check(ctx, "get_policy", _target(p))]
         out = []
         for d in tags.fill(s, "policy", [policy_dict(s, p) for p in rows]):
-            if tags.matches(d["tags"], params) and all(
-                    _text(d.get(k)) in (_bool_filter(vs) if k in ("shared", "is_default")
-                                        else set(vs))
-                    for k, vs in params.items() if k in POLICY_FILTERS):
+            if all(_text(d.get(k)) in (_bool_filter(vs) if k in ("shared", "is_default")
+                                       else set(vs))
+                   for k, vs in params.items() if k in POLICY_FILTERS):
                 out.append(d)
-        key = params.get("sort_key", [""])[0]
-        if out and key in out[0]:  # by an attribute, None first (as SQL's NULLs)
-            out.sort(key=lambda d: (d[key] is not None, str(d[key] or "")))
-        if params.get("sort_dir", ["asc"])[0] == "desc":
-            out.reverse()
-        if params.get("limit", [""])[0].isdigit() and int(params["limit"][0]) > 0:
-            out = out[:int(params["limit"][0])]
-        return [_fields(d, params.get("fields")) for d in out]
+        return listing.listed("policy", out, params, POLICY_FILTERS)  # sorted and paged
 
     def show(self, s: Session, ctx: Context, pid: str, fields: list[str] | None) -> dict:
         return _fields(self._dict(s, self._policy(s, ctx, pid)), fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from .. import store as S
+from . import dns
 from .common import ts
 from .port_forwardings import fip_view, forwardings_of
 from .sg_views import SG_FACTS, SG_SERIALIZERS
@@ -25,7 +26,8 @@ def network_dict(s: Session, n: S.Network) -> dict:
             "subnets": [sn.id for sn in subnets],
             "availability_zone_hints": [], "availability_zones": [],
             "port_security_enabled": n.port_security_enabled, "is_default": False,
-            "l2_adjacency": True, **network_scopes(s, subnets)}
+            "l2_adjacency": True, **network_scopes(s, subnets),
+            "dns_domain": n.dns_domain or ""}
 
 
 def network_scopes(s: Session, subnets: list) -> dict[str, str | None]:
@@ -61,7 +63,11 @@ def port_dict(s: Session, p: S.Port) -> dict:
             "binding:vif_details": {"port_filter": False} if p.host_id else {},
             "security_groups": [b.security_group_id for b in p.sg_bindings],
             "allowed_address_pairs": [dict(a) for a in p.allowed_address_pairs or []],
-            "extra_dhcp_opts": [], "port_security_enabled": p.port_security_enabled,
+            "extra_dhcp_opts": [dict(o) for o in p.extra_dhcp_opts or []],
+            "dns_name": p.dns_name or "", "dns_domain": p.dns_domain or "",
+            "dns_assignment": dns.assignment(p.dns_name or "",
+                                             [a.ip_address for a in p.fixed_ips]),
+            "port_security_enabled": p.port_security_enabled,
             # floatip-metadata extension
             "floatip:user_data": p.user_data,
             "floatip:public_keys": {n: k for n, k in (p.public_keys or [])}}
@@ -97,7 +103,8 @@ def fip_dict(s: Session, f: S.FloatingIP, ports: dict | None = None,
             "port_id": f.fixed_port_id, "fixed_ip_address": f.fixed_ip_address,
             "status": f.status, "status_reason": f.status_reason, "port_details": details,
             "port_forwardings": [fip_view(pf) for pf in pfs.get(f.id, ())],
-            "qos_policy_id": f.qos_policy_id, "dns_name": "", "dns_domain": "",
+            "qos_policy_id": f.qos_policy_id, "dns_name": f.dns_name or "",
+            "dns_domain": f.dns_domain or "",
             "revision_number": f.revision_number, "created_at": ts(f.created_at),
             "updated_at": ts(f.updated_at), "tags": []}
 

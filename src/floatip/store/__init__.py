@@ -8,15 +8,17 @@ from .queries import (add, allocated_among, allocated_ips, allocation_owner, all
                       record_router_deleted, release_fips_of, router_for_subnet, router_port_of,
                       router_ports, routers_with_gateway, rows_for, select_changes,
                       snapshot_rows, subnets_of, subnets_on_shared, touch, try_allocate, used_vlans)
-from .tables import (MODELS, AddressGroup, AddressScope, Base, Change, DefaultSecurityGroup,  # noqa: F401
+from .tables import (MODELS, AddressGroup, AddressScope, AddressScopeRbac, Base, Change, DefaultSecurityGroup,  # noqa: F401
                      DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, NetworkRbac, Port,
                      PortForwarding, PortSecurityGroup, QosBandwidthLimitRule, QosPolicy,
                      Quota, Router, RouterPort, SecurityGroup,
-                     SecurityGroupRule, Subnet, SubnetPool, Tag, utcnow)
+                     SecurityGroupRule, SubPort, Subnet, SubnetPool, SubnetPoolRbac, Tag, Trunk,
+                     utcnow)
 from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa: F401
                          groups_of_ports, ports_of_group, rules_with_address_group,
                          rules_with_remote_group, set_port_groups, sg_rows_for,
                          sg_snapshot_rows)
 from .quota_queries import (count_owned, delete_quota_limits, lock_quota,  # noqa: F401
                             quota_limits, set_quota_limit)
+from .ip_queries import networks_with_subnets, used_per_subnet  # noqa: F401
 from .tag_queries import add_tags, remove_tags, tag_condition, tags_of  # noqa: F401

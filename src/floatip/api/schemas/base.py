@@ -197,6 +197,20 @@ def mac_address(v: Any) -> str:
     return mac
 
 
+def checked(fn, type_: str | None = None):
+    """A check of ``service`` that raises ValueError(why) as Neutron's attribute refusal
+    ("Invalid input for <attribute>. Reason: why.") or, with ``type_``, as that error
+    ("Invalid input for operation: why.")."""
+    def check(v: Any) -> Any:
+        try:
+            return fn(v)
+        except ValueError as e:
+            if type_:
+                raise refuse(f"Invalid input for operation: {shown(e, 400)}.", type_) from None
+            raise reason(shown(e, 400)) from None
+    return BeforeValidator(check)
+
+
 MacAddress = Annotated[str, BeforeValidator(mac_address),
                        WithJsonSchema({"type": "string",
                                        "pattern": "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"})]

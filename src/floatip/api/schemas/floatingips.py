@@ -1,11 +1,13 @@
 """Floating IPs: create and update bodies, the response."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from .base import STANDARD, UUID, IPAddress, Resource, Str, Str255, StrList, envelope
+from ...service import dns
+from .base import (STANDARD, UUID, IPAddress, Resource, Str, Str255, StrList, checked,
+                   envelope, refuse)
 
 ATTRS = STANDARD | {"floating_network_id", "floating_ip_address", "subnet_id", "port_id",
                     "fixed_ip_address", "dns_name", "dns_domain", "qos_policy_id", "router_id",
@@ -31,8 +33,15 @@ class FloatingIPCreate(FloatingIPUpdate):
     floating_ip_address: IPAddress | None = None
     subnet_id: UUID | None = None
     tags: StrList = []
-    dns_name: Str(255) = ""
-    dns_domain: Str(255) = ""
+    dns_name: Annotated[str, checked(dns.fip_dns_name)] = ""
+    dns_domain: Annotated[str, checked(dns.dns_domain)] = ""
+
+    @model_validator(mode="after")
+    def _dns_pair(self):
+        why = dns.check_fip_pair(self.dns_name, self.dns_domain)
+        if why:
+            raise refuse(f"Bad floatingip request: {why}.", "BadRequest")
+        return self
 
 
 class CreateFloatingIPRequest(BaseModel):

@@ -1,16 +1,18 @@
 """Networks: create and update bodies, the response."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from .base import STANDARD, UUID, Bool, Int, Name, Resource, Str, Str255, StrList, envelope
+from ...service import dns
+from .base import (STANDARD, UUID, Bool, Int, Name, Resource, Str, Str255, StrList, checked,
+                   envelope)
 
 ATTRS = STANDARD | {"name", "admin_state_up", "shared", "router:external", "mtu",
                     "provider:network_type", "provider:physical_network",
                     "provider:segmentation_id", "port_security_enabled",
-                    "availability_zone_hints", "is_default", "status", "subnets"}
+                    "availability_zone_hints", "is_default", "status", "subnets", "dns_domain"}
 
 
 class NetworkUpdate(Resource):
@@ -24,6 +26,8 @@ class NetworkUpdate(Resource):
     external: Bool = Field(False, alias="router:external",
                            description="admins only; the network must have no ports")
     port_security_enabled: Bool = Field(True, description="new ports' default")
+    dns_domain: Annotated[str, checked(dns.dns_domain)] = Field(
+        "", description="a FQDN ending in '.', for an external DNS service")
 
 
 class NetworkCreate(NetworkUpdate):
@@ -78,6 +82,7 @@ class Network(BaseModel):
     port_security_enabled: bool
     is_default: bool
     l2_adjacency: bool
+    dns_domain: str
     ipv4_address_scope: Any
     ipv6_address_scope: Any
     tags: list[str]

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
+from ...service import dns
 from ...service.dhcp import USER_DATA_MAX
 from .base import (STANDARD, UUID, Bool, Dict, FixedIPs, MacAddress, Name, Resource, Str,
-                   Str255, StrList, envelope, ip_address, mac_address, reason, refuse, shown,
-                   subnet_cidr)
+                   Str255, StrList, checked, envelope, ip_address, mac_address, reason, refuse,
+                   shown, subnet_cidr)
 
 
 
@@ -64,6 +65,9 @@ def _group_ids(v: Any) -> Any:
 
 GroupIds = Annotated[list[UUID], BeforeValidator(_group_ids)]
 
+DhcpOpts = Annotated[list[dict[str, Any]], checked(dns.check_opts, "InvalidInput")]
+DnsName = Annotated[str, checked(dns.port_dns_name)]
+
 PublicKeys = Annotated[dict[Str(255, none_ok=False), Str(16384, none_ok=False)],
                       BeforeValidator(lambda v: {} if v is None else v)]
 
@@ -71,7 +75,8 @@ ATTRS = STANDARD | {"name", "network_id", "fixed_ips", "mac_address", "device_id
                     "device_owner", "admin_state_up", "binding:host_id", "binding:profile",
                     "binding:vnic_type", "security_groups", "port_security_enabled",
                     "allowed_address_pairs", "status", "floatip:user_data",
-                    "floatip:public_keys"}
+                    "floatip:public_keys", "extra_dhcp_opts", "dns_name", "dns_assignment",
+                    "dns_domain"}
 
 
 class PortUpdate(Resource):
@@ -98,6 +103,13 @@ class PortUpdate(Resource):
                                                      f"(at most {USER_DATA_MAX} bytes), or null")
     public_keys: PublicKeys = Field({}, alias="floatip:public_keys",
                                     description="{name: OpenSSH public key}")
+    extra_dhcp_opts: DhcpOpts = Field(
+        [], description="each {opt_name, opt_value (null: remove), ip_version?: 4 or 6}")
+    dns_name: DnsName = Field("", description="the port's hostname (recorded when the "
+                                              "configured dns_domain is not openstacklocal.)")
+    dns_domain: Annotated[str, checked(dns.port_dns_domain)] = Field(
+        "", description="a FQDN ending in '.', for an external DNS service (recorded as "
+                        "dns_name is)")
 
 
 class PortCreate(PortUpdate):
@@ -149,6 +161,9 @@ class Port(BaseModel):
     security_groups: list[str]
     allowed_address_pairs: list[Any]
     extra_dhcp_opts: list[Any]
+    dns_name: str
+    dns_assignment: list[Any]
+    dns_domain: str
     port_security_enabled: bool
     user_data: str | None = Field(None, alias="floatip:user_data")
     public_keys: dict = Field({}, alias="floatip:public_keys")

@@ -211,7 +211,9 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             if cols is not None:
                 d.add("DHCP_Options", f"dhcp:{sub.id}", f"subnet:{sub.id}", cols, owner=own)
 
-    for port in pick("port", state.ports):
+    ports = pick("port", state.ports)
+    dports = dhcp_ports(state) if any(p.extra_dhcp_opts for p in ports) else {}
+    for port in ports:
         if port.network_id not in state.networks:
             continue
         up = vm_ports.get(port.id, {}).get("admin_state_up", True)
@@ -231,11 +233,13 @@ def translate(state: State, opts: Options, chassis: list[ChassisInfo] = (),
             ext["neutron:cidrs"] = " ".join(
                 f"{ip}/{ipaddress.ip_network(state.subnets[sid].cidr).prefixlen}"
                 for sid, ip in port.fixed_ips if sid in state.subnets)
+        refs, own_rows = port_refs(state, port, offered, dports)
+        for key, cols in own_rows.items():  # its extra DHCP options
+            d.add("DHCP_Options", key, f"port:{port.id}", cols, owner=own)
         d.add("Logical_Switch_Port", f"lsp:{port.id}", f"port:{port.id}", {
             "name": port.id, "type": "localport" if local else "", "addresses": addresses,
             "port_security": port_security, "enabled": [bool(up)], "options": {},
-            **port_refs(state, port, offered), "external_ids": ext},
-            parent=f"ls:{port.network_id}", owner=own)
+            **refs, "external_ids": ext}, parent=f"ls:{port.network_id}", owner=own)
 
     for router in pick("router", state.routers):
         _router(d, state, router, opts, chassis)
