@@ -91,7 +91,8 @@ $(TVENV)/.stamp-plugin:
 	$(TVENV)/bin/pip install -q tempest neutron-tempest-plugin
 	touch $@
 
-# Tempest's tempest.api.network and neutron_tempest_plugin.api against a throw-away Keystone and floatip server.
+# Tempest's tempest.api.network and neutron_tempest_plugin.api against a throw-away Keystone
+# and floatip server (tests/tempest/exclude.txt: what is left out and why).
 tempest: install keystone-venv tempest-venv
 	$(PY) tests/tempest/run.py
 
