@@ -188,6 +188,11 @@ def test_bulk_create_is_all_or_nothing_and_checked_per_item(api):
         {"network_id": net["id"], "name": "p1"}, {"network_id": net["id"], "name": "p2"}]}),
         201)["ports"]
     assert [p["name"] for p in made] == ["p1", "p2"]
+    # each item in its own envelope, as neutron-tempest-plugin sends security groups
+    groups = ok(api.post("/v2.0/security-groups", headers=h, json={"security_groups": [
+        {"security_group": {"name": "sb-g1"}},
+        {"security_group": {"name": "sb-g2", "stateful": False}}]}), 201)["security_groups"]
+    assert [(g["name"], g["stateful"]) for g in groups] == [("sb-g1", True), ("sb-g2", False)]
     assert sorted(listed(api, h, {"network_id": net["id"], "device_owner": ""}, "ports")) == \
         sorted(p["id"] for p in made)
 
