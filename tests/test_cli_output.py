@@ -5,6 +5,7 @@ option. Each call is the installed ``floatip`` with its output piped, as a scrip
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
 import os
@@ -76,6 +77,8 @@ def test_a_client_command_imports_no_server_code(server):
     """`floatip network list` took 2.7 s: it imported the server, FastAPI, SQLAlchemy and
     pyroute2; then 0.4 s: httpx, pydantic, yaml. Its help and a call against the API load
     none of them."""
+    typer = tuple(int(x) for x in importlib.metadata.version("typer").split(".")[:2])
+    assert typer < (0, 26), "typer >= 0.26 imports pydantic: `pip install -e .` (pyproject pins it)"
     probe = ("import json, sys\n"
              "from floatip.cli.main import main\n"
              "sys.argv = ['floatip'] + sys.argv[1:]\n"
@@ -139,6 +142,16 @@ def test_piped_tables_keep_long_values_whole(server, ext):
                for ln in lines)
     shown = out(server, "network", "show", net["name"]).splitlines()
     assert any(net["name"] in ln for ln in shown) and any(net["id"] in ln for ln in shown)
+
+
+def test_tables_print_names_as_typed(server):
+    """A name with what rich reads as markup or an emoji code is printed as it is (a table
+    showed "[b]x[/b] :smile:" as a bold "x" and an emoji)."""
+    name = uniq("mk") + " [b]x[/b] :smile:"
+    net = json.loads(out(server, "network", "create", name, "-f", "json"))
+    lines = out(server, "network", "list", "--filter", f"name={name}").splitlines()
+    assert any(net["id"] in ln and name in ln for ln in lines), lines
+    assert any(name in ln for ln in out(server, "network", "show", net["id"]).splitlines())
 
 
 def test_messages_name_what_the_user_named(server, ext):

@@ -126,9 +126,10 @@ def test_agent_pass_filters_by_the_states_groups_incrementally_and_repairs_drift
 
 @pytest.mark.kernel
 def test_a_pass_told_which_ports_changed_sends_what_a_full_compile_would(lab):
-    """The agent loop tells the firewall which ports changed when nothing else did: such a
-    pass looks at those ports only (a member add at 1,000 ports: well under 1 ms of
-    Python) and must leave the bridge as a full compile of the state would."""
+    """The agent loop tells the firewall which ports and groups changed when nothing else
+    did: such a pass looks at those ports and the ports of those groups only (a member add
+    at 1,000 ports: well under 1 ms of Python) and must leave the bridge as a full compile
+    of the state would."""
     br = lab.bridge(f"of{os.getpid() % 10000}{os.urandom(2).hex()}q")
     rnd = random.Random(22)
     egress = (SecurityGroupRule("e4", "egress", "IPv4"),)
@@ -142,7 +143,7 @@ def test_a_pass_told_which_ports_changed_sends_what_a_full_compile_would(lab):
     fw = FirewallAgent(br)
 
     def state():
-        return State(networks={"n1": net}, ports=dict(ports), security_groups=groups)
+        return State(networks={"n1": net}, ports=dict(ports), security_groups=dict(groups))
 
     def bridge_cookies():
         out = L.sh("ovs-ofctl", "dump-flows", "--no-stats", br,
@@ -152,11 +153,19 @@ def test_a_pass_told_which_ports_changed_sends_what_a_full_compile_would(lab):
 
     try:
         assert fw.sync(state(), ofports, full=True) == {}
-        for step in range(25):
+        for step in range(40):
             pid = rnd.choice(sorted(ports))
             p = ports[pid]
-            change = rnd.choice(["groups", "address", "pair", "security"])
-            if change == "groups":
+            change = rnd.choice(["groups", "address", "pair", "security", "rule"])
+            gids = set()
+            if change == "rule":   # a rule added to or removed from a group
+                gid = rnd.choice(["web", "db"])
+                g, gids = groups[gid], {gid}
+                extra = SecurityGroupRule(f"r{step}", "ingress", "IPv4", 6, 1000 + step,
+                                          1000 + step, remote_group_id=rnd.choice(["web", "db"]))
+                groups[gid] = replace(g, rules=g.rules[:-1] if len(g.rules) > 3 and
+                                      rnd.random() < .5 else g.rules + (extra,))
+            elif change == "groups":
                 p = replace(p, security_groups=rnd.choice([(), ("web",), ("db",), ("web", "db")]))
             elif change == "address":
                 p = replace(p, fixed_ips=(("s", f"198.51.100.{rnd.randrange(10, 40)}"),))
@@ -166,7 +175,9 @@ def test_a_pass_told_which_ports_changed_sends_what_a_full_compile_would(lab):
                 p = replace(p, port_security_enabled=not p.port_security_enabled)
             ports[pid] = p
             st = state()
-            assert fw.sync(st, ofports, full=False, changed_ports={pid}) == {}
+            touched = set() if change == "rule" else {pid}
+            assert fw.sync(st, ofports, full=False, changed_ports=touched,
+                           changed_groups=gids) == {}
             ref_ports, members = fw_ports(st, ofports)
             want = compile_all(ref_ports, members).flows
             assert {o: set(f) for o, f in fw.flows.items()} == \

@@ -49,7 +49,8 @@ def expected(made: list[dict], *keys: tuple[str, bool]) -> list[str]:
 
 
 def listed(api, h: dict, params: list | dict, coll: str = "networks") -> list[str]:
-    return [d["id"] for d in ok(api.get(f"/v2.0/{coll}", headers=h, params=params))[coll]]
+    key = coll.split("/")[-1]
+    return [d["id"] for d in ok(api.get(f"/v2.0/{coll}", headers=h, params=params))[key]]
 
 
 def test_sorted_by_the_keys_then_id_for_a_member_and_an_admin(api, nets):
@@ -199,3 +200,22 @@ def test_openstacksdk_pages_through_more_than_a_limit(api, nets):
     got = [n.id for n in conn.network.networks(project_id=h["X-Project-Id"], limit=2,
                                                sort_key="name", sort_dir="desc")]
     assert got == expected(made, ("name", False))
+
+
+def test_qos_policies_sort_and_page_as_the_networks(api):
+    """The plugin's QosSearchCriteriaTest: an admin lists policies by description."""
+    tag = f"sb-{uuid.uuid4().hex[:6]}"
+    made = [ok(api.post("/v2.0/qos/policies", json={"policy": {
+        "name": n, "description": tag}}), 201)["policy"] for n in NAMES]
+    order = expected(made, ("name", False))
+    q = {"description": tag, "sort_key": "name", "sort_dir": "desc"}
+    assert listed(api, {}, q, "qos/policies") == order
+    body = ok(api.get("/v2.0/qos/policies", params={**q, "limit": 3}))
+    assert [d["id"] for d in body["policies"]] == order[:3]
+    body = ok(api.get(_links(body, "policies")["next"]))
+    assert [d["id"] for d in body["policies"]] == order[3:]
+    assert "next" not in _links(body, "policies")
+    assert refused(api.get("/v2.0/qos/policies?sort_key=rules&sort_dir=asc"), 400,
+                   "HTTPBadRequest") == "['rules'] is invalid attribute for sort_keys"
+    assert refused(api.get("/v2.0/qos/policies?unknown_filter=1"), 400,
+                   "HTTPBadRequest") == "['unknown_filter'] is invalid attribute for filtering"

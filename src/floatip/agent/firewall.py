@@ -30,13 +30,19 @@ class FirewallAgent:
         self.cache: dict = {}   # fw_ports' record: unchanged ports are not converted again
 
     def sync(self, state, ofports: dict[str, int], full: bool,
-             changed_ports: set[str] | None = None) -> dict[str, str]:
+             changed_ports: set[str] | None = None,
+             changed_groups: set[str] = frozenset()) -> dict[str, str]:
         """Returns {port id: why its rules are not enforced} for ports that failed.
-        ``changed_ports``: the ids of the only ports that changed since the last pass (no
-        group, network or interface changed); the pass then costs what they changed, not
-        a walk over every port (a member add at 1,000 ports: ~0.3 ms instead of ~5 ms)."""
+        ``changed_ports`` (and ``changed_groups``): the ids of the only ports (and security
+        groups) that changed since the last pass (no network, address group or interface
+        did); the pass then looks at those ports and the ports of those groups only, not at
+        every port (a member add at 1,000 ports: ~0.3 ms instead of ~5 ms)."""
         quick = changed_ports is not None and not full and self._used is not None \
             and ofports == self._ofports
+        if quick and changed_groups:   # the ports of a changed group: their rules change
+            changed_ports = set(changed_ports) | {
+                pid for pid, (key, _) in self.cache.items()
+                if any(g.id in changed_groups for g in key[3])}
         prev_used, self._used = self._used, None   # None until this pass ends: a pass that
         # raised is followed by a full walk
         if quick:

@@ -136,7 +136,7 @@ class Agent:
         self.retry_routers: dict[str, str] = {}  # routers whose apply failed: retried soon
         self._want_full = False
         self._fw_due = True
-        self._fw_ports_changed: set[str] | None = None
+        self._fw_changed: tuple | None = None
         self._dp = None
         self.binder = None
         if bind_ports:
@@ -303,8 +303,9 @@ class Agent:
         if self.firewall is not None and (full or self._fw_due):  # before the binder tags
             # a new VM port (_report)
             try:
+                ports, groups = self._fw_changed or (None, frozenset())
                 errors.update(self.firewall.sync(state, self.binder.ofports(), full,
-                                                 self._fw_ports_changed))
+                                                 ports, groups))
             except Exception as e:  # noqa: BLE001
                 log.exception("firewall pass failed")
                 errors["firewall"] = str(e)
@@ -406,7 +407,10 @@ class Agent:
         # the firewall looks at the ports when they, their groups or the bridge changed
         self._fw_due = changed is None or self._ovs_woken or bool(
             set(changed) & {"ports", "networks", "security_groups", "address_groups"})
-        self._fw_ports_changed = ports_changed   # None: every port looked at
+        # what the firewall needs to look at: these ports and groups (None: every port)
+        self._fw_changed = None if changed is None or self._ovs_woken or \
+            set(changed) - {"ports", "floatingips", "security_groups"} else (
+                set(changed.get("ports", ())), set(changed.get("security_groups", ())))
         self._ovs_woken = False
         extra_errors = self._services(state, invalid, full)
         t_apply = time.perf_counter()

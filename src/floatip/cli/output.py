@@ -11,6 +11,7 @@ from typing import Literal
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..core.errors import NeutronError
 from .app import out
@@ -78,8 +79,8 @@ def print_list(rows: list[dict], default: tuple, labels: dict, fmt: str,
         t = Table()
         for f in fields:
             t.add_column(labels.get(f, f), overflow="fold")
-        for r in rows:
-            t.add_row(*(_fmt(r.get(f), "\n") for f in fields))
+        for r in rows:  # Text: a value prints as it is, never as rich markup ("[b]")
+            t.add_row(*(Text(_fmt(r.get(f), "\n")) for f in fields))
         out.print(t)
 
 
@@ -100,7 +101,7 @@ def print_one(obj: dict, fmt: str, columns: list[str]) -> None:
         t = Table("Field", "Value")
         t.columns[1].overflow = "fold"
         for f in fields:
-            t.add_row(f, _fmt(obj[f], "\n"))
+            t.add_row(f, Text(_fmt(obj[f], "\n")))
         out.print(t)
 
 

@@ -16,6 +16,30 @@ from .policy import Context, Policy
 FILTERS = ("id", "name", "project_id", "tenant_id", "shared", "ip_version")
 
 
+def shared_with(s: Session, otype: str, project: str, ids=None) -> set[str]:
+    """The pools (``subnetpool``) or scopes (``address_scope``) an RBAC entry shares with
+    ``project`` or with every project (``pool_rbac``)."""
+    T = S.SubnetPoolRbac if otype == "subnetpool" else S.AddressScopeRbac
+    q = select(T.object_id).where(T.target_project.in_([project, "*"]))
+    if ids is not None:
+        q = q.where(T.object_id.in_(list(ids)))
+    return {o for o, in s.execute(q)}
+
+
+def seen_as(s: Session, ctx: Context, otype: str, bodies: list[dict]) -> list[dict]:
+    """The bodies as the caller sees them: ``shared`` for an object an entry shares with
+    its project (Neutron's is_shared_with_project)."""
+    if ctx.is_admin or not bodies:
+        return bodies
+    others = {d["id"] for d in bodies if not d["shared"] and d["project_id"] != ctx.project_id}
+    if others:
+        shared = shared_with(s, otype, ctx.project_id, others)
+        for d in bodies:
+            if d["id"] in shared:
+                d["shared"] = True
+    return bodies
+
+
 def scope_not_found(sid: str) -> NeutronError:
     return err("AddressScopeNotFound", 404, f"Address scope {sid} could not be found.")
 
@@ -41,18 +65,21 @@ class AddressScopes:
 
     def get(self, s: Session, ctx: Context, sid: str, lock: bool = False) -> S.AddressScope:
         a = S.get(s, S.AddressScope, sid, lock=lock) if isinstance(sid, str) else None
-        if a is None or not self.policy.check(ctx, "get_address_scope", scope_dict(a)):
+        if a is None or not self.policy.check(ctx, "get_address_scope", seen_as(
+                s, ctx, "address_scope", [scope_dict(a)])[0]):
             raise scope_not_found(sid)
         return a
 
     def list(self, s: Session, ctx: Context, query: list[tuple[str, str]]) -> list[dict]:
         rows = s.execute(select(S.AddressScope).order_by(S.AddressScope.id)).scalars()
         seen = self.policy.checker(ctx, "get_address_scope")
-        return listed("address_scope", [d for d in map(scope_dict, rows) if seen(d)],
-                      params_of(query), FILTERS)
+        bodies = seen_as(s, ctx, "address_scope", list(map(scope_dict, rows)))
+        return listed("address_scope", [d for d in bodies if seen(d)], params_of(query),
+                      FILTERS)
 
     def show(self, s: Session, ctx: Context, sid: str, fields: list[str] | None) -> dict:
-        return select_fields(scope_dict(self.get(s, ctx, sid)), fields)
+        return select_fields(seen_as(s, ctx, "address_scope", [scope_dict(
+            self.get(s, ctx, sid))])[0], fields)
 
     def create(self, s: Session, ctx: Context, d: dict) -> dict:
         pid, tid = d.get("project_id"), d.get("tenant_id")
@@ -69,7 +96,15 @@ class AddressScopes:
         a = S.AddressScope(id=new_id(), project_id=project, name=d.get("name", ""),
                            shared=d.get("shared", False), ip_version=d["ip_version"])
         S.add(s, a)
+        if a.shared:
+            self._star(s, a)
         return scope_dict(a)
+
+    @staticmethod
+    def _star(s: Session, a: S.AddressScope) -> None:
+        """``shared``: the '*' entry, as Neutron keeps it (rbac-address-scope)."""
+        S.add(s, S.AddressScopeRbac(id=new_id(), project_id=a.project_id, object_id=a.id,
+                                    action="access_as_shared", target_project="*"))
 
     def update(self, s: Session, ctx: Context, sid: str, d: dict) -> dict:
         a = self.get(s, ctx, sid, lock=True)
@@ -81,6 +116,8 @@ class AddressScopes:
                 raise err("AddressScopeUpdateError", 400,
                           f"Unable to update address scope {a.id} : Shared address scope "
                           "can't be unshared.")
+        if d.get("shared") and not a.shared:
+            self._star(s, a)
         for key in ("name", "shared"):
             if key in d:
                 setattr(a, key, d[key])
@@ -95,5 +132,8 @@ class AddressScopes:
             raise err("AddressScopeInUse", 409,
                       f"Unable to complete operation on address scope {a.id}. There are one "
                       "or more subnet pools in use on the address scope.")
+        for r in s.execute(select(S.AddressScopeRbac).where(
+                S.AddressScopeRbac.object_id == a.id)).scalars():
+            s.delete(r)
         S.delete(s, a)
 

@@ -62,6 +62,9 @@ EXTENSIONS = {
     "default-subnetpools": ("Default Subnetpools", "Provides ability to mark and use a "
                             "subnetpool as the default."),
     "address-scope": ("Address scope", "Address scopes extension."),
+    "rbac-subnetpool": ("Add subnetpool type to RBAC", "Add subnetpool type to RBAC"),
+    "rbac-address-scope": ("Add address_scope type to RBAC",
+                           "Add address_scope type to RBAC"),
     "qos": ("Quality of Service", "The Quality of Service extension."),
     "qos-bw-limit-direction": ("Direction for QoS bandwidth limit rule",
                                "Allow to configure QoS bandwidth limit rule with specific "
@@ -89,4 +92,7 @@ EXTENSIONS = {
     "dns-integration": ("DNS Integration", "Provides integration with DNS."),
     "network-ip-availability": ("Network IP Availability",
                                 "Provides IP availability data for each network and subnet."),
+    "dns-domain-ports": ("dns_domain for ports",
+                         "Allows the DNS domain to be specified for a network port."),
+    "trunk": ("Trunk Extension", "Provides support for trunk ports"),
 }

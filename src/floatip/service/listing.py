@@ -270,14 +270,13 @@ def listed(kind: str, items: list[dict], params: dict[str, list[str]],
     """A list served in Python (few rows, each one the caller may see): ``filters`` are the
     keys that filter (any other is refused, as Neutron's filter-validation), any of a key's
     values matches; then Neutron's sorting, paging and fields."""
-    tagged = bool(items) and "tags" in items[0]  # the tag filters: Neutron's four
     unknown = [k for k in params if k not in PAGING and k not in filters
-               and not (tagged and k in tags.FILTERS)]
+               and k not in tags.FILTERS]
     if unknown:
         raise err("HTTPBadRequest", 400, f"{unknown} is invalid attribute for filtering")
     out = [d for d in items if all(_matches(d.get(k), vs) for k, vs in params.items()
                                    if k not in PAGING and k not in tags.FILTERS)
-           and (not tagged or tags.matches(d["tags"], params))]
+           and tags.matches(d.get("tags") or [], params)]
     out = sort_page(None, kind, out, params)
     fields = params.get("fields")
     if fields and limit_of(params):  # the id names the next page's marker
