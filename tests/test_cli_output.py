@@ -5,6 +5,7 @@ option. Each call is the installed ``floatip`` with its output piped, as a scrip
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
 import os
@@ -76,6 +77,8 @@ def test_a_client_command_imports_no_server_code(server):
     """`floatip network list` took 2.7 s: it imported the server, FastAPI, SQLAlchemy and
     pyroute2; then 0.4 s: httpx, pydantic, yaml. Its help and a call against the API load
     none of them."""
+    typer = tuple(int(x) for x in importlib.metadata.version("typer").split(".")[:2])
+    assert typer < (0, 26), "typer >= 0.26 imports pydantic: `pip install -e .` (pyproject pins it)"
     probe = ("import json, sys\n"
              "from floatip.cli.main import main\n"
              "sys.argv = ['floatip'] + sys.argv[1:]\n"

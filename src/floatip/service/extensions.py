@@ -92,4 +92,7 @@ EXTENSIONS = {
     "dns-integration": ("DNS Integration", "Provides integration with DNS."),
     "network-ip-availability": ("Network IP Availability",
                                 "Provides IP availability data for each network and subnet."),
+    "dns-domain-ports": ("dns_domain for ports",
+                         "Allows the DNS domain to be specified for a network port."),
+    "trunk": ("Trunk Extension", "Provides support for trunk ports"),
 }

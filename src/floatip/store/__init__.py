@@ -12,7 +12,8 @@ from .tables import (MODELS, AddressGroup, AddressScope, AddressScopeRbac, Base,
                      DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, NetworkRbac, Port,
                      PortForwarding, PortSecurityGroup, QosBandwidthLimitRule, QosPolicy,
                      Quota, Router, RouterPort, SecurityGroup,
-                     SecurityGroupRule, Subnet, SubnetPool, SubnetPoolRbac, Tag, utcnow)
+                     SecurityGroupRule, SubPort, Subnet, SubnetPool, SubnetPoolRbac, Tag, Trunk,
+                     utcnow)
 from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa: F401
                          groups_of_ports, ports_of_group, rules_with_address_group,
                          rules_with_remote_group, set_port_groups, sg_rows_for,
