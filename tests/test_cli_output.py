@@ -164,6 +164,17 @@ def test_messages_name_what_the_user_named(server, ext):
     assert said.strip() == f"deleted floating ip '{fip['floating_ip_address']}' ({fip['id']})"
 
 
+def test_messages_and_errors_print_names_as_typed(server):
+    """A message or an error naming what the user named prints it as typed: "[/]" in a
+    name made the delete message crash after the delete (rich read it as a closing tag)."""
+    name = uniq("mk") + " [/] [red]x[/red]"
+    net = json.loads(out(server, "network", "create", name, "-f", "json"))
+    assert out(server, "network", "delete", name).strip() == \
+        f"deleted network {name!r} ({net['id']})"
+    said = floatip(server, "network", "show", name, code=1).stderr
+    assert name in said and said.startswith("error "), said
+
+
 def _fip_and_port(server, ext) -> tuple[str, str]:
     """A port on a tenant subnet behind a router with the external gateway."""
     net, sub, router, port = uniq("tn"), uniq("ts"), uniq("r"), uniq("vm")

@@ -188,6 +188,11 @@ def test_bulk_create_is_all_or_nothing_and_checked_per_item(api):
         {"network_id": net["id"], "name": "p1"}, {"network_id": net["id"], "name": "p2"}]}),
         201)["ports"]
     assert [p["name"] for p in made] == ["p1", "p2"]
+    # each item in its own envelope, as neutron-tempest-plugin sends security groups
+    groups = ok(api.post("/v2.0/security-groups", headers=h, json={"security_groups": [
+        {"security_group": {"name": "sb-g1"}},
+        {"security_group": {"name": "sb-g2", "stateful": False}}]}), 201)["security_groups"]
+    assert [(g["name"], g["stateful"]) for g in groups] == [("sb-g1", True), ("sb-g2", False)]
     assert sorted(listed(api, h, {"network_id": net["id"], "device_owner": ""}, "ports")) == \
         sorted(p["id"] for p in made)
 
@@ -219,3 +224,19 @@ def test_qos_policies_sort_and_page_as_the_networks(api):
                    "HTTPBadRequest") == "['rules'] is invalid attribute for sort_keys"
     assert refused(api.get("/v2.0/qos/policies?unknown_filter=1"), 400,
                    "HTTPBadRequest") == "['unknown_filter'] is invalid attribute for filtering"
+
+
+def test_rbac_policies_page_and_have_no_sort_key(api):
+    """Neutron's RBAC attributes have no sort key: any is refused; limit pages with links."""
+    h = project()
+    net = ok(api.post("/v2.0/networks", headers=h, json={"network": {"name": "sb-r"}}),
+             201)["network"]
+    made = [ok(api.post("/v2.0/rbac-policies", headers=h, json={"rbac_policy": {
+        "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
+        "target_tenant": uuid.uuid4().hex}}), 201)["rbac_policy"]["id"] for _ in range(3)]
+    body = ok(api.get("/v2.0/rbac-policies", headers=h, params={"limit": 2}))
+    first = [d["id"] for d in body["rbac_policies"]]
+    body = ok(api.get(_links(body, "rbac_policies")["next"], headers=h))
+    assert sorted(first + [d["id"] for d in body["rbac_policies"]]) == sorted(made)
+    assert refused(api.get("/v2.0/rbac-policies?sort_key=id&sort_dir=asc", headers=h), 400,
+                   "HTTPBadRequest") == "['id'] is invalid attribute for sort_keys"

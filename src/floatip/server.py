@@ -238,8 +238,9 @@ class Server:
         - a thread back from the database waits for the GIL up to the switch interval
           (5 ms) each time while the agent computes: tens of times per request.
         Without the agent in this interpreter (--no-agent, the agent in its own process) the
-        switch interval stays: the request threads forced off the GIL every 0.5 ms cost
-        ~15 % more CPU per request (benchmarks/pg_churn.py, 32 clients)."""
+        switch interval stays: with the request threads forced off the GIL every 0.5 ms a
+        server took 7.7 and 9.6 ms of CPU per request, 7.3 and 6.7 without
+        (benchmarks/pg_churn.py, 32 clients, a busy machine)."""
         gc.collect()
         gc.freeze()
         if self.backend is not None and not isinstance(self.backend, ProcessBackend):

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from ..core.errors import InvalidState, NeutronError
 from ..core.names import check_ifname, parse_mappings
@@ -19,9 +19,16 @@ app = typer.Typer(add_completion=True, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Neutron-style virtual routers and floating IPs for Linux hosts.")
 # piped, wide enough that no table wraps: IP addresses and UUIDs stay whole for grep. No
-# emoji codes: a name with ":smile:" prints as typed (and rich's emoji table is not loaded)
-out = Console(width=None if sys.stdout.isatty() else 1 << 16, emoji=False)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 1 << 16, emoji=False)
+# markup and no emoji codes: names, reasons and messages print as typed ("[b]x[/b]",
+# ":smile:", "[DEFAULT]"); colour comes only from styled()
+out = Console(width=None if sys.stdout.isatty() else 1 << 16, emoji=False, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 1 << 16, emoji=False,
+              markup=False)
+
+
+def styled(word: str, style: str, rest: str = "") -> Text:
+    """``word`` in ``style``, then ``rest`` as plain text (never read as markup)."""
+    return Text.assemble((word, style), rest)
 
 
 NAT_DRIVERS = ("nftables", "iptables")
@@ -89,9 +96,9 @@ def main_options(
 def fail(e: Exception, code: int = 2):
     if isinstance(e, InvalidState):
         for x in e.errors:
-            err.print(f"[red]error[/red] {x.type}: {x.message}", highlight=False)
+            err.print(styled("error", "red", f" {x.type}: {x.message}"), highlight=False)
     else:
-        # escaped: messages name config sections ([DEFAULT]), not markup; unwrapped for grep
-        err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {escape(str(e))}",
+        # unwrapped for grep
+        err.print(styled("error", "red", f" {getattr(e, 'type', type(e).__name__)}: {e}"),
                   highlight=False, soft_wrap=True)
     raise typer.Exit(code)

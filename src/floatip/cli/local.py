@@ -21,7 +21,7 @@ from ..dataplane.kernel import LOCAL_OWNER, Dataplane
 from ..server import server_state
 from . import demo_api, demo_ovn
 from .demo import EX_BR, INT_BR
-from .app import Ctx, app, err, fail, out
+from .app import Ctx, app, err, fail, out, styled
 from .apply_cmds import URL, run_apply
 
 
@@ -81,12 +81,12 @@ def print_report(report, as_json: bool, dry_run: bool, datapath: str) -> None:
             out.print("# nothing to change", style="dim")
     else:
         for s in report.plan.steps:
-            out.print(f"[green]✓[/green] {summary(s)}", highlight=False, soft_wrap=True)
+            out.print(styled("✓", "green", f" {summary(s)}"), highlight=False, soft_wrap=True)
         out.print(f"{len(report.plan.steps)} step(s), {report.writes} write(s) in "
                   f"{report.seconds * 1000:.1f} ms" if report.plan.steps else
                   f"nothing to change ({report.seconds * 1000:.1f} ms)")
     for rid, e in report.errors.items():
-        err.print(f"[red]router {rid}[/red]: {e}", highlight=False)
+        err.print(styled(f"router {rid}", "red", f": {e}"), highlight=False)
 
 
 @app.command()
@@ -242,7 +242,7 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
         out.print("demo removed")
         return
     log = (lambda m: None) if as_json else \
-        (lambda m: out.print(f"[dim]{m}[/dim]", highlight=False))
+        (lambda m: out.print(m, style="dim", highlight=False))
     if backend == "ovn":
         res, names = demo_ovn.run(keep, log=log)
     else:
@@ -257,9 +257,11 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
                           "timings": {k: round(v, 3) for k, v in res.timings.items()}}, indent=2))
     else:
         for c in checks:
-            mark = "[green]PASS[/green]" if c.ok else "[red]FAIL[/red]"
-            out.print(f"{mark} ({c.key}) {c.text}" + (f"  [dim]{c.detail}[/dim]" if c.detail else ""),
-                      highlight=False)
+            line = styled("PASS", "green") if c.ok else styled("FAIL", "red")
+            line.append(f" ({c.key}) {c.text}")
+            if c.detail:
+                line.append(f"  {c.detail}", style="dim")
+            out.print(line, highlight=False)
         out.print(f"demo {'passed' if ok else 'FAILED'} in {elapsed:.2f} s"
                   + (f"; left up (floatip demo{' --backend ovn' if backend == 'ovn' else ''}"
                      " --teardown removes it)" if keep else ""))

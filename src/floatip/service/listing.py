@@ -90,6 +90,8 @@ SORTABLE = {
                             "ip_version", "is_default", "max_prefixlen", "min_prefixlen",
                             "shared"},
     "address_scope": _OWNER | {"name", "ip_version", "shared"},
+    "trunk": _OWNER | {"name", "admin_state_up", "port_id", "status"},
+    "rbac_policy": set(),  # Neutron's RBAC attributes have no sort key
 }
 _STD = _OWNER | {"description", "revision_number", "tags", "tags-any", "not-tags",
                  "not-tags-any"}

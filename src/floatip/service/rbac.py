@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from . import pool_rbac, resources as svc
+from . import listing, pool_rbac, resources as svc
 from .common import body_project, err, new_id
 from .policy import Context, Policy
 
@@ -163,12 +163,7 @@ class Rbac:
             if self.policy.check(ctx, "get_rbac_policy", d) and all(
                     str(d.get(k)) in vs for k, vs in params.items() if k in FILTERS):
                 out.append(d)
-        if params.get("sort_dir", ["asc"])[0] == "desc":
-            out.reverse()
-        if params.get("limit", [""])[0].isdigit() and int(params["limit"][0]) > 0:
-            out = out[:int(params["limit"][0])]
-        fields = params.get("fields")
-        return [{k: v for k, v in d.items() if k in fields} if fields else d for d in out]
+        return listing.listed("rbac_policy", out, params, FILTERS)  # sorted and paged
 
     def show(self, s: Session, ctx: Context, rid: str, fields: list[str] | None) -> dict:
         d = view(self._entry(s, ctx, rid))
