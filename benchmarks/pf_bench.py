@@ -2,18 +2,29 @@
 """``make bench``: floating IP port forwardings (issue 24) on this machine's kernel, per NAT
 driver. Real namespaces, veths and OVS (the test suite's topology, tests/topo.py):
   kernel work      the 1,000th forwarding added to a router with 999: the agent's pass
-                   (Reconciler, the change feed's path) and the NAT step alone (p50 of -n)
-  API -> TCP       ``floatip serve`` (API and agent): POST of the 1,000th forwarding
-                   returned -> the first TCP connection through its external port (p50)
+                   (Reconciler, the change feed's path; wall and CPU time) and the NAT
+                   step alone (p50 of --rounds)
+  API -> TCP       ``floatip serve`` (API and agent): POST of the 1,000th forwarding sent
+                   -> its SYN-ACK from the VM through the external port (a fresh SYN every
+                   2 ms, non-blocking, so a SYN sent before the rule costs no timeout),
+                   with where the time went: POST answered, the agent's pass ended (and
+                   that pass's CPU time, the figure a busy machine does not change)
   conn/s           new UDP flows per second from outside through a forwarded port
-                   (benchmarks/traffic.c: every packet a new conntrack entry), with 10
-                   and with 1,000 forwardings on the router (best of --tries, interleaved)
+                   (benchmarks/traffic.c, a raw-socket sender offering more than the path
+                   carries: every packet a new conntrack entry), with 10 and with 1,000
+                   forwardings, --tries runs of each alternating 10, N, N, 10, ...: median
+                   and spread of each, and the median of the per-pair ratios
 Targets: <= 2 ms kernel work, <= 20 ms API -> TCP, conn/s at 1,000 >= 95 % of at 10.
+The machine's load average is printed beside the figures (wall times scale with it).
 Everything is named pf<random> and removed at the end.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import selectors
+import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from floatip import lab as L  # noqa: E402
 from floatip.agent.reconciler import Reconciler  # noqa: E402
 from floatip.dataplane.kernel import Dataplane  # noqa: E402
+from floatip.dataplane.netns import run_in_netns  # noqa: E402
 from floatip.dataplane.ovs import datapath_type  # noqa: E402
 from floatip.lab import Lab  # noqa: E402
 from topo import Topo  # noqa: E402
@@ -55,36 +67,48 @@ def kernel(driver: str, n: int, rounds: int, traffic: Path, secs: float, tries: 
         rec = Reconciler(dp, topo.config)
         assert rec.sync(topo.state(), full=True).ok
         fid = next(iter(topo.state().floatingips))
-        passes, nat = [], []
+        passes, cpu, nat = [], [], []
         for _ in range(rounds):   # add the n-th, then take it away again
             fwd.append(pf(topo, BASE + n - 1))
             state = topo.state()
             before = dict(dp.seconds)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             rep = rec.sync(state, changed={fid})
             passes.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
             assert rep.ok, rep.errors
             step = "nft" if driver == "nftables" else "iptables_restore"
             nat.append(dp.seconds.get(step, 0.0) - before.get(step, 0.0))
             fwd.pop()
             assert rec.sync(topo.state(), changed={fid}).ok
         out["pass_ms"] = statistics.median(passes) * 1e3
+        out["pass_cpu_ms"] = statistics.median(cpu) * 1e3
         out["nat_ms"] = statistics.median(nat) * 1e3
-        print(f"  {driver} 1 -> {n} forwardings: agent pass p50 {out['pass_ms']:.2f} ms, "
-              f"NAT step p50 {out['nat_ms']:.2f} ms", flush=True)
-        # conn/s through a UDP forwarding, with 10 and with n forwardings
+        print(f"  {driver} 1 -> {n} forwardings: agent pass p50 {out['pass_ms']:.2f} ms "
+              f"(CPU {out['pass_cpu_ms']:.2f} ms), NAT step p50 {out['nat_ms']:.2f} ms "
+              f"[{load()}]", flush=True)
+        # conn/s through a UDP forwarding, with 10 and with n forwardings, alternating
+        # (10, n, n, 10, ...) so that the machine's drift falls on both alike
         ns = topo.vms["a"]
         rates: dict = {10: [], n: []}
-        for _ in range(tries):
-            for count in (10, n):
+        sent: list[float] = []
+        for i in range(tries):
+            for count in ((10, n) if i % 2 == 0 else (n, 10)):
                 fwd[:] = [pf(topo, BASE + i) for i in range(count - 1)] + \
                     [pf(topo, UDP_PORT, "udp", UDP_PORT)]
                 assert rec.sync(topo.state(), changed={fid}).ok
-                rates[count].append(conn_rate(traffic, topo.ns, topo.upstream, ns, secs))
-        out["conn_10"], out["conn_n"] = max(rates[10]), max(rates[n])
-        print(f"  {driver} new UDP flows/s via a forwarded port: 10 forwardings "
-              f"{out['conn_10'] / 1e3:.1f}k, {n} forwardings {out['conn_n'] / 1e3:.1f}k "
-              f"({out['conn_n'] / out['conn_10'] * 100:.0f} %; tries {rates})", flush=True)
+                got, offered = conn_rate(traffic, topo.ns, topo.upstream, ns, secs)
+                rates[count].append(got)
+                sent.append(offered)
+        out["conn_10"], out["conn_n"] = statistics.median(rates[10]), statistics.median(rates[n])
+        ratios = [b / a for a, b in zip(rates[10], rates[n]) if a]
+        out["conn_ratio"] = statistics.median(ratios) if ratios else 0.0
+        print(f"  {driver} new UDP flows/s via a forwarded port ({tries} runs each, "
+              f"alternating): 10 forwardings median {out['conn_10'] / 1e3:.1f}k "
+              f"({spread(rates[10])}), {n} forwardings median {out['conn_n'] / 1e3:.1f}k "
+              f"({spread(rates[n])}); {n}/10 per pair: median {out['conn_ratio'] * 100:.0f} % "
+              f"(min {min(ratios) * 100:.0f} %, max {max(ratios) * 100:.0f} %); the sender "
+              f"offered {statistics.median(sent) / 1e3:.0f}k packets/s [{load()}]", flush=True)
     finally:
         topo.close()
         dp.close()
@@ -94,22 +118,75 @@ def kernel(driver: str, n: int, rounds: int, traffic: Path, secs: float, tries: 
     return out
 
 
-def conn_rate(traffic: Path, router_ns: str, up: str, vm: str, secs: float) -> float:
+def load() -> str:
+    return "load %.1f %.1f %.1f" % os.getloadavg()
+
+
+def spread(xs: list[float]) -> str:
+    return f"{min(xs) / 1e3:.1f}k-{max(xs) / 1e3:.1f}k"
+
+
+def conn_rate(traffic: Path, router_ns: str, up: str, vm: str,
+              secs: float) -> tuple[float, float]:
+    """(datagrams/s the VM received, packets/s the sender sent)."""
     L.sh("ip", "netns", "exec", router_ns, "conntrack", "-F", check=False)
     recv = subprocess.Popen(["ip", "netns", "exec", vm, str(traffic), "recv", str(UDP_PORT),
                              str(secs + 1.0)], stdout=subprocess.PIPE, text=True)
     try:
         assert recv.stdout.readline().strip() == "ready"
-        subprocess.run(["ip", "netns", "exec", up, str(traffic), "send", FIP, str(UDP_PORT),
-                        str(secs), "100.64.128.0"], capture_output=True, text=True,
-                       timeout=secs + 10)
+        snd = subprocess.run(["ip", "netns", "exec", up, str(traffic), "send", FIP,
+                              str(UDP_PORT), str(secs), "100.64.128.0"], capture_output=True,
+                             text=True, timeout=secs + 10)
         got = int(recv.communicate(timeout=secs + 10)[0].strip() or 0)
+        offered = int(snd.stdout.strip() or 0)
     finally:
         if recv.poll() is None:
             recv.kill()
             recv.wait()
     L.sh("ip", "netns", "exec", router_ns, "conntrack", "-F", check=False)
-    return got / secs
+    return got / secs, offered / secs
+
+
+class Prober:
+    """A fresh non-blocking SYN to ip:port every ``every`` seconds from ``ns``; ``wait``
+    returns when one is answered (a SYN-ACK: the connection is made). Sockets are made
+    in the namespace beforehand (a setns hop each), so the loop only connects."""
+
+    def __init__(self, ns: str, ip: str, port: int, pool: int = 100, every: float = 0.002):
+        self.ns, self.addr, self.every = ns, (ip, port), every
+        self.pool = [self._socket() for _ in range(pool)]
+
+    def _socket(self) -> socket.socket:
+        s = run_in_netns(self.ns, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        return s
+
+    def wait(self, deadline: float) -> float:
+        sel = selectors.DefaultSelector()
+        live: list[socket.socket] = []
+        try:
+            next_at = 0.0
+            while True:
+                now = time.perf_counter()
+                if now > deadline:
+                    raise RuntimeError("no TCP through the new forwarding in time")
+                if now >= next_at:
+                    s = self.pool.pop() if self.pool else self._socket()
+                    live.append(s)
+                    if s.connect_ex(self.addr) not in (0, errno.EINPROGRESS):
+                        s.close()
+                    else:
+                        sel.register(s, selectors.EVENT_WRITE)
+                    next_at = now + self.every
+                for key, _ in sel.select(timeout=max(0.0, next_at - time.perf_counter())):
+                    s = key.fileobj
+                    sel.unregister(s)
+                    if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                        return time.perf_counter()
+        finally:
+            sel.close()
+            for s in live + self.pool:
+                s.close()
 
 
 def api(driver: str, n: int, rounds: int) -> dict:
@@ -145,21 +222,39 @@ def api(driver: str, n: int, rounds: int) -> dict:
                         "internal_port": 30000 + i, "external_port": BASE + i}})
                     assert r.status_code == 201, r.text
                 assert d.wait_synced()
-                lat = []
+                agent = d.wait_synced.__self__.agent   # the Server's in-process agent
+                passes: list[tuple[float, float]] = []   # (end, CPU seconds) of each pass
+                hook = agent.on_pass
+
+                def record(a, full, secs, report):
+                    passes.append((time.perf_counter(), a.stats.last_cpu_seconds))
+                    if hook is not None:
+                        hook(a, full, secs, report)
+                agent.on_pass = record
+                lat, posted, applied, cpu = [], [], [], []
                 for _ in range(rounds):
+                    probe = Prober(d.upstream, fip["floating_ip_address"], BASE + n)
+                    passes.clear()
                     t0 = time.perf_counter()
                     pid = make(BASE + n)
-                    while L.tcp_source(d.upstream, fip["floating_ip_address"], BASE + n,
-                                       0.05) is None:
-                        if time.perf_counter() - t0 > 10:
-                            raise RuntimeError("no TCP through the new forwarding in 10 s")
-                    lat.append(time.perf_counter() - t0)
+                    posted.append(time.perf_counter() - t0)
+                    lat.append(probe.wait(t0 + 10) - t0)
+                    assert d.wait_synced()
+                    mine = [p for p in passes if p[0] >= t0]
+                    if mine:
+                        applied.append(mine[0][0] - t0)
+                        cpu.append(mine[0][1])
                     c.delete(f"{path}/{pid}").raise_for_status()
                     assert d.wait_synced()
                     time.sleep(0.2)
+                agent.on_pass = hook
                 out["api_tcp_ms"] = statistics.median(lat) * 1e3
-                print(f"  API POST of forwarding {n} -> first TCP through it: p50 "
-                      f"{out['api_tcp_ms']:.1f} ms (max {max(lat) * 1e3:.1f} ms)", flush=True)
+                out["api_pass_cpu_ms"] = statistics.median(cpu) * 1e3
+                print(f"  API POST of forwarding {n} -> first SYN answered through it: p50 "
+                      f"{out['api_tcp_ms']:.1f} ms (max {max(lat) * 1e3:.1f} ms); POST "
+                      f"answered p50 {statistics.median(posted) * 1e3:.1f} ms, the agent's "
+                      f"pass ended p50 {statistics.median(applied) * 1e3:.1f} ms, that pass's "
+                      f"CPU p50 {out['api_pass_cpu_ms']:.2f} ms [{load()}]", flush=True)
                 for x in c.get(path).json()["port_forwardings"]:
                     c.delete(f"{path}/{x['id']}")
         finally:
@@ -172,7 +267,7 @@ def main() -> None:
     p.add_argument("-n", type=int, default=1000, help="forwardings on the router")
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--seconds", type=float, default=2.0, help="per conn/s try")
-    p.add_argument("--tries", type=int, default=3)
+    p.add_argument("--tries", type=int, default=6, help="conn/s runs of each, alternating")
     p.add_argument("--drivers", default="nftables,iptables")
     p.add_argument("--no-api", action="store_true")
     a = p.parse_args()
@@ -190,12 +285,17 @@ def main() -> None:
     print("|---|" + "---|" * len(rows))
     for key, label in (("nat_ms", "kernel work for the N-th (NAT step, ms)"),
                        ("pass_ms", "agent pass for the N-th (ms)"),
-                       ("conn_10", "new UDP flows/s, 10 forwardings"),
-                       ("conn_n", "new UDP flows/s, N forwardings"),
-                       ("api_tcp_ms", "API -> first TCP (ms)")):
+                       ("pass_cpu_ms", "agent pass for the N-th, CPU (ms)"),
+                       ("conn_10", "new UDP flows/s, 10 forwardings (median)"),
+                       ("conn_n", "new UDP flows/s, N forwardings (median)"),
+                       ("conn_ratio", "N vs 10 forwardings, median of pairs (%)"),
+                       ("api_tcp_ms", "API -> first TCP (ms)"),
+                       ("api_pass_cpu_ms", "API -> TCP: the agent pass's CPU (ms)")):
         print(f"| {label} | " + " | ".join(
             f"{r[key]:.2f}" if key in r and key.endswith("ms") else
+            f"{r[key] * 100:.0f}" if key in r and key == "conn_ratio" else
             (f"{r[key] / 1e3:.1f}k" if key in r else "") for r in rows.values()) + " |")
+    print(load())
 
 
 if __name__ == "__main__":

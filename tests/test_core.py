@@ -11,6 +11,7 @@ from floatip.core.layout import AgentConfig, router_layouts
 from floatip.core.document import load
 from floatip.core.errors import InvalidState
 from floatip.core.model import stable_id
+from floatip.core.names import parse_mappings
 from floatip.core.plan import PHASES, Link, NsFacts, Observed, OvsPort, commands, plan
 
 CFG = AgentConfig("br-int", {"physnet1": "br-ex"})
@@ -112,7 +113,7 @@ def test_interface_names_are_validated():
         with pytest.raises(NeutronError):
             check_ifname(bad)
     with pytest.raises(NeutronError):
-        AgentConfig.parse_mappings(["physnet1:br ex"])
+        parse_mappings(["physnet1:br ex"])
 
 
 # -- layout -----------------------------------------------------------------------------

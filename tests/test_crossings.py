@@ -84,7 +84,8 @@ def test_a_marker_the_caller_cannot_see_is_404(cloud, kind, label):
     project's router as marker was an ordering oracle (sort_key=name: page after page told
     whether its name sorts before or after a name of one's own)."""
     theirs = cloud["own"]["b"][kind]["id"]
-    for query in (f"limit=1&marker={theirs}", f"limit=5&marker={theirs}&sort_key=name",
+    for query in (f"limit=1&marker={theirs}",
+                  f"limit=5&marker={theirs}&sort_key=name&sort_dir=asc",
                   f"limit=5&marker={theirs}&sort_key=name&sort_dir=desc&page_reverse=true"):
         assert error(cloud["a"].get(f"/v2.0/{kind}s?{query}"), 404) == (
             f"{label}NotFound", f"{label} {theirs} could not be found.")
@@ -104,8 +105,9 @@ def test_an_object_list_pages_as_without_a_marker_the_caller_cannot_see(cloud, k
     caller's scope and, finding none, pages from the start."""
     theirs = cloud["own"]["b"][kind]["id"]
     c = cloud["a"]
-    assert ids(c.get(f"/v2.0/{kind}s?limit=5&marker={theirs}&sort_key=id"), f"{kind}s") == \
-        ids(c.get(f"/v2.0/{kind}s?limit=5&sort_key=id"), f"{kind}s")
+    by_id = "sort_key=id&sort_dir=asc"
+    assert ids(c.get(f"/v2.0/{kind}s?limit=5&marker={theirs}&{by_id}"), f"{kind}s") == \
+        ids(c.get(f"/v2.0/{kind}s?limit=5&{by_id}"), f"{kind}s")
     assert cloud["own"]["a"][kind]["id"] in ids(c.get(f"/v2.0/{kind}s?limit=5&marker={theirs}"),
                                                 f"{kind}s")
 

@@ -58,7 +58,8 @@ def opts(p: dict) -> set[tuple]:
 
 def test_extensions_listed(api):
     aliases = {e["alias"] for e in ok(api.get("/v2.0/extensions"))["extensions"]}
-    assert {"extra_dhcp_opt", "dns-integration", "network-ip-availability"} <= aliases
+    assert {"extra_dhcp_opt", "dns-integration", "dns-domain-ports",
+            "network-ip-availability"} <= aliases
 
 
 def test_extra_dhcp_opts_set_replaced_removed(api):
@@ -132,6 +133,16 @@ def test_dns_name_and_assignment(api):
         refused(api.put(f"/v2.0/ports/{p['id']}", json={"port": {"dns_name": bad}}), 400,
                 "HTTPBadRequest")
     assert ok(api.get(f"/v2.0/ports/{p['id']}"))["port"]["dns_name"] == "db.example.org."
+    # dns-domain-ports: a domain of the port's own, kept (for an external DNS service)
+    p = update(api, p["id"], dns_domain="Test.Org.")
+    assert p["dns_domain"] == "test.org." and p["dns_name"] == "db.example.org."
+    assert ok(api.get("/v2.0/ports", params={"id": p["id"]}))["ports"][0]["dns_domain"] == \
+        "test.org."
+    for bad in ("no-dot", "a..b."):
+        refused(api.put(f"/v2.0/ports/{p['id']}", json={"port": {"dns_domain": bad}}), 400,
+                "HTTPBadRequest")
+    assert port(api, net, dns_name="x", dns_domain="d.org.")["dns_domain"] == "d.org."
+    assert q["dns_domain"] == ""
     # dns_assignment is the server's to compute
     refused(api.put(f"/v2.0/ports/{p['id']}", json={"port": {"dns_assignment": []}}), 400,
             "HTTPBadRequest")
@@ -143,7 +154,8 @@ def test_default_domain_records_no_dns_name(api):
     subnet(api, net, "192.0.2.0/24")
     dns.DNS_DOMAIN = "openstacklocal"
     try:
-        p = port(api, net, dns_name="web")
+        p = port(api, net, dns_name="web", dns_domain="test.org.")
+        assert p["dns_domain"] == ""
         ip = p["fixed_ips"][0]["ip_address"]
         host = "host-" + ip.replace(".", "-")
         assert p["dns_name"] == "" and p["dns_assignment"] == [

@@ -35,7 +35,7 @@ def ks_server(env, keystone, tmp_path):  # noqa: F811
     finally:
         try:
             with Client(srv.url) as c:
-                c.http.headers["X-Auth-Token"] = keystone.token()
+                c.headers["X-Auth-Token"] = keystone.token()
                 env.router_ids |= {r["id"] for r in c.list("router")}
                 remove_all(c)
             srv.wait_for_agent()

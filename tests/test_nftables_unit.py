@@ -34,6 +34,10 @@ LISTED = f"""table ip floatip {{ # handle 7
 		elements = {{ 198.51.100.0/25, 198.51.100.128/25 }}
 	}}
 
+	map pf_dnat_port {{
+		type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+	}}
+
 	map pf_dnat {{
 		type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
 		flags interval
@@ -54,12 +58,14 @@ LISTED = f"""table ip floatip {{ # handle 7
 	chain nat_prerouting {{
 		type nat hook prerouting priority dstnat; policy accept;
 		ip daddr 169.254.169.254 iifname "qr-*" tcp dport 80 redirect to :9697
+		meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @pf_dnat_port
 		meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @pf_dnat
 		dnat to ip daddr map @fip_dnat
 	}}
 
 	chain nat_output {{
 		type nat hook output priority -100; policy accept;
+		meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @pf_dnat_port
 		meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @pf_dnat
 		dnat to ip daddr map @fip_dnat
 	}}

@@ -268,3 +268,67 @@ def test_pool_tags(api):
             "PolicyNotAuthorized")
     ok(api.delete(f"{POOLS}/{p['id']}", headers=a), 204)
     refused(api.get(f"{POOLS}/{p['id']}/tags"), 404, "TagResourceNotFound")  # an admin
+
+
+def test_concurrent_allocations_never_overlap(api):
+    """Seventeen requests at once from eight projects, each for a /28 of one shared /24
+    pool: sixteen distinct /28s and one refusal (the pool's row is locked for each
+    allocation; requests of different projects do not wait for each other otherwise)."""
+    from concurrent.futures import ThreadPoolExecutor
+    p = pool(api, {}, ["100.64.70.0/24"], min_prefixlen=28, shared=True)
+    who = [project() for _ in range(8)]
+    nets = [network(api, h) for h in who]
+
+    def take(i: int):
+        return subnet(api, who[i % 8], nets[i % 8], subnetpool_id=p["id"], prefixlen=28)
+    with ThreadPoolExecutor(8) as ex:
+        answers = list(ex.map(take, range(17)))
+    made = [r.json()["subnet"] for r in answers if r.status_code == 201]
+    assert len(made) == 16, [r.text for r in answers if r.status_code != 201]
+    assert [r.json()["NeutronError"]["type"] for r in answers if r.status_code != 201] == \
+        ["SubnetAllocationError"]
+    cidrs = {ipaddress.ip_network(s["cidr"]) for s in made}
+    assert len(cidrs) == 16 and sum(c.num_addresses for c in cidrs) == 256, cidrs
+
+
+def test_rbac_shares_a_pool_and_a_scope_with_chosen_projects(api):
+    """rbac-subnetpool, rbac-address-scope: an admin's pool shared with B only is seen and
+    used by B, not by C; the entry is not removed while B has subnets from the pool; a scope
+    shared with B takes B's pools; a pool is not shared where its scope is not."""
+    rbac = "/v2.0/rbac-policies"
+    b, c = project(), project()
+    p = pool(api, {}, ["100.64.80.0/24"], min_prefixlen=28)
+    refused(api.get(f"{POOLS}/{p['id']}", headers=b), 404, "SubnetPoolNotFound")
+
+    def share(otype, oid, target, h=None):
+        return api.post(rbac, headers=h or {}, json={"rbac_policy": {
+            "object_type": otype, "object_id": oid, "action": "access_as_shared",
+            "target_tenant": target}})
+    entry = ok(share("subnetpool", p["id"], b["X-Project-Id"]), 201)["rbac_policy"]
+    assert entry["object_type"] == "subnetpool" and entry["object_id"] == p["id"], entry
+    assert ok(api.get(f"{POOLS}/{p['id']}", headers=b))["subnetpool"]["shared"] is True
+    refused(api.get(f"{POOLS}/{p['id']}", headers=c), 404, "SubnetPoolNotFound")
+    got = ok(subnet(api, b, network(api, b), subnetpool_id=p["id"]), 201)["subnet"]
+    refused(subnet(api, c, network(api, c), subnetpool_id=p["id"]), 404, "SubnetPoolNotFound")
+    refused(api.delete(f"{rbac}/{entry['id']}"), 409, "RbacPolicyInUse")
+    refused(share("subnetpool", p["id"], c["X-Project-Id"], b), 400, "InvalidInput")  # not B's
+    refused(share("subnetpool", p["id"], b["X-Project-Id"]), 409, "DuplicateRbacPolicy")
+    refused(api.post(rbac, json={"rbac_policy": {
+        "object_type": "subnetpool", "object_id": p["id"], "action": "access_as_external",
+        "target_tenant": b["X-Project-Id"]}}), 400, "InvalidActionForType")
+    ok(api.delete(f"/v2.0/subnets/{got['id']}", headers=b), 204)
+    ok(api.delete(f"{rbac}/{entry['id']}"), 204)
+    refused(api.get(f"{POOLS}/{p['id']}", headers=b), 404, "SubnetPoolNotFound")
+    # a scope shared with B takes B's pool; a pool of a scope C has no access to is not
+    # shared with C
+    scope = ok(api.post(SCOPES, json={"address_scope": {"name": "pool-rbac",
+                                                        "ip_version": 4}}), 201)["address_scope"]
+    refused(api.post(POOLS, headers=b, json={"subnetpool": {
+        "name": "x", "prefixes": ["100.64.81.0/24"], "address_scope_id": scope["id"]}}), 404,
+        "AddressScopeNotFound")
+    ok(share("address_scope", scope["id"], b["X-Project-Id"]), 201)
+    bp = pool(api, b, ["100.64.81.0/24"], min_prefixlen=28, address_scope_id=scope["id"])
+    refused(share("subnetpool", bp["id"], c["X-Project-Id"], b), 400, "InvalidInput")
+    ok(api.delete(f"{POOLS}/{bp['id']}", headers=b), 204)
+    ok(api.delete(f"{SCOPES}/{scope['id']}"), 204)
+    ok(api.delete(f"{POOLS}/{p['id']}"), 204)

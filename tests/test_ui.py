@@ -63,15 +63,15 @@ def seed(c: Client, project: str) -> dict:
                                                   "provider:physical_network": "physnet1"})
     c.create("subnet", network_id=ext["id"], cidr="203.0.113.0/24", ip_version=4,
              enable_dhcp=False)
-    post = lambda kind, body: c.http.post(f"/v2.0/{kind}s", json={kind: body},  # noqa: E731
-                                          headers=hdr).json()[kind]
+    post = lambda kind, body: c.request("POST", f"/v2.0/{kind}s", json={kind: body},  # noqa: E731
+                                        headers=hdr)[kind]
     net = post("network", {"name": "tenant-net"})
     sub = post("subnet", {"network_id": net["id"], "cidr": "198.51.100.0/24",
                           "ip_version": 4, "enable_dhcp": False})
     router = post("router", {"name": "router02", "external_gateway_info":
                              {"network_id": ext["id"]}})
-    c.http.put(f"/v2.0/routers/{router['id']}/add_router_interface",
-               json={"subnet_id": sub["id"]}, headers=hdr).raise_for_status()
+    c.request("PUT", f"/v2.0/routers/{router['id']}/add_router_interface",
+              json={"subnet_id": sub["id"]}, headers=hdr)
     vm = post("port", {"name": "vm4", "network_id": net["id"],
                        "fixed_ips": [{"ip_address": "198.51.100.84"}]})
     return {"ext": ext, "net": net, "router": router, "vm": vm, "hdr": hdr}

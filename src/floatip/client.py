@@ -1,11 +1,16 @@
-"""A small httpx client for floatip's API: the native CLI and remote agents use it."""
+"""A small client for floatip's API: the native CLI and remote agents use it. The standard
+library's http.client, not httpx: a CLI call is mostly imports, and httpx (with httpcore, its
+TLS and its CLI's dependencies) cost a CLI call more CPU than everything it runs (issue 26)."""
 from __future__ import annotations
 
+import http.client
+import json as jsonlib
 import os
+import select
+import threading
 import uuid
 from typing import Any
-
-import httpx
+from urllib.parse import quote, urlencode, urlsplit
 
 from .core.errors import NeutronError
 
@@ -18,23 +23,42 @@ LABELS = {"floatingip": "FloatingIP", "security_group": "SecurityGroup", "subnet
           "security_group_rule": "SecurityGroupRule", "address_group": "AddressGroup"}
 
 
+def _query(params: dict) -> str:
+    """Query parameters as httpx wrote them: booleans in lower case, None empty, a list as
+    the key repeated."""
+    def text(v):
+        return str(v).lower() if isinstance(v, bool) else "" if v is None else str(v)
+    return urlencode([(k, text(x)) for k, v in params.items()
+                      for x in (v if isinstance(v, (list, tuple)) else [v])])
+
+
+def _readable(sock) -> bool:
+    """Data or EOF waiting on an idle connection: the server closed it (poll, not select:
+    an agent inside a server may hold file descriptors past select's 1024)."""
+    p = select.poll()
+    p.register(sock, select.POLLIN)
+    return bool(p.poll(0))
+
+
 class Client:
     def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0,
                  secret: str | None = None, agent_host: str | None = None):
         self.url = url.rstrip("/")
+        self.timeout = timeout
         # FLOATIP_TOKEN: a Keystone token for a server with auth_strategy = keystone;
         # secret: the agents' shared secret ([agent] shared_secret)
-        headers = {"X-Auth-Token": os.environ.get("FLOATIP_TOKEN") or "notused"}
+        self.headers = {"X-Auth-Token": os.environ.get("FLOATIP_TOKEN") or "notused",
+                        "Accept": "application/json"}
         if secret:
-            headers["Authorization"] = f"Bearer {secret}"
+            self.headers["Authorization"] = f"Bearer {secret}"
         if agent_host:  # an agent following this server: listed by GET /v2.0/agents
-            headers["X-Floatip-Agent-Host"] = agent_host
-        # plain http needs no CA bundle: loading it is a third of a CLI call's time
-        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers,
-                                 verify=not self.url.startswith("http://"))
+            self.headers["X-Floatip-Agent-Host"] = agent_host
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()  # one keep-alive connection, one request at a time
 
     def close(self) -> None:
-        self.http.close()
+        with self._lock:
+            self._drop()
 
     def __enter__(self):
         return self
@@ -42,20 +66,62 @@ class Client:
     def __exit__(self, *exc):
         self.close()
 
-    def request(self, method: str, path: str, **kw) -> Any:
-        try:
-            r = self.http.request(method, path, **kw)
-        except httpx.HTTPError as e:
-            raise NeutronError(f"cannot reach floatip at {self.url}: {e}", "ConnectionFailed",
-                               503) from None
-        if r.status_code >= 400:
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        """The kept connection unless the server closed it meanwhile (readable while idle:
+        EOF), else a new one. https verifies the server's certificate against the system's
+        CAs (SSL_CERT_FILE/SSL_CERT_DIR to use others)."""
+        if self._conn is not None and (self._conn.sock is None or _readable(self._conn.sock)):
+            self._drop()
+        if self._conn is None:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise http.client.InvalidURL("not an http:// or https:// URL")
+            cls = http.client.HTTPSConnection if parts.scheme == "https" else \
+                http.client.HTTPConnection
+            self._conn = cls(parts.hostname, parts.port, timeout=timeout)
+            self._conn.connect()
+        self._conn.sock.settimeout(timeout)  # per request: connect, and each read or write
+        return self._conn
+
+    def request(self, method: str, path: str, params: dict | None = None, json: Any = None,
+                timeout: float | None = None, headers: dict | None = None) -> Any:
+        """The answer's JSON (None when empty); an error answer as the NeutronError it
+        carries; no answer (refused, timed out, cut) as ConnectionFailed (503)."""
+        # percent-encoded as httpx did (a space or non-ASCII character in a path segment)
+        target = quote(urlsplit(self.url).path + path, safe="/%:@!$&'()*+,;=?~")
+        if params:
+            target += ("&" if "?" in target else "?") + _query(params)
+        hdrs = {**self.headers, **(headers or {})}
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            hdrs["Content-Type"] = "application/json"
+        with self._lock:
             try:
-                ne = r.json()["NeutronError"]
-                raise NeutronError(ne["message"], ne["type"], r.status_code)
+                conn = self._connection(self.timeout if timeout is None else timeout)
+                conn.request(method, target, body=body, headers=hdrs)
+                r = conn.getresponse()
+                content = r.read()
+                if r.will_close:
+                    self._drop()
+            except (OSError, ValueError, http.client.HTTPException) as e:  # ValueError: port
+                self._drop()
+                raise NeutronError(f"cannot reach floatip at {self.url}: "
+                                   f"{str(e) or type(e).__name__}", "ConnectionFailed",
+                                   503) from None
+        if r.status >= 400:
+            try:
+                ne = jsonlib.loads(content)["NeutronError"]
+                raise NeutronError(ne["message"], ne["type"], r.status)
             except (ValueError, KeyError, TypeError):
-                raise NeutronError(r.text or r.reason_phrase, "HTTPError", r.status_code) \
-                    from None
-        return r.json() if r.content else None
+                raise NeutronError(content.decode(errors="replace") or r.reason, "HTTPError",
+                                   r.status) from None
+        return jsonlib.loads(content) if content else None
 
     # -- resources --------------------------------------------------------------------
     def list(self, kind: str, **filters) -> list[dict]:

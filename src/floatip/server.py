@@ -4,12 +4,14 @@ agent) or none (``--no-agent``: the API alone, agents on other hosts follow it).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import os
 import ipaddress
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -227,38 +229,55 @@ class Server:
         except OSError:
             pass
 
-    @staticmethod
-    def _tune_interpreter() -> None:
+    def _tune_interpreter(self) -> None:
         """The API and the agent share one interpreter; two things made an API write wait
         for the agent (a PUT during a full pass at 3,000 FIPs: 200 ms -> 58 ms max):
         - a full garbage collection walked every object alive since start (modules, the
           app, its schemas and policy: ~10^6 objects): 120-170 ms with every thread
           stopped. They live as long as the process: frozen, out of the collector's walk;
         - a thread back from the database waits for the GIL up to the switch interval
-          (5 ms) each time while the agent computes: tens of times per request."""
+          (5 ms) each time while the agent computes: tens of times per request.
+        Without the agent in this interpreter (--no-agent, the agent in its own process) the
+        switch interval stays: with the request threads forced off the GIL every 0.5 ms a
+        server took 7.7 and 9.6 ms of CPU per request, 7.3 and 6.7 without
+        (benchmarks/pg_churn.py, 32 clients, a busy machine)."""
         gc.collect()
         gc.freeze()
-        sys.setswitchinterval(0.0005)
+        if self.backend is not None and not isinstance(self.backend, ProcessBackend):
+            sys.setswitchinterval(0.0005)
 
-    def run(self) -> None:
+    def run(self, workers: int = 1, worker: bool = False) -> None:
         """Foreground: until SIGINT/SIGTERM, then the full stop (``close``), bounded.
         uvicorn catches both signals while it serves, and after its own shutdown raises the
         signal again with the handlers it found: SIGTERM's default would end the process
         before ``close`` (the agent not stopped, the record left naming a pid that may be
-        reused). The handlers it finds are these, which only ask it to exit."""
+        reused). The handlers it finds are these, which only ask it to exit.
+        ``workers``: this process and ``workers - 1`` more (``Workers``) serve the API on
+        one port; ``worker``: this is one of those (it ends with its parent)."""
         def _exit(_sig, _frame):
             self.uvicorn.should_exit = True
         old = {sig: signal.signal(sig, _exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if worker:
+            _die_with_parent()
+            workers = 1
         self._register()
         self._tune_interpreter()
+        extra = None
         try:
+            sockets = None
+            if workers > 1 or worker:
+                sockets = [reuse_port_socket(self.host, self.port)]
+            if workers > 1:
+                extra = Workers(workers - 1)
             if self.backend is not None:
                 self.backend.start()
-            self.uvicorn.run()
+            self.uvicorn.run(sockets=sockets)
         finally:
             watchdog = threading.Timer(STOP_SECONDS, self._stop_overdue)
             watchdog.daemon = True
             watchdog.start()
+            if extra is not None:
+                extra.stop()
             self.close(stopped=True)
             watchdog.cancel()
             for sig, handler in old.items():
@@ -307,6 +326,70 @@ class Server:
         with self.db.tx(notify=False) as s:
             want = generation(s)
         return self.backend.wait_synced(want, timeout)
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port) with SO_REUSEPORT: the workers of one
+    ``floatip serve --workers N`` each listen on one of their own and the kernel spreads
+    new connections over them (one shared socket would let the first process to wake
+    accept a whole burst of them)."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _die_with_parent() -> None:
+    """A worker gets SIGTERM (its clean stop) when the ``serve`` that started it ends,
+    even killed."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent ended before that
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Workers:
+    """``floatip serve --workers N``: N - 1 more API processes (``serve`` with the same
+    command line and ``--worker``: no agent, this server's port), started again when one
+    ends on its own. They share the database: a commit through any of them reaches the
+    agent through PostgreSQL's LISTEN/NOTIFY, as between separate servers."""
+
+    def __init__(self, n: int):
+        self.argv = [sys.executable, "-m", "floatip.cli", *sys.argv[1:], "--worker"]
+        self.stopping = threading.Event()
+        self.procs = [self._spawn() for _ in range(n)]
+        self._thread = threading.Thread(target=self._watch, daemon=True,
+                                        name="floatip-workers")
+        self._thread.start()
+
+    def _spawn(self):
+        return subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            for i, p in enumerate(self.procs):
+                if p.poll() is not None and not self.stopping.is_set():
+                    log.error("API worker %d ended (exit %s): starting it again", p.pid,
+                              p.returncode)
+                    self.procs[i] = self._spawn()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM: each worker's own clean stop; killed if it takes longer."""
+        self.stopping.set()
+        self._thread.join(timeout=5)
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + timeout
+        for p in self.procs:
+            try:
+                p.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def is_loopback(host: str) -> bool:

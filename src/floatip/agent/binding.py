@@ -30,7 +30,8 @@ from ovsdbapp.schema.open_vswitch import impl_idl
 
 from ..core.dhcp import DEAD_VLAN
 from ..core.errors import NeutronError
-from ..core.layout import OWNER_KEY, check_ifname
+from ..core.layout import OWNER_KEY
+from ..core.names import check_ifname
 from ..dataplane.ovs import OVSDB, datapath_type as dp_type, idl_rows
 
 log = logging.getLogger("floatip.binding")

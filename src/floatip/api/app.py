@@ -26,7 +26,7 @@ from ..service.policy import Policy
 from ..service.quotas import Quotas
 from ..store.database import Database
 from . import (agent_list, agents, events, ip_availability, port_forwardings, qos,
-               quotas as quota_routes, rbac, tags, ui)
+               quotas as quota_routes, rbac, tags, trunks, ui)
 from . import subnetpools
 from . import resources as resource_routes
 from .heartbeats import Heartbeats
@@ -190,6 +190,7 @@ def create_app(db: Database, auth: AuthSettings | None = None,
     app.include_router(rbac.router(db, access))
     app.include_router(subnetpools.router(db, access.policy))
     app.include_router(ip_availability.router(db, access.policy))
+    app.include_router(trunks.router(db, access))
     heartbeats = Heartbeats()
     app.include_router(agents.router(db, heartbeats))
     app.include_router(agent_list.router(access.policy, backend, heartbeats))

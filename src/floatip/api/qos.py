@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from ..service.policy import Policy
 from ..service.qos import Qos, policy_not_found, rule_not_found
 from ..store.database import Database
+from .links import page_body
 from .resources import READ_ERRORS, WRITE_ERRORS, checked_query, ctx_of
 from .schemas.base import clean_text
 from .schemas.qos import (CreatePolicyRequest, CreateRuleRequest, PolicyList, PolicyOne,
@@ -38,7 +39,8 @@ def router(db: Database, policy: Policy) -> APIRouter:
     def list_(request: Request):
         query = checked_query(list(request.query_params.multi_items()))
         with db.read() as s:
-            return JSONResponse({"policies": qos.list(s, ctx_of(request), query)})
+            return JSONResponse(page_body(request, "policies",
+                                          qos.list(s, ctx_of(request), query)))
 
     @api.get(item, tags=TAGS, response_model=None,
              responses={200: {"model": PolicyOne}, **READ_ERRORS})

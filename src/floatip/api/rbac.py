@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from ..service.access import Access
 from ..service.rbac import Rbac, not_found
 from ..store.database import Database
+from .links import page_body
 from .resources import READ_ERRORS, WRITE_ERRORS, checked_query, ctx_of
 from .schemas.base import clean_text
 from .schemas.rbac import (CreateRbacPolicyRequest, RbacPolicyList, RbacPolicyOne,
@@ -32,7 +33,8 @@ def router(db: Database, access: Access) -> APIRouter:
     def list_(request: Request):
         query = checked_query(list(request.query_params.multi_items()))
         with db.read() as s:
-            return JSONResponse({"rbac_policies": rbac.list(s, ctx_of(request), query)})
+            return JSONResponse(page_body(request, "rbac_policies",
+                                          rbac.list(s, ctx_of(request), query)))
 
     @api.get(item, tags=TAGS, response_model=None,
              responses={200: {"model": RbacPolicyOne}, **READ_ERRORS})

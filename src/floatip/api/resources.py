@@ -15,6 +15,7 @@ from ..service.access import Access
 from ..service.common import not_found
 from ..service.policy import ADMIN, Context
 from ..store.database import Database
+from .links import page_body
 from .schemas import SCHEMAS
 from .schemas.base import clean_text
 from .schemas.errors import NeutronErrorBody
@@ -33,10 +34,15 @@ READ_ERRORS = LIST_ERRORS
 WRITE_ERRORS = {**READ_ERRORS, 409: ERR, 413: ERR}
 PAGING = [("fields", {"type": "array", "items": {"type": "string"}},
            "attributes to show (repeatable)"),
-          ("limit", {"type": "integer", "minimum": 0}, "at most this many"),
-          ("marker", {"type": "string", "format": "uuid"}, "start after this id"),
-          ("sort_key", {"type": "string"}, "accepted, not applied"),
-          ("sort_dir", {"type": "string", "enum": ["asc", "desc"]}, "accepted, not applied")]
+          ("limit", {"type": "integer", "minimum": 0},
+           "at most this many (0: all); the body's <collection>_links hold the next and "
+           "previous pages"),
+          ("marker", {"type": "string", "format": "uuid"}, "start after this id (with a limit)"),
+          ("page_reverse", {"type": "boolean"}, "the page before the marker"),
+          ("sort_key", {"type": "array", "items": {"type": "string"}},
+           "sort by these attributes, then id (repeatable; one sort_dir each)"),
+          ("sort_dir", {"type": "array", "items": {"type": "string", "enum": ["asc", "desc"]}},
+           "asc or desc, one per sort_key")]
 
 
 def checked_id(kind: str, rid: str) -> str:
@@ -100,8 +106,8 @@ def router(db: Database, access: Access) -> APIRouter:
             # plain JSON (here and in show, create, update: the bodies are JSON types
             # already): FastAPI's jsonable_encoder walk of 10,000 bodies costs more than
             # the query (the schema stays documented in /openapi.json)
-            return JSONResponse({key: run(access.list, ctx_of(request), kind, query,
-                                          write=False)})
+            return JSONResponse(page_body(request, key, run(
+                access.list, ctx_of(request), kind, query, write=False)))
 
         def show(rid: str, request: Request):
             fields = checked_query([("fields", f) for f in request.query_params.getlist(

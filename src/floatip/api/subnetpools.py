@@ -9,6 +9,7 @@ from ..service.address_scopes import scope_not_found
 from ..service.policy import Policy
 from ..service.subnetpools import SubnetPools, pool_not_found
 from ..store.database import Database
+from .links import page_body
 from .resources import READ_ERRORS, WRITE_ERRORS, checked_query, ctx_of
 from .schemas.base import clean_text
 from .schemas.subnetpools import (AddressScopeList, AddressScopeOne, CreateAddressScopeRequest,
@@ -39,7 +40,8 @@ def router(db: Database, policy: Policy) -> APIRouter:
     def list_pools(request: Request):
         query = checked_query(list(request.query_params.multi_items()))
         with db.read() as s:
-            return JSONResponse({"subnetpools": pools.list(s, ctx_of(request), query)})
+            return JSONResponse(page_body(request, "subnetpools",
+                                          pools.list(s, ctx_of(request), query)))
 
     @api.get(item, tags=tags, response_model=None,
              responses={200: {"model": SubnetPoolOne}, **READ_ERRORS})
@@ -95,7 +97,8 @@ def router(db: Database, policy: Policy) -> APIRouter:
     def list_scopes(request: Request):
         query = checked_query(list(request.query_params.multi_items()))
         with db.read() as s:
-            return JSONResponse({"address_scopes": scopes.list(s, ctx_of(request), query)})
+            return JSONResponse(page_body(request, "address_scopes",
+                                          scopes.list(s, ctx_of(request), query)))
 
     @api.get(item, tags=tags, response_model=None,
              responses={200: {"model": AddressScopeOne}, **READ_ERRORS})

@@ -2,32 +2,43 @@
 Commands live beside it (local, resources, serve); ``main`` puts them together."""
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Optional
-from importlib.metadata import PackageNotFoundError, version
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from ..core.errors import InvalidState, NeutronError
-from ..core.layout import AgentConfig, check_ifname
+from ..core.names import check_ifname, parse_mappings
 
 # -h as --help, on every subcommand too (click's contexts inherit help_option_names)
 app = typer.Typer(add_completion=True, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Neutron-style virtual routers and floating IPs for Linux hosts.")
-# piped, wide enough that no table wraps: IP addresses and UUIDs stay whole for grep
-out = Console(width=None if sys.stdout.isatty() else 1 << 16)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 1 << 16)
+# piped, wide enough that no table wraps: IP addresses and UUIDs stay whole for grep. No
+# markup and no emoji codes: names, reasons and messages print as typed ("[b]x[/b]",
+# ":smile:", "[DEFAULT]"); colour comes only from styled()
+out = Console(width=None if sys.stdout.isatty() else 1 << 16, emoji=False, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 1 << 16, emoji=False,
+              markup=False)
+
+
+def styled(word: str, style: str, rest: str = "") -> Text:
+    """``word`` in ``style``, then ``rest`` as plain text (never read as markup)."""
+    return Text.assemble((word, style), rest)
 
 
 NAT_DRIVERS = ("nftables", "iptables")
 
 
 class Ctx:
-    config: AgentConfig = AgentConfig()
+    # the host's settings from the global options, checked: local.py's AgentConfig (not built
+    # here: core.layout, with the state model, costs an API call a fifth of its time)
+    host: dict = {"integration_bridge": "br-int", "bridge_mappings": {"physnet1": "br-ex"},
+                  "nat_driver": "nftables"}
     # the global options given (flag or environment), as config keys: they override the
     # config file's (cli/config.py)
     flags: dict = {}
@@ -35,9 +46,11 @@ class Ctx:
 
 def _version(show: bool):
     if show:
+        # importlib.metadata costs every other call a tenth of its time: loaded only here
+        metadata = importlib.import_module("importlib.metadata")
         try:
-            v = version("floatip")
-        except PackageNotFoundError:  # run from a source tree that was never installed
+            v = metadata.version("floatip")
+        except metadata.PackageNotFoundError:  # run from a source tree never installed
             v = "unknown"
         out.print(f"floatip {v}", highlight=False)
         raise typer.Exit()
@@ -73,9 +86,9 @@ def main_options(
     try:
         if nat_driver not in NAT_DRIVERS:  # the dataplane's names; checked before any command
             raise NeutronError(f"--nat-driver {nat_driver!r}: {' or '.join(NAT_DRIVERS)}")
-        mappings = AgentConfig.parse_mappings(
-            [m for item in bridge_mapping for m in item.split(",") if m])
-        Ctx.config = AgentConfig(check_ifname(integration_bridge), mappings, nat_driver)
+        mappings = parse_mappings([m for item in bridge_mapping for m in item.split(",") if m])
+        Ctx.host = {"integration_bridge": check_ifname(integration_bridge),
+                    "bridge_mappings": mappings, "nat_driver": nat_driver}
     except NeutronError as e:
         fail(e)
 
@@ -83,9 +96,9 @@ def main_options(
 def fail(e: Exception, code: int = 2):
     if isinstance(e, InvalidState):
         for x in e.errors:
-            err.print(f"[red]error[/red] {x.type}: {x.message}", highlight=False)
+            err.print(styled("error", "red", f" {x.type}: {x.message}"), highlight=False)
     else:
-        # escaped: messages name config sections ([DEFAULT]), not markup; unwrapped for grep
-        err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {escape(str(e))}",
+        # unwrapped for grep
+        err.print(styled("error", "red", f" {getattr(e, 'type', type(e).__name__)}: {e}"),
                   highlight=False, soft_wrap=True)
     raise typer.Exit(code)

@@ -13,7 +13,7 @@ import yaml
 
 from ..client import Client
 from ..core.errors import NeutronError
-from .app import app, err, fail, out
+from .app import app, err, fail, out, styled
 from .apply_api import ApplyResult, apply_document, rollback
 from .apply_api import bodies as _bodies
 from .apply_check import Problems, check, check_structure
@@ -49,8 +49,7 @@ def checked(c: Client, file: Path, doc, full: bool = True) -> None:
         errors = p.errors
     if errors:
         for e in errors:
-            err.print(f"[red]error[/red] {file}: {e}", highlight=False, soft_wrap=True,
-                      markup=True)
+            err.print(styled("error", "red", f" {file}: {e}"), highlight=False, soft_wrap=True)
         err.print(f"{len(errors)} error(s); nothing was changed", highlight=False)
         raise typer.Exit(2)
 
@@ -115,12 +114,12 @@ def run_apply(file: Path, url: str, as_json: bool, dry_run: bool) -> bool:
                 if dry_run or not res.undo:
                     raise
                 done, left = rollback(res)
-                err.print(f"[red]error[/red] {e.type}: {e.message}", highlight=False,
+                err.print(styled("error", "red", f" {e.type}: {e.message}"), highlight=False,
                           soft_wrap=True)
                 for label in done:
                     err.print(f"rolled back: {label}", highlight=False, soft_wrap=True)
                 for label in left:
-                    err.print(f"[red]left behind[/red]: {label}", highlight=False,
+                    err.print(styled("left behind", "red", f": {label}"), highlight=False,
                               soft_wrap=True)
                 err.print("apply failed; " + ("everything it created was undone" if not left
                                               else f"{len(left)} change(s) could not be undone"),
@@ -154,7 +153,7 @@ def delete(file: Path = typer.Option(..., "-f", "--filename",
         for label in missing:
             out.print(f"{label} not found", highlight=False, soft_wrap=True)
         for label in failed:
-            err.print(f"[red]error[/red] {label}", highlight=False, soft_wrap=True)
+            err.print(styled("error", "red", f" {label}"), highlight=False, soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -83,7 +83,8 @@ from keystonemiddleware import auth_token
 
 from ..api.auth import AuthSettings
 from ..core.errors import NeutronError
-from ..core.layout import AgentConfig, check_ifname
+from ..core.layout import AgentConfig
+from ..core.names import check_ifname, parse_mappings
 from .app import NAT_DRIVERS, Ctx
 from ..service.dns import configured as dns_configured
 from ..service.quotas import DEFAULTS as QUOTA_DEFAULTS
@@ -200,7 +201,7 @@ class Config:
         nat = choice("[agent] nat_driver", self.get("agent", "nat_driver"), NAT_DRIVERS)
         try:
             bridge = check_ifname(self.get("ovs", "integration_bridge").strip())
-            mappings = AgentConfig.parse_mappings(
+            mappings = parse_mappings(
                 [m.strip() for m in self.get("ovs", "bridge_mappings").split(",") if m.strip()])
         except NeutronError as e:
             raise NeutronError(f"[ovs]: {e.message}") from None

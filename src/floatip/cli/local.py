@@ -13,6 +13,7 @@ from rich.table import Table
 from ..agent.reconciler import reconcile
 from ..core.document import load
 from ..core.errors import NeutronError
+from ..core.layout import AgentConfig
 from ..core.model import State
 from ..core.plan import commands, summary
 from ..dataplane.dhcp import DhcpDataplane
@@ -20,7 +21,7 @@ from ..dataplane.kernel import LOCAL_OWNER, Dataplane
 from ..server import server_state
 from . import demo_api, demo_ovn
 from .demo import EX_BR, INT_BR
-from .app import Ctx, app, err, fail, out
+from .app import Ctx, app, err, fail, out, styled
 from .apply_cmds import URL, run_apply
 
 
@@ -46,13 +47,18 @@ def read_state(path: Path) -> State:
         fail(e)
 
 
+def host_config() -> AgentConfig:
+    """This host's bridges and NAT driver as the global options gave them."""
+    return AgentConfig(**Ctx.host)
+
+
 def dataplane():
     """The kernel as ``apply --local`` owns it: what it makes carries its own owner mark
     (``LOCAL_OWNER``); servers' routers are theirs (``other_instances``), never touched."""
     if os.geteuid() != 0:
         fail(NeutronError("floatip changes namespaces, links and OVS: run it as root"))
     try:
-        return Dataplane(Ctx.config.nat_driver, instance=LOCAL_OWNER)
+        return Dataplane(Ctx.host["nat_driver"], instance=LOCAL_OWNER)
     except Exception as e:  # noqa: BLE001
         fail(NeutronError(f"cannot reach the dataplane: {e}"))
 
@@ -75,12 +81,12 @@ def print_report(report, as_json: bool, dry_run: bool, datapath: str) -> None:
             out.print("# nothing to change", style="dim")
     else:
         for s in report.plan.steps:
-            out.print(f"[green]✓[/green] {summary(s)}", highlight=False, soft_wrap=True)
+            out.print(styled("✓", "green", f" {summary(s)}"), highlight=False, soft_wrap=True)
         out.print(f"{len(report.plan.steps)} step(s), {report.writes} write(s) in "
                   f"{report.seconds * 1000:.1f} ms" if report.plan.steps else
                   f"nothing to change ({report.seconds * 1000:.1f} ms)")
     for rid, e in report.errors.items():
-        err.print(f"[red]router {rid}[/red]: {e}", highlight=False)
+        err.print(styled(f"router {rid}", "red", f": {e}"), highlight=False)
 
 
 @app.command()
@@ -98,7 +104,7 @@ def apply(file: Path, dry_run: bool = typer.Option(False, "--dry-run",
     state = read_state(file)
     dp = dataplane()
     try:
-        report = reconcile(dp, state, Ctx.config, dry_run=dry_run)
+        report = reconcile(dp, state, host_config(), dry_run=dry_run)
         print_report(report, as_json, dry_run, dp.datapath_type)
     except NeutronError as e:
         fail(e)
@@ -119,7 +125,7 @@ def diff(file: Path, local: bool = typer.Option(False, "--local",
     state = read_state(file)
     dp = dataplane()
     try:
-        report = reconcile(dp, state, Ctx.config, dry_run=True)
+        report = reconcile(dp, state, host_config(), dry_run=True)
         print_report(report, as_json, True, dp.datapath_type)
     finally:
         dp.close()
@@ -133,7 +139,7 @@ def teardown(file: Path, as_json: bool = typer.Option(False, "--json", help="Pri
     state = read_state(file)
     dp = dataplane()
     try:
-        report = reconcile(dp, State(), Ctx.config, remove=set(state.routers))
+        report = reconcile(dp, State(), host_config(), remove=set(state.routers))
         print_report(report, as_json, False, dp.datapath_type)
     finally:
         dp.close()
@@ -230,17 +236,17 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
         fail(NeutronError(f"--backend {backend}: kernel or ovn"))
     if teardown_:
         left = demo_ovn.teardown() if backend == "ovn" else \
-            demo_api.teardown(Ctx.config.nat_driver)
+            demo_api.teardown(Ctx.host["nat_driver"])
         if left:
             fail(NeutronError(f"could not remove: {', '.join(left)}"), 1)
         out.print("demo removed")
         return
     log = (lambda m: None) if as_json else \
-        (lambda m: out.print(f"[dim]{m}[/dim]", highlight=False))
+        (lambda m: out.print(m, style="dim", highlight=False))
     if backend == "ovn":
         res, names = demo_ovn.run(keep, log=log)
     else:
-        res = demo_api.run(Ctx.config.nat_driver, keep, log=log)
+        res = demo_api.run(Ctx.host["nat_driver"], keep, log=log)
         names = demo_api.names(res.router_id)
     checks = res.checks
     elapsed = res.timings.get("total", 0.0)
@@ -251,9 +257,11 @@ def demo(keep: bool = typer.Option(False, "--keep", help="Leave the topology up.
                           "timings": {k: round(v, 3) for k, v in res.timings.items()}}, indent=2))
     else:
         for c in checks:
-            mark = "[green]PASS[/green]" if c.ok else "[red]FAIL[/red]"
-            out.print(f"{mark} ({c.key}) {c.text}" + (f"  [dim]{c.detail}[/dim]" if c.detail else ""),
-                      highlight=False)
+            line = styled("PASS", "green") if c.ok else styled("FAIL", "red")
+            line.append(f" ({c.key}) {c.text}")
+            if c.detail:
+                line.append(f"  {c.detail}", style="dim")
+            out.print(line, highlight=False)
         out.print(f"demo {'passed' if ok else 'FAILED'} in {elapsed:.2f} s"
                   + (f"; left up (floatip demo{' --backend ovn' if backend == 'ovn' else ''}"
                      " --teardown removes it)" if keep else ""))

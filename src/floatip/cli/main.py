@@ -65,11 +65,6 @@ def __getattr__(name: str):
 
 
 def main():
-    # what a call never runs but its libraries import anyway, a third of its time: httpx's own
-    # command-line tool (click, pygments, rich.progress) and, when the test extras installed
-    # it, httpcore's trio support
-    for unused in ("httpx._main", "trio"):
-        sys.modules.setdefault(unused, None)
     load(sys.argv[1:])
     try:
         _app.app()

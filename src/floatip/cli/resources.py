@@ -11,11 +11,10 @@ import time
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
 from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
-from .app import app, err, out
+from .app import app, fail, out
 from .output import COLUMN, FORMAT, Format, label, print_list, print_one
 
 URL = typer.Option(DEFAULT_URL, "--url", envvar="FLOATIP_URL", help="floatip API endpoint.")
@@ -41,10 +40,7 @@ LABELS = {"router:external": "external", "provider:network_type": "type",
 
 
 def _fail(e: Exception, code: int = 1) -> None:
-    # escaped: messages name config sections ([DEFAULT]), not markup; unwrapped for grep
-    err.print(f"[red]error[/red] {getattr(e, 'type', type(e).__name__)}: {escape(str(e))}",
-              highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    fail(e, code)  # exit 1 here: the API refused
 
 
 def _print_list(kind: str, items: list[dict], fmt: Format, columns: list[str]) -> None:

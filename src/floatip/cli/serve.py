@@ -99,7 +99,11 @@ def serve(config: Optional[str] = CONFIG_OPT,
               help="Floating IPs on the VM's chassis when it maps the external network "
                    "[config: \\[ovn] enable_distributed_floating_ip]."),
           ovn_owner: str = typer.Option("", "--ovn-owner",
-                                        help="Marker in external_ids (default floatip@HOST).")):
+                                        help="Marker in external_ids (default floatip@HOST)."),
+          workers: int = typer.Option(1, "--workers", min=1,
+                                      help="API processes on this port (PostgreSQL): this "
+                                           "one, with the agent, and N-1 without [1]."),
+          worker: bool = typer.Option(False, "--worker", hidden=True)):
     """The Neutron v2.0 API and a backend (the agent, or OVN), in one process."""
     host, _, port = (listen or "").rpartition(":") if listen else (None, None, None)
     try:
@@ -122,7 +126,7 @@ def serve(config: Optional[str] = CONFIG_OPT,
         host = cfg.host()
         services = cfg.services()
         firewall = services["firewall"]
-        agent = cfg.bool("DEFAULT", "agent")
+        agent = cfg.bool("DEFAULT", "agent") and not worker  # --workers' others: the API
         agent_process = cfg.bool("DEFAULT", "agent_process")
         interval = float(cfg.get("DEFAULT", "interval"))
         networks.GLOBAL_PHYSNET_MTU = int(cfg.get("DEFAULT", "global_physnet_mtu"))
@@ -130,6 +134,8 @@ def serve(config: Optional[str] = CONFIG_OPT,
         quotas = quota_defaults(cfg.section("quotas"))
     except (NeutronError, ValueError) as e:
         _fail(NeutronError(str(e)))
+    if workers > 1 and not cfg.get("database", "connection").startswith("postgresql"):
+        _fail(NeutronError("--workers needs PostgreSQL: SQLite has one writer at a time"))
     if agent and backend == "kernel" and os.geteuid() != 0:
         _fail(NeutronError("the agent changes namespaces, links and OVS: run as root, or "
                            "use --no-agent"))
@@ -150,12 +156,13 @@ def serve(config: Optional[str] = CONFIG_OPT,
                           "firewall": firewall})
     except NeutronError as e:
         _fail(e)
-    err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
-              + (f", backend {backend}" if agent else "")
-              + (f", firewall {'on' if firewall else 'OFF (every VM port open)'}"
-                 if agent and backend == "kernel" else "") + f", auth {auth.strategy}",
-              highlight=False)
-    srv.run()
+    if not worker:
+        err.print(f"floatip API on {srv.url} (db {srv.db.engine.url.render_as_string()})"
+                  + (f", backend {backend}" if agent else "")
+                  + (f", firewall {'on' if firewall else 'OFF (every VM port open)'}"
+                     if agent and backend == "kernel" else "") + f", auth {auth.strategy}"
+                  + (f", {workers} API processes" if workers > 1 else ""), highlight=False)
+    srv.run(workers=workers, worker=worker)
 
 
 @app.command("agent")

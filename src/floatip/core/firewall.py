@@ -424,26 +424,29 @@ def compile_all(ports: Iterable[FwPort], members: Mapping[str, Iterable[str]]) -
 # ---------------------------------------------------------------------------------------
 # from the desired state (core.model) to the firewall's ports
 
-def fw_ports(state, ofports: Mapping[str, int], cache: dict | None = None
-             ) -> tuple[list[FwPort], dict[str, list[str]]]:
+def fw_ports(state, ofports: Mapping[str, int], cache: dict | None = None,
+             only: Iterable[str] | None = None) -> tuple[list[FwPort], dict[str, list[str]]]:
     """The firewall's view of ``state``: a FwPort per port with an interface on this
     bridge (``ofports``: port id -> ofport), and the members of every security group
     (fixed IPs and allowed pairs of its ports, on any host). An address group is expanded
     into one rule per address. ``cache`` (the caller's, kept between passes) skips the
     ports whose model objects are the very ones of the last pass (the desired state
-    replaces what changes): a pass costs what changed, not every port's rules."""
+    replaces what changes): a pass costs what changed, not every port's rules. ``only``:
+    the ids of the only ports that changed since the cache's pass; the others are taken
+    from the cache unseen, and the members are not computed (the caller counts them)."""
     cache = {} if cache is None else cache
     members: dict[str, list[str]] = {}
-    for p in state.ports.values():
+    for p in state.ports.values() if only is None else ():
         for g in p.security_groups:
             members.setdefault(g, []).extend(
                 [ip for _, ip in p.fixed_ips] + [ip for ip, _ in p.allowed_address_pairs])
     out, seen = [], set()
     rules_of: dict = {}   # this pass: group id -> (its address groups, its rules)
-    for pid, ofport in ofports.items():
-        p = state.ports.get(pid)
+    for pid in ofports if only is None else only:
+        p, ofport = state.ports.get(pid), ofports.get(pid)
         net = state.networks.get(p.network_id) if p is not None else None
         if p is None or net is None or net.local_vlan is None or ofport is None or ofport < 1:
+            cache.pop(pid, None) if only is not None else None
             continue
         groups = tuple(state.security_groups[g] for g in p.security_groups
                        if g in state.security_groups)
@@ -464,6 +467,8 @@ def fw_ports(state, ofports: Mapping[str, int], cache: dict | None = None
                     p.port_security_enabled and not is_trusted(p.device_owner))
         cache[pid] = (key, fp)
         out.append(fp)
+    if only is not None:
+        return [e[1] for e in cache.values()], members
     for pid in set(cache) - seen:
         del cache[pid]
     return out, members

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from .errors import NeutronError
 from .model import State
+from .names import check_ifname
 from .ra import radvd_config
 
 NS_PREFIX = "qrouter-"
@@ -39,28 +40,6 @@ class AgentConfig:
     bridge_mappings: dict[str, str] = field(default_factory=lambda: {"physnet1": "br-ex"})
     nat_driver: str = "nftables"  # flat cost per FIP; see docs/design.md "NAT drivers"
     instance: str | None = None   # the server's instance id: marks what it makes, prunes only that
-
-    @staticmethod
-    def parse_mappings(items: list[str]) -> dict[str, str]:
-        out = {}
-        for item in items:
-            physnet, sep, bridge = item.partition(":")
-            if not sep or not physnet or not bridge:
-                raise NeutronError(f"Bridge mapping {item!r} is not PHYSNET:BRIDGE")
-            # as Neutron's parse_mappings(unique_values=True): one bridge per physnet and back
-            if physnet in out or bridge in out.values():
-                dup = physnet if physnet in out else bridge
-                raise NeutronError(f"Bridge mapping {item!r}: {dup} is already mapped")
-            out[physnet] = check_ifname(bridge)
-        return out
-
-
-def check_ifname(name: str) -> str:
-    """Interface and bridge names go to the kernel and OVS: keep them short and plain."""
-    if not (1 <= len(name) <= 15) or not all(c.isalnum() or c in "-_." for c in name) \
-            or name in (".", ".."):
-        raise NeutronError(f"Invalid interface name {name!r}: 1-15 characters of [A-Za-z0-9-_.]")
-    return name
 
 
 def namespace_name(router_id: str) -> str:

@@ -421,7 +421,11 @@ def plan_forwards(old: RouterLayout, new: RouterLayout, nat_driver, nat_facts) -
     or changed forwardings cut."""
     ns = new.namespace
     steps: list[Step] = []
-    want, had = forward_elements(new.nat.forwards), forward_elements(old.nat.forwards)
+    # only the forwardings that differ are laid out as elements: a set difference (in C)
+    # over the router's forwardings, then Python work for the changed few (the 1,000th
+    # forwarding cost two layouts of all 1,000 in Python: ~2 ms of a pass)
+    now, before = set(new.nat.forwards), set(old.nat.forwards)
+    want, had = forward_elements(sorted(now - before)), forward_elements(sorted(before - now))
     gone = sorted(k for k, v in had.items() if want.get(k) != v)
     nat_step = nat_driver.plan_forwards(ns, new.nat, nat_facts,
                                         {k: v for k, v in want.items() if had.get(k) != v},

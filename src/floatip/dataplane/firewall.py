@@ -1,16 +1,21 @@
 """Installs the firewall's flows (``core.firewall``) on an OVS bridge.
 
-Each apply is one ``ovs-ofctl add-flows``; when it both removes and adds flows it is an
-OpenFlow 1.4 bundle (``--bundle``, committed atomically): a port's old flows go and its new
-ones come in the same transaction, so a port is never half-filtered. Flows are addressed by
-cookie only (floatip's prefix + a hash of the flow), so nothing without floatip's cookie
-prefix is ever deleted or changed.
+Each apply is one batch of flow mods; when it both removes and adds flows it is an
+OpenFlow 1.4 bundle (committed atomically): a port's old flows go and its new ones come in
+the same transaction, so a port is never half-filtered. Flows are addressed by cookie only
+(floatip's prefix + a hash of the flow), so nothing without floatip's cookie prefix is ever
+deleted or changed.
 
-Why ``ovs-ofctl`` and not os-ken: os-ken would make floatip an OpenFlow controller of the
-bridge (a listener, ``set-controller``, fail-mode and reconnection handling, an eventlet
-stack) for what is a batch of flow mods per change; one ``ovs-ofctl`` run costs a few
-milliseconds whatever the batch size (benchmarks/firewall_bench.py measures it), and the
-flow syntax is the one operators read in ``dump-flows``.
+Two carriers, by batch size (benchmarks/firewall_bench.py, this machine):
+- a batch of up to SMALL flow mods (a member add, a rule of a few ports) goes over the
+  agent's own OpenFlow connection to the bridge (``dataplane.openflow``): ~0.5 ms for a
+  flow mod and its barrier, against ~25 ms for an ``ovs-ofctl`` run, 20 ms of which is
+  starting the process;
+- a larger one (a first or full pass, a rule of a big group) goes through one
+  ``ovs-ofctl add-flows``: encoding here costs ~20-50 us per flow in Python, so above a few
+  hundred flows the process start no longer matters, and a 100,000-flow bundle is better
+  left to ovs-ofctl's own flow control and error handling.
+Observing (drift repair) is ``ovs-ofctl dump-flows``: its text is what an operator reads too.
 """
 from __future__ import annotations
 
@@ -19,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ..core.firewall import COOKIE_MASK, COOKIE_PREFIX, Flow
+from .openflow import Connection, OpenFlowError, flow_add, flow_delete
 
 OFCTL = "ovs-ofctl"
+SMALL = 500     # flow mods up to which a batch goes over the connection (see above)
 
 
 class FirewallApplyError(RuntimeError):
@@ -50,6 +57,10 @@ class OpenFlowFirewall:
         self.bridge = bridge
         self.always_bundle = always_bundle
         self.installed: dict[str, dict[int, Flow]] = {}
+        self.conn = Connection(bridge)
+
+    def close(self) -> None:
+        self.conn.close()
 
     def observe(self) -> set[int]:
         """Cookies of floatip's flows now on the bridge."""
@@ -62,24 +73,32 @@ class OpenFlowFirewall:
                     cookies.add(int(part[7:], 16))
         return cookies
 
-    def _bundle(self, removes: Iterable[int], adds: Iterable[Flow]) -> None:
-        lines = [f"delete cookie={c:#x}/-1" for c in removes]   # removals first: a changed
-        n_rm = len(lines)                                         # flow keeps its match
-        lines += [f.add_line() for f in adds]
-        if not lines:
+    def _bundle(self, removes: Iterable[int], adds: Iterable[Flow], atomic=False) -> None:
+        removes, adds = list(removes), list(adds)   # removals first: a changed flow
+        n = len(removes) + len(adds)                  # keeps its match
+        if not n:
             return
         # Only a change that both removes and adds needs the bundle: a pure addition (or
         # removal) half-done allows something between the old and the new set, never more
         # than both; the bundle's commit costs ~3x a plain flow mod on a big table
         # (benchmarks/firewall_bench.py).
-        mixed = 0 < n_rm < len(lines)
-        _ofctl((["--bundle"] if mixed or self.always_bundle else []) +
-               ["add-flows", self.bridge, "-"], "\n".join(lines) + "\n")
+        bundle = (removes and adds) or atomic or self.always_bundle
+        if n > SMALL:
+            lines = [f"delete cookie={c:#x}/-1" for c in removes] + [f.add_line() for f in adds]
+            _ofctl((["--bundle"] if bundle else []) + ["add-flows", self.bridge, "-"],
+                   "\n".join(lines) + "\n")
+            return
+        try:
+            self.conn.transact([flow_delete(c) for c in removes] +
+                               [flow_add(f.cookie, f.table, f.priority, f.match, f.actions)
+                                for f in adds], bool(bundle))
+        except OpenFlowError as e:
+            raise FirewallApplyError(str(e)) from e
 
     def apply(self, wanted: Mapping[str, Iterable[Flow]]) -> ApplyResult:
         """Set the flows of the owners in ``wanted`` (an empty list removes an owner) in one
-        bundle; when the bundle fails, each owner is tried alone so one bad owner fails with
-        its reason and the others still land."""
+        bundle; when the bundle fails, each owner is tried alone (atomically) so one bad owner
+        fails with its reason, keeps its old flows, and the others still land."""
         changes = {}
         for owner, flows in wanted.items():
             new = {f.cookie: f for f in flows}
@@ -99,7 +118,7 @@ class OpenFlowFirewall:
             groups = []
             for owner, ch in changes.items():
                 try:
-                    self._bundle(ch[1], ch[2])
+                    self._bundle(ch[1], ch[2], atomic=True)   # a failed owner: nothing
                     groups.append({owner: ch})
                 except FirewallApplyError as e:
                     res.errors[owner] = str(e)

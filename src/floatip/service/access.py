@@ -40,12 +40,15 @@ SG_PROJECT = "security_group:project_id"  # what ``target`` adds to a rule: its 
 NET_FACTS = ("network:project_id", "network:tenant_id", "network:shared",
              "network:router:external")
 # The target attributes available without the whole view (``views.FACTS`` plus NET_FACTS).
+# A network's ``network:shared`` is read by the networks:shared field check only when its
+# ``shared`` is missing; a network's view has no ``network:shared`` either.
 FACT_KEYS = {kind: frozenset(cols) | (frozenset(NET_FACTS) if kind in ("subnet", "port")
                                       else frozenset())
              | ({SG_PROJECT} if kind == "security_group_rule" else frozenset())
+             | ({"network:shared"} if kind == "network" else frozenset())
              for kind, cols in FACTS.items()}
 OWNED_LISTS = ("router", "floatingip")  # visible only to their project: narrowed in SQL
-PAGING = ("limit", "marker", "fields", "page_reverse")
+PAGING = ("limit", "marker", "fields", "page_reverse", "sort_key", "sort_dir")
 MARKER_404 = ("network", "port", "router")  # marker read by _get_<kind>, not by an object
 
 
@@ -157,15 +160,18 @@ class Access:
         return query if keep else [(k, v) for k, v in query if k != "marker"]
 
     def list(self, s: Session, ctx: Context, kind: str, query: list[tuple[str, str]]) -> list:
-        if ctx.scope != "project":
-            return []  # Neutron: every row fails its project-scope get_<kind>
-        query = self._marker(s, ctx, kind, query)
         params: dict[str, list[str]] = {}
         for k, v in query:
             params.setdefault(k, []).append(v)
+        listing.validate(kind, params)  # before the marker, as Neutron's query hook
+        if ctx.scope != "project":
+            return []  # Neutron: every row fails its project-scope get_<kind>
+        query = self._marker(s, ctx, kind, query)
+        params.pop("marker", None)
+        params.update({k: [v] for k, v in query if k == "marker"})
         # Where visibility is all in SQL (an admin sees every row; routers and floating IPs
         # are narrowed to the caller's project), limit/marker/sort stay in SQL too; else rows
-        # are checked one by one and paged after.
+        # are checked one by one, then sorted and paged.
         in_sql = ctx.is_admin or kind in OWNED_LISTS
         inner = [(k, v) for k, v in query if k != "fields" and (in_sql or k not in PAGING)]
         if (kind in OWNED_LISTS and not ctx.is_admin
@@ -185,9 +191,12 @@ class Access:
                 if kind == "network":  # Neutron: shared with the caller's project
                     d["shared"] = t["shared"]
                 out.append(self._strip(s, ctx, kind, d, strippers, t))
-        if "limit" in params and not in_sql:
-            out = listing._paginate(out, params)
-        return [listing.select_fields(d, params.get("fields")) for d in out]
+        if not in_sql:
+            out = listing.sort_page(s, kind, out, params)
+        fields = params.get("fields")
+        if fields and listing.limit_of(params):  # the id names the next page's marker
+            fields = [*fields, "id"]
+        return [listing.select_fields(d, fields) for d in out]
 
     def show(self, s: Session, ctx: Context, kind: str, rid: str,
              fields: list[str] | None = None) -> dict:

@@ -10,10 +10,34 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from .common import bad, body_project, err, new_id
-from .listing import PAGING, _matches, _paginate, select_fields
+from .listing import listed, select_fields
 from .policy import Context, Policy
 
 FILTERS = ("id", "name", "project_id", "tenant_id", "shared", "ip_version")
+
+
+def shared_with(s: Session, otype: str, project: str, ids=None) -> set[str]:
+    """The pools (``subnetpool``) or scopes (``address_scope``) an RBAC entry shares with
+    ``project`` or with every project (``pool_rbac``)."""
+    T = S.SubnetPoolRbac if otype == "subnetpool" else S.AddressScopeRbac
+    q = select(T.object_id).where(T.target_project.in_([project, "*"]))
+    if ids is not None:
+        q = q.where(T.object_id.in_(list(ids)))
+    return {o for o, in s.execute(q)}
+
+
+def seen_as(s: Session, ctx: Context, otype: str, bodies: list[dict]) -> list[dict]:
+    """The bodies as the caller sees them: ``shared`` for an object an entry shares with
+    its project (Neutron's is_shared_with_project)."""
+    if ctx.is_admin or not bodies:
+        return bodies
+    others = {d["id"] for d in bodies if not d["shared"] and d["project_id"] != ctx.project_id}
+    if others:
+        shared = shared_with(s, otype, ctx.project_id, others)
+        for d in bodies:
+            if d["id"] in shared:
+                d["shared"] = True
+    return bodies
 
 
 def scope_not_found(sid: str) -> NeutronError:
@@ -32,38 +56,6 @@ def params_of(query: list[tuple[str, str]]) -> dict[str, list[str]]:
     return params
 
 
-def listed(items: list[dict], params: dict[str, list[str]], filters) -> list[dict]:
-    """Filters (any of a key's values), ``sort_key``/``sort_dir``, ``limit``/``marker`` and
-    ``fields`` over the views a caller may see (few rows: in Python)."""
-    out = [d for d in items if all(_matches(d.get(k), vs) for k, vs in params.items()
-                                   if k in filters and k not in PAGING)]
-    keys, dirs = params.get("sort_key", []), params.get("sort_dir", [])
-    for k in keys:
-        if k not in filters:
-            raise bad(f"{k} is an invalid attribute for sort_key")
-    if any(d not in ("asc", "desc") for d in dirs):
-        raise bad("sort_dir must be asc or desc")
-    for i in reversed(range(len(keys))):  # stable sorts: the first key last
-        desc = (dirs[i] if i < len(dirs) else "asc") == "desc"
-        out.sort(key=lambda d, k=keys[i]: _sortable(d.get(k)), reverse=desc)
-    if (params.get("page_reverse") or ["false"])[0].lower() == "true":
-        out.reverse()
-    if "limit" in params:
-        out = _paginate(out, params)
-        if (params.get("page_reverse") or ["false"])[0].lower() == "true":
-            out.reverse()
-    return [select_fields(d, params.get("fields")) for d in out]
-
-
-def _sortable(v) -> tuple:
-    """A sort key: numbers (also a pool's prefix lengths, strings) by value, None last."""
-    if isinstance(v, str) and v.isdigit():
-        return (1, int(v), "")
-    if isinstance(v, (int, float)):
-        return (1, v, "")
-    return (2, 0, "") if v is None else (3, 0, str(v))
-
-
 class AddressScopes:
     """The API's operations as a caller may do them: a scope the caller may not get (its
     project's, or shared) answers as one that does not exist."""
@@ -73,17 +65,21 @@ class AddressScopes:
 
     def get(self, s: Session, ctx: Context, sid: str, lock: bool = False) -> S.AddressScope:
         a = S.get(s, S.AddressScope, sid, lock=lock) if isinstance(sid, str) else None
-        if a is None or not self.policy.check(ctx, "get_address_scope", scope_dict(a)):
+        if a is None or not self.policy.check(ctx, "get_address_scope", seen_as(
+                s, ctx, "address_scope", [scope_dict(a)])[0]):
             raise scope_not_found(sid)
         return a
 
     def list(self, s: Session, ctx: Context, query: list[tuple[str, str]]) -> list[dict]:
         rows = s.execute(select(S.AddressScope).order_by(S.AddressScope.id)).scalars()
         seen = self.policy.checker(ctx, "get_address_scope")
-        return listed([d for d in map(scope_dict, rows) if seen(d)], params_of(query), FILTERS)
+        bodies = seen_as(s, ctx, "address_scope", list(map(scope_dict, rows)))
+        return listed("address_scope", [d for d in bodies if seen(d)], params_of(query),
+                      FILTERS)
 
     def show(self, s: Session, ctx: Context, sid: str, fields: list[str] | None) -> dict:
-        return select_fields(scope_dict(self.get(s, ctx, sid)), fields)
+        return select_fields(seen_as(s, ctx, "address_scope", [scope_dict(
+            self.get(s, ctx, sid))])[0], fields)
 
     def create(self, s: Session, ctx: Context, d: dict) -> dict:
         pid, tid = d.get("project_id"), d.get("tenant_id")
@@ -100,7 +96,15 @@ class AddressScopes:
         a = S.AddressScope(id=new_id(), project_id=project, name=d.get("name", ""),
                            shared=d.get("shared", False), ip_version=d["ip_version"])
         S.add(s, a)
+        if a.shared:
+            self._star(s, a)
         return scope_dict(a)
+
+    @staticmethod
+    def _star(s: Session, a: S.AddressScope) -> None:
+        """``shared``: the '*' entry, as Neutron keeps it (rbac-address-scope)."""
+        S.add(s, S.AddressScopeRbac(id=new_id(), project_id=a.project_id, object_id=a.id,
+                                    action="access_as_shared", target_project="*"))
 
     def update(self, s: Session, ctx: Context, sid: str, d: dict) -> dict:
         a = self.get(s, ctx, sid, lock=True)
@@ -112,6 +116,8 @@ class AddressScopes:
                 raise err("AddressScopeUpdateError", 400,
                           f"Unable to update address scope {a.id} : Shared address scope "
                           "can't be unshared.")
+        if d.get("shared") and not a.shared:
+            self._star(s, a)
         for key in ("name", "shared"):
             if key in d:
                 setattr(a, key, d[key])
@@ -126,5 +132,8 @@ class AddressScopes:
             raise err("AddressScopeInUse", 409,
                       f"Unable to complete operation on address scope {a.id}. There are one "
                       "or more subnet pools in use on the address scope.")
+        for r in s.execute(select(S.AddressScopeRbac).where(
+                S.AddressScopeRbac.object_id == a.id)).scalars():
+            s.delete(r)
         S.delete(s, a)
 

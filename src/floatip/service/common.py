@@ -85,8 +85,9 @@ def _ignored_ok(d: dict, key: str, allowed_values: tuple) -> None:
         raise bad(f"Invalid input for {key}: floatip supports only {allowed_values}")
 
 
-def _must(s: Session, kind: str, rid: Any, lock: bool = False):
-    row = S.get(s, S.MODELS[kind], str(rid), lock=lock) if isinstance(rid, str) else None
+def _must(s: Session, kind: str, rid: Any, lock: bool = False, related: bool = True):
+    row = S.get(s, S.MODELS[kind], str(rid), lock=lock, related=related) \
+        if isinstance(rid, str) else None
     if row is None:
         raise not_found(kind, str(rid))
     return row

@@ -112,6 +112,13 @@ def dns_domain(v) -> str:
     return v
 
 
+def port_dns_domain(v) -> str:
+    """dns-domain-ports: a domain as networks' (validate_dns_domain), recorded with the port's
+    dns_name only (Neutron keeps both in one record, made when names are recorded)."""
+    v = dns_domain(v)
+    return v if names_recorded() else ""
+
+
 def fip_dns_name(v) -> str:
     """validate_fip_dns_name: a relative name."""
     v = _text("" if v is None else v)

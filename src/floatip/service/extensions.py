@@ -62,6 +62,9 @@ EXTENSIONS = {
     "default-subnetpools": ("Default Subnetpools", "Provides ability to mark and use a "
                             "subnetpool as the default."),
     "address-scope": ("Address scope", "Address scopes extension."),
+    "rbac-subnetpool": ("Add subnetpool type to RBAC", "Add subnetpool type to RBAC"),
+    "rbac-address-scope": ("Add address_scope type to RBAC",
+                           "Add address_scope type to RBAC"),
     "qos": ("Quality of Service", "The Quality of Service extension."),
     "qos-bw-limit-direction": ("Direction for QoS bandwidth limit rule",
                                "Allow to configure QoS bandwidth limit rule with specific "
@@ -73,6 +76,12 @@ EXTENSIONS = {
     "qos-rule-type-details": ("Details of QoS rule types",
                               "Expose details about QoS rule types supported by loaded backend "
                               "drivers"),
+    "pagination": ("Pagination support", "Extension that indicates that pagination is enabled."),
+    "sorting": ("Sorting support", "Extension that indicates that sorting is enabled."),
+    "filter-validation": ("Filter parameters validation",
+                          "Provides validation on filter parameters."),
+    "empty-string-filtering": ("Empty String Filtering Extension",
+                               "Allow filtering by attributes with empty string value"),
     "floatip-metadata": ("floatip instance metadata",
                          "Port attributes floatip:user_data and floatip:public_keys, served to "
                          "the port's VM at 169.254.169.254"),
@@ -83,4 +92,7 @@ EXTENSIONS = {
     "dns-integration": ("DNS Integration", "Provides integration with DNS."),
     "network-ip-availability": ("Network IP Availability",
                                 "Provides IP availability data for each network and subnet."),
+    "dns-domain-ports": ("dns_domain for ports",
+                         "Allows the DNS domain to be specified for a network port."),
+    "trunk": ("Trunk Extension", "Provides support for trunk ports"),
 }

@@ -218,10 +218,10 @@ def _new_port(s: Session, net: S.Network, *, owner: str, device_id: str, project
               subnets: list[S.Subnet] | None = None) -> S.Port:
     """A port on ``net`` with the addresses ``requests`` names, or Neutron's default set
     when it names none. ``subnets``: the network's, when the caller has read them."""
-    # fixed_ips=[]: a new port has none, known without a query
+    # fixed_ips=[], sg_bindings=[]: a new port has none, known without a query
     port = S.Port(id=new_id(), network_id=net.id, project_id=project_id, name=name,
                   device_owner=owner, device_id=device_id, status=status,
-                  mac_address=mac or random_mac(), fixed_ips=[])
+                  mac_address=mac or random_mac(), fixed_ips=[], sg_bindings=[])
     for attempt in range(8):
         try:
             with s.begin_nested():
@@ -235,7 +235,7 @@ def _new_port(s: Session, net: S.Network, *, owner: str, device_id: str, project
                     from None
             port = S.Port(id=port.id, network_id=net.id, project_id=project_id, name=name,
                           device_owner=owner, device_id=device_id, status=status,
-                          mac_address=random_mac(), fixed_ips=[])
+                          mac_address=random_mac(), fixed_ips=[], sg_bindings=[])
     _allocate(s, port, net, requests or [], in_use_error, default=not requests,
               subnets=subnets)
     return port

@@ -1,13 +1,14 @@
 """List and show: filters (pushed down to SQL where they map to a column), fields, paging."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from .. import store as S
 from . import tags
-from .common import bad
+from .common import bad, err
 from .port_forwardings import forwardings_of
 from .views import SERIALIZERS, fip_dict
 
@@ -58,11 +59,102 @@ def _fixed_ips_filter(port: dict, wanted: list[str]) -> bool:
     return True
 
 
-SORT_KEYS = {"id": "id", "name": "name", "created_at": "created_at",
-             "updated_at": "updated_at", "status": "status", "project_id": "project_id",
+# Sort keys done in SQL: query key -> column (the others are sorted in Python).
+SORT_KEYS = {"id": "id", "name": "name", "status": "status", "project_id": "project_id",
              "tenant_id": "project_id", "floating_ip_address": "floating_ip_address",
              "network_id": "network_id", "mac_address": "mac_address", "cidr": "cidr",
              "device_id": "device_id", "device_owner": "device_owner"}
+
+# Neutron's is_sort_key and is_filter attributes (neutron-lib's definitions and neutron's
+# extensions; project_id beside tenant_id as populate_project_info adds it). A kind not
+# listed sorts by _OWNER and "name" and takes any filter.
+_OWNER = {"id", "tenant_id", "project_id"}
+SORTABLE = {
+    "network": _OWNER | {"name", "admin_state_up", "availability_zone_hints", "mtu", "status"},
+    "subnet": _OWNER | {"name", "cidr", "enable_dhcp", "gateway_ip", "ip_version",
+                        "ipv6_address_mode", "ipv6_ra_mode", "network_id", "segment_id",
+                        "subnetpool_id"},
+    "port": _OWNER | {"name", "admin_state_up", "device_id", "device_owner", "ip_allocation",
+                      "mac_address", "network_id", "status"},
+    "router": _OWNER | {"name", "admin_state_up", "flavor_id", "status"},
+    "floatingip": _OWNER | {"fixed_ip_address", "floating_ip_address", "floating_network_id",
+                            "router_id", "status"},
+    "security_group": _OWNER | {"name"},
+    "security_group_rule": _OWNER | {"security_group_id", "remote_group_id", "direction",
+                                     "protocol", "port_range_min", "port_range_max",
+                                     "ethertype", "remote_ip_prefix", "normalized_cidr",
+                                     "remote_address_group_id"},
+    "address_group": _OWNER | {"name", "description"},
+    "policy": _OWNER | {"name"},
+    "subnetpool": _OWNER | {"name", "address_scope_id", "default_prefixlen", "default_quota",
+                            "ip_version", "is_default", "max_prefixlen", "min_prefixlen",
+                            "shared"},
+    "address_scope": _OWNER | {"name", "ip_version", "shared"},
+    "trunk": _OWNER | {"name", "admin_state_up", "port_id", "status"},
+    "rbac_policy": set(),  # Neutron's RBAC attributes have no sort key
+}
+_STD = _OWNER | {"description", "revision_number", "tags", "tags-any", "not-tags",
+                 "not-tags-any"}
+FILTERABLE = {
+    "network": _STD | {"name", "admin_state_up", "is_default", "mtu", "provider:network_type",
+                       "provider:physical_network", "provider:segmentation_id",
+                       "router:external", "shared", "status", "vlan_transparent", "qinq",
+                       "pvlan"},
+    "subnet": _STD | {"name", "cidr", "enable_dhcp", "gateway_ip", "ip_version",
+                      "ipv6_address_mode", "ipv6_ra_mode", "network_id", "router:external",
+                      "segment_id", "shared", "subnetpool_id"},
+    "port": _STD | {"name", "admin_state_up", "binding:host_id", "device_id", "device_owner",
+                    "fixed_ips", "ip_allocation", "mac_address", "network_id", "status",
+                    "security_groups"},
+    "router": _STD | {"name", "admin_state_up", "enable_ndp_proxy", "enable_snat"},
+    "floatingip": _STD | {"fixed_ip_address", "floating_ip_address", "floating_network_id",
+                          "port_id", "router_id", "status"},
+    "security_group": _STD | {"name", "shared", "stateful"},
+    "security_group_rule": SORTABLE["security_group_rule"] | _STD | {"belongs_to_default_sg"},
+    "address_group": _STD | {"name"},
+}
+
+
+def validate(kind: str, params: dict[str, list[str]]) -> None:
+    """Neutron's checks of a list query, in its order: filters (filter-validation), sort
+    keys and directions, limit."""
+    allowed = FILTERABLE.get(kind)
+    unknown = [k for k in params if allowed is not None and k not in PAGING
+               and k not in allowed]
+    if unknown:
+        raise err("HTTPBadRequest", 400, f"{unknown} is invalid attribute for filtering")
+    sorts(kind, params)
+    limit_of(params)
+
+
+def sorts(kind: str, params: dict[str, list[str]]) -> list[tuple[str, bool]]:
+    """``sort_key``/``sort_dir`` paired as Neutron's get_sorts: [(key, ascending)]."""
+    keys = [k for k in params.get("sort_key", []) if k]
+    dirs = [d for d in params.get("sort_dir", []) if d]
+    if len(keys) != len(dirs):
+        raise err("HTTPBadRequest", 400, "The number of sort_keys and sort_dirs must be same")
+    absent = [k for k in keys if k not in SORTABLE.get(kind, _OWNER | {"name"})]
+    if absent:
+        raise err("HTTPBadRequest", 400, f"{absent} is invalid attribute for sort_keys")
+    invalid = [d for d in dirs if d not in ("asc", "desc")]
+    if invalid:
+        raise err("HTTPBadRequest", 400, f"{invalid} is invalid value for sort_dirs, valid "
+                  "value is 'asc' and 'desc'")
+    return [(k, d == "asc") for k, d in zip(keys, dirs)]
+
+
+def limit_of(params: dict[str, list[str]]) -> int | None:
+    """Neutron's limit: an integer >= 0; 0 (or none) is no limit."""
+    raw = (params.get("limit") or ["0"])[0]
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise bad(f"Bad limit request: Limit must be an integer 0 or greater and not "
+                  f"'{raw}'.")
+    # a limit beyond what a SQL integer holds is more rows than any table has: all
+    return limit if 0 < limit < 2 ** 63 else None
 
 
 def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[dict]:
@@ -76,9 +168,13 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
     rest = [k for k in params if k not in PAGING and k not in done and not
             (k in SQL_FILTERS[kind] and SQL_FILTERS[kind][k] in sql)]
     model = S.MODELS[kind]
-    if not rest:  # every filter is a column: sorting and paging happen in SQL too
-        rows = S.page(s, model, sql, **_paging(model, params), plain=kind == "floatingip",
-                      where=where)
+    order = sorts(kind, params)
+    if not rest and all(k in SORT_KEYS and hasattr(model, SORT_KEYS[k]) for k, _ in order):
+        # every filter and sort key is a column: sorting and paging happen in SQL too
+        rows = S.page(s, model, sql, sort=[SORT_KEYS[k] for k, _ in order],
+                      dirs=["asc" if a else "desc" for _, a in order], limit=limit_of(params),
+                      marker=(params.get("marker") or [None])[0],
+                      reverse=page_reverse(params), plain=kind == "floatingip", where=where)
         return [select_fields(d, params.get("fields")) for d in _views(s, kind, rows)]
     rows = S.list_all(s, model, sql, where)
     out = []
@@ -94,9 +190,7 @@ def list_resources(s: Session, kind: str, query: list[tuple[str, str]]) -> list[
                 break
         if ok:
             out.append(d)
-    if "limit" in params:
-        out = _paginate(out, params)
-    return [select_fields(d, params.get("fields")) for d in out]
+    return [select_fields(d, params.get("fields")) for d in sort_page(s, kind, out, params)]
 
 
 def _conditions(kind: str, params: dict) -> tuple[list, set[str]]:
@@ -116,39 +210,85 @@ def _conditions(kind: str, params: dict) -> tuple[list, set[str]]:
     return where, done
 
 
-def _paginate(items: list[dict], params: dict) -> list[dict]:
-    """limit and marker over items already filtered in Python (filters that are no column)."""
+def page_reverse(params: dict[str, list[str]]) -> bool:
+    return (params.get("page_reverse") or ["False"])[0].lower() == "true"
+
+
+# Integer columns Neutron shows as strings (a subnet pool's): sorted by value, as in SQL.
+NUMERIC_TEXT = {"default_prefixlen", "min_prefixlen", "max_prefixlen"}
+
+
+def _cmp(order: list[tuple[str, bool]]):
+    """Compare two bodies by the sort keys (None first in ascending order, as SQL's NULLs
+    in SQLite and MySQL)."""
+    def value(key: str, v: Any) -> tuple:
+        if v is None:
+            return (0, "")
+        if key in NUMERIC_TEXT and isinstance(v, str) and v.isdigit():
+            return (1, int(v))
+        return (1, str(v) if isinstance(v, (list, dict)) else v)
+
+    def cmp(a: dict, b: dict) -> int:
+        for key, asc in order:
+            x, y = value(key, a.get(key)), value(key, b.get(key))
+            if x != y:
+                return (-1 if x < y else 1) * (1 if asc else -1)
+        return 0
+    return cmp
+
+
+def sort_page(s: Session | None, kind: str, items: list[dict],
+              params: dict[str, list[str]]) -> list[dict]:
+    """Neutron's sorting and paging over bodies already filtered in Python: sort keys then
+    id; ``marker``: the items past it in that order (keyset: a marker filtered out of the
+    list still places the page), ``page_reverse``: the page before it."""
+    order = sorts(kind, params)
+    if order and "id" not in dict(order):
+        order.append(("id", True))
+    if order:
+        items = sorted(items, key=functools.cmp_to_key(_cmp(order)))
+    limit = limit_of(params)
+    if limit is None:
+        return items
+    reverse = page_reverse(params)
+    if reverse:
+        items, order = items[::-1], [(k, not a) for k, a in order]
     marker = (params.get("marker") or [None])[0]
     if marker:
         ids = [d["id"] for d in items]
-        items = items[ids.index(marker) + 1:] if marker in ids else []
-    try:
-        limit = int(params["limit"][0])
-    except ValueError:
-        raise bad(f"Invalid limit {params['limit'][0]!r}") from None
-    return items[:limit] if limit > 0 else items
+        if marker in ids:
+            items = items[ids.index(marker) + 1:]
+        elif order and s is not None and (m := _marker_view(s, kind, marker)) is not None:
+            cmp = _cmp(order)
+            items = [d for d in items if cmp(d, m) > 0]
+        else:  # Neutron's emulated paging: a marker not found pages nothing
+            items = []
+    page = items[:limit]
+    return page[::-1] if reverse else page
 
 
-def _paging(model, params: dict) -> dict:
-    """limit, marker, sort keys and directions from the query (Neutron's names)."""
-    keys = params.get("sort_key") or []
-    for k in keys:
-        if k not in SORT_KEYS or not hasattr(model, SORT_KEYS[k]):
-            raise bad(f"{k} is an invalid attribute for sort_key")
-    dirs = params.get("sort_dir") or []
-    if any(d not in ("asc", "desc") for d in dirs):
-        raise bad("sort_dir must be asc or desc")
-    limit = None
-    if params.get("limit"):
-        try:
-            limit = int(params["limit"][0])
-        except ValueError:
-            raise bad(f"Invalid limit {params['limit'][0]!r}") from None
-        # a limit beyond what a SQL integer holds is more rows than any table has: all
-        limit = limit if 0 < limit < 2 ** 63 else None
-    reverse = (params.get("page_reverse") or ["false"])[0].lower() == "true"
-    return {"sort": [SORT_KEYS[k] for k in keys], "dirs": dirs, "limit": limit,
-            "marker": (params.get("marker") or [None])[0], "reverse": reverse}
+def listed(kind: str, items: list[dict], params: dict[str, list[str]],
+           filters) -> list[dict]:
+    """A list served in Python (few rows, each one the caller may see): ``filters`` are the
+    keys that filter (any other is refused, as Neutron's filter-validation), any of a key's
+    values matches; then Neutron's sorting, paging and fields."""
+    unknown = [k for k in params if k not in PAGING and k not in filters
+               and k not in tags.FILTERS]
+    if unknown:
+        raise err("HTTPBadRequest", 400, f"{unknown} is invalid attribute for filtering")
+    out = [d for d in items if all(_matches(d.get(k), vs) for k, vs in params.items()
+                                   if k not in PAGING and k not in tags.FILTERS)
+           and tags.matches(d.get("tags") or [], params)]
+    out = sort_page(None, kind, out, params)
+    fields = params.get("fields")
+    if fields and limit_of(params):  # the id names the next page's marker
+        fields = [*fields, "id"]
+    return [select_fields(d, fields) for d in out]
+
+
+def _marker_view(s: Session, kind: str, rid: str) -> dict | None:
+    rows = S.page(s, S.MODELS[kind], {"id": [rid]}, plain=kind == "floatingip")
+    return _views(s, kind, rows)[0] if rows else None
 
 
 def _views(s: Session, kind: str, rows: list) -> list[dict]:

@@ -278,6 +278,16 @@ RULES = {
     # agents (GET /v2.0/agents: others get an empty list, as from Neutron); quotas
     "get_agent": ADM,
     "get_network_ip_availability": ADM_SVC,   # network_ip_availability.py
+    # trunks (trunk.py): the trunk's project; tags as the trunk
+    **{f"{a}_trunk": P_READER if a == "get" else P_MEMBER
+       for a in ("create", "get", "update", "delete")},
+    **{f"{a}_trunk:tags": P_READER if a == "get" else P_MEMBER
+       for a in ("create", "get", "update", "delete")},
+    **{f"{a}_trunks_tags": P_READER if a == "get" else P_MEMBER
+       for a in ("create", "get", "update", "delete")},
+    "get_subports": P_READER,
+    "add_subports": P_MEMBER,
+    "remove_subports": P_MEMBER,
     "create_agent": ADM,
     "update_agent": ADM,
     "delete_agent": ADM,

@@ -49,7 +49,8 @@ def _filled(port: S.Port, pairs: list[dict]) -> list[dict]:
 
 
 def _set_groups(s: Session, port: S.Port, groups: list[str]) -> None:
-    rows = [_must(s, "security_group", g) for g in dict.fromkeys(groups)]
+    # the groups' columns only: not their rules
+    rows = [_must(s, "security_group", g, related=False) for g in dict.fromkeys(groups)]
     if len({g.stateful for g in rows}) > 1:
         raise err("SecurityGroupConflict", 409, "Error Cannot apply both stateful and "
                   "stateless security groups on the same port at the same time while "

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from . import port_forwardings as pf
 from .dns import merge_opts
+from .trunks import port_trunk_refusal
 from .common import NETWORK_OWNERS, OWNER_RI, _must, bad, check_requested, err, is_auto_address
 from .dhcp import set_metadata_attrs
 from .ipam import _allocate, _new_port, renumber_auto
@@ -27,6 +28,7 @@ def create_port(s: Session, d: dict) -> dict:
     port.host_id = d.get("binding:host_id", "")
     port.extra_dhcp_opts = merge_opts([], d.get("extra_dhcp_opts") or [])
     port.dns_name = d.get("dns_name", "")
+    port.dns_domain = d.get("dns_domain", "")
     set_metadata_attrs(port, d)
     s.flush()
     psec_on_create(s, port, net, d)
@@ -55,7 +57,7 @@ def update_port(s: Session, pid: str, d: dict) -> dict:
     _check_owner_change(s, port, d)
     set_metadata_attrs(port, d)
     for key in ("name", "description", "device_id", "device_owner", "admin_state_up",
-                "dns_name"):
+                "dns_name", "dns_domain"):
         if key in d:
             setattr(port, key, d[key])
     if d.get("extra_dhcp_opts"):  # [] or null: unchanged, as Neutron's
@@ -162,6 +164,9 @@ def check_device_id(s: Session, owner: str | None, device_id: str | None,
 
 def delete_port(s: Session, pid: str, internal: bool = False) -> None:
     port = _must(s, "port", pid, lock=True)
+    in_trunk = None if internal else port_trunk_refusal(s, port.id)
+    if in_trunk is not None:
+        raise in_trunk
     backs = None if internal else S.port_backs(s, port.id)
     if backs is not None:
         raise err("L3PortInUse", 409, f"Port {pid} backs {backs} and therefore "

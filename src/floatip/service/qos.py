@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
+from . import listing
 from .common import body_project, err, new_id, ts
 from .policy import Context, Policy
 
@@ -105,11 +106,7 @@ class Qos:
                                        else set(vs))
                    for k, vs in params.items() if k in POLICY_FILTERS):
                 out.append(d)
-        if params.get("sort_dir", ["asc"])[0] == "desc":
-            out.reverse()
-        if params.get("limit", [""])[0].isdigit() and int(params["limit"][0]) > 0:
-            out = out[:int(params["limit"][0])]
-        return [_fields(d, params.get("fields")) for d in out]
+        return listing.listed("policy", out, params, POLICY_FILTERS)  # sorted and paged
 
     def show(self, s: Session, ctx: Context, pid: str, fields: list[str] | None) -> dict:
         return _fields(policy_dict(s, self._policy(s, ctx, pid)), fields)

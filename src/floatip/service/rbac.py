@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from . import resources as svc
+from . import listing, pool_rbac, resources as svc
 from .common import body_project, err, new_id
 from .policy import Context, Policy
 
@@ -27,6 +27,8 @@ KINDS = ("network", "subnet", "port")  # whose visibility follows a network's en
 FILTERS = ("id", "object_type", "object_id", "action", "target_tenant", "target_project",
            "project_id", "tenant_id")
 R = S.NetworkRbac
+TABLES = {"network": R, **pool_rbac.TABLES}  # object_type -> its entries
+OTYPE = {t: o for o, t in TABLES.items()}
 
 
 def not_found(rid: str, otype: str = "unknown") -> NeutronError:
@@ -47,7 +49,7 @@ def in_use(nid: str) -> NeutronError:
 
 def view(r: S.NetworkRbac) -> dict:
     return {"id": r.id, "project_id": r.project_id, "tenant_id": r.project_id,
-            "object_type": "network", "object_id": r.object_id, "action": r.action,
+            "object_type": OTYPE[type(r)], "object_id": r.object_id, "action": r.action,
             "target_project": r.target_project, "target_tenant": r.target_project}
 
 
@@ -136,9 +138,11 @@ class Rbac:
 
     def __init__(self, policy: Policy, access):
         self.policy, self.access = policy, access
+        self.pools = pool_rbac.SubnetPools(policy)
 
-    def _entry(self, s: Session, ctx: Context, rid: str, lock: bool = False) -> S.NetworkRbac:
-        r = S.get(s, R, rid, lock=lock)
+    def _entry(self, s: Session, ctx: Context, rid: str, lock: bool = False):
+        r = next((x for x in (S.get(s, T, rid, lock=lock) for T in TABLES.values())
+                  if x is not None), None)
         if r is None or not self.policy.check(ctx, "get_rbac_policy", view(r)):
             raise not_found(rid)
         return r
@@ -147,21 +151,19 @@ class Rbac:
         params: dict[str, list[str]] = {}
         for k, v in query:
             params.setdefault(k, []).append(v)
-        q = select(R).order_by(R.id)
-        if not ctx.is_admin:  # Neutron's project filter of the entries
-            q = q.where(R.project_id == ctx.project_id)
+        rows = []
+        for T in TABLES.values():
+            q = select(T)
+            if not ctx.is_admin:  # Neutron's project filter of the entries
+                q = q.where(T.project_id == ctx.project_id)
+            rows += s.execute(q).scalars()
         out = []
-        for r in s.execute(q).scalars():
+        for r in sorted(rows, key=lambda r: r.id):
             d = view(r)
             if self.policy.check(ctx, "get_rbac_policy", d) and all(
                     str(d.get(k)) in vs for k, vs in params.items() if k in FILTERS):
                 out.append(d)
-        if params.get("sort_dir", ["asc"])[0] == "desc":
-            out.reverse()
-        if params.get("limit", [""])[0].isdigit() and int(params["limit"][0]) > 0:
-            out = out[:int(params["limit"][0])]
-        fields = params.get("fields")
-        return [{k: v for k, v in d.items() if k in fields} if fields else d for d in out]
+        return listing.listed("rbac_policy", out, params, FILTERS)  # sorted and paged
 
     def show(self, s: Session, ctx: Context, rid: str, fields: list[str] | None) -> dict:
         d = view(self._entry(s, ctx, rid))
@@ -175,7 +177,7 @@ class Rbac:
         body_project(ctx, d)
         project = pid or tid or ctx.project_id
         otype = str(d.get("object_type", "")).strip().lower()
-        if otype != "network":
+        if otype not in TABLES:
             raise invalid(f"'{d.get('object_type')}' is not a valid RBAC object type")
         target = _target_project(d.get("target_tenant", d.get("target_project")))
         action = d.get("action")
@@ -184,6 +186,9 @@ class Rbac:
                 "target_tenant": target, "target_project": target}
         self.policy.require(ctx, "create_rbac_policy", body)
         self.policy.require(ctx, "create_rbac_policy:target_tenant", body)
+        if otype != "network":
+            return view(pool_rbac.create(s, ctx, self.pools, otype, d.get("object_id"), action,
+                                         target, project))
         if action not in ACTIONS:
             raise err("InvalidActionForType", 400,
                       f"Invalid action '{action}' for object type 'network'. Valid actions: "
@@ -229,6 +234,9 @@ class Rbac:
         nid, action, target = r.object_id, r.action, r.target_project
         s.delete(r)
         s.flush()
+        if not isinstance(r, R):
+            pool_rbac.deleted(s, r)
+            return
         net = S.get(s, S.Network, nid)
         if action == SHARED and target == "*" and net is not None and net.shared:
             svc.UPDATE["network"](s, nid, {"shared": False})
@@ -236,7 +244,9 @@ class Rbac:
                 select(R.id).where(R.object_id == nid, R.action == EXTERNAL)).first():
             svc.UPDATE["network"](s, nid, {"router:external": False})
 
-    def _ensure_unused(self, s: Session, r: S.NetworkRbac) -> None:
+    def _ensure_unused(self, s: Session, r) -> None:
+        if not isinstance(r, R):
+            return pool_rbac.ensure_unused(s, r)
         if users_losing(s, r):
             raise in_use(r.object_id)
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from . import tags
-from .address_scopes import AddressScopes, listed, params_of
+from .address_scopes import AddressScopes, listed, params_of, seen_as
 from .common import bad, body_project, err, new_id, not_found, ts
 from .listing import select_fields
 from .policy import Context, Policy
@@ -119,7 +119,8 @@ class SubnetPools:
 
     def get(self, s: Session, ctx: Context, pid: str, lock: bool = False) -> S.SubnetPool:
         p = S.get(s, S.SubnetPool, pid, lock=lock) if isinstance(pid, str) else None
-        if p is None or not self.policy.check(ctx, "get_subnetpool", pool_dict(p)):
+        if p is None or not self.policy.check(ctx, "get_subnetpool", seen_as(
+                s, ctx, "subnetpool", [pool_dict(p)])[0]):
             raise pool_not_found(pid)
         return p
 
@@ -127,15 +128,16 @@ class SubnetPools:
         rows = s.execute(select(S.SubnetPool).order_by(S.SubnetPool.created_at,
                                                        S.SubnetPool.id)).scalars()
         seen = self.policy.checker(ctx, "get_subnetpool")
-        params = params_of(query)
-        out = tags.fill(s, "subnetpool", [d for d in map(pool_dict, rows) if seen(d)])
-        return listed([d for d in out if tags.matches(d["tags"], params)], params, FILTERS)
+        bodies = seen_as(s, ctx, "subnetpool", list(map(pool_dict, rows)))
+        out = tags.fill(s, "subnetpool", [d for d in bodies if seen(d)])
+        return listed("subnetpool", out, params_of(query), FILTERS)
 
     def show(self, s: Session, ctx: Context, pid: str, fields: list[str] | None) -> dict:
-        return select_fields(self._dict(s, self.get(s, ctx, pid)), fields)
+        return select_fields(self._dict(s, self.get(s, ctx, pid), ctx), fields)
 
-    def _dict(self, s: Session, p: S.SubnetPool) -> dict:
-        return tags.fill(s, "subnetpool", [pool_dict(p)])[0]
+    def _dict(self, s: Session, p: S.SubnetPool, ctx: Context | None = None) -> dict:
+        d = tags.fill(s, "subnetpool", [pool_dict(p)])[0]
+        return seen_as(s, ctx, "subnetpool", [d])[0] if ctx is not None else d
 
     # -- checks shared by create and update --------------------------------------------
     def _default_exists(self, s: Session, version: int, but: str) -> None:
@@ -149,14 +151,15 @@ class SubnetPools:
 
     def _scope(self, s: Session, ctx: Context, sid: str | None, pid: str, version: int,
                prefixes: list[str]) -> None:
-        """Neutron's _validate_address_scope_id: a scope the caller owns (without
-        rbac-address-scope, a shared scope of another project is not the caller's to use),
-        of the pool's family, whose other pools have none of its prefixes; and every subnet
-        of the pool's networks moves with it."""
+        """Neutron's _validate_address_scope_id: a scope the caller may use (its own, or
+        shared with its project), of the pool's family, whose other pools have none of its
+        prefixes; and every subnet of the pool's networks moves with it."""
         if sid is None:
             return
         scope = self.scopes.get(s, ctx, sid)
-        if not ctx.is_admin and scope.project_id != ctx.project_id:
+        if not ctx.is_admin and scope.project_id != ctx.project_id and not seen_as(
+                s, ctx, "address_scope", [{"id": sid, "shared": scope.shared,
+                                          "project_id": scope.project_id}])[0]["shared"]:
             raise err("IllegalSubnetPoolAssociationToAddressScope", 400,
                       f"Illegal subnetpool association: subnetpool {pid} cannot be associated "
                       f"with address scope {sid}.")
@@ -209,6 +212,9 @@ class SubnetPools:
             self._default_exists(s, version, p.id)
         self._scope(s, ctx, p.address_scope_id, p.id, version, prefixes)
         S.add(s, p)
+        if p.shared:  # the '*' entry, as Neutron keeps it (rbac-subnetpool)
+            S.add(s, S.SubnetPoolRbac(id=new_id(), project_id=project, object_id=p.id,
+                                      action="access_as_shared", target_project="*"))
         if d.get("tags"):
             self.policy.require(ctx, "create_subnetpool:tags", target)
             tags.create_with(s, "subnetpool", p.id, d["tags"])
@@ -264,6 +270,9 @@ class SubnetPools:
             raise err("SubnetPoolDeleteError", 400, "Unable to delete subnet pool: Subnet pool "
                                                     "has existing allocations.")
         tags.forget(s, "subnetpool", p.id)
+        for r in s.execute(select(S.SubnetPoolRbac).where(
+                S.SubnetPoolRbac.object_id == p.id)).scalars():
+            s.delete(r)
         S.delete(s, p)
 
     # -- subnetpool-prefix-ops ----------------------------------------------------------

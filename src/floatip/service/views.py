@@ -64,7 +64,7 @@ def port_dict(s: Session, p: S.Port) -> dict:
             "security_groups": [b.security_group_id for b in p.sg_bindings],
             "allowed_address_pairs": [dict(a) for a in p.allowed_address_pairs or []],
             "extra_dhcp_opts": [dict(o) for o in p.extra_dhcp_opts or []],
-            "dns_name": p.dns_name or "",
+            "dns_name": p.dns_name or "", "dns_domain": p.dns_domain or "",
             "dns_assignment": dns.assignment(p.dns_name or "",
                                              [a.ip_address for a in p.fixed_ips]),
             "port_security_enabled": p.port_security_enabled,

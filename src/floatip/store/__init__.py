@@ -8,11 +8,12 @@ from .queries import (add, allocated_among, allocated_ips, allocation_owner, all
                       record_router_deleted, release_fips_of, router_for_subnet, router_port_of,
                       router_ports, routers_with_gateway, rows_for, select_changes,
                       snapshot_rows, subnets_of, subnets_on_shared, touch, try_allocate, used_vlans)
-from .tables import (MODELS, AddressGroup, AddressScope, Base, Change, DefaultSecurityGroup,  # noqa: F401
+from .tables import (MODELS, AddressGroup, AddressScope, AddressScopeRbac, Base, Change, DefaultSecurityGroup,  # noqa: F401
                      DeletedRouter, FloatingIP, Info, IPAllocation, Meta, Network, NetworkRbac, Port,
                      PortForwarding, PortSecurityGroup, QosBandwidthLimitRule, QosPolicy,
                      Quota, Router, RouterPort, SecurityGroup,
-                     SecurityGroupRule, Subnet, SubnetPool, Tag, utcnow)
+                     SecurityGroupRule, SubPort, Subnet, SubnetPool, SubnetPoolRbac, Tag, Trunk,
+                     utcnow)
 from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa: F401
                          groups_of_ports, ports_of_group, rules_with_address_group,
                          rules_with_remote_group, set_port_groups, sg_rows_for,

@@ -98,6 +98,7 @@ class Port(_Standard, Base):
     # extra_dhcp_opt: [{"opt_name", "opt_value", "ip_version"}], one per (name, version)
     extra_dhcp_opts: Mapped[list] = mapped_column(JSON, default=list)
     dns_name: Mapped[str] = mapped_column(String(255), default="")  # dns-integration
+    dns_domain: Mapped[str] = mapped_column(String(255), default="")  # dns-domain-ports
     sg_bindings: Mapped[list["PortSecurityGroup"]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
         order_by="PortSecurityGroup.security_group_id")
@@ -162,6 +163,26 @@ class FloatingIP(Base):
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Trunk(_Standard, Base):
+    """Neutron's trunk: a parent port and its subports (VLANs inside the VM); API only."""
+    __tablename__ = "trunks"
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id"), unique=True)
+
+
+class SubPort(Base):
+    __tablename__ = "subports"
+    __table_args__ = (UniqueConstraint("trunk_id", "segmentation_type", "segmentation_id",
+                                       name="uniq_subport0trunk_id0segmentation_type0"
+                                            "segmentation_id"),)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id"), primary_key=True)
+    trunk_id: Mapped[str] = mapped_column(ForeignKey("trunks.id", ondelete="CASCADE"),
+                                          index=True)
+    segmentation_type: Mapped[str] = mapped_column(String(32))
+    segmentation_id: Mapped[int] = mapped_column(Integer)
 
 
 class SecurityGroup(_Standard, Base):
@@ -308,6 +329,33 @@ class SubnetPool(_Standard, Base):
     default_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
     address_scope_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     prefixes: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class SubnetPoolRbac(Base):
+    """Neutron's ``subnetpoolrbacs``: the pool ``object_id`` is shared with
+    ``target_project`` (``*``: every project, the pool's ``shared``)."""
+    __tablename__ = "subnetpoolrbacs"
+    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
+                                       name="uniq_subnetpoolrbacs0target0object0action"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    object_id: Mapped[str] = mapped_column(ForeignKey("subnetpools.id", ondelete="CASCADE"),
+                                           index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    target_project: Mapped[str] = mapped_column(String(255), index=True)
+
+
+class AddressScopeRbac(Base):
+    """Neutron's ``addressscoperbacs``, as ``subnetpoolrbacs`` for address scopes."""
+    __tablename__ = "addressscoperbacs"
+    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
+                                       name="uniq_addressscoperbacs0target0object0action"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    object_id: Mapped[str] = mapped_column(ForeignKey("address_scopes.id", ondelete="CASCADE"),
+                                           index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    target_project: Mapped[str] = mapped_column(String(255), index=True)
 
 
 class Quota(Base):

@@ -334,6 +334,10 @@ def envelope(data: Any, key: str, plural: str | None = None) -> Any:
         raise refuse("Resource body required: a JSON object {\"%s\": {...}}" % key)
     if data.get(key) is None and (plural is None or data.get(plural) is None):
         raise refuse(f"Unable to find '{key}' in request body")
+    many = data.get(plural) if plural else None
+    if isinstance(many, list):  # as Neutron, a bulk item may come in its own envelope too
+        data = {**data, plural: [x[key] if isinstance(x, dict) and key in x else x
+                                 for x in many]}
     return data
 
 

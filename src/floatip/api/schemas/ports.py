@@ -64,7 +64,8 @@ ATTRS = STANDARD | {"name", "network_id", "fixed_ips", "mac_address", "device_id
                     "device_owner", "admin_state_up", "binding:host_id", "binding:profile",
                     "binding:vnic_type", "security_groups", "port_security_enabled",
                     "allowed_address_pairs", "status", "floatip:user_data",
-                    "floatip:public_keys", "extra_dhcp_opts", "dns_name", "dns_assignment"}
+                    "floatip:public_keys", "extra_dhcp_opts", "dns_name", "dns_assignment",
+                    "dns_domain"}
 
 
 class PortUpdate(Resource):
@@ -95,6 +96,9 @@ class PortUpdate(Resource):
         [], description="each {opt_name, opt_value (null: remove), ip_version?: 4 or 6}")
     dns_name: DnsName = Field("", description="the port's hostname (recorded when the "
                                               "configured dns_domain is not openstacklocal.)")
+    dns_domain: Annotated[str, checked(dns.port_dns_domain)] = Field(
+        "", description="a FQDN ending in '.', for an external DNS service (recorded as "
+                        "dns_name is)")
 
 
 class PortCreate(PortUpdate):
@@ -148,6 +152,7 @@ class Port(BaseModel):
     extra_dhcp_opts: list[Any]
     dns_name: str
     dns_assignment: list[Any]
+    dns_domain: str
     port_security_enabled: bool
     user_data: str | None = Field(None, alias="floatip:user_data")
     public_keys: dict = Field({}, alias="floatip:public_keys")
