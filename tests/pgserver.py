@@ -71,12 +71,17 @@ class PgServer:
         self._run([_bin("pg_ctl"), "-D", self.data, "-o", opts, "-w", "-t", "60",
                    "-l", os.path.join(self.dir, "log"), "start"])
 
-    def restart(self, down: float = 0.0) -> None:
-        """Stopped at once (every connection cut, as a crash), ``down`` seconds, started."""
+    def restart(self, down: float = 0.0, while_down=None) -> None:
+        """Stopped at once (every connection cut, as a crash), ``down`` seconds (and until
+        ``while_down()`` returns: what must be seen while it is down), started."""
         import time
         self._run([_bin("pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"])
         time.sleep(down)
-        self._start()
+        try:
+            if while_down is not None:
+                while_down()
+        finally:
+            self._start()
 
     def stop(self) -> None:
         try:

@@ -44,7 +44,10 @@ def test_a_server_without_groups_gives_unfiltered_ports():
 
 
 def test_port_fields_are_appended_after_the_old_ones():
-    """The agents' JSON is positional: the port-security fields come after admin_state_up."""
+    """The agents' JSON is positional: the port-security fields come right after
+    admin_state_up, and the later ones (DHCP options, DNS) after them."""
     names = list(Port.__dataclass_fields__)
-    assert names[-4:] == ["admin_state_up", "security_groups", "port_security_enabled",
-                          "allowed_address_pairs"]
+    at = names.index("admin_state_up")
+    assert names[at:at + 6] == ["admin_state_up", "security_groups", "port_security_enabled",
+                                "allowed_address_pairs", "extra_dhcp_opts", "dns_name"]
+    assert names[at + 6:] == []
