@@ -335,15 +335,16 @@ class SubnetPools:
                       f"prefix length {length}, minimum allowed prefix is {p.min_prefixlen}.")
         self._quota(s, p, d.get("project_id") or p.project_id, length)
         free = _without(_nets(p.prefixes), _allocated(s, p.id))
+        # 409 where Neutron answers 500: the pool's state refuses the request, not a fault
         if want is not None:
             if not any(f.supernet_of(want) for f in free if f.version == want.version):
-                raise err("SubnetAllocationError", 500, "Failed to allocate subnet: Cannot "
+                raise err("SubnetAllocationError", 409, "Failed to allocate subnet: Cannot "
                           "allocate requested subnet from the available set of prefixes.")
         else:
             fits = sorted((f for f in free if f.prefixlen <= length),
                           key=lambda f: -f.prefixlen)  # the smallest free block first
             if not fits:
-                raise err("SubnetAllocationError", 500, f"Failed to allocate subnet: "
+                raise err("SubnetAllocationError", 409, f"Failed to allocate subnet: "
                           f"Insufficient prefix space to allocate subnet size /{length}.")
             want = next(fits[0].subnets(new_prefix=length))
             d["cidr"] = str(want)
