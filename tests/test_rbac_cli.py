@@ -100,7 +100,7 @@ def test_floatip_network_rbac(tmp_path, monkeypatch):
                                                      "cidr": "100.64.42.0/24"}})
             pol = json.loads(run("network", "rbac", "create", "rb-fcli", "--target-project", b,
                                  "-f", "json"))
-            assert (pol["object_id"], pol["target_project"]) == (net["id"], b), pol
+            assert (pol["object_id"], pol["target_tenant"]) == (net["id"], b), pol
             assert [p["id"] for p in json.loads(run("network", "rbac", "list", "-f", "json"))] \
                 == [pol["id"]]
             assert b in run("network", "rbac", "show", pol["id"])

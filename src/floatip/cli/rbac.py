@@ -11,7 +11,7 @@ from .resources import URL, _call, _fail, _print_one, network_app, out
 
 rbac_app = typer.Typer(help="Networks shared with chosen projects (RBAC policies).",
                        no_args_is_help=True)
-COLUMNS = ("id", "object_id", "action", "target_project")
+COLUMNS = ("id", "object_id", "action", "target_tenant")
 RBAC = "/v2.0/rbac-policies"
 
 

@@ -24,8 +24,8 @@ from .policy import Context, Policy
 SHARED, EXTERNAL = "access_as_shared", "access_as_external"
 ACTIONS = (EXTERNAL, SHARED)
 KINDS = ("network", "subnet", "port")  # whose visibility follows a network's entries
-FILTERS = ("id", "object_type", "object_id", "action", "target_tenant", "target_project",
-           "project_id", "tenant_id")
+FILTERS = ("id", "object_type", "object_id", "action", "target_tenant", "project_id",
+           "tenant_id")
 R = S.NetworkRbac
 TABLES = {"network": R, **pool_rbac.TABLES}  # object_type -> its entries
 OTYPE = {t: o for o, t in TABLES.items()}
@@ -50,7 +50,7 @@ def in_use(nid: str) -> NeutronError:
 def view(r: S.NetworkRbac) -> dict:
     return {"id": r.id, "project_id": r.project_id, "tenant_id": r.project_id,
             "object_type": OTYPE[type(r)], "object_id": r.object_id, "action": r.action,
-            "target_project": r.target_project, "target_tenant": r.target_project}
+            "target_tenant": r.target_project}  # Neutron's API name of target_project
 
 
 class Grants:
@@ -179,11 +179,11 @@ class Rbac:
         otype = str(d.get("object_type", "")).strip().lower()
         if otype not in TABLES:
             raise invalid(f"'{d.get('object_type')}' is not a valid RBAC object type")
-        target = _target_project(d.get("target_tenant", d.get("target_project")))
+        target = _target_project(d.get("target_tenant"))
         action = d.get("action")
         body = {"project_id": project, "tenant_id": project, "object_type": otype,
                 "object_id": d.get("object_id"), "action": action,
-                "target_tenant": target, "target_project": target}
+                "target_tenant": target}
         self.policy.require(ctx, "create_rbac_policy", body)
         self.policy.require(ctx, "create_rbac_policy:target_tenant", body)
         if otype != "network":
@@ -218,9 +218,9 @@ class Rbac:
         r = self._entry(s, ctx, rid, lock=True)
         body = {**view(r), **d}
         self.policy.require(ctx, "update_rbac_policy", body)
-        if "target_tenant" in d or "target_project" in d:
-            target = _target_project(d.get("target_tenant", d.get("target_project")))
-            body.update(target_tenant=target, target_project=target)
+        if "target_tenant" in d:
+            target = _target_project(d["target_tenant"])
+            body.update(target_tenant=target)
             self.policy.require(ctx, "update_rbac_policy:target_tenant", body)
             if target != r.target_project:
                 self._ensure_unused(s, r, keeps=target)

@@ -6,14 +6,13 @@ from pydantic import BaseModel, Field, model_validator
 from .base import Resource, Str255, envelope
 
 ATTRS = frozenset({"id", "project_id", "tenant_id", "object_type", "object_id", "action",
-                   "target_tenant", "target_project"})
+                   "target_tenant"})
 
 
 class RbacPolicyUpdate(Resource):
     ATTRS = ATTRS
     METHOD = "PUT"
     target_tenant: Str255 = ""
-    target_project: Str255 = ""
 
 
 class RbacPolicyCreate(RbacPolicyUpdate):
@@ -45,7 +44,6 @@ class RbacPolicy(BaseModel):
     object_id: str
     action: str
     target_tenant: str
-    target_project: str
 
 
 class RbacPolicyOne(BaseModel):
