@@ -76,13 +76,16 @@ def test_policy_and_rules(api, world):
     refused(api.get(f"{rules}/{uuid.uuid4()}", headers=h), 404, "QosRuleNotFound")
     ok(api.delete(f"{rules}/{ing['id']}", headers=h), 204)
     assert len(ok(api.get(f"{POL}/{p['id']}", headers=h))["policy"]["rules"]) == 1
-    # rule types: an admin's (Neutron's get_rule_type); a project lists none, shows none
+    # rule types as Neutron's: a reader lists them (get_rule_type is role:reader), only an
+    # admin shows one (its drivers); a caller without the reader role lists none
     assert ok(api.get("/v2.0/qos/rule-types"))["rule_types"] == [{"type": "bandwidth_limit"}]
     ok(api.get("/v2.0/qos/rule-types/bandwidth_limit"))
     refused(api.get("/v2.0/qos/rule-types/dscp_marking"), 404, "QosRuleTypeNotFound")
-    assert ok(api.get("/v2.0/qos/rule-types", headers=h))["rule_types"] == []
-    refused(api.get("/v2.0/qos/rule-types/bandwidth_limit", headers=h), 403,
-            "PolicyNotAuthorized")
+    assert ok(api.get("/v2.0/qos/rule-types", headers=h))["rule_types"] == \
+        [{"type": "bandwidth_limit"}]
+    refused(api.get("/v2.0/qos/rule-types/bandwidth_limit", headers=h), 403, "NotAuthorized")
+    assert ok(api.get("/v2.0/qos/rule-types", headers={**h, "X-Roles": "member"}))[
+        "rule_types"] == []
     # unsupported rule types have no resource
     assert api.post(f"{POL}/{p['id']}/dscp_marking_rules", json={
         "dscp_marking_rule": {"dscp_mark": 8}}, headers=h).status_code == 404
@@ -103,9 +106,16 @@ def test_default_and_visibility(api, world):
     ok(api.put(f"{POL}/{second['id']}", json={"policy": {"is_default": True}}, headers=h))
     # another project's private policy: not found; a shared one: visible, not writable
     refused(api.get(f"{POL}/{d['id']}", headers=other), 404, "QosPolicyNotFound")
-    # a rule write to it is refused by the rule's policy first (Neutron's order)
-    refused(api.post(f"{POL}/{d['id']}/bandwidth_limit_rules", json={
-        "bandwidth_limit_rule": {"max_kbps": 1}}, headers=other), 403, "PolicyNotAuthorized")
+    # a rule create on it is refused by the rule's policy first, an update or delete of its
+    # rule by its visibility first (Neutron's order: those read what they change)
+    rules = f"{POL}/{d['id']}/bandwidth_limit_rules"
+    refused(api.post(rules, json={"bandwidth_limit_rule": {"max_kbps": 1}}, headers=other),
+            403, "PolicyNotAuthorized")
+    rule = ok(api.post(rules, json={"bandwidth_limit_rule": {"max_kbps": 1}}, headers=h),
+              201)["bandwidth_limit_rule"]
+    refused(api.put(f"{rules}/{rule['id']}", json={"bandwidth_limit_rule": {"max_kbps": 2}},
+                    headers=other), 404, "QosPolicyNotFound")
+    refused(api.delete(f"{rules}/{rule['id']}", headers=other), 404, "QosPolicyNotFound")
     assert d["id"] not in {x["id"] for x in ok(api.get(POL, headers=other))["policies"]}
     shared = ok(api.post(POL, json={"policy": {"name": "qs-shared", "shared": True,
                                                "project_id": h["X-Project-Id"]}}),

@@ -233,7 +233,7 @@ RULES = {
     "delete_policy": P_MANAGER,
     "get_policy:tags": f"{P_READER} or rule:shared_qos_policy",
     **{f"{a}_policy:tags": P_MANAGER for a in ("create", "update", "delete")},
-    "get_rule_type": "rule:admin_only",  # others list none and may not show one
+    "get_rule_type": "role:reader",  # a reader lists them; showing one is an admin's (qos.py)
     "get_policy_bandwidth_limit_rule": "(rule:admin_only) or (role:reader and "
                                        "rule:ext_parent_owner)",
     **{f"{a}_policy_bandwidth_limit_rule": "(rule:admin_only) or (role:manager and "

@@ -179,8 +179,11 @@ class Qos:
             "ext_parent:project_id": p.project_id, "ext_parent:tenant_id": p.project_id})
 
     def _writable(self, s: Session, ctx: Context, pid: str, action: str) -> S.QosPolicy:
-        """The policy a rule write goes to. As Neutron, the write's own rule comes before the
-        policy's visibility: another project's private policy is 403 here, not 404."""
+        """The policy a rule write goes to, in Neutron's order: a create checks its own rule
+        before the policy's visibility (another project's private policy: 403); an update or
+        delete first reads what it changes (not visible: 404), then checks its rule."""
+        if action != "create":
+            self._policy(s, ctx, pid)
         p = S.get(s, S.QosPolicy, pid, lock=True)
         if p is None:
             raise policy_not_found(pid)
@@ -265,6 +268,8 @@ class Qos:
 
     def rule_type(self, ctx: Context, name: str) -> dict:
         self.policy.require(ctx, "get_rule_type", {})
+        if not ctx.is_admin:  # Neutron's plugin: a rule type's drivers are an admin's to see
+            raise err("NotAuthorized", 403, "Not authorized.")
         if name not in RULE_TYPES:
             raise err("QosRuleTypeNotFound", 404, f"QoS rule_type {name} could not be found.")
         return {"type": name, "drivers": [{"name": "floatip", "supported_parameters": [
