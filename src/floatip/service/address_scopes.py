@@ -4,7 +4,7 @@ shows the scope of its subnets' pools as ``ipv4_address_scope``/``ipv6_address_s
 Checks, errors and policy rules are Neutron's address_scope_db and policies."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .. import store as S
@@ -132,8 +132,8 @@ class AddressScopes:
             raise err("AddressScopeInUse", 409,
                       f"Unable to complete operation on address scope {a.id}. There are one "
                       "or more subnet pools in use on the address scope.")
-        for r in s.execute(select(S.AddressScopeRbac).where(
-                S.AddressScopeRbac.object_id == a.id)).scalars():
-            s.delete(r)
+        # one statement before the row it names (a loaded RBAC row deleted by the unit of
+        # work after its object's cascade matched nothing: SAWarning)
+        s.execute(delete(S.AddressScopeRbac).where(S.AddressScopeRbac.object_id == a.id))
         S.delete(s, a)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .. import store as S
@@ -270,9 +270,9 @@ class SubnetPools:
             raise err("SubnetPoolDeleteError", 400, "Unable to delete subnet pool: Subnet pool "
                                                     "has existing allocations.")
         tags.forget(s, "subnetpool", p.id)
-        for r in s.execute(select(S.SubnetPoolRbac).where(
-                S.SubnetPoolRbac.object_id == p.id)).scalars():
-            s.delete(r)
+        # one statement before the row it names (a loaded RBAC row deleted by the unit of
+        # work after its object's cascade matched nothing: SAWarning)
+        s.execute(delete(S.SubnetPoolRbac).where(S.SubnetPoolRbac.object_id == p.id))
         S.delete(s, p)
 
     # -- subnetpool-prefix-ops ----------------------------------------------------------
