@@ -36,6 +36,10 @@ class Desired:
         self.invalid_routers: dict[str, str] = {}
         self.invalid_fips: dict[str, str] = {}
         self.port_fips: dict[str, set[str]] = {}   # port id -> floating IPs on it
+        self.pf_fip: dict[str, str] = {}   # port forwarding id -> its floating IP
+        # of the last delta: floating IP -> its forwardings changed on their own (the
+        # floating IP itself unchanged), for a pass that changes only their elements
+        self.forwarded: dict[str, set[str]] = {}
 
     # -- reading ------------------------------------------------------------------------
     def load(self, snap: dict) -> None:
@@ -47,9 +51,12 @@ class Desired:
         for k in self.db:
             self.db[k] = dict(snap.get(k, {}))
         self.port_fips = {}
+        self.pf_fip, self.forwarded = {}, {}
         for fid, f in self.state.floatingips.items():
             if f.port_id:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
+            for pf in f.port_forwardings:
+                self.pf_fip[pf.id] = fid
         self.check_all()
 
     def apply(self, delta: dict) -> dict[str, set[str]]:
@@ -73,11 +80,16 @@ class Desired:
             d.update(ups)
             new[kind] = d
             changed[kind] = set(ups) | set(dels)
-        self.state = State(**new)
         for fid in changed.get("floatingips", ()):
-            for f in (old_fips.get(fid), self.state.floatingips.get(fid)):
+            for f in (old_fips.get(fid), new["floatingips"].get(fid)):
                 if f is not None and f.port_id:
                     self.port_fips.setdefault(f.port_id, set()).add(fid)
+            for pf in getattr(old_fips.get(fid), "port_forwardings", ()):
+                self.pf_fip.pop(pf.id, None)
+            for pf in getattr(new["floatingips"].get(fid), "port_forwardings", ()):
+                self.pf_fip[pf.id] = fid
+        self.forwarded = self._forwardings(delta, new, changed)
+        self.state = State(**new)
         for pid in delta.get("vm_ports_deleted", ()):
             self.vm_ports.pop(pid, None)
         self.vm_ports.update(delta.get("vm_ports", {}))
@@ -86,11 +98,48 @@ class Desired:
             self.db[k].update(delta.get(k, {}))
         self.generation = delta["generation"]
         # groups take no part in routers' and floating IPs' validity
-        if set(changed) - {"ports", "floatingips", "security_groups", "address_groups"}:
+        if set(changed) - {"ports", "floatingips", "security_groups", "address_groups",
+                           "port_forwardings"}:
             self.check_all()
         else:
             self._check(changed.get("ports", set()), changed.get("floatingips", set()))
         return changed
+
+    def _forwardings(self, delta: dict, new: dict, changed: dict) -> dict[str, set[str]]:
+        """Forwardings changed on their own: each put into (or taken out of) its floating
+        IP's tuple, in id order, the floating IP replaced in place. A floating IP read whole
+        in this delta already holds its own. Returns floating IP -> forwarding ids."""
+        ups = delta["upserts"].get("port_forwardings", {})
+        dels = delta["deletes"].get("port_forwardings", ())
+        if not ups and not dels:
+            return {}
+        whole = changed.get("floatingips", set())
+        by_fip: dict[str, tuple[dict, set]] = {}
+        for i in dels:
+            fid = self.pf_fip.pop(i, None)
+            if fid is not None and fid not in whole:
+                by_fip.setdefault(fid, ({}, set()))[1].add(i)
+        for i, pf in ups.items():
+            was = self.pf_fip.get(i)
+            if was is not None and was != pf.floatingip_id and was not in whole:
+                by_fip.setdefault(was, ({}, set()))[1].add(i)
+            self.pf_fip[i] = pf.floatingip_id
+            if pf.floatingip_id not in whole:
+                by_fip.setdefault(pf.floatingip_id, ({}, set()))[0][i] = pf
+        fips = new["floatingips"]  # changed in place (``IN_PLACE``)
+        out: dict[str, set[str]] = {}
+        for fid, (up, rm) in by_fip.items():
+            f = fips.get(fid)
+            if f is None:  # not known here yet: its own change brings it whole
+                continue
+            kept = [p for p in f.port_forwardings if p.id not in up and p.id not in rm]
+            fips[fid] = replace(f, port_forwardings=tuple(sorted(
+                kept + list(up.values()), key=lambda p: p.id)))
+            out[fid] = set(up) | rm
+        if out:
+            changed.setdefault("floatingips", set()).update(out)
+            changed["port_forwardings"] = set(ups) | set(dels)
+        return out
 
     # -- validity -----------------------------------------------------------------------
     def check_all(self) -> None:

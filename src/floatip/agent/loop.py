@@ -352,19 +352,24 @@ class Agent:
         def without(bad):
             return replace(state, routers={r: x for r, x in state.routers.items()
                                            if r not in bad}) if bad else state
-        ids = None
+        ids = forwarded = None
         if changed is not None:
             ids = changed.get("floatingips", set()) | changed.get("ports", set())
+            forwarded = d.forwarded
+            # forwardings changed on their own stand for their floating IPs (in ``ids``)
+            changed = {k: v for k, v in changed.items() if k != "port_forwardings"}
         # what was applied (a full sync replaces both dicts, so these stay as they were)
         applied = (self.reconciler.layouts, self.reconciler.fips)
         try:
             report = self.reconciler.sync(without(invalid), prune=True, full=full,
-                                          hold=set(invalid), changed=ids)
+                                          hold=set(invalid), changed=ids,
+                                          forwarded=forwarded)
         except NeutronError:  # a router the quick check missed: find it the slow way
             _, broken = self._layouts(state)
             invalid.update(broken)
             report = self.reconciler.sync(without(invalid), prune=True, full=full,
-                                          hold=set(invalid), changed=ids)
+                                          hold=set(invalid), changed=ids,
+                                          forwarded=forwarded)
         steps = len(report.plan.steps)
         repaired = drift_repairs(report.plan.steps, applied, report.layouts) \
             if self.reconciler.layouts is not applied[0] else {}
