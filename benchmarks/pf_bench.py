@@ -270,13 +270,14 @@ def main() -> None:
     p.add_argument("--tries", type=int, default=6, help="conn/s runs of each, alternating")
     p.add_argument("--drivers", default="nftables,iptables")
     p.add_argument("--no-api", action="store_true")
+    p.add_argument("--no-kernel", action="store_true", help="the API -> TCP figure only")
     a = p.parse_args()
     OUT.mkdir(exist_ok=True)
     traffic = OUT / "traffic"
     subprocess.run(["gcc", "-O2", "-o", str(traffic), str(ROOT / "benchmarks/traffic.c")],
                    check=True)
     rows = {}
-    for driver in a.drivers.split(","):
+    for driver in [] if a.no_kernel else a.drivers.split(","):
         print(f"{driver}:", flush=True)
         rows[driver] = kernel(driver, a.n, a.rounds, traffic, a.seconds, a.tries)
     if not a.no_api:
