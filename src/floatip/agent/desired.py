@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core.model import State
-from ..core.validate import problems
+from ..core.validate import bad_forwardings, problems
 from .isolation import isolate
 
 KINDS = ("networks", "subnets", "ports", "routers", "floatingips", "security_groups",
@@ -35,6 +35,8 @@ class Desired:
                                                      "router_status", "router_reason")}
         self.invalid_routers: dict[str, str] = {}
         self.invalid_fips: dict[str, str] = {}
+        # floating IP -> {its port forwarding the kernel cannot hold: why}: left out alone
+        self.invalid_pfs: dict[str, dict[str, str]] = {}
         self.port_fips: dict[str, set[str]] = {}   # port id -> floating IPs on it
         self.pf_fip: dict[str, str] = {}   # port forwarding id -> its floating IP
         # of the last delta: floating IP -> its forwardings changed on their own (the
@@ -144,6 +146,32 @@ class Desired:
     # -- validity -----------------------------------------------------------------------
     def check_all(self) -> None:
         _, self.invalid_routers, self.invalid_fips = isolate(self.state)
+        self.invalid_pfs = {}
+        for fid, f in self.state.floatingips.items():
+            if f.port_forwardings:
+                self._check_forwardings(fid, None)
+
+    def _check_forwardings(self, fid: str, only: set[str] | None) -> None:
+        """A floating IP's forwardings checked again (``only``: those ids, and the ones
+        found bad before); a forwarding whose verdict changed is one ``forwarded`` names,
+        so that the pass puts it in or takes it out."""
+        f = self.state.floatingips.get(fid)
+        had = self.invalid_pfs.pop(fid, {})
+        if f is None:
+            return
+        if only is None:
+            bad = bad_forwardings(self.state, f)
+        else:
+            bad = {i: why for i, why in had.items() if i not in only}
+            again = only | had.keys()
+            for i in again:
+                bad.pop(i, None)
+            bad.update(bad_forwardings(self.state, f, again))
+        if bad:
+            self.invalid_pfs[fid] = bad
+        moved = {i for i in had.keys() ^ bad.keys()}
+        if moved and fid in self.forwarded:
+            self.forwarded[fid] |= moved
 
     def _check(self, ports: set[str], fips: set[str]) -> None:
         """Check again only the changed ports and floating IPs (and those on the ports)."""
@@ -153,6 +181,8 @@ class Desired:
         fips = {f for f in fips if f in st.floatingips}
         for f in fips:
             self.invalid_fips.pop(f, None)
+            if st.floatingips[f].port_forwardings or f in self.invalid_pfs:
+                self._check_forwardings(f, self.forwarded.get(f))
         if not fips:
             return
         ports = {p for f in fips if (p := st.floatingips[f].port_id) in st.ports}
@@ -191,9 +221,12 @@ class Desired:
     def clean(self) -> State:
         """The state to apply: invalid routers and floating IPs left out."""
         st = self.state
-        if not self.invalid_routers and not self.invalid_fips:
+        if not self.invalid_routers and not self.invalid_fips and not self.invalid_pfs:
             return st
+        fips = {k: v for k, v in st.floatingips.items() if k not in self.invalid_fips}
+        for fid, bad in self.invalid_pfs.items():  # a bad forwarding left out alone
+            if fid in fips:
+                fips[fid] = replace(fips[fid], port_forwardings=tuple(
+                    p for p in fips[fid].port_forwardings if p.id not in bad))
         return replace(st, routers={k: v for k, v in st.routers.items()
-                                    if k not in self.invalid_routers},
-                       floatingips={k: v for k, v in st.floatingips.items()
-                                    if k not in self.invalid_fips})
+                                    if k not in self.invalid_routers}, floatingips=fips)
