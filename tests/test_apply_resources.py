@@ -224,3 +224,23 @@ def test_a_bad_file_lists_every_error_and_changes_nothing(api, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"subnetpool {t}-pool created (dry run)" in r.stdout, r.stdout
     assert everything(api) == before
+
+
+def test_the_example_file_applies_converges_and_deletes(api, tmp_path):
+    """examples/resources.yaml beside the seed's external network, as its header says."""
+    ext = api.post("/v2.0/networks", json={"network": {
+        "name": "ext-net", "router:external": True}}).json()["network"]
+    assert api.post("/v2.0/subnets", json={"subnet": {
+        "name": "ext-subnet", "network_id": ext["id"], "cidr": "203.0.113.0/24",
+        "ip_version": 4}}).status_code == 201
+    before = everything(api)
+    f = os.path.join(os.path.dirname(__file__), "..", "examples", "resources.yaml")
+    r = cli(api, "apply", f)
+    assert r.returncode == 0, r.stdout + r.stderr
+    fip = [x for x in api.get("/v2.0/floatingips").json()["floatingips"] if "app" in x["tags"]]
+    assert len(fip) == 1 and fip[0]["qos_policy_id"] == one(api, "qos/policies", "uplink")["id"]
+    r = cli(api, "diff", f)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli(api, "delete", "-f", f)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert everything(api) == before
