@@ -194,14 +194,15 @@ def test_a_bad_file_lists_every_error_and_changes_nothing(api, tmp_path):
     doc["qos_policies"][0]["rules"].append({"max_kbps": 1, "direction": "egress"})
     doc["qos_policies"][0]["rules"][1]["max_kpbs"] = 1
     doc["subnet_pools"][0]["prefix"] = ["100.64.0.0/16"]
-    doc["networks"][0]["shared_with"] = [7]
+    doc["networks"][0]["shared_with"] = [7, "*", "alice"]
     r = cli(api, "apply", write(tmp_path, doc))
     assert r.returncode == 2, r.stdout + r.stderr
     for text in (f"qos_policies[0] ({t}-gold).rules[1]: unknown key 'max_kpbs'; did you mean "
                  "'max_kbps'?",
                  f"qos_policies[0] ({t}-gold): rules[2]: a second egress bandwidth limit",
                  f"subnet_pools[0] ({t}-pool): unknown key 'prefix'; did you mean 'prefixes'?",
-                 f"networks[0] ({t}-net).shared_with[0]: must be a project id", "4 error(s)"):
+                 f"networks[0] ({t}-net).shared_with[0]: must be a project id",
+                 f"networks[0] ({t}-net).shared_with[2]: must be a project id", "5 error(s)"):
         assert text in r.stderr, r.stderr
     # its form right, its references wrong: each named, with the name it probably meant
     doc = full(t, octet)
@@ -210,6 +211,7 @@ def test_a_bad_file_lists_every_error_and_changes_nothing(api, tmp_path):
     doc["floatingips"][0]["qos_policy"] = f"{t}-gld"
     doc["routers"][0]["external_gateway_info"]["qos_policy"] = "no-such-policy"
     doc["networks"][0]["tags"] = ["x" * 256]
+    doc["qos_policies"][0]["rules"][0]["max_kbps"] = -1
     r = cli(api, "apply", write(tmp_path, doc))
     assert r.returncode == 2, r.stdout + r.stderr
     for text in (f"subnetpool '{t}-pol' is neither in the file nor in the API; did you mean "
@@ -217,7 +219,7 @@ def test_a_bad_file_lists_every_error_and_changes_nothing(api, tmp_path):
                  f"qos policy '{t}-gld' is neither in the file nor in the API; did you mean "
                  f"'{t}-gold'?", "qos policy 'no-such-policy' is neither",
                  f"networks[0] ({t}-net): HTTPBadRequest: Invalid input for tags",
-                 "5 error(s)"):
+                 f"qos_policies[0] ({t}-gold).rules[0]: ", "too small", "6 error(s)"):
         assert text in r.stderr, r.stderr
     assert everything(api) == before
     r = cli(api, "apply", "--dry-run", write(tmp_path, full(t, octet)))

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import uuid
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from ..api.errors import from_validation
 from ..api.schemas import SCHEMAS
-from ..api.schemas.qos import CreatePolicyRequest
+from ..api.schemas.qos import CreatePolicyRequest, CreateRuleRequest
 from ..api.schemas.subnetpools import CreateAddressScopeRequest, CreateSubnetPoolRequest
 from ..core.document import _get
 from ..core.model import stable_id
@@ -32,7 +33,8 @@ from .apply_extra import rule_problems
 from .apply_state import cross_check
 
 KINDS = (("address_scopes", "address_scope"), ("subnet_pools", "subnetpool"),
-         ("qos_policies", "qos_policy"), ("networks", "network"), ("subnets", "subnet"), ("security_groups", "security_group"),
+         ("qos_policies", "qos_policy"), ("networks", "network"), ("subnets", "subnet"),
+         ("security_groups", "security_group"),
          ("ports", "port"), ("routers", "router"), ("floatingips", "floatingip"))
 _PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 KEYS = {
@@ -180,8 +182,18 @@ def _nested(p: Problems, kind: str, d: dict, where: str) -> None:
             p.add(where, e)
     elif kind == "network":
         for j, x in enumerate(_items(p, d, "shared_with", where)):
-            if not isinstance(x, str) or not x:
+            if not _project(x):
                 p.add(f"{where}.shared_with[{j}]", f"must be a project id or '*', got {x!r}")
+
+
+def _project(x) -> bool:
+    """A project id (a UUID, dashes or not) or ``*``, as the API takes a target."""
+    if x == "*":
+        return True
+    try:
+        return isinstance(x, str) and bool(uuid.UUID(x))
+    except ValueError:
+        return False
 
 
 class Resolver:
@@ -273,6 +285,14 @@ def check(doc, snapshot: dict[str, list[dict]], bodies) -> list[str]:
     made = list(bodies(doc, ref))
     for kind, where, _name, body, _extra in made:
         schema_check(p, kind, body, where)
+    for i, d in enumerate(doc.get("qos_policies") or []):
+        for j, r in enumerate(d.get("rules") or []):
+            try:
+                CreateRuleRequest.model_validate({"bandwidth_limit_rule": {
+                    k: v for k, v in r.items() if k != "type"}})
+            except ValidationError as e:
+                typ, msg, _ = from_validation(list(e.errors()), True)
+                p.add(f"{place('qos_policies', i, d)}.rules[{j}]", f"{typ}: {msg}")
     _immutable(p, ref, made)
     cross_check(p, ref, made, snapshot)
     return p.errors
