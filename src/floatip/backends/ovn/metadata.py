@@ -139,7 +139,10 @@ class OvnMetadataAgent:
         if remove:
             for net in sorted(self._ours()):
                 self._remove(net)
-            self._guard_ras(set())
+            try:
+                self._guard_ras(set())
+            except (OSError, RuntimeError) as e:   # OVS already gone: nothing left to drop
+                log.warning("router advertisement guard not removed: %s", e)
         if self.loop is not None:
             self.loop.call(self.service.stop())
             self.loop.stop()
