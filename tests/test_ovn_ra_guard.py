@@ -92,8 +92,8 @@ def test_a_vm_sends_no_router_advertisement_on_ovn_and_the_router_still_does(ovn
             assert wait_for(lambda: L.ping(ns[x], ip1, timeout=0.5), what=f"{x} -> vm1")
 
         # vm1 poses as a router: neither neighbour hears it
-        assert wait_for(lambda: agents[0].guard == {ports["vm1"].id, ports["vm2"].id},
-                        what="the agent guards vm1 and vm2")
+        assert wait_for(lambda: agents[0].guard == {p.id for p in ports.values()},
+                        what="the agent guards the VMs")
         send_ra(ns["vm1"])
         poll(lambda: False, timeout=1.5)   # what is dropped cannot be polled for
         assert [ras_from(s, attacker) for s in sinks] == [0, 0], "a VM's RA got through"
@@ -114,7 +114,7 @@ def test_a_vm_sends_no_router_advertisement_on_ovn_and_the_router_still_does(ovn
 
         # port security off on vm1 (it may send anything, as on Neutron): its RAs arrive
         net.update_port(ports["vm1"], security_group_ids=[], is_port_security_enabled=False)
-        assert wait_for(lambda: agents[0].guard == {ports["vm2"].id}, what="vm1 unguarded")
+        assert wait_for(lambda: ports["vm1"].id not in agents[0].guard, what="vm1 unguarded")
         assert wait_for(lambda: len(guarded(compute)) == 1, what="vm1's drop removed")
         assert wait_for(lambda: send_ra(ns["vm1"]) or all(ras_from(s, attacker)
                                                           for s in sinks),

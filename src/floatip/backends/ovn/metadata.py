@@ -139,7 +139,10 @@ class OvnMetadataAgent:
         if remove:
             for net in sorted(self._ours()):
                 self._remove(net)
-            self._guard_ras(set())
+            try:
+                self._guard_ras(set())
+            except (OSError, RuntimeError) as e:   # OVS already gone: nothing left to drop
+                log.warning("router advertisement guard not removed: %s", e)
         if self.loop is not None:
             self.loop.call(self.service.stop())
             self.loop.stop()
@@ -223,9 +226,10 @@ class OvnMetadataAgent:
             return {}
         vms = [p for p in list(st.ports.values()) if not p.device_owner.startswith("network:")]
         bound = self.sb.bindings([p.id for p in vms])
-        here = {p.id for p in vms if bound.get(p.id, ("",))[0] == self.chassis}
-        self.guard = set(raguard.guarded_ports(st, here))
-        nets = {p.network_id for p in vms if p.id in here}
+        # every VM port with port security: the guard goes on the ones plugged here, also
+        # before ovn-controller claims them
+        self.guard = set(raguard.guarded_ports(st))
+        nets = {p.network_id for p in vms if bound.get(p.id, ("",))[0] == self.chassis}
         out = {}
         for p in sorted(list(st.ports.values()), key=lambda p: p.id):
             if p.device_owner != DHCP_OWNER or p.network_id not in nets or p.network_id in out:

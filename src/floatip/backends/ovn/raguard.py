@@ -6,7 +6,8 @@ every ACL (a priority-65532 ``next;`` in ``ls_in_acl``, ``ls_out_acl`` and
 and neighbour solicitations/advertisements, and no stage before the ACLs takes a match
 from the NB. So, as Neutron's openvswitch firewall drops a VM's RAs (its
 ``ipv6_icmp_type 134`` egress drop), this drops ICMPv6 type 134 at ``br-int``'s table 0
-from the ofport of each VM port with port security bound to this chassis, at a priority
+from the ofport of each VM port with port security plugged into this chassis' br-int
+(``external_ids:iface-id``, also before ovn-controller claims it), at a priority
 above ovn-controller's per-port flow (100), with floatip's cookie. Router ports still
 advertise (their RAs come from ovn-controller's pipeline, not from a VM's ofport), DHCP,
 neighbour discovery and router solicitations pass as before; a port with port security
@@ -51,8 +52,7 @@ def bundle(want: set[int], have: set[int]) -> list[str]:
             [f"add cookie={COOKIE:#x},{match(p)},actions=drop" for p in sorted(want - have)])
 
 
-def guarded_ports(state, bound_here: set[str]) -> list[str]:
-    """The VM ports (ids) to guard: port security on, not trusted, bound to this chassis."""
+def guarded_ports(state) -> list[str]:
+    """The VM ports (ids) to guard where plugged: port security on, not trusted."""
     return sorted(p.id for p in list(state.ports.values())
-                  if p.id in bound_here and p.port_security_enabled
-                  and not p.device_owner.startswith("network:"))
+                  if p.port_security_enabled and not p.device_owner.startswith("network:"))
