@@ -193,8 +193,7 @@ def connects(ns: str, port: int, timeout: float = 0.2) -> bool:
 
 def floatip_figures(a) -> dict[str, str]:
     """floatip's table from firewall_bench.py (the project's venv), by measure."""
-    py = ROOT / ".venv" / "bin" / "python"
-    r = subprocess.run([str(py), str(ROOT / "benchmarks" / "firewall_bench.py"), "--ports",
+    r = subprocess.run([a.python, str(ROOT / "benchmarks" / "firewall_bench.py"), "--ports",
                         str(a.ports), "--rules", str(a.rules), "--group", str(a.group),
                         "--samples", str(a.samples), "--rounds", "1", "--seconds", "1"],
                        capture_output=True, text=True)
@@ -219,6 +218,8 @@ def main() -> None:
     ap.add_argument("--datapath", default="netdev")
     ap.add_argument("--floatip", action=argparse.BooleanOptionalAction, default=True,
                     help="run firewall_bench.py first and print its figures beside")
+    ap.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"),
+                    help="floatip's interpreter for firewall_bench.py")
     a = ap.parse_args()
     ours = floatip_figures(a) if a.floatip else {}
 
