@@ -7,21 +7,27 @@ with a floating IP and a client VM on the non-gateway chassis, plus N other port
 security in 100 groups holding R rules in all (made by the API's bulk create; their LSPs
 are not bound), all of them also members of a remote group "big". Measures:
   rule -> enforced   POST /v2.0/security-group-rules opening a new TCP port on the server,
-                     until the first connection through the floating IP succeeds (p50/p99);
+                     until the first connection through the floating IP succeeds (p50/p99;
+                     a connection started every 10 ms, ``first_connect``);
                      of it, the backend's pass that wrote the ACL
   member add         the client's port joins "big", which the server's rule names (PUT
                      /v2.0/ports), until the client connects; and the NB rows written
 Where the rule's time goes: floatip's pass (written to the NB), ovn-northd (its
 ``ovnnb_db_run`` stopwatch: the NB change into logical flows, and which of its incremental
 engine nodes recomputed everything) and the VMs' chassis' ovn-controller (its
-``flow-generation`` stopwatch); once with northd single-threaded (23.03's default) and once
-with ``parallel-build/set-n-threads 2`` (``--threads``).
+``flow-generation`` stopwatch); once with northd single-threaded (23.03's default), once
+with ``parallel-build/set-n-threads 2`` (``--threads``), and once more with that and every
+chassis' ovn-controller monitoring the whole Southbound (``ovn-monitor-all=true``, no
+conditional monitoring for the SB server to evaluate). The logical flows counted by stage
+tell how many of them the ACLs are (what northd rebuilds on each change).
 Prints a markdown table. Everything is named osg<random> and removed at the end.
 """
 from __future__ import annotations
 
 import argparse
+import select
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -36,6 +42,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from floatip import lab as L  # noqa: E402
 from floatip.backends.local import LocalSource  # noqa: E402
 from floatip.backends.ovn import OvnBackend, OvnConfig  # noqa: E402
+from floatip.dataplane.netns import run_in_netns  # noqa: E402
 from floatip.ovnlab import OvnLab  # noqa: E402
 from floatip.server import Server, free_port  # noqa: E402
 from ovn_bench import Daemons  # noqa: E402
@@ -53,6 +60,31 @@ def until(cond, deadline: float = 60.0) -> float:
 
 def connects(ns: str, ip: str, port: int, timeout: float = 0.2) -> bool:
     return L.tcp_source(ns, ip, port, timeout) is not None
+
+
+def first_connect(ns: str, ip: str, port: int, deadline: float = 60.0,
+                  step: float = 0.01) -> float:
+    """Seconds until the first of the connections started from ``ns`` every ``step`` s
+    is established: within ``step`` of when the port opened (one connection at a time
+    waits out its timeout, or the SYN's 1 s retransmission, after each dropped SYN)."""
+    t0 = time.perf_counter()
+    poller, socks = select.poll(), {}
+    try:
+        while time.perf_counter() - t0 < deadline:
+            s = run_in_netns(ns, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((ip, port))
+            socks[s.fileno()] = s
+            poller.register(s, select.POLLOUT)
+            for fd, _ in poller.poll(step * 1000):
+                if socks[fd].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    return time.perf_counter() - t0
+                poller.unregister(fd)
+                socks.pop(fd).close()
+        raise RuntimeError("not enforced within the deadline")
+    finally:
+        for s in socks.values():
+            s.close()
 
 
 def pct(xs, q):
@@ -158,6 +190,18 @@ def main() -> None:
         assert srv.wait_for_agent(1800), backend.stats
         rows.append(("first sync", f"{a.ports} ports, {n_rules} rules",
                      f"{time.perf_counter() - t0:.1f} s", ""))
+        lflows = L.sh("ovn-sbctl", f"--db={lab.sb}", "lflow-list").stdout.splitlines()
+        by_stage: dict[str, int] = {}
+        for line in lflows:
+            if "table=" in line and "(" in line:
+                st = line[line.index("(") + 1:line.index(")")].strip()
+                by_stage[st] = by_stage.get(st, 0) + 1
+        acl = sum(v for k, v in by_stage.items()
+                  if k in ("ls_in_acl", "ls_out_acl", "ls_in_acl_after_lb"))
+        top = sorted(by_stage.items(), key=lambda kv: -kv[1])[:4]
+        rows.append(("logical flows", f"{sum(by_stage.values())} in all",
+                     f"{acl} in the ACL stages",
+                     "largest stages: " + ", ".join(f"{k} {v}" for k, v in top)))
         # rule create -> enforced through the floating IP; northd alone, then threaded
         daemons = Daemons(lab)
         vm_chassis = lab.chassis[-1]
@@ -165,11 +209,17 @@ def main() -> None:
             f"{vm_chassis.run}/ovn-controller.{vm_chassis.pids['ovn-controller']}.ctl"
         northd = f"{lab.dir}/c/ovn-northd.ctl"
         port = 20000
-        for threads in (1, a.threads):
+        for threads, monitor_all in ((1, False), (a.threads, False), (a.threads, True)):
             L.sh("ovs-appctl", "-t", northd, "parallel-build/set-n-threads", str(threads))
-            daemons.reset()
+            if monitor_all:
+                for ch in lab.chassis:
+                    ch.vsctl("set", "Open_vSwitch", ".", "external_ids:ovn-monitor-all=true")
+                L.sh("ovn-nbctl", f"--db={lab.nb}", "--timeout=120", "--wait=hv", "sync")
             enforced, wrote, stages = [], [], []
-            for _ in range(a.samples):
+            for i in range(a.samples + 1):   # the first warms up after the change
+                if i == 1:
+                    daemons.reset()
+                    enforced, wrote, stages = [], [], []
                 port += 1
                 lab.serve(sns, port=port)
                 sent = time.time() * 1000
@@ -177,7 +227,7 @@ def main() -> None:
                 post("security-group-rules", {"security_group_id": web["id"],
                                               "direction": "ingress", "protocol": "tcp",
                                               "port_range_min": port, "port_range_max": port})
-                until(lambda: connects(lab.upstream, addr, port))
+                first_connect(lab.upstream, addr, port)
                 enforced.append(time.perf_counter() - t0)
                 wrote.append(sum(backend.stats.write_timing.values()) / 1000)
                 assert srv.wait_for_agent(120)
@@ -189,7 +239,8 @@ def main() -> None:
             _, fi95, fimax = daemons.stopwatch("controller", "flow-installation")
             engine = daemons.engine()
             rows.append(("rule create -> enforced (FIP, first conn.)",
-                         f"{a.ports} ports, {n_rules} rules, northd threads {threads}",
+                         f"{a.ports} ports, {n_rules} rules, northd threads {threads}"
+                         + (", ovn-monitor-all" if monitor_all else ""),
                          ms(enforced), "target p50 <= 50 ms"))
             rows.append(("  floatip's pass that wrote the ACL", backend.stats.last_plan,
                          ms(wrote), ""))
@@ -206,6 +257,9 @@ def main() -> None:
                          "recomputed: " + (", ".join(engine["controller"]["recompute"])
                                            or "none")))
         L.sh("ovs-appctl", "-t", northd, "parallel-build/set-n-threads", "1")
+        for ch in lab.chassis:
+            ch.vsctl("remove", "Open_vSwitch", ".", "external_ids", "ovn-monitor-all")
+        L.sh("ovn-nbctl", f"--db={lab.nb}", "--timeout=120", "--wait=hv", "sync")
         # member add to the remote group "big" (a.ports members)
         lab.serve(sns, port=9000)
         post("security-group-rules", {"security_group_id": web["id"], "direction": "ingress",
@@ -218,7 +272,7 @@ def main() -> None:
             r = c.put(f"/v2.0/ports/{cp['id']}",
                       json={"port": {"security_groups": [web["id"], big["id"]]}})
             assert r.status_code == 200, r.text
-            until(lambda: connects(cns, sip, 9000))
+            first_connect(cns, sip, 9000)
             adds.append(time.perf_counter() - t0)
             assert srv.wait_for_agent(120)
             plans.add(backend.stats.last_plan)

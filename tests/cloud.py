@@ -4,6 +4,12 @@ own tenant subnet, VMs plugged as a hypervisor would and floating IPs. Names car
 ``fp`` prefix and a random suffix; everything is removed after the test."""
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
 import time
 import uuid
 
@@ -59,6 +65,68 @@ def served_api(request, tmp_path_factory, tag: str):
         srv.close()
         if ctx is not None:
             ctx.__exit__(None, None, None)
+
+
+BIN = os.path.dirname(sys.executable)  # the virtualenv's ``openstack``
+
+
+@contextlib.contextmanager
+def served(path, keystone=None):
+    """A real server (uvicorn, agent off) on a fresh SQLite file in ``path``: noauth, or
+    behind ``keystone`` (conftest's), the network endpoint of its catalog."""
+    from floatip.api.auth import AuthSettings
+    from floatip.server import Server, free_port
+    auth = AuthSettings("keystone", keystone.authtoken()) if keystone is not None else None
+    srv = Server(f"sqlite:///{path}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
+                 auth=auth).start()
+    try:
+        if keystone is not None:
+            keystone.set_network_endpoint(srv.url)
+        yield srv
+    finally:
+        srv.close()
+
+
+class Osc:
+    """The real ``openstack`` CLI as a new Keystone user with ``roles`` in a new project
+    (names: ``tag``, ``who`` and a random suffix). ``osc(*args)``: the command's JSON
+    (``parse=False``: its text); ``ok=False``: it must fail, its error output."""
+
+    def __init__(self, keystone, tag: str, roles=("member",), who: str = ""):
+        sfx = uuid.uuid4().hex[:6]
+        self.user, self.project = f"{tag}-{who}u-{sfx}", f"{tag}-{who}p-{sfx}"
+        password = secrets.token_urlsafe(12)
+        keystone.user(self.user, password, self.project, list(roles))
+        self.project_id = keystone.project(self.project)
+        self.env = keystone.osc_env(self.user, password, self.project)
+
+    def __call__(self, *args: str, parse: bool = True, ok: bool = True):
+        r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
+                           env=self.env, capture_output=True, text=True, timeout=120)
+        if not ok:
+            assert r.returncode != 0, r.stdout
+            return r.stderr
+        assert r.returncode == 0, f"openstack {' '.join(args)}: {r.stderr}"
+        return json.loads(r.stdout) if parse and r.stdout.strip() else r.stdout
+
+
+def floatip_cli(url: str, monkeypatch):
+    """``floatip`` (typer's runner, in this process) against ``url``, 250 columns wide:
+    ``run(*args)`` answers its output; ``code``: the exit code it must end with (not 0: its
+    error output)."""
+    # imported here: the CLI's console is made at import (test_cli_output sets it up first)
+    from typer.testing import CliRunner
+
+    from floatip.cli import resources
+    from floatip.cli.main import app
+    monkeypatch.setattr(resources.out, "width", 250)
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        r = runner.invoke(app, list(args), env={"FLOATIP_URL": url})
+        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
+        return r.stdout if code == 0 else r.stderr
+    return run
 
 
 class Cloud:

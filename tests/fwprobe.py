@@ -93,29 +93,40 @@ def send_arp(ns: str, dev: str, src_mac: str, sender_ip: str, target_ip: str,
         s.close()
 
 
-def send_ra(ns: str, dev: str = "eth0", count: int = 3) -> None:
-    """An IPv6 router advertisement to all nodes (a VM pretending to be the router)."""
+def _send_icmp6(ns: str, dev: str, dst: str, msg: bytes, count: int) -> None:
     s = run_in_netns(ns, socket.socket, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     try:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
         idx = run_in_netns(ns, socket.if_nametoindex, dev)
-        # type 134, code 0, checksum (kernel), hop limit, flags, lifetime 1800 s, timers
-        ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
         for _ in range(count):
-            s.sendto(ra, ("ff02::1", 0, 0, idx))
+            s.sendto(msg, (dst, 0, 0, idx))
             time.sleep(0.05)
     finally:
         s.close()
 
 
+def send_ra(ns: str, dev: str = "eth0", count: int = 3) -> None:
+    """An IPv6 router advertisement to all nodes (a VM pretending to be the router)."""
+    # type 134, code 0, checksum (kernel), hop limit, flags, lifetime 1800 s, timers
+    _send_icmp6(ns, dev, "ff02::1", struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0),
+                count)
+
+
+def send_rs(ns: str, dev: str = "eth0", count: int = 1) -> None:
+    """An IPv6 router solicitation to all routers (a router answers it with an RA)."""
+    _send_icmp6(ns, dev, "ff02::2", struct.pack("!BBHI", 133, 0, 0, 0), count)
+
+
 class IcmpV6Sink:
-    """Records the ICMPv6 types that arrive in ``ns``."""
+    """Records the ICMPv6 types that arrive in ``ns`` (``types``), with their sources
+    (``got``: (type, source address))."""
 
     def __init__(self, ns: str):
         self.sock = run_in_netns(ns, socket.socket, socket.AF_INET6, socket.SOCK_RAW,
                                  socket.IPPROTO_ICMPV6)
         self.sock.settimeout(0.2)
         self.types: list[int] = []
+        self.got: list[tuple[int, str]] = []
         self._stop = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -123,11 +134,12 @@ class IcmpV6Sink:
     def _run(self):
         while not self._stop:
             try:
-                data = self.sock.recv(2048)
+                data, src = self.sock.recvfrom(2048)
             except OSError:
                 continue
             if data:
                 self.types.append(data[0])
+                self.got.append((data[0], src[0].split("%")[0]))
 
     def close(self):
         self._stop = True

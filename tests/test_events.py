@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from floatip.server import Server, free_port
+from cloud import served
 from floatip.store import events as E
 from floatip.store.database import Database
 from floatip.store.tables import Event
@@ -20,10 +20,8 @@ from floatip.store.tables import Event
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(f"sqlite:///{tmp_path_factory.mktemp('fa-ev')}/floatip.db",
-                 f"127.0.0.1:{free_port()}", agent=False).start()
-    yield srv
-    srv.close()
+    with served(tmp_path_factory.mktemp("fa-ev")) as srv:
+        yield srv
 
 
 def as_project(project: str, roles: str = "member,reader") -> dict:

@@ -3,9 +3,8 @@ test_ovn_sg.py: an IPv6 rule, ARP and gratuitous ARP for a neighbour's address, 
 server reply sent by a VM; and a port with port security off (the ``unknown`` address: it
 may use any MAC, and the ARP attack then works). Two chassis through floatip.ovnlab.
 
-A router advertisement sent by a VM is not tested here: OVN 23.03 lets it through whatever
-the NB says (ovn-northd's priority-65532 ``nd || nd_ra || ...`` flows skip every ACL, and
-port security checks only ND's addresses), as on Neutron with OVN; docs/firewall.md."""
+A router advertisement sent by a VM: test_ovn_ra_guard.py (OVN 23.03 lets it skip every
+ACL; the chassis agent drops it on br-int)."""
 from __future__ import annotations
 
 import uuid

@@ -4,24 +4,15 @@ forwarding create|list|show|delete`` behind a real Keystone (conftest's ``keysto
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
-import sys
 import uuid
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from floatip.api.auth import AuthSettings
-from floatip.cli import resources
-from floatip.cli.main import app
-from floatip.server import Server, free_port
+from cloud import Osc, floatip_cli, served
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-BIN = os.path.dirname(sys.executable)
 
 
 def _world(post, put, tag: str, cidr: str) -> dict:
@@ -41,16 +32,8 @@ def _world(post, put, tag: str, cidr: str) -> dict:
 
 
 def test_floatip_cli(tmp_path, monkeypatch):
-    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
-                 agent=False).start()
-    monkeypatch.setattr(resources.out, "width", 250)
-    runner = CliRunner()
-
-    def run(*args, code=0):
-        r = runner.invoke(app, list(args), env={"FLOATIP_URL": srv.url})
-        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
-        return r.stdout if code == 0 else r.stderr
-    try:
+    with served(tmp_path) as srv:
+        run = floatip_cli(srv.url, monkeypatch)
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             def post(path, body):
                 r = c.post(f"/v2.0/{path}", json=body)
@@ -81,27 +64,12 @@ def test_floatip_cli(tmp_path, monkeypatch):
             run("floating-ip", "port-forwarding", "delete", fip, made["id"], rng["id"])
             assert c.get(f"/v2.0/floatingips/{w['fip']['id']}/port_forwardings").json() == \
                 {"port_forwardings": []}
-    finally:
-        srv.close()
 
 
 def test_openstack_cli(keystone, tmp_path):
-    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
-                 auth=AuthSettings("keystone", keystone.authtoken())).start()
-    try:
-        keystone.set_network_endpoint(srv.url)
-        sfx = uuid.uuid4().hex[:6]
-        name, project, password = f"pf-u-{sfx}", f"pf-p-{sfx}", secrets.token_urlsafe(12)
-        keystone.user(name, password, project, ["admin", "member", "reader"])
-        env = keystone.osc_env(name, password, project)
-
-        def osc(*args, parse: bool = True):
-            r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
-                               env=env, capture_output=True, text=True, timeout=120)
-            assert r.returncode == 0, f"openstack {' '.join(args)}: {r.stderr}"
-            return json.loads(r.stdout) if parse and r.stdout.strip() else r.stdout
-
-        tag = f"pfo{sfx}"
+    with served(tmp_path, keystone):
+        osc = Osc(keystone, "pf", roles=("admin", "member", "reader"))
+        tag = f"pfo{uuid.uuid4().hex[:6]}"
         osc("network", "create", "--external", f"{tag}-ext")
         osc("subnet", "create", "--network", f"{tag}-ext", "--subnet-range",
             "203.0.113.0/24", f"{tag}-exts")
@@ -128,17 +96,12 @@ def test_openstack_cli(keystone, tmp_path):
         osc("floating", "ip", "port", "forwarding", "delete", fip["id"], pf["id"],
             parse=False)
         assert osc("floating", "ip", "port", "forwarding", "list", fip["id"]) == []
-    finally:
-        srv.close()
 
 
 def test_apply_file_with_forwardings(tmp_path, monkeypatch):
     """``floatip apply FILE`` through the API: a floating IP's ``port_forwardings`` made,
     a second apply changes nothing, one taken out of the file is deleted."""
     import yaml
-    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
-                 agent=False).start()
-    runner = CliRunner()
     tag = f"pfa{uuid.uuid4().hex[:5]}"
     doc = {"networks": [{"name": f"{tag}-ext", "router:external": True},
                         {"name": f"{tag}-net"}],
@@ -160,10 +123,9 @@ def test_apply_file_with_forwardings(tmp_path, monkeypatch):
 
     def apply() -> dict:
         f.write_text(yaml.safe_dump(doc))
-        r = runner.invoke(app, ["apply", str(f), "--json"], env={"FLOATIP_URL": srv.url})
-        assert r.exit_code == 0, r.stdout + r.stderr + repr(r.exception)
-        return json.loads(r.stdout)
-    try:
+        return json.loads(run("apply", str(f), "--json"))
+    with served(tmp_path) as srv:
+        run = floatip_cli(srv.url, monkeypatch)
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             def forwardings() -> list:
                 fip = c.get("/v2.0/floatingips",
@@ -182,5 +144,3 @@ def test_apply_file_with_forwardings(tmp_path, monkeypatch):
             doc["floatingips"][0]["port_forwardings"].pop()
             apply()
             assert forwardings() == [("tcp", "2222:2222", "22:22", "100.64.13.5")]
-    finally:
-        srv.close()

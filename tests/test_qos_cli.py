@@ -6,45 +6,21 @@ bandwidth-limit``, ``floating ip set --qos-policy`` / ``unset``, ``router set
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
-import sys
 import uuid
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from floatip.api.auth import AuthSettings
-from floatip.cli import resources
-from floatip.cli.main import app
-from floatip.server import Server, free_port
+from cloud import Osc, floatip_cli, served
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-BIN = os.path.dirname(sys.executable)
 
 
 def test_openstack_cli(keystone, tmp_path):
-    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
-                 auth=AuthSettings("keystone", keystone.authtoken())).start()
-    try:
-        keystone.set_network_endpoint(srv.url)
-        sfx = uuid.uuid4().hex[:6]
-        name, project, password = f"qs-u-{sfx}", f"qs-p-{sfx}", secrets.token_urlsafe(12)
-        keystone.user(name, password, project, ["admin", "member", "reader"])
-        env = keystone.osc_env(name, password, project)
-
-        def osc(*args, parse: bool = True, ok: bool = True):
-            r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
-                               env=env, capture_output=True, text=True, timeout=120)
-            assert (r.returncode == 0) == ok, f"openstack {' '.join(args)}: {r.stderr}"
-            if not ok:
-                return r.stderr
-            return json.loads(r.stdout) if parse and r.stdout.strip() else r.stdout
-
-        tag = f"qso{sfx}"
+    with served(tmp_path, keystone):
+        osc = Osc(keystone, "qs", roles=("admin", "member", "reader"))
+        tag = f"qso{uuid.uuid4().hex[:6]}"
         pol = osc("network", "qos", "policy", "create", "--description", "uplink", f"{tag}-p")
         osc("network", "qos", "rule", "create", "--type", "bandwidth-limit", "--max-kbps",
             "3000", "--max-burst-kbits", "300", "--egress", pol["id"])
@@ -77,21 +53,11 @@ def test_openstack_cli(keystone, tmp_path):
             f"{tag}-r", parse=False)
         osc("network", "qos", "policy", "delete", pol["id"], parse=False)
         assert osc("network", "qos", "policy", "list") == []
-    finally:
-        srv.close()
 
 
 def test_floatip_cli(tmp_path, monkeypatch):
-    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
-                 agent=False).start()
-    monkeypatch.setattr(resources.out, "width", 250)
-    runner = CliRunner()
-
-    def run(*args, code=0):
-        r = runner.invoke(app, list(args), env={"FLOATIP_URL": srv.url})
-        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
-        return r.stdout if code == 0 else r.stderr
-    try:
+    with served(tmp_path) as srv:
+        run = floatip_cli(srv.url, monkeypatch)
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             tag = f"qsc{uuid.uuid4().hex[:5]}"
             ext = c.post("/v2.0/networks", json={"network": {
@@ -122,5 +88,3 @@ def test_floatip_cli(tmp_path, monkeypatch):
             run("qos", "rule", "delete", f"{tag}-p", rule["id"])
             run("qos", "policy", "delete", f"{tag}-p")
             assert json.loads(run("qos", "policy", "list", "-f", "json")) == []
-    finally:
-        srv.close()

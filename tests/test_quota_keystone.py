@@ -5,22 +5,16 @@ of that project gets Neutron's OverQuota from ``openstack network create``."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 
 import httpx
 import pytest
 
-from floatip.api.auth import AuthSettings
-from floatip.server import Server, free_port
+from cloud import BIN, served
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-
-BIN = os.path.dirname(sys.executable)
-
 
 class User:
     def __init__(self, ks, project: str, roles: list[str]):
@@ -36,20 +30,15 @@ class User:
 
 @pytest.fixture(scope="module")
 def cloud(keystone, tmp_path_factory):
-    d = tmp_path_factory.mktemp("fq-ks")
-    srv = Server(f"sqlite:///{d}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
-                 auth=AuthSettings("keystone", keystone.authtoken())).start()
-    keystone.set_network_endpoint(srv.url)
     sfx = uuid.uuid4().hex[:6]
     pa, pb = f"fq-pa-{sfx}", f"fq-pb-{sfx}"
-    users = {"member": User(keystone, pa, ["member"]), "reader": User(keystone, pa, ["reader"]),
-             "manager": User(keystone, pa, ["manager", "member", "reader"]),
-             "other": User(keystone, pb, ["member"])}
-    admin = httpx.Client(base_url=srv.url, headers={"X-Auth-Token": keystone.token()},
-                         timeout=60)
-    yield {"srv": srv, "ks": keystone, "users": users, "admin": admin}
-    admin.close()
-    srv.close()
+    with served(tmp_path_factory.mktemp("fq-ks"), keystone) as srv, httpx.Client(
+            base_url=srv.url, headers={"X-Auth-Token": keystone.token()}, timeout=60) as admin:
+        users = {"member": User(keystone, pa, ["member"]),
+                 "reader": User(keystone, pa, ["reader"]),
+                 "manager": User(keystone, pa, ["manager", "member", "reader"]),
+                 "other": User(keystone, pb, ["member"])}
+        yield {"srv": srv, "ks": keystone, "users": users, "admin": admin}
 
 
 def status(r: httpx.Response, code: int, type_: str | None = None) -> dict:

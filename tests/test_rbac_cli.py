@@ -6,69 +6,39 @@ port on it, ``network rbac list/show/delete``; C sees nothing. And floatip's own
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
-import sys
 import uuid
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from floatip.api.auth import AuthSettings
-from floatip.server import Server, free_port
+from cloud import Osc, floatip_cli, served
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-BIN = os.path.dirname(sys.executable)
-
 
 @pytest.fixture(scope="module")
 def osc(keystone, tmp_path_factory):
-    d = tmp_path_factory.mktemp("rb-cli")
-    srv = Server(f"sqlite:///{d}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
-                 auth=AuthSettings("keystone", keystone.authtoken())).start()
-    keystone.set_network_endpoint(srv.url)
-    sfx = uuid.uuid4().hex[:6]
-    runners, projects = {}, {}
-    for who in ("a", "b", "c"):
-        name, project, password = f"rb-{who}-{sfx}", f"rb-p{who}-{sfx}", secrets.token_urlsafe(12)
-        keystone.user(name, password, project, ["member"])
-        projects[who] = keystone.project(project)
-        env = keystone.osc_env(name, password, project)
-
-        def run(*args, parse: bool = True, env=env, fail: bool = False):
-            r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
-                               env=env, capture_output=True, text=True, timeout=120)
-            if fail:
-                assert r.returncode != 0, r.stdout
-                return r.stderr
-            assert r.returncode == 0, f"openstack {' '.join(args)}: {r.stderr}"
-            return json.loads(r.stdout) if parse and r.stdout.strip() else r.stdout
-        runners[who] = run
-    yield runners, projects
-    srv.close()
+    with served(tmp_path_factory.mktemp("rb-cli"), keystone):
+        yield {who: Osc(keystone, "rb", who=who) for who in ("a", "b", "c")}
 
 
 def test_network_rbac_with_the_openstack_cli(osc):
-    run, projects = osc
-    a, b, c = run["a"], run["b"], run["c"]
+    a, b, c = osc["a"], osc["b"], osc["c"]
     net = a("network", "create", "rb-cli-net")
     a("subnet", "create", "--network", net["id"], "--subnet-range", "100.64.41.0/24",
       "rb-cli-sub")
-    pol = a("network", "rbac", "create", "--target-project", projects["b"],
+    pol = a("network", "rbac", "create", "--target-project", b.project_id,
             "--action", "access_as_shared", "--type", "network", net["id"])
-    assert pol["target_project_id"] == projects["b"], pol
+    assert pol["target_project_id"] == b.project_id, pol
     assert pol["object_id"] == net["id"] and pol["action"] == "access_as_shared", pol
     assert [p["ID"] for p in a("network", "rbac", "list")] == [pol["id"]]
     assert a("network", "rbac", "show", pol["id"])["object_type"] == "network"
     assert net["id"] in {n["ID"] for n in b("network", "list")}
     assert net["id"] not in {n["ID"] for n in c("network", "list")}
     port = b("port", "create", "--network", net["id"], "rb-cli-port")
-    assert port["project_id"] == projects["b"]
-    a("network", "rbac", "delete", pol["id"], parse=False, fail=True)  # B's port: in use
+    assert port["project_id"] == b.project_id
+    a("network", "rbac", "delete", pol["id"], parse=False, ok=False)  # B's port: in use
     assert [p["ID"] for p in a("network", "rbac", "list")] == [pol["id"]]
     b("port", "delete", port["id"], parse=False)
     a("network", "rbac", "delete", pol["id"], parse=False)
@@ -81,19 +51,9 @@ def test_floatip_network_rbac(tmp_path, monkeypatch):
     shares with any project; X-Project-Id headers then act as B and C)."""
     # imported here: the CLI's console is made at import (test_cli_output sets it up first)
     from floatip.cli import rbac as _registers_network_rbac  # noqa: F401
-    from floatip.cli import resources
-    from floatip.cli.main import app
-    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
-                 agent=False).start()
-    monkeypatch.setattr(resources.out, "width", 250)
-    runner = CliRunner()
-
-    def run(*args, code=0):
-        r = runner.invoke(app, list(args), env={"FLOATIP_URL": srv.url})
-        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
-        return r.stdout if code == 0 else r.stderr
     b, c = uuid.uuid4().hex, uuid.uuid4().hex
-    try:
+    with served(tmp_path) as srv:
+        run = floatip_cli(srv.url, monkeypatch)
         with httpx.Client(base_url=srv.url, timeout=30) as h:
             net = h.post("/v2.0/networks", json={"network": {"name": "rb-fcli"}}).json()["network"]
             h.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
@@ -112,5 +72,3 @@ def test_floatip_network_rbac(tmp_path, monkeypatch):
             run("network", "rbac", "delete", pol["id"])
             assert not visible(b)
             assert json.loads(run("network", "rbac", "list", "-f", "json")) == []
-    finally:
-        srv.close()

@@ -14,31 +14,21 @@ import yaml
 
 from typer.testing import CliRunner
 
-from floatip.cli import resources
+from cloud import floatip_cli, served
 from floatip.cli.main import app
-from floatip.server import Server, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(f"sqlite:///{tmp_path_factory.mktemp('sgcli')}/floatip.db",
-                 f"127.0.0.1:{free_port()}", agent=False).start()
-    yield srv
-    srv.close()
+    with served(tmp_path_factory.mktemp("sgcli")) as srv:
+        yield srv
 
 
 @pytest.fixture
 def cli(server, monkeypatch):
-    runner = CliRunner()
-    monkeypatch.setattr(resources.out, "width", 250)
-
-    def run(*args, code=0):
-        r = runner.invoke(app, list(args), env={"FLOATIP_URL": server.url})
-        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
-        return r.stdout if code == 0 else r.stderr
-    return run
+    return floatip_cli(server.url, monkeypatch)
 
 
 @pytest.fixture

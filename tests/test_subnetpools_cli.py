@@ -8,48 +8,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import secrets
-import subprocess
-import sys
-import uuid
 
 import pytest
 
-from floatip.api.auth import AuthSettings
-from floatip.server import Server, free_port
+from cloud import Osc, floatip_cli, served
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-BIN = os.path.dirname(sys.executable)
-
 
 @pytest.fixture(scope="module")
 def osc(keystone, tmp_path_factory):
-    d = tmp_path_factory.mktemp("pool-cli")
-    srv = Server(f"sqlite:///{d}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
-                 auth=AuthSettings("keystone", keystone.authtoken())).start()
-    keystone.set_network_endpoint(srv.url)
-    sfx = uuid.uuid4().hex[:6]
-    runners = {}
-    for who in ("a", "b"):
-        name, project, password = (f"pool-{who}-{sfx}", f"pool-p{who}-{sfx}",
-                                   secrets.token_urlsafe(12))
-        keystone.user(name, password, project, ["member"])
-        env = keystone.osc_env(name, password, project)
-
-        def run(*args, parse: bool = True, env=env, fail: bool = False):
-            r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
-                               env=env, capture_output=True, text=True, timeout=120)
-            if fail:
-                assert r.returncode != 0, r.stdout
-                return r.stderr
-            assert r.returncode == 0, f"openstack {' '.join(args)}: {r.stderr}"
-            return json.loads(r.stdout) if parse and r.stdout.strip() else r.stdout
-        runners[who] = run
-    yield runners
-    srv.close()
+    with served(tmp_path_factory.mktemp("pool-cli"), keystone):
+        yield {who: Osc(keystone, "pool", who=who) for who in ("a", "b")}
 
 
 def test_subnet_pools_with_the_openstack_cli(osc):
@@ -78,12 +49,12 @@ def test_subnet_pools_with_the_openstack_cli(osc):
     # B: the pool is not there for it
     bnet = b("network", "create", "pool-cli-bnet")
     b("subnet", "create", "--network", bnet["id"], "--subnet-pool", pool["id"],
-      "pool-cli-b", parse=False, fail=True)
+      "pool-cli-b", parse=False, ok=False)
     # a prefix added; in use: not deleted
     a("subnet", "pool", "set", "--pool-prefix", "100.64.51.0/24", pool["id"], parse=False)
     shown = a("subnet", "pool", "show", pool["id"])["prefixes"]
     assert shown in (["100.64.50.0/23"], "100.64.50.0/23"), shown
-    a("subnet", "pool", "delete", pool["id"], parse=False, fail=True)
+    a("subnet", "pool", "delete", pool["id"], parse=False, ok=False)
     for s in (s1, s2, s3):
         a("subnet", "delete", s["id"], parse=False)
     a("subnet", "pool", "delete", pool["id"], parse=False)
@@ -95,20 +66,13 @@ def test_floatip_subnet_pool(tmp_path, monkeypatch):
     """``floatip subnet pool create|list|show|set|delete`` and ``floatip subnet create
     --subnet-pool`` against the API (noauth: an admin)."""
     # imported here: the CLI's console is made at import (test_cli_output sets it up first)
-    from typer.testing import CliRunner
+    from floatip.cli import subnetpools as _registers_subnet_pool  # noqa: F401
+    with served(tmp_path) as srv:
+        cli = floatip_cli(srv.url, monkeypatch)
 
-    from floatip.cli import resources, subnetpools as _registers_subnet_pool  # noqa: F401
-    from floatip.cli.main import app
-    srv = Server(f"sqlite:///{tmp_path}/floatip.db", f"127.0.0.1:{free_port()}",
-                 agent=False).start()
-    monkeypatch.setattr(resources.out, "width", 250)
-    runner = CliRunner()
-
-    def run(*args, code=0):
-        r = runner.invoke(app, list(args), env={"FLOATIP_URL": srv.url})
-        assert r.exit_code == code, r.stdout + r.stderr + repr(r.exception)
-        return json.loads(r.stdout) if code == 0 and "json" in args else r.stdout
-    try:
+        def run(*args, code=0):
+            out = cli(*args, code=code)
+            return json.loads(out) if code == 0 and "json" in args else out
         pool = run("subnet", "pool", "create", "pool-fcli", "--pool-prefix", "100.64.60.0/24",
                    "--default-prefix-length", "26", "--min-prefix-length", "26", "-f", "json")
         assert pool["prefixes"] == ["100.64.60.0/24"], pool
@@ -129,5 +93,3 @@ def test_floatip_subnet_pool(tmp_path, monkeypatch):
         run("subnet", "delete", "pool-fs1", "pool-fs2")
         run("subnet", "pool", "delete", "pool-fcli")
         assert run("subnet", "pool", "list", "-f", "json") == []
-    finally:
-        srv.close()

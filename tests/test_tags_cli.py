@@ -3,43 +3,18 @@ a project's member: ``network create --tag``, ``network set --tag``, ``network l
 / ``--any-tags`` / ``--not-tags``, ``network unset --tag``, ``port set --tag``."""
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
-import sys
-import uuid
-
 import pytest
 
-from floatip.api.auth import AuthSettings
-from floatip.server import Server, free_port
+from cloud import Osc, served
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-BIN = os.path.dirname(sys.executable)
-
 
 @pytest.fixture(scope="module")
 def osc(keystone, tmp_path_factory):
-    d = tmp_path_factory.mktemp("fk-tagcli")
-    srv = Server(f"sqlite:///{d}/floatip.db", f"127.0.0.1:{free_port()}", agent=False,
-                 auth=AuthSettings("keystone", keystone.authtoken())).start()
-    keystone.set_network_endpoint(srv.url)
-    sfx = uuid.uuid4().hex[:6]
-    name, project, password = f"tg-u-{sfx}", f"tg-p-{sfx}", secrets.token_urlsafe(12)
-    keystone.user(name, password, project, ["member"])
-    env = keystone.osc_env(name, password, project)
-
-    def run(*args, parse: bool = True):
-        r = subprocess.run([f"{BIN}/openstack", *args, *(["-f", "json"] if parse else [])],
-                           env=env, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, f"openstack {' '.join(args)}: {r.stderr}"
-        return json.loads(r.stdout) if parse and r.stdout.strip() else r.stdout
-
-    yield run
-    srv.close()
+    with served(tmp_path_factory.mktemp("fk-tagcli"), keystone):
+        yield Osc(keystone, "tg")
 
 
 def test_network_and_port_tags_with_the_openstack_cli(osc):

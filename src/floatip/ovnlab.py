@@ -290,10 +290,14 @@ class OvnLab:
             ch.vsctl("add-port", "br-ex", "ex0")
             sh("ip", "netns", "exec", self.upstream, "ip", "link", "set", f"ch{idx}",
                "master", "br0")
-        ch.pids["ovn-controller"] = self._spawn(ns, run, "ovn-controller", [
-            # no --unixctl option here: its control socket goes to $OVN_RUNDIR
-            "ovn-controller", ch.db,
-            *[o for o in self._common(run, "ovn-controller") if not o.startswith("--unixctl")]])
+        self._start_controller(ch)
+
+    def _start_controller(self, ch: Chassis) -> None:
+        # no --unixctl option here: its control socket goes to $OVN_RUNDIR
+        opts = [o for o in self._common(ch.run, "ovn-controller")
+                if not o.startswith("--unixctl")]
+        ch.pids["ovn-controller"] = self._spawn(ch.ns, ch.run, "ovn-controller",
+                                                ["ovn-controller", ch.db, *opts])
 
     def _underlay(self) -> None:
         """The Geneve underlay: each chassis' ``br-phy`` has a veth to a Linux bridge in the
@@ -395,9 +399,13 @@ class OvnLab:
         ch.exec("ip", "link", "set", "br-phy", "up")
         if ch.mapped:
             ch.exec("ip", "link", "set", "br-ex", "up", check=False)
-        ch.pids["ovn-controller"] = self._spawn(ch.ns, run, "ovn-controller", [
-            "ovn-controller", ch.db,
-            *[o for o in self._common(run, "ovn-controller") if not o.startswith("--unixctl")]])
+        self._start_controller(ch)
+
+    def restart_controller(self, ch: Chassis) -> None:
+        """ovn-controller alone restarts (an upgrade): it clears br-int's flows when it
+        connects and installs its own again."""
+        self._kill(ch.pids.pop("ovn-controller"))
+        self._start_controller(ch)
 
     def unplug(self, ns: str) -> None:
         ch, tap = self.vms[ns]

@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse, Response
 from ..service.access import Access
 from ..service.port_forwardings import PortForwardings, pf_not_found
 from ..store.database import Database
+from .crud import checked
 from .resources import READ_ERRORS, WRITE_ERRORS, checked_id, checked_query, ctx_of
-from .schemas.base import clean_text
 from .schemas.port_forwardings import (CreatePortForwardingRequest, PortForwardingList,
                                        PortForwardingOne, UpdatePortForwardingRequest)
 
@@ -22,9 +22,7 @@ def router(db: Database, access: Access) -> APIRouter:
     item = coll + "/{pid}"
 
     def pf_id(pid: str) -> str:
-        if clean_text(pid) or len(pid) > 255:  # text the database cannot compare: absent
-            raise pf_not_found(pid)
-        return pid
+        return checked(pid, pf_not_found(pid))
 
     @api.get(coll, tags=TAGS, response_model=None,
              responses={200: {"model": PortForwardingList}, **READ_ERRORS})

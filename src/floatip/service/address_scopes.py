@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from .common import bad, body_project, err, new_id
+from .common import bad, created_project, err, new_id
 from .listing import listed, select_fields
 from .policy import Context, Policy
 
@@ -40,6 +40,18 @@ def seen_as(s: Session, ctx: Context, otype: str, bodies: list[dict]) -> list[di
     return bodies
 
 
+def gettable(s: Session, ctx: Context, policy: Policy, otype: str, model, as_dict, missing,
+             oid: str, lock: bool = False):
+    """Row ``oid`` of ``model``, a pool (``subnetpool``) or a scope (``address_scope``), if the
+    caller may get it (the ``get_<otype>`` rule on its body as ``seen_as`` shows it), else
+    ``missing(oid)``: one it may not see answers as one that does not exist."""
+    row = S.get(s, model, oid, lock=lock) if isinstance(oid, str) else None
+    if row is None or not policy.check(ctx, f"get_{otype}",
+                                       seen_as(s, ctx, otype, [as_dict(row)])[0]):
+        raise missing(oid)
+    return row
+
+
 def scope_not_found(sid: str) -> NeutronError:
     return err("AddressScopeNotFound", 404, f"Address scope {sid} could not be found.")
 
@@ -64,11 +76,8 @@ class AddressScopes:
         self.policy = policy
 
     def get(self, s: Session, ctx: Context, sid: str, lock: bool = False) -> S.AddressScope:
-        a = S.get(s, S.AddressScope, sid, lock=lock) if isinstance(sid, str) else None
-        if a is None or not self.policy.check(ctx, "get_address_scope", seen_as(
-                s, ctx, "address_scope", [scope_dict(a)])[0]):
-            raise scope_not_found(sid)
-        return a
+        return gettable(s, ctx, self.policy, "address_scope", S.AddressScope, scope_dict,
+                        scope_not_found, sid, lock)
 
     def list(self, s: Session, ctx: Context, query: list[tuple[str, str]]) -> list[dict]:
         rows = s.execute(select(S.AddressScope).order_by(S.AddressScope.id)).scalars()
@@ -82,12 +91,7 @@ class AddressScopes:
             self.get(s, ctx, sid))])[0], fields)
 
     def create(self, s: Session, ctx: Context, d: dict) -> dict:
-        pid, tid = d.get("project_id"), d.get("tenant_id")
-        if pid and tid and pid != tid:
-            raise NeutronError("'project_id' and 'tenant_id' do not match", "HTTPBadRequest",
-                               400)
-        body_project(ctx, d)
-        project = pid or tid or ctx.project_id
+        project = created_project(ctx, d)
         target = {"project_id": project, "tenant_id": project,
                   "shared": d.get("shared", False)}
         self.policy.require(ctx, "create_address_scope", target)

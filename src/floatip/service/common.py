@@ -161,6 +161,16 @@ def check_requested(s: Session, net: S.Network, requests: list[dict], owner: str
                                              f"the gateway of subnet {sn.id}.")
 
 
+def created_project(ctx, d: dict) -> str:
+    """The project a create's body names (``project_id``, ``tenant_id``: one, or the same
+    twice; checked as ``body_project``), else the caller's."""
+    pid, tid = d.get("project_id"), d.get("tenant_id")
+    if pid and tid and pid != tid:
+        raise err("HTTPBadRequest", 400, "'project_id' and 'tenant_id' do not match")
+    body_project(ctx, d)
+    return pid or tid or ctx.project_id
+
+
 def body_project(ctx, d: dict) -> None:
     """neutron-lib's _validate_privileges: only an admin or a service (Neutron's
     ``can_set_project_id``) names another project in a body, create or update."""

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from . import listing, tags
-from .common import body_project, err, new_id, ts
+from .common import created_project, err, new_id, ts
 from .policy import Context, Policy
 
 RULE_TYPES = ("bandwidth_limit",)  # what both backends enforce on floating IPs/gateways
@@ -114,12 +114,7 @@ class Qos:
         return tags.fill(s, "policy", [policy_dict(s, p)])[0]
 
     def create(self, s: Session, ctx: Context, d: dict) -> dict:
-        pid, tid = d.get("project_id"), d.get("tenant_id")
-        if pid and tid and pid != tid:
-            raise NeutronError("'project_id' and 'tenant_id' do not match", "HTTPBadRequest",
-                               400)
-        body_project(ctx, d)
-        project = pid or tid or ctx.project_id
+        project = created_project(ctx, d)
         self.policy.require(ctx, "create_policy", {"project_id": project, "tenant_id": project,
                                                    "shared": d.get("shared", False)})
         p = S.QosPolicy(id=new_id(), project_id=project, name=d.get("name", ""),

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from . import listing, pool_rbac, resources as svc
-from .common import body_project, err, new_id
+from .common import created_project, err, new_id
 from .policy import Context, Policy
 
 SHARED, EXTERNAL = "access_as_shared", "access_as_external"
@@ -170,12 +170,7 @@ class Rbac:
         return {k: v for k, v in d.items() if k in fields} if fields else d
 
     def create(self, s: Session, ctx: Context, d: dict) -> dict:
-        pid, tid = d.get("project_id"), d.get("tenant_id")
-        if pid and tid and pid != tid:
-            raise NeutronError("'project_id' and 'tenant_id' do not match", "HTTPBadRequest",
-                               400)
-        body_project(ctx, d)
-        project = pid or tid or ctx.project_id
+        project = created_project(ctx, d)
         otype = str(d.get("object_type", "")).strip().lower()
         if otype not in TABLES:
             raise invalid(f"'{d.get('object_type')}' is not a valid RBAC object type")

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from ..core.errors import NeutronError
 from . import tags
-from .address_scopes import AddressScopes, listed, params_of, seen_as
-from .common import bad, body_project, err, new_id, not_found, ts
+from .address_scopes import AddressScopes, gettable, listed, params_of, seen_as
+from .common import bad, created_project, err, new_id, not_found, ts
 from .listing import select_fields
 from .policy import Context, Policy
 
@@ -118,11 +118,8 @@ class SubnetPools:
         self.scopes = AddressScopes(policy)
 
     def get(self, s: Session, ctx: Context, pid: str, lock: bool = False) -> S.SubnetPool:
-        p = S.get(s, S.SubnetPool, pid, lock=lock) if isinstance(pid, str) else None
-        if p is None or not self.policy.check(ctx, "get_subnetpool", seen_as(
-                s, ctx, "subnetpool", [pool_dict(p)])[0]):
-            raise pool_not_found(pid)
-        return p
+        return gettable(s, ctx, self.policy, "subnetpool", S.SubnetPool, pool_dict,
+                        pool_not_found, pid, lock)
 
     def list(self, s: Session, ctx: Context, query: list[tuple[str, str]]) -> list[dict]:
         rows = s.execute(select(S.SubnetPool).order_by(S.SubnetPool.created_at,
@@ -188,12 +185,7 @@ class SubnetPools:
 
     # -- create, update, delete ---------------------------------------------------------
     def create(self, s: Session, ctx: Context, d: dict) -> dict:
-        pid, tid = d.get("project_id"), d.get("tenant_id")
-        if pid and tid and pid != tid:
-            raise NeutronError("'project_id' and 'tenant_id' do not match", "HTTPBadRequest",
-                               400)
-        body_project(ctx, d)
-        project = pid or tid or ctx.project_id
+        project = created_project(ctx, d)
         target = {"project_id": project, "tenant_id": project,
                   "shared": d.get("shared", False), "is_default": d.get("is_default", False)}
         self.policy.require(ctx, "create_subnetpool", target)

@@ -11,10 +11,11 @@ Uniqueness that matters for correctness lives in the database, not only in Pytho
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 
 def utcnow() -> dt.datetime:
@@ -288,20 +289,34 @@ class QosBandwidthLimitRule(Base):
     direction: Mapped[str] = mapped_column(String(16), default="egress")
 
 
-class NetworkRbac(Base):
+class _Rbac:
+    """Neutron's RBAC entry (rbac_db_models.RBACColumns): ``target_project`` (``*``: every
+    project) may ``action`` the object ``object_id``, a row of ``OBJECTS``; one entry per
+    (action, object, target), the constraint named ``UNIQUE`` as Neutron's."""
+    OBJECTS: ClassVar[str]
+    UNIQUE: ClassVar[str]
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    target_project: Mapped[str] = mapped_column(String(255), index=True)
+
+    @declared_attr
+    def object_id(cls) -> Mapped[str]:
+        return mapped_column(ForeignKey(f"{cls.OBJECTS}.id", ondelete="CASCADE"), index=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        return (UniqueConstraint("action", "object_id", "target_project", name=cls.UNIQUE),)
+
+
+class NetworkRbac(_Rbac, Base):
     """Neutron's network RBAC entry (``networkrbacs``): the network ``object_id`` is shared
     with (``access_as_shared``) or usable as external by (``access_as_external``)
     ``target_project``, or every project for ``*``; ``networks.shared`` mirrors the
     ``*`` access_as_shared entry."""
     __tablename__ = "networkrbacs"
-    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
-                                       name="uniq_networkrbacs0target_project0object_id0action"),)
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
-    object_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"),
-                                           index=True)
-    action: Mapped[str] = mapped_column(String(255))
-    target_project: Mapped[str] = mapped_column(String(255), index=True)
+    OBJECTS = "networks"
+    UNIQUE = "uniq_networkrbacs0target_project0object_id0action"
 
 
 class AddressScope(Base):
@@ -331,31 +346,19 @@ class SubnetPool(_Standard, Base):
     prefixes: Mapped[list] = mapped_column(JSON, default=list)
 
 
-class SubnetPoolRbac(Base):
+class SubnetPoolRbac(_Rbac, Base):
     """Neutron's ``subnetpoolrbacs``: the pool ``object_id`` is shared with
     ``target_project`` (``*``: every project, the pool's ``shared``)."""
     __tablename__ = "subnetpoolrbacs"
-    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
-                                       name="uniq_subnetpoolrbacs0target0object0action"),)
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
-    object_id: Mapped[str] = mapped_column(ForeignKey("subnetpools.id", ondelete="CASCADE"),
-                                           index=True)
-    action: Mapped[str] = mapped_column(String(255))
-    target_project: Mapped[str] = mapped_column(String(255), index=True)
+    OBJECTS = "subnetpools"
+    UNIQUE = "uniq_subnetpoolrbacs0target0object0action"
 
 
-class AddressScopeRbac(Base):
+class AddressScopeRbac(_Rbac, Base):
     """Neutron's ``addressscoperbacs``, as ``subnetpoolrbacs`` for address scopes."""
     __tablename__ = "addressscoperbacs"
-    __table_args__ = (UniqueConstraint("action", "object_id", "target_project",
-                                       name="uniq_addressscoperbacs0target0object0action"),)
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(255), default="", index=True)
-    object_id: Mapped[str] = mapped_column(ForeignKey("address_scopes.id", ondelete="CASCADE"),
-                                           index=True)
-    action: Mapped[str] = mapped_column(String(255))
-    target_project: Mapped[str] = mapped_column(String(255), index=True)
+    OBJECTS = "address_scopes"
+    UNIQUE = "uniq_addressscoperbacs0target0object0action"
 
 
 class Quota(Base):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from .base import Bool, Int, Part, Resource, Str, envelope
+from .base import Bool, Int, Part, Resource, Str, request
 
 Status = Literal["ACTIVE", "DOWN", "ERROR", "BUILD", "N/A"]
 Id = Str(64, none_ok=False)
@@ -44,7 +44,4 @@ class AgentUpdate(Resource):
     description: Str(255, none_ok=False) | None = None
 
 
-class UpdateAgentRequest(BaseModel):
-    agent: AgentUpdate
-
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "agent")))
+UpdateAgentRequest = request("UpdateAgentRequest", "agent", AgentUpdate)

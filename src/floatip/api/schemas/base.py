@@ -17,7 +17,7 @@ import uuid
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      WithJsonSchema, model_validator)
+                      WithJsonSchema, create_model, model_validator)
 from pydantic_core import PydanticCustomError
 
 INT_MAX = 2**31 - 1  # the database's INTEGER
@@ -339,6 +339,23 @@ def envelope(data: Any, key: str, plural: str | None = None) -> Any:
         data = {**data, plural: [x[key] if isinstance(x, dict) and key in x else x
                                  for x in many]}
     return data
+
+
+def request(name: str, key: str, body: type, plural: str | None = None) -> type[BaseModel]:
+    """The model of a request body ``{key: body}`` (with ``plural``: or a bulk create's
+    ``{plural: [body, ...]}``), refused as ``envelope`` says."""
+    ns: dict[str, Any] = {"__annotations__": {key: body}, "_envelope": model_validator(
+        mode="before")(classmethod(lambda cls, d: envelope(d, key, plural)))}
+    if plural is not None:
+        ns.update({"__annotations__": {key: body | None, plural: list[body] | None},
+                   key: None, plural: Field(None, min_length=1, description="bulk create")})
+    return type(name, (BaseModel,), ns)
+
+
+def answer(name: str, key: str, item: type, many: bool = False) -> type[BaseModel]:
+    """The model of a response body ``{key: item}`` (``many``: ``{key: [item, ...]}``)."""
+    return create_model(name, **{key: (list[item], Field(default_factory=list)) if many
+                                 else (item, ...)})
 
 
 STANDARD = frozenset({"id", "project_id", "tenant_id", "description", "tags", "revision_number",

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ...service import dns
 from .base import (STANDARD, UUID, IPAddress, Resource, Str, Str255, StrList, checked,
-                   envelope, refuse)
+                   refuse, request)
 
 ATTRS = STANDARD | {"floating_network_id", "floating_ip_address", "subnet_id", "port_id",
                     "fixed_ip_address", "dns_name", "dns_domain", "qos_policy_id", "router_id",
@@ -44,20 +44,8 @@ class FloatingIPCreate(FloatingIPUpdate):
         return self
 
 
-class CreateFloatingIPRequest(BaseModel):
-    floatingip: FloatingIPCreate | None = None
-    floatingips: list[FloatingIPCreate] | None = Field(
-        None, min_length=1, description="bulk create")
-
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "floatingip", "floatingips")))
-
-
-class UpdateFloatingIPRequest(BaseModel):
-    floatingip: FloatingIPUpdate
-
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "floatingip")))
+CreateFloatingIPRequest = request("CreateFloatingIPRequest", "floatingip", FloatingIPCreate, "floatingips")
+UpdateFloatingIPRequest = request("UpdateFloatingIPRequest", "floatingip", FloatingIPUpdate)
 
 
 class PortDetails(BaseModel):

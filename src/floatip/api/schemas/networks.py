@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from ...service import dns
 from .base import (STANDARD, UUID, Bool, Int, Name, Resource, Str, Str255, StrList, checked,
-                   envelope)
+                   request)
 
 ATTRS = STANDARD | {"name", "admin_state_up", "shared", "router:external", "mtu",
                     "provider:network_type", "provider:physical_network",
@@ -47,19 +47,8 @@ class NetworkCreate(NetworkUpdate):
     is_default: Bool = False
 
 
-class CreateNetworkRequest(BaseModel):
-    network: NetworkCreate | None = None
-    networks: list[NetworkCreate] | None = Field(
-        None, min_length=1, description="bulk create")
-
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "network", "networks")))
-
-
-class UpdateNetworkRequest(BaseModel):
-    network: NetworkUpdate
-
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "network")))
+CreateNetworkRequest = request("CreateNetworkRequest", "network", NetworkCreate, "networks")
+UpdateNetworkRequest = request("UpdateNetworkRequest", "network", NetworkUpdate)
 
 
 class Network(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, WithJsonSchema
 
-from .base import UUID, IPAddress, Resource, Str255, envelope, reason, shown
+from .base import UUID, IPAddress, Resource, Str255, answer, reason, request, shown
 
 ATTRS = frozenset({"id", "project_id", "tenant_id", "protocol", "internal_port_id",
                    "internal_ip_address", "internal_port", "external_port",
@@ -84,18 +84,10 @@ class PortForwardingCreate(PortForwardingUpdate):
     internal_port_id: UUID
 
 
-class CreatePortForwardingRequest(BaseModel):
-    port_forwarding: PortForwardingCreate
-
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "port_forwarding")))
-
-
-class UpdatePortForwardingRequest(BaseModel):
-    port_forwarding: PortForwardingUpdate
-
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "port_forwarding")))
+CreatePortForwardingRequest = request("CreatePortForwardingRequest", "port_forwarding",
+                                      PortForwardingCreate)
+UpdatePortForwardingRequest = request("UpdatePortForwardingRequest", "port_forwarding",
+                                      PortForwardingUpdate)
 
 
 class PortForwarding(BaseModel):
@@ -110,9 +102,5 @@ class PortForwarding(BaseModel):
     description: str
 
 
-class PortForwardingOne(BaseModel):
-    port_forwarding: PortForwarding
-
-
-class PortForwardingList(BaseModel):
-    port_forwardings: list[PortForwarding] = Field(default_factory=list)
+PortForwardingOne = answer("PortForwardingOne", "port_forwarding", PortForwarding)
+PortForwardingList = answer("PortForwardingList", "port_forwardings", PortForwarding, many=True)

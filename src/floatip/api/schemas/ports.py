@@ -4,12 +4,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field
 
 from ...service import dns
 from ...service.dhcp import USER_DATA_MAX
 from .base import (STANDARD, UUID, Bool, Dict, FixedIPs, MacAddress, Name, Resource, Str,
-                   Str255, StrList, checked, envelope, ip_address, mac_address, reason, refuse,
+                   Str255, StrList, checked, ip_address, mac_address, reason, refuse, request,
                    shown, subnet_cidr)
 
 
@@ -120,19 +120,8 @@ class PortCreate(PortUpdate):
     tags: StrList = []
 
 
-class CreatePortRequest(BaseModel):
-    port: PortCreate | None = None
-    ports: list[PortCreate] | None = Field(
-        None, min_length=1, description="bulk create")
-
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "port", "ports")))
-
-
-class UpdatePortRequest(BaseModel):
-    port: PortUpdate
-
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "port")))
+CreatePortRequest = request("CreatePortRequest", "port", PortCreate, "ports")
+UpdatePortRequest = request("UpdatePortRequest", "port", PortUpdate)
 
 
 class IPAllocation(BaseModel):

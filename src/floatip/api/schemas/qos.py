@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, WithJsonSchema
 
-from .base import (INT_MAX, Bool, Name, Resource, Str255, envelope, reason, shown, _integer,
-                   _list)
+from .base import (INT_MAX, Bool, Name, Resource, Str255, answer, reason, request, shown,
+                   _integer, _list)
 
 POLICY_ATTRS = frozenset({"id", "project_id", "tenant_id", "name", "description", "shared",
                           "is_default", "rules", "tags", "revision_number", "created_at",
@@ -68,26 +68,10 @@ class BandwidthLimitRuleCreate(BandwidthLimitRuleUpdate):
     max_kbps: Kbps
 
 
-class CreatePolicyRequest(BaseModel):
-    policy: PolicyCreate
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "policy")))
-
-
-class UpdatePolicyRequest(BaseModel):
-    policy: PolicyUpdate
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "policy")))
-
-
-class CreateRuleRequest(BaseModel):
-    bandwidth_limit_rule: BandwidthLimitRuleCreate
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "bandwidth_limit_rule")))
-
-
-class UpdateRuleRequest(BaseModel):
-    bandwidth_limit_rule: BandwidthLimitRuleUpdate
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "bandwidth_limit_rule")))
+CreatePolicyRequest = request("CreatePolicyRequest", "policy", PolicyCreate)
+UpdatePolicyRequest = request("UpdatePolicyRequest", "policy", PolicyUpdate)
+CreateRuleRequest = request("CreateRuleRequest", "bandwidth_limit_rule", BandwidthLimitRuleCreate)
+UpdateRuleRequest = request("UpdateRuleRequest", "bandwidth_limit_rule", BandwidthLimitRuleUpdate)
 
 
 class BandwidthLimitRule(BaseModel):
@@ -117,17 +101,7 @@ class Policy(BaseModel):
     updated_at: str
 
 
-class PolicyOne(BaseModel):
-    policy: Policy
-
-
-class PolicyList(BaseModel):
-    policies: list[Policy] = Field(default_factory=list)
-
-
-class RuleOne(BaseModel):
-    bandwidth_limit_rule: BandwidthLimitRule
-
-
-class RuleList(BaseModel):
-    bandwidth_limit_rules: list[BandwidthLimitRule] = Field(default_factory=list)
+PolicyOne = answer("PolicyOne", "policy", Policy)
+PolicyList = answer("PolicyList", "policies", Policy, many=True)
+RuleOne = answer("RuleOne", "bandwidth_limit_rule", BandwidthLimitRule)
+RuleList = answer("RuleList", "bandwidth_limit_rules", BandwidthLimitRule, many=True)

@@ -1,9 +1,9 @@
 """Network RBAC policies: create and update bodies, the responses (Neutron's rbac-policies)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel
 
-from .base import Resource, Str255, envelope
+from .base import Resource, Str255, answer, request
 
 ATTRS = frozenset({"id", "project_id", "tenant_id", "object_type", "object_id", "action",
                    "target_tenant"})
@@ -24,16 +24,8 @@ class RbacPolicyCreate(RbacPolicyUpdate):
     action: Str255
 
 
-class CreateRbacPolicyRequest(BaseModel):
-    rbac_policy: RbacPolicyCreate
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "rbac_policy")))
-
-
-class UpdateRbacPolicyRequest(BaseModel):
-    rbac_policy: RbacPolicyUpdate
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "rbac_policy")))
+CreateRbacPolicyRequest = request("CreateRbacPolicyRequest", "rbac_policy", RbacPolicyCreate)
+UpdateRbacPolicyRequest = request("UpdateRbacPolicyRequest", "rbac_policy", RbacPolicyUpdate)
 
 
 class RbacPolicy(BaseModel):
@@ -46,9 +38,5 @@ class RbacPolicy(BaseModel):
     target_tenant: str
 
 
-class RbacPolicyOne(BaseModel):
-    rbac_policy: RbacPolicy
-
-
-class RbacPolicyList(BaseModel):
-    rbac_policies: list[RbacPolicy] = Field(default_factory=list)
+RbacPolicyOne = answer("RbacPolicyOne", "rbac_policy", RbacPolicy)
+RbacPolicyList = answer("RbacPolicyList", "rbac_policies", RbacPolicy, many=True)

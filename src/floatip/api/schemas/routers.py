@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, model_validator
 
 from .base import (STANDARD, UUID, Bool, FixedIPs, HostRoutes, Name, Part, Resource, Str255,
-                   StrList, envelope, refuse)
+                   StrList, refuse, request)
 from .subnets import Route
 
 ATTRS = STANDARD | {"name", "admin_state_up", "external_gateway_info", "routes", "distributed",
@@ -40,19 +40,8 @@ class RouterCreate(RouterUpdate):
     availability_zone_hints: StrList = []
 
 
-class CreateRouterRequest(BaseModel):
-    router: RouterCreate | None = None
-    routers: list[RouterCreate] | None = Field(
-        None, min_length=1, description="bulk create")
-
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "router", "routers")))
-
-
-class UpdateRouterRequest(BaseModel):
-    router: RouterUpdate
-
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "router")))
+CreateRouterRequest = request("CreateRouterRequest", "router", RouterCreate, "routers")
+UpdateRouterRequest = request("UpdateRouterRequest", "router", RouterUpdate)
 
 
 class InterfaceRequest(Part):

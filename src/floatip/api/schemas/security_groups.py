@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, WithJsonSchema, model_validator
 
 from ...core import protocols as P
-from .base import (STANDARD, UUID, Bool, Name, Resource, Str, Str255, StrList, envelope,
-                   reason, refuse, shown)
+from .base import (STANDARD, UUID, Bool, Name, Resource, Str, Str255, StrList, answer,
+                   reason, refuse, request, shown)
 
 
 def _name_not_default(v: Any) -> Any:
@@ -186,26 +186,18 @@ class AddressesRequest(BaseModel):
         return d
 
 
-def _requests(kind: str, coll: str, create, update):
-    c = type(f"Create{create.__name__.removesuffix('Create')}Request", (BaseModel,), {
-        "__annotations__": {kind: create | None, coll: list[create] | None},
-        kind: None, coll: Field(None, min_length=1, description="bulk create"),
-        "_envelope": model_validator(mode="before")(
-            classmethod(lambda cls, d: envelope(d, kind, coll)))})
-    u = type(f"Update{update.__name__.removesuffix('Update')}Request", (BaseModel,), {
-        "__annotations__": {kind: update},
-        "_envelope": model_validator(mode="before")(
-            classmethod(lambda cls, d: envelope(d, kind)))})
-    return c, u
-
-
-CreateSecurityGroupRequest, UpdateSecurityGroupRequest = _requests(
-    "security_group", "security_groups", SecurityGroupCreate, SecurityGroupUpdate)
-CreateSecurityGroupRuleRequest, UpdateSecurityGroupRuleRequest = _requests(
-    "security_group_rule", "security_group_rules", SecurityGroupRuleCreate,
-    SecurityGroupRuleUpdate)
-CreateAddressGroupRequest, UpdateAddressGroupRequest = _requests(
-    "address_group", "address_groups", AddressGroupCreate, AddressGroupUpdate)
+CreateSecurityGroupRequest = request("CreateSecurityGroupRequest", "security_group",
+                                     SecurityGroupCreate, "security_groups")
+UpdateSecurityGroupRequest = request("UpdateSecurityGroupRequest", "security_group",
+                                     SecurityGroupUpdate)
+CreateSecurityGroupRuleRequest = request("CreateSecurityGroupRuleRequest", "security_group_rule",
+                                         SecurityGroupRuleCreate, "security_group_rules")
+UpdateSecurityGroupRuleRequest = request("UpdateSecurityGroupRuleRequest", "security_group_rule",
+                                         SecurityGroupRuleUpdate)
+CreateAddressGroupRequest = request("CreateAddressGroupRequest", "address_group",
+                                    AddressGroupCreate, "address_groups")
+UpdateAddressGroupRequest = request("UpdateAddressGroupRequest", "address_group",
+                                    AddressGroupUpdate)
 
 
 class SecurityGroupRule(BaseModel):
@@ -258,6 +250,5 @@ class AddressGroup(BaseModel):
     tags: list[str]
 
 
-class AddressGroupOne(BaseModel):
-    address_group: AddressGroup
+AddressGroupOne = answer("AddressGroupOne", "address_group", AddressGroup)
 

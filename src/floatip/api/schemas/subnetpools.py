@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, WithJsonSchema, model_validator
 
-from .base import (STANDARD, UUID, Bool, Int, Name, Resource, Str255, _integer, _list,
-                   envelope, reason, shown)
+from .base import (STANDARD, UUID, Bool, Int, Name, Resource, Str255, _integer, _list, answer,
+                   reason, request, shown)
 
 POOL_ATTRS = STANDARD | {"name", "prefixes", "default_quota", "ip_version",
                          "default_prefixlen", "min_prefixlen", "max_prefixlen", "is_default",
@@ -96,17 +96,12 @@ class AddressScopeCreate(AddressScopeUpdate):
     ip_version: IpVersion
 
 
-def _request(key: str, body: type) -> type[BaseModel]:
-    return type(f"{body.__name__}Request", (BaseModel,), {
-        "__annotations__": {key: body},
-        "_envelope": model_validator(mode="before")(
-            classmethod(lambda cls, d: envelope(d, key)))})
-
-
-CreateSubnetPoolRequest = _request("subnetpool", SubnetPoolCreate)
-UpdateSubnetPoolRequest = _request("subnetpool", SubnetPoolUpdate)
-CreateAddressScopeRequest = _request("address_scope", AddressScopeCreate)
-UpdateAddressScopeRequest = _request("address_scope", AddressScopeUpdate)
+CreateSubnetPoolRequest = request("SubnetPoolCreateRequest", "subnetpool", SubnetPoolCreate)
+UpdateSubnetPoolRequest = request("SubnetPoolUpdateRequest", "subnetpool", SubnetPoolUpdate)
+CreateAddressScopeRequest = request("AddressScopeCreateRequest", "address_scope",
+                                    AddressScopeCreate)
+UpdateAddressScopeRequest = request("AddressScopeUpdateRequest", "address_scope",
+                                    AddressScopeUpdate)
 
 
 class PrefixesRequest(BaseModel):
@@ -152,20 +147,10 @@ class AddressScope(BaseModel):
     ip_version: int
 
 
-class SubnetPoolOne(BaseModel):
-    subnetpool: SubnetPool
-
-
-class SubnetPoolList(BaseModel):
-    subnetpools: list[SubnetPool] = Field(default_factory=list)
-
-
-class AddressScopeOne(BaseModel):
-    address_scope: AddressScope
-
-
-class AddressScopeList(BaseModel):
-    address_scopes: list[AddressScope] = Field(default_factory=list)
+SubnetPoolOne = answer("SubnetPoolOne", "subnetpool", SubnetPool)
+SubnetPoolList = answer("SubnetPoolList", "subnetpools", SubnetPool, many=True)
+AddressScopeOne = answer("AddressScopeOne", "address_scope", AddressScope)
+AddressScopeList = answer("AddressScopeList", "address_scopes", AddressScope, many=True)
 
 
 class PrefixList(BaseModel):

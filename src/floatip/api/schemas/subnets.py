@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from .base import (STANDARD, UUID, Bool, Cidr, HostRoutes, Int, IPAddress, Name, Nameservers,
-                   Pools, Resource, Str255, StrList, envelope, reason, refuse, shown)
+                   Pools, Resource, Str255, StrList, reason, refuse, request, shown)
 from ...service.common import AUTO_MODES, IPV6_MODES, family_mismatch, host_range
 
 ATTRS = STANDARD | {"name", "network_id", "cidr", "ip_version", "gateway_ip",
@@ -175,19 +175,8 @@ class SubnetCreate(SubnetUpdate):
                           "EUI-64 address format, which requires the prefix to be /64")
 
 
-class CreateSubnetRequest(BaseModel):
-    subnet: SubnetCreate | None = None
-    subnets: list[SubnetCreate] | None = Field(
-        None, min_length=1, description="bulk create")
-
-    _envelope = model_validator(mode="before")(
-        classmethod(lambda cls, d: envelope(d, "subnet", "subnets")))
-
-
-class UpdateSubnetRequest(BaseModel):
-    subnet: SubnetUpdate
-
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "subnet")))
+CreateSubnetRequest = request("CreateSubnetRequest", "subnet", SubnetCreate, "subnets")
+UpdateSubnetRequest = request("UpdateSubnetRequest", "subnet", SubnetUpdate)
 
 
 class AllocationPool(BaseModel):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
-from .base import STANDARD, UUID, Bool, Name, Resource, Str255, StrList, envelope
+from .base import STANDARD, UUID, Bool, Name, Resource, Str255, StrList, answer, request
 
 ATTRS = STANDARD | {"name", "admin_state_up", "port_id", "status", "sub_ports"}
 
@@ -28,14 +28,8 @@ class TrunkCreate(TrunkUpdate):
     tags: StrList = []
 
 
-class CreateTrunkRequest(BaseModel):
-    trunk: TrunkCreate
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "trunk")))
-
-
-class UpdateTrunkRequest(BaseModel):
-    trunk: TrunkUpdate
-    _envelope = model_validator(mode="before")(classmethod(lambda cls, d: envelope(d, "trunk")))
+CreateTrunkRequest = request("CreateTrunkRequest", "trunk", TrunkCreate)
+UpdateTrunkRequest = request("UpdateTrunkRequest", "trunk", TrunkUpdate)
 
 
 class SubPort(BaseModel):
@@ -60,12 +54,8 @@ class Trunk(BaseModel):
     tags: list[str]
 
 
-class TrunkOne(BaseModel):
-    trunk: Trunk
-
-
-class TrunkList(BaseModel):
-    trunks: list[Trunk] = Field(default_factory=list)
+TrunkOne = answer("TrunkOne", "trunk", Trunk)
+TrunkList = answer("TrunkList", "trunks", Trunk, many=True)
 
 
 class SubPorts(BaseModel):

@@ -15,8 +15,8 @@ writes them (``ovn_client`` / ``acl.py``). Pure: no I/O.
   dropping IP both ways: what no group allows is dropped (no port with port security: no
   drop group, so a cloud emptied leaves no row); and one at 1003, above the groups' allows,
   dropping DHCP server replies a VM sends (floatip's, not Neutron's: OVN's port security
-  lets them through; router advertisements cannot be stopped by an ACL, see
-  docs/firewall.md);
+  lets them through; router advertisements cannot be stopped by an ACL: the chassis
+  agent drops them on br-int, raguard.py);
 - ``port_security`` on each LSP with port security: MAC, fixed IPs and the allowed address
   pairs with that MAC in one entry, a pair with another MAC an entry of its own (whose MAC
   also goes to ``addresses``); none for trusted ports and ports with port security off.

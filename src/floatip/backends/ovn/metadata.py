@@ -19,6 +19,10 @@ what is wanted true and repairs drift: a namespace, veth, address or OVS port go
 changed is made again; a namespace is removed when the last VM of its network leaves this
 chassis. Only the OVS ports marked ``external_ids:floatip-ovnmeta`` and the namespaces they
 name (or that this process made) are ever removed.
+
+The same agent keeps VMs on this chassis from sending router advertisements (raguard.py:
+OVN 23.03's Northbound cannot drop them): its pass, and a check every ``guard_interval``
+seconds, since ovn-controller clears br-int when it reconnects.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from ...metadata.content import find_on_network
 from ...metadata.proxy import Loop, MetadataProxies
 from ...metadata.service import NETWORK_HEADER, MetadataService
 from .dhcp import METADATA_IP
+from . import raguard
 from .nb import Southbound
 
 log = logging.getLogger("floatip.ovn.metadata")
@@ -64,10 +69,12 @@ class OvnMetadataAgent:
                  ovs_netns: str | None = None, chassis: str | None = None,
                  ns_prefix: str = NS_PREFIX, bridge: str = "br-int", interval: float = 30.0,
                  nova_url: str | None = None, secret: str = "", port: int = PORT,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, guard_interval: float = 2.0):
         self.source, self.sb_remote, self.run_dir = source, sb, run_dir
         self.ovs, self.ovs_netns, self.bridge = ovs, ovs_netns, bridge
         self.ns_prefix, self.interval, self.port, self.timeout = ns_prefix, interval, port, timeout
+        self.guard_interval = guard_interval
+        self.guard: set[str] = set()     # the VM ports whose router advertisements are dropped
         self.chassis = chassis or self._vsctl("get", "Open_vSwitch", ".",
                                               "external_ids:system-id").strip().strip('"')
         # unique to this process and agent (several lab chassis share a machine)
@@ -132,6 +139,10 @@ class OvnMetadataAgent:
         if remove:
             for net in sorted(self._ours()):
                 self._remove(net)
+            try:
+                self._guard_ras(set())
+            except (OSError, RuntimeError) as e:   # OVS already gone: nothing left to drop
+                log.warning("router advertisement guard not removed: %s", e)
         if self.loop is not None:
             self.loop.call(self.service.stop())
             self.loop.stop()
@@ -179,7 +190,16 @@ class OvnMetadataAgent:
             finally:
                 with self.done:
                     self.done.notify_all()
-            self.wake.wait(max(0.0, last_full + self.interval - time.monotonic()))
+            while not self.stop_event.is_set():
+                left = last_full + self.interval - time.monotonic()
+                if left <= 0 or self.wake.wait(min(left, self.guard_interval)):
+                    break
+                try:   # ovn-controller clears br-int when it reconnects: put the guard back
+                    self._guard_ras(self.guard)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("router advertisement guard: %s", e)
+                    self.last_error = str(e)
+                    break
             self.wake.clear()
 
     def _read(self, full: bool) -> None:
@@ -206,6 +226,9 @@ class OvnMetadataAgent:
             return {}
         vms = [p for p in list(st.ports.values()) if not p.device_owner.startswith("network:")]
         bound = self.sb.bindings([p.id for p in vms])
+        # every VM port with port security: the guard goes on the ones plugged here, also
+        # before ovn-controller claims them
+        self.guard = set(raguard.guarded_ports(st))
         nets = {p.network_id for p in vms if bound.get(p.id, ("",))[0] == self.chassis}
         out = {}
         for p in sorted(list(st.ports.values()), key=lambda p: p.id):
@@ -246,10 +269,39 @@ class OvnMetadataAgent:
                 errors[net] = str(e)
                 log.error("metadata namespace of network %s: %s", net, e)
         errors.update(self.proxies.sync(set(want) & self.networks))
+        try:
+            self._guard_ras(self.guard)
+        except Exception as e:  # noqa: BLE001
+            errors["ra-guard"] = str(e)
         self.passes += 1
         if errors:
             self.last_error = "; ".join(f"{k}: {v}" for k, v in errors.items())
         return errors
+
+    def _guard_ras(self, ports: set[str]) -> None:
+        """The RA drop on the ofport of each of ``ports`` plugged here, and on no other."""
+        ofports = set()
+        doc = json.loads(self._vsctl("--format=json", "--columns=ofport,external_ids", "list",
+                                     "Interface") or "{}")
+        for ofport, ext in doc.get("data", []):
+            pairs = dict(ext[1]) if isinstance(ext, list) and ext[0] == "map" else {}
+            if pairs.get("iface-id") in ports and isinstance(ofport, int) and ofport > 0:
+                ofports.add(ofport)
+        ofctl = ("ovs-ofctl", "-O", "OpenFlow15", "--no-names")
+        br = raguard.target(self.ovs, self.bridge)
+        have = raguard.installed(self._run(*ofctl, "dump-flows", br,
+                                           f"cookie={raguard.COOKIE:#x}/-1"))
+        lines = raguard.bundle(ofports, have)
+        if lines:
+            path = os.path.join(self.run_dir, f"raguard-{os.getpid()}-{id(self)}.flows")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            try:
+                self._run(*ofctl, "--bundle", "add-flows", br, path)
+            finally:
+                os.unlink(path)
+            self.repairs += bool(ofports - have)
+            log.info("router advertisement guard: %s", "; ".join(lines))
 
     def _ensure(self, net: str, lsp: str, mac: str, cidrs: list[str]) -> None:
         ns = self.ns_prefix + net
