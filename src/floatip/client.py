@@ -18,9 +18,12 @@ DEFAULT_URL = os.environ.get("FLOATIP_URL", "http://127.0.0.1:9696")
 COLLECTIONS = {"network": "networks", "subnet": "subnets", "port": "ports", "router": "routers",
                "floatingip": "floatingips", "security_group": "security-groups",
                "security_group_rule": "security-group-rules", "address_group": "address-groups",
-               "subnetpool": "subnetpools"}
+               "subnetpool": "subnetpools", "address_scope": "address-scopes",
+               "qos_policy": "qos/policies", "rbac_policy": "rbac-policies"}
+BODIES = {"qos_policy": "policy"}  # the body's key where it is not the kind
 LABELS = {"floatingip": "FloatingIP", "security_group": "SecurityGroup", "subnetpool": "SubnetPool",
-          "security_group_rule": "SecurityGroupRule", "address_group": "AddressGroup"}
+          "security_group_rule": "SecurityGroupRule", "address_group": "AddressGroup",
+          "address_scope": "AddressScope", "qos_policy": "QosPolicy", "rbac_policy": "RbacPolicy"}
 
 
 def _query(params: dict) -> str:
@@ -126,16 +129,25 @@ class Client:
     # -- resources --------------------------------------------------------------------
     def list(self, kind: str, **filters) -> list[dict]:
         coll = COLLECTIONS[kind]
-        return self.request("GET", f"/v2.0/{coll}", params=filters)[coll.replace("-", "_")]
+        return self.request("GET", f"/v2.0/{coll}", params=filters)[
+            coll.rsplit("/", 1)[-1].replace("-", "_")]
 
     def show(self, kind: str, rid: str) -> dict:
-        return self.request("GET", f"/v2.0/{COLLECTIONS[kind]}/{rid}")[kind]
+        key = BODIES.get(kind, kind)
+        return self.request("GET", f"/v2.0/{COLLECTIONS[kind]}/{rid}")[key]
 
     def create(self, kind: str, **attrs) -> dict:
-        return self.request("POST", f"/v2.0/{COLLECTIONS[kind]}", json={kind: attrs})[kind]
+        key = BODIES.get(kind, kind)
+        return self.request("POST", f"/v2.0/{COLLECTIONS[kind]}", json={key: attrs})[key]
 
     def update(self, kind: str, rid: str, **attrs) -> dict:
-        return self.request("PUT", f"/v2.0/{COLLECTIONS[kind]}/{rid}", json={kind: attrs})[kind]
+        key = BODIES.get(kind, kind)
+        return self.request("PUT", f"/v2.0/{COLLECTIONS[kind]}/{rid}", json={key: attrs})[key]
+
+    def set_tags(self, kind: str, rid: str, tags: list[str]) -> list[str]:
+        """Replace the object's tags (standard-attr-tag)."""
+        return self.request("PUT", f"/v2.0/{COLLECTIONS[kind]}/{rid}/tags",
+                            json={"tags": list(tags)})["tags"]
 
     def delete(self, kind: str, rid: str) -> None:
         self.request("DELETE", f"/v2.0/{COLLECTIONS[kind]}/{rid}")

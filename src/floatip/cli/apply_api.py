@@ -20,6 +20,8 @@ from ..core.document import _get
 from ..core.errors import NeutronError
 from ..service.security_groups import _rule_key
 from .apply_check import place
+from .apply_extra import apply_extra, converge_sharing, converge_tags, extra_bodies, tagged
+from .apply_extra import same as _same
 from .security_groups import port_range
 
 
@@ -56,11 +58,12 @@ def _diff(have: dict, want: dict) -> dict:
     def same(k, v):  # a port's groups and a router's routes are sets
         if k in ("security_groups", "routes"):
             return sorted(map(str, have.get(k) or [])) == sorted(map(str, v or []))
-        return have.get(k) == v
+        return _same(k, have.get(k), v)
     return {k: v for k, v in want.items() if not same(k, v)}
 
 
-KEYS = {"networks", "subnets", "ports", "routers", "floatingips", "security_groups"}
+KEYS = {"networks", "subnets", "ports", "routers", "floatingips", "security_groups",
+        "address_scopes", "subnet_pools", "qos_policies"}
 RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
              "remote_ip_prefix", "remote_address_group_id", "description")
 
@@ -75,19 +78,24 @@ def network_body(d: dict) -> tuple[dict, dict]:
         if v is not None:
             create[key] = v
     mutable = {k: d[k] for k in ("mtu", "admin_state_up", "description") if k in d}
-    return {**create, **mutable}, mutable
+    return tagged(d, {**create, **mutable}), mutable
 
 
 def subnet_body(d: dict, ref) -> tuple[dict, dict]:
     create = {"network_id": ref("network", _get(d, "network", "network_id")),
-              "cidr": d.get("cidr"), "ip_version": d.get("ip_version") or _version(d)}
+              "ip_version": d.get("ip_version") or _version(d)}
+    pool = _get(d, "subnetpool", "subnetpool_id")
+    if pool is not None:  # the pool gives the CIDR (of ``prefixlen``, else its default)
+        create["subnetpool_id"] = ref("subnetpool", pool)
+    if pool is None or "cidr" in d:
+        create["cidr"] = d.get("cidr")
     for k in ("gateway_ip", "allocation_pools", "enable_dhcp", "dns_nameservers",
-              "ipv6_ra_mode", "ipv6_address_mode", "description"):
+              "ipv6_ra_mode", "ipv6_address_mode", "description", "prefixlen"):
         if k in d:
             create[k] = d[k]
     mutable = {k: d[k] for k in ("enable_dhcp", "dns_nameservers", "description", "gateway_ip",
                                  "allocation_pools") if k in d}
-    return create, mutable
+    return tagged(d, create), mutable
 
 
 def port_body(d: dict, ref) -> tuple[dict, dict, list[dict]]:
@@ -111,7 +119,7 @@ def port_body(d: dict, ref) -> tuple[dict, dict, list[dict]]:
     if "security_groups" in d:
         mutable["security_groups"] = [ref("security_group", g)
                                       for g in d["security_groups"] or []]
-    return {**create, **mutable}, mutable, fixed
+    return tagged(d, {**create, **mutable}), mutable, fixed
 
 
 def gateway_body(d: dict, ref) -> dict | None:
@@ -120,6 +128,8 @@ def gateway_body(d: dict, ref) -> dict | None:
         return None
     gw = {"network_id": ref("network", _get(g, "network", "network_id")),
           "enable_snat": bool(g.get("enable_snat", True))}
+    if "qos_policy" in g or "qos_policy_id" in g:
+        gw["qos_policy_id"] = ref("qos_policy", _get(g, "qos_policy", "qos_policy_id"))
     ips = g.get("external_fixed_ips") or ([{"ip_address": g["ip_address"]}]
                                           if g.get("ip_address") else [])
     if ips:
@@ -156,17 +166,21 @@ def fip_body(d: dict, ref) -> dict:
         body["port_id"] = port
     if d.get("fixed_ip_address"):
         body["fixed_ip_address"] = d["fixed_ip_address"]
-    return body
+    if "qos_policy" in d or "qos_policy_id" in d:  # null: none
+        body["qos_policy_id"] = ref("qos_policy", _get(d, "qos_policy", "qos_policy_id"))
+    return tagged(d, body)
 
 
 def bodies(doc: dict, ref):
     """(kind, place, name, create body, extra) of every object of ``doc``, for the check
     (``ref(kind, name, place)``)."""
+    yield from extra_bodies(doc, ref, place)
     for plural, kind, make in (("networks", "network", lambda d, r: network_body(d)[0]),
                                ("subnets", "subnet", lambda d, r: subnet_body(d, r)[0]),
                                ("security_groups", "security_group",
-                                lambda d, r: {k: d[k] for k in ("description", "stateful")
-                                              if k in d}),
+                                lambda d, r: tagged(d, {k: d[k] for k in ("description",
+                                                                          "stateful")
+                                                        if k in d})),
                                ("ports", "port", lambda d, r: port_body(d, r)[0])):
         for i, d in enumerate(doc.get(plural) or []):
             where = place(plural, i, d)
@@ -181,8 +195,9 @@ def bodies(doc: dict, ref):
     for i, d in enumerate(doc.get("routers") or []):
         where = place("routers", i, d)
         r = (lambda w: lambda k, v: ref(k, v, w))(where)
-        body = {"name": d["name"], "admin_state_up": bool(d.get("admin_state_up", True)),
-                "external_gateway_info": gateway_body(d, r)}
+        body = tagged(d, {"name": d["name"],
+                          "admin_state_up": bool(d.get("admin_state_up", True)),
+                          "external_gateway_info": gateway_body(d, r)})
         yield "router", where, d["name"], body, {"interfaces": interfaces(d, r),
                                                  "routes": routes(d) or []}
     for i, d in enumerate(doc.get("floatingips") or []):
@@ -232,7 +247,8 @@ def apply_document(c: Client, doc: dict, res: ApplyResult | None = None) -> Appl
     if unknown:
         raise NeutronError(f"Unknown top-level keys: {', '.join(sorted(unknown))}")
     res = res if res is not None else ApplyResult()
-    res.ids = {k: {} for k in ("network", "subnet", "port", "router", "security_group")}
+    res.ids = {k: {} for k in ("network", "subnet", "port", "router", "security_group",
+                               "address_scope", "subnetpool", "qos_policy")}
 
     def ref(kind: str, value: str | None) -> str | None:
         if value is None:
@@ -248,7 +264,9 @@ def apply_document(c: Client, doc: dict, res: ApplyResult | None = None) -> Appl
         res.note("updated", label)
         return obj
 
-    def ensure(kind: str, name: str, create: dict, mutable: dict) -> dict:
+    def ensure(kind: str, name: str, create: dict, mutable: dict, d: dict | None = None
+               ) -> dict:
+        """Found by name, else made; ``d``: the file's object (its tags)."""
         have = _by_name(c, kind, name)
         label = f"{kind} {name}"
         if have is None:
@@ -260,23 +278,25 @@ def apply_document(c: Client, doc: dict, res: ApplyResult | None = None) -> Appl
             obj = update(kind, have["id"], label, have, changes) if changes else have
             if not changes:
                 res.note("unchanged", label)
+            converge_tags(c, res, kind, obj, d or {}, label)
         if kind in res.ids:
             res.ids[kind][name] = obj["id"]
         return obj
 
+    apply_extra(c, doc, res, ref, ensure)
     for d in doc.get("networks") or []:
-        ensure("network", d["name"], *network_body(d))
+        converge_sharing(c, res, ensure("network", d["name"], *network_body(d), d), d)
     for d in doc.get("subnets") or []:
-        ensure("subnet", d["name"], *subnet_body(d, ref))
+        ensure("subnet", d["name"], *subnet_body(d, ref), d)
     groups = doc.get("security_groups") or []
     for d in groups:
         mutable = {k: d[k] for k in ("description", "stateful") if k in d}
-        ensure("security_group", d["name"], mutable, mutable)
+        ensure("security_group", d["name"], tagged(d, mutable), mutable, d)
     for d in groups:  # after every group exists: a rule may name any as its remote group
         _apply_rules(c, res, d, ref)
     for d in doc.get("ports") or []:
         create, mutable, fixed = port_body(d, ref)
-        port = ensure("port", d["name"], create, mutable)
+        port = ensure("port", d["name"], create, mutable, d)
         want_ips = {f["ip_address"] for f in fixed if f.get("ip_address")}
         # addresses the API adds by itself (EUI-64 on SLAAC subnets) are not the file's to name
         auto = {s["id"] for s in c.list("subnet", network_id=create["network_id"])
@@ -299,7 +319,7 @@ def _router(c: Client, res: ApplyResult, d: dict, ref, update) -> None:
     body = {"admin_state_up": bool(d.get("admin_state_up", True))}
     label = f"router {name}"
     if router is None:
-        router = c.create("router", name=name, external_gateway_info=gw, **body)
+        router = c.create("router", name=name, external_gateway_info=gw, **tagged(d, body))
         res.undo.append((f"deleted {label}", lambda rid=router["id"]: c.delete("router", rid)))
         res.note("created", label)
     else:
@@ -310,6 +330,7 @@ def _router(c: Client, res: ApplyResult, d: dict, ref, update) -> None:
             router = update("router", router["id"], label, router, changes)
         else:
             res.note("unchanged", label)
+        converge_tags(c, res, "router", router, d, label)
     rid = res.ids["router"][name] = router["id"]
     want = interfaces(d, ref)
     have = {}
@@ -336,7 +357,7 @@ def _router(c: Client, res: ApplyResult, d: dict, ref, update) -> None:
 
 
 def _floatingip(c: Client, res: ApplyResult, d: dict, ref, update) -> None:
-    body = fip_body(d, lambda k, v: ref(k, v) if k == "port" else v)
+    body = fip_body(d, lambda k, v: ref(k, v) if k != "network" else v)
     addr, port_id = body.get("floating_ip_address"), body.get("port_id")
     fixed = body.get("fixed_ip_address")
     if addr:
@@ -352,10 +373,13 @@ def _floatingip(c: Client, res: ApplyResult, d: dict, ref, update) -> None:
             changes["port_id"] = port_id
             if fixed:
                 changes["fixed_ip_address"] = fixed
+        if "qos_policy_id" in body and f.get("qos_policy_id") != body["qos_policy_id"]:
+            changes["qos_policy_id"] = body["qos_policy_id"]
         if changes:
             update("floatingip", f["id"], label, f, changes)
         else:
             res.note("unchanged", label)
+        converge_tags(c, res, "floatingip", f, d, label)
         _apply_forwardings(c, res, f, d.get("port_forwardings"), ref)
         return
     net = body.get("floating_network_id")
@@ -428,6 +452,8 @@ def _gateway_differs(have: dict | None, want: dict | None) -> bool:
     if have is None:
         return False
     if have["network_id"] != want["network_id"] or have["enable_snat"] != want["enable_snat"]:
+        return True
+    if "qos_policy_id" in want and have.get("qos_policy_id") != want["qos_policy_id"]:
         return True
     want_ips = {x.get("ip_address") for x in want.get("external_fixed_ips", [])} - {None}
     return bool(want_ips) and want_ips != {x["ip_address"] for x in have["external_fixed_ips"]}

@@ -18,34 +18,50 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import uuid
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from ..api.errors import from_validation
 from ..api.schemas import SCHEMAS
+from ..api.schemas.qos import CreatePolicyRequest, CreateRuleRequest
+from ..api.schemas.subnetpools import CreateAddressScopeRequest, CreateSubnetPoolRequest
 from ..core.document import _get
 from ..core.model import stable_id
+from .apply_extra import rule_problems
 from .apply_state import cross_check
 
-KINDS = (("networks", "network"), ("subnets", "subnet"), ("security_groups", "security_group"),
+KINDS = (("address_scopes", "address_scope"), ("subnet_pools", "subnetpool"),
+         ("qos_policies", "qos_policy"), ("networks", "network"), ("subnets", "subnet"),
+         ("security_groups", "security_group"),
          ("ports", "port"), ("routers", "router"), ("floatingips", "floatingip"))
 _PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 KEYS = {
     "network": {"name", "description", "admin_state_up", "mtu", "router:external", "external",
-                *_PROVIDER, "network_type", "physical_network", "segmentation_id"},
+                *_PROVIDER, "network_type", "physical_network", "segmentation_id", "tags",
+                "shared_with"},
     "subnet": {"name", "description", "network", "network_id", "cidr", "ip_version",
                "gateway_ip", "allocation_pools", "enable_dhcp", "dns_nameservers",
-               "ipv6_ra_mode", "ipv6_address_mode"},
+               "ipv6_ra_mode", "ipv6_address_mode", "tags", "subnetpool", "subnetpool_id",
+               "prefixlen"},
     "port": {"name", "description", "network", "network_id", "fixed_ip", "fixed_ips",
              "mac_address", "device_id", "device_owner", "admin_state_up",
-             "port_security_enabled", "allowed_address_pairs", "security_groups"},
+             "port_security_enabled", "allowed_address_pairs", "security_groups", "tags"},
     "router": {"name", "external_gateway_info", "external_gateway", "interfaces",
-               "admin_state_up", "routes"},
+               "admin_state_up", "routes", "tags"},
     "floatingip": {"floating_ip_address", "address", "port", "port_id", "floating_network",
-                   "floating_network_id", "fixed_ip_address", "port_forwardings"},
-    "security_group": {"name", "description", "stateful", "rules"},
-    "gateway": {"network", "network_id", "ip_address", "external_fixed_ips", "enable_snat"},
+                   "floating_network_id", "fixed_ip_address", "port_forwardings", "tags",
+                   "qos_policy", "qos_policy_id"},
+    "security_group": {"name", "description", "stateful", "rules", "tags"},
+    "address_scope": {"name", "ip_version", "shared"},
+    "subnetpool": {"name", "description", "prefixes", "default_prefixlen", "min_prefixlen",
+                   "max_prefixlen", "shared", "is_default", "default_quota", "address_scope",
+                   "address_scope_id", "tags"},
+    "qos_policy": {"name", "description", "shared", "is_default", "rules", "tags"},
+    "qos_rule": {"type", "max_kbps", "max_burst_kbps", "direction"},
+    "gateway": {"network", "network_id", "ip_address", "external_fixed_ips", "enable_snat",
+                "qos_policy", "qos_policy_id"},
     "fixed_ip": {"subnet", "subnet_id", "ip_address"},
     "interface": {"subnet", "subnet_id"},
     "pool": {"start", "end"},
@@ -159,6 +175,25 @@ def _nested(p: Problems, kind: str, d: dict, where: str) -> None:
     elif kind == "security_group":
         for j, x in enumerate(_items(p, d, "rules", where)):
             check_keys(p, "rule", x, f"{where}.rules[{j}]")
+    elif kind == "qos_policy":
+        for j, x in enumerate(_items(p, d, "rules", where)):
+            check_keys(p, "qos_rule", x, f"{where}.rules[{j}]")
+        for e in rule_problems(d):
+            p.add(where, e)
+    elif kind == "network":
+        for j, x in enumerate(_items(p, d, "shared_with", where)):
+            if not _project(x):
+                p.add(f"{where}.shared_with[{j}]", f"must be a project id or '*', got {x!r}")
+
+
+def _project(x) -> bool:
+    """A project id (a UUID, dashes or not) or ``*``, as the API takes a target."""
+    if x == "*":
+        return True
+    try:
+        return isinstance(x, str) and bool(uuid.UUID(x))
+    except ValueError:
+        return False
 
 
 class Resolver:
@@ -223,10 +258,16 @@ def _stand_in(v):
     return [_stand_in(x) for x in v] if isinstance(v, list) else v
 
 
+EXTRA_SCHEMAS = {"address_scope": ("address_scope", CreateAddressScopeRequest),
+                 "subnetpool": ("subnetpool", CreateSubnetPoolRequest),
+                 "qos_policy": ("policy", CreatePolicyRequest)}
+
+
 def schema_check(p: Problems, kind: str, body: dict, where: str) -> None:
     """The API's own request schema for a create body (its first refusal, as it words it)."""
+    key, schema = EXTRA_SCHEMAS.get(kind) or (kind, SCHEMAS[kind].create)
     try:
-        SCHEMAS[kind].create.model_validate({kind: _stand_in(body)})
+        schema.model_validate({key: _stand_in(body)})
     except ValidationError as e:
         typ, msg, _ = from_validation(list(e.errors()), True)
         p.add(where, f"{typ}: {msg}")
@@ -244,6 +285,14 @@ def check(doc, snapshot: dict[str, list[dict]], bodies) -> list[str]:
     made = list(bodies(doc, ref))
     for kind, where, _name, body, _extra in made:
         schema_check(p, kind, body, where)
+    for i, d in enumerate(doc.get("qos_policies") or []):
+        for j, r in enumerate(d.get("rules") or []):
+            try:
+                CreateRuleRequest.model_validate({"bandwidth_limit_rule": {
+                    k: v for k, v in r.items() if k != "type"}})
+            except ValidationError as e:
+                typ, msg, _ = from_validation(list(e.errors()), True)
+                p.add(f"{place('qos_policies', i, d)}.rules[{j}]", f"{typ}: {msg}")
     _immutable(p, ref, made)
     cross_check(p, ref, made, snapshot)
     return p.errors

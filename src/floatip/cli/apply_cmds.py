@@ -18,7 +18,8 @@ from .apply_api import ApplyResult, apply_document, rollback
 from .apply_api import bodies as _bodies
 from .apply_check import Problems, check, check_structure
 
-SNAPSHOT_KINDS = ("network", "subnet", "port", "router", "floatingip", "security_group")
+SNAPSHOT_KINDS = ("network", "subnet", "port", "router", "floatingip", "security_group",
+                  "address_scope", "subnetpool", "qos_policy")
 URL = typer.Option("http://127.0.0.1:9696", "--url", envvar="FLOATIP_URL",
                    help="floatip API endpoint.")
 
@@ -82,6 +83,17 @@ class DryClient:
     def delete(self, kind: str, rid: str) -> None:
         pass
 
+    def set_tags(self, kind: str, rid: str, tags: list[str]) -> list[str]:
+        return tags
+
+    def request(self, method: str, path: str, **kw):
+        """Reads of what the run made: empty (its forwardings, its rules); writes: none."""
+        if method != "GET":
+            return {}
+        if any(rid in path for rid in self.made):
+            return {path.rstrip("/").rsplit("/", 1)[-1]: []}
+        return self.c.request(method, path, **kw)
+
     def add_interface(self, router_id: str, **body) -> dict:
         return {}
 
@@ -136,7 +148,8 @@ def delete(file: Path = typer.Option(..., "-f", "--filename",
                                      help="The file `apply FILE` applied."),
            url: str = URL, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Delete FILE's resources through the API, dependents first (floating IPs, router
-    interfaces, routers, ports, subnets, networks, security groups); others stay."""
+    interfaces, routers, ports, subnets, networks with their sharing, security groups, QoS
+    policies, subnet pools, address scopes); others stay."""
     doc = read_doc(file)
     try:
         with Client(url) as c:
@@ -199,7 +212,8 @@ def delete_document(c: Client, doc: dict) -> tuple[list[str], list[str], list[st
         if p:
             attempt(f"port {name}", lambda p=p: c.delete("port", p["id"]))
     for plural, kind in (("subnets", "subnet"), ("networks", "network"),
-                         ("security_groups", "security_group")):
+                         ("security_groups", "security_group"), ("qos_policies", "qos_policy"),
+                         ("subnet_pools", "subnetpool"), ("address_scopes", "address_scope")):
         for d in doc.get(plural) or []:
             o = find(kind, d["name"])
             if o:

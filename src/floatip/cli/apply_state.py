@@ -90,6 +90,9 @@ def cross_check(p, ref, made: list, snapshot: dict[str, list[dict]]) -> None:
                 "fixed_ip_address")})
     by_id = {o["id"]: o for objs in snapshot.values() for o in objs if "id" in o}
     gateways = []
+    # new subnets a pool gives their CIDR, and their ports and floating IPs: not known before
+    pooled: set[str] = set()
+    pooled_nets: set[str] = set()
     for kind, where, name, body, extra in made:
         rid = ref.planned.get(kind, {}).get(name) if name else None
         if kind in ("subnet", "port") and body.get("network_id") is None:
@@ -97,13 +100,25 @@ def cross_check(p, ref, made: list, snapshot: dict[str, list[dict]]) -> None:
         if kind == "network":
             doc["networks"].append(_network({**by_id.get(rid, {}), **body, "id": rid}))
         elif kind == "subnet":
+            if body.get("cidr") is None and "subnetpool_id" in body:
+                if rid not in api_subnets:
+                    pooled.add(rid)
+                    pooled_nets.add(body.get("network_id"))
+                    continue
+                body = {**body, "cidr": api_subnets[rid]["cidr"]}
             doc["subnets"].append(_subnet({**body, "id": rid}, api_subnets.get(rid)))
         elif kind == "port":
             fixed = _fixed(body.get("fixed_ips")) or _fixed(by_id.get(rid, {}).get("fixed_ips"))
+            fixed = [f for f in fixed if f.get("subnet_id") not in pooled]
+            if not fixed and body.get("network_id") in pooled_nets:
+                pooled.add(rid)
+                continue
             doc["ports"].append({"id": rid, "name": name, "network_id": body.get("network_id"),
                                  "device_owner": body.get("device_owner") or "",
                                  "fixed_ips": fixed})
         elif kind == "router":
+            extra = {**extra, "interfaces": [i for i in extra.get("interfaces", [])
+                                             if i not in pooled]}
             r = _router({**body, "id": rid}, [], api_routers.get(rid), itfs.get(rid, []),
                         extra, doc["subnets"])
             doc["routers"].append(r)
@@ -111,7 +126,7 @@ def cross_check(p, ref, made: list, snapshot: dict[str, list[dict]]) -> None:
                     not r["external_gateway_info"].get("external_fixed_ips"):
                 gateways.append(r["external_gateway_info"])
         elif kind == "floatingip":
-            if not body.get("floating_ip_address"):
+            if not body.get("floating_ip_address") or body.get("port_id") in pooled:
                 continue  # the API picks it: nothing of it to check before
             rid = next((f["id"] for f in snapshot.get("floatingip", []) if
                         f["floating_ip_address"] == body["floating_ip_address"]), None) or \

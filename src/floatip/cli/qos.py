@@ -13,12 +13,13 @@ from ..core.errors import NeutronError
 from .app import app
 from .output import COLUMN, FORMAT, Format, print_list
 from .resources import URL, _call, _fail, _print_one, out
+from .tagging import ANY_TAGS, NO_TAG, NOT_TAGS, TAG, TAGS, tag_filters, updated, with_tags
 
 qos_app = typer.Typer(help="QoS policies and bandwidth limits through the API.",
                       no_args_is_help=True)
 policy_app = typer.Typer(help="QoS policies.", no_args_is_help=True)
 rule_app = typer.Typer(help="A policy's bandwidth limit rules.", no_args_is_help=True)
-POLICY_COLUMNS = ("id", "name", "shared", "is_default", "rules", "description")
+POLICY_COLUMNS = ("id", "name", "shared", "is_default", "rules", "description", "tags")
 RULE_COLUMNS = ("id", "direction", "max_kbps", "max_burst_kbps")
 POL = "/v2.0/qos/policies"
 
@@ -52,19 +53,42 @@ def policy_create(name: str, description: str = typer.Option("", "--description"
                                                                       "project."),
                   default: bool = typer.Option(False, "--default", help="The project's "
                                                                         "default policy."),
+                  tags: list[str] = TAG,
                   url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
     """Create a QoS policy."""
     with Client(url) as c:
-        _print_one(_call(lambda: c.request("POST", POL, json={"policy": {
+        _print_one(_call(lambda: c.create("qos_policy", **with_tags({
             "name": name, "description": description, "shared": shared,
-            "is_default": default}})["policy"]), fmt, columns)
+            "is_default": default}, tags))), fmt, columns)
+
+
+@policy_app.command("set")
+def policy_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="New name."),
+               description: Optional[str] = typer.Option(None, "--description",
+                                                         help="New description."),
+               shared: Optional[bool] = typer.Option(None, "--share/--no-share",
+                                                     help="Visible to every project, or "
+                                                          "not."),
+               default: Optional[bool] = typer.Option(None, "--default/--no-default",
+                                                      help="The project's default policy."),
+               tags: list[str] = TAG, no_tag: bool = NO_TAG,
+               url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
+    """Change a policy's name, description, sharing, default flag or tags."""
+    body = {k: v for k, v in (("name", name), ("description", description),
+                              ("shared", shared), ("is_default", default)) if v is not None}
+    with Client(url) as c:
+        _print_one(_call(lambda: updated(c, "qos_policy", find_policy(c, ref)["id"], body,
+                                         tags, no_tag)), fmt, columns)
 
 
 @policy_app.command("list")
-def policy_list(url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
+def policy_list(tags: Optional[str] = TAGS, any_tags: Optional[str] = ANY_TAGS,
+                not_tags: Optional[str] = NOT_TAGS,
+                url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
     """The QoS policies the caller sees."""
     with Client(url) as c:
-        _list(_call(lambda: c.request("GET", POL)["policies"]), POLICY_COLUMNS, fmt, columns)
+        _list(_call(lambda: c.list("qos_policy", **tag_filters(tags, any_tags, not_tags))),
+              POLICY_COLUMNS, fmt, columns)
 
 
 @policy_app.command("show")

@@ -1,4 +1,4 @@
-"""``floatip network rbac create|list|show|delete``: share a network with chosen projects
+"""``floatip network rbac create|list|show|set|delete``: share a network with chosen projects
 (Neutron's rbac-policies) through the API (the network by id or name)."""
 from __future__ import annotations
 
@@ -45,6 +45,16 @@ def rbac_show(pid: str, url: str = URL, fmt: Format = FORMAT, columns: list[str]
     """One RBAC policy."""
     with Client(url) as c:
         _print_one(_call(lambda: c.request("GET", f"{RBAC}/{pid}")["rbac_policy"]), fmt,
+                   columns)
+
+
+@rbac_app.command("set")
+def rbac_set(pid: str, target: str = typer.Option(..., "--target-project",
+                                                  help="The project's id, or * (admins)."),
+             url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
+    """Give the policy's access to another project instead."""
+    with Client(url) as c:
+        _print_one(_call(lambda: c.update("rbac_policy", pid, target_tenant=target)), fmt,
                    columns)
 
 

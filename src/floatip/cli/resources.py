@@ -16,6 +16,7 @@ from ..client import DEFAULT_URL, Client
 from ..core.errors import NeutronError
 from .app import app, fail, out
 from .output import COLUMN, FORMAT, Format, label, print_list, print_one
+from .tagging import ANY_TAGS, NO_TAG, NOT_TAGS, TAG, TAGS, tag_filters, updated, with_tags
 
 URL = typer.Option(DEFAULT_URL, "--url", envvar="FLOATIP_URL", help="floatip API endpoint.")
 JSON = typer.Option(False, "--json", help="Print JSON.")
@@ -95,10 +96,11 @@ def _sub_app(kind: str, what: str) -> typer.Typer:
 
     @app.command("list")
     def list_(filter_: list[str] = typer.Option([], "--filter", help="FIELD=VALUE (repeatable)"),
-              url: str = URL, fmt: Format = FORMAT,
+              tags: Optional[str] = TAGS, any_tags: Optional[str] = ANY_TAGS,
+              not_tags: Optional[str] = NOT_TAGS, url: str = URL, fmt: Format = FORMAT,
               columns: list[str] = COLUMN):
         """List them (filters as in the API: name=, router:external=True, port_id= ...)."""
-        params = {}
+        params = tag_filters(tags, any_tags, not_tags)
         for f in filter_:
             k, _, v = f.partition("=")
             params[k] = v
@@ -144,6 +146,7 @@ def network_create(name: str,
                                                          help="VLAN id (vlan networks)."),
                    mtu: Optional[int] = typer.Option(None, "--mtu",
                                                      help="MTU [the physical network's]."),
+                   tags: list[str] = TAG,
                    url: str = URL, fmt: Format = FORMAT,
                    columns: list[str] = COLUMN):
     """Create a network (tenant networks: local or vlan; external: flat or vlan)."""
@@ -153,7 +156,7 @@ def network_create(name: str,
         if v is not None:
             body[k] = v
     with Client(url) as c:
-        _print_one(_call(lambda: c.create("network", **body)), fmt, columns)
+        _print_one(_call(lambda: c.create("network", **with_tags(body, tags))), fmt, columns)
 
 
 @network_app.command("set")
@@ -161,13 +164,15 @@ def network_set(ref: str, name: Optional[str] = typer.Option(None, "--name", hel
                 mtu: Optional[int] = typer.Option(None, "--mtu", help="New MTU."),
                 enable: Optional[bool] = typer.Option(None, "--enable/--disable",
                                                       help="Admin state up or down."),
+                tags: list[str] = TAG, no_tag: bool = NO_TAG,
                 url: str = URL, fmt: Format = FORMAT,
                 columns: list[str] = COLUMN):
     """Change name, MTU or admin state."""
     body = {k: v for k, v in (("name", name), ("mtu", mtu), ("admin_state_up", enable))
             if v is not None}
     with Client(url) as c:
-        _print_one(_call(lambda: c.update("network", c.find("network", ref)["id"], **body)),
+        _print_one(_call(lambda: updated(c, "network", c.find("network", ref)["id"], body,
+                                         tags, no_tag)),
                    fmt, columns)
 
 
@@ -192,6 +197,7 @@ def subnet_create(name: str, network: str = typer.Option(..., "--network",
                   address_mode: Optional[str] = typer.Option(
                       None, "--ipv6-address-mode",
                       help="slaac, dhcpv6-stateful, dhcpv6-stateless"),
+                  tags: list[str] = TAG,
                   url: str = URL, fmt: Format = FORMAT,
                   columns: list[str] = COLUMN):
     """Create a subnet (IPv4, or IPv6 with its RA and address modes)."""
@@ -209,7 +215,7 @@ def subnet_create(name: str, network: str = typer.Option(..., "--network",
                 body["gateway_ip"] = None if gateway.lower() == "none" else gateway
             if pools:
                 body["allocation_pools"] = _kv(pools, "--allocation-pool")
-            return c.create("subnet", **body)
+            return c.create("subnet", **with_tags(body, tags))
         _print_one(_call(go), fmt, columns)
 
 
@@ -217,12 +223,14 @@ def subnet_create(name: str, network: str = typer.Option(..., "--network",
 def subnet_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="New name."),
                dhcp: Optional[bool] = typer.Option(None, "--dhcp/--no-dhcp",
                                                    help="Turn DHCP on or off."),
+               tags: list[str] = TAG, no_tag: bool = NO_TAG,
                url: str = URL, fmt: Format = FORMAT,
                columns: list[str] = COLUMN):
     """Change name or DHCP flag."""
     body = {k: v for k, v in (("name", name), ("enable_dhcp", dhcp)) if v is not None}
     with Client(url) as c:
-        _print_one(_call(lambda: c.update("subnet", c.find("subnet", ref)["id"], **body)),
+        _print_one(_call(lambda: updated(c, "subnet", c.find("subnet", ref)["id"], body,
+                                         tags, no_tag)),
                    fmt, columns)
 
 
@@ -271,6 +279,7 @@ def port_create(name: str, network: str = typer.Option(..., "--network",
                                                        help="No group (not the default)."),
                 port_security: Optional[bool] = PSEC_OPT,
                 allowed_address: list[str] = PAIR_OPT,
+                tags: list[str] = TAG,
                 url: str = URL, fmt: Format = FORMAT,
                 columns: list[str] = COLUMN):
     """Create a port (a VM's or a container's NIC); without --security-group it gets the
@@ -285,7 +294,7 @@ def port_create(name: str, network: str = typer.Option(..., "--network",
                 body["mac_address"] = mac
             body.update(port_security_body(c, security_group, no_security_group, port_security,
                                            _kv(allowed_address, "--allowed-address")))
-            return c.create("port", **body)
+            return c.create("port", **with_tags(body, tags))
         _print_one(_call(go), fmt, columns)
 
 
@@ -304,6 +313,7 @@ def port_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="
              allowed_address: list[str] = PAIR_OPT,
              no_allowed_address: bool = typer.Option(False, "--no-allowed-address",
                                                      help="Remove its allowed address pairs."),
+             tags: list[str] = TAG, no_tag: bool = NO_TAG,
              url: str = URL, fmt: Format = FORMAT,
              columns: list[str] = COLUMN):
     """Change name, device id, binding host, admin state, groups, port security or allowed
@@ -322,7 +332,7 @@ def port_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="
                                                               "--allowed-address")))
             if no_allowed_address:
                 body["allowed_address_pairs"] = []
-            return c.update("port", port["id"], **body)
+            return updated(c, "port", port["id"], body, tags, no_tag)
         _print_one(_call(go), fmt, columns)
 
 
@@ -343,6 +353,7 @@ def router_create(name: str, gateway: Optional[str] = typer.Option(
                                                           "external network"),
                   snat: Optional[bool] = typer.Option(None, "--enable-snat/--disable-snat",
                                                       help="Source NAT to the gateway [on]."),
+                  tags: list[str] = TAG,
                   url: str = URL, fmt: Format = FORMAT,
                   columns: list[str] = COLUMN):
     """Create a router, optionally with its external gateway."""
@@ -351,7 +362,7 @@ def router_create(name: str, gateway: Optional[str] = typer.Option(
             body = {"name": name}
             if gateway:
                 body["external_gateway_info"] = _gateway_body(c, gateway, fixed_ip, snat)
-            return c.create("router", **body)
+            return c.create("router", **with_tags(body, tags))
         _print_one(_call(go), fmt, columns)
 
 
@@ -368,6 +379,7 @@ def router_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help
                                                    help="Source NAT to the gateway."),
                enable: Optional[bool] = typer.Option(None, "--enable/--disable",
                                                      help="Admin state up or down."),
+               tags: list[str] = TAG, no_tag: bool = NO_TAG,
                url: str = URL, fmt: Format = FORMAT,
                columns: list[str] = COLUMN):
     """Change name, admin state or external gateway."""
@@ -385,7 +397,7 @@ def router_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help
                     raise NeutronError("router has no external gateway")
                 body["external_gateway_info"] = {"network_id": gw["network_id"],
                                                  "enable_snat": snat}
-            return c.update("router", r["id"], **body)
+            return updated(c, "router", r["id"], body, tags, no_tag)
         _print_one(_call(go), fmt, columns)
 
 
@@ -445,6 +457,7 @@ def fip_create(network: str, address: Optional[str] = typer.Option(
                                               "at --timeout."),
                timeout: float = typer.Option(60.0, "--timeout", min=0,
                                              help="Seconds --wait waits."),
+               tags: list[str] = TAG,
                url: str = URL, fmt: Format = FORMAT,
                columns: list[str] = COLUMN):
     """Allocate a floating IP on an external NETWORK, optionally associated with a port."""
@@ -462,7 +475,7 @@ def fip_create(network: str, address: Optional[str] = typer.Option(
                 body["port_id"] = c.find("port", port)["id"]
             if fixed_ip:
                 body["fixed_ip_address"] = fixed_ip
-            return c.create("floatingip", **body)
+            return c.create("floatingip", **with_tags(body, tags))
         fip = _call(go)
         if wait:
             fip = _wait_active(c, fip, timeout)
@@ -494,6 +507,7 @@ def fip_set(ref: str, port: Optional[str] = typer.Option(None, "--port",
                                                    help="The port's address to use."),
             description: Optional[str] = typer.Option(None, "--description",
                                                       help="New description."),
+            tags: list[str] = TAG, no_tag: bool = NO_TAG,
             url: str = URL, fmt: Format = FORMAT,
             columns: list[str] = COLUMN):
     """Associate, move or disassociate a floating IP (by id or address)."""
@@ -509,7 +523,7 @@ def fip_set(ref: str, port: Optional[str] = typer.Option(None, "--port",
                     body["fixed_ip_address"] = fixed_ip
             if description is not None:
                 body["description"] = description
-            return c.update("floatingip", f["id"], **body)
+            return updated(c, "floatingip", f["id"], body, tags, no_tag)
         _print_one(_call(go), fmt, columns)
 
 

@@ -15,6 +15,7 @@ from ..core.errors import NeutronError
 from .app import app
 from .output import COLUMN, FORMAT, Format
 from .resources import COLUMNS, LABELS, URL, _call, _print_list, _print_one, _sub_app, out
+from .tagging import NO_TAG, TAG, updated, with_tags
 
 COLUMNS.update({
     "security_group": ("id", "name", "description", "stateful", "project_id"),
@@ -35,12 +36,13 @@ def sg_create(name: str, description: str = typer.Option("", "--description",
               stateful: bool = typer.Option(True, "--stateful/--stateless",
                                             help="Connection tracking (stateless: each "
                                                  "direction needs its own rules)."),
-              url: str = URL, fmt: Format = FORMAT,
+              tags: list[str] = TAG, url: str = URL, fmt: Format = FORMAT,
               columns: list[str] = COLUMN):
     """Create a group (Neutron gives it rules for any egress, IPv4 and IPv6)."""
     with Client(url) as c:
-        _print_one(_call(lambda: c.create("security_group", name=name, description=description,
-                                          stateful=stateful)), fmt, columns)
+        _print_one(_call(lambda: c.create("security_group", **with_tags(
+            {"name": name, "description": description, "stateful": stateful}, tags))),
+            fmt, columns)
 
 
 @sg_app.command("set")
@@ -49,14 +51,15 @@ def sg_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help="Ne
                                                      help="New description."),
            stateful: Optional[bool] = typer.Option(None, "--stateful/--stateless",
                                                    help="Connection tracking on or off."),
-           url: str = URL, fmt: Format = FORMAT,
+           tags: list[str] = TAG, no_tag: bool = NO_TAG, url: str = URL, fmt: Format = FORMAT,
            columns: list[str] = COLUMN):
     """Change name, description or statefulness."""
     body = {k: v for k, v in (("name", name), ("description", description),
                               ("stateful", stateful)) if v is not None}
     with Client(url) as c:
-        _print_one(_call(lambda: c.update("security_group", c.find("security_group", ref)["id"],
-                                          **body)), fmt, columns)
+        _print_one(_call(lambda: updated(c, "security_group",
+                                         c.find("security_group", ref)["id"], body, tags,
+                                         no_tag)), fmt, columns)
 
 
 def port_range(spec: str | None) -> tuple[int | None, int | None]:
