@@ -114,14 +114,15 @@ class Access:
         return d
 
     def _seen(self, s: Session, ctx: Context, kind: str, rid: str,
-              then: tuple[str, ...] | None = None) -> dict:
+              then: tuple[str, ...] | None = None, lock: bool = False) -> dict:
         """The resource as the caller may see it, or 404. ``then``: the rules (with their
         attribute rules) that are checked on the answer next; when they and ``get_<kind>``
         read only columns (``FACT_KEYS``), the answer is those columns, not the whole view
-        (which looks up other rows). None: the whole view."""
+        (which looks up other rows). None: the whole view. ``lock``: the row is read locked
+        (an update or delete: the service's locked read of it is then no query)."""
         reads = None if then is None else self.policy.reads(f"get_{kind}", *then)
         cheap = reads is not None and reads <= FACT_KEYS[kind]
-        row = S.get(s, S.MODELS[kind], rid, related=not cheap)
+        row = S.get(s, S.MODELS[kind], rid, lock=lock, related=not cheap)
         if row is None:
             raise not_found(kind, rid)
         d = facts(kind, row) if cheap else SERIALIZERS[kind](s, row)
@@ -290,7 +291,7 @@ class Access:
         return self._strip(s, ctx, kind, made)
 
     def update(self, s: Session, ctx: Context, kind: str, rid: str, d: dict) -> dict:
-        current = self._seen(s, ctx, kind, rid, then=(f"update_{kind}",))
+        current = self._seen(s, ctx, kind, rid, then=(f"update_{kind}",), lock=True)
         target = self.target(s, kind, {**current, **d}, ctx)  # the row as it would be
         self.policy.require(ctx, f"update_{kind}", target)
         _body_project(ctx, d)
@@ -309,7 +310,7 @@ class Access:
         return self._strip(s, ctx, kind, tags.fill(s, kind, [made])[0])
 
     def delete(self, s: Session, ctx: Context, kind: str, rid: str) -> None:
-        current = self._seen(s, ctx, kind, rid, then=(f"delete_{kind}",))
+        current = self._seen(s, ctx, kind, rid, then=(f"delete_{kind}",), lock=True)
         self.policy.require(ctx, f"delete_{kind}", self.target(s, kind, current, ctx))
         if kind == "network":
             rbac.forget(s, rid)

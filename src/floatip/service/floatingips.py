@@ -15,8 +15,8 @@ from .port_forwardings import has_forwardings, in_use
 from .views import fip_dict
 
 
-def _association(s: Session, f: S.FloatingIP, pid: str,
-                 fixed_ip: str | None) -> tuple[str, str, str]:
+def _association(s: Session, f: S.FloatingIP, pid: str, fixed_ip: str | None,
+                 new: bool = False) -> tuple[str, str, str]:
     """(port id, fixed IP, router id) for floating IP ``f`` (new or stored) associated with
     port ``pid``: Neutron's checks and errors."""
     nid = f.floating_network_id
@@ -48,25 +48,27 @@ def _association(s: Session, f: S.FloatingIP, pid: str,
         raise err("ExternalGatewayForFloatingIPNotFound", 404,
                   f"External network {nid} is not reachable from subnet "
                   f"{sid}.  Therefore, cannot associate Port {pid} with a Floating IP.")
-    if any(x.id != f.id for x in S.fips_where(s, floating_network_id=nid, fixed_port_id=pid,
-                                               fixed_ip_address=fixed_ip)):
+    # a new floating IP: the unique key answers the same when it is written (``_settle``)
+    if not new and any(x.id != f.id for x in S.fips_where(
+            s, floating_network_id=nid, fixed_port_id=pid, fixed_ip_address=fixed_ip)):
         raise _already(f, pid, fixed_ip)
     return pid, fixed_ip, router.id
 
 
 def _settle(s: Session, f: S.FloatingIP, assoc: tuple[str, str, str] | None) -> None:
-    """Write ``f`` (new, or its association changed) in a savepoint: the unique key settles
-    a race with a concurrent request that associated the same fixed IP."""
+    """Write ``f`` (new, or its association changed): the unique key settles a race with a
+    concurrent request that associated the same fixed IP. No savepoint: a refusal rolls
+    the whole request back (made before the write: the failed flush expires ``f``)."""
+    refusal = None if assoc is None else _already(f, assoc[0], assoc[1])
     try:
-        with s.begin_nested():
-            if assoc is not None:
-                f.fixed_port_id, f.fixed_ip_address, f.router_id = assoc
-            s.add(f)
-            s.flush()
+        if assoc is not None:
+            f.fixed_port_id, f.fixed_ip_address, f.router_id = assoc
+        s.add(f)
+        s.flush()
     except IntegrityError:
-        if assoc is None:
+        if refusal is None:
             raise
-        raise _already(f, assoc[0], assoc[1]) from None
+        raise refusal from None
 
 
 def _already(f: S.FloatingIP, pid: str, fixed_ip: str) -> NeutronError:
@@ -126,10 +128,10 @@ def create_floatingip(s: Session, d: dict) -> dict:
                      qos_policy_id=d.get("qos_policy_id"), dns_name=d.get("dns_name", ""),
                      dns_domain=d.get("dns_domain", ""))
     # associated before its one INSERT (not inserted, then updated)
-    assoc = _association(s, f, d["port_id"], d.get("fixed_ip_address")) \
+    assoc = _association(s, f, d["port_id"], d.get("fixed_ip_address"), new=True) \
         if d.get("port_id") else None
     _settle(s, f, assoc)
-    return fip_dict(s, f)
+    return fip_dict(s, f, pfs={})  # a new floating IP has no port forwardings
 
 
 def update_floatingip(s: Session, fid: str, d: dict) -> dict:
@@ -167,7 +169,7 @@ def delete_floatingip(s: Session, fid: str) -> None:
     f = _must(s, "floatingip", fid, lock=True)
     if has_forwardings(s, f.id):
         raise in_use(f.id)
-    port = S.get(s, S.Port, f.floating_port_id, related=False)
-    S.delete_unreferenced(s, f)
-    if port is not None:  # its floating IP gone, nothing refers to it
-        S.delete_unreferenced(s, port)
+    S.delete_unreferenced(s, S.FloatingIP, f.id)
+    # its floating IP gone, nothing refers to its port (deleted by id: not read first)
+    if f.floating_port_id:
+        S.delete_unreferenced(s, S.Port, f.floating_port_id)

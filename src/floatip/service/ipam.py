@@ -133,7 +133,6 @@ def _allocate(s: Session, port: S.Port, net: S.Network, requests: list[dict],
         for sn in subnets:
             if is_auto_address(sn) and sn.id not in have:
                 _take(s, port, net, sn, eui64(sn.cidr, port.mac_address), "IpAddressInUse")
-    s.expire(port, ["fixed_ips"])
 
 
 def _take(s: Session, port: S.Port, net: S.Network, sn: S.Subnet, ip: str,
@@ -197,7 +196,6 @@ def add_auto_addresses(s: Session, sn: S.Subnet) -> None:
         if (port.device_owner or "") not in NO_AUTO:
             if S.try_allocate(s, port, sn, eui64(sn.cidr, port.mac_address)):
                 S.touch(port)
-            s.expire(port, ["fixed_ips"])
 
 
 def renumber_auto(s: Session, port: S.Port) -> None:
@@ -209,7 +207,6 @@ def renumber_auto(s: Session, port: S.Port) -> None:
             port.fixed_ips.remove(a)
             s.flush()
             _take(s, port, net, sn, eui64(sn.cidr, port.mac_address), "IpAddressInUse")
-    s.expire(port, ["fixed_ips"])
 
 
 def _new_port(s: Session, net: S.Network, *, owner: str, device_id: str, project_id: str = "",

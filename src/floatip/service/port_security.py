@@ -48,7 +48,10 @@ def _filled(port: S.Port, pairs: list[dict]) -> list[dict]:
              or port.mac_address} for p in pairs]
 
 
-def _set_groups(s: Session, port: S.Port, groups: list[str]) -> None:
+def _set_groups(s: Session, port: S.Port, groups: list[str], check: bool = True) -> None:
+    if not check:
+        S.set_port_groups(s, port, groups)
+        return
     # the groups' columns only: not their rules
     rows = [_must(s, "security_group", g, related=False) for g in dict.fromkeys(groups)]
     if len({g.stateful for g in rows}) > 1:
@@ -75,7 +78,8 @@ def on_create(s: Session, port: S.Port, net: S.Network, d: dict) -> None:
     port.port_security_enabled = psec
     port.allowed_address_pairs = _filled(port, pairs)
     if groups:
-        _set_groups(s, port, groups)
+        # the project's default group (one, just read or made) needs no check
+        _set_groups(s, port, groups, check="security_groups" in d)
 
 
 def on_update(s: Session, port: S.Port, d: dict) -> None:

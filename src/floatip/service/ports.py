@@ -179,4 +179,4 @@ def delete_port(s: Session, pid: str, internal: bool = False) -> None:
     if internal:  # a router's or a network's own port: their rows may still point to it
         S.delete(s, port)
     else:  # nothing backs it (checked above) and its floating IPs let go of it
-        S.delete_unreferenced(s, port)
+        S.delete_unreferenced(s, S.Port, port.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from .. import store as S
@@ -275,13 +275,18 @@ def _sub_ports_of(body: Any) -> Any:
 
 
 def port_trunk_refusal(s: Session, port_id: str) -> NeutronError | None:
-    """enforce_port_deletion_rules: a trunk's parent or subport cannot be deleted."""
-    sp = s.get(SP, port_id)
-    if sp is not None:
+    """enforce_port_deletion_rules: a trunk's parent or subport cannot be deleted (one
+    statement asks both)."""
+    roles = dict(s.execute(_TRUNK_ROLES, {"p": port_id}).all())
+    if "sub" in roles:
         return err("PortInUseAsSubPort", 409, f"Port {port_id} is currently a subport for "
-                                              f"trunk {sp.trunk_id}.")
-    tid = s.execute(select(T.id).where(T.port_id == port_id)).scalar()
-    if tid is not None:
+                                              f"trunk {roles['sub']}.")
+    if "parent" in roles:
         return err("PortInUseAsTrunkParent", 409, f"Port {port_id} is currently a parent port "
-                                                  f"for trunk {tid}.")
+                                                  f"for trunk {roles['parent']}.")
     return None
+
+
+_TRUNK_ROLES = union_all(
+    select(literal("sub"), SP.trunk_id).where(SP.port_id == bindparam("p")),
+    select(literal("parent"), T.id).where(T.port_id == bindparam("p")))

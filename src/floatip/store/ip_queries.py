@@ -1,11 +1,16 @@
-"""Queries for Neutron's network-ip-availability: networks with their subnets, and the
-addresses allocated per subnet."""
+"""Queries of addresses: allocation (the unique key settles races), and Neutron's
+network-ip-availability (networks with their subnets, the addresses allocated per subnet)."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import String, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
-from .tables import IPAllocation, Network, Subnet
+from .queries import _record_changes
+from .tables import IPAllocation, Network, Port, Subnet
 
 
 def networks_with_subnets(s: Session, filters: dict[str, list]) -> list[tuple]:
@@ -26,3 +31,73 @@ def used_per_subnet(s: Session, subnet_ids: list[str]) -> dict[str, int]:
     q = select(IPAllocation.subnet_id, func.count()).where(
         IPAllocation.subnet_id.in_(subnet_ids)).group_by(IPAllocation.subnet_id)
     return dict(s.execute(q).all())
+
+
+def allocated_ips(s: Session, subnet_id: str) -> set[str]:
+    return set(s.execute(select(IPAllocation.ip_address)
+                         .where(IPAllocation.subnet_id == subnet_id)).scalars())
+
+
+def allocated_among(s: Session, subnet_id: str, ips: list[str]) -> set[str]:
+    """Which of ``ips`` are taken in the subnet: one lookup on the primary key."""
+    return set(s.execute(select(IPAllocation.ip_address)
+                         .where(IPAllocation.subnet_id == subnet_id,
+                                IPAllocation.ip_address.in_(ips))).scalars())
+
+
+_ALLOCATE = {"sqlite": sqlite_insert(IPAllocation.__table__).on_conflict_do_nothing(),
+             "postgresql": pg_insert(IPAllocation.__table__).on_conflict_do_nothing()}
+
+
+def _allocate_free_pg():
+    """PostgreSQL: the INSERT only if no other transaction is trying the same address now
+    (a transaction-scoped advisory lock on it, tried without waiting). An INSERT of a key
+    another transaction inserted and has not committed waits for that commit: concurrent
+    allocations starting at the same free address queued on each other, one at a time."""
+    t = IPAllocation.__table__
+    p = {c: bindparam(c, type_=String) for c in ("subnet_id", "ip_address", "port_id",
+                                                  "network_id")}
+    lock = func.pg_try_advisory_xact_lock(func.hashtext(p["subnet_id"]),
+                                          func.hashtext(p["ip_address"]))
+    return pg_insert(t).from_select(list(p), select(*p.values()).where(lock)) \
+        .on_conflict_do_nothing()
+
+
+_ALLOCATE_FREE_PG = _allocate_free_pg()
+
+
+def try_allocate(s: Session, port: Port, subnet: Subnet, ip: str, skip_busy: bool = False
+                 ) -> bool:
+    """Give ``port`` the address unless another transaction (or row) already holds
+    (subnet, ip): the unique key decides, not this process. One INSERT … ON CONFLICT DO
+    NOTHING, not a savepoint around the unit of work's flush (three statements and the
+    flush's bookkeeping, on every port and floating IP made). The port's ``fixed_ips`` are
+    kept current here: a port that had none (a new one) holds the new row, known without
+    a query; else they are expired (read again, in the relationship's order, when next
+    used). ``skip_busy`` (any free address will do): False at once, not after a wait, when
+    another transaction is taking it now."""
+    s.flush()
+    name = s.bind.dialect.name
+    stmt = _ALLOCATE_FREE_PG if skip_busy and name == "postgresql" else _ALLOCATE[name]
+    row = {"subnet_id": subnet.id, "ip_address": ip, "port_id": port.id,
+           "network_id": subnet.network_id}
+    done = s.connection().execute(stmt, row).rowcount == 1
+    if done:
+        _record_changes(s, [("port", port.id)])
+        if port.__dict__.get("fixed_ips") == [] and \
+                identity_key(IPAllocation, (subnet.id, ip)) not in s.identity_map:
+            alloc = IPAllocation(**row)
+            make_transient_to_detached(alloc)  # the row exists: persistent, not pending
+            s.add(alloc)
+            set_committed_value(port, "fixed_ips", [alloc])
+        else:
+            s.expire(port, ["fixed_ips"])
+    return done
+
+
+def allocation_owner(s: Session, subnet_id: str, ip: str) -> IPAllocation | None:
+    return s.get(IPAllocation, (subnet_id, ip))
+
+
+def allocations_on_subnet(s: Session, subnet_id: str) -> list[IPAllocation]:
+    return list(s.execute(select(IPAllocation).where(IPAllocation.subnet_id == subnet_id)).scalars())

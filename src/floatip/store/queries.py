@@ -10,6 +10,7 @@ from sqlalchemy import (String, and_, bindparam, case, delete as sa_delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, lazyload
+from sqlalchemy.orm.util import identity_key
 
 from .tables import (AddressGroup, Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta,
                      Network, Port, PortForwarding, PortSecurityGroup, QosBandwidthLimitRule,
@@ -47,8 +48,8 @@ def changed_keys(obj) -> list[tuple[str, str]]:
             return [("port", obj.port_id)]
         case AddressGroup():
             return [("address_group", obj.id)]
-        case PortForwarding():  # a forwarding reaches the agent as a change of its FIP
-            return [("floatingip", obj.floatingip_id)]
+        case PortForwarding():  # its own element: not its floating IP's 1,000 others
+            return [("port_forwarding", obj.id)]
     return []
 
 
@@ -188,9 +189,15 @@ def get(s: Session, model, rid: str, lock: bool = False, related: bool = True):
     SQLite has no row locks (a writer holds the whole database from BEGIN IMMEDIATE): there
     the row the transaction read already needs no second query. The session's identity map
     holds rows weakly: the rows got are held for the transaction, so a second get of one row
-    in a request (access's check, then the service) is no query either."""
-    if lock and s.bind.dialect.name != "sqlite":
-        row = s.execute(select(model).where(model.id == rid).with_for_update()).scalar_one_or_none()
+    in a request (access's check, then the service) is no query either, nor is locking
+    a row this transaction locked already."""
+    locked = s.info.setdefault("locked", set())
+    if lock and s.bind.dialect.name != "sqlite" and (model, rid) not in locked:
+        q = select(model).where(model.id == rid).with_for_update()
+        # the row as locked, not as an earlier read of it in this transaction saw it
+        q = q.execution_options(populate_existing=True)
+        row = s.execute(q if related else q.options(*_LAZY)).scalar_one_or_none()
+        locked.add((model, rid))
     else:
         row = s.get(model, rid) if related else s.get(model, rid, options=_LAZY)
     if row is not None:
@@ -285,17 +292,18 @@ def _record_changes(s: Session, keys: Iterable[tuple[str, str]]) -> None:
     s.info["wrote"] = True
 
 
-def delete_unreferenced(s: Session, row: FloatingIP | Port) -> None:
-    """``delete`` for a floating IP, or a port no router or floating IP refers to, as one
-    DELETE statement (a port's addresses go by ON DELETE CASCADE): the unit of work's flush
-    of a delete was a third of a DELETE request's time inside the write lock. What it
-    changes is recorded."""
+def delete_unreferenced(s: Session, model: type[FloatingIP] | type[Port], rid: str) -> None:
+    """``delete`` for a floating IP, or a port no router or floating IP refers to, by id
+    (the row need not be read) as one DELETE statement (a port's addresses go by ON DELETE
+    CASCADE): the unit of work's flush of a delete was a third of a DELETE request's time
+    inside the write lock. What it changes is recorded."""
     s.flush()
-    table = type(row).__table__
-    s.connection().execute(sa_delete(table).where(table.c.id == bindparam("id")),
-                           {"id": row.id})
-    _record_changes(s, changed_keys(row))
-    s.expunge(row)
+    table = model.__table__
+    s.connection().execute(sa_delete(table).where(table.c.id == bindparam("id")), {"id": rid})
+    _record_changes(s, changed_keys(model(id=rid)))
+    row = s.identity_map.get(identity_key(model, rid))
+    if row is not None:
+        s.expunge(row)
 
 
 _fip = FloatingIP.__table__
@@ -333,66 +341,6 @@ def touch(row) -> None:
 
 def subnets_of(s: Session, network_id: str) -> list[Subnet]:
     return list_all(s, Subnet, {"network_id": [network_id]})
-
-
-def allocated_ips(s: Session, subnet_id: str) -> set[str]:
-    return set(s.execute(select(IPAllocation.ip_address)
-                         .where(IPAllocation.subnet_id == subnet_id)).scalars())
-
-
-def allocated_among(s: Session, subnet_id: str, ips: list[str]) -> set[str]:
-    """Which of ``ips`` are taken in the subnet: one lookup on the primary key."""
-    return set(s.execute(select(IPAllocation.ip_address)
-                         .where(IPAllocation.subnet_id == subnet_id,
-                                IPAllocation.ip_address.in_(ips))).scalars())
-
-
-_ALLOCATE = {"sqlite": sqlite_insert(IPAllocation.__table__).on_conflict_do_nothing(),
-             "postgresql": pg_insert(IPAllocation.__table__).on_conflict_do_nothing()}
-
-
-def _allocate_free_pg():
-    """PostgreSQL: the INSERT only if no other transaction is trying the same address now
-    (a transaction-scoped advisory lock on it, tried without waiting). An INSERT of a key
-    another transaction inserted and has not committed waits for that commit: concurrent
-    allocations starting at the same free address queued on each other, one at a time."""
-    t = IPAllocation.__table__
-    p = {c: bindparam(c, type_=String) for c in ("subnet_id", "ip_address", "port_id",
-                                                  "network_id")}
-    lock = func.pg_try_advisory_xact_lock(func.hashtext(p["subnet_id"]),
-                                          func.hashtext(p["ip_address"]))
-    return pg_insert(t).from_select(list(p), select(*p.values()).where(lock)) \
-        .on_conflict_do_nothing()
-
-
-_ALLOCATE_FREE_PG = _allocate_free_pg()
-
-
-def try_allocate(s: Session, port: Port, subnet: Subnet, ip: str, skip_busy: bool = False
-                 ) -> bool:
-    """Give ``port`` the address unless another transaction (or row) already holds
-    (subnet, ip): the unique key decides, not this process. One INSERT … ON CONFLICT DO
-    NOTHING, not a savepoint around the unit of work's flush (three statements and the
-    flush's bookkeeping, on every port and floating IP made). The port's ``fixed_ips`` are
-    stale after it: the caller expires them. ``skip_busy`` (any free address will do):
-    False at once, not after a wait, when another transaction is taking it now."""
-    s.flush()
-    name = s.bind.dialect.name
-    stmt = _ALLOCATE_FREE_PG if skip_busy and name == "postgresql" else _ALLOCATE[name]
-    done = s.connection().execute(stmt, {
-        "subnet_id": subnet.id, "ip_address": ip, "port_id": port.id,
-        "network_id": subnet.network_id}).rowcount == 1
-    if done:
-        _record_changes(s, [("port", port.id)])
-    return done
-
-
-def allocation_owner(s: Session, subnet_id: str, ip: str) -> IPAllocation | None:
-    return s.get(IPAllocation, (subnet_id, ip))
-
-
-def allocations_on_subnet(s: Session, subnet_id: str) -> list[IPAllocation]:
-    return list(s.execute(select(IPAllocation).where(IPAllocation.subnet_id == subnet_id)).scalars())
 
 
 def ports_on_network(s: Session, network_id: str) -> list[Port]:
@@ -578,6 +526,8 @@ def rows_for(s: Session, ids: dict[str, set[str]]) -> dict:
             "routers": routers, "floatingips": fips,
             "portforwardings": where(PortForwarding, "floatingip_id",
                                      ids.get("floatingip", ())),
+            # forwardings changed on their own (a deleted one: no row)
+            "forwardings": where(PortForwarding, "id", ids.get("port_forwarding", ())),
             "fip_ports": {f.floating_port_id for f in where(FloatingIP, "floating_port_id",
                                                             port_ids)},
             "qos_rules": qos_rules_of(s, [x.qos_policy_id for x in (*fips, *routers)]),
