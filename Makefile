@@ -15,7 +15,7 @@ APT_PACKAGES := openvswitch-switch iptables nftables conntrack iputils-ping iput
 # (nodesource's), else from Debian's npm package.
 UI_LIB := src/floatip/api/static/vendor/cytoscape.min.js
 
-.PHONY: install demo test bench ovs clean keystone-venv tempest-venv tempest
+.PHONY: install demo test bench bench-neutron ovs clean keystone-venv tempest-venv tempest
 
 install: .stamp-apt $(VENV)/.stamp ovs $(UI_LIB)
 
@@ -72,6 +72,19 @@ bench: install
 	$(PY) benchmarks/cli_latency.py --runs 20
 	$(PY) benchmarks/pg_churn.py --all --clients 32 --seconds 60
 
+# Neutron's own `openvswitch` firewall driver on the same workload as firewall_bench.py, for
+# the figures beside floatip's (docs/firewall.md); not in `make bench`: its venv is ~300 MB.
+NVENV := .venv-neutron
+
+bench-neutron: install $(NVENV)/.stamp
+	$(NVENV)/bin/python benchmarks/neutron_fw_bench.py
+
+$(NVENV)/.stamp:
+	test -x $(NVENV)/bin/python || python3 -m venv $(NVENV)
+	$(NVENV)/bin/pip install -q --upgrade pip
+	$(NVENV)/bin/pip install -q 'neutron==29.*'
+	touch $@
+
 # Keystone and Tempest live in their own virtualenvs (their pins must not touch floatip's).
 KVENV := .venv-keystone
 TVENV := .venv-tempest
@@ -97,4 +110,4 @@ tempest: install keystone-venv tempest-venv
 	$(PY) tests/tempest/run.py
 
 clean:
-	rm -rf $(VENV) $(KVENV) $(TVENV) .stamp-apt ui/node_modules $(UI_LIB)
+	rm -rf $(VENV) $(KVENV) $(TVENV) $(NVENV) .stamp-apt ui/node_modules $(UI_LIB)

@@ -163,3 +163,24 @@ def test_a_rule_change_writes_its_acl_only_and_a_member_its_port_group_only():
     plan = diff(translate(st4, OPTS), actual, objects={f"sg:{SG}"})
     assert {a.key for a in plan.delete} == {f"pg:{SG}"} | {
         f"acl:{SG}:{r.id}" for r in g.rules}
+
+
+def test_router_advertisement_guard_covers_port_secured_vm_ports_and_moves_in_one_bundle():
+    from floatip.backends.ovn import raguard
+    st = state(vm2={"port_security_enabled": False, "security_groups": ()})
+    dhcp = replace(port(st, "vm3"), id="dhcp", device_owner="network:dhcp",
+                   port_security_enabled=True)
+    st = replace(st, ports={**st.ports, "dhcp": dhcp})
+    # vm1 only: vm2 has port security off, vm3 has none, a trusted port is never guarded
+    assert raguard.guarded_ports(st) == [port(st, "vm1").id]
+    assert raguard.bundle({3, 5}, {3, 4}) == [
+        f"delete_strict cookie={raguard.COOKIE:#x}/-1,table=0,priority=200,icmp6,in_port=4,"
+        "icmp_type=134",
+        f"add cookie={raguard.COOKIE:#x},table=0,priority=200,icmp6,in_port=5,"
+        "icmp_type=134,actions=drop"]
+    assert raguard.bundle({3}, {3}) == []
+    dump = (" cookie=0xf10a700000000086, table=0, priority=200,icmp6,in_port=7,icmp_type=134 "
+            "actions=drop\n")
+    assert raguard.installed(dump) == {7}
+    assert raguard.target("unix:/tmp/x/db.sock", "br-int") == "unix:/tmp/x/br-int.mgmt"
+    assert raguard.target(None, "br-int") == "br-int"

@@ -216,3 +216,42 @@ def test_policy(api, world):
     refused(api.delete(pf_path(fip, pf["id"]), headers=reader), 403, "PolicyNotAuthorized")
     # an admin may
     ok(api.delete(pf_path(fip, pf["id"])), 204)
+
+
+def test_list_sorts_pages_and_filters_as_neutrons_lists(api, world):
+    """Neutron's sorting (id, external_port, protocol, internal_port_id), pagination
+    (limit, marker, page_reverse), filters and fields, as every other list has them."""
+    w, fip = world, new_fip(api, world)
+    a = w["vms"][0]
+    made = [ok(create(api, w, fip, protocol=proto, internal_port_id=a["id"],
+                      internal_port=100 + i, external_port=port), 201)["port_forwarding"]
+            for i, (proto, port) in enumerate([("tcp", 4003), ("udp", 4001), ("tcp", 4002),
+                                               ("udp", 4004)])]
+
+    def get(**params) -> list[dict]:
+        return ok(api.get(pf_path(fip), params=params, headers=w["h"]))["port_forwardings"]
+    ports = [x["external_port"] for x in get(sort_key="external_port", sort_dir="desc")]
+    assert ports == [4004, 4003, 4002, 4001]
+    by_proto = get(sort_key=["protocol", "external_port"], sort_dir=["asc", "asc"])
+    assert [(x["protocol"], x["external_port"]) for x in by_proto] == \
+        [("tcp", 4002), ("tcp", 4003), ("udp", 4001), ("udp", 4004)]
+    # a page of two, the next page after its last, and the page before a marker
+    first = get(sort_key="external_port", sort_dir="asc", limit=2)
+    assert [x["external_port"] for x in first] == [4001, 4002]
+    after = get(sort_key="external_port", sort_dir="asc", limit=2, marker=first[-1]["id"])
+    assert [x["external_port"] for x in after] == [4003, 4004]
+    before = get(sort_key="external_port", sort_dir="asc", limit=1, marker=after[0]["id"],
+                 page_reverse="True")
+    assert [x["external_port"] for x in before] == [4002]
+    # any of a filter's values; fields
+    got = get(protocol="udp", fields=["external_port", "id"], sort_key="external_port",
+              sort_dir="asc")
+    assert got == [{"id": made[1]["id"], "external_port": 4001},
+                   {"id": made[3]["id"], "external_port": 4004}]
+    assert len(get(external_port=["4001", "4002"])) == 2
+    # what Neutron refuses: an unknown filter, a key that is no sort key, a bad limit
+    refused(api.get(pf_path(fip), params={"bogus": "1"}, headers=w["h"]), 400,
+            "HTTPBadRequest")
+    refused(api.get(pf_path(fip), params={"sort_key": "description", "sort_dir": "asc"},
+                    headers=w["h"]), 400, "HTTPBadRequest")
+    refused(api.get(pf_path(fip), params={"limit": "-1"}, headers=w["h"]), 400, "BadRequest")

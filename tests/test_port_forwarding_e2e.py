@@ -72,6 +72,12 @@ def test_forwardings_on_both_backends(deployment):
         assert not conn.echo("after"), "a connection survived its forwarding's removal"
     conn.close()
     assert answers(d, 2223) == "203.0.113.1"
+    if d.name == "ovn":  # its VIP removed from the load balancer, the others' kept
+        lab, _ = d.extra
+        vips = L.sh("ovn-nbctl", f"--db={lab.nb}", "--bare", "--columns=vips", "find",
+                    "Load_Balancer", f"name=pf-floatingip-{fip.id}-tcp").stdout
+        keys = {v.partition("=")[0] for v in vips.split()}
+        assert keys == {f"{FIP}:{p}" for p in (2223, 9000, 9001, 9002)}, vips
     for pf in list(net.floating_ip_port_forwardings(fip)):
         net.delete_floating_ip_port_forwarding(fip, pf.id)
     assert d.wait_synced()

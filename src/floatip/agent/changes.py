@@ -62,3 +62,14 @@ def log_pass(steps, state: State | None, errors_before: dict[str, str],
         return
     for status, line in moved:
         (log.error if status == "ERROR" else log.info)(line)
+
+
+def log_forwardings(before: dict[str, str], now: dict[str, dict[str, str]]) -> None:
+    """A port forwarding left out (the others of its floating IP applied), said once when
+    it starts or its reason changes, and when it is applied again."""
+    flat = {i: (fid, why) for fid, bad in now.items() for i, why in bad.items()}
+    for i, (fid, why) in flat.items():
+        if before.get(i) != why:
+            log.error("port forwarding %s of floating IP %s: ERROR, left out: %s", i, fid, why)
+    for i in before.keys() - flat.keys():
+        log.info("port forwarding %s: no longer left out", i)

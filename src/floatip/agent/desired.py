@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core.model import State
-from ..core.validate import problems
+from ..core.validate import bad_forwardings, problems
 from .isolation import isolate
 
 KINDS = ("networks", "subnets", "ports", "routers", "floatingips", "security_groups",
@@ -35,7 +35,13 @@ class Desired:
                                                      "router_status", "router_reason")}
         self.invalid_routers: dict[str, str] = {}
         self.invalid_fips: dict[str, str] = {}
+        # floating IP -> {its port forwarding the kernel cannot hold: why}: left out alone
+        self.invalid_pfs: dict[str, dict[str, str]] = {}
         self.port_fips: dict[str, set[str]] = {}   # port id -> floating IPs on it
+        self.pf_fip: dict[str, str] = {}   # port forwarding id -> its floating IP
+        # of the last delta: floating IP -> its forwardings changed on their own (the
+        # floating IP itself unchanged), for a pass that changes only their elements
+        self.forwarded: dict[str, set[str]] = {}
 
     # -- reading ------------------------------------------------------------------------
     def load(self, snap: dict) -> None:
@@ -47,9 +53,12 @@ class Desired:
         for k in self.db:
             self.db[k] = dict(snap.get(k, {}))
         self.port_fips = {}
+        self.pf_fip, self.forwarded = {}, {}
         for fid, f in self.state.floatingips.items():
             if f.port_id:
                 self.port_fips.setdefault(f.port_id, set()).add(fid)
+            for pf in f.port_forwardings:
+                self.pf_fip[pf.id] = fid
         self.check_all()
 
     def apply(self, delta: dict) -> dict[str, set[str]]:
@@ -73,11 +82,16 @@ class Desired:
             d.update(ups)
             new[kind] = d
             changed[kind] = set(ups) | set(dels)
-        self.state = State(**new)
         for fid in changed.get("floatingips", ()):
-            for f in (old_fips.get(fid), self.state.floatingips.get(fid)):
+            for f in (old_fips.get(fid), new["floatingips"].get(fid)):
                 if f is not None and f.port_id:
                     self.port_fips.setdefault(f.port_id, set()).add(fid)
+            for pf in getattr(old_fips.get(fid), "port_forwardings", ()):
+                self.pf_fip.pop(pf.id, None)
+            for pf in getattr(new["floatingips"].get(fid), "port_forwardings", ()):
+                self.pf_fip[pf.id] = fid
+        self.forwarded = self._forwardings(delta, new, changed)
+        self.state = State(**new)
         for pid in delta.get("vm_ports_deleted", ()):
             self.vm_ports.pop(pid, None)
         self.vm_ports.update(delta.get("vm_ports", {}))
@@ -86,15 +100,78 @@ class Desired:
             self.db[k].update(delta.get(k, {}))
         self.generation = delta["generation"]
         # groups take no part in routers' and floating IPs' validity
-        if set(changed) - {"ports", "floatingips", "security_groups", "address_groups"}:
+        if set(changed) - {"ports", "floatingips", "security_groups", "address_groups",
+                           "port_forwardings"}:
             self.check_all()
         else:
             self._check(changed.get("ports", set()), changed.get("floatingips", set()))
         return changed
 
+    def _forwardings(self, delta: dict, new: dict, changed: dict) -> dict[str, set[str]]:
+        """Forwardings changed on their own: each put into (or taken out of) its floating
+        IP's tuple, in id order, the floating IP replaced in place. A floating IP read whole
+        in this delta already holds its own. Returns floating IP -> forwarding ids."""
+        ups = delta["upserts"].get("port_forwardings", {})
+        dels = delta["deletes"].get("port_forwardings", ())
+        if not ups and not dels:
+            return {}
+        whole = changed.get("floatingips", set())
+        by_fip: dict[str, tuple[dict, set]] = {}
+        for i in dels:
+            fid = self.pf_fip.pop(i, None)
+            if fid is not None and fid not in whole:
+                by_fip.setdefault(fid, ({}, set()))[1].add(i)
+        for i, pf in ups.items():
+            was = self.pf_fip.get(i)
+            if was is not None and was != pf.floatingip_id and was not in whole:
+                by_fip.setdefault(was, ({}, set()))[1].add(i)
+            self.pf_fip[i] = pf.floatingip_id
+            if pf.floatingip_id not in whole:
+                by_fip.setdefault(pf.floatingip_id, ({}, set()))[0][i] = pf
+        fips = new["floatingips"]  # changed in place (``IN_PLACE``)
+        out: dict[str, set[str]] = {}
+        for fid, (up, rm) in by_fip.items():
+            f = fips.get(fid)
+            if f is None:  # not known here yet: its own change brings it whole
+                continue
+            kept = [p for p in f.port_forwardings if p.id not in up and p.id not in rm]
+            fips[fid] = replace(f, port_forwardings=tuple(sorted(
+                kept + list(up.values()), key=lambda p: p.id)))
+            out[fid] = set(up) | rm
+        if out:
+            changed.setdefault("floatingips", set()).update(out)
+            changed["port_forwardings"] = set(ups) | set(dels)
+        return out
+
     # -- validity -----------------------------------------------------------------------
     def check_all(self) -> None:
         _, self.invalid_routers, self.invalid_fips = isolate(self.state)
+        self.invalid_pfs = {}
+        for fid, f in self.state.floatingips.items():
+            if f.port_forwardings:
+                self._check_forwardings(fid, None)
+
+    def _check_forwardings(self, fid: str, only: set[str] | None) -> None:
+        """A floating IP's forwardings checked again (``only``: those ids, and the ones
+        found bad before); a forwarding whose verdict changed is one ``forwarded`` names,
+        so that the pass puts it in or takes it out."""
+        f = self.state.floatingips.get(fid)
+        had = self.invalid_pfs.pop(fid, {})
+        if f is None:
+            return
+        if only is None:
+            bad = bad_forwardings(self.state, f)
+        else:
+            bad = {i: why for i, why in had.items() if i not in only}
+            again = only | had.keys()
+            for i in again:
+                bad.pop(i, None)
+            bad.update(bad_forwardings(self.state, f, again))
+        if bad:
+            self.invalid_pfs[fid] = bad
+        moved = {i for i in had.keys() ^ bad.keys()}
+        if moved and fid in self.forwarded:
+            self.forwarded[fid] |= moved
 
     def _check(self, ports: set[str], fips: set[str]) -> None:
         """Check again only the changed ports and floating IPs (and those on the ports)."""
@@ -104,6 +181,8 @@ class Desired:
         fips = {f for f in fips if f in st.floatingips}
         for f in fips:
             self.invalid_fips.pop(f, None)
+            if st.floatingips[f].port_forwardings or f in self.invalid_pfs:
+                self._check_forwardings(f, self.forwarded.get(f))
         if not fips:
             return
         ports = {p for f in fips if (p := st.floatingips[f].port_id) in st.ports}
@@ -142,9 +221,12 @@ class Desired:
     def clean(self) -> State:
         """The state to apply: invalid routers and floating IPs left out."""
         st = self.state
-        if not self.invalid_routers and not self.invalid_fips:
+        if not self.invalid_routers and not self.invalid_fips and not self.invalid_pfs:
             return st
+        fips = {k: v for k, v in st.floatingips.items() if k not in self.invalid_fips}
+        for fid, bad in self.invalid_pfs.items():  # a bad forwarding left out alone
+            if fid in fips:
+                fips[fid] = replace(fips[fid], port_forwardings=tuple(
+                    p for p in fips[fid].port_forwardings if p.id not in bad))
         return replace(st, routers={k: v for k, v in st.routers.items()
-                                    if k not in self.invalid_routers},
-                       floatingips={k: v for k, v in st.floatingips.items()
-                                    if k not in self.invalid_fips})
+                                    if k not in self.invalid_routers}, floatingips=fips)

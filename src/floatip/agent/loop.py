@@ -16,7 +16,7 @@ from ..core.layout import AgentConfig, router_layouts, with_fips
 from ..core.model import State, fip_routers
 from ..dataplane.kernel import Dataplane
 from .binding import Binder
-from .changes import log_pass
+from .changes import log_forwardings, log_pass
 from .desired import Desired
 from .dhcp import DhcpAgent
 from .firewall import FirewallAgent
@@ -175,7 +175,9 @@ class Agent:
                 "generation": st.last_generation, "passes": st.passes,
                 "full_passes": st.full_passes, "last_pass_at": st.last_pass_at,
                 "last_pass_seconds": st.last_seconds, "last_pass_full": st.last_full,
-                "repairs": dict(st.repairs), "routers": routers}
+                "repairs": dict(st.repairs), "routers": routers,
+                "port_forwardings": {i: why for bad in self.desired.invalid_pfs.values()
+                                     for i, why in bad.items()}}
 
     def _ovs_wake(self) -> None:
         self._ovs_woken = True
@@ -336,9 +338,12 @@ class Agent:
         with its reason and left out (an invalid router's kernel state is left as it is);
         every other router is applied."""
         t0, c0 = time.perf_counter(), time.thread_time()
+        bad_before = {i: why for bad in self.desired.invalid_pfs.values()
+                      for i, why in bad.items()}
         read, changed = self._read(full)
         t_read = time.perf_counter()
         d = self.desired
+        log_forwardings(bad_before, d.invalid_pfs)
         state = d.clean()
         invalid = dict(d.invalid_routers)
         invalid.update(self._quick_broken(state))
@@ -352,19 +357,25 @@ class Agent:
         def without(bad):
             return replace(state, routers={r: x for r, x in state.routers.items()
                                            if r not in bad}) if bad else state
-        ids = None
+        ids = forwarded = None
         if changed is not None:
             ids = changed.get("floatingips", set()) | changed.get("ports", set())
+            forwarded = d.forwarded
+            # forwardings changed on their own stand for their floating IPs (in ``ids``)
+            changed = {k: v for k, v in changed.items() if k != "port_forwardings"}
         # what was applied (a full sync replaces both dicts, so these stay as they were)
         applied = (self.reconciler.layouts, self.reconciler.fips)
         try:
             report = self.reconciler.sync(without(invalid), prune=True, full=full,
-                                          hold=set(invalid), changed=ids)
+                                          hold=set(invalid), changed=ids,
+                                          forwarded=forwarded)
         except NeutronError:  # a router the quick check missed: find it the slow way
             _, broken = self._layouts(state)
             invalid.update(broken)
             report = self.reconciler.sync(without(invalid), prune=True, full=full,
-                                          hold=set(invalid), changed=ids)
+                                          hold=set(invalid), changed=ids,
+                                          forwarded=forwarded)
+        t_routers = time.perf_counter()
         steps = len(report.plan.steps)
         repaired = drift_repairs(report.plan.steps, applied, report.layouts) \
             if self.reconciler.layouts is not applied[0] else {}
@@ -411,12 +422,19 @@ class Agent:
         self._fw_changed = None if changed is None or self._ovs_woken or \
             set(changed) - {"ports", "floatingips", "security_groups"} else (
                 set(changed.get("ports", ())), set(changed.get("security_groups", ())))
+        # a pass that changed floating IPs (or their forwardings) alone changes nothing the
+        # DHCP servers and the hooks serve: they wait for the next other pass (their
+        # repairs too: at the latest the periodic full pass)
+        fips_only = changed is not None and not self._ovs_woken and \
+            set(changed) <= {"floatingips"} and before == self.router_errors
         self._ovs_woken = False
-        extra_errors = self._services(state, invalid, full)
+        extra_errors = {} if fips_only else self._services(state, invalid, full)
         t_apply = time.perf_counter()
         self._report(router_status, check, ports_changed, repaired)
         t_end = time.perf_counter()
+        # "routers": the reconciler's part of "apply" (the kernel changed when it ends)
         self.stats.last_phases = {"read": t_read - t0, "apply": t_apply - t_read,
+                                  "routers": t_routers - t_read,
                                   "report": t_end - t_apply}
         self.stats.passes += 1
         self.stats.last_seconds = t_end - t0

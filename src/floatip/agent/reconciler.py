@@ -6,9 +6,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from itertools import groupby
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
-from ..core.layout import (AgentConfig, RouterLayout, forward_key, forwards_of,
+from ..core.layout import (AgentConfig, RouterLayout, forward_key, forward_of, forwards_of,
                            router_layouts, with_fips)
 from ..core.model import State
 from ..core.plan import Plan, plan, plan_fips, plan_forwards
@@ -97,6 +97,18 @@ def _blocks(forwards: list[tuple]) -> list[list[tuple]]:
     one address, the tuples' own order). Sorted and grouped in C: a floating IP with 1,000
     forwardings is regrouped at each change of one of them."""
     return [list(g) for _, g in groupby(sorted(forwards), key=itemgetter(0))]
+
+
+def _picked(pfs: tuple, ids: set[str]) -> list:
+    """The forwardings of ``pfs`` (in id order) named in ``ids``, found by bisection."""
+    out = []
+    for i in ids:
+        at = bisect.bisect_left(pfs, i, key=attrgetter("id"))
+        if at < len(pfs) and pfs[at].id == i:
+            out.append(pfs[at])
+        else:  # not in id order (a state not read from the database)
+            out += [p for p in pfs if p.id == i]
+    return out
 
 
 class Reconciler:
@@ -189,12 +201,14 @@ class Reconciler:
 
     def sync(self, state: State, *, remove: set[str] = frozenset(), prune: bool = False,
              dry_run: bool = False, full: bool = False, changed=None,
-             hold: set[str] = frozenset()) -> Report:
+             hold: set[str] = frozenset(), forwarded=None) -> Report:
         """Make the kernel match ``state``. ``changed``, when the caller knows it (an API
         event), names the floating IPs and ports that changed since the last sync, which
         spares comparing every one of them; without it they are compared (mostly by
         identity, so a state built from the previous one by replacing objects is cheap).
-        ``hold``: routers left as they are (invalid: not in ``state``, not removed)."""
+        ``hold``: routers left as they are (invalid: not in ``state``, not removed).
+        ``forwarded``: floating IP -> ids of its port forwardings that changed on their
+        own (``Desired.forwarded``): only their elements are planned."""
         self.hold = set(hold)
         due = self.resync_interval is not None and \
             time.monotonic() - self.last_full >= self.resync_interval
@@ -224,7 +238,7 @@ class Reconciler:
         # port forwardings change the router's NAT spec: planned against what was applied
         if fids & self.pf_fips.keys() or any(state.floatingips[x].port_forwardings
                                              for x in fids if x in state.floatingips):
-            return self._forwards(state, fids, remove, dry_run, t0)
+            return self._forwards(state, fids, remove, dry_run, t0, forwarded or {})
         add: dict[str, dict[str, str]] = {}
         rem: dict[str, set[str]] = {}
         moved: dict[str, tuple[str, str, str] | None] = {}
@@ -282,7 +296,7 @@ class Reconciler:
         return report
 
     def _forwards(self, state: State, fids: set[str], remove, dry_run: bool,
-                  t0: float) -> Report:
+                  t0: float, forwarded: dict[str, set[str]]) -> Report:
         """Only floating IPs with port forwardings changed: their routers' layouts as
         applied with those floating IPs' forwardings replaced, planned against what was
         applied (nothing observed, nothing else laid out again). Anything else in the
@@ -298,8 +312,13 @@ class Reconciler:
         routers = set(owner.values()) | {self.pf_fips[f][0] for f in fids if f in self.pf_fips}
         if routers & self.dirty or not routers <= set(self.layouts):
             return self._partial_routers(state, remove, dry_run, t0)
-        gone = {self.pf_fips[f][1] for f in fids if f in self.pf_fips} | \
-            {state.floatingips[f].floating_ip_address for f in owner}
+        # a floating IP whose forwardings alone changed, on the router and at the address
+        # laid out: those forwardings' entries replaced, not its block of all of them
+        alone = {f for f in fids if f in forwarded and f in owner and self.pf_fips.get(f)
+                 == (owner[f], state.floatingips[f].floating_ip_address)}
+        drop = {i for f in alone for i in forwarded[f]}
+        gone = {self.pf_fips[f][1] for f in fids - alone if f in self.pf_fips} | \
+            {state.floatingips[f].floating_ip_address for f in owner if f not in alone}
         p = Plan()
         new: dict[str, RouterLayout] = {}
         for rid in sorted(routers):
@@ -307,13 +326,19 @@ class Reconciler:
             facts = self.dp.nat.known(old.namespace)
             if facts is None or old.nat.gateway_device is None:
                 return self._partial_routers(state, remove, dry_run, t0)
-            add = [t for f in fids if owner.get(f) == rid
+            add = [t for f in fids if owner.get(f) == rid and f not in alone
                    for t in forwards_of(state.floatingips[f])]
             # the others' stay in order; each floating IP's block goes in at its address
-            kept = [t for t in old.nat.forwards if t[0] not in gone]
+            kept = [t for t in old.nat.forwards if t[0] not in gone and t[7] not in drop]
             for block in _blocks(add):
                 at = bisect.bisect(kept, forward_key(block[0]), key=forward_key)
                 kept[at:at] = block
+            for f in alone:
+                if owner[f] == rid:
+                    x = state.floatingips[f]
+                    for pf in _picked(x.port_forwardings, forwarded[f]):
+                        t = forward_of(x.floating_ip_address, pf)
+                        kept.insert(bisect.bisect(kept, forward_key(t), key=forward_key), t)
             forwards = tuple(kept)
             lay = replace(old, nat=replace(old.nat, forwards=forwards),
                           fip_addresses=(old.fip_addresses - gone) | {t[0] for t in add})

@@ -77,11 +77,15 @@ class NatSpec:
 Forward = tuple[str, str, int, int]          # (floating ip, protocol, first, last port)
 
 
+def forward_of(address: str, pf) -> tuple:
+    """The ``NatSpec.forwards`` entry of one port forwarding of floating IP ``address``."""
+    return (address, pf.protocol, pf.external_port_start, pf.external_port_end,
+            pf.internal_ip_address, pf.internal_port_start, pf.internal_port_end, pf.id)
+
+
 def forwards_of(fip) -> list[tuple]:
     """``NatSpec.forwards`` entries of a floating IP's port forwardings."""
-    return [(fip.floating_ip_address, pf.protocol, pf.external_port_start,
-             pf.external_port_end, pf.internal_ip_address, pf.internal_port_start,
-             pf.internal_port_end, pf.id) for pf in fip.port_forwardings]
+    return [forward_of(fip.floating_ip_address, pf) for pf in fip.port_forwardings]
 
 
 def forward_key(f: tuple) -> tuple:

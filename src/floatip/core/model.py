@@ -127,6 +127,7 @@ class PortForwarding:
     internal_port_start: int
     internal_port_end: int
     internal_port_id: str = ""
+    floatingip_id: str = ""  # its floating IP: a delta carries a forwarding on its own
 
 
 @dataclass(frozen=True)
@@ -284,5 +285,9 @@ def objects_to_json(objs: dict) -> dict:
     return {k: {i: asdict(v) for i, v in d.items()} for k, d in objs.items()}
 
 
+# a delta also carries port forwardings on their own (each names its floating IP)
+_OBJECTS = {**_FROM_JSON, "port_forwardings": lambda v: PortForwarding(**v)}
+
+
 def objects_from_json(doc: dict) -> dict:
-    return {k: {i: _FROM_JSON[k](v) for i, v in d.items()} for k, d in doc.items()}
+    return {k: {i: _OBJECTS[k](v) for i, v in d.items()} for k, d in doc.items()}

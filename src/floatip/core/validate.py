@@ -304,3 +304,48 @@ def _modes_ok(s, net, errors: list) -> bool:
                                    "to be /64"))
         return False
     return True
+
+
+
+def bad_forwardings(state: State, fip, only=None) -> dict[str, str]:
+    """A floating IP's port forwardings the kernel cannot hold, forwarding id -> why: an
+    internal address on no subnet of the floating IP's router, an external port range
+    overlapping one of the same protocol with a smaller id (a NAT map holds one value per
+    port; the API refuses it, a file may not). Each bad one is left out alone. ``only``:
+    these ids checked against the others (a delta of a few among 1,000), and the others
+    they make bad."""
+    router = state.router_for_fip(fip)
+    if router is None or not fip.port_forwardings:
+        return {}
+    nets = [ipaddress.ip_network(state.subnets[i.subnet_id].cidr)
+            for i in router.interfaces if i.subnet_id in state.subnets]
+    out: dict[str, str] = {}
+    pfs = fip.port_forwardings
+    mine = pfs if only is None else [p for p in pfs if p.id in only]
+    for pf in mine:
+        try:
+            ip = ipaddress.ip_address(pf.internal_ip_address)
+        except ValueError:
+            out[pf.id] = f"internal address {pf.internal_ip_address!r} is no address"
+            continue
+        if not any(ip in n for n in nets):
+            out[pf.id] = f"internal address {ip} is on no subnet of router {router.id}"
+    if only is None:  # groups of overlapping ranges (a sweep), each pair of a group checked
+        groups, end = [], {}
+        for pf in sorted(pfs, key=lambda p: (p.protocol, p.external_port_start)):
+            if pf.external_port_start <= end.get(pf.protocol, 0):
+                groups[-1].append(pf)
+            else:
+                groups.append([pf])
+            end[pf.protocol] = max(end.get(pf.protocol, 0), pf.external_port_end)
+        pairs = [(a, b) for g in groups if len(g) > 1 for a in g for b in g]
+    else:
+        pairs = [(a, b) for a in mine for b in pfs]
+        pairs += [(b, a) for a, b in pairs]
+    for a, b in pairs:
+        if a.id > b.id and a.protocol == b.protocol and \
+                a.external_port_start <= b.external_port_end and \
+                b.external_port_start <= a.external_port_end:
+            out.setdefault(a.id, f"external ports {a.external_port_start}:"
+                           f"{a.external_port_end}/{a.protocol} overlap port forwarding {b.id}")
+    return out

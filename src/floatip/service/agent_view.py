@@ -44,7 +44,8 @@ def agent_position(s: Session) -> tuple[int, bool]:
 def agent_delta(s: Session, since: int) -> dict:
     """What changed after generation ``since``, read in one transaction: ``{"generation",
     "full": False, "upserts": {kind: {id: model object}}, "deletes": {kind: [ids]},
-    "vm_ports": {id: info}, "vm_ports_deleted": [ids], "known_routers": [ids], statuses}``.
+    "vm_ports": {id: info}, "vm_ports_deleted": [ids], "known_routers": [ids], statuses}``;
+    upserts and deletes also name ``"port_forwardings"`` changed on their own.
     When the change feed does not reach back that far, the whole snapshot with
     ``"full": True``."""
     found = S.changes_since(s, since)
@@ -68,6 +69,13 @@ def agent_delta(s: Session, since: int) -> dict:
     deletes = {k: sorted(ids.get(k[:-1], set()) - set(out[k])) for k in kinds}
     # a port that now backs a router or floating IP is no VM port any more
     deletes["ports"] = sorted(set(deletes["ports"]) | (ids.get("port", set()) - set(out["ports"])))
+    # forwardings changed on their own: each its element, not its floating IP's others (a
+    # floating IP read in this delta brings all of its own)
+    pf_ids = ids.get("port_forwarding", set())
+    pfs = {x.id: _forwarding(x) for x in rows["forwardings"]}
+    upserts["port_forwardings"] = {i: pf for i, pf in pfs.items()
+                                   if pf.floatingip_id not in out["floatingips"]}
+    deletes["port_forwardings"] = sorted(pf_ids - set(pfs))
     return {"generation": now, "full": False, "held": S.changes_held(s, now),
             "upserts": upserts, "deletes": deletes,
             "vm_ports": out["vm_ports"],
@@ -168,11 +176,7 @@ def _build(rows: dict, nets: dict) -> dict:
                                  if gw is not None else ())
     pfs: dict[str, list[M.PortForwarding]] = {}
     for x in rows.get("portforwardings", ()):
-        pfs.setdefault(x.floatingip_id, []).append(M.PortForwarding(
-            id=x.id, protocol=x.protocol, external_port_start=x.external_port_start,
-            external_port_end=x.external_port_end, internal_ip_address=x.internal_ip_address,
-            internal_port_start=x.internal_port_start, internal_port_end=x.internal_port_end,
-            internal_port_id=x.internal_port_id))
+        pfs.setdefault(x.floatingip_id, []).append(_forwarding(x))
     fips = {f.id: M.FloatingIP(id=f.id, floating_ip_address=f.floating_ip_address,
                                floating_network_id=f.floating_network_id,
                                port_id=f.fixed_port_id, fixed_ip_address=f.fixed_ip_address,
@@ -191,6 +195,14 @@ def _build(rows: dict, nets: dict) -> dict:
     return {"networks": networks, "subnets": subnets, "ports": ports, "routers": routers,
             "floatingips": fips, "security_groups": security_groups,
             "address_groups": address_groups, "vm_ports": vm_ports, "statuses": statuses}
+
+
+def _forwarding(x) -> M.PortForwarding:
+    return M.PortForwarding(
+        id=x.id, protocol=x.protocol, external_port_start=x.external_port_start,
+        external_port_end=x.external_port_end, internal_ip_address=x.internal_ip_address,
+        internal_port_start=x.internal_port_start, internal_port_end=x.internal_port_end,
+        internal_port_id=x.internal_port_id, floatingip_id=x.floatingip_id)
 
 
 def _cidr(prefix: str | None) -> str | None:

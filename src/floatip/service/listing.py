@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from . import tags
 from .common import bad, err
-from .port_forwardings import forwardings_of
-from .views import SERIALIZERS, fip_dict
+from .views import SERIALIZERS, fip_dict, forwardings_of
 
 
 # Filters pushed down to SQL: query key -> column.
@@ -92,6 +91,7 @@ SORTABLE = {
     "address_scope": _OWNER | {"name", "ip_version", "shared"},
     "trunk": _OWNER | {"name", "admin_state_up", "port_id", "status"},
     "rbac_policy": set(),  # Neutron's RBAC attributes have no sort key
+    "port_forwarding": {"id", "external_port", "protocol", "internal_port_id"},
 }
 _STD = _OWNER | {"description", "revision_number", "tags", "tags-any", "not-tags",
                  "not-tags-any"}

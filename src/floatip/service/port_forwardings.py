@@ -17,14 +17,15 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from .common import OWNER_RI, err, new_id, not_found, ts
+from .common import OWNER_RI, err, new_id, not_found
+from .listing import listed, select_fields
 from .policy import Context, Policy
+from .views import pf_dict, range_text
 
 # the attributes a filter may not name (Neutron's FIELDS_NOT_SUPPORT_FILTER)
 NO_FILTER = ("internal_ip_address", "internal_port")
 FILTERS = ("id", "protocol", "internal_port_id", "external_port", "external_port_range",
            "internal_port_range", "description")
-PAGING = ("fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse")
 
 
 def pf_bad(msg: str) -> NeutronError:
@@ -39,45 +40,6 @@ def pf_not_found(pid: str) -> NeutronError:
 def _range(text: str) -> tuple[int, int]:
     lo, _, hi = str(text).partition(":")
     return int(lo), int(hi or lo)
-
-
-def _text(lo: int, hi: int) -> str:
-    return f"{lo}:{hi}"
-
-
-def pf_dict(pf: S.PortForwarding) -> dict:
-    """The API's view: single ports as ``*_port`` (None for a range), both as ranges."""
-    single = pf.external_port_start == pf.external_port_end
-    return {"id": pf.id, "protocol": pf.protocol,
-            "internal_ip_address": pf.internal_ip_address,
-            "internal_port_id": pf.internal_port_id,
-            "internal_port": pf.internal_port_start
-            if pf.internal_port_start == pf.internal_port_end else None,
-            "external_port": pf.external_port_start if single else None,
-            "internal_port_range": _text(pf.internal_port_start, pf.internal_port_end),
-            "external_port_range": _text(pf.external_port_start, pf.external_port_end),
-            "description": pf.description,
-            # not Neutron's (its standard attributes are not shown): listed for the CLI
-            "revision_number": pf.revision_number,
-            "created_at": ts(pf.created_at), "updated_at": ts(pf.updated_at)}
-
-
-def fip_view(pf: S.PortForwarding) -> dict:
-    """A forwarding as its floating IP shows it (expose-port-forwarding-in-fip)."""
-    d = pf_dict(pf)
-    return {k: d[k] for k in ("id", "internal_ip_address", "protocol", "internal_port",
-                              "external_port", "internal_port_id")}
-
-
-def forwardings_of(s: Session, fip_ids) -> dict[str, list[S.PortForwarding]]:
-    ids = sorted(set(fip_ids))
-    out: dict[str, list[S.PortForwarding]] = {}
-    for i in range(0, len(ids), 500):
-        q = (select(S.PortForwarding).where(S.PortForwarding.floatingip_id.in_(ids[i:i + 500]))
-             .order_by(S.PortForwarding.created_at, S.PortForwarding.id))
-        for pf in s.execute(q).scalars():
-            out.setdefault(pf.floatingip_id, []).append(pf)
-    return out
 
 
 def _where(s: Session, **eq) -> list[S.PortForwarding]:
@@ -136,14 +98,15 @@ def _check_collisions(s: Session, fid: str, pid: str | None, proto: str, port_id
         if other is not None:
             have = (other.internal_port_start, other.internal_port_end)
             raise pf_bad(f"There is a port collision with the internal_port_range. The "
-                         f"following ranges collide: {_text(*have)} and {_text(*itn)}")
+                         f"following ranges collide: {range_text(*have)} and "
+                         f"{range_text(*itn)}")
     other = _overlapping(s, S.PortForwarding.external_port_start,
                          S.PortForwarding.external_port_end, ext, pid, floatingip_id=fid,
                          protocol=proto)
     if other is not None:
         have = (other.external_port_start, other.external_port_end)
         raise pf_bad(f"There is a port collision with the external_port_range. The "
-                     f"following ranges collide: {_text(*have)} and {_text(*ext)}")
+                     f"following ranges collide: {range_text(*have)} and {range_text(*ext)}")
 
 
 def _overlapping(s: Session, start, end, rng: tuple[int, int], pid: str | None, **eq):
@@ -251,23 +214,15 @@ class PortForwardings:
             if k in NO_FILTER:
                 raise err("PortForwardingNotSupportFilterField", 400,
                           f"Port Forwarding filter {k} is not supported.")
-        out = []
-        for pf in _where(s, floatingip_id=f.id):
-            d = pf_dict(pf)
-            if all(str(d.get(k)) in vs for k, vs in params.items() if k in FILTERS):
-                out.append(d)
-        if params.get("sort_dir", ["asc"])[0] == "desc":
-            out.reverse()
-        if params.get("limit", [""])[0].isdigit() and int(params["limit"][0]) > 0:
-            out = out[:int(params["limit"][0])]
-        return [_fields(d, params.get("fields")) for d in out]
+        return listed("port_forwarding", [pf_dict(pf) for pf in _where(s, floatingip_id=f.id)],
+                      params, FILTERS)
 
     def show(self, s: Session, ctx: Context, fid: str, pid: str,
              fields: list[str] | None = None) -> dict:
         f = self._fip(s, ctx, fid)
         pf = self._pf(s, f, pid)
         self._require(ctx, "get", f, pf)
-        return _fields(pf_dict(pf), fields)
+        return select_fields(pf_dict(pf), fields)
 
     # -- write ----------------------------------------------------------------------------
     def create(self, s: Session, ctx: Context, fid: str, d: dict) -> dict:
@@ -346,10 +301,6 @@ def _save(s: Session, pf: S.PortForwarding, conflict: dict) -> None:
             s.flush()
     except IntegrityError:
         raise _duplicate(s, pf.floatingip_id, conflict) from None
-
-
-def _fields(d: dict, fields: list[str] | None) -> dict:
-    return {k: v for k, v in d.items() if k in fields} if fields else d
 
 
 def remove(s: Session, pfs: list[S.PortForwarding]) -> None:

@@ -1,12 +1,12 @@
 """Database rows -> Neutron's response bodies."""
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import store as S
 from . import dns
 from .common import ts
-from .port_forwardings import fip_view, forwardings_of
 from .sg_views import SG_FACTS, SG_SERIALIZERS
 
 
@@ -139,3 +139,42 @@ def facts(kind: str, row) -> dict:
 
 SERIALIZERS = {"network": network_dict, "subnet": subnet_dict, "port": port_dict,
                "router": router_dict, "floatingip": fip_dict, **SG_SERIALIZERS}
+
+
+def range_text(lo: int, hi: int) -> str:
+    return f"{lo}:{hi}"
+
+
+def pf_dict(pf: S.PortForwarding) -> dict:
+    """The API's view: single ports as ``*_port`` (None for a range), both as ranges."""
+    single = pf.external_port_start == pf.external_port_end
+    return {"id": pf.id, "protocol": pf.protocol,
+            "internal_ip_address": pf.internal_ip_address,
+            "internal_port_id": pf.internal_port_id,
+            "internal_port": pf.internal_port_start
+            if pf.internal_port_start == pf.internal_port_end else None,
+            "external_port": pf.external_port_start if single else None,
+            "internal_port_range": range_text(pf.internal_port_start, pf.internal_port_end),
+            "external_port_range": range_text(pf.external_port_start, pf.external_port_end),
+            "description": pf.description,
+            # not Neutron's (its standard attributes are not shown): listed for the CLI
+            "revision_number": pf.revision_number,
+            "created_at": ts(pf.created_at), "updated_at": ts(pf.updated_at)}
+
+
+def fip_view(pf: S.PortForwarding) -> dict:
+    """A forwarding as its floating IP shows it (expose-port-forwarding-in-fip)."""
+    d = pf_dict(pf)
+    return {k: d[k] for k in ("id", "internal_ip_address", "protocol", "internal_port",
+                              "external_port", "internal_port_id")}
+
+
+def forwardings_of(s: Session, fip_ids) -> dict[str, list[S.PortForwarding]]:
+    ids = sorted(set(fip_ids))
+    out: dict[str, list[S.PortForwarding]] = {}
+    for i in range(0, len(ids), 500):
+        q = (select(S.PortForwarding).where(S.PortForwarding.floatingip_id.in_(ids[i:i + 500]))
+             .order_by(S.PortForwarding.created_at, S.PortForwarding.id))
+        for pf in s.execute(q).scalars():
+            out.setdefault(pf.floatingip_id, []).append(pf)
+    return out

@@ -48,8 +48,8 @@ def changed_keys(obj) -> list[tuple[str, str]]:
             return [("port", obj.port_id)]
         case AddressGroup():
             return [("address_group", obj.id)]
-        case PortForwarding():  # a forwarding reaches the agent as a change of its FIP
-            return [("floatingip", obj.floatingip_id)]
+        case PortForwarding():  # its own element: not its floating IP's 1,000 others
+            return [("port_forwarding", obj.id)]
     return []
 
 
@@ -526,6 +526,8 @@ def rows_for(s: Session, ids: dict[str, set[str]]) -> dict:
             "routers": routers, "floatingips": fips,
             "portforwardings": where(PortForwarding, "floatingip_id",
                                      ids.get("floatingip", ())),
+            # forwardings changed on their own (a deleted one: no row)
+            "forwardings": where(PortForwarding, "id", ids.get("port_forwarding", ())),
             "fip_ports": {f.floating_port_id for f in where(FloatingIP, "floating_port_id",
                                                             port_ids)},
             "qos_rules": qos_rules_of(s, [x.qos_policy_id for x in (*fips, *routers)]),

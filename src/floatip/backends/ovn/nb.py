@@ -348,12 +348,19 @@ class Northbound:
                 txn.add(api.db_add(ptable, puuid, col, *children))
             for row, have, cols in plan.update:
                 # db_set merges a map into the row's: a load balancer's VIPs that go are
-                # removed by key
-                stale = [k for k in (have.columns.get("vips") or {})
-                         if "vips" in cols and k not in cols["vips"]]
-                if stale:
-                    txn.add(api.db_remove(row.table, have.uuid, "vips", *stale))
-                txn.add(api.db_set(row.table, have.uuid, *resolved(cols).items()))
+                # removed by key, and only the VIPs that differ are set (one forwarding
+                # changed on a floating IP with 1,000: one key, not the 1,000)
+                if "vips" in cols:
+                    had = have.columns.get("vips") or {}
+                    stale = [k for k in had if k not in cols["vips"]]
+                    if stale:
+                        txn.add(api.db_remove(row.table, have.uuid, "vips", *stale))
+                    cols = {**cols, "vips": {k: v for k, v in cols["vips"].items()
+                                             if had.get(k) != v}}
+                    if not cols["vips"]:
+                        del cols["vips"]
+                if cols:
+                    txn.add(api.db_set(row.table, have.uuid, *resolved(cols).items()))
             for row, have in plan.attach:
                 ptable, col = PARENT[row.table]
                 parent = cmds.get(row.parent) or actual[row.parent].uuid
