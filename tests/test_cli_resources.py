@@ -105,10 +105,34 @@ def test_qos_policies_rbac_pools_and_scopes_round_trip(run):
                "-f", "json")
     assert pool["address_scope_id"] == scope["id"] and pool["tags"] == [t]
     assert names(run, "subnet", "pool", "list", "--tags", t) == {f"{t}-pool"}
+    # a pool is shared with a project its scope is shared with (Neutron's refusal else)
+    run("network", "rbac", "create", f"{t}-pool", "--type", "subnetpool",
+        "--target-project", a, code=1)
+    run("network", "rbac", "create", f"{t}-scope2", "--type", "address_scope",
+        "--target-project", a, "-f", "json")
+    shared = run("network", "rbac", "create", f"{t}-pool", "--type", "subnetpool",
+                 "--target-project", a, "-f", "json")
+    assert (shared["object_type"], shared["object_id"]) == ("subnetpool", pool["id"])
+    run("network", "rbac", "delete", shared["id"])
     assert sorted(run("subnet", "pool", "set", f"{t}-pool", "--tag", "x", "-f",
                       "json")["tags"]) == sorted([t, "x"])
     run("address-scope", "delete", f"{t}-scope2", code=1)  # its pool is in it
     run("subnet", "pool", "delete", f"{t}-pool")
     run("address-scope", "delete", f"{t}-scope2")
     assert f"{t}-scope2" not in names(run, "address-scope", "list")
+    # a floating IP's and a gateway's QoS policy, as the openstack CLI sets them
+    ext = run("network", "create", f"{t}-ext", "--external", "-f", "json")
+    run("subnet", "create", f"{t}-extsub", "--network", ext["id"], "--subnet-range",
+        "198.51.100.0/24", "-f", "json")
+    pid = got["id"]
+    fip = run("floating-ip", "create", f"{t}-ext", "--qos-policy", f"{t}-silver", "-f", "json")
+    assert fip["qos_policy_id"] == pid
+    assert run("floating-ip", "set", fip["id"], "--no-qos-policy", "-f",
+               "json")["qos_policy_id"] is None
+    run("router", "create", f"{t}-r", "--external-gateway", f"{t}-ext", "-f", "json")
+    r = run("router", "set", f"{t}-r", "--qos-policy", pid, "-f", "json")
+    assert r["external_gateway_info"]["qos_policy_id"] == pid
+    run("qos", "policy", "delete", f"{t}-silver", code=1)  # in use by the gateway
+    r = run("router", "set", f"{t}-r", "--no-qos-policy", "-f", "json")
+    assert r["external_gateway_info"]["qos_policy_id"] is None
     run("qos", "policy", "delete", f"{t}-silver")
