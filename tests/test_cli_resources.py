@@ -1,18 +1,15 @@
 """``floatip`` commands for tags, QoS policies, network RBAC, subnet pools and address scopes
-round-trip through a real server (the CLI in a subprocess, as a user types it): ``--tag`` on
+round-trip through a real server (``floatip`` as a user types it): ``--tag`` on
 create and set (added; ``--no-tag`` clears), ``list --tags/--any-tags/--not-tags``,
 ``qos policy set``, ``network rbac set``, ``address-scope create|list|show|set|delete``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
 
-from cloud import served_api
+from cloud import floatip_cli, served_api
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +18,13 @@ def api(request, tmp_path_factory):
 
 
 @pytest.fixture
-def run(api):
-    env = {**os.environ, "FLOATIP_URL": str(api.base_url).rstrip("/"), "COLUMNS": "200"}
+def run(api, monkeypatch):
+    """``floatip ARGS``: its JSON with ``-f json``, else its output."""
+    cli = floatip_cli(str(api.base_url).rstrip("/"), monkeypatch)
 
     def run(*args, code: int = 0):
-        r = subprocess.run([sys.executable, "-m", "floatip.cli.main", *args],
-                           capture_output=True, text=True, env=env, timeout=120)
-        assert r.returncode == code, f"floatip {' '.join(args)}: {r.stdout}{r.stderr}"
-        return json.loads(r.stdout) if "json" in args and code == 0 else r.stdout + r.stderr
+        text = cli(*args, code=code)
+        return json.loads(text) if "json" in args and code == 0 else text
     return run
 
 
