@@ -75,3 +75,5 @@ def status(url: str = typer.Option(DEFAULT_URL, "--url", envvar="FLOATIP_URL",
         t.add_row(rid, r.get("status", "?"), "yes" if r.get("in_sync") else "NO",
                   str(r.get("floating_ips", "?")), r.get("reason") or "")
     out.print(t)
+    for pid, why in sorted((agent.get("port_forwardings") or {}).items()):
+        out.print(f"port forwarding {pid}: left out: {why}", highlight=False)
