@@ -77,10 +77,10 @@ def full(t: str, octet: int) -> dict:
     """Every resource kind the file knows, each with tags where it has them."""
     peer = uuid.uuid4().hex
     return {
-        "address_scopes": [{"name": f"{t}-scope", "ip_version": 4}],
+        "address_scopes": [{"name": f"{t}-scope", "ip_version": 4, "shared_with": [peer]}],
         "subnet_pools": [{"name": f"{t}-pool", "prefixes": [f"100.{64 + octet % 60}.0.0/16"],
                           "default_prefixlen": 24, "address_scope": f"{t}-scope",
-                          "tags": ["tenant"]}],
+                          "tags": ["tenant"], "shared_with": [peer]}],
         "qos_policies": [{"name": f"{t}-gold", "description": "uplink",
                           "rules": [{"max_kbps": 10000, "direction": "egress"},
                                     {"max_kbps": 20000, "max_burst_kbps": 2000,
@@ -127,6 +127,9 @@ def test_a_file_of_every_resource_converges(api, tmp_path):
     shares = [p for p in api.get("/v2.0/rbac-policies").json()["rbac_policies"]
               if p["object_id"] == net["id"]]
     assert [(p["action"], p["target_tenant"]) for p in shares] == [("access_as_shared", peer)]
+    assert sorted((p["object_type"], p["object_id"], p["target_tenant"]) for p in api.get(
+        "/v2.0/rbac-policies").json()["rbac_policies"] if p["object_type"] != "network") == \
+        sorted([("address_scope", scope["id"], peer), ("subnetpool", pool["id"], peer)])
     assert one(api, "ports", f"{t}-vm")["tags"] == ["vm"]
     assert one(api, "security-groups", f"{t}-web")["tags"] == ["web"]
     router = one(api, "routers", f"{t}-r")

@@ -1,18 +1,15 @@
 """``floatip`` commands for tags, QoS policies, network RBAC, subnet pools and address scopes
-round-trip through a real server (the CLI in a subprocess, as a user types it): ``--tag`` on
+round-trip through a real server (``floatip`` as a user types it): ``--tag`` on
 create and set (added; ``--no-tag`` clears), ``list --tags/--any-tags/--not-tags``,
 ``qos policy set``, ``network rbac set``, ``address-scope create|list|show|set|delete``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
 
-from cloud import served_api
+from cloud import floatip_cli, served_api
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +18,13 @@ def api(request, tmp_path_factory):
 
 
 @pytest.fixture
-def run(api):
-    env = {**os.environ, "FLOATIP_URL": str(api.base_url).rstrip("/"), "COLUMNS": "200"}
+def run(api, monkeypatch):
+    """``floatip ARGS``: its JSON with ``-f json``, else its output."""
+    cli = floatip_cli(str(api.base_url).rstrip("/"), monkeypatch)
 
     def run(*args, code: int = 0):
-        r = subprocess.run([sys.executable, "-m", "floatip.cli.main", *args],
-                           capture_output=True, text=True, env=env, timeout=120)
-        assert r.returncode == code, f"floatip {' '.join(args)}: {r.stdout}{r.stderr}"
-        return json.loads(r.stdout) if "json" in args and code == 0 else r.stdout + r.stderr
+        text = cli(*args, code=code)
+        return json.loads(text) if "json" in args and code == 0 else text
     return run
 
 
@@ -105,10 +101,34 @@ def test_qos_policies_rbac_pools_and_scopes_round_trip(run):
                "-f", "json")
     assert pool["address_scope_id"] == scope["id"] and pool["tags"] == [t]
     assert names(run, "subnet", "pool", "list", "--tags", t) == {f"{t}-pool"}
+    # a pool is shared with a project its scope is shared with (Neutron's refusal else)
+    run("network", "rbac", "create", f"{t}-pool", "--type", "subnetpool",
+        "--target-project", a, code=1)
+    run("network", "rbac", "create", f"{t}-scope2", "--type", "address_scope",
+        "--target-project", a, "-f", "json")
+    shared = run("network", "rbac", "create", f"{t}-pool", "--type", "subnetpool",
+                 "--target-project", a, "-f", "json")
+    assert (shared["object_type"], shared["object_id"]) == ("subnetpool", pool["id"])
+    run("network", "rbac", "delete", shared["id"])
     assert sorted(run("subnet", "pool", "set", f"{t}-pool", "--tag", "x", "-f",
                       "json")["tags"]) == sorted([t, "x"])
     run("address-scope", "delete", f"{t}-scope2", code=1)  # its pool is in it
     run("subnet", "pool", "delete", f"{t}-pool")
     run("address-scope", "delete", f"{t}-scope2")
     assert f"{t}-scope2" not in names(run, "address-scope", "list")
+    # a floating IP's and a gateway's QoS policy, as the openstack CLI sets them
+    ext = run("network", "create", f"{t}-ext", "--external", "-f", "json")
+    run("subnet", "create", f"{t}-extsub", "--network", ext["id"], "--subnet-range",
+        "198.51.100.0/24", "-f", "json")
+    pid = got["id"]
+    fip = run("floating-ip", "create", f"{t}-ext", "--qos-policy", f"{t}-silver", "-f", "json")
+    assert fip["qos_policy_id"] == pid
+    assert run("floating-ip", "set", fip["id"], "--no-qos-policy", "-f",
+               "json")["qos_policy_id"] is None
+    run("router", "create", f"{t}-r", "--external-gateway", f"{t}-ext", "-f", "json")
+    r = run("router", "set", f"{t}-r", "--qos-policy", pid, "-f", "json")
+    assert r["external_gateway_info"]["qos_policy_id"] == pid
+    run("qos", "policy", "delete", f"{t}-silver", code=1)  # in use by the gateway
+    r = run("router", "set", f"{t}-r", "--no-qos-policy", "-f", "json")
+    assert r["external_gateway_info"]["qos_policy_id"] is None
     run("qos", "policy", "delete", f"{t}-silver")

@@ -285,7 +285,8 @@ def apply_document(c: Client, doc: dict, res: ApplyResult | None = None) -> Appl
 
     apply_extra(c, doc, res, ref, ensure)
     for d in doc.get("networks") or []:
-        converge_sharing(c, res, ensure("network", d["name"], *network_body(d), d), d)
+        converge_sharing(c, res, "network", ensure("network", d["name"], *network_body(d), d),
+                         d)
     for d in doc.get("subnets") or []:
         ensure("subnet", d["name"], *subnet_body(d, ref), d)
     groups = doc.get("security_groups") or []

@@ -54,10 +54,10 @@ KEYS = {
                    "floating_network_id", "fixed_ip_address", "port_forwardings", "tags",
                    "qos_policy", "qos_policy_id"},
     "security_group": {"name", "description", "stateful", "rules", "tags"},
-    "address_scope": {"name", "ip_version", "shared"},
+    "address_scope": {"name", "ip_version", "shared", "shared_with"},
     "subnetpool": {"name", "description", "prefixes", "default_prefixlen", "min_prefixlen",
                    "max_prefixlen", "shared", "is_default", "default_quota", "address_scope",
-                   "address_scope_id", "tags"},
+                   "address_scope_id", "tags", "shared_with"},
     "qos_policy": {"name", "description", "shared", "is_default", "rules", "tags"},
     "qos_rule": {"type", "max_kbps", "max_burst_kbps", "direction"},
     "gateway": {"network", "network_id", "ip_address", "external_fixed_ips", "enable_snat",
@@ -180,7 +180,7 @@ def _nested(p: Problems, kind: str, d: dict, where: str) -> None:
             check_keys(p, "qos_rule", x, f"{where}.rules[{j}]")
         for e in rule_problems(d):
             p.add(where, e)
-    elif kind == "network":
+    if kind in ("network", "subnetpool", "address_scope"):
         for j, x in enumerate(_items(p, d, "shared_with", where)):
             if not _project(x):
                 p.add(f"{where}.shared_with[{j}]", f"must be a project id or '*', got {x!r}")

@@ -1,6 +1,7 @@
 """``floatip apply FILE``'s resources beside the core ones: address scopes, subnet pools and
 QoS policies (with their bandwidth limit rules), ``tags`` on every object that has them and
-``shared_with`` on networks (Neutron's ``access_as_shared`` RBAC policies, one per project).
+``shared_with`` on networks, subnet pools and address scopes (Neutron's ``access_as_shared``
+RBAC policies, one per project).
 
 Lists the file gives are set exactly as listed (tags, rules, projects); a key the file leaves
 out leaves the API's value alone, as with every other attribute apply reads.
@@ -109,21 +110,21 @@ def converge_rules(c, res, policy: dict, d: dict) -> None:
             res.note("updated", f"{label} {direction} removed")
 
 
-def converge_sharing(c, res, net: dict, d: dict) -> None:
+def converge_sharing(c, res, kind: str, obj: dict, d: dict) -> None:
     """``shared_with: [PROJECT, ...]``: one access_as_shared policy per project (``*``:
-    every project, an admin's)."""
+    every project, an admin's) on a network, subnet pool or address scope."""
     if "shared_with" not in d:
         return
-    have = {p["target_tenant"]: p for p in c.list("rbac_policy", object_id=net["id"])
-            if p.get("object_type") == "network" and p.get("action") == "access_as_shared"
-            and p.get("object_id") == net["id"]}
+    have = {p["target_tenant"]: p for p in c.list("rbac_policy", object_id=obj["id"])
+            if p.get("object_type") == kind and p.get("action") == "access_as_shared"
+            and p.get("object_id") == obj["id"]}
     want = list(dict.fromkeys(map(str, d["shared_with"] or [])))
-    label = f"network {net['name']} shared with"
+    label = f"{kind.replace('_', ' ')} {obj['name']} shared with"
     for project in want:
         if project in have:
             res.note("unchanged", f"{label} {project}")
             continue
-        made = c.create("rbac_policy", object_type="network", object_id=net["id"],
+        made = c.create("rbac_policy", object_type=kind, object_id=obj["id"],
                         action="access_as_shared", target_tenant=project)
         res.undo.append((f"deleted {label} {project}",
                          lambda pid=made["id"]: c.delete("rbac_policy", pid)))
@@ -132,7 +133,7 @@ def converge_sharing(c, res, net: dict, d: dict) -> None:
         if project not in want:
             c.delete("rbac_policy", p["id"])
             res.undo.append((f"re-shared {label} {project}", lambda t=project: c.create(
-                "rbac_policy", object_type="network", object_id=net["id"],
+                "rbac_policy", object_type=kind, object_id=obj["id"],
                 action="access_as_shared", target_tenant=t)))
             res.note("updated", f"{label} {project} removed")
 
@@ -141,9 +142,11 @@ def apply_extra(c, doc: dict, res, ref, ensure) -> None:
     """Address scopes, then the pools in them, then QoS policies: before the networks,
     subnets, floating IPs and gateways that use them."""
     for d in doc.get("address_scopes") or []:
-        ensure("address_scope", d["name"], *scope_body(d))
+        converge_sharing(c, res, "address_scope",
+                         ensure("address_scope", d["name"], *scope_body(d)), d)
     for d in doc.get("subnet_pools") or []:
-        ensure("subnetpool", d["name"], *pool_body(d, ref), d)
+        converge_sharing(c, res, "subnetpool",
+                         ensure("subnetpool", d["name"], *pool_body(d, ref), d), d)
     for d in doc.get("qos_policies") or []:
         converge_rules(c, res, ensure("qos_policy", d["name"], *policy_body(d), d), d)
 

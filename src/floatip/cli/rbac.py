@@ -1,5 +1,6 @@
-"""``floatip network rbac create|list|show|set|delete``: share a network with chosen projects
-(Neutron's rbac-policies) through the API (the network by id or name)."""
+"""``floatip network rbac create|list|show|set|delete``: share a network (or a subnet pool, an
+address scope: ``--type``) with chosen projects (Neutron's rbac-policies) through the API (the
+object by id or name)."""
 from __future__ import annotations
 
 import typer
@@ -11,22 +12,28 @@ from .resources import URL, _call, _fail, _print_one, network_app, out
 
 rbac_app = typer.Typer(help="Networks shared with chosen projects (RBAC policies).",
                        no_args_is_help=True)
-COLUMNS = ("id", "object_id", "action", "target_tenant")
+COLUMNS = ("id", "object_type", "object_id", "action", "target_tenant")
+TYPES = ("network", "subnetpool", "address_scope")
 RBAC = "/v2.0/rbac-policies"
 
 
 @rbac_app.command("create")
-def rbac_create(network: str,
+def rbac_create(obj: str,
                 target: str = typer.Option(..., "--target-project",
                                            help="The project's id, or * (admins)."),
                 action: str = typer.Option("access_as_shared", "--action",
                                            help="access_as_shared or access_as_external"),
+                otype: str = typer.Option("network", "--type",
+                                          help="network, subnetpool or address_scope"),
                 url: str = URL, fmt: Format = FORMAT, columns: list[str] = COLUMN):
-    """Let the target project use NETWORK (its ports, or its router gateways if external)."""
+    """Let the target project use OBJ: a network (its ports, or its router gateways if
+    external), a subnet pool or an address scope."""
+    if otype not in TYPES:
+        _fail(NeutronError(f"--type {otype!r}: {', '.join(TYPES)}", "BadRequest", 400), 2)
     with Client(url) as c:
-        _print_one(_call(lambda: c.request("POST", RBAC, json={"rbac_policy": {
-            "object_type": "network", "object_id": c.find("network", network)["id"],
-            "action": action, "target_tenant": target}})["rbac_policy"]), fmt, columns)
+        _print_one(_call(lambda: c.create("rbac_policy", **{
+            "object_type": otype, "object_id": c.find(otype, obj)["id"],
+            "action": action, "target_tenant": target})), fmt, columns)
 
 
 @rbac_app.command("list")

@@ -257,6 +257,15 @@ def port_security_body(c: Client, groups: list[str], no_group: bool,
 
 
 SG_OPT = typer.Option([], "--security-group", help="By id or name (repeatable).")
+QOS_OPT = typer.Option(None, "--qos-policy", help="A QoS policy, by id or name.")
+NO_QOS_OPT = typer.Option(False, "--no-qos-policy", help="Remove its QoS policy.")
+
+
+def _qos(c: Client, body: dict, policy: Optional[str], none: bool) -> dict:
+    """``--qos-policy P`` / ``--no-qos-policy`` into a floating IP's or gateway's body."""
+    if policy is not None or none:
+        body["qos_policy_id"] = None if none else c.find("qos_policy", policy)["id"]
+    return body
 PSEC_OPT = typer.Option(None, "--enable-port-security/--disable-port-security",
                         help="Security groups and anti-spoofing on or off.")
 PAIR_OPT = typer.Option([], "--allowed-address",
@@ -379,10 +388,11 @@ def router_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help
                                                    help="Source NAT to the gateway."),
                enable: Optional[bool] = typer.Option(None, "--enable/--disable",
                                                      help="Admin state up or down."),
+               qos: Optional[str] = QOS_OPT, no_qos: bool = NO_QOS_OPT,
                tags: list[str] = TAG, no_tag: bool = NO_TAG,
                url: str = URL, fmt: Format = FORMAT,
                columns: list[str] = COLUMN):
-    """Change name, admin state or external gateway."""
+    """Change name, admin state, external gateway or its QoS policy."""
     with Client(url) as c:
         def go():
             r = c.find("router", ref)
@@ -397,6 +407,14 @@ def router_set(ref: str, name: Optional[str] = typer.Option(None, "--name", help
                     raise NeutronError("router has no external gateway")
                 body["external_gateway_info"] = {"network_id": gw["network_id"],
                                                  "enable_snat": snat}
+            if (qos is not None or no_qos) and not no_gateway:
+                gw = body.get("external_gateway_info") or r["external_gateway_info"]
+                if not gw:
+                    raise NeutronError("router has no external gateway")
+                body["external_gateway_info"] = _qos(c, {
+                    "network_id": gw["network_id"],
+                    **{k: gw[k] for k in ("enable_snat", "external_fixed_ips") if k in gw}},
+                    qos, no_qos)
             return updated(c, "router", r["id"], body, tags, no_tag)
         _print_one(_call(go), fmt, columns)
 
@@ -457,7 +475,7 @@ def fip_create(network: str, address: Optional[str] = typer.Option(
                                               "at --timeout."),
                timeout: float = typer.Option(60.0, "--timeout", min=0,
                                              help="Seconds --wait waits."),
-               tags: list[str] = TAG,
+               qos: Optional[str] = QOS_OPT, tags: list[str] = TAG,
                url: str = URL, fmt: Format = FORMAT,
                columns: list[str] = COLUMN):
     """Allocate a floating IP on an external NETWORK, optionally associated with a port."""
@@ -475,7 +493,7 @@ def fip_create(network: str, address: Optional[str] = typer.Option(
                 body["port_id"] = c.find("port", port)["id"]
             if fixed_ip:
                 body["fixed_ip_address"] = fixed_ip
-            return c.create("floatingip", **with_tags(body, tags))
+            return c.create("floatingip", **with_tags(_qos(c, body, qos, False), tags))
         fip = _call(go)
         if wait:
             fip = _wait_active(c, fip, timeout)
@@ -507,14 +525,16 @@ def fip_set(ref: str, port: Optional[str] = typer.Option(None, "--port",
                                                    help="The port's address to use."),
             description: Optional[str] = typer.Option(None, "--description",
                                                       help="New description."),
+            qos: Optional[str] = QOS_OPT, no_qos: bool = NO_QOS_OPT,
             tags: list[str] = TAG, no_tag: bool = NO_TAG,
             url: str = URL, fmt: Format = FORMAT,
             columns: list[str] = COLUMN):
-    """Associate, move or disassociate a floating IP (by id or address)."""
+    """Associate, move or disassociate a floating IP (by id or address), or change its QoS
+    policy."""
     with Client(url) as c:
         def go():
             f = c.find("floatingip", ref)
-            body = {}
+            body = _qos(c, {}, qos, no_qos)
             if no_port:
                 body["port_id"] = None
             elif port:
