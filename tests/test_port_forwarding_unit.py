@@ -60,3 +60,63 @@ def test_iptables_rules_are_neutrons_and_read_back():
     assert "-X floatip-l3-pf-aaaaaaaa1111" in text
     assert "-D floatip-l3-fip-pf -j floatip-l3-pf-aaaaaaaa1111" in text
     assert "pf-bbbbbbbb2222 -d" not in text
+
+
+def test_forwarding_deltas_keep_the_verdicts_a_full_check_gives():
+    """Random forwardings added, changed and removed one delta at a time (``Desired``): the
+    forwardings left out (overlaps, addresses off the router) are those a full check of
+    the same state finds, and every forwarding whose place in the applied state changed is
+    one the pass is told about (``forwarded``), so the element-wise pass misses none."""
+    import random
+    from floatip.agent.desired import Desired
+    from floatip.core.document import load
+    from floatip.core.model import PortForwarding
+    rnd = random.Random(24)
+    doc = {"networks": [{"name": "ext", "router:external": True,
+                         "provider:physical_network": "physnet1"},
+                        {"name": "ten"}],
+           "subnets": [{"name": "exts", "network": "ext", "cidr": "203.0.113.0/24",
+                        "gateway_ip": "203.0.113.1"},
+                       {"name": "tens", "network": "ten", "cidr": "198.51.100.0/24",
+                        "gateway_ip": "198.51.100.1"}],
+           "ports": [{"name": "vm", "network": "ten", "fixed_ip": "198.51.100.7"}],
+           "routers": [{"name": "r", "external_gateway_info": {"network": "ext",
+                                                               "ip_address": "203.0.113.11"},
+                        "interfaces": ["tens"]}],
+           "floatingips": [{"floating_ip_address": "203.0.113.9", "port": None,
+                            "port_forwardings": [{"protocol": "tcp",
+                                                  "internal_port_name": "vm",
+                                                  "internal_port": 22,
+                                                  "external_port": 1}]}]}
+    d = Desired()
+    d.load({"state": load(doc), "generation": 0, "vm_ports": {}, "known_routers": set()})
+    fid = next(iter(d.state.floatingips))
+    port = d.state.floatingips[fid].port_forwardings[0].internal_port_id
+
+    def applied() -> set:
+        return set(d.clean().floatingips[fid].port_forwardings)
+    for gen in range(1, 400):
+        have = [p.id for p in d.state.floatingips[fid].port_forwardings]
+        before = applied()
+        if have and rnd.random() < 0.3:
+            delta = {"upserts": {}, "deletes": {"port_forwardings": [rnd.choice(have)]}}
+        else:
+            lo = rnd.randint(1, 60)
+            pf = PortForwarding(
+                id=rnd.choice(have) if have and rnd.random() < 0.3 else f"pf-{gen:04d}",
+                protocol=rnd.choice(("tcp", "udp")), external_port_start=lo,
+                external_port_end=lo + rnd.choice((0, 0, 0, 3)),
+                internal_ip_address=rnd.choice(["198.51.100.7"] * 9 + ["192.0.2.9"]),
+                internal_port_start=22, internal_port_end=22, internal_port_id=port,
+                floatingip_id=fid)
+            delta = {"upserts": {"port_forwardings": {pf.id: pf}}, "deletes": {}}
+        d.apply({"generation": gen, **delta})
+        whole = Desired()
+        whole.load({"state": d.state, "generation": gen, "vm_ports": {},
+                    "known_routers": set()})
+        assert d.invalid_pfs == whole.invalid_pfs, gen
+        moved = {p.id for p in before ^ applied()}
+        assert moved <= d.forwarded.get(fid, set()), (gen, moved, d.forwarded)
+    assert d.invalid_pfs  # the run met both kinds of bad forwardings
+    reasons = " ".join(d.invalid_pfs[fid].values())
+    assert "overlap" in reasons and "on no subnet" in reasons

@@ -342,10 +342,14 @@ def bad_forwardings(state: State, fip, only=None) -> dict[str, str]:
     else:
         pairs = [(a, b) for a in mine for b in pfs]
         pairs += [(b, a) for a, b in pairs]
+    first: dict[str, tuple] = {}  # the overlapping one with the smallest id is named
     for a, b in pairs:
         if a.id > b.id and a.protocol == b.protocol and \
                 a.external_port_start <= b.external_port_end and \
-                b.external_port_start <= a.external_port_end:
-            out.setdefault(a.id, f"external ports {a.external_port_start}:"
-                           f"{a.external_port_end}/{a.protocol} overlap port forwarding {b.id}")
+                b.external_port_start <= a.external_port_end and \
+                (a.id not in first or b.id < first[a.id][1].id):
+            first[a.id] = (a, b)
+    for i, (a, b) in first.items():
+        out.setdefault(i, f"external ports {a.external_port_start}:{a.external_port_end}/"
+                          f"{a.protocol} overlap port forwarding {b.id}")
     return out

@@ -21,8 +21,9 @@ chassis. Only the OVS ports marked ``external_ids:floatip-ovnmeta`` and the name
 name (or that this process made) are ever removed.
 
 The same agent keeps VMs on this chassis from sending router advertisements (raguard.py:
-OVN 23.03's Northbound cannot drop them): its pass, and a check every ``guard_interval``
-seconds, since ovn-controller clears br-int when it reconnects.
+OVN 23.03's Northbound cannot drop them): its pass puts them on br-int, and since
+ovn-controller clears br-int when it reconnects, a flow monitor wakes it when one goes
+(a check every ``guard_interval`` seconds besides).
 """
 from __future__ import annotations
 
@@ -90,6 +91,8 @@ class OvnMetadataAgent:
         self.service: MetadataService | None = None
         self.proxies: MetadataProxies | None = None
         self.thread: threading.Thread | None = None
+        self.watcher: threading.Thread | None = None
+        self.monitor: subprocess.Popen | None = None     # ovs-ofctl monitor (_watch_guard)
         self._source_changed = True
 
     # -- commands (argv lists, never a shell) ---------------------------------------------
@@ -122,6 +125,9 @@ class OvnMetadataAgent:
         self.thread = threading.Thread(target=self._loop, name="floatip-ovn-metadata",
                                        daemon=True)
         self.thread.start()
+        self.watcher = threading.Thread(target=self._watch_guard, name="floatip-ra-guard",
+                                        daemon=True)
+        self.watcher.start()
         return self
 
     def stop(self, remove: bool = True) -> None:
@@ -134,6 +140,11 @@ class OvnMetadataAgent:
         if self.thread is not None:
             self.thread.join(timeout=30)
             self.thread = None
+        if self.monitor is not None:
+            self.monitor.terminate()
+        if self.watcher is not None:
+            self.watcher.join(timeout=10)
+            self.watcher = None
         if self.proxies is not None:
             self.proxies.close()
         if remove:
@@ -277,6 +288,29 @@ class OvnMetadataAgent:
         if errors:
             self.last_error = "; ".join(f"{k}: {v}" for k, v in errors.items())
         return errors
+
+    def _watch_guard(self) -> None:
+        """Wakes the agent the moment one of its RA drops leaves br-int (ovn-controller clears
+        the bridge when it reconnects): an OpenFlow flow monitor on table 0, started again
+        when it ends (ovs-vswitchd restarting)."""
+        cookie = f"cookie={raguard.COOKIE:#x}"
+        argv = ["ovs-ofctl", "monitor", raguard.target(self.ovs, self.bridge),
+                "watch:table=0,!initial,!actions"]
+        while not self.stop_event.is_set():
+            try:
+                # the events after the first reply come on stderr (unbuffered)
+                self.monitor = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT, text=True)
+            except OSError as e:
+                log.warning("router advertisement guard monitor: %s", e)
+            else:
+                if self.stop_event.is_set():   # stop() came while it started
+                    self.monitor.terminate()
+                for line in self.monitor.stdout:
+                    if "event=DELETED" in line and cookie in line:
+                        self.wake.set()
+                self.monitor.wait()
+            self.stop_event.wait(1.0)
 
     def _guard_ras(self, ports: set[str]) -> None:
         """The RA drop on the ofport of each of ``ports`` plugged here, and on no other."""

@@ -14,9 +14,10 @@ neighbour discovery and router solicitations pass as before; a port with port se
 off or a trusted port (``network:*``) is not guarded, as in Neutron.
 
 ovn-controller keeps the flow across its recomputes (it changes only the flows it made),
-but clears the whole bridge when it (re)connects to ovs-vswitchd: the agent checks every
-``guard_interval`` seconds and puts back what is missing, in one bundle with what it removes
-(``ovs-ofctl --bundle``): a port is never half-guarded.
+but clears the whole bridge when it (re)connects to ovs-vswitchd: the agent watches table 0
+(``ovs-ofctl monitor``; a drop deleted wakes its pass at once) and checks every
+``guard_interval`` seconds besides, and puts back what is missing, in one bundle with what
+it removes (``ovs-ofctl --bundle``): a port is never half-guarded.
 """
 from __future__ import annotations
 
