@@ -86,7 +86,8 @@ def full(t: str, octet: int) -> dict:
                                     {"max_kbps": 20000, "max_burst_kbps": 2000,
                                      "direction": "ingress"}],
                           "tags": ["qos"]}],
-        "networks": [{"name": f"{t}-net", "tags": ["blue", "prod"], "shared_with": [peer]}],
+        "networks": [{"name": f"{t}-net", "tags": ["blue", "prod"], "shared_with": [peer]},
+                     {"name": f"{t}-pub", "external": True, "external_for": [peer]}],
         "subnets": [{"name": f"{t}-sub", "network": f"{t}-net", "subnetpool": f"{t}-pool",
                      "prefixlen": 26, "tags": ["blue"]}],
         "security_groups": [{"name": f"{t}-web", "tags": ["web"],
@@ -127,6 +128,10 @@ def test_a_file_of_every_resource_converges(api, tmp_path):
     shares = [p for p in api.get("/v2.0/rbac-policies").json()["rbac_policies"]
               if p["object_id"] == net["id"]]
     assert [(p["action"], p["target_tenant"]) for p in shares] == [("access_as_shared", peer)]
+    pub = one(api, "networks", f"{t}-pub")  # made external, for the peer only (not "*")
+    assert pub["router:external"] and [(p["action"], p["target_tenant"]) for p in api.get(
+        "/v2.0/rbac-policies").json()["rbac_policies"] if p["object_id"] == pub["id"]] == [
+        ("access_as_external", peer)]
     assert sorted((p["object_type"], p["object_id"], p["target_tenant"]) for p in api.get(
         "/v2.0/rbac-policies").json()["rbac_policies"] if p["object_type"] != "network") == \
         sorted([("address_scope", scope["id"], peer), ("subnetpool", pool["id"], peer)])
@@ -198,6 +203,7 @@ def test_a_bad_file_lists_every_error_and_changes_nothing(api, tmp_path):
     doc["qos_policies"][0]["rules"][1]["max_kpbs"] = 1
     doc["subnet_pools"][0]["prefix"] = ["100.64.0.0/16"]
     doc["networks"][0]["shared_with"] = [7, "*", "alice"]
+    doc["networks"][1]["external"] = False
     r = cli(api, "apply", write(tmp_path, doc))
     assert r.returncode == 2, r.stdout + r.stderr
     for text in (f"qos_policies[0] ({t}-gold).rules[1]: unknown key 'max_kpbs'; did you mean "
@@ -205,7 +211,8 @@ def test_a_bad_file_lists_every_error_and_changes_nothing(api, tmp_path):
                  f"qos_policies[0] ({t}-gold): rules[2]: a second egress bandwidth limit",
                  f"subnet_pools[0] ({t}-pool): unknown key 'prefix'; did you mean 'prefixes'?",
                  f"networks[0] ({t}-net).shared_with[0]: must be a project id",
-                 f"networks[0] ({t}-net).shared_with[2]: must be a project id", "5 error(s)"):
+                 f"networks[0] ({t}-net).shared_with[2]: must be a project id",
+                 f"networks[1] ({t}-pub): external_for needs external: true", "6 error(s)"):
         assert text in r.stderr, r.stderr
     # its form right, its references wrong: each named, with the name it probably meant
     doc = full(t, octet)

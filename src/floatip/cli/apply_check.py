@@ -40,7 +40,7 @@ _PROVIDER = ("provider:network_type", "provider:physical_network", "provider:seg
 KEYS = {
     "network": {"name", "description", "admin_state_up", "mtu", "router:external", "external",
                 *_PROVIDER, "network_type", "physical_network", "segmentation_id", "tags",
-                "shared_with"},
+                "shared_with", "external_for"},
     "subnet": {"name", "description", "network", "network_id", "cidr", "ip_version",
                "gateway_ip", "allocation_pools", "enable_dhcp", "dns_nameservers",
                "ipv6_ra_mode", "ipv6_address_mode", "tags", "subnetpool", "subnetpool_id",
@@ -181,9 +181,13 @@ def _nested(p: Problems, kind: str, d: dict, where: str) -> None:
         for e in rule_problems(d):
             p.add(where, e)
     if kind in ("network", "subnetpool", "address_scope"):
-        for j, x in enumerate(_items(p, d, "shared_with", where)):
-            if not _project(x):
-                p.add(f"{where}.shared_with[{j}]", f"must be a project id or '*', got {x!r}")
+        for key in ("shared_with", "external_for"):
+            for j, x in enumerate(_items(p, d, key, where)):
+                if not _project(x):
+                    p.add(f"{where}.{key}[{j}]", f"must be a project id or '*', got {x!r}")
+    if kind == "network" and "external_for" in d and \
+            not _get(d, "router:external", "external", default=False):
+        p.add(where, "external_for needs external: true (its entries make it external)")
 
 
 def _project(x) -> bool:

@@ -1,7 +1,7 @@
 """``floatip apply FILE``'s resources beside the core ones: address scopes, subnet pools and
 QoS policies (with their bandwidth limit rules), ``tags`` on every object that has them and
 ``shared_with`` on networks, subnet pools and address scopes (Neutron's ``access_as_shared``
-RBAC policies, one per project).
+RBAC policies, one per project), ``external_for`` on external networks (``access_as_external``).
 
 Lists the file gives are set exactly as listed (tags, rules, projects); a key the file leaves
 out leaves the API's value alone, as with every other attribute apply reads.
@@ -110,31 +110,41 @@ def converge_rules(c, res, policy: dict, d: dict) -> None:
             res.note("updated", f"{label} {direction} removed")
 
 
+SHARING = {"shared_with": ("access_as_shared", "shared with"),
+           "external_for": ("access_as_external", "external for")}
+
+
 def converge_sharing(c, res, kind: str, obj: dict, d: dict) -> None:
     """``shared_with: [PROJECT, ...]``: one access_as_shared policy per project (``*``:
-    every project, an admin's) on a network, subnet pool or address scope."""
-    if "shared_with" not in d:
-        return
+    every project, an admin's) on a network, subnet pool or address scope; ``external_for``:
+    access_as_external ones (an external network made gets ``*``: the file's list replaces
+    it). New entries are made before old ones go, so access is never lost meanwhile."""
+    for key, (action, words) in SHARING.items():
+        if key in d:
+            _converge_rbac(c, res, kind, obj, action, d[key], words)
+
+
+def _converge_rbac(c, res, kind: str, obj: dict, action: str, projects, words: str) -> None:
     have = {p["target_tenant"]: p for p in c.list("rbac_policy", object_id=obj["id"])
-            if p.get("object_type") == kind and p.get("action") == "access_as_shared"
+            if p.get("object_type") == kind and p.get("action") == action
             and p.get("object_id") == obj["id"]}
-    want = list(dict.fromkeys(map(str, d["shared_with"] or [])))
-    label = f"{kind.replace('_', ' ')} {obj['name']} shared with"
+    want = list(dict.fromkeys(map(str, projects or [])))
+    label = f"{kind.replace('_', ' ')} {obj['name']} {words}"
     for project in want:
         if project in have:
             res.note("unchanged", f"{label} {project}")
             continue
         made = c.create("rbac_policy", object_type=kind, object_id=obj["id"],
-                        action="access_as_shared", target_tenant=project)
+                        action=action, target_tenant=project)
         res.undo.append((f"deleted {label} {project}",
                          lambda pid=made["id"]: c.delete("rbac_policy", pid)))
         res.note("created", f"{label} {project}")
     for project, p in have.items():
         if project not in want:
             c.delete("rbac_policy", p["id"])
-            res.undo.append((f"re-shared {label} {project}", lambda t=project: c.create(
+            res.undo.append((f"re-made {label} {project}", lambda t=project: c.create(
                 "rbac_policy", object_type=kind, object_id=obj["id"],
-                action="access_as_shared", target_tenant=t)))
+                action=action, target_tenant=t)))
             res.note("updated", f"{label} {project} removed")
 
 

@@ -1,5 +1,6 @@
-"""``floatip ovn-metadata --server URL --ovn-sb DB``: metadata on an OVN chassis, run beside
-``ovn-controller`` (backends/ovn/metadata.py; docs/ovn.md)."""
+"""``floatip ovn-metadata --server URL --ovn-sb DB``: metadata on an OVN chassis, and the drop
+of its VMs' router advertisements on br-int, run beside ``ovn-controller``
+(backends/ovn/metadata.py, raguard.py; docs/ovn.md)."""
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,8 @@ def ovn_metadata(
                                        help="Seconds between full passes (drift repair)."),
         nova: Optional[str] = NOVA_OPT):
     """Per network with VMs on this chassis: a namespace ovnmeta-<network> on br-int as the
-    network's localport, with a proxy on 169.254.169.254:80 to floatip's metadata service."""
+    network's localport, with a proxy on 169.254.169.254:80 to floatip's metadata service;
+    and no router advertisement from a VM with port security (a drop on br-int)."""
     if os.geteuid() != 0:
         _fail(NeutronError("ovn-metadata makes namespaces, links and OVS ports: run it as root"))
     if not logging.getLogger().handlers:
