@@ -46,9 +46,9 @@ def refused(r: httpx.Response, code: int, type_: str) -> str:
     return body["message"]
 
 
-def served_api(request, tmp_path_factory, tag: str):
-    """For a module fixture: an httpx client of a real server (uvicorn, agent off, noauth) on
-    a fresh SQLite file, or on a fresh PostgreSQL database when ``request.param`` says so."""
+def served_server(request, tmp_path_factory, tag: str):
+    """For a module fixture: a real server (uvicorn, agent off, noauth) on a fresh SQLite
+    file, or on a fresh PostgreSQL database when ``request.param`` says so."""
     from floatip.server import Server, free_port
     from pgserver import fresh_database
     ctx = None
@@ -59,12 +59,18 @@ def served_api(request, tmp_path_factory, tag: str):
         url = ctx.__enter__()
     srv = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
     try:
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
-            yield c
+        yield srv
     finally:
         srv.close()
         if ctx is not None:
             ctx.__exit__(None, None, None)
+
+
+def served_api(request, tmp_path_factory, tag: str):
+    """As ``served_server``, an httpx client of it."""
+    for srv in served_server(request, tmp_path_factory, tag):
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            yield c
 
 
 BIN = os.path.dirname(sys.executable)  # the virtualenv's ``openstack``

@@ -14,25 +14,14 @@ import pytest
 from sqlalchemy import event, select
 
 from floatip import store as S
-from floatip.server import Server, free_port
 from floatip.service import agent_view
 from floatip.store.database import Database
-from pgserver import fresh_database
+from cloud import served_server
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request, tmp_path_factory):
-    def start(url):
-        return Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
-    if request.param == "sqlite":
-        srv = start(f"sqlite:///{tmp_path_factory.mktemp('fp-delta')}/floatip.db")
-        yield srv
-        srv.close()
-        return
-    with fresh_database(request.getfixturevalue("pg_url")) as url:
-        srv = start(url)
-        yield srv
-        srv.close()
+    yield from served_server(request, tmp_path_factory, "fp-delta")
 
 
 @pytest.fixture

@@ -87,7 +87,12 @@ def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
                    firewall: bool = False, prefix: str = "fo"):
     """Two chassis (or ``chassis``, the first ``gateways`` of them gateways); the API server
     without the kernel agent, the OVN backend following its database (a full pass every
-    ``interval`` seconds). VMs go on the last chassis (not a gateway)."""
+    ``interval`` seconds). VMs go on the last chassis (not a gateway). Skips when this host
+    cannot run kernel or OVN tests."""
+    from conftest import KERNEL_SKIP, _ovn_ready
+    why = KERNEL_SKIP or _ovn_ready()
+    if why:
+        pytest.skip(why)
     from floatip.backends.ovn import OvnConfig
     from floatip.client import Client
     from floatip.cli.demo_api import remove_all
@@ -135,10 +140,6 @@ def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
 @pytest.fixture(params=["kernel", "ovn"])
 def deployment(request, tmp_path):
     if request.param == "ovn":
-        from conftest import _ovn_ready
-        why = _ovn_ready()
-        if why:
-            pytest.skip(why)
         yield from ovn_deployment(tmp_path)
     else:
         yield from _kernel(tmp_path)

@@ -18,19 +18,11 @@ pytestmark = [pytest.mark.kernel, pytest.mark.ovn,
 
 @pytest.fixture
 def ovn(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path)
 
 
 @pytest.fixture
 def ovn_distributed(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, distributed=True)
 
 
@@ -195,10 +187,6 @@ def test_demo_on_ovn_keep_and_teardown():
 
 @pytest.fixture
 def ovn_two_gateways(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, chassis=3, gateways=2)
 
 
@@ -254,10 +242,6 @@ DOWN_TIME = 6.0   # the agent-down time of the test below: nb_cfg raised every 3
 
 @pytest.fixture
 def ovn_three(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, chassis=3, agent_down_time=DOWN_TIME)
 
 

@@ -16,10 +16,6 @@ pytestmark = [pytest.mark.kernel, pytest.mark.ovn,
 
 @pytest.fixture
 def ovn(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, prefix="dd")
 
 

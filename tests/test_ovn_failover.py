@@ -25,10 +25,6 @@ LOSS_BOUND = 15.0
 
 @pytest.fixture
 def ovn_two_gateways(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, chassis=3, gateways=2, prefix="im")
 
 

@@ -19,10 +19,6 @@ pytestmark = [pytest.mark.kernel, pytest.mark.ovn,
 
 
 def _deployment(tmp_path, interval: float):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, interval=interval)
 
 

@@ -39,10 +39,6 @@ CRAWL = os.path.join(os.path.dirname(__file__), "cloudinit_crawl.py")
 
 @pytest.fixture
 def ovn(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, firewall=True, prefix="im")
 
 

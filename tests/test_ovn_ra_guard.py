@@ -26,10 +26,6 @@ CIDR6 = "2001:db8:86::/64"
 
 @pytest.fixture
 def ovn_fw(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, firewall=True, prefix="ora")
 
 

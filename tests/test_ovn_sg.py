@@ -24,10 +24,6 @@ VMS = {"vm1": "198.51.100.10", "vm2": "198.51.100.11", "vm3": "198.51.100.12"}
 
 @pytest.fixture
 def ovn_fw(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, firewall=True, prefix="iso")
 
 

@@ -29,10 +29,6 @@ VMS = {"vm1": ("198.51.100.21", "2001:db8:22::21"), "vm2": ("198.51.100.22", "20
 
 @pytest.fixture
 def ovn_fw(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path, firewall=True, prefix="ir")
 
 

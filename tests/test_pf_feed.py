@@ -13,27 +13,16 @@ from floatip import store as S
 from floatip.agent.desired import Desired
 from floatip.backends.remote import RemoteSource
 from floatip.service import agent_view
-from floatip.server import Server, free_port
 
 from cloud import ok
-from pgserver import fresh_database
+from cloud import served_server
 
 N = 40  # forwardings already on the floating IP
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request, tmp_path_factory):
-    def start(url):
-        return Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
-    if request.param == "sqlite":
-        srv = start(f"sqlite:///{tmp_path_factory.mktemp('pfe-feed')}/floatip.db")
-        yield srv
-        srv.close()
-        return
-    with fresh_database(request.getfixturevalue("pg_url")) as url:
-        srv = start(url)
-        yield srv
-        srv.close()
+    yield from served_server(request, tmp_path_factory, "pfe-feed")
 
 
 @pytest.fixture

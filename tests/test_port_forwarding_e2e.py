@@ -92,10 +92,6 @@ def test_ovn_hairpin_through_forwarded_port(tmp_path):
     """On OVN a VM reaches another VM through the floating IP's forwarded port: the load
     balancer is on the router's internal switch too, as Neutron's OVN driver puts it (on the
     router only, the VM's packet to the floating IP never met it)."""
-    from conftest import _ovn_ready
-    why = _ovn_ready()
-    if why:
-        pytest.skip(why)
     gen = ovn_deployment(tmp_path, prefix="pff")
     d = next(gen)
     try:

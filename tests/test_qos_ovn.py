@@ -70,9 +70,5 @@ def test_ovn_fip_rate(ovn):
 
 @pytest.fixture
 def ovn(tmp_path):
-    from conftest import KERNEL_SKIP, _ovn_ready
     from test_e2e_backends import ovn_deployment
-    why = KERNEL_SKIP or _ovn_ready()
-    if why:
-        pytest.skip(why)
     yield from ovn_deployment(tmp_path)

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from floatip.server import Server, free_port
-from pgserver import fresh_database
+from floatip.server import free_port
+from cloud import served_server
 
 NEUTRON_DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10,
                     "floatingip": 50, "security_group": 10, "security_group_rule": 100,
@@ -25,16 +25,7 @@ NEUTRON_DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10,
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('fq-api')}/floatip.db"
-        srv = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
-        yield srv
-        srv.close()
-        return
-    with fresh_database(request.getfixturevalue("pg_url")) as url:
-        srv = Server(url, f"127.0.0.1:{free_port()}", agent=False).start()
-        yield srv
-        srv.close()
+    yield from served_server(request, tmp_path_factory, "fq-api")
 
 
 @pytest.fixture

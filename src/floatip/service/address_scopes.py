@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from .. import store as S
 from ..core.errors import NeutronError
-from .common import bad, created_project, err, new_id
+from .common import created_project, err, new_id
 from .listing import listed, select_fields
 from .policy import Context, Policy
 
