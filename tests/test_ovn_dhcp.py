@@ -1,7 +1,9 @@
 """On OVN a VM boots (issue 23): on the chassis that is not the gateway, a real ``dhclient``
 gets the port's IPv4 address, the network's MTU, the router and the metadata route from
 OVN's native DHCP; ``dhclient -6`` the port's DHCPv6-stateful address; a VM on a SLAAC
-network configures its address, default route and MTU from the router's advertisements.
+network configures its address, default route and MTU from the router's advertisements; a VM
+on a DHCPv6-stateless network its SLAAC address from the RA and its DNS server from OVN's
+DHCPv6 (``dhclient -6 -S``, an information-request).
 Disabling DHCP takes the options away; deleting everything leaves no owned row."""
 from __future__ import annotations
 
@@ -40,19 +42,27 @@ def test_vms_on_a_compute_chassis_get_addresses_by_dhcp_dhcpv6_and_slaac(ovn):
     n2 = net.create_network(name="slaac-net", mtu=1380)
     sl = net.create_subnet(network_id=n2.id, cidr="2001:db8:2::/64", ip_version=6,
                            ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+    n3 = net.create_network(name="stateless-net")
+    st = net.create_subnet(network_id=n3.id, cidr="2001:db8:3::/64", ip_version=6,
+                           ipv6_ra_mode="dhcpv6-stateless",
+                           ipv6_address_mode="dhcpv6-stateless",
+                           dns_nameservers=["2001:db8:3::53"])
     router = net.create_router(name="r")
-    for sub in (s4, s6, sl):
+    for sub in (s4, s6, sl, st):
         net.add_interface_to_router(router, subnet_id=sub.id)
     vm1 = net.create_port(network_id=n1.id, name="vm1")
     vm2 = net.create_port(network_id=n2.id, name="vm2")
+    vm3 = net.create_port(network_id=n3.id, name="vm3")
     ip4 = next(a["ip_address"] for a in vm1.fixed_ips if a["subnet_id"] == s4.id)
     ip6 = next(a["ip_address"] for a in vm1.fixed_ips if a["subnet_id"] == s6.id)
     slaac = vm2.fixed_ips[0]["ip_address"]
+    slaac3 = vm3.fixed_ips[0]["ip_address"]
     dhcp_port = next(net.ports(network_id=n1.id, device_owner="network:dhcp"))
     dhcp_ip = next(a["ip_address"] for a in dhcp_port.fixed_ips if a["subnet_id"] == s4.id)
     ns1 = lab.vm("vm1", -1, vm1.id, vm1.mac_address)
     ns2 = lab.vm("vm2", -1, vm2.id, vm2.mac_address)
-    wait_for(lambda: all(net.get_port(p.id).status == "ACTIVE" for p in (vm1, vm2)),
+    ns3 = lab.vm("vm3", -1, vm3.id, vm3.mac_address)
+    wait_for(lambda: all(net.get_port(p.id).status == "ACTIVE" for p in (vm1, vm2, vm3)),
              what="VM ports ACTIVE")
     assert d.wait_synced()
 
@@ -86,14 +96,23 @@ def test_vms_on_a_compute_chassis_get_addresses_by_dhcp_dhcpv6_and_slaac(ovn):
                                                   "route").stdout, what="the RA's default route")
     mtu = L.sh("ip", "netns", "exec", ns2, "cat", "/proc/sys/net/ipv6/conf/eth0/mtu").stdout
     assert mtu.strip() == "1380"
+    # DHCPv6 stateless: the address from the RA (SLAAC), the DNS server from OVN's DHCPv6
+    # answer to an information-request; no address in it
+    wait_for(lambda: f"{slaac3}/64" in v6_addresses(ns3), timeout=30,
+             what="vm3's SLAAC address")
+    info = lab.dhcp(ns3, v6=True, stateless=True)
+    assert info is not None, lab.dhcp_error
+    # (dhclient -S reports a refreshed answer as RENEW6)
+    assert info.get("reason") in ("INFORM6", "RENEW6") and not info.get("new_ip6_address"), info
+    assert info.get("new_dhcp6_name_servers") == "2001:db8:3::53", info
 
     # DHCP off on the IPv4 subnet: its options go, and vm1's port no longer refers to them
     nb = f"--db={lab.nb}"
-    assert L.sh("ovn-nbctl", nb, "dhcp-options-list").stdout.count("\n") == 2
+    assert L.sh("ovn-nbctl", nb, "dhcp-options-list").stdout.count("\n") == 3
     net.update_subnet(s4, is_dhcp_enabled=False)
     wait_for(lambda: L.sh("ovn-nbctl", nb, "--bare", "--columns=dhcpv4_options", "list",
                           "Logical_Switch_Port", vm1.id).stdout.strip() == "",
              what="vm1's DHCPv4 options gone")
     assert d.wait_synced()
     rows = L.sh("ovn-nbctl", nb, "--bare", "--columns=cidr", "list", "DHCP_Options").stdout
-    assert rows.split() == ["2001:db8:1::/64"]
+    assert sorted(rows.split()) == ["2001:db8:1::/64", "2001:db8:3::/64"]
