@@ -84,11 +84,12 @@ def _kernel(tmp_path):
 
 def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
                    chassis: int = 2, gateways: int = 1, agent_down_time: float = 75.0,
-                   firewall: bool = False, prefix: str = "fo"):
+                   firewall: bool = False, prefix: str = "fo", auth=None):
     """Two chassis (or ``chassis``, the first ``gateways`` of them gateways); the API server
     without the kernel agent, the OVN backend following its database (a full pass every
-    ``interval`` seconds). VMs go on the last chassis (not a gateway). Skips when this host
-    cannot run kernel or OVN tests."""
+    ``interval`` seconds). VMs go on the last chassis (not a gateway). ``auth``: the
+    server's AuthSettings (an agents' secret). Skips when this host cannot run kernel or OVN
+    tests."""
     from conftest import KERNEL_SKIP, _ovn_ready
     why = KERNEL_SKIP or _ovn_ready()
     if why:
@@ -108,7 +109,7 @@ def ovn_deployment(tmp_path, distributed: bool = False, interval: float = 30.0,
                      backend="ovn", ovn=OvnConfig(
                          lab.nb, lab.sb, owner=f"floatip@{lab.tag}", distributed_fip=distributed,
                          interval=interval, agent_down_time=agent_down_time,
-                         firewall=firewall))
+                         firewall=firewall), auth=auth)
         backend = srv.backend
         srv.start()
 

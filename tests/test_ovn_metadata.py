@@ -281,3 +281,82 @@ def test_floatip_ovn_metadata_as_a_process(ovn):
         for x in kept:   # made by the process this test started
             L.sh("ip", "netns", "delete", x, check=False)
     assert kept == [prefix + n["id"]]
+
+
+@pytest.fixture
+def ovn_secret(tmp_path):
+    from floatip.api.auth import AuthSettings
+    yield from ovn_deployment(tmp_path, prefix="is",
+                              auth=AuthSettings("noauth", {}, "is-right-secret"))
+
+
+def test_ovn_metadata_needs_the_agents_shared_secret(ovn_secret, tmp_path):
+    """A server with ``[agent] shared_secret``: ``floatip ovn-metadata`` with a wrong secret
+    or none in its ``--config`` reads nothing (401), says so in its log and makes no
+    namespace (the VM gets no metadata); with the right one the VM reads its own."""
+    d = ovn_secret
+    lab, _ = d.extra
+    ch = lab.chassis[-1]
+    exe = f"{sys.prefix}/bin/floatip"
+    api = Client(d.url)
+    out = api.create("security_group", name="is-out")
+    n = api.create("network", name="n")
+    api.create("subnet", network_id=n["id"], cidr="198.51.100.0/24", ip_version=4)
+    p = api.create("port", network_id=n["id"], name="vm", device_id=str(uuid.uuid4()),
+                   security_groups=[out["id"]])
+    ns = lab.vm("vm", -1, p["id"], p["mac_address"])
+    wait_for(lambda: api.show("port", p["id"])["status"] == "ACTIVE", what="VM ACTIVE")
+    assert lab.dhcp(ns) is not None, lab.dhcp_error
+    env = {k: v for k, v in os.environ.items() if k != "FLOATIP_AGENT_SECRET"}
+    procs = {}
+
+    def start(name, secret):
+        conf = tmp_path / f"{name}.conf"
+        conf.write_text(f"[agent]\nshared_secret = {secret}\n" if secret else "")
+        log = open(tmp_path / f"{name}.log", "w")
+        procs[name] = (subprocess.Popen(
+            [exe, "ovn-metadata", "--server", d.url, "--ovn-sb", lab.sb, "--config", str(conf),
+             "--ovs-db", ch.db, "--ovs-netns", ch.ns, "--chassis", ch.name,
+             "--namespace-prefix", f"{ch.ns}-{name}-", "--run-dir", str(tmp_path / name),
+             "--interval", "5"], stdout=log, stderr=subprocess.STDOUT, env=env), log)
+
+    def stop(name):
+        proc, log = procs.pop(name)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        for x in namespaces():   # made by the process this test started
+            if x.startswith(f"{ch.ns}-{name}-"):
+                L.sh("ip", "netns", "delete", x, check=False)
+
+    def logged(name):
+        return (tmp_path / f"{name}.log").read_text()
+
+    try:
+        start("wrong", "is-wrong-secret")
+        start("none", "")
+        for name in ("wrong", "none"):
+            wait_for(lambda: "shared secret" in logged(name), timeout=30,
+                     what=f"the {name}-secret agent's refusal in its log")
+            assert procs[name][0].poll() is None, logged(name)[-2000:]
+        refused = logged("wrong")
+        assert "401" in refused or "HTTPUnauthorized" in refused or "uthenticate" in refused
+        assert not [x for x in namespaces() if x.startswith(f"{ch.ns}-wrong-")
+                    or x.startswith(f"{ch.ns}-none-")]
+        status, _ = L.http_get(ns, MD, "/latest/meta-data/instance-id")
+        assert status != 200
+        for name in ("wrong", "none"):
+            stop(name)
+        start("right", "is-right-secret")
+        wait_for(lambda: procs["right"][0].poll() is not None or L.http_get(
+            ns, MD, "/latest/meta-data/instance-id") == (200, p["device_id"]),
+            timeout=30, what="the VM's metadata through the right-secret agent")
+        assert procs["right"][0].poll() is None, logged("right")[-2000:]
+        assert "shared secret" not in logged("right")
+    finally:
+        for name in list(procs):
+            stop(name)
