@@ -16,9 +16,14 @@ in the 10 s after it settled (0: nothing flaps).
 Boot: N VMs one after the other on the non-gateway chassis: port create (API) -> DHCP lease
 (ISC dhclient, OVN's native DHCP) -> first metadata answer (169.254.169.254 through the
 chassis' ``floatip ovn-metadata`` namespace); beside it the kernel backend's figure from
-dhcp_boot.py in the same run. Prints markdown tables. Everything is named ovx<random>.
+dhcp_boot.py in the same run.
 
-    sudo .venv/bin/python benchmarks/ovn_failover.py [-n 10] [--no-kernel]
+Beside the failover table, the kernel backend's restart figure measured in the same run
+(run.py's ``restart``: a new agent process facing R routers x F floating IPs already in
+place, nothing to change; about 10 s): what the kernel backend's "failover" of its agent
+costs. Prints markdown tables. Everything is named ovx<random> (the kernel's fb<random>).
+
+    sudo .venv/bin/python benchmarks/ovn_failover.py [-n 10] [--no-kernel] [--restart R F]
 """
 from __future__ import annotations
 
@@ -125,11 +130,25 @@ def boot(c: Client, lab: OvnLab, net: dict, n: int, tag: str) -> dict[str, list[
     return times
 
 
+def kernel_restart(routers: int, fips: int) -> dict:
+    """run.py's restart measurement (nftables, the default driver), the same code as in
+    its table."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run import OUT, Bench   # benchmarks/run.py
+    OUT.mkdir(exist_ok=True)   # its child process reads the state from a file there
+    return Bench(argparse.Namespace(restart=[routers, fips])).restart("nftables")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=10, help="VMs booted one after the other")
-    ap.add_argument("--no-kernel", action="store_true", help="skip dhcp_boot.py (kernel)")
+    ap.add_argument("--no-kernel", action="store_true",
+                    help="skip the kernel figures (restart, dhcp_boot.py)")
+    ap.add_argument("--restart", nargs=2, type=int, default=[100, 100], metavar=("R", "F"),
+                    help="the kernel restart measurement's routers and floating IPs each")
     args = ap.parse_args()
+    # before the OVN lab: the kernel agent alone on the machine, as in run.py
+    restart = None if args.no_kernel else kernel_restart(*args.restart)
     lab = OvnLab("ovx", chassis=3, gateways=2)
     tmp = tempfile.mkdtemp(prefix="ovx-")
     lab.start()
@@ -176,6 +195,12 @@ def main() -> int:
             print(f"| {name} | {r['loss']:.2f} | {moved} | {'yes' if r['tcp'] else 'no'} | "
                   f"{r['return_loss']:.2f} | {r['flaps']} | "
                   f"{'yes' if r['tcp_after_return'] else 'no'} |")
+        if restart is not None:
+            print(f"\nKernel backend, same run (benchmarks/run.py's restart, nftables): a new "
+                  f"agent facing {restart['routers']} routers x {restart['fips_each']} floating "
+                  f"IPs, nothing to change: {restart['restart_s']:.2f} s "
+                  f"({restart['restart_process_s']:.2f} s with process start and imports), "
+                  f"{restart['restart_writes']} writes")
         print(f"\n{args.n} VMs booted one after the other on OVN (the non-gateway chassis)\n")
         print("| measurement | p50 ms | p90 ms | max ms |")
         print("|---|---|---|---|")
