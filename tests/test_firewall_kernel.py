@@ -333,3 +333,33 @@ def test_removed_port_leaves_no_flow_and_drift_is_repaired(fw):
     # and nothing of floatip's is left when the firewall goes
     fw.fw.remove_all()
     assert "0xf1a7" not in dump()
+
+
+def test_stateless_group_needs_rules_for_the_replies_too(fw, lab):
+    """A stateless group (``stateful: false``) matches each packet on its own, without
+    conntrack, as Neutron's: an ingress rule lets a connection's packets in, but its replies
+    leave only with an egress rule; the VM's own connection needs an ingress rule for its
+    replies. The same rules in a stateful group need neither."""
+    topo = fw.topo
+    vm4 = fw.vm("vm4", VM4, groups=("web",))
+    fw.groups["web"] = (Rule("ingress", "IPv4", "tcp", 8080, 8080, "0.0.0.0/0"),)
+    topo.fip(FIP, "vm4")
+    topo.apply()
+    lab.serve(vm4, port=8080)
+    lab.serve(topo.upstream, port=8081)
+    fw.apply()
+    assert comes_through(topo.upstream, FIP, 8080)   # stateful: conntrack lets replies out
+    fw.stateful = False
+    fw.apply()
+    assert blocked(topo.upstream, FIP, 8080)   # the SYN gets in, the SYN-ACK does not out
+    fw.groups["web"] += (Rule("egress", "IPv4", "tcp"),)
+    fw.apply()
+    assert comes_through(topo.upstream, FIP, 8080)   # the replies by the egress rule
+    assert not reaches(topo.upstream, FIP, 8081)     # nothing else comes in
+    # outbound: the egress rule lets the SYN out, the answer's destination port is vm4's
+    # ephemeral one, which no ingress rule opens
+    assert blocked(vm4, UPSTREAM, 8081)
+    fw.groups["web"] += (Rule("ingress", "IPv4", "tcp", None, None, "0.0.0.0/0"),)
+    fw.apply()
+    assert comes_through(vm4, UPSTREAM, 8081)
+    assert L.tcp_source(vm4, UPSTREAM, 8081) == FIP
