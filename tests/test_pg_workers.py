@@ -114,6 +114,11 @@ def _same_agents_and_metrics(port: int, pids: list[int], sfx: str, routers: int)
     assert all(x == first for answers in lists.values() for x in answers), lists
     hosts = [h for h, _, alive in first if alive]
     assert remote in hosts and len(hosts) == 2, first  # this host's agent and the remote
+    # floatip status (/floatip/v1/agent): the first process' agent, from every process
+    status = _by_process(port, pids, "/floatip/v1/agent")
+    seen = {(st["agent"] or {}).get("host") for bodies in status.values()
+            for st in map(json.loads, bodies)}
+    assert seen == {h for h in hosts if h != remote}, status
     # GETs of the networks, counted per process, then every /metrics answer: their sum
     served = {}
     for _ in range(40):

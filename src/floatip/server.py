@@ -300,11 +300,17 @@ class Server:
         def own_agents() -> dict:
             return {"local": self.backend.agents() if self.backend is not None else [],
                     "heartbeats": state.heartbeats.agents()}
+        def own_status() -> dict | None:  # /floatip/v1/agent's (floatip status)
+            agent = getattr(self.backend, "agent", None)
+            return None if agent is None else \
+                {**agent.status(), "alive": any(a["alive"] for a in self.backend.agents())}
         self.siblings = Siblings(first, {"metrics": lambda: families(m.registry),
-                                         "agents": own_agents})
+                                         "agents": own_agents, "status": own_status})
         m.others = lambda: self.siblings.ask("metrics")
         state.all_agents = lambda: merge_agents([own_agents(),
                                                  *self.siblings.ask("agents")])
+        state.sibling_agent = lambda: next(
+            (st for st in self.siblings.ask("status") if st is not None), None)
 
     def _stop_overdue(self) -> None:
         log.error("stop took more than %.0f s: exiting without it", STOP_SECONDS)
@@ -411,7 +417,7 @@ class Siblings:
                     if uid not in (0, os.geteuid()):
                         continue
                     what = conn.makefile("rb").readline().strip().decode()
-                    conn.sendall(json.dumps(self.answers[what]()).encode())
+                    conn.sendall(json.dumps(self.answers[what](), default=str).encode())
                 except Exception as e:  # noqa: BLE001 - the asker goes on without ours
                     log.warning("answering another API process failed: %s", e)
 
