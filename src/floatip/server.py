@@ -300,12 +300,17 @@ class Server:
         def own_agents() -> dict:
             return {"local": self.backend.agents() if self.backend is not None else [],
                     "heartbeats": state.heartbeats.agents()}
+
         def own_status() -> dict | None:  # /floatip/v1/agent's (floatip status)
             agent = getattr(self.backend, "agent", None)
             return None if agent is None else \
                 {**agent.status(), "alive": any(a["alive"] for a in self.backend.agents())}
-        self.siblings = Siblings(first, {"metrics": lambda: families(m.registry),
-                                         "agents": own_agents, "status": own_status})
+        try:
+            self.siblings = Siblings(first, {"metrics": lambda: families(m.registry),
+                                             "agents": own_agents, "status": own_status})
+        except OSError as e:  # its name taken: this process answers for itself
+            log.warning("API processes cannot share /metrics and /v2.0/agents: %s", e)
+            return
         m.others = lambda: self.siblings.ask("metrics")
         state.all_agents = lambda: merge_agents([own_agents(),
                                                  *self.siblings.ask("agents")])
@@ -412,9 +417,7 @@ class Siblings:
             with conn:
                 try:
                     conn.settimeout(self.timeout)
-                    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(
-                        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-                    if uid not in (0, os.geteuid()):
+                    if not _same_user(conn):
                         continue
                     what = conn.makefile("rb").readline().strip().decode()
                     conn.sendall(json.dumps(self.answers[what](), default=str).encode())
@@ -438,6 +441,8 @@ class Siblings:
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
                     c.settimeout(self.timeout)
                     c.connect("\0" + name)
+                    if not _same_user(c):  # a name anyone could have taken
+                        raise OSError("held by another user")
                     c.sendall(what.encode() + b"\n")
                     c.shutdown(socket.SHUT_WR)
                     data = b"".join(iter(lambda: c.recv(65536), b""))
@@ -451,6 +456,13 @@ class Siblings:
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._thread.join(timeout=5)
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """The process at the other end of a unix socket runs as this one's user, or root."""
+    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return uid in (0, os.geteuid())
 
 
 class Workers:
