@@ -10,6 +10,8 @@ import contextlib
 import random
 import re
 import statistics
+import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +25,8 @@ from cloud import Cloud, ok
 from pgserver import fresh_database
 
 pytestmark = pytest.mark.kernel
+SAMPLES = 9
+LATENCY = 0.1  # the issue's: created through the server without the agent -> kernel (median)
 
 
 @pytest.fixture(params=["local"])
@@ -55,6 +59,39 @@ def _fips_in_kernel(ns: str) -> set[str]:
     return set(re.findall(r"inet (203\.0\.113\.\d+)/32", out))
 
 
+class _Arrivals:
+    """When each floating IP's /32 appeared on the router's gateway: the kernel's own
+    address events (``ip monitor``), stamped as they come. Polling ``ip addr`` every 2 ms
+    instead started a process 500 times a second in the test's own process, beside the
+    servers and the agent it measures: on a 2-core machine it took the CPU they needed."""
+
+    def __init__(self, ns: str):
+        self.seen: dict[str, float] = {}
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(["ip", "-n", ns, "-o", "-4", "monitor", "address"],
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        threading.Thread(target=self._read, daemon=True).start()
+        time.sleep(0.2)  # listening before the first create
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            m = re.search(r"inet (203\.0\.113\.\d+)/32", line)
+            if m and not line.startswith("Deleted"):
+                with self.cond:
+                    self.seen.setdefault(m.group(1), time.monotonic())
+                    self.cond.notify_all()
+
+    def wait(self, address: str, timeout: float) -> float | None:
+        """When ``address`` appeared (monotonic), or None after ``timeout`` seconds."""
+        with self.cond:
+            self.cond.wait_for(lambda: address in self.seen, timeout)
+            return self.seen.pop(address, None)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 def test_two_servers_one_agent(two):
     c, b = two
     r = c.router("192.0.2.0/24")
@@ -73,25 +110,28 @@ def test_two_servers_one_agent(two):
         return d
     source.delta = delta
     bapi = httpx.Client(base_url=b.url, timeout=60)
+    arrivals = _Arrivals(ns)
     try:
         # through B, whose process has no agent: the agent hears of it from PostgreSQL
-        # (through A, the agent's own process, for comparison)
-        for name, api in (("A", c.api), ("B", bapi)):
-            took = []
-            for _ in range(5):
-                t0 = time.monotonic()
-                f = ok(api.post("/v2.0/floatingips", json={"floatingip": {
-                    "floating_network_id": c.ext["id"], "port_id": port["id"]}}),
-                    201)["floatingip"]
-                deadline = t0 + 10
-                while f["floating_ip_address"] not in _fips_in_kernel(ns):
-                    assert time.monotonic() < deadline, f"the agent did not hear of {name}'s"
-                    time.sleep(0.002)
-                took.append(time.monotonic() - t0)
-                ok(api.delete(f"/v2.0/floatingips/{f['id']}"), 204)
-                assert c.wait_for_agent(30)
+        # (through A, the agent's own process, for comparison). From before the POST to
+        # the /32 on the gateway: the request, the commit, the notification, the agent's
+        # read and its apply.
+        took: dict[str, list[float]] = {}
+        for name, api in (("A", c.api), ("B", bapi)) * SAMPLES:  # interleaved
+            t0 = time.monotonic()
+            f = ok(api.post("/v2.0/floatingips", json={"floatingip": {
+                "floating_network_id": c.ext["id"], "port_id": port["id"]}}),
+                201)["floatingip"]
+            at = arrivals.wait(f["floating_ip_address"], 10)
+            assert at is not None, f"the agent did not hear of {name}'s"
+            took.setdefault(name, []).append(at - t0)
+            ok(api.delete(f"/v2.0/floatingips/{f['id']}"), 204)
+            assert c.wait_for_agent(30)
+        for name, t in took.items():
             print(f"create through {name} -> in the agent's kernel: median "
-                  f"{statistics.median(took) * 1000:.0f} ms, max {max(took) * 1000:.0f} ms")
+                  f"{statistics.median(t) * 1000:.0f} ms, max {max(t) * 1000:.0f} ms "
+                  f"({len(t)} samples)")
+        assert statistics.median(took["B"]) <= LATENCY, took["B"]
 
         # 16 clients over both servers: port + floating IP pairs, every other one deleted
         urls = [c.server.url, b.url]
@@ -141,6 +181,7 @@ def test_two_servers_one_agent(two):
     finally:
         source.delta = real_delta
         bapi.close()
+        arrivals.close()
 
 
 @pytest.mark.parametrize("two", ["remote"], indirect=True)
@@ -152,6 +193,7 @@ def test_a_remote_agent_long_polling_one_server_hears_the_other(two):
     port, _vm = c.vm(r)
     assert c.wait_for_agent(30)
     ns = f"qrouter-{r['id']}"
+    arrivals = _Arrivals(ns)
     with httpx.Client(base_url=b.url, timeout=60) as bapi:
         took = []
         for _ in range(3):
@@ -159,12 +201,11 @@ def test_a_remote_agent_long_polling_one_server_hears_the_other(two):
             f = ok(bapi.post("/v2.0/floatingips", json={"floatingip": {
                 "floating_network_id": c.ext["id"], "port_id": port["id"]}}),
                 201)["floatingip"]
-            deadline = t0 + 10
-            while f["floating_ip_address"] not in _fips_in_kernel(ns):
-                assert time.monotonic() < deadline, "the remote agent did not hear of B's"
-                time.sleep(0.002)
-            took.append(time.monotonic() - t0)
+            at = arrivals.wait(f["floating_ip_address"], 10)
+            assert at is not None, "the remote agent did not hear of B's"
+            took.append(at - t0)
             ok(bapi.delete(f"/v2.0/floatingips/{f['id']}"), 204)
             assert c.wait_for_agent(30)
+    arrivals.close()
     print(f"create through B -> remote agent following A -> kernel: median "
           f"{statistics.median(took) * 1000:.0f} ms, max {max(took) * 1000:.0f} ms")

@@ -65,6 +65,89 @@ def _call(port: int, method: str, path: str, body: dict | None = None):
     return json.loads(data) if data else None, conn
 
 
+def _by_process(port: int, pids: list[int], path: str, headers: dict | None = None,
+                each: int = 2) -> dict[int, list]:
+    """``GET path`` on new connections until each process answered ``each`` times: pid ->
+    its answers (bodies)."""
+    got: dict[int, list] = {}
+    for _ in range(200):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        body = r.read()
+        assert r.status == 200, body
+        got.setdefault(_owner(port, conn, pids), []).append(body.decode())
+        conn.close()
+        if all(len(got.get(p, [])) >= each for p in pids):
+            return got
+    raise AssertionError(f"not every process answered {path}: {sorted(got)}")
+
+
+def _counter(text: str, name: str, **labels) -> float:
+    """The sample ``name{labels}`` of a /metrics answer (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def _same_agents_and_metrics(port: int, pids: list[int], sfx: str, routers: int) -> None:
+    """``/v2.0/agents`` and ``/metrics`` answer the same whichever process serves them:
+    the first process' agent and a remote agent that polled one process only, listed by
+    all; request counters that add up every process' requests."""
+    remote = f"remote-{sfx}"
+    for _ in range(100):  # a remote agent's poll, served by a worker (not the first)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        owner = wait_for(lambda: _owner(port, conn, pids), 10, "the connection accepted")
+        if owner != pids[0]:
+            conn.request("GET", "/floatip/v1/state", headers={"X-Floatip-Agent-Host": remote})
+            assert conn.getresponse().read()
+            conn.close()
+            break
+        conn.close()
+    else:
+        raise AssertionError("no connection reached a worker")
+    agents = _by_process(port, pids, "/v2.0/agents")
+    lists = {pid: [sorted((a["host"], a["binary"], a["alive"]) for a in json.loads(b)[
+        "agents"]) for b in bodies] for pid, bodies in agents.items()}
+    first = lists[pids[0]][0]
+    assert all(x == first for answers in lists.values() for x in answers), lists
+    hosts = [h for h, _, alive in first if alive]
+    assert remote in hosts and len(hosts) == 2, first  # this host's agent and the remote
+    # floatip status (/floatip/v1/agent): the first process' agent, from every process
+    status = _by_process(port, pids, "/floatip/v1/agent")
+    seen = {(st["agent"] or {}).get("host") for bodies in status.values()
+            for st in map(json.loads, bodies)}
+    assert seen == {h for h in hosts if h != remote}, status
+    # GETs of the networks, counted per process, then every /metrics answer: their sum
+    served = {}
+    for _ in range(40):
+        _, conn = _call(port, "GET", "/v2.0/networks")
+        owner = _owner(port, conn, pids)
+        served[owner] = served.get(owner, 0) + 1
+        conn.close()
+        if len(served) == len(pids) and min(served.values()) >= 3:
+            break
+    assert set(served) == set(pids), served
+    total = sum(served.values())
+
+    def counts(text):
+        return (_counter(text, "floatip_api_requests_total", method="GET",
+                         route="/v2.0/networks", code="200"),
+                _counter(text, "floatip_api_requests_total", method="POST",
+                         route="/v2.0/routers", code="201"),
+                _counter(text, "floatip_agent_alive"))
+    # (a request's count is made just after its answer went: a moment to settle)
+    wait_for(lambda: counts(_by_process(port, pids, "/metrics", each=1)[pids[0]][0])[0]
+             == total, 10, "the counters of every process")
+    scraped = _by_process(port, pids, "/metrics")
+    found = {pid: [counts(t) for t in texts] for pid, texts in scraped.items()}
+    assert all(c == (total, routers, 1) for cs in found.values() for c in cs), \
+        (served, routers, found)
+    print(f"GET /v2.0/networks per process: {served}; every /metrics of "
+          f"{ {p: len(t) for p, t in scraped.items()} } says {total}")
+
+
 def test_two_workers_serve_one_agent_sees_both(pg_url):
     from floatip.dataplane.ovs import datapath_type
     lab = L.Lab(datapath_type())
@@ -113,6 +196,8 @@ def test_two_workers_serve_one_agent_sees_both(pg_url):
             for rid in (x for rids in made.values() for x in rids):
                 wait_for(lambda: os.path.exists(f"/run/netns/qrouter-{rid}"), 60,
                          f"qrouter-{rid} made by the agent")
+            _same_agents_and_metrics(port, [proc.pid, *workers], sfx,
+                                     sum(len(r) for r in made.values()))
             _stop(proc, signal.SIGTERM)
             wait_for(lambda: not os.path.exists(f"/proc/{workers[0]}") or open(
                 f"/proc/{workers[0]}/stat").read().split(") ", 1)[1][0] == "Z", 15,

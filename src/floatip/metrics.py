@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                Histogram, Info, ProcessCollector, generate_latest)
+from prometheus_client.metrics_core import Metric
 from starlette.responses import Response
 
 access_log = logging.getLogger("floatip.access")
@@ -72,6 +73,8 @@ class Metrics:
         self._last_pass = 0.0
         # the server's own answer when it has one (/v2.0/agents: its agent_down_time)
         self.alive_source = None
+        # ``serve --workers N``: the other API processes' ``families()``, merged into ours
+        self.others = None
 
     def agent_alive(self) -> int:
         if self.alive_source is not None:
@@ -111,7 +114,59 @@ class Metrics:
                                  if self._agent_generation >= 0 else 0)
 
     def text(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.others is None:
+            return generate_latest(self.registry)
+        return generate_latest(_Fixed(merge([families(self.registry), *self.others()])))
+
+
+def families(registry) -> list:
+    """A registry's metrics as plain data (they cross to another process)."""
+    return [[m.name, m.type, m.documentation, m.unit,
+             [[s.name, s.labels, s.value] for s in m.samples]] for m in registry.collect()]
+
+
+# Gauges of processes that add up to the service's (memory, open files); the others take
+# the largest value: floatip's own are set by the process with the agent only (0 in the
+# others), build info is 1 in each.
+_SUMMED_GAUGES = {"process_virtual_memory_bytes", "process_resident_memory_bytes",
+                  "process_open_fds"}
+
+
+def merge(parts: list[list]) -> list[Metric]:
+    """The ``families()`` of several processes as one: counters, histograms and summaries
+    add up (their ``_created`` time is the earliest); gauges as ``_SUMMED_GAUGES`` says,
+    a start time the earliest."""
+    out: dict[str, Metric] = {}
+    values: dict[str, dict[tuple, float]] = {}
+    for part in parts:
+        for name, kind, doc, unit, samples in part:
+            if name not in out:
+                out[name], values[name] = Metric(name, doc, kind, unit), {}
+            seen = values[name]
+            for sname, labels, value in samples:
+                key = (sname, tuple(labels.items()))
+                if key not in seen:
+                    seen[key] = value
+                elif sname.endswith("_created") or sname == "process_start_time_seconds":
+                    seen[key] = min(seen[key], value)
+                elif kind in ("counter", "histogram", "summary") or name in _SUMMED_GAUGES:
+                    seen[key] += value
+                else:
+                    seen[key] = max(seen[key], value)
+    for name, m in out.items():
+        for (sname, labels), value in values[name].items():
+            m.add_sample(sname, dict(labels), value)
+    return list(out.values())
+
+
+class _Fixed:
+    """What ``generate_latest`` reads: metrics already collected."""
+
+    def __init__(self, metrics: list[Metric]):
+        self.metrics = metrics
+
+    def collect(self):
+        return self.metrics
 
 
 class Requests:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import json
 import logging
 import os
 import ipaddress
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -28,8 +30,10 @@ from .backends.ovn import OvnBackend, OvnConfig
 from .backends.process import ProcessBackend
 from .core.errors import NeutronError
 from .agent.loop import pass_summary
+from .api.heartbeats import merge as merge_agents
 from .core.layout import AgentConfig
 from .dataplane.process import running, start_ticks
+from .metrics import families
 from .store.database import Database
 from .store.queries import generation, instance_id
 
@@ -173,6 +177,7 @@ class Server:
                                                      timeout_graceful_shutdown=5))
         self.thread: threading.Thread | None = None
         self.registered = False  # this server wrote the instance record
+        self.siblings: Siblings | None = None  # serve --workers N: the other processes
 
     @property
     def agent(self):
@@ -267,6 +272,7 @@ class Server:
             sockets = None
             if workers > 1 or worker:
                 sockets = [reuse_port_socket(self.host, self.port)]
+                self._join(os.getppid() if worker else os.getpid())
             if workers > 1:
                 extra = Workers(workers - 1)
             if self.backend is not None:
@@ -278,10 +284,38 @@ class Server:
             watchdog.start()
             if extra is not None:
                 extra.stop()
+            if self.siblings is not None:
+                self.siblings.close()
             self.close(stopped=True)
             watchdog.cancel()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+
+    def _join(self, first: int) -> None:
+        """One of ``serve --workers N``'s processes (``first``: the pid of the one started
+        by hand): ``/metrics`` and ``/v2.0/agents`` answer for all of them, whichever
+        process a connection lands on."""
+        m, state = self.app.state.metrics, self.app.state
+
+        def own_agents() -> dict:
+            return {"local": self.backend.agents() if self.backend is not None else [],
+                    "heartbeats": state.heartbeats.agents()}
+
+        def own_status() -> dict | None:  # /floatip/v1/agent's (floatip status)
+            agent = getattr(self.backend, "agent", None)
+            return None if agent is None else \
+                {**agent.status(), "alive": any(a["alive"] for a in self.backend.agents())}
+        try:
+            self.siblings = Siblings(first, {"metrics": lambda: families(m.registry),
+                                             "agents": own_agents, "status": own_status})
+        except OSError as e:  # its name taken: this process answers for itself
+            log.warning("API processes cannot share /metrics and /v2.0/agents: %s", e)
+            return
+        m.others = lambda: self.siblings.ask("metrics")
+        state.all_agents = lambda: merge_agents([own_agents(),
+                                                 *self.siblings.ask("agents")])
+        state.sibling_agent = lambda: next(
+            (st for st in self.siblings.ask("status") if st is not None), None)
 
     def _stop_overdue(self) -> None:
         log.error("stop took more than %.0f s: exiting without it", STOP_SECONDS)
@@ -349,6 +383,86 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the parent ended before that
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Siblings:
+    """The API processes of one ``serve --workers N`` ask each other for what only each
+    knows (its request counters, the agent of the first, the remote agents that polled
+    it): each listens on a unix socket in the abstract namespace,
+    ``@floatip-workers-<first pid>-<own pid>``, found in /proc/net/unix. Asked when a
+    client asks, not published now and then: a count is exact as soon as its request
+    ended. Abstract: nothing on disk to remove after a kill, no run directory the API's
+    user must be able to write. Only a process of this user (or root) gets an answer.
+    One JSON answer per connection: ``answers[request line]()``."""
+
+    PREFIX = "floatip-workers-"
+
+    def __init__(self, first: int, answers: dict, timeout: float = 2.0):
+        self.prefix = f"{self.PREFIX}{first}-"
+        self.name = f"{self.prefix}{os.getpid()}"
+        self.answers, self.timeout = answers, timeout
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind("\0" + self.name)
+        self.sock.listen(64)
+        self._thread = threading.Thread(target=self._serve, daemon=True,
+                                        name="floatip-siblings")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            with conn:
+                try:
+                    conn.settimeout(self.timeout)
+                    if not _same_user(conn):
+                        continue
+                    what = conn.makefile("rb").readline().strip().decode()
+                    conn.sendall(json.dumps(self.answers[what](), default=str).encode())
+                except Exception as e:  # noqa: BLE001 - the asker goes on without ours
+                    log.warning("answering another API process failed: %s", e)
+
+    def peers(self) -> list[str]:
+        """The other processes' socket names (listening and accepted sockets both carry
+        the name: counted once)."""
+        with open("/proc/net/unix") as f:
+            names = {line.split()[-1][1:] for line in f
+                     if f" @{self.prefix}" in line}
+        return sorted(names - {self.name})
+
+    def ask(self, what: str) -> list:
+        """Each other process' answer; one that does not answer (ending, being started
+        again) is left out."""
+        out = []
+        for name in self.peers():
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                    c.settimeout(self.timeout)
+                    c.connect("\0" + name)
+                    if not _same_user(c):  # a name anyone could have taken
+                        raise OSError("held by another user")
+                    c.sendall(what.encode() + b"\n")
+                    c.shutdown(socket.SHUT_WR)
+                    data = b"".join(iter(lambda: c.recv(65536), b""))
+                out.append(json.loads(data))
+            except (OSError, ValueError) as e:
+                log.info("API process %s did not answer %s: %s", name, what, e)
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join(timeout=5)
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """The process at the other end of a unix socket runs as this one's user, or root."""
+    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return uid in (0, os.geteuid())
 
 
 class Workers:

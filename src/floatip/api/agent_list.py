@@ -79,10 +79,14 @@ def router(policy: Policy, backend, heartbeats: Heartbeats) -> APIRouter:
 
     def visible(request: Request) -> list[dict]:
         ctx = getattr(request.state, "ctx", ADMIN)
-        local = backend.agents() if backend is not None else []
+        # ``serve --workers N``: every API process' agents (app.state.all_agents), so that
+        # each answers alike
+        gather = getattr(request.app.state, "all_agents", None)
+        raws = gather() if gather is not None else \
+            (backend.agents() if backend is not None else []) + heartbeats.agents()
         found = []
         with lock:
-            for raw in local + heartbeats.agents():
+            for raw in raws:
                 a = _neutron_agent(raw)
                 if a["id"] in deleted:
                     if deleted[a["id"]] == report(raw):

@@ -159,6 +159,8 @@ def router(db: Database, heartbeats: Heartbeats) -> APIRouter:
         st = agent.status() if agent is not None else None
         if st is not None:  # alive as /v2.0/agents says: a pass within the agent-down time
             st["alive"] = any(a.get("alive") for a in backend.agents())
+        elif getattr(request.app.state, "sibling_agent", None) is not None:
+            st = request.app.state.sibling_agent()  # serve --workers: the first process'
         return {"instance": getattr(request.app.state, "instance", None), "agent": st}
 
     @api.post("/floatip/v1/status", responses={200: {"model": StatusChanged}, **ERR})

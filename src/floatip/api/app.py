@@ -191,7 +191,7 @@ def create_app(db: Database, auth: AuthSettings | None = None,
     app.include_router(subnetpools.router(db, access.policy))
     app.include_router(ip_availability.router(db, access.policy))
     app.include_router(trunks.router(db, access))
-    heartbeats = Heartbeats()
+    heartbeats = app.state.heartbeats = Heartbeats()  # serve --workers: shared (server.py)
     app.include_router(agents.router(db, heartbeats))
     app.include_router(agent_list.router(access.policy, backend, heartbeats))
     app.include_router(events.router(db))

@@ -39,3 +39,21 @@ class Heartbeats:
         return [{"agent_type": "L3 agent", "binary": "floatip-agent", "host": host,
                  "alive": now - last < AGENT_DOWN_TIME, "heartbeat": _stamp(last),
                  "started": _stamp(first)} for host, (first, last) in sorted(seen.items())]
+
+
+def merge(parts: list[dict]) -> list[dict]:
+    """What several API processes of one ``serve --workers N`` know (each ``{"local":
+    Backend.agents(), "heartbeats": Heartbeats.agents()}``, this process' first) as one
+    list: the backend's agents as their process says (only the first process has one),
+    and each remote host once, as the process that heard from it last says, seen first when
+    any first saw it."""
+    local, hosts = [], {}
+    for part in parts:
+        local += [a for a in part["local"] if a not in local]
+        for a in part["heartbeats"]:
+            had = hosts.get(a["host"])
+            if had is None or a["heartbeat"] > had["heartbeat"]:
+                hosts[a["host"]] = {**a, "started": min(a["started"], (had or a)["started"])}
+            else:
+                had["started"] = min(had["started"], a["started"])
+    return local + [hosts[h] for h in sorted(hosts)]
