@@ -133,6 +133,9 @@ class Requests:
 
     def __init__(self, app, metrics: Metrics):
         self.app, self.metrics = app, metrics
+        # (method, route template, status) -> its latency and count series; bounded by
+        # the routes and the status codes they answer
+        self._series: dict[tuple, tuple] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -155,8 +158,14 @@ class Requests:
         finally:
             seconds = time.perf_counter() - t0
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.api.labels(scope["method"], route).observe(seconds)
-            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
+            key = (scope["method"], route, status[0])
+            series = self._series.get(key)
+            if series is None:  # labels() validates and locks on every call: once a series
+                m = self.metrics
+                series = self._series[key] = (m.api.labels(key[0], route),
+                                              m.requests.labels(key[0], route, str(key[2])))
+            series[0].observe(seconds)
+            series[1].inc()
             ctx = state.get("ctx")
             access_log.info("%s %s %d %.1fms project=%s %s", scope["method"], scope["path"],
                             status[0], seconds * 1000,
