@@ -67,3 +67,31 @@ def test_kept_answers_are_oslo_policys_and_a_policy_file_edit_is_seen(tmp_path):
     assert not policy.check(owner, "delete_floatingip", target)
     assert policy.reads("delete_floatingip") == frozenset()
     assert policy.reads("get_port", "update_port") >= {"project_id", "network:project_id"}
+
+
+def test_settled_answers_are_those_of_every_target(tmp_path):
+    """``Policy.settled``: where it answers without a target (an admin: no read of a
+    port's network), every target gets that answer from oslo.policy; an operator's rule
+    that reads the target for admins too is not settled."""
+    f = tmp_path / "policy.yaml"
+    f.write_text('"delete_port": "role:admin and project_id:%(project_id)s"\n')
+    policy = Policy(str(f))
+    callers = [ADMIN, Context("p1", "u1", frozenset({"member", "reader"})),
+               Context("p2", "u2", frozenset({"reader"})), Context("p1", "u3", frozenset()),
+               Context("p1", "svc", frozenset({"service"})),
+               Context("", "sys", frozenset({"admin"}), scope="system")]
+    targets = [{"project_id": p, "tenant_id": p, "network:project_id": n,
+                "network:tenant_id": n, "shared": sh, "network:shared": sh,
+                "router:external": sh, "device_owner": o}
+               for p, n, sh, o in itertools.product(("p1", "p2"), ("p1", "p3"), (True, False),
+                                                    ("", "network:router_interface"))]
+    settled = 0
+    for ctx, a in itertools.product(callers, sorted(policy.enforcer.rules)):
+        answer = policy.settled(ctx, a)
+        if answer is not None:
+            settled += 1
+            assert all(policy.check(ctx, a, t) == answer for t in targets), (ctx, a)
+    assert settled > len(policy.enforcer.rules)  # admins, system scope: most rules
+    assert policy.settled(ADMIN, "get_port") is True
+    assert policy.settled(ADMIN, "delete_port") is None  # the file's rule reads the target
+    assert policy.settled(callers[1], "get_port") is None

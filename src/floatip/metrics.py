@@ -11,8 +11,8 @@ answers in ``X-Openstack-Request-Id``."""
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
@@ -169,6 +169,17 @@ class _Fixed:
         return self.metrics
 
 
+# the version and variant bits of a random (version 4) UUID
+_V4_CLEAR, _V4_SET = ~((0xF000 << 64) | (0xC000 << 48)), (0x4000 << 64) | (0x8000 << 48)
+
+
+def request_id() -> str:
+    """``req-<uuid4>``: Python's generator, not ``uuid.uuid4()``'s getrandom() system call
+    per request (an id to find a request by, not a secret)."""
+    h = "%032x" % (random.getrandbits(128) & _V4_CLEAR | _V4_SET)
+    return f"req-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class Requests:
     """ASGI middleware, outermost: a request id for each request (``req-<uuid>``, in
     ``scope["state"]["request_id"]`` for the error handlers and in the response's
@@ -177,12 +188,15 @@ class Requests:
 
     def __init__(self, app, metrics: Metrics):
         self.app, self.metrics = app, metrics
+        # (method, route template, status) -> its latency and count series; bounded by
+        # the routes and the status codes they answer
+        self._series: dict[tuple, tuple] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         t0 = time.perf_counter()
-        rid = f"req-{uuid.uuid4()}"
+        rid = request_id()
         # the same dict the inner middlewares and handlers see (auth puts the caller in it)
         state = scope.setdefault("state", {})
         state["request_id"] = rid
@@ -199,8 +213,14 @@ class Requests:
         finally:
             seconds = time.perf_counter() - t0
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.api.labels(scope["method"], route).observe(seconds)
-            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
+            key = (scope["method"], route, status[0])
+            series = self._series.get(key)
+            if series is None:  # labels() validates and locks on every call: once a series
+                m = self.metrics
+                series = self._series[key] = (m.api.labels(key[0], route),
+                                              m.requests.labels(key[0], route, str(key[2])))
+            series[0].observe(seconds)
+            series[1].inc()
             ctx = state.get("ctx")
             access_log.info("%s %s %d %.1fms project=%s %s", scope["method"], scope["path"],
                             status[0], seconds * 1000,

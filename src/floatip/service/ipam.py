@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import store as S
@@ -215,24 +214,18 @@ def _new_port(s: Session, net: S.Network, *, owner: str, device_id: str, project
               subnets: list[S.Subnet] | None = None) -> S.Port:
     """A port on ``net`` with the addresses ``requests`` names, or Neutron's default set
     when it names none. ``subnets``: the network's, when the caller has read them."""
-    # fixed_ips=[], sg_bindings=[]: a new port has none, known without a query
-    port = S.Port(id=new_id(), network_id=net.id, project_id=project_id, name=name,
-                  device_owner=owner, device_id=device_id, status=status,
-                  mac_address=mac or random_mac(), fixed_ips=[], sg_bindings=[])
-    for attempt in range(8):
-        try:
-            with s.begin_nested():
-                s.add(port)
-                s.flush()
+    values = dict(id=new_id(), network_id=net.id, project_id=project_id, name=name,
+                  device_owner=owner, device_id=device_id, status=status)
+    for _ in range(8):  # a random MAC another port of the network has: another one
+        port = S.insert_unless_taken(s, S.Port, {**values, "mac_address": mac or random_mac()})
+        if port is not None:
             break
-        except IntegrityError:
-            if mac:
-                raise err("MacAddressInUse", 409, f"Unable to complete operation for network "
-                                                  f"{net.id}. The mac address {mac} is in use.") \
-                    from None
-            port = S.Port(id=port.id, network_id=net.id, project_id=project_id, name=name,
-                          device_owner=owner, device_id=device_id, status=status,
-                          mac_address=random_mac(), fixed_ips=[], sg_bindings=[])
+        if mac:
+            raise err("MacAddressInUse", 409, f"Unable to complete operation for network "
+                                              f"{net.id}. The mac address {mac} is in use.")
+    else:
+        raise err("MacAddressGenerationFailure", 503, "Unable to generate unique mac on "
+                  f"network {net.id}.")
     _allocate(s, port, net, requests or [], in_use_error, default=not requests,
               subnets=subnets)
     return port

@@ -21,6 +21,7 @@ from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa:
 from .quota_queries import (count_owned, delete_quota_limits, lock_quota,  # noqa: F401
                             quota_limits, set_quota_limit)
 from .ip_queries import (allocated_among, allocated_ips, allocation_owner,  # noqa: F401
-                         allocations_on_subnet, networks_with_subnets, try_allocate,
+                         allocations_on_subnet, insert_unless_taken, networks_with_subnets,
+                         try_allocate,
                          used_per_subnet)
 from .tag_queries import add_tags, remove_tags, tag_condition, tags_of  # noqa: F401
