@@ -46,7 +46,7 @@ class PgServer:
         self.data = os.path.join(self.dir, "data")
         self.port = _free_port()
         self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
-        self.url = f"postgresql+psycopg://floatip@127.0.0.1:{self.port}/postgres"
+        self.url = f"postgresql+psycopg2://floatip@127.0.0.1:{self.port}/postgres"
 
     def _run(self, argv: list[str]) -> None:
         kw = {"user": self.user} if os.geteuid() == 0 else {}

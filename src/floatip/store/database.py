@@ -23,7 +23,6 @@ from .queries import bump_generation, changed_keys
 
 log = logging.getLogger("floatip.store")
 IDLE_PING = 1.0  # seconds
-PREPARE_AFTER, PREPARED_MAX = 2, 512
 
 
 def _record(sess: Session, _ctx, _instances=None) -> None:
@@ -36,22 +35,9 @@ def _record(sess: Session, _ctx, _instances=None) -> None:
 # ---------------------------------------------------------------------------------------
 # Engine, migrations, transactions
 
-_PG_SCHEMES = ("postgresql://", "postgresql+psycopg2://")
-
-
-def engine_url(url: str) -> str:
-    """PostgreSQL goes through psycopg 3: ``postgresql://`` and ``postgresql+psycopg2://``
-    (older configurations) are read as ``postgresql+psycopg://``."""
-    for scheme in _PG_SCHEMES:
-        if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme):]
-    return url
-
-
 def make_engine(url: str, autocheckpoint: bool = True) -> Engine:
     """``autocheckpoint=False``: SQLite never checkpoints its WAL on a commit (a
     ``WalCheckpointer`` does it)."""
-    url = engine_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1] if "///" in url else ""
         if path and path != ":memory:":
@@ -85,15 +71,7 @@ def make_engine(url: str, autocheckpoint: bool = True) -> Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("floatip_read")
                                  else "BEGIN IMMEDIATE")
         return engine
-    # psycopg 3 prepares a statement on the server the PREPARE_AFTER-th time a connection
-    # runs it: later runs skip parse and plan (psycopg2 cannot prepare). A request's
-    # statements are a few dozen of a few hundred: room for all of them per connection.
-    engine = create_engine(url, pool_size=20, max_overflow=20,
-                           connect_args={"prepare_threshold": PREPARE_AFTER})
-
-    @event.listens_for(engine, "connect")
-    def _connect_pg(dbapi_conn, _rec):
-        dbapi_conn.prepared_max = PREPARED_MAX
+    engine = create_engine(url, pool_size=20, max_overflow=20)
 
     # A connection back from the pool is tried first (a server restarted since cut it)
     # only when it sat there IDLE_PING seconds: a SELECT 1 before every request was one
@@ -267,9 +245,12 @@ class PgNotifier:
                 self.pending.clear()
                 with conn.cursor() as cur:
                     cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.token))
-            # what arrived (and what came during the pg_notify above), without waiting
-            if any(n.payload != self.token for n in conn.notifies(timeout=0)):
-                self.wake()
+            conn.poll()
+            if conn.notifies:
+                others = any(n.payload != self.token for n in conn.notifies)
+                conn.notifies.clear()
+                if others:
+                    self.wake()
 
     def close(self) -> None:
         self.closing.set()
@@ -288,7 +269,7 @@ class Database:
         of its own (``WalCheckpointer``); a process that only reads says False.
         ``token``: PostgreSQL notifications carrying it are ignored (a child process
         told of its parent's commits by the parent: the parent's token)."""
-        self.url = url = engine_url(url)
+        self.url = url
         # a database only this process can open
         self.in_memory = url.startswith("sqlite") and ("///" not in url or
                                                        url.endswith(":memory:"))
@@ -315,7 +296,8 @@ class Database:
         self.token = token or uuid.uuid4().hex
         self._soon: threading.Timer | None = None
         self.notifier = PgNotifier(self.engine, self.notify, self.token) \
-            if self.engine.dialect.name == "postgresql" else None
+            if self.engine.dialect.name == "postgresql" and \
+            self.engine.dialect.driver == "psycopg2" else None
 
     @contextlib.contextmanager
     def tx(self, notify: bool = True) -> Iterator[Session]:
