@@ -164,7 +164,11 @@ def _allocate_any(s: Session, port: S.Port, net: S.Network, sn: S.Subnet) -> str
     IPv6 pool of 2^64 addresses costs the same as a /24)."""
     ranges = _pool_ranges(sn)
     total = sum(b - a + 1 for a, b in ranges)
-    start = _next.get(sn.id, 0) % total if total else 0
+    # claimed at once: this process' concurrent allocations start at different addresses,
+    # not all at the same one (where all but one lost and tried the next: 2.2 tries each)
+    claim = _next.get(sn.id, 0)
+    _next[sn.id] = claim + 1
+    start = claim % total if total else 0
     first = start
     while first < start + total:
         # the address after the last one given is mostly free: a short first chunk
@@ -178,7 +182,7 @@ def _allocate_any(s: Session, port: S.Port, net: S.Network, sn: S.Subnet) -> str
         for off, ip in zip(offsets, candidates):
             # the key settles races; an address another request is taking is skipped
             if ip not in taken and S.try_allocate(s, port, sn, ip, skip_busy=True):
-                _next[sn.id] = off + 1
+                _next[sn.id] = max(_next[sn.id], claim + (off - start) % total + 1)
                 return ip
     if net.external:
         raise err("ExternalIpAddressExhausted", 400, f"Unable to find any IP address on "

@@ -81,7 +81,10 @@ def try_allocate(s: Session, port: Port, subnet: Subnet, ip: str, skip_busy: boo
     stmt = _ALLOCATE_FREE_PG if skip_busy and name == "postgresql" else _ALLOCATE[name]
     row = {"subnet_id": subnet.id, "ip_address": ip, "port_id": port.id,
            "network_id": subnet.network_id}
-    done = s.connection().execute(stmt, row).rowcount == 1
+    # an INSERT's rowcount is kept only on request (SQLAlchemy 2.1; psycopg 3 reports -1, and
+    # every address looked taken: a subnet's creation walked all of them)
+    done = s.connection().execute(stmt, row,
+                                  execution_options={"preserve_rowcount": True}).rowcount == 1
     if done:
         _record_changes(s, [("port", port.id)])
         if port.__dict__.get("fixed_ips") == [] and \

@@ -121,7 +121,8 @@ class Router(_Standard, Base):
     __tablename__ = "routers"
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
-    gw_port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), nullable=True)
+    gw_port_id: Mapped[str | None] = mapped_column(ForeignKey("ports.id"), nullable=True,
+                                                   index=True)  # a port delete checks it
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
     routes: Mapped[list] = mapped_column(JSON, default=list)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why ERROR
