@@ -18,8 +18,6 @@ from cloud import wait_for
 from pgserver import fresh_database
 from test_pg_stop import _forget, _serve, _stop
 
-pytestmark = pytest.mark.kernel
-
 
 def _sockets(port: int, remote: str) -> set[str]:
     """The inodes of 127.0.0.1:``port``'s sockets whose remote end is ``remote`` (hex)."""
@@ -148,6 +146,31 @@ def _same_agents_and_metrics(port: int, pids: list[int], sfx: str, routers: int)
           f"{ {p: len(t) for p, t in scraped.items()} } says {total}")
 
 
+def test_first_serves_once_its_worker_listens(pg_url):
+    """A client that connects as soon as ``serve --workers 2`` answers can land on either
+    process: serving before its worker listened, the first process kept every kept-alive
+    connection made meanwhile (pg_churn's 32 clients: all on it, the worker idle)."""
+    port = free_port()
+    proc = instance = None
+    try:
+        with fresh_database(pg_url) as url:
+            proc = _serve(["serve", "--no-agent", "--db", url, "--listen",
+                           f"127.0.0.1:{port}", "--workers", "2"], port)
+            instance = _call(port, "GET", "/floatip/v1/agent")[0]["instance"]
+            kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+            assert len(kids) == 1, kids
+            assert _listens(port, int(kids[0])), "the first process served before its worker"
+            _stop(proc, signal.SIGTERM)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if instance:
+            _forget(instance)
+
+
+@pytest.mark.kernel
 def test_two_workers_serve_one_agent_sees_both(pg_url):
     from floatip.dataplane.ovs import datapath_type
     lab = L.Lab(datapath_type())
@@ -168,8 +191,10 @@ def test_two_workers_serve_one_agent_sees_both(pg_url):
             workers = [int(p) for p in kids
                        if "--worker" in open(f"/proc/{p}/cmdline").read().split("\0")]
             assert len(workers) == 1, kids
-            # (a busy machine: its imports alone can take 20 s)
-            wait_for(lambda: _listens(port, workers[0]), 120, "the worker listens")
+            # the first process serves only once its worker listens: clients that connect
+            # as soon as it answers are spread over both (before, it answered while the
+            # worker was still importing, and kept every connection made meanwhile)
+            assert _listens(port, workers[0]), "the first process served before its worker"
             ext = _call(port, "POST", "/v2.0/networks", {"network": {
                 "name": f"pg-ext-{sfx}", "router:external": True,
                 "provider:network_type": "flat",

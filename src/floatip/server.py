@@ -40,6 +40,7 @@ from .store.queries import generation, instance_id
 DEFAULT_DB = "sqlite:////var/lib/floatip/floatip.db"
 INSTANCES_DIR = "/run/floatip/instances"
 STOP_SECONDS = 20.0   # a stop that takes longer ends the process anyway
+READY_SECONDS = 60.0  # serve --workers: the first serves once its workers listen, or then
 log = logging.getLogger("floatip.server")
 
 
@@ -275,6 +276,7 @@ class Server:
                 self._join(os.getppid() if worker else os.getpid())
             if workers > 1:
                 extra = Workers(workers - 1)
+                extra.wait_listening(self.port, lambda: self.uvicorn.should_exit)
             if self.backend is not None:
                 self.backend.start()
             self.uvicorn.run(sockets=sockets)
@@ -482,6 +484,25 @@ class Workers:
     def _spawn(self):
         return subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
 
+    def wait_listening(self, port: int, stop=lambda: False,
+                       timeout: float = READY_SECONDS) -> bool:
+        """Until each worker listens on ``port`` (or ended, or ``stop()``): the first
+        process serves only then. Serving before, it took every connection a client opened
+        meanwhile: kept alive, they stay with it (pg_churn's 32 clients: all on the first
+        process, the worker idle while its imports took the CPU the first needed)."""
+        deadline = time.monotonic() + timeout
+        while not stop():
+            waiting = [p.pid for p in self.procs
+                       if p.poll() is None and not _listening(p.pid, port)]
+            if not waiting:
+                return True
+            if time.monotonic() > deadline:
+                log.warning("API workers %s not listening after %.0f s: serving without "
+                            "them", waiting, timeout)
+                return False
+            time.sleep(0.05)
+        return False
+
     def _watch(self) -> None:
         while not self.stopping.wait(1.0):
             for i, p in enumerate(self.procs):
@@ -504,6 +525,25 @@ class Workers:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def _listening(pid: int, port: int) -> bool:
+    """``pid`` holds a socket listening on TCP ``port`` (/proc/net/tcp*: state 0A)."""
+    inodes = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(name) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return False
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return True
+    return False
 
 
 def is_loopback(host: str) -> bool:
