@@ -25,6 +25,17 @@ def networks_with_subnets(s: Session, filters: dict[str, list]) -> list[tuple]:
                                      Subnet.id)))
 
 
+_ADDRESSES = (select(IPAllocation.subnet_id, IPAllocation.ip_address, Subnet.gateway_ip)
+              .join(Subnet, Subnet.id == IPAllocation.subnet_id)
+              .where(IPAllocation.port_id == bindparam("p")).order_by(IPAllocation.ip_address))
+
+
+def port_addresses(s: Session, port_id: str) -> list[tuple[str, str, str | None]]:
+    """(subnet id, address, the subnet's gateway_ip) of a port's addresses, in ``fixed_ips``
+    order: one statement where loading ``fixed_ips`` and then the subnet took two."""
+    return [tuple(r) for r in s.execute(_ADDRESSES, {"p": port_id})]
+
+
 def used_per_subnet(s: Session, subnet_ids: list[str]) -> dict[str, int]:
     if not subnet_ids:
         return {}
