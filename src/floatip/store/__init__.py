@@ -21,7 +21,7 @@ from .sg_queries import (count_where, default_group_id, groups_of_port,  # noqa:
                          sg_snapshot_rows)
 from .quota_queries import (count_owned, delete_quota_limits, lock_quota,  # noqa: F401
                             quota_limits, set_quota_limit)
-from .ip_queries import (allocated_among, allocated_ips, allocation_owner,  # noqa: F401
+from .ip_queries import (allocate_among, allocated_among, allocated_ips, allocation_owner,  # noqa: F401
                          allocations_on_subnet, insert_unless_taken, networks_with_subnets,
                          port_addresses,
                          try_allocate,
