@@ -14,7 +14,7 @@ from floatip.server import Server, free_port
 from pgserver import fresh_database
 
 # PostgreSQL / SQLite (SQLite adds its BEGIN and its generation counter)
-LIMITS = {"postgresql": {"port create": 7, "fip create": 9, "fip delete": 5, "port delete": 5},
+LIMITS = {"postgresql": {"port create": 7, "fip create": 9, "fip delete": 4, "port delete": 5},
           "sqlite": {"port create": 10, "fip create": 12, "fip delete": 7, "port delete": 7}}
 
 

@@ -167,8 +167,6 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
 
 def delete_floatingip(s: Session, fid: str) -> None:
     f = _must(s, "floatingip", fid, lock=True)
-    if not S.delete_fip_unless_forwarded(s, f.id):  # locked: it exists, so a forwarding
-        raise in_use(f.id)
-    # its floating IP gone, nothing refers to its port (deleted by id: not read first)
-    if f.floating_port_id:
-        S.delete_unreferenced(s, S.Port, f.floating_port_id)
+    # and its port, which nothing else refers to (deleted by id: not read first)
+    if not S.delete_fip_unless_forwarded(s, f.id, f.floating_port_id):
+        raise in_use(f.id)  # locked: it exists, so a forwarding holds it

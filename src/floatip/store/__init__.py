@@ -1,8 +1,7 @@
 """Persistent state: tables, the only queries, the database and its migrations. Service code
 reads ``store.X`` for tables and queries alike."""
 from .queries import (add,  # noqa: F401
-                      bump_generation, changes_held, changes_since, count, delete, delete_fip_unless_forwarded,
-                      delete_unreferenced,
+                      bump_generation, changes_held, changes_since, count, delete, delete_unreferenced,
                       deleted_routers, feed_position, fips_where, generation, get, instance_id, list_all,
                       load_many, page, port_backs, port_uses, ports_on_network, prune_changes,
                       qos_bindings, qos_rules_of, record_qos_change,
@@ -27,3 +26,4 @@ from .ip_queries import (allocate_among, allocated_among, allocated_ips, allocat
                          try_allocate,
                          used_per_subnet)
 from .tag_queries import add_tags, remove_tags, tag_condition, tags_of  # noqa: F401
+from .fip_queries import delete_fip_unless_forwarded  # noqa: F401

@@ -306,24 +306,19 @@ def _delete_by_id(s: Session, model, rid: str, statement) -> bool:
     s.flush()
     if not s.connection().execute(statement, {"id": rid}).rowcount:
         return False
+    _deleted(s, model, rid)
+    return True
+
+
+def _deleted(s: Session, model, rid: str) -> None:
+    """A row deleted by a statement: the change recorded, the session's copy forgotten."""
     _record_changes(s, changed_keys(model(id=rid)))
     row = s.identity_map.get(identity_key(model, rid))
     if row is not None:
         s.expunge(row)
-    return True
-
-
-def delete_fip_unless_forwarded(s: Session, fid: str) -> bool:
-    """``delete_unreferenced`` of a floating IP that no port forwarding uses (they would go
-    by ON DELETE CASCADE), the check inside the DELETE: False, and nothing deleted, when one
-    does. With the floating IP locked, no forwarding can commit on it meanwhile."""
-    return _delete_by_id(s, FloatingIP, fid, _DELETE_FREE_FIP)
 
 
 _fip = FloatingIP.__table__
-_DELETE_FREE_FIP = sa_delete(_fip).where(
-    _fip.c.id == bindparam("id"),
-    ~select(PortForwarding.id).where(PortForwarding.floatingip_id == _fip.c.id).exists())
 _RELEASE = (update(_fip).where(_fip.c.fixed_port_id == bindparam("p"))
             .values(fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN",
                     revision_number=_fip.c.revision_number + 1, updated_at=bindparam("now"))
