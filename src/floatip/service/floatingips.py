@@ -24,7 +24,8 @@ def _association(s: Session, f: S.FloatingIP, pid: str, fixed_ip: str | None,
     if port.device_owner in NETWORK_OWNERS:
         raise bad(f"Bad floatingip request: Port {pid} has owner {port.device_owner} and "
                   "therefore cannot be associated with a floating IP.")
-    ips = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
+    addrs = S.port_addresses(s, pid)  # with their subnets' gateways: one statement
+    ips = [(sid, ip) for sid, ip, _ in addrs]
     v4 = [(sid, ip) for sid, ip in ips if ":" not in ip]
     if fixed_ip is not None:
         fixed_ip = str(ipaddress.ip_address(fixed_ip))
@@ -41,9 +42,8 @@ def _association(s: Session, f: S.FloatingIP, pid: str, fixed_ip: str | None,
                   "provide a specific IPv4 address when assigning a floating IP.")
     else:
         fixed_ip = v4[0][1]
-    sid = next(sid for sid, ip in ips if ip == fixed_ip)
-    router = S.router_for_subnet(s, port.network_id, sid, nid, OWNER_RI,
-                                 S.get(s, S.Subnet, sid).gateway_ip)
+    sid, gateway_ip = next((sid, gw) for sid, ip, gw in addrs if ip == fixed_ip)
+    router = S.router_for_subnet(s, port.network_id, sid, nid, OWNER_RI, gateway_ip)
     if router is None:
         raise err("ExternalGatewayForFloatingIPNotFound", 404,
                   f"External network {nid} is not reachable from subnet "
@@ -167,9 +167,6 @@ def update_floatingip(s: Session, fid: str, d: dict) -> dict:
 
 def delete_floatingip(s: Session, fid: str) -> None:
     f = _must(s, "floatingip", fid, lock=True)
-    if has_forwardings(s, f.id):
-        raise in_use(f.id)
-    S.delete_unreferenced(s, S.FloatingIP, f.id)
-    # its floating IP gone, nothing refers to its port (deleted by id: not read first)
-    if f.floating_port_id:
-        S.delete_unreferenced(s, S.Port, f.floating_port_id)
+    # and its port, which nothing else refers to (deleted by id: not read first)
+    if not S.delete_fip_unless_forwarded(s, f.id, f.floating_port_id):
+        raise in_use(f.id)  # locked: it exists, so a forwarding holds it

@@ -176,6 +176,16 @@ def _allocate_any(s: Session, port: S.Port, net: S.Network, sn: S.Subnet) -> str
         offsets = [o % total for o in range(first, min(first + size, start + total))]
         first += size
         candidates = [address(sn.ip_version, _at(ranges, o)) for o in offsets]
+        got = S.allocate_among(s, port, sn, [ip for ip in candidates if ip != sn.gateway_ip])
+        if got is not None:  # PostgreSQL: probe and insert in one statement
+            ip, free = got
+            if ip is not None:
+                off = offsets[candidates.index(ip)]
+                _next[sn.id] = max(_next[sn.id], claim + (off - start) % total + 1)
+                return ip
+            if not free:
+                continue  # all taken
+            # free ones, all busy or one taken meanwhile: tried one at a time below
         taken = S.allocated_among(s, sn.id, candidates)
         if sn.gateway_ip:
             taken.add(sn.gateway_ip)

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 from .. import store as S
 from . import port_forwardings as pf
 from .dns import merge_opts
-from .trunks import port_trunk_refusal
+from .trunks import trunk_refusal
 from .common import NETWORK_OWNERS, OWNER_RI, _must, bad, check_requested, err, is_auto_address
 from .dhcp import set_metadata_attrs
 from .ipam import _allocate, _new_port, renumber_auto
@@ -164,19 +164,28 @@ def check_device_id(s: Session, owner: str | None, device_id: str | None,
 
 def delete_port(s: Session, pid: str, internal: bool = False) -> None:
     port = _must(s, "port", pid, lock=True)
-    in_trunk = None if internal else port_trunk_refusal(s, port.id)
+    if internal:  # a router's or a network's own port: their rows may still point to it
+        S.release_fips_of(s, pid)
+        pf.on_port_change(s, pid)
+        S.delete(s, port)
+        return
+    uses: dict[str, str] = {}
+    for use, rid in S.port_uses(s, pid):  # one statement for every check below
+        uses.setdefault(use, rid)
+    in_trunk = trunk_refusal(pid, uses)
     if in_trunk is not None:
         raise in_trunk
-    backs = None if internal else S.port_backs(s, port.id)
+    backs = next((f"{use} {uses[use]}" for use in uses if use in ("router", "floating IP")),
+                 None)
     if backs is not None:
         raise err("L3PortInUse", 409, f"Port {pid} backs {backs} and therefore "
                                       "cannot be deleted directly via the port API.")
-    if not internal and port.device_owner in NETWORK_OWNERS:
+    if port.device_owner in NETWORK_OWNERS:
         raise err("L3PortInUse", 409, f"Port {pid} has owner {port.device_owner} and therefore "
                                       "cannot be deleted directly via the port API.")
-    S.release_fips_of(s, pid)  # Neutron disassociates, as on VM deletion
-    pf.on_port_change(s, pid)  # and deletes its port forwardings
-    if internal:  # a router's or a network's own port: their rows may still point to it
-        S.delete(s, port)
-    else:  # nothing backs it (checked above) and its floating IPs let go of it
-        S.delete_unreferenced(s, S.Port, port.id)
+    if "fixed" in uses:
+        S.release_fips_of(s, pid)  # Neutron disassociates, as on VM deletion
+    if "forwarding" in uses:
+        pf.on_port_change(s, pid)  # and deletes its port forwardings
+    # nothing backs it (checked above) and its floating IPs let go of it
+    S.delete_unreferenced(s, S.Port, port.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, literal, select, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import store as S
@@ -274,10 +274,9 @@ def _sub_ports_of(body: Any) -> Any:
     return body["sub_ports"]
 
 
-def port_trunk_refusal(s: Session, port_id: str) -> NeutronError | None:
-    """enforce_port_deletion_rules: a trunk's parent or subport cannot be deleted (one
-    statement asks both)."""
-    roles = dict(s.execute(_TRUNK_ROLES, {"p": port_id}).all())
+def trunk_refusal(port_id: str, roles: dict[str, str]) -> NeutronError | None:
+    """enforce_port_deletion_rules: a trunk's subport (``roles["sub"]``: its trunk) or
+    parent (``roles["parent"]``) cannot be deleted (``store.port_uses`` asks both)."""
     if "sub" in roles:
         return err("PortInUseAsSubPort", 409, f"Port {port_id} is currently a subport for "
                                               f"trunk {roles['sub']}.")
@@ -286,7 +285,3 @@ def port_trunk_refusal(s: Session, port_id: str) -> NeutronError | None:
                                                   f"for trunk {roles['parent']}.")
     return None
 
-
-_TRUNK_ROLES = union_all(
-    select(literal("sub"), SP.trunk_id).where(SP.port_id == bindparam("p")),
-    select(literal("parent"), T.id).where(T.port_id == bindparam("p")))

@@ -2,7 +2,7 @@
 network-ip-availability (networks with their subnets, the addresses allocated per subnet)."""
 from __future__ import annotations
 
-from sqlalchemy import String, bindparam, func, select
+from sqlalchemy import String, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached
@@ -23,6 +23,17 @@ def networks_with_subnets(s: Session, filters: dict[str, list]) -> list[tuple]:
         q = q.where(cols[key].in_(values))
     return list(s.execute(q.order_by(Network.created_at, Network.id, Subnet.created_at,
                                      Subnet.id)))
+
+
+_ADDRESSES = (select(IPAllocation.subnet_id, IPAllocation.ip_address, Subnet.gateway_ip)
+              .join(Subnet, Subnet.id == IPAllocation.subnet_id)
+              .where(IPAllocation.port_id == bindparam("p")).order_by(IPAllocation.ip_address))
+
+
+def port_addresses(s: Session, port_id: str) -> list[tuple[str, str, str | None]]:
+    """(subnet id, address, the subnet's gateway_ip) of a port's addresses, in ``fixed_ips``
+    order: one statement where loading ``fixed_ips`` and then the subnet took two."""
+    return [tuple(r) for r in s.execute(_ADDRESSES, {"p": port_id})]
 
 
 def used_per_subnet(s: Session, subnet_ids: list[str]) -> dict[str, int]:
@@ -86,16 +97,53 @@ def try_allocate(s: Session, port: Port, subnet: Subnet, ip: str, skip_busy: boo
     done = s.connection().execute(stmt, row,
                                   execution_options={"preserve_rowcount": True}).rowcount == 1
     if done:
-        _record_changes(s, [("port", port.id)])
-        if port.__dict__.get("fixed_ips") == [] and \
-                identity_key(IPAllocation, (subnet.id, ip)) not in s.identity_map:
-            alloc = IPAllocation(**row)
-            make_transient_to_detached(alloc)  # the row exists: persistent, not pending
-            s.add(alloc)
-            set_committed_value(port, "fixed_ips", [alloc])
-        else:
-            s.expire(port, ["fixed_ips"])
+        _allocated(s, port, row)
     return done
+
+
+def _allocated(s: Session, port: Port, row: dict) -> None:
+    _record_changes(s, [("port", port.id)])
+    if port.__dict__.get("fixed_ips") == [] and \
+            identity_key(IPAllocation, (row["subnet_id"], row["ip_address"])) not in s.identity_map:
+        alloc = IPAllocation(**row)
+        make_transient_to_detached(alloc)  # the row exists: persistent, not pending
+        s.add(alloc)
+        set_committed_value(port, "fixed_ips", [alloc])
+    else:
+        s.expire(port, ["fixed_ips"])
+
+
+# PostgreSQL: the first of the candidates that no row holds and no other transaction is
+# taking now (``_ALLOCATE_FREE_PG``'s advisory lock), inserted; and how many no row held.
+# OFFSET 0 keeps the lock out of the sort: it is tried in order, up to the first it gets.
+_ALLOCATE_AMONG_PG = text("""
+WITH free AS (
+  SELECT c.ip, c.n FROM unnest(CAST(:ips AS text[])) WITH ORDINALITY AS c(ip, n)
+  WHERE NOT EXISTS (SELECT 1 FROM ipallocations a
+                    WHERE a.subnet_id = :subnet_id AND a.ip_address = c.ip)),
+ins AS (
+  INSERT INTO ipallocations (subnet_id, ip_address, port_id, network_id)
+  SELECT :subnet_id, o.ip, :port_id, :network_id
+  FROM (SELECT ip FROM free ORDER BY n OFFSET 0) AS o
+  WHERE pg_try_advisory_xact_lock(hashtext(:subnet_id), hashtext(o.ip))
+  LIMIT 1
+  ON CONFLICT DO NOTHING RETURNING ip_address)
+SELECT (SELECT ip_address FROM ins), (SELECT count(*) FROM free)""")
+
+
+def allocate_among(s: Session, port: Port, subnet: Subnet, ips: list[str]
+                   ) -> tuple[str | None, int] | None:
+    """PostgreSQL: ``allocated_among`` and then ``try_allocate(skip_busy=True)`` of each
+    free one in order, as one statement: (the address given or None, how many of ``ips``
+    no row held). None on SQLite (its caller takes the two steps)."""
+    if s.bind.dialect.name != "postgresql":
+        return None
+    s.flush()
+    row = {"subnet_id": subnet.id, "port_id": port.id, "network_id": subnet.network_id}
+    ip, free = s.connection().execute(_ALLOCATE_AMONG_PG, {**row, "ips": ips}).one()
+    if ip is not None:
+        _allocated(s, port, {**row, "ip_address": ip})
+    return ip, free
 
 
 def allocation_owner(s: Session, subnet_id: str, ip: str) -> IPAllocation | None:

@@ -14,7 +14,8 @@ from sqlalchemy.orm.util import identity_key
 
 from .tables import (AddressGroup, Change, DeletedRouter, Info, FloatingIP, IPAllocation, Meta,
                      Network, Port, PortForwarding, PortSecurityGroup, QosBandwidthLimitRule,
-                     Router, RouterPort, SecurityGroup, SecurityGroupRule, Subnet, utcnow)
+                     Router, RouterPort, SecurityGroup, SecurityGroupRule, SubPort, Subnet, Trunk,
+                     utcnow)
 
 
 # ---------------------------------------------------------------------------------------
@@ -297,9 +298,20 @@ def delete_unreferenced(s: Session, model: type[FloatingIP] | type[Port], rid: s
     (the row need not be read) as one DELETE statement (a port's addresses go by ON DELETE
     CASCADE): the unit of work's flush of a delete was a third of a DELETE request's time
     inside the write lock. What it changes is recorded."""
-    s.flush()
     table = model.__table__
-    s.connection().execute(sa_delete(table).where(table.c.id == bindparam("id")), {"id": rid})
+    _delete_by_id(s, model, rid, sa_delete(table).where(table.c.id == bindparam("id")))
+
+
+def _delete_by_id(s: Session, model, rid: str, statement) -> bool:
+    s.flush()
+    if not s.connection().execute(statement, {"id": rid}).rowcount:
+        return False
+    _deleted(s, model, rid)
+    return True
+
+
+def _deleted(s: Session, model, rid: str) -> None:
+    """A row deleted by a statement: the change recorded, the session's copy forgotten."""
     _record_changes(s, changed_keys(model(id=rid)))
     row = s.identity_map.get(identity_key(model, rid))
     if row is not None:
@@ -332,6 +344,26 @@ def port_backs(s: Session, port_id: str) -> str | None:
     IP's address), as "router ID" / "floating IP ID", or None: one statement."""
     row = s.connection().execute(_BACKS, {"p": port_id}).first()
     return f"{row[0]} {row[1]}" if row else None
+
+
+_p = bindparam("p")
+# everything a port delete asks of other tables, in the order its refusals are checked
+_USES = union_all(
+    select(literal("sub"), SubPort.trunk_id).where(SubPort.port_id == _p),
+    select(literal("parent"), Trunk.id).where(Trunk.port_id == _p),
+    select(literal("router"), RouterPort.router_id).where(RouterPort.port_id == _p),
+    select(literal("floating IP"), FloatingIP.id).where(FloatingIP.floating_port_id == _p),
+    select(literal("router"), Router.id).where(Router.gw_port_id == _p),
+    select(literal("fixed"), FloatingIP.id).where(FloatingIP.fixed_port_id == _p),
+    select(literal("forwarding"), PortForwarding.id).where(PortForwarding.internal_port_id == _p))
+
+
+def port_uses(s: Session, port_id: str) -> list[tuple[str, str]]:
+    """(use, id) of every row that names the port: a trunk ("sub", "parent"), what it backs
+    ("router", "floating IP", as ``port_backs``), a floating IP on it ("fixed"), a port
+    forwarding to it ("forwarding"). One statement where a port delete made four; with the
+    port locked, no new use can commit before the delete does (their foreign keys wait)."""
+    return [tuple(r) for r in s.connection().execute(_USES, {"p": port_id})]
 
 
 def touch(row) -> None:
