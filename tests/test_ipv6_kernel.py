@@ -7,6 +7,7 @@ import ipaddress
 import os
 import shutil
 import signal
+import time
 
 import pytest
 
@@ -37,6 +38,21 @@ def v6_addresses(ns: str, dev: str | None = None, scope: str = "global") -> list
     argv = ["ip", "netns", "exec", ns, "ip", "-6", "-o", "addr", "show", "scope", scope]
     out = L.sh(*argv, *(["dev", dev] if dev else [])).stdout
     return [line.split()[3] for line in out.splitlines() if "tentative" not in line]
+
+
+def _pid_from(path: str) -> int | None:
+    """The pid a daemonising client writes: its file may exist and still be empty for a
+    moment after the parent returned (seen on a loaded machine)."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            text = ""
+        if text or time.monotonic() > deadline:
+            return int(text) if text else None
+        time.sleep(0.05)
 
 
 def radvd_pid(topo) -> int | None:
@@ -230,8 +246,7 @@ def test_dhcpv6_vm_configures_itself_from_radvd_and_dnsmasq(topo, lab, mode):
                  *(["-S"] if mode == "dhcpv6-stateless" else []), "-lf", f"{run}/lease6",
                  "-pf", f"{run}/dhclient6.pid", "-sf", script, "-e", f"V6D_ENV_FILE={env}",
                  "eth0", check=False)
-        pid = int(open(f"{run}/dhclient6.pid").read()) if os.path.exists(
-            f"{run}/dhclient6.pid") else None
+        pid = _pid_from(f"{run}/dhclient6.pid")
         assert r.returncode == 0, r.stderr[-500:]
         bound = dict(line.rstrip("\n").partition("=")[::2] for line in open(env))
         assert bound.get("new_dhcp6_name_servers") == "2001:db8::53"

@@ -47,21 +47,33 @@ def ok(r: httpx.Response, code: int) -> dict:
     return r.json() if r.content else {}
 
 
+def _topology(c: httpx.Client) -> tuple[dict, dict, dict]:
+    """The module's external network, tenant network and router between them: made by the
+    first test that asks on this server (tests of one module may run on different workers,
+    each with its own server)."""
+    routers = ok(c.get("/v2.0/routers", params={"name": "st-r"}), 200)["routers"]
+    if routers:
+        nets = {n["name"]: n for n in ok(c.get("/v2.0/networks"), 200)["networks"]}
+        return nets["st-ext"], nets["st-net"], routers[0]
+    ext = ok(c.post("/v2.0/networks", json={"network": {
+        "name": "st-ext", "router:external": True}}), 201)["network"]
+    ok(c.post("/v2.0/subnets", json={"subnet": {"network_id": ext["id"], "ip_version": 4,
+                                                "cidr": "100.64.0.0/24",
+                                                "enable_dhcp": False}}), 201)
+    net = ok(c.post("/v2.0/networks", json={"network": {"name": "st-net"}}), 201)["network"]
+    sub = ok(c.post("/v2.0/subnets", json={"subnet": {
+        "network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}), 201)["subnet"]
+    r = ok(c.post("/v2.0/routers", json={"router": {"name": "st-r", "external_gateway_info": {
+        "network_id": ext["id"]}}}), 201)["router"]
+    ok(c.put(f"/v2.0/routers/{r['id']}/add_router_interface",
+             json={"subnet_id": sub["id"]}), 200)
+    return ext, net, r
+
+
 def test_churn_cycle_statements(served):
     dialect, srv, log = served
     with httpx.Client(base_url=srv.url, timeout=30) as c:
-        ext = ok(c.post("/v2.0/networks", json={"network": {
-            "name": "st-ext", "router:external": True}}), 201)["network"]
-        ok(c.post("/v2.0/subnets", json={"subnet": {"network_id": ext["id"], "ip_version": 4,
-                                                    "cidr": "100.64.0.0/24",
-                                                    "enable_dhcp": False}}), 201)
-        net = ok(c.post("/v2.0/networks", json={"network": {"name": "st-net"}}), 201)["network"]
-        sub = ok(c.post("/v2.0/subnets", json={"subnet": {
-            "network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}), 201)["subnet"]
-        r = ok(c.post("/v2.0/routers", json={"router": {"name": "st-r", "external_gateway_info": {
-            "network_id": ext["id"]}}}), 201)["router"]
-        ok(c.put(f"/v2.0/routers/{r['id']}/add_router_interface",
-                 json={"subnet_id": sub["id"]}), 200)
+        ext, net, r = _topology(c)
         for _ in range(2):  # the second cycle counts: the first one warms the caches
             counts = {}
             log.clear()
@@ -90,8 +102,7 @@ def test_port_delete_lets_its_floating_ip_go(served):
     (DOWN, no router), the floating IP's own port refuses a delete."""
     _, srv, _ = served
     with httpx.Client(base_url=srv.url, timeout=30) as c:
-        nets = {n["name"]: n for n in ok(c.get("/v2.0/networks"), 200)["networks"]}
-        ext, net = nets["st-ext"], nets["st-net"]
+        ext, net, _ = _topology(c)
         port = ok(c.post("/v2.0/ports", json={"port": {"network_id": net["id"]}}), 201)["port"]
         fip = ok(c.post("/v2.0/floatingips", json={"floatingip": {
             "floating_network_id": ext["id"], "port_id": port["id"]}}), 201)["floatingip"]
