@@ -116,7 +116,9 @@ def test_a_vm_on_a_compute_chassis_reads_its_metadata_through_ovn(ovn):
         assert get(ns1, "/latest/meta-data/instance-id") == (200, instance)
         assert get(ns2, "/latest/meta-data/instance-id") == (200, vm2.device_id or vm2.id)
         assert get(ns2, "/latest/meta-data/public-ipv4")[0] == 404
-        # the second network's VM reads its own
+        # the second network's VM reads its own (its proxy may come a pass after vm1's)
+        wait_for(lambda: get(ns3, "/latest/meta-data/local-ipv4")[0] == 200,
+                 what="vm3's metadata")
         assert get(ns3, "/latest/meta-data/local-ipv4") == (200, vm3.fixed_ips[0]["ip_address"])
 
         # vm2 forges vm1's address: port security drops it, vm1's data stays vm1's

@@ -190,7 +190,9 @@ class OvnMetadataAgent:
                 if full:
                     self.sb.rescan()
                     last_full = time.monotonic()
-                self.sync()
+                errors = self.sync()
+                if errors:   # a network that failed is tried again soon, not at the next full pass
+                    raise RuntimeError("; ".join(f"{k}: {v}" for k, v in errors.items()))
                 self.last_error, backoff = None, 0.5
             except Exception as e:  # noqa: BLE001 - the agent survives and retries in full
                 log.warning("ovn-metadata pass: %s", e)
