@@ -72,7 +72,8 @@ def nat_driver(request):
 @pytest.fixture
 def dataplane(nat_driver):
     from floatip.dataplane.kernel import Dataplane
-    dp = Dataplane(nat_driver)
+    from topo import TEST_INSTANCE
+    dp = Dataplane(nat_driver, instance=TEST_INSTANCE)
     yield dp
     dp.close()
 

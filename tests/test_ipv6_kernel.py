@@ -17,7 +17,7 @@ from floatip.dataplane.netns import nsexec
 from floatip.dataplane.process import running
 
 from cloud import wait_for
-from topo import EXT6_GW, ROUTER6, TEN6, TEN6_GW
+from topo import EXT6_GW, ROUTER6, TEN6, TEN6_GW, TEST_INSTANCE
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(shutil.which("radvd") is None,
@@ -222,7 +222,8 @@ def test_dhcpv6_vm_configures_itself_from_radvd_and_dnsmasq(topo, lab, mode):
     topo.apply()
     run = f"/run/v6d-{s}"  # dnsmasq rereads its files as nobody: a traversable directory
     os.makedirs(run, mode=0o755)
-    agent = DhcpAgent(topo.int_br, state_dir=f"{run}/dhcp", prune_scope="known")
+    agent = DhcpAgent(topo.int_br, state_dir=f"{run}/dhcp", prune_scope="known",
+                      instance=TEST_INSTANCE)
     pid = None
     try:
         assert agent.sync(topo.state()) == {}

@@ -14,7 +14,7 @@ from floatip.core.layout import router_layouts
 from floatip.core.plan import plan
 from floatip.dataplane.kernel import Dataplane
 
-from topo import Topo
+from topo import TEST_INSTANCE, Topo
 
 pytestmark = pytest.mark.kernel
 FIP = "203.0.113.84"
@@ -23,7 +23,7 @@ FIP = "203.0.113.84"
 def kernel_has(topo, nat_driver: str, fip: str, fixed: str) -> bool:
     """What a fresh reader finds: the /32 on the gateway device and the NAT mapping."""
     addrs = L.sh("ip", "netns", "exec", topo.ns, "ip", "-o", "-4", "addr").stdout
-    dp = Dataplane(nat_driver)
+    dp = Dataplane(nat_driver, instance=TEST_INSTANCE)
     try:
         facts = dp.observe({topo.router_id}).namespaces[topo.ns]
     finally:

@@ -14,7 +14,7 @@ from floatip.agent.reconciler import reconcile
 from floatip.dataplane.kernel import Dataplane
 from floatip.dataplane.netns import nsexec
 
-from topo import Topo
+from topo import TEST_INSTANCE, Topo
 
 pytestmark = pytest.mark.kernel
 FIP, FIP2, NOT_FIP, ROUTER_IP = "203.0.113.84", "203.0.113.86", "203.0.113.85", "203.0.113.11"
@@ -62,7 +62,7 @@ def test_second_apply_makes_zero_writes(seed):
     assert report.plan.steps == []
     assert report.writes == 0 and seed.dp.writes == before
     # and a fresh process (new sessions, nothing cached) agrees
-    dp = Dataplane(seed.config.nat_driver)
+    dp = Dataplane(seed.config.nat_driver, instance=TEST_INSTANCE)
     try:
         assert reconcile(dp, seed.state(), seed.config).writes == 0
     finally:
@@ -264,7 +264,7 @@ def test_drift_is_repaired(seed, nat_driver):
     else:
         L.sh("ip", "netns", "exec", ns, "nft", "flush", "table", "ip", "floatip")
     L.sh("ovs-vsctl", "set", "Port", qg, "tag=99")
-    dp = Dataplane(nat_driver)  # a restarted agent sees the drift
+    dp = Dataplane(nat_driver, instance=TEST_INSTANCE)  # a restarted agent sees the drift
     try:
         report = reconcile(dp, seed.state(), seed.config)
         assert report.ok and report.writes >= 4

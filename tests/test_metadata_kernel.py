@@ -25,6 +25,7 @@ from floatip.metadata.agent import MetadataAgent
 from floatip.metadata.service import sign
 
 from dhcpvm import Vm
+from topo import TEST_INSTANCE
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(any(shutil.which(t) is None for t in ("dnsmasq", "dhclient", "curl")),
@@ -72,8 +73,9 @@ class Cloud:
             if p.name == "vm4" else {})) for i, p in state.ports.items()}
         self.state = dataclasses.replace(state, subnets=subs, ports=ports)
         self.router_id = next(iter(self.state.routers))
-        self.dp = Dataplane("nftables")
-        self.dhcp = DhcpAgent(self.int_br, os.path.join(workdir, "dhcp"), prune_scope="known")
+        self.dp = Dataplane("nftables", instance=TEST_INSTANCE)
+        self.dhcp = DhcpAgent(self.int_br, os.path.join(workdir, "dhcp"), prune_scope="known",
+                              instance=TEST_INSTANCE)
         self.metadata = MetadataAgent(os.path.join(workdir, "metadata.sock"), nova_url, secret)
         self.vms: list[Vm] = []
 

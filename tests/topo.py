@@ -10,6 +10,11 @@ from floatip.core.layout import AgentConfig, namespace_name
 from floatip.core.document import load
 from floatip.core.model import State
 
+# The instance that marks what this test process's dataplanes make. Unmarked routers would be
+# taken by every server under test elsewhere on the host (prune all) as its own: one pruned
+# a test's router between its namespace and its address (CI: ENODEV on add_address).
+TEST_INSTANCE = f"tw{uuid.uuid4().hex[:8]}"
+
 EXT_GW, UPSTREAM_IP = "203.0.113.1", "203.0.113.1"
 # IPv6 (routed, no NAT): external 2001:db8:ff::/64 (upstream ::1), tenant 2001:db8:1::/64
 EXT6_GW, ROUTER6, TEN6, TEN6_GW = "2001:db8:ff::1", "2001:db8:ff::11", "2001:db8:1::/64", \
