@@ -124,7 +124,10 @@ def test_full_read_is_one_snapshot_and_takes_no_write_lock(server, api):
         post(api, "network", {"name": "fp-during-read"})  # commits while the read is open
         write = time.perf_counter() - t0
         assert S.count(s, S.Network) == before  # the read still sees its snapshot
-    assert write < 1.0, f"a write waited {write:.2f} s for an open read"
+    # a write that waited for the read could only end by timing out (SQLite's busy timeout is
+    # 30 s; PostgreSQL would wait for ever): it committed while the read was open, and well
+    # before that timeout (a loaded machine took 1.2 s once, so no tighter bound here)
+    assert write < 15.0, f"a write waited {write:.2f} s for an open read"
     with server.db.read() as s:
         assert S.count(s, S.Network) == before + 1
 
