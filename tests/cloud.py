@@ -22,6 +22,18 @@ from floatip.core.layout import AgentConfig
 UPSTREAM_IP = "203.0.113.1"
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """A process this test started: SIGTERM (its clean stop), SIGKILL after ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:

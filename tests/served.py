@@ -9,6 +9,8 @@ import time
 
 import httpx
 
+from cloud import stop_process
+
 EXE = os.path.join(os.path.dirname(sys.executable), "floatip")
 
 
@@ -60,10 +62,4 @@ class Served:
         return [ln for ln in self.output().splitlines() if all(w in ln for w in words)]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 30)

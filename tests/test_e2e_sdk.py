@@ -9,7 +9,6 @@ namespaces and processes are removed in finalizers, whether the test passed or n
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from floatip import lab as L
 from floatip.cli.demo import run_checks
 from floatip.core.layout import AgentConfig
 
-from cloud import wait_for
+from cloud import stop_process, wait_for
 
 pytestmark = [pytest.mark.kernel,  # conftest skips it, saying why, without root or OVS
               # openstacksdk's own notices about its future releases
@@ -335,13 +334,7 @@ def cli_server(env, tmp_path):
                 time.sleep(1.0)  # the agent follows at once; give it a moment
         finally:
             for proc in reversed(procs):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                stop_process(proc)
             log.close()
             print((tmp_path / "serve.log").read_text()[-3000:])
 

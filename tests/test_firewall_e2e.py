@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from floatip.core.model import State
 from floatip.dataplane.kernel import Dataplane
 from floatip.server import free_port
 
-from cloud import Cloud, UPSTREAM_IP, ok
+from cloud import Cloud, UPSTREAM_IP, ok, stop_process
 from fwprobe import send_arp, wait_for
 
 pytestmark = pytest.mark.kernel
@@ -197,13 +196,7 @@ def test_floatip_serve_filters_vm_ports_by_default(lab, tmp_path):
                 wait_for(lambda: not [n for n in L.sh("ip", "netns", "list").stdout.split()
                                       if any(r in n for r in routers)], 15)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
             log.close()
             config = AgentConfig(int_br, {"physnet1": ex_br})
             dp = Dataplane(config.nat_driver)

@@ -13,7 +13,6 @@ import http.server
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from floatip import lab as L
 from floatip.backends.ovn.metadata import OvnMetadataAgent, veth_names
 from floatip.backends.remote import RemoteSource
 from floatip.client import Client
+from cloud import stop_process
 from test_e2e_backends import ovn_deployment, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.ovn,
@@ -272,12 +272,7 @@ def test_floatip_ovn_metadata_as_a_process(ovn):
             timeout=30, what="the VM's metadata")
         assert proc.poll() is None, open(log.name).read()[-2000:]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
         kept = [x for x in namespaces() if x.startswith(prefix)]
         for x in kept:   # made by the process this test started
@@ -324,12 +319,7 @@ def test_ovn_metadata_needs_the_agents_shared_secret(ovn_secret, tmp_path):
 
     def stop(name):
         proc, log = procs.pop(name)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
         for x in namespaces():   # made by the process this test started
             if x.startswith(f"{ch.ns}-{name}-"):

@@ -4,7 +4,6 @@ deleting everything through the API leaves no row in the Northbound."""
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from floatip import lab as L
+from cloud import stop_process
 from test_e2e_backends import TCP_PORT, Deployment, Scenario, assert_checks, wait_for
 from test_e2e_sdk import _answers
 
@@ -68,10 +68,5 @@ def test_serve_with_the_ovn_backend(ovn_lab, tmp_path):
         wait_for(lambda: L.sh("ovn-nbctl", f"--db={lab.nb}", "show").stdout == "",
                  what="the Northbound empty")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()

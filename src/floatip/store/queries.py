@@ -5,10 +5,8 @@ import random
 import uuid
 from typing import Any, Iterable
 
-from sqlalchemy import (String, and_, bindparam, case, delete as sa_delete, func, insert,
-                        literal, literal_column, or_, select, union_all, update)
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import (and_, bindparam, case, delete as sa_delete, func, insert, literal,
+                        literal_column, or_, select, union_all, update)
 from sqlalchemy.orm import Session, aliased, lazyload
 from sqlalchemy.orm.util import identity_key
 
